@@ -1,0 +1,55 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include "testutil.h"
+
+const char *tu_shared_dir(void)
+{
+    const char *d = getenv("COPSE_SHARED");
+    struct stat st;
+    if (!d || !*d)
+        d = COPSE_SHARED_DEFAULT;
+    return stat(d, &st) == 0 && S_ISDIR(st.st_mode) ? d : NULL;
+}
+
+const char *tu_build_dir(void)
+{
+    const char *d = getenv("COPSE_BUILD");
+    return d && *d ? d : COPSE_BUILD_DIR;
+}
+
+const char *tu_path(const char *dir, const char *rel)
+{
+    static char bufs[8][1024];
+    static int next;
+    char *b = bufs[next++ & 7];
+    snprintf(b, sizeof bufs[0], "%s/%s", dir, rel);
+    return b;
+}
+
+void tu_skip(const char *test, const char *why)
+{
+    fprintf(stderr, "SKIP %s: %s\n", test, why);
+}
+
+char *tu_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        if (len)
+            *len = (size_t)n;
+    }
+    return buf;
+}
