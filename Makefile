@@ -106,6 +106,7 @@ TESTDATA :=
 EXTRA_TESTS :=
 -include tests/data.mk
 -include quant/quant.mk
+-include tests/fuzz/fuzz.mk
 
 test-run: $(TESTBIN) $(TESTDATA) $(COPSE) $(TOOLS) $(EXTRA_TESTS)
 	@echo "== unit tests ($(BUILD))"
