@@ -1,0 +1,145 @@
+#include <math.h>
+#include <stdlib.h>
+#include "testutil.h"
+#include "copse.h"
+
+static copse_sampler *make(float temp, int top_k, float top_p, float min_p, uint64_t seed)
+{
+    copse_sampler_params p = { .temp = temp, .top_k = top_k, .top_p = top_p, .min_p = min_p, .seed = seed };
+    copse_sampler *s = copse_sampler_new(&p);
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+START_TEST(greedy_is_argmax)
+{
+    float l[6] = { 0.5f, 3.0f, -1.0f, 3.0f, 2.9f, 0.0f };
+    copse_sampler *s = make(0, 0, 1, 0, 1);
+    ck_assert_int_eq(copse_sample(s, l, 6), 1); /* ties go to the lower id */
+    copse_sampler_free(s);
+    s = make(1.0f, 1, 1, 0, 1); /* top-k 1 is greedy too */
+    ck_assert_int_eq(copse_sample(s, l, 6), 1);
+    copse_sampler_free(s);
+}
+END_TEST
+
+START_TEST(same_seed_same_choices)
+{
+    enum { N = 1000 };
+    float *l = malloc(N * sizeof *l);
+    for (int i = 0; i < N; i++)
+        l[i] = (float)((i * 7919) % 101) / 10.0f;
+    copse_sampler *a = make(1.0f, 0, 0.9f, 0, 42), *b = make(1.0f, 0, 0.9f, 0, 42), *c = make(1.0f, 0, 0.9f, 0, 43);
+    int differ = 0;
+    for (int t = 0; t < 200; t++) {
+        int32_t x = copse_sample(a, l, N), y = copse_sample(b, l, N), z = copse_sample(c, l, N);
+        ck_assert_int_eq(x, y);
+        differ += x != z;
+    }
+    ck_assert_int_gt(differ, 100); /* another seed gives another stream */
+    copse_sampler_free(a);
+    copse_sampler_free(b);
+    copse_sampler_free(c);
+    free(l);
+}
+END_TEST
+
+/* Frequencies over many draws follow softmax(logits / T); each within five
+** standard deviations of its expectation. */
+static void check_distribution(copse_sampler *s, const float *l, int n, const double *expect)
+{
+    enum { DRAWS = 200000 };
+    int count[16] = { 0 };
+    for (int t = 0; t < DRAWS; t++) {
+        int32_t id = copse_sample(s, l, n);
+        ck_assert(id >= 0 && id < n);
+        count[id]++;
+    }
+    for (int i = 0; i < n; i++) {
+        double mean = expect[i] * DRAWS, sd = sqrt(DRAWS * expect[i] * (1 - expect[i]));
+        if (expect[i] == 0)
+            ck_assert_int_eq(count[i], 0);
+        else
+            ck_assert_msg(fabs(count[i] - mean) <= 5 * sd + 1, "token %d: %d draws, expected %.0f", i, count[i], mean);
+    }
+}
+
+static void softmax_subset(const float *l, int n, const int *keep, double temp, double *out)
+{
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += out[i] = keep[i] ? exp(l[i] / temp) : 0;
+    for (int i = 0; i < n; i++)
+        out[i] /= sum;
+}
+
+START_TEST(temperature_distribution)
+{
+    float l[5] = { 1.0f, 2.0f, 0.0f, 1.5f, -1.0f };
+    int all[5] = { 1, 1, 1, 1, 1 };
+    double e[5];
+    copse_sampler *s = make(0.7f, 0, 1.0f, 0, 7);
+    softmax_subset(l, 5, all, 0.7, e);
+    check_distribution(s, l, 5, e);
+    copse_sampler_free(s);
+}
+END_TEST
+
+START_TEST(truncations)
+{
+    /* p at T=1 of {2, 1.5, 1, 0, -1}: .455 .276 .167 .062 .023 (rounded) */
+    float l[5] = { 1.0f, 2.0f, 0.0f, 1.5f, -1.0f };
+    double e[5];
+    int k2[5] = { 1, 1, 0, 1, 0 };      /* top-k 3: ids 1, 3, 0 */
+    copse_sampler *s = make(1.3f, 3, 1.0f, 0, 9);
+    softmax_subset(l, 5, k2, 1.3, e);
+    check_distribution(s, l, 5, e);
+    copse_sampler_free(s);
+
+    int p8[5] = { 0, 1, 0, 1, 0 };      /* top-p .7: .455 + .276 reach it */
+    s = make(1.0f, 0, 0.7f, 0, 9);
+    softmax_subset(l, 5, p8, 1.0, e);
+    check_distribution(s, l, 5, e);
+    copse_sampler_free(s);
+
+    int mp[5] = { 1, 1, 0, 1, 0 };      /* min-p .3: p >= .3 * .455 = .137 */
+    s = make(2.0f, 0, 1.0f, 0.3f, 9);
+    softmax_subset(l, 5, mp, 2.0, e);
+    check_distribution(s, l, 5, e);
+    copse_sampler_free(s);
+}
+END_TEST
+
+/* On a large vocabulary the nucleus may lie beyond the first sorted chunk;
+** every token of the nucleus must still be reachable and none outside. */
+START_TEST(wide_nucleus)
+{
+    enum { N = 5000 };
+    float *l = malloc(N * sizeof *l);
+    for (int i = 0; i < N; i++)
+        l[i] = (float)(i % 2) * 0.001f; /* nearly flat: nucleus .5 holds ~2500 tokens */
+    copse_sampler *s = make(1.0f, 0, 0.5f, 0, 3);
+    int odd = 0;
+    for (int t = 0; t < 4000; t++) {
+        int32_t id = copse_sample(s, l, N);
+        ck_assert(id >= 0 && id < N);
+        odd += id & 1; /* the larger (odd) logits come first in the nucleus */
+    }
+    ck_assert_int_eq(odd, 4000);
+    copse_sampler_free(s);
+    free(l);
+}
+END_TEST
+
+Suite *copse_suite_sampler(void)
+{
+    Suite *s = suite_create("sampler");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, greedy_is_argmax);
+    tcase_add_test(tc, same_seed_same_choices);
+    tcase_add_test(tc, temperature_distribution);
+    tcase_add_test(tc, truncations);
+    tcase_add_test(tc, wide_nucleus);
+    suite_add_tcase(s, tc);
+    return s;
+}
