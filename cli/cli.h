@@ -30,4 +30,44 @@ char *cli_read_file(const char *path, size_t *len);
 /* Seconds from a monotonic clock. */
 double cli_now(void);
 
+/* Write s (len bytes of UTF-8) as a JSON string literal. */
+void cli_json_str(FILE *f, const char *s, size_t len);
+
+/* Options shared by the commands that load a model and run it. */
+typedef struct cli_model_opts {
+    const char *model;      /* -m */
+    long        threads;    /* -t, 0 = all cores */
+    long        n_ctx;      /* --ctx, 0 = model's */
+} cli_model_opts;
+
+/* If argv[*i] is one of the shared model options, consume it (and its
+** value) and return 1; return -1 after printing a usage error; else 0. */
+int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o);
+
+/* Load o->model and make a context; prints the error and returns nonzero
+** on failure. vocab_only skips tensors (ctx may then be NULL). */
+int cli_open_model(const char *cmd, const cli_model_opts *o, int vocab_only,
+                   copse_model **model, copse_ctx **ctx);
+
+/* The help lines for the shared model options. */
+#define CLI_MODEL_OPTS_HELP \
+    "  -m, --model FILE   GGUF model file (required)\n" \
+    "  -t, --threads N    threads (default: all cores)\n" \
+    "  --ctx N            context length (default: the model's)\n"
+
+/* Tokenize into a malloc'd array; returns the count, or -1 after printing
+** an error. */
+int cli_tokenize(const char *cmd, const copse_model *m, const char *text, size_t len,
+                 unsigned flags, int32_t **out);
+
+/* Streams token pieces to a FILE as valid UTF-8, holding back a partial
+** multi-byte character until its last byte arrives. */
+typedef struct cli_utf8_out {
+    FILE *f;
+    char  pend[8];
+    int   n;
+} cli_utf8_out;
+void cli_utf8_put(cli_utf8_out *o, const char *s, int len);
+void cli_utf8_flush(cli_utf8_out *o);
+
 #endif
