@@ -18,6 +18,7 @@
 #define GGUF_MAGIC             0x46554747u   /* "GGUF" little-endian */
 #define GGUF_DEFAULT_ALIGNMENT 32
 #define GGUF_MAX_DIMS          4
+#define GGUF_MAX_ARRAY_DEPTH   8    /* arrays nested deeper are rejected */
 
 /* Metadata value types, as numbered in the file. */
 enum gguf_type {
@@ -68,6 +69,10 @@ const char *ggml_type_name(uint32_t type, char *buf);
 /* Bytes of n elements (n a multiple of the type's block size) for the four
 ** types copse reads; 0 for any other type. */
 uint64_t ggml_type_nbytes(uint32_t type, uint64_t n);
+
+/* Bytes of one fixed-size metadata value in the file; 0 for STRING, ARRAY
+** and unknown types. */
+uint32_t gguf_value_size(uint32_t type);
 
 typedef struct gguf_str {
     uint64_t    len;
@@ -125,11 +130,27 @@ typedef struct gguf_file {
     char        *path;          /* for messages; "<memory>" for buffers */
 } gguf_file;
 
-/* Map and validate a GGUF file. */
+/*
+** Validation covers: magic, version (2 or 3, little-endian only), every
+** count, length and dimension against the bytes the file has left, unknown
+** value types, bools other than 0/1, nested array depth, duplicate keys and
+** tensor names, general.alignment (a power of two), tensor n_dims 1..4,
+** dimensions >= 1 with an element count that fits int64, ne[0] a multiple
+** of the type's block size, offsets aligned, tensor data inside the file and
+** not overlapping. The byte size of a tensor type ggml does not name cannot
+** be known: such tensors pass here with nbytes 0 and data NULL (only their
+** first byte is checked to lie in the file); the model loader rejects them.
+** Errors name the key or tensor and the byte offset.
+*/
+
+/* Map and validate a GGUF file. The mapping stays valid until gguf_close
+** (a file truncated by someone else meanwhile would fault, as with any
+** mmap). */
 int gguf_open(const char *path, gguf_file **out, copse_error *err);
 
 /* Validate a GGUF image held in memory (fuzzing, tests). buf must outlive
-** the result and is not freed by gguf_close. */
+** the result and is not freed by gguf_close. Tensor data is aligned
+** relative to buf, so in memory only as far as buf itself is. */
 int gguf_open_buffer(const void *buf, uint64_t size, gguf_file **out, copse_error *err);
 
 void gguf_close(gguf_file *g);
@@ -168,7 +189,9 @@ typedef struct gguf_writer gguf_writer;
 gguf_writer *gguf_writer_new(uint32_t version);
 void         gguf_writer_free(gguf_writer *w);
 
-/* Metadata, written in the order added. Strings are copied. */
+/* Metadata, written in the order added. Strings are copied. A failed add
+** (bad argument, out of memory) is remembered and makes the write fail,
+** so a file never silently lacks a key. */
 int gguf_writer_add_u32(gguf_writer *w, const char *key, uint32_t v);
 int gguf_writer_add_i32(gguf_writer *w, const char *key, int32_t v);
 int gguf_writer_add_u64(gguf_writer *w, const char *key, uint64_t v);
@@ -180,6 +203,9 @@ int gguf_writer_add_arr(gguf_writer *w, const char *key, uint32_t elem_type,
                         const void *data, uint64_t n);
 int gguf_writer_add_arr_str(gguf_writer *w, const char *key,
                             const char *const *strs, uint64_t n);
+/* Any value as the reader returns it, nested arrays included: for copying
+** metadata from one file to another and for tests of every type. */
+int gguf_writer_add_val(gguf_writer *w, const char *key, const gguf_value *v);
 
 /*
 ** A tensor of type F32, F16, BF16 or Q8_0 with dims ne[0..n_dims-1]; data
@@ -188,7 +214,11 @@ int gguf_writer_add_arr_str(gguf_writer *w, const char *key,
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type,
                            uint32_t n_dims, const uint64_t *ne, const void *data);
 
-/* Write the file (alignment from general.alignment if added, else 32). */
+/* Write the file (alignment from general.alignment if added, else 32)
+** through PATH.tmp and a rename, so a failed write leaves no partial file. */
 int gguf_writer_write(gguf_writer *w, const char *path, copse_error *err);
+
+/* The same image in memory: *buf is malloc'd, the caller frees it. */
+int gguf_writer_build(gguf_writer *w, uint8_t **buf, uint64_t *size, copse_error *err);
 
 #endif /* COPSE_GGUF_H */
