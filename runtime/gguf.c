@@ -517,8 +517,10 @@ typedef struct span {
 
 static int span_cmp(const void *a, const void *b)
 {
-    const span *x = a, *y = b;
-    return x->start < y->start ? -1 : x->start > y->start;
+    const span *x = a, *y = b;   /* ties in file order, so messages are stable */
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
 }
 
 /* Tensors sharing bytes would alias silently: refuse them. */

@@ -310,6 +310,241 @@ START_TEST(type_names_and_sizes)
 }
 END_TEST
 
+/* -------------------------------------------------------- hostile images */
+
+/* Open an exact-size copy of img[0..size) so ASan sees any read past it. */
+static int open_copy(const uint8_t *img, uint64_t size, copse_error *e, int walk)
+{
+    uint8_t *copy = malloc(size ? size : 1);
+    memcpy(copy, img, size);
+    gguf_file *g;
+    int rc = gguf_open_buffer(copy, size, &g, e);
+    if (rc == COPSE_OK) {
+        if (walk)
+            gguf_walk(g);
+        gguf_close(g);
+    } else {
+        ck_assert_ptr_null(g);
+        ck_assert_int_eq(e->code, rc);
+    }
+    free(copy);
+    return rc;
+}
+
+/* Offset just past the length-prefixed string s, which must occur once. */
+static uint64_t anchor_end(const uint8_t *img, uint64_t size, const char *s)
+{
+    uint64_t len = strlen(s);
+    uint8_t pat[72];
+    ck_assert_uint_le(len, 64);
+    memcpy(pat, &len, 8);
+    memcpy(pat + 8, s, len);
+    const uint8_t *p = memmem(img, size, pat, 8 + len);
+    ck_assert_msg(p != NULL, "anchor %s not found", s);
+    ck_assert_ptr_null(memmem(p + 1, size - (uint64_t)(p + 1 - img), pat, 8 + len));
+    return (uint64_t)(p - img) + 8 + len;
+}
+
+typedef struct mutation {
+    const char *anchor;   /* a key or tensor name; NULL: the start of the file */
+    int64_t     delta;    /* where to write, from the end of the anchor */
+    int         width;    /* bytes of value to write there (little-endian) */
+    uint64_t    value;
+    int         code;
+    const char *msg;      /* expected in the error message */
+} mutation;
+
+/* The sample's keys: general.alignment is #0, then s.* #1-13, a.* #14-26,
+** n.* #27-29, dup.a #30, dup.b #31. Its tensors' data offsets: t.f32 0,
+** t.f16 64, t.bf16 96, t.q8 160, t.4d 320. After a key's name come its type
+** (+0) and value (+4; an array's element type +4, length +8, data +16);
+** after a tensor's name come n_dims (+0), ne[d] (+4+8d), type and offset. */
+#define LEN_OF(s) s, -(int64_t)(sizeof(s) - 1 + 8)
+static const mutation mutations[] = {
+    {NULL, 0, 4, 0x46554748, COPSE_E_FORMAT, "header: not a GGUF file (starts 48 47 55 46)"},
+    {NULL, 4, 4, 1, COPSE_E_UNSUPPORTED, "GGUF version 1 is not supported"},
+    {NULL, 4, 4, 0, COPSE_E_UNSUPPORTED, "GGUF version 0 is not supported"},
+    {NULL, 4, 4, 4, COPSE_E_UNSUPPORTED, "GGUF version 4 is not supported"},
+    {NULL, 4, 4, 0x03000000, COPSE_E_UNSUPPORTED, "big-endian"},
+    {NULL, 8, 8, UINT64_MAX, COPSE_E_FORMAT, "tensor count 18446744073709551615 cannot fit"},
+    {NULL, 8, 8, 1000, COPSE_E_FORMAT, "header: tensor count 1000 cannot fit"},
+    {NULL, 8, 8, 6, COPSE_E_FORMAT, "tensor #5"},
+    {NULL, 16, 8, UINT64_MAX, COPSE_E_FORMAT, "metadata count 18446744073709551615 cannot fit"},
+    {NULL, 16, 8, 1ull << 40, COPSE_E_FORMAT, "metadata count 1099511627776 cannot fit"},
+    {LEN_OF("s.u8"), 8, UINT64_MAX, COPSE_E_FORMAT, "key #1: truncated: key needs 18446744073709551615"},
+    {LEN_OF("s.u8"), 8, 0, COPSE_E_FORMAT, "key #1: empty key name"},
+    {"s.u8", -1, 1, 0, COPSE_E_FORMAT, "key #1: key name contains a NUL byte"},
+    {"dup.b", -1, 1, 'a', COPSE_E_FORMAT, "key 'dup.a': duplicate key name (also key #30)"},
+    {"s.u32", 0, 4, 13, COPSE_E_FORMAT, "key 's.u32': unknown value type 13"},
+    {"s.u32", 0, 4, UINT32_MAX, COPSE_E_FORMAT, "unknown value type 4294967295"},
+    {"s.bool", 4, 1, 2, COPSE_E_FORMAT, "key 's.bool': bool 0 is 2, not 0 or 1"},
+    {"a.bool", 17, 1, 7, COPSE_E_FORMAT, "key 'a.bool': bool 1 is 7, not 0 or 1"},
+    {"s.str", 4, 8, 1ull << 40, COPSE_E_FORMAT, "key 's.str': truncated: string needs 1099511627776"},
+    {"s.str", 4, 8, UINT64_MAX, COPSE_E_FORMAT, "key 's.str': truncated"},
+    {"a.u16", 8, 8, 1ull << 62, COPSE_E_FORMAT, "key 'a.u16': array of 4611686018427387904 UINT16 cannot fit"},
+    {"a.u64", 8, 8, UINT64_MAX / 8 + 2, COPSE_E_FORMAT, "key 'a.u64': array of 2305843009213693953"},
+    {"a.str", 8, 8, 1ull << 40, COPSE_E_FORMAT, "key 'a.str': array of 1099511627776 STRING cannot fit"},
+    {"a.str", 16, 8, 1ull << 40, COPSE_E_FORMAT, "key 'a.str': truncated: array string"},
+    {"a.f32", 4, 4, 77, COPSE_E_FORMAT, "key 'a.f32': unknown array element type 77"},
+    {"n.i32", 8, 8, UINT64_MAX, COPSE_E_FORMAT, "key 'n.i32': array of 18446744073709551615 ARRAY"},
+    {"n.i32", 16, 4, 99, COPSE_E_FORMAT, "key 'n.i32': unknown array element type 99"},
+    {"n.i32", 20, 8, 1ull << 50, COPSE_E_FORMAT, "key 'n.i32': array of 1125899906842624 INT32"},
+    {"general.alignment", 4, 4, 0, COPSE_E_FORMAT, "key 'general.alignment': alignment 0 is not a power of two"},
+    {"general.alignment", 4, 4, 48, COPSE_E_FORMAT, "alignment 48 is not a power of two"},
+    {"general.alignment", 0, 4, GGUF_TYPE_FLOAT32, COPSE_E_FORMAT, "'general.alignment': must be an integer"},
+    {"general.alignment", 0, 4, GGUF_TYPE_INT32, COPSE_OK, NULL},
+    {"general.alignment", 4, 4, 64, COPSE_E_FORMAT, "tensor 't.bf16': data offset 96 is not a multiple of the alignment 64"},
+    {LEN_OF("t.f32"), 8, 1ull << 40, COPSE_E_FORMAT, "tensor #0: truncated: tensor needs 1099511627776"},
+    {LEN_OF("t.f32"), 8, 0, COPSE_E_FORMAT, "tensor #0: empty tensor name"},
+    {"t.4d", -2, 2, 'q' | '8' << 8, COPSE_E_FORMAT, "tensor 't.q8': duplicate tensor name (also tensor #3)"},
+    {"t.f32", 0, 4, 0, COPSE_E_FORMAT, "tensor 't.f32': n_dims 0 is not between 1 and 4"},
+    {"t.f32", 0, 4, 5, COPSE_E_FORMAT, "n_dims 5 is not between 1 and 4"},
+    {"t.f32", 4, 8, 0, COPSE_E_FORMAT, "tensor 't.f32': ne[0] is 0"},
+    {"t.f32", 12, 8, 1ull << 62, COPSE_E_FORMAT, "ne[1] = 4611686018427387904: the element count overflows"},
+    {"t.f32", 12, 8, UINT64_MAX, COPSE_E_FORMAT, "ne[1] = 18446744073709551615: the element count overflows"},
+    {"t.4d", 28, 8, 1ull << 61, COPSE_E_FORMAT, "ne[3] = 2305843009213693952: the element count overflows"},
+    {"t.f32", 12, 8, 1ull << 61, COPSE_E_FORMAT, "tensor 't.f32': the byte size of 6917529027641081856 elements overflows"},
+    {"t.f32", 12, 8, 1ull << 40, COPSE_E_FORMAT, "tensor 't.f32': truncated: data (13194139533312 bytes"},
+    {"t.q8", 4, 8, 48, COPSE_E_FORMAT, "tensor 't.q8': ne[0] = 48 is not a multiple of the Q8_0 block size 32"},
+    {"t.f16", 12, 4, GGML_TYPE_Q4_K, COPSE_E_FORMAT, "ne[0] = 7 is not a multiple of the Q4_K block size 256"},
+    {"t.f16", 12, 4, 77, COPSE_OK, NULL},
+    {"t.f16", 12, 4, UINT32_MAX, COPSE_OK, NULL},
+    {"t.q8", 20, 4, GGML_TYPE_Q4_0, COPSE_OK, NULL},
+    {"t.q8", 20, 4, GGML_TYPE_F32, COPSE_E_FORMAT, "tensor 't.q8': truncated: data (512 bytes at data offset 160)"},
+    {"t.f16", 16, 8, 68, COPSE_E_FORMAT, "tensor 't.f16': data offset 68 is not a multiple of the alignment 32"},
+    {"t.f16", 16, 8, 0, COPSE_E_FORMAT, "tensor 't.f16': data overlaps tensor 't.f32' (data offsets 0..60)"},
+    {"t.4d", 40, 8, 96, COPSE_E_FORMAT, "tensor 't.4d': data overlaps tensor 't.bf16'"},
+    {"t.f16", 16, 8, 1ull << 62, COPSE_E_FORMAT, "tensor 't.f16': truncated: data (14 bytes at data offset 4611686018427387904)"},
+    {"t.f16", 16, 8, UINT64_MAX - 31, COPSE_E_FORMAT, "tensor 't.f16': truncated"},
+    {"t.4d", 40, 8, 4096, COPSE_E_FORMAT, "truncated: data (48 bytes at data offset 4096)"},
+};
+
+START_TEST(hostile_mutations)
+{
+    uint64_t size;
+    uint8_t *base = sample_image(3, 32, &size);
+    ck_assert_ptr_nonnull(base);
+    uint8_t *img = malloc(size);
+    for (size_t i = 0; i < sizeof mutations / sizeof mutations[0]; i++) {
+        const mutation *m = &mutations[i];
+        memcpy(img, base, size);
+        uint64_t at = (m->anchor ? anchor_end(base, size, m->anchor) : 0) + (uint64_t)m->delta;
+        ck_assert_uint_le(at + (uint64_t)m->width, size);
+        memcpy(img + at, &m->value, (size_t)m->width);
+        copse_error e;
+        int rc = open_copy(img, size, &e, 1);
+        ck_assert_msg(rc == m->code, "case %zu: code %d, want %d: %s", i, rc, m->code, e.msg);
+        if (m->msg)
+            ck_assert_msg(strstr(e.msg, m->msg) && strstr(e.msg, "<memory>: "),
+                          "case %zu: '%s' lacks '%s'", i, e.msg, m->msg);
+    }
+    free(img);
+    free(base);
+}
+END_TEST
+
+/* Every cut before the end of the last tensor's data is an error naming
+** the truncation; from there on the file is whole. */
+START_TEST(hostile_truncation)
+{
+    uint64_t size;
+    uint8_t *img = sample_image(3, 0, &size);
+    gguf_file *g;
+    copse_error e;
+    ck_assert_int_eq(gguf_open_buffer(img, size, &g, &e), COPSE_OK);
+    const gguf_tensor *last = &g->tensors[g->n_tensors - 1];
+    uint64_t end = g->data_offset + last->offset + last->nbytes;
+    gguf_close(g);
+    for (uint64_t n = 0; n < size; n++) {
+        int rc = open_copy(img, n, &e, 0);
+        if (n >= end) {
+            ck_assert_msg(rc == COPSE_OK, "cut at %llu: %s", (unsigned long long)n, e.msg);
+            continue;
+        }
+        ck_assert_msg(rc == COPSE_E_FORMAT, "cut at %llu: %d", (unsigned long long)n, rc);
+        ck_assert_msg(strstr(e.msg, "truncated") || strstr(e.msg, "cannot fit"),
+                      "cut at %llu: %s", (unsigned long long)n, e.msg);
+    }
+    free(img);
+}
+END_TEST
+
+START_TEST(unknown_tensor_type_passes)
+{
+    uint64_t size;
+    uint8_t *img = sample_image(3, 0, &size);
+    uint32_t type = 77;
+    memcpy(img + anchor_end(img, size, "t.f16") + 12, &type, 4);
+    gguf_file *g;
+    copse_error e;
+    ck_assert_int_eq(gguf_open_buffer(img, size, &g, &e), COPSE_OK);
+    const gguf_tensor *t = gguf_find_tensor(g, "t.f16");
+    ck_assert_uint_eq(t->type, 77);
+    ck_assert_uint_eq(t->nbytes, 0);
+    ck_assert_ptr_null(t->data);
+    ck_assert_uint_eq(t->nelements, 7);
+    gguf_close(g);
+    free(img);
+}
+END_TEST
+
+/* A key holding `depth` arrays nested in each other, innermost empty. */
+static uint64_t nested_image(uint8_t *buf, int depth)
+{
+    uint8_t *p = buf;
+#define PUT(v, n) do { uint64_t v_ = (v); memcpy(p, &v_, n); p += n; } while (0)
+    PUT(GGUF_MAGIC, 4);
+    PUT(3, 4);
+    PUT(0, 8);
+    PUT(1, 8);
+    PUT(4, 8);
+    memcpy(p, "deep", 4);
+    p += 4;
+    PUT(GGUF_TYPE_ARRAY, 4);
+    for (int d = 1; d < depth; d++) {
+        PUT(GGUF_TYPE_ARRAY, 4);
+        PUT(1, 8);
+    }
+    PUT(GGUF_TYPE_UINT8, 4);
+    PUT(0, 8);
+#undef PUT
+    return (uint64_t)(p - buf);
+}
+
+START_TEST(nesting_depth_bound)
+{
+    uint8_t buf[512];
+    copse_error e;
+    uint64_t n = nested_image(buf, GGUF_MAX_ARRAY_DEPTH);
+    ck_assert_int_eq(open_copy(buf, n, &e, 1), COPSE_OK);
+    n = nested_image(buf, GGUF_MAX_ARRAY_DEPTH + 1);
+    ck_assert_int_eq(open_copy(buf, n, &e, 1), COPSE_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(e.msg, "key 'deep': arrays nested deeper than 8"));
+}
+END_TEST
+
+START_TEST(open_missing_dir_empty)
+{
+    gguf_file *g = (gguf_file *)1;
+    copse_error e;
+    const char *dir = tu_build_dir();
+    ck_assert_int_eq(gguf_open(tu_path(dir, "no-such.gguf"), &g, &e), COPSE_E_IO);
+    ck_assert_ptr_null(g);
+    ck_assert_ptr_nonnull(strstr(e.msg, "no-such.gguf: cannot open: No such file"));
+    ck_assert_int_eq(gguf_open(dir, &g, &e), COPSE_E_IO);
+    ck_assert_ptr_nonnull(strstr(e.msg, "is a directory"));
+    const char *empty = tu_path(dir, "test_gguf_empty.gguf");
+    FILE *f = fopen(empty, "wb");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    ck_assert_int_eq(gguf_open(empty, &g, &e), COPSE_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(e.msg, "test_gguf_empty.gguf: empty file"));
+    unlink(empty);
+    ck_assert_int_eq(gguf_open_buffer("GGUF\2", 5, &g, &e), COPSE_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(e.msg, "truncated: version needs 4 bytes, 1 left"));
+}
+END_TEST
+
 /* ----------------------------------------------------- shared vocab files */
 
 START_TEST(shared_vocab_files)
@@ -370,6 +605,11 @@ Suite *copse_suite_gguf(void)
     tcase_add_test(tc, typed_getters);
     tcase_add_test(tc, type_names_and_sizes);
     tcase_add_test(tc, shared_vocab_files);
+    tcase_add_test(tc, hostile_mutations);
+    tcase_add_test(tc, hostile_truncation);
+    tcase_add_test(tc, unknown_tensor_type_passes);
+    tcase_add_test(tc, nesting_depth_bound);
+    tcase_add_test(tc, open_missing_dir_empty);
     suite_add_tcase(s, tc);
     return s;
 }
