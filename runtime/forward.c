@@ -1,0 +1,320 @@
+/*
+** The forward pass of a llama / qwen2 transformer in f32: the reference
+** the faster paths are tested against, so it is written to be read.
+**
+** A batch is a list of rows, each one token at one position of one
+** sequence. Everything except attention treats the rows alike, so the
+** matrix products run over all rows at once; attention runs per row and
+** head over that row's sequence's cached keys and values.
+**
+** For each layer:
+**   x += Wo · attention(rope(Wq·norm(x) + bq), rope(Wk·norm(x) + bk), Wv·norm(x) + bv)
+**   x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
+** then logits = Wout · norm(x).
+*/
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+#include <cblas.h>
+#include "forward.h"
+
+struct fwd_state {
+    const copse_model *m;
+    int    n_ctx, n_threads;
+    int    cap;        /* rows the buffers below hold */
+    float *x;          /* [rows][n_embd]   the residual stream */
+    float *xb;         /* [rows][n_embd]   a sublayer's normalized input, then its output */
+    float *q;          /* [rows][n_head * head_dim] */
+    float *k, *v;      /* [rows][n_head_kv * head_dim] */
+    float *att;        /* [rows][n_head * head_dim] attention output */
+    float *gate, *up;  /* [rows][n_ff] */
+    float *rope;       /* [rows][n_rot/2][2] cos and sin of each pair's angle */
+    float *scores;     /* [n_threads][n_ctx] attention weights of one head */
+};
+
+/* ----------------------------------------------------------- the operations */
+
+/*
+** y[n][n_out] = x[n][n_in] · Wᵀ. All weight reads go through here, so a
+** different weight format only needs a different body.
+*/
+static void matmul(float *y, const float *x, int n, const model_matrix *w)
+{
+    if (n == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, w->n_out, w->n_in, 1.0f, w->f32, w->n_in,
+                    x, 1, 0.0f, y, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, w->n_out, w->n_in, 1.0f,
+                    x, w->n_in, w->f32, w->n_in, 0.0f, y, w->n_out);
+}
+
+static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
+{
+    float ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    float scale = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int i = 0; i < n; i++)
+        out[i] = x[i] * scale * w[i];
+}
+
+static void add(float *y, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] += b[i];
+}
+
+static float dot(const float *a, const float *b, int n)
+{
+    float s = 0;
+    for (int i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static void softmax(float *x, int n)
+{
+    float max = x[0], sum = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > max)
+            max = x[i];
+    for (int i = 0; i < n; i++)
+        sum += x[i] = expf(x[i] - max);
+    for (int i = 0; i < n; i++)
+        x[i] /= sum;
+}
+
+/* cos and sin of the angle pos * inv_freq[i] of each rotated pair, in
+** double so large positions keep their precision. */
+static void rope_angles(float *cs, int pos, const double *inv_freq, int half)
+{
+    for (int i = 0; i < half; i++) {
+        double a = pos * inv_freq[i];
+        cs[2 * i] = (float)cos(a);
+        cs[2 * i + 1] = (float)sin(a);
+    }
+}
+
+/*
+** Rotate the first n_rot dimensions of each of n_heads vectors of head_dim
+** by the row's angles; which dimensions form a pair depends on how the
+** file lays out Q and K (see rope_pairing).
+*/
+static void rope(float *x, int n_heads, int head_dim, int n_rot, rope_pairing pairing, const float *cs)
+{
+    int half = n_rot / 2;
+    for (int h = 0; h < n_heads; h++, x += head_dim) {
+        for (int i = 0; i < half; i++) {
+            int a = pairing == ROPE_ADJACENT ? 2 * i : i;
+            int b = pairing == ROPE_ADJACENT ? 2 * i + 1 : i + half;
+            float c = cs[2 * i], s = cs[2 * i + 1];
+            float x0 = x[a], x1 = x[b];
+            x[a] = x0 * c - x1 * s;
+            x[b] = x0 * s + x1 * c;
+        }
+    }
+}
+
+/*
+** One head of one row: softmax(q·k_t / sqrt(head_dim)) over the positions
+** t = 0..pos of the row's sequence, weighting their values.
+*/
+static void attend(float *out, const float *q, copse_seq *s, int il, int pos,
+                   int kv_off, int head_dim, float *score)
+{
+    float scale = 1.0f / sqrtf((float)head_dim);
+    for (int t = 0; t <= pos; t++)
+        score[t] = dot(q, kv_key(s, il, t) + kv_off, head_dim) * scale;
+    softmax(score, pos + 1);
+    memset(out, 0, (size_t)head_dim * sizeof *out);
+    for (int t = 0; t <= pos; t++) {
+        const float *v = kv_value(s, il, t) + kv_off;
+        for (int i = 0; i < head_dim; i++)
+            out[i] += score[t] * v[i];
+    }
+}
+
+static void swiglu(float *gate, const float *up, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+/* --------------------------------------------------------------- the blocks */
+
+static void norm_rows(fwd_state *f, const float *w, int n)
+{
+    int d = f->m->info.n_embd;
+    float eps = f->m->info.rms_eps;
+    #pragma omp parallel for num_threads(f->n_threads)
+    for (int r = 0; r < n; r++)
+        rmsnorm(f->xb + (size_t)r * d, f->x + (size_t)r * d, w, d, eps);
+}
+
+static void residual(fwd_state *f, int n)
+{
+    add(f->x, f->xb, (size_t)n * f->m->info.n_embd);
+}
+
+/* Q, K and V of every row; K and V go to the cache at the row's position. */
+static void qkv(fwd_state *f, const model_layer *y, int il, const fwd_row *rows, int n)
+{
+    const copse_model_info *hp = &f->m->info;
+    int qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
+    matmul(f->q, f->xb, n, &y->wq);
+    matmul(f->k, f->xb, n, &y->wk);
+    matmul(f->v, f->xb, n, &y->wv);
+    #pragma omp parallel for num_threads(f->n_threads)
+    for (int r = 0; r < n; r++) {
+        float *q = f->q + (size_t)r * qd, *k = f->k + (size_t)r * kvd, *v = f->v + (size_t)r * kvd;
+        const float *cs = f->rope + (size_t)r * hp->n_rot;
+        if (y->bq) {
+            add(q, y->bq, qd);
+            add(k, y->bk, kvd);
+            add(v, y->bv, kvd);
+        }
+        rope(q, hp->n_head, hp->head_dim, hp->n_rot, f->m->rope, cs);
+        rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, f->m->rope, cs);
+        memcpy(kv_key(rows[r].seq, il, rows[r].pos), k, (size_t)kvd * sizeof *k);
+        memcpy(kv_value(rows[r].seq, il, rows[r].pos), v, (size_t)kvd * sizeof *v);
+    }
+}
+
+/* Every head of every row; with grouped-query attention n_head / n_head_kv
+** query heads share one key/value head. */
+static void attention(fwd_state *f, int il, const fwd_row *rows, int n)
+{
+    const copse_model_info *hp = &f->m->info;
+    int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, qd = hp->n_head * hd;
+    #pragma omp parallel for num_threads(f->n_threads) schedule(dynamic)
+    for (int task = 0; task < n * hp->n_head; task++) {
+        int r = task / hp->n_head, h = task % hp->n_head;
+        size_t off = (size_t)r * qd + (size_t)h * hd;
+        float *score = f->scores + (size_t)omp_get_thread_num() * f->n_ctx;
+        attend(f->att + off, f->q + off, rows[r].seq, il, rows[r].pos, (h / group) * hd, hd, score);
+    }
+}
+
+static void attention_block(fwd_state *f, int il, const fwd_row *rows, int n)
+{
+    const model_layer *y = &f->m->layers[il];
+    norm_rows(f, y->attn_norm, n);
+    qkv(f, y, il, rows, n);
+    attention(f, il, rows, n);
+    matmul(f->xb, f->att, n, &y->wo);
+    residual(f, n);
+}
+
+static void ffn_block(fwd_state *f, int il, int n)
+{
+    const model_layer *y = &f->m->layers[il];
+    norm_rows(f, y->ffn_norm, n);
+    matmul(f->gate, f->xb, n, &y->w_gate);
+    matmul(f->up, f->xb, n, &y->w_up);
+    swiglu(f->gate, f->up, (size_t)n * f->m->info.n_ff);
+    matmul(f->xb, f->gate, n, &y->w_down);
+    residual(f, n);
+}
+
+static void embed(fwd_state *f, const fwd_row *rows, int n)
+{
+    const copse_model_info *hp = &f->m->info;
+    size_t d = (size_t)hp->n_embd;
+    for (int r = 0; r < n; r++) {
+        memcpy(f->x + r * d, f->m->tok_embd + (size_t)rows[r].token * d, d * sizeof *f->x);
+        rope_angles(f->rope + (size_t)r * hp->n_rot, rows[r].pos, f->m->rope_inv_freq, hp->n_rot / 2);
+    }
+}
+
+/* The final norm and output projection, only for rows that want logits. */
+static void output(fwd_state *f, const fwd_row *rows, int n, float *logits)
+{
+    const copse_model_info *hp = &f->m->info;
+    size_t d = (size_t)hp->n_embd;
+    int k = 0;
+    for (int r = 0; r < n; r++)
+        if (rows[r].want_logits)
+            rmsnorm(f->xb + k++ * d, f->x + r * d, f->m->output_norm, hp->n_embd, hp->rms_eps);
+    if (k)
+        matmul(logits, f->xb, k, &f->m->output);
+}
+
+void fwd_run(fwd_state *f, const fwd_row *rows, int n, float *logits)
+{
+    openblas_set_num_threads(f->n_threads);
+    embed(f, rows, n);
+    for (int il = 0; il < f->m->info.n_layer; il++) {
+        attention_block(f, il, rows, n);
+        ffn_block(f, il, n);
+    }
+    output(f, rows, n, logits);
+}
+
+/* ------------------------------------------------------------------ scratch */
+
+static void free_rows(fwd_state *f)
+{
+    free(f->x);
+    free(f->xb);
+    free(f->q);
+    free(f->k);
+    free(f->v);
+    free(f->att);
+    free(f->gate);
+    free(f->up);
+    free(f->rope);
+}
+
+int fwd_reserve(fwd_state *f, int n)
+{
+    if (n <= f->cap)
+        return COPSE_OK;
+    const copse_model_info *hp = &f->m->info;
+    size_t d = (size_t)hp->n_embd, qd = (size_t)hp->n_head * hp->head_dim;
+    size_t kvd = (size_t)hp->n_head_kv * hp->head_dim, ff = (size_t)hp->n_ff;
+    fwd_state g = *f;
+    size_t rows = (size_t)n;
+    g.x = malloc(rows * d * sizeof(float));
+    g.xb = malloc(rows * d * sizeof(float));
+    g.q = malloc(rows * qd * sizeof(float));
+    g.k = malloc(rows * kvd * sizeof(float));
+    g.v = malloc(rows * kvd * sizeof(float));
+    g.att = malloc(rows * qd * sizeof(float));
+    g.gate = malloc(rows * ff * sizeof(float));
+    g.up = malloc(rows * ff * sizeof(float));
+    g.rope = malloc(rows * (size_t)hp->n_rot * sizeof(float));
+    if (!g.x || !g.xb || !g.q || !g.k || !g.v || !g.att || !g.gate || !g.up || !g.rope) {
+        free_rows(&g);
+        return COPSE_E_NOMEM;
+    }
+    free_rows(f);
+    *f = g;
+    f->cap = n;
+    return COPSE_OK;
+}
+
+fwd_state *fwd_new(const copse_model *m, int n_ctx, int n_threads)
+{
+    fwd_state *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->m = m;
+    f->n_ctx = n_ctx;
+    f->n_threads = n_threads;
+    f->scores = malloc((size_t)n_threads * (size_t)n_ctx * sizeof *f->scores);
+    if (!f->scores) {
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+void fwd_free(fwd_state *f)
+{
+    if (!f)
+        return;
+    free_rows(f);
+    free(f->scores);
+    free(f);
+}

@@ -1,0 +1,435 @@
+/*
+** Loading a model: the architecture and hyper-parameters from the GGUF
+** metadata, the tokenizer, then every tensor the forward pass needs,
+** checked for presence, shape and type. F32 tensors are used in place in
+** the mapping; F16, BF16 and Q8_0 ones are expanded once to f32 copies the
+** model owns (the int8 path will keep Q8_0 as it is).
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "model.h"
+#include "error.h"
+#include "f16.h"
+
+/* What differs between the supported architectures. */
+typedef struct arch_desc {
+    const char  *name;
+    rope_pairing rope;
+    int          qkv_bias;
+} arch_desc;
+
+static const arch_desc archs[] = {
+    { "llama", ROPE_ADJACENT, 0 },
+    { "qwen2", ROPE_HALVES,   1 },
+};
+
+/* Every dimension read from a file must lie in [1, MAX_DIM]: far above any
+** real model, low enough that products of two fit comfortably in 64 bits
+** and single dimensions in int. */
+#define MAX_DIM (1 << 24)
+
+typedef struct loader {
+    copse_model     *m;
+    const arch_desc *arch;
+    copse_error     *err;
+} loader;
+
+static const char *path_of(const loader *L) { return L->m->gguf->path; }
+
+/* ---------------------------------------------------------------- metadata */
+
+static void arch_key(const loader *L, const char *suffix, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s.%s", L->arch->name, suffix);
+}
+
+static int missing(loader *L, const char *key)
+{
+    return copse_fail(L->err, COPSE_E_FORMAT, "%s: missing metadata key '%s'", path_of(L), key);
+}
+
+/* A dimension: required when def < 0, else def when absent. */
+static int read_dim(loader *L, const char *suffix, int def, int *out)
+{
+    char key[128];
+    uint32_t v;
+    arch_key(L, suffix, key, sizeof key);
+    int rc = gguf_get_u32(L->m->gguf, key, &v, L->err);
+    if (rc == COPSE_E_ARG) {
+        if (def < 0)
+            return missing(L, key);
+        *out = def;
+        return COPSE_OK;
+    }
+    if (rc)
+        return rc;
+    if (v < 1 || v > MAX_DIM)
+        return copse_fail(L->err, COPSE_E_FORMAT, "%s: metadata '%s' is %u, outside [1, %d]",
+                          path_of(L), key, v, MAX_DIM);
+    *out = (int)v;
+    return COPSE_OK;
+}
+
+/* A positive finite float: required when def is NAN, else def when absent. */
+static int read_real(loader *L, const char *suffix, float def, float *out)
+{
+    char key[128];
+    arch_key(L, suffix, key, sizeof key);
+    int rc = gguf_get_f32(L->m->gguf, key, out, L->err);
+    if (rc == COPSE_E_ARG) {
+        if (isnan(def))
+            return missing(L, key);
+        *out = def;
+        return COPSE_OK;
+    }
+    if (rc)
+        return rc;
+    if (!(*out > 0) || !isfinite(*out))
+        return copse_fail(L->err, COPSE_E_FORMAT, "%s: metadata '%s' is %g, not a positive number",
+                          path_of(L), key, (double)*out);
+    return COPSE_OK;
+}
+
+/* A copy of an optional string key, "" when absent. */
+static int read_str(loader *L, const char *key, char **out)
+{
+    gguf_str s = { 0, "" };
+    int rc = gguf_get_str(L->m->gguf, key, &s, L->err);
+    if (rc && rc != COPSE_E_ARG)
+        return rc;
+    *out = strndup(s.ptr, (size_t)s.len);
+    if (!*out)
+        return copse_fail(L->err, COPSE_E_NOMEM, "out of memory");
+    return COPSE_OK;
+}
+
+static int read_arch(loader *L)
+{
+    copse_model *m = L->m;
+    int rc = read_str(L, "general.architecture", &m->arch);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+        if (!strcmp(m->arch, archs[i].name))
+            L->arch = &archs[i];
+    if (!L->arch)
+        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: unknown architecture '%s' (copse runs llama, qwen2)",
+                          path_of(L), m->arch);
+    m->rope = L->arch->rope;
+    return COPSE_OK;
+}
+
+/* Mixture-of-experts and rope scaling other than linear change the maths:
+** refuse them rather than run them wrongly. Returns the linear factor. */
+static int read_unsupported(loader *L, float *rope_scale)
+{
+    char key[128];
+    uint32_t n_expert = 0;
+    arch_key(L, "expert_count", key, sizeof key);
+    if (gguf_get_u32(L->m->gguf, key, &n_expert, NULL) == COPSE_OK && n_expert > 0)
+        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: mixture-of-experts models (%s = %u) are not supported",
+                          path_of(L), key, n_expert);
+    gguf_str type = { 0, "" };
+    arch_key(L, "rope.scaling.type", key, sizeof key);
+    gguf_get_str(L->m->gguf, key, &type, NULL);
+    *rope_scale = 1;
+    if (type.len == 0 || (type.len == 4 && !memcmp(type.ptr, "none", 4)))
+        return COPSE_OK;
+    if (type.len == 6 && !memcmp(type.ptr, "linear", 6))
+        return read_real(L, "rope.scaling.factor", NAN, rope_scale);
+    return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: rope scaling '%.*s' is not supported",
+                      path_of(L), (int)type.len, type.ptr);
+}
+
+static int read_hparams(loader *L, float *rope_scale)
+{
+    copse_model_info *hp = &L->m->info;
+    int rc, key_len, val_len;
+    if ((rc = read_dim(L, "context_length", -1, &hp->n_ctx_train)) ||
+        (rc = read_dim(L, "embedding_length", -1, &hp->n_embd)) ||
+        (rc = read_dim(L, "block_count", -1, &hp->n_layer)) ||
+        (rc = read_dim(L, "feed_forward_length", -1, &hp->n_ff)) ||
+        (rc = read_dim(L, "attention.head_count", -1, &hp->n_head)) ||
+        (rc = read_dim(L, "attention.head_count_kv", hp->n_head, &hp->n_head_kv)) ||
+        (rc = read_dim(L, "attention.key_length", hp->n_embd / hp->n_head, &key_len)) ||
+        (rc = read_dim(L, "attention.value_length", key_len, &val_len)) ||
+        (rc = read_dim(L, "rope.dimension_count", key_len, &hp->n_rot)) ||
+        (rc = read_real(L, "rope.freq_base", 10000.0f, &hp->rope_base)) ||
+        (rc = read_real(L, "attention.layer_norm_rms_epsilon", NAN, &hp->rms_eps)) ||
+        (rc = read_unsupported(L, rope_scale)))
+        return rc;
+    hp->head_dim = key_len;
+    const char *bad = NULL;
+    if (key_len == 0)
+        bad = "head_count exceeds embedding_length";
+    else if (val_len != key_len)
+        bad = "key and value head sizes differ";
+    else if (hp->n_head % hp->n_head_kv)
+        bad = "head_count is not a multiple of head_count_kv";
+    else if (hp->n_rot > key_len || hp->n_rot % 2)
+        bad = "rope dimension count is odd or exceeds the head size";
+    else if ((int64_t)hp->n_head * key_len > MAX_DIM)
+        bad = "attention is too wide";
+    if (bad)
+        return copse_fail(L->err, COPSE_E_FORMAT, "%s: %s (n_embd %d, n_head %d, n_head_kv %d, head size %d/%d, n_rot %d)",
+                          path_of(L), bad, hp->n_embd, hp->n_head, hp->n_head_kv, key_len, val_len, hp->n_rot);
+    return COPSE_OK;
+}
+
+/* ----------------------------------------------------------------- tensors */
+
+static void *own(loader *L, void *p)
+{
+    copse_model *m = L->m;
+    if (!p)
+        return NULL;
+    if (m->n_owned == m->cap_owned) {
+        int cap = m->cap_owned ? 2 * m->cap_owned : 16;
+        void **o = realloc(m->owned, (size_t)cap * sizeof *o);
+        if (!o) {
+            free(p);
+            return NULL;
+        }
+        m->owned = o;
+        m->cap_owned = cap;
+    }
+    return m->owned[m->n_owned++] = p;
+}
+
+static void dequantize(const gguf_tensor *t, float *out)
+{
+    uint64_t n = t->nelements;
+    const uint8_t *p = t->data;
+    switch (t->type) {
+    case GGML_TYPE_F16:
+        for (uint64_t i = 0; i < n; i++)
+            out[i] = copse_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        break;
+    case GGML_TYPE_BF16:
+        for (uint64_t i = 0; i < n; i++)
+            out[i] = copse_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        break;
+    case GGML_TYPE_Q8_0:
+        /* blocks of a little-endian f16 scale then QK8_0 signed bytes */
+        for (uint64_t b = 0; b < n / QK8_0; b++, p += 2 + QK8_0) {
+            float d = copse_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
+            for (int j = 0; j < QK8_0; j++)
+                out[b * QK8_0 + j] = d * (float)(int8_t)p[2 + j];
+        }
+        break;
+    }
+}
+
+/*
+** The f32 values of tensor name with shape [ne0] (ne1 == 0) or [ne0, ne1].
+** An absent tensor is an error when required, else *out is NULL.
+*/
+static int tensor(loader *L, const char *name, int ne0, int ne1, int required, const float **out)
+{
+    const gguf_tensor *t = gguf_find_tensor(L->m->gguf, name);
+    *out = NULL;
+    if (!t)
+        return required ? copse_fail(L->err, COPSE_E_FORMAT, "%s: missing tensor '%s'", path_of(L), name)
+                        : COPSE_OK;
+    uint64_t want1 = ne1 ? (uint64_t)ne1 : 1;
+    if (t->ne[0] != (uint64_t)ne0 || t->ne[1] != want1 || t->ne[2] != 1 || t->ne[3] != 1) {
+        char want[64];
+        if (ne1)
+            snprintf(want, sizeof want, "[%d, %d]", ne0, ne1);
+        else
+            snprintf(want, sizeof want, "[%d]", ne0);
+        return copse_fail(L->err, COPSE_E_FORMAT,
+                          "%s: tensor '%s' has shape [%llu, %llu, %llu, %llu], expected %s",
+                          path_of(L), name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
+                          (unsigned long long)t->ne[2], (unsigned long long)t->ne[3], want);
+    }
+    int readable = t->type == GGML_TYPE_F32 || t->type == GGML_TYPE_F16 ||
+                   t->type == GGML_TYPE_BF16 || t->type == GGML_TYPE_Q8_0;
+    if (!readable || !t->data) {
+        char buf[16];
+        return copse_fail(L->err, COPSE_E_UNSUPPORTED,
+                          "%s: tensor '%s' has type %s; copse reads F32, F16, BF16 and Q8_0",
+                          path_of(L), name, ggml_type_name(t->type, buf));
+    }
+    if (t->type == GGML_TYPE_F32) {
+        *out = t->data;
+        return COPSE_OK;
+    }
+    float *f = own(L, malloc(t->nelements * sizeof *f));
+    if (!f)
+        return copse_fail(L->err, COPSE_E_NOMEM, "%s: no memory to expand tensor '%s' (%llu values)",
+                          path_of(L), name, (unsigned long long)t->nelements);
+    dequantize(t, f);
+    *out = f;
+    return COPSE_OK;
+}
+
+static int matrix(loader *L, const char *name, int n_in, int n_out, model_matrix *w)
+{
+    w->n_in = n_in;
+    w->n_out = n_out;
+    return tensor(L, name, n_in, n_out, 1, &w->f32);
+}
+
+static const char *blk(char *buf, int il, const char *what)
+{
+    snprintf(buf, 64, "blk.%d.%s", il, what);
+    return buf;
+}
+
+static int load_layer(loader *L, int il, model_layer *y)
+{
+    const copse_model_info *hp = &L->m->info;
+    int d = hp->n_embd, q = hp->n_head * hp->head_dim, kv = hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
+    int bias = L->arch->qkv_bias;
+    char b[64];
+    int rc;
+    if ((rc = tensor(L, blk(b, il, "attn_norm.weight"), d, 0, 1, &y->attn_norm)) ||
+        (rc = matrix(L, blk(b, il, "attn_q.weight"), d, q, &y->wq)) ||
+        (rc = matrix(L, blk(b, il, "attn_k.weight"), d, kv, &y->wk)) ||
+        (rc = matrix(L, blk(b, il, "attn_v.weight"), d, kv, &y->wv)) ||
+        (rc = matrix(L, blk(b, il, "attn_output.weight"), q, d, &y->wo)) ||
+        (rc = tensor(L, blk(b, il, "attn_q.bias"), q, 0, bias, &y->bq)) ||
+        (rc = tensor(L, blk(b, il, "attn_k.bias"), kv, 0, bias, &y->bk)) ||
+        (rc = tensor(L, blk(b, il, "attn_v.bias"), kv, 0, bias, &y->bv)) ||
+        (rc = tensor(L, blk(b, il, "ffn_norm.weight"), d, 0, 1, &y->ffn_norm)) ||
+        (rc = matrix(L, blk(b, il, "ffn_gate.weight"), d, ff, &y->w_gate)) ||
+        (rc = matrix(L, blk(b, il, "ffn_up.weight"), d, ff, &y->w_up)) ||
+        (rc = matrix(L, blk(b, il, "ffn_down.weight"), ff, d, &y->w_down)))
+        return rc;
+    return COPSE_OK;
+}
+
+/* The angle per position of each rotated pair: base^(-2i/n_rot), divided
+** by the linear scaling factor and by rope_freqs.weight when the file has
+** one (Llama 3.1 and later ship their long-context correction that way). */
+static int load_rope(loader *L, float scale)
+{
+    const copse_model_info *hp = &L->m->info;
+    int half = hp->n_rot / 2;
+    const float *factors;
+    int rc = tensor(L, "rope_freqs.weight", half, 0, 0, &factors);
+    if (rc)
+        return rc;
+    double *f = own(L, malloc((size_t)half * sizeof *f));
+    if (!f)
+        return copse_fail(L->err, COPSE_E_NOMEM, "out of memory");
+    for (int i = 0; i < half; i++)
+        f[i] = pow((double)hp->rope_base, -2.0 * i / hp->n_rot) / scale / (factors ? factors[i] : 1.0);
+    L->m->rope_inv_freq = f;
+    return COPSE_OK;
+}
+
+static int load_tensors(loader *L)
+{
+    copse_model *m = L->m;
+    copse_model_info *hp = &m->info;
+    const float *out;
+    int rc;
+    if ((rc = tensor(L, "token_embd.weight", hp->n_embd, hp->n_vocab, 1, &m->tok_embd)) ||
+        (rc = tensor(L, "output_norm.weight", hp->n_embd, 0, 1, &m->output_norm)) ||
+        (rc = tensor(L, "output.weight", hp->n_embd, hp->n_vocab, 0, &out)))
+        return rc;
+    hp->tied_output = out == NULL;
+    m->output = (model_matrix){ hp->n_embd, hp->n_vocab, out ? out : m->tok_embd };
+    m->layers = own(L, calloc((size_t)hp->n_layer, sizeof *m->layers));
+    if (!m->layers)
+        return copse_fail(L->err, COPSE_E_NOMEM, "out of memory");
+    for (int il = 0; il < hp->n_layer; il++)
+        if ((rc = load_layer(L, il, &m->layers[il])))
+            return rc;
+    for (uint64_t i = 0; i < m->gguf->n_tensors; i++)
+        hp->n_params += (int64_t)m->gguf->tensors[i].nelements;
+    return COPSE_OK;
+}
+
+/* ------------------------------------------------------------------ public */
+
+copse_model_params copse_model_default_params(void)
+{
+    copse_model_params p = { .vocab_only = 0 };
+    return p;
+}
+
+static int load(loader *L, const char *path, int vocab_only)
+{
+    copse_model *m = L->m;
+    float rope_scale = 1;
+    int rc;
+    if ((rc = gguf_open(path, &m->gguf, L->err)))
+        return rc;
+    m->info.file_bytes = m->gguf->size;
+    if ((rc = read_str(L, "general.name", &m->name)))
+        return rc;
+    if (vocab_only) {
+        /* any architecture: only the tokenizer is wanted */
+        if ((rc = read_str(L, "general.architecture", &m->arch)))
+            return rc;
+    } else if ((rc = read_arch(L)) || (rc = read_hparams(L, &rope_scale))) {
+        return rc;
+    }
+    if ((rc = tokenizer_load(m->gguf, &m->tok, L->err)))
+        return rc;
+    m->info.n_vocab = tokenizer_n_vocab(m->tok);
+    if (vocab_only)
+        return COPSE_OK;
+    if ((rc = load_rope(L, rope_scale)))
+        return rc;
+    return load_tensors(L);
+}
+
+int copse_model_load(const char *path, const copse_model_params *params,
+                     copse_model **out, copse_error *err)
+{
+    copse_error local;
+    if (!err)
+        err = &local;
+    copse_error_clear(err);
+    if (!out)
+        return copse_fail(err, COPSE_E_ARG, "copse_model_load: out is NULL");
+    *out = NULL;
+    if (!path)
+        return copse_fail(err, COPSE_E_ARG, "copse_model_load: path is NULL");
+    copse_model_params def = copse_model_default_params();
+    if (!params)
+        params = &def;
+    copse_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return copse_fail(err, COPSE_E_NOMEM, "out of memory");
+    loader L = { .m = m, .err = err };
+    int rc = load(&L, path, params->vocab_only);
+    if (rc) {
+        copse_model_free(m);
+        return rc;
+    }
+    m->info.arch = m->arch;
+    m->info.name = m->name;
+    *out = m;
+    return COPSE_OK;
+}
+
+void copse_model_free(copse_model *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < m->n_owned; i++)
+        free(m->owned[i]);
+    free(m->owned);
+    tokenizer_free(m->tok);
+    gguf_close(m->gguf);
+    free(m->arch);
+    free(m->name);
+    free(m);
+}
+
+void copse_model_get_info(const copse_model *m, copse_model_info *info)
+{
+    if (m && info)
+        *info = m->info;
+}
+
+const copse_tokenizer *model_tokenizer(const copse_model *m) { return m->tok; }
+
+const gguf_file *model_gguf(const copse_model *m) { return m->gguf; }

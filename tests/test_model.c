@@ -1,0 +1,440 @@
+/*
+** The f32 model path against golden logits from tools/reference.py (an
+** independent numpy implementation), decoding equivalences, and errors.
+**
+** Tolerances: a logit may differ from the golden by 5e-5 times the largest
+** |logit| of its position (at least 1); f32 accumulation in different
+** orders stays near 1e-6 of it. Two copse runs that only split the work
+** differently (batch vs one at a time, mixed sequences) must agree within
+** 1e-5 of it.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <unistd.h>
+#include "testutil.h"
+#include "copse.h"
+
+#define MODELS     "tests/data/models"
+#define GOLDEN_TOL 5e-5
+#define SAME_TOL   1e-5
+
+static const char *const goldens[] = {
+    "tiny-llama",              /* F32, tied, 4 heads = 4 kv heads */
+    "tiny-llama-gqa-untied",   /* F16, output.weight, 2 kv heads */
+    "tiny-qwen2",              /* Q8_0, q/k/v biases, neox rope, 2 kv heads */
+    "tiny-llama-wide",         /* BF16, head size 24 != n_embd / n_head, rope_freqs, 1 kv head */
+    "tiny-qwen2-rot",          /* F32, rope over 8 of 16 dims, linear rope scaling */
+};
+#define N_GOLDENS (int)(sizeof goldens / sizeof goldens[0])
+
+typedef struct golden {
+    int      n, n_vocab;
+    int32_t *tok;
+    float   *logits;     /* [n][n_vocab] */
+    char    *buf;
+} golden;
+
+static golden read_golden(const char *name)
+{
+    char path[256];
+    size_t len;
+    uint32_t h[3];
+    snprintf(path, sizeof path, MODELS "/%s.logits", name);
+    golden g = { 0 };
+    g.buf = tu_read_file(path, &len);
+    ck_assert_msg(g.buf && len >= 16 && !memcmp(g.buf, "CPLG", 4), "%s: missing or not a golden file", path);
+    memcpy(h, g.buf + 4, sizeof h);
+    g.n = (int)h[1];
+    g.n_vocab = (int)h[2];
+    ck_assert_uint_eq(h[0], 1);
+    ck_assert_uint_eq(len, 16 + 4 * (size_t)g.n + 4 * (size_t)g.n * g.n_vocab);
+    g.tok = (int32_t *)(g.buf + 16);
+    g.logits = (float *)(g.buf + 16 + 4 * (size_t)g.n);
+    return g;
+}
+
+static copse_model *load(const char *name)
+{
+    char path[256];
+    copse_model *m;
+    copse_error e;
+    snprintf(path, sizeof path, MODELS "/%s.gguf", name);
+    int rc = copse_model_load(path, NULL, &m, &e);
+    ck_assert_msg(rc == COPSE_OK, "%s: %s", path, e.msg);
+    return m;
+}
+
+static copse_ctx *new_ctx(copse_model *m, int n_ctx)
+{
+    copse_ctx_params p = copse_ctx_default_params();
+    copse_ctx *c;
+    copse_error e;
+    p.n_ctx = n_ctx;
+    p.n_threads = 2;
+    ck_assert_msg(copse_ctx_new(m, &p, &c, &e) == COPSE_OK, "%s", e.msg);
+    return c;
+}
+
+static void decode_ok(copse_ctx *c, copse_seq *s, const int32_t *tok, int n, int all)
+{
+    copse_error e;
+    ck_assert_msg(copse_decode_tokens(c, s, tok, n, all, &e) == COPSE_OK, "%s", e.msg);
+}
+
+/* Assert got is within tol of want, scaled by want's largest |value|. */
+static void assert_close(const float *got, const float *want, int n, double tol, const char *what, int pos)
+{
+    ck_assert_msg(got != NULL, "%s: no logits at %d", what, pos);
+    double scale = 1, worst = 0;
+    int at = 0;
+    for (int j = 0; j < n; j++)
+        scale = fmax(scale, fabs(want[j]));
+    for (int j = 0; j < n; j++)
+        if (fabs(got[j] - want[j]) > worst) {
+            worst = fabs(got[j] - want[j]);
+            at = j;
+        }
+    ck_assert_msg(worst <= tol * scale, "%s, position %d: logit %d is %.7g, expected %.7g (scale %.3g)",
+                  what, pos, at, got[at], want[at], scale);
+}
+
+/* Logits of all n tokens decoded one batch into a fresh sequence, copied. */
+static float *batch_logits(copse_ctx *c, const int32_t *tok, int n, int n_vocab)
+{
+    copse_seq *s = copse_seq_new(c);
+    float *out = malloc(sizeof(float) * (size_t)n * n_vocab);
+    ck_assert_ptr_nonnull(out);
+    decode_ok(c, s, tok, n, 1);
+    for (int i = 0; i < n; i++)
+        memcpy(out + (size_t)i * n_vocab, copse_get_logits(c, i), sizeof(float) * (size_t)n_vocab);
+    copse_seq_free(s);
+    return out;
+}
+
+/* --------------------------------------------------------------- goldens */
+
+START_TEST(matches_reference)
+{
+    const char *name = goldens[_i];
+    golden g = read_golden(name);
+    copse_model *m = load(name);
+    ck_assert_int_eq(copse_n_vocab(m), g.n_vocab);
+    copse_ctx *c = new_ctx(m, 0);
+    float *got = batch_logits(c, g.tok, g.n, g.n_vocab);
+    for (int i = 0; i < g.n; i++)
+        assert_close(got + (size_t)i * g.n_vocab, g.logits + (size_t)i * g.n_vocab, g.n_vocab,
+                     GOLDEN_TOL, name, i);
+    free(got);
+    copse_ctx_free(c);
+    copse_model_free(m);
+    free(g.buf);
+}
+END_TEST
+
+/* Token by token, and in uneven pieces, give the batch's logits. */
+START_TEST(one_at_a_time_equals_batch)
+{
+    const char *name = goldens[_i];
+    golden g = read_golden(name);
+    copse_model *m = load(name);
+    copse_ctx *c = new_ctx(m, 0);
+    float *batch = batch_logits(c, g.tok, g.n, g.n_vocab);
+    copse_seq *one = copse_seq_new(c), *pieces = copse_seq_new(c);
+    for (int i = 0; i < g.n; i++) {
+        decode_ok(c, one, g.tok + i, 1, 0);
+        assert_close(copse_get_logits(c, 0), batch + (size_t)i * g.n_vocab, g.n_vocab, SAME_TOL, "one at a time", i);
+    }
+    for (int i = 0, k = 3; i < g.n; i += k, k += 2) {
+        int n = g.n - i < k ? g.n - i : k;
+        decode_ok(c, pieces, g.tok + i, n, 1);
+        for (int j = 0; j < n; j++)
+            assert_close(copse_get_logits(c, j), batch + (size_t)(i + j) * g.n_vocab, g.n_vocab,
+                         SAME_TOL, "in pieces", i + j);
+    }
+    ck_assert_int_eq(copse_seq_len(one), g.n);
+    ck_assert_int_eq(copse_seq_len(pieces), g.n);
+    free(batch);
+    copse_ctx_free(c);   /* frees the open sequences too */
+    copse_model_free(m);
+    free(g.buf);
+}
+END_TEST
+
+/* Two sequences interleaved in one batch, one with a history already,
+** equal each decoded alone; entries without want_logits have none. */
+START_TEST(mixed_sequences_equal_alone)
+{
+    golden g = read_golden("tiny-qwen2");
+    copse_model *m = load("tiny-qwen2");
+    copse_ctx *c = new_ctx(m, 0);
+    const int na = 12, nb = 8, hist = 4;
+    const int32_t *ta = g.tok, *tb = g.tok + 5;
+    float *alone_a = batch_logits(c, ta, na, g.n_vocab);
+    float *alone_b = batch_logits(c, tb, hist + nb, g.n_vocab);
+
+    copse_seq *a = copse_seq_new(c), *b = copse_seq_new(c);
+    decode_ok(c, b, tb, hist, 0);
+    copse_seq *seq[20];
+    int32_t tok[20];
+    uint8_t want[20];
+    const float *alone[20];   /* the logits each entry should have */
+    int n = 0;
+    for (int i = 0; i < na || i < nb; i++) {
+        if (i < na) {
+            seq[n] = a, tok[n] = ta[i], want[n] = 1;
+            alone[n++] = alone_a + (size_t)i * g.n_vocab;
+        }
+        if (i < nb) {
+            seq[n] = b, tok[n] = tb[hist + i], want[n] = i % 2;
+            alone[n++] = alone_b + (size_t)(hist + i) * g.n_vocab;
+        }
+    }
+    copse_batch batch = { n, seq, tok, want };
+    copse_error e;
+    ck_assert_msg(copse_decode(c, &batch, &e) == COPSE_OK, "%s", e.msg);
+    for (int i = 0; i < n; i++) {
+        if (want[i])
+            assert_close(copse_get_logits(c, i), alone[i], g.n_vocab, SAME_TOL, "mixed batch", i);
+        else
+            ck_assert_ptr_null(copse_get_logits(c, i));
+    }
+    ck_assert_ptr_null(copse_get_logits(c, n));
+    ck_assert_ptr_null(copse_get_logits(c, -1));
+    ck_assert_int_eq(copse_seq_len(a), na);
+    ck_assert_int_eq(copse_seq_len(b), hist + nb);
+    free(alone_a);
+    free(alone_b);
+    copse_ctx_free(c);
+    copse_model_free(m);
+    free(g.buf);
+}
+END_TEST
+
+/* A batch longer than one forward pass takes is split without changing
+** the result; only the last entry has logits when want_logits is NULL. */
+START_TEST(long_batch_split)
+{
+    copse_model *m = load("tiny-llama");
+    copse_ctx *c = new_ctx(m, 600);
+    int n = 530, nv = copse_n_vocab(m);
+    int32_t *tok = malloc(sizeof *tok * (size_t)n);
+    for (int i = 0; i < n; i++)
+        tok[i] = (int32_t)((i * 7919) % nv);
+    float *whole = batch_logits(c, tok, n, nv);
+    copse_seq *s = copse_seq_new(c);
+    decode_ok(c, s, tok, 200, 0);
+    copse_seq *seq[330];
+    for (int i = 0; i < n - 200; i++)
+        seq[i] = s;
+    copse_batch b = { n - 200, seq, tok + 200, NULL };
+    copse_error e;
+    ck_assert_msg(copse_decode(c, &b, &e) == COPSE_OK, "%s", e.msg);
+    ck_assert_ptr_null(copse_get_logits(c, 0));
+    assert_close(copse_get_logits(c, n - 201), whole + (size_t)(n - 1) * nv, nv, SAME_TOL, "split", n - 1);
+    free(whole);
+    free(tok);
+    copse_ctx_free(c);
+    copse_model_free(m);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- errors */
+
+/* A failed decode leaves the sequence and the last logits as they were:
+** decoding on afterwards still matches the golden. */
+START_TEST(ctx_full_and_bad_token_change_nothing)
+{
+    golden g = read_golden("tiny-llama");
+    copse_model *m = load("tiny-llama");
+    copse_ctx *c = new_ctx(m, 8);
+    ck_assert_int_eq(copse_ctx_n_ctx(c), 8);
+    copse_seq *s = copse_seq_new(c), *other = copse_seq_new(c);
+    copse_error e;
+    ck_assert_int_eq(copse_decode_tokens(c, s, g.tok, 9, 1, &e), COPSE_E_CTX_FULL);
+    ck_assert_int_eq(e.code, COPSE_E_CTX_FULL);
+    ck_assert_ptr_nonnull(strstr(e.msg, "context length 8"));
+    ck_assert_int_eq(copse_seq_len(s), 0);
+
+    decode_ok(c, s, g.tok, 5, 0);
+    ck_assert_int_eq(copse_decode_tokens(c, s, g.tok + 5, 4, 1, &e), COPSE_E_CTX_FULL);
+    ck_assert_int_eq(copse_seq_len(s), 5);
+
+    /* in a mixed batch the sequence that fits does not move either */
+    copse_seq *seq[4] = { other, s, s, s };
+    int32_t tok[4] = { g.tok[0], g.tok[5], g.tok[6], g.tok[7] };
+    copse_batch b = { 4, seq, tok, NULL };
+    tok[3] = g.n_vocab;
+    ck_assert_int_eq(copse_decode(c, &b, &e), COPSE_E_ARG);
+    ck_assert_ptr_nonnull(strstr(e.msg, "outside the vocabulary"));
+    tok[3] = -1;
+    ck_assert_int_eq(copse_decode(c, &b, &e), COPSE_E_ARG);
+    ck_assert_int_eq(copse_seq_len(s), 5);
+    ck_assert_int_eq(copse_seq_len(other), 0);
+    /* the last successful decode's logits survive the failed ones */
+    assert_close(copse_get_logits(c, 4), g.logits + (size_t)4 * g.n_vocab, g.n_vocab, GOLDEN_TOL, "kept", 4);
+
+    tok[3] = g.tok[7];
+    ck_assert_int_eq(copse_decode(c, &b, &e), COPSE_OK);
+    assert_close(copse_get_logits(c, 3), g.logits + (size_t)7 * g.n_vocab, g.n_vocab, GOLDEN_TOL, "after errors", 7);
+    ck_assert_int_eq(copse_seq_len(s), 8);
+    ck_assert_int_eq(copse_decode_tokens(c, s, g.tok, 1, 0, &e), COPSE_E_CTX_FULL);
+
+    copse_batch empty = { 0, seq, tok, NULL };
+    ck_assert_int_eq(copse_decode(c, &empty, &e), COPSE_E_ARG);
+    copse_ctx_free(c);
+    copse_model_free(m);
+    free(g.buf);
+}
+END_TEST
+
+START_TEST(info_and_vocab_only)
+{
+    copse_model *m = load("tiny-llama-wide");
+    copse_model_info in;
+    copse_model_get_info(m, &in);
+    ck_assert_str_eq(in.arch, "llama");
+    ck_assert_str_eq(in.name, "copse-random-tiny-llama-wide");
+    ck_assert_int_eq(in.n_vocab, 320);
+    ck_assert_int_eq(in.n_embd, 64);
+    ck_assert_int_eq(in.n_layer, 2);
+    ck_assert_int_eq(in.n_head, 4);
+    ck_assert_int_eq(in.n_head_kv, 1);
+    ck_assert_int_eq(in.head_dim, 24);
+    ck_assert_int_eq(in.n_rot, 24);
+    ck_assert_int_eq(in.n_ff, 96);
+    ck_assert_int_eq(in.n_ctx_train, 64);
+    ck_assert_int_eq(in.tied_output, 0);
+    /* embeddings and output 2*320*64, rope factors 12, norms 64 + 2*2*64,
+    ** per layer q 64*96 + k,v 2*64*24 + o 96*64 + ffn 3*64*96 */
+    ck_assert_int_eq(in.n_params, 2 * 320 * 64 + 12 + 64 + 2 * (2 * 64 + 2 * 64 * 96 + 2 * 64 * 24 + 3 * 64 * 96));
+    copse_model_free(m);
+
+    copse_model_params p = copse_model_default_params();
+    p.vocab_only = 1;
+    copse_error e;
+    ck_assert_int_eq(copse_model_load(MODELS "/tiny-qwen2.gguf", &p, &m, &e), COPSE_OK);
+    copse_model_get_info(m, &in);
+    ck_assert_str_eq(in.arch, "qwen2");
+    ck_assert_int_eq(in.n_layer, 0);
+    ck_assert_int_eq(in.n_vocab, 320);
+    copse_ctx *c = (copse_ctx *)&e;
+    ck_assert_int_eq(copse_ctx_new(m, NULL, &c, &e), COPSE_E_ARG);
+    ck_assert_ptr_null(c);
+    ck_assert_ptr_nonnull(strstr(e.msg, "vocab-only"));
+    copse_model_free(m);
+}
+END_TEST
+
+/* Bad files are made by patching a copy of a good one in a few bytes. */
+typedef struct patch {
+    const char *find;      /* bytes to look for (first occurrence) */
+    size_t      find_len;
+    long        at;        /* offset from the end of the match */
+    const char *put;       /* bytes to write there */
+    size_t      put_len;
+} patch;
+
+static char tmpdir[64];
+
+static const char *patched(const char *name, patch p)
+{
+    static char path[128];
+    size_t len;
+    char *buf = tu_read_file(MODELS "/tiny-llama.gguf", &len);
+    ck_assert_ptr_nonnull(buf);
+    char *hit = memmem(buf, len, p.find, p.find_len);
+    ck_assert_msg(hit != NULL, "%s: pattern not found", name);
+    memcpy(hit + p.find_len + p.at, p.put, p.put_len);
+    snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, name);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(buf, 1, len, f), len);
+    fclose(f);
+    free(buf);
+    return path;
+}
+
+static void expect_load_error(const char *path, int code, const char *substr)
+{
+    copse_model *m = (copse_model *)path;
+    copse_error e;
+    int rc = copse_model_load(path, NULL, &m, &e);
+    ck_assert_msg(rc == code, "%s: got %d (%s), expected %d", path, rc, e.msg, code);
+    ck_assert_int_eq(e.code, code);
+    ck_assert_ptr_null(m);
+    ck_assert_msg(strstr(e.msg, substr) != NULL, "%s: message '%s' lacks '%s'", path, e.msg, substr);
+}
+
+#define S(lit) lit, sizeof lit - 1
+
+START_TEST(load_errors)
+{
+    strcpy(tmpdir, "/tmp/copse-test-model-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    const uint32_t q4_0 = 2;
+    const uint64_t half = 32;
+    /* the architecture value: its 8-byte length 5, then the text */
+    expect_load_error(patched("arch", (patch){ S("\5\0\0\0\0\0\0\0llama"), -1, S("x") }),
+                      COPSE_E_UNSUPPORTED, "unknown architecture 'llamx'");
+    expect_load_error(patched("key", (patch){ S("llama.block_count"), -1, S("x") }),
+                      COPSE_E_FORMAT, "missing metadata key 'llama.block_count'");
+    expect_load_error(patched("missing", (patch){ S("blk.1.ffn_up.weight"), -1, S("x") }),
+                      COPSE_E_FORMAT, "missing tensor 'blk.1.ffn_up.weight'");
+    /* after a 2-D tensor's name: n_dims (4 bytes), ne[0], ne[1] (8 each), type (4) */
+    expect_load_error(patched("type", (patch){ S("blk.1.ffn_up.weight"), 20, (const char *)&q4_0, 4 }),
+                      COPSE_E_UNSUPPORTED, "tensor 'blk.1.ffn_up.weight' has type Q4_0");
+    expect_load_error(patched("shape", (patch){ S("blk.0.attn_k.weight"), 12, (const char *)&half, 8 }),
+                      COPSE_E_FORMAT, "tensor 'blk.0.attn_k.weight' has shape [64, 32, 1, 1], expected [64, 64]");
+    expect_load_error(patched("magic", (patch){ S("GGUF"), -4, S("GGUG") }), COPSE_E_FORMAT, "not a GGUF file");
+    char missing[128];
+    snprintf(missing, sizeof missing, "%s/absent.gguf", tmpdir);
+    expect_load_error(missing, COPSE_E_IO, "absent.gguf");
+    static const char *const made[] = { "arch", "key", "missing", "type", "shape", "magic" };
+    for (size_t i = 0; i < sizeof made / sizeof made[0]; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s/%s.gguf", tmpdir, made[i]);
+        unlink(p);
+    }
+    rmdir(tmpdir);
+}
+END_TEST
+
+/* The committed models are what tools/mkmodel writes from the command in
+** tests/data/models/README.md: same arguments, same bytes. */
+START_TEST(mkmodel_reproduces_committed_model)
+{
+    char out[128], cmd[512];
+    snprintf(out, sizeof out, "/tmp/copse-test-mkmodel-%d.gguf", (int)getpid());
+    snprintf(cmd, sizeof cmd, "%s/bin/mkmodel --preset tiny-qwen2 --type q8_0 -o %s", tu_build_dir(), out);
+    ck_assert_int_eq(system(cmd), 0);
+    size_t n1, n2;
+    char *a = tu_read_file(out, &n1), *b = tu_read_file(MODELS "/tiny-qwen2.gguf", &n2);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(n1, n2);
+    ck_assert(memcmp(a, b, n1) == 0);
+    unlink(out);
+    free(a);
+    free(b);
+}
+END_TEST
+
+Suite *copse_suite_model(void)
+{
+    Suite *s = suite_create("model");
+    TCase *tc = tcase_create("forward");
+    tcase_add_loop_test(tc, matches_reference, 0, N_GOLDENS);
+    tcase_add_loop_test(tc, one_at_a_time_equals_batch, 0, N_GOLDENS);
+    tcase_add_test(tc, mixed_sequences_equal_alone);
+    tcase_add_test(tc, long_batch_split);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("errors");
+    tcase_add_test(tc, ctx_full_and_bad_token_change_nothing);
+    tcase_add_test(tc, info_and_vocab_only);
+    tcase_add_test(tc, load_errors);
+    tcase_add_test(tc, mkmodel_reproduces_committed_model);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,693 @@
+/*
+** mkmodel: write a GGUF model of any llama / qwen2 shape with seeded random
+** weights, for tests and benchmarks. The same arguments give the same bytes.
+**
+** The tokenizer inside is either a synthetic byte-level BPE vocabulary of
+** exactly n_vocab tokens (the 256 bytes, a few control tokens, then merges
+** of existing tokens) or the tokenizer of a vocab-only GGUF (--vocab),
+** padded with [PADn] tokens up to n_vocab.
+*/
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "gguf.h"
+#include "f16.h"
+
+typedef struct shape {
+    const char *preset, *arch;
+    int   n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff;
+    int   head_dim;      /* 0: n_embd / n_head */
+    int   n_rot;         /* 0: head_dim */
+    int   n_ctx;
+    float rope_base, eps;
+    int   tied, bias;
+    int   rope_freqs;    /* write a rope_freqs.weight of random factors */
+    float rope_scale;    /* > 0: linear rope scaling by this factor */
+} shape;
+
+static const shape presets[] = {
+    /* SmolLM2-135M and Qwen2.5-0.5B shapes */
+    { "smol",   "llama", 49152,  576, 30,  9, 3, 1536, 0, 0,  8192, 1e5f, 1e-5f, 1, 0, 0, 0 },
+    { "qwen05", "qwen2", 151936, 896, 24, 14, 2, 4864, 0, 0, 32768, 1e6f, 1e-6f, 1, 1, 0, 0 },
+    /* tiny models for the tests: vocab 320 = 256 bytes + 3 control + 61 merges */
+    { "tiny-llama",            "llama", 320, 64, 2, 4, 4, 96, 0,  0, 64, 1e4f, 1e-5f, 1, 0, 0, 0 },
+    { "tiny-llama-gqa-untied", "llama", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0 },
+    { "tiny-qwen2",            "qwen2", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e6f, 1e-6f, 1, 1, 0, 0 },
+    /* head size 24, not n_embd / n_head; per-pair rope factors (Llama 3.1 style) */
+    { "tiny-llama-wide",       "llama", 320, 64, 2, 4, 1, 96, 24, 0, 64, 1e4f, 1e-5f, 0, 0, 1, 0 },
+    /* rope over 8 of 16 dimensions (llama.cpp refuses this shape), linear scaling */
+    { "tiny-qwen2-rot",        "qwen2", 320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-6f, 1, 1, 0, 4 },
+};
+#define N_PRESETS (int)(sizeof presets / sizeof presets[0])
+
+/* ------------------------------------------------------------------ random */
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* uniform in (0, 1) */
+static double uniform(uint64_t *s)
+{
+    return ((double)(splitmix64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+static double normal(uint64_t *s)
+{
+    double u = uniform(s), v = uniform(s);
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/* Each tensor's stream depends only on the seed and its name, so adding or
+** reordering tensors leaves the others unchanged. */
+static uint64_t tensor_stream(uint64_t seed, const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *p = name; *p; p++)
+        h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+    uint64_t s = seed ^ h;
+    splitmix64(&s);
+    return s;
+}
+
+/* ----------------------------------------------------------------- tensors */
+
+typedef struct maker {
+    gguf_writer *w;
+    uint32_t     type;   /* of the matrices; vectors stay F32 */
+    uint64_t     seed;
+} maker;
+
+static void put16(uint8_t *p, uint16_t h)
+{
+    p[0] = (uint8_t)h;
+    p[1] = (uint8_t)(h >> 8);
+}
+
+static void quantize_q8_0(const float *x, uint64_t n, uint8_t *out)
+{
+    for (uint64_t b = 0; b < n / QK8_0; b++, x += QK8_0, out += 2 + QK8_0) {
+        float amax = 0;
+        for (int j = 0; j < QK8_0; j++)
+            amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        put16(out, copse_f32_to_f16(d));
+        for (int j = 0; j < QK8_0; j++)
+            out[2 + j] = (uint8_t)(int8_t)lrintf(x[j] * id);
+    }
+}
+
+/* n f32 values converted to type, in a new buffer. */
+static void *convert(const float *x, uint64_t n, uint32_t type)
+{
+    uint8_t *out = malloc(ggml_type_nbytes(type, n));
+    if (!out)
+        return NULL;
+    switch (type) {
+    case GGML_TYPE_F32:
+        memcpy(out, x, n * sizeof *x);
+        break;
+    case GGML_TYPE_F16:
+        for (uint64_t i = 0; i < n; i++)
+            put16(out + 2 * i, copse_f32_to_f16(x[i]));
+        break;
+    case GGML_TYPE_BF16:
+        for (uint64_t i = 0; i < n; i++)
+            put16(out + 2 * i, copse_f32_to_bf16(x[i]));
+        break;
+    case GGML_TYPE_Q8_0:
+        quantize_q8_0(x, n, out);
+        break;
+    }
+    return out;
+}
+
+/* How a tensor's values are drawn: mean + std * normal, or uniform in [lo, hi]. */
+typedef struct init {
+    double mean, std, lo, hi;
+} init;
+
+static int add_tensor(maker *mk, const char *name, int ne0, int ne1, init in)
+{
+    uint64_t ne[2] = { (uint64_t)ne0, (uint64_t)(ne1 ? ne1 : 1) };
+    uint64_t n = ne[0] * ne[1];
+    uint64_t s = tensor_stream(mk->seed, name);
+    float *x = malloc(n * sizeof *x);
+    if (!x)
+        return -1;
+    for (uint64_t i = 0; i < n; i++)
+        x[i] = (float)(in.hi > in.lo ? in.lo + (in.hi - in.lo) * uniform(&s) : in.mean + in.std * normal(&s));
+    uint32_t type = ne1 ? mk->type : GGML_TYPE_F32;
+    void *data = convert(x, n, type);
+    int rc = data ? gguf_writer_add_tensor(mk->w, name, type, ne1 ? 2 : 1, ne, data) : -1;
+    free(data);
+    free(x);
+    return rc;
+}
+
+/* Weights scaled by 1/sqrt(fan_in) keep each projection's output near unit
+** size; embeddings at 2/sqrt(n_embd) give logits of a few units. */
+static init gaussian(double std) { return (init){ 0, std, 0, 0 }; }
+static init near_one(void) { return (init){ 1, 0.1, 0, 0 }; }
+
+static int add_matrix(maker *mk, const char *name, int n_in, int n_out)
+{
+    return add_tensor(mk, name, n_in, n_out, gaussian(1 / sqrt(n_in)));
+}
+
+static const char *blk(char *buf, int il, const char *what)
+{
+    snprintf(buf, 64, "blk.%d.%s", il, what);
+    return buf;
+}
+
+static int add_weights(maker *mk, const shape *sh)
+{
+    int d = sh->n_embd, hd = sh->head_dim, q = sh->n_head * hd, kv = sh->n_head_kv * hd, ff = sh->n_ff;
+    int rc = add_tensor(mk, "token_embd.weight", d, sh->n_vocab, gaussian(2 / sqrt(d)))
+          || add_tensor(mk, "output_norm.weight", d, 0, near_one());
+    if (!sh->tied)
+        rc = rc || add_tensor(mk, "output.weight", d, sh->n_vocab, gaussian(2 / sqrt(d)));
+    if (sh->rope_freqs)
+        rc = rc || add_tensor(mk, "rope_freqs.weight", sh->n_rot / 2, 0, (init){ 0, 0, 1, 4 });
+    for (int il = 0; il < sh->n_layer && !rc; il++) {
+        char b[64];
+        rc = add_tensor(mk, blk(b, il, "attn_norm.weight"), d, 0, near_one())
+          || add_matrix(mk, blk(b, il, "attn_q.weight"), d, q)
+          || add_matrix(mk, blk(b, il, "attn_k.weight"), d, kv)
+          || add_matrix(mk, blk(b, il, "attn_v.weight"), d, kv)
+          || add_matrix(mk, blk(b, il, "attn_output.weight"), q, d);
+        if (sh->bias)
+            rc = rc || add_tensor(mk, blk(b, il, "attn_q.bias"), q, 0, gaussian(0.5))
+                    || add_tensor(mk, blk(b, il, "attn_k.bias"), kv, 0, gaussian(0.5))
+                    || add_tensor(mk, blk(b, il, "attn_v.bias"), kv, 0, gaussian(0.5));
+        rc = rc || add_tensor(mk, blk(b, il, "ffn_norm.weight"), d, 0, near_one())
+                || add_matrix(mk, blk(b, il, "ffn_gate.weight"), d, ff)
+                || add_matrix(mk, blk(b, il, "ffn_up.weight"), d, ff)
+                || add_matrix(mk, blk(b, il, "ffn_down.weight"), ff, d);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------- synthetic tokenizer */
+
+/* GPT-2's byte-level encoding: printable bytes stand for themselves, the
+** others map in order to U+0100 and up. Returns the UTF-8 length. */
+static int byte_to_utf8(int b, char *out)
+{
+    static int map[256];
+    if (!map['!']) {
+        int n = 0;
+        for (int c = 0; c < 256; c++)
+            map[c] = (c >= '!' && c <= '~') || (c >= 0xa1 && c <= 0xac) || c >= 0xae ? c : 256 + n++;
+    }
+    int u = map[b];
+    if (u < 0x80) {
+        out[0] = (char)u;
+        return 1;
+    }
+    out[0] = (char)(0xc0 | (u >> 6));
+    out[1] = (char)(0x80 | (u & 0x3f));
+    return 2;
+}
+
+/* A set of strings (open addressing, never shrinks) so merges stay unique. */
+typedef struct strset {
+    const char **slot;
+    size_t       mask;
+} strset;
+
+static size_t hash(const char *s)
+{
+    size_t h = 5381;
+    while (*s)
+        h = h * 33 + (uint8_t)*s++;
+    return h;
+}
+
+/* Insert s; 0 if it was already there. */
+static int strset_add(strset *set, const char *s)
+{
+    size_t i = hash(s) & set->mask;
+    for (; set->slot[i]; i = (i + 1) & set->mask)
+        if (!strcmp(set->slot[i], s))
+            return 0;
+    set->slot[i] = s;
+    return 1;
+}
+
+typedef struct vocab {
+    char   **tok;
+    char   **merge;
+    int32_t *type;
+    int      n, n_merge;
+} vocab;
+
+static void vocab_free(vocab *v)
+{
+    for (int i = 0; i < v->n; i++)
+        free(v->tok[i]);
+    for (int i = 0; i < v->n_merge; i++)
+        free(v->merge[i]);
+    free(v->tok);
+    free(v->merge);
+    free(v->type);
+}
+
+enum { TOK_NORMAL = 1, TOK_CONTROL = 3, TOK_UNUSED = 5 };
+static const char *const control[] = { "<|endoftext|>", "<|im_start|>", "<|im_end|>" };
+#define N_CONTROL 3
+#define MAX_MERGED 16   /* bytes of UTF-8 in a merged token */
+
+/* Add token t (taking it) with its type and merge rule m (taken, or NULL);
+** 0 if t is already a token, -1 when out of memory. */
+static int add_token(vocab *v, strset *set, char *t, int type, char *m)
+{
+    if (!t || !strset_add(set, t)) {
+        free(t);
+        free(m);
+        return t ? 0 : -1;
+    }
+    v->tok[v->n] = t;
+    v->type[v->n++] = type;
+    if (m)
+        v->merge[v->n_merge++] = m;
+    return 1;
+}
+
+/* "a b" or "ab" */
+static char *join(const char *a, const char *sep, const char *b)
+{
+    char *s = malloc(strlen(a) + strlen(sep) + strlen(b) + 1);
+    if (s)
+        sprintf(s, "%s%s%s", a, sep, b);
+    return s;
+}
+
+/*
+** n tokens: bytes, control tokens, then merges. Merged tokens grow words
+** from letters and the space marker, so ordinary text tokenizes into a
+** mix of merged and byte tokens.
+*/
+static int synthetic_vocab(vocab *v, int n, uint64_t seed)
+{
+    size_t cap = 16;
+    while (cap < 2 * (size_t)n)
+        cap *= 2;
+    strset set = { calloc(cap, sizeof(char *)), cap - 1 };
+    v->tok = calloc((size_t)n, sizeof *v->tok);
+    v->merge = calloc((size_t)n, sizeof *v->merge);
+    v->type = calloc((size_t)n, sizeof *v->type);
+    int rc = set.slot && v->tok && v->merge && v->type ? 0 : -1;
+    for (int b = 0; b < 256 && !rc; b++) {
+        char u[3] = { 0 };
+        byte_to_utf8(b, u);
+        rc = add_token(v, &set, strdup(u), TOK_NORMAL, NULL) < 0;
+    }
+    for (int i = 0; i < N_CONTROL && !rc; i++)
+        rc = add_token(v, &set, strdup(control[i]), TOK_CONTROL, NULL) < 0;
+    const int first = 256 + N_CONTROL;
+    uint64_t s = seed;
+    while (v->n < n && !rc) {
+        /* left: a letter, the space or a merged token; right: mostly a letter */
+        int merged = v->n - first;
+        int r = (int)(splitmix64(&s) % (uint64_t)(27 + merged));
+        int a = r < 26 ? 'a' + r : r == 26 ? ' ' : first + r - 27;
+        int b = merged && splitmix64(&s) % 4 == 0 ? first + (int)(splitmix64(&s) % (uint64_t)merged)
+                                                  : 'a' + (int)(splitmix64(&s) % 26);
+        const char *ta = v->tok[a], *tb = v->tok[b];
+        if (strlen(ta) + strlen(tb) > MAX_MERGED || !strncmp(tb, v->tok[' '], strlen(v->tok[' '])))
+            continue;   /* too long, or a space inside a word */
+        rc = add_token(v, &set, join(ta, "", tb), TOK_NORMAL, join(ta, " ", tb)) < 0;
+    }
+    free(set.slot);
+    return rc;
+}
+
+static int add_synthetic_tokenizer(gguf_writer *w, const shape *sh, uint64_t seed)
+{
+    vocab v = { 0 };
+    int rc = synthetic_vocab(&v, sh->n_vocab, seed);
+    int qwen = !strcmp(sh->arch, "qwen2");
+    if (!rc)
+        rc = gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2")
+          || gguf_writer_add_str(w, "tokenizer.ggml.pre", qwen ? "qwen2" : "gpt-2")
+          || gguf_writer_add_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.tok, (uint64_t)v.n)
+          || gguf_writer_add_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, v.type, (uint64_t)v.n)
+          || gguf_writer_add_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v.merge, (uint64_t)v.n_merge)
+          || gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", 256)
+          || gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", qwen ? 258 : 256)
+          || gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", 0);
+    vocab_free(&v);
+    return rc;
+}
+
+/* ------------------------------------------------ tokenizer from a file */
+
+/* The token list, padded with [PADn] up to n entries. */
+static int pad_tokens(gguf_writer *w, const char *key, const gguf_array *a, uint64_t n)
+{
+    char **s = calloc(n, sizeof *s);
+    int rc = s ? 0 : -1;
+    for (uint64_t i = 0; i < n && !rc; i++) {
+        if (i < a->n)
+            s[i] = strndup(a->strs[i].ptr, (size_t)a->strs[i].len);
+        else if ((s[i] = malloc(32)))
+            snprintf(s[i], 32, "[PAD%llu]", (unsigned long long)i);
+        rc = s[i] ? 0 : -1;
+    }
+    if (!rc)
+        rc = gguf_writer_add_arr_str(w, key, (const char *const *)s, n);
+    for (uint64_t i = 0; s && i < n; i++)
+        free(s[i]);
+    free(s);
+    return rc;
+}
+
+/* A per-token array of 4-byte numbers (types, scores), padded with the
+** bytes of pad up to n entries. */
+static int pad_numbers(gguf_writer *w, const char *key, const gguf_array *a, uint64_t n, const void *pad)
+{
+    if (gguf_value_size(a->type) != 4)
+        return -1;
+    uint8_t *d = malloc(n * 4);
+    if (!d)
+        return -1;
+    memcpy(d, a->data, a->n * 4);
+    for (uint64_t i = a->n; i < n; i++)
+        memcpy(d + 4 * i, pad, 4);
+    int rc = gguf_writer_add_arr(w, key, a->type, d, n);
+    free(d);
+    return rc;
+}
+
+/* Copy one tokenizer key; the per-token arrays grow to n_vocab entries. */
+static int copy_value(gguf_writer *w, const char *key, const gguf_value *v, uint64_t n_vocab)
+{
+    static const int32_t unused = TOK_UNUSED;
+    static const float low_score = -1000.0f;
+    const gguf_array *a = &v->v.arr;
+    if (v->type != GGUF_TYPE_ARRAY || a->n >= n_vocab)
+        return gguf_writer_add_val(w, key, v);
+    if (!strcmp(key, "tokenizer.ggml.tokens") && a->type == GGUF_TYPE_STRING)
+        return pad_tokens(w, key, a, n_vocab);
+    if (!strcmp(key, "tokenizer.ggml.token_type") && a->type == GGUF_TYPE_INT32)
+        return pad_numbers(w, key, a, n_vocab, &unused);
+    if (!strcmp(key, "tokenizer.ggml.scores") && a->type == GGUF_TYPE_FLOAT32)
+        return pad_numbers(w, key, a, n_vocab, &low_score);
+    return gguf_writer_add_val(w, key, v);
+}
+
+static int add_file_tokenizer(gguf_writer *w, const char *path, int n_vocab)
+{
+    gguf_file *g;
+    copse_error err;
+    const gguf_array *toks;
+    if (gguf_open(path, &g, &err)) {
+        fprintf(stderr, "mkmodel: %s\n", err.msg);
+        return -1;
+    }
+    int rc = gguf_get_arr(g, "tokenizer.ggml.tokens", GGUF_TYPE_STRING, &toks, &err);
+    if (rc)
+        fprintf(stderr, "mkmodel: %s: %s\n", path, err.msg);
+    else if (toks->n > (uint64_t)n_vocab) {
+        fprintf(stderr, "mkmodel: %s has %llu tokens, more than n_vocab %d (set --n-vocab)\n",
+                path, (unsigned long long)toks->n, n_vocab);
+        rc = -1;
+    }
+    for (uint64_t i = 0; i < g->n_kv && !rc; i++)
+        if (!strncmp(g->kv[i].key, "tokenizer.", 10) &&
+            (rc = copy_value(w, g->kv[i].key, &g->kv[i].val, (uint64_t)n_vocab)))
+            fprintf(stderr, "mkmodel: %s: cannot copy '%s'\n", path, g->kv[i].key);
+    gguf_close(g);
+    return rc;
+}
+
+/* Tokens in a GGUF's vocabulary, 0 if it cannot be read. */
+static int count_tokens(const char *path)
+{
+    gguf_file *g;
+    const gguf_array *toks;
+    int n = 0;
+    if (gguf_open(path, &g, NULL))
+        return 0;
+    if (!gguf_get_arr(g, "tokenizer.ggml.tokens", GGUF_TYPE_STRING, &toks, NULL) && toks->n < (1u << 24))
+        n = (int)toks->n;
+    gguf_close(g);
+    return n;
+}
+
+/* ---------------------------------------------------------------- metadata */
+
+static int add_hparams(gguf_writer *w, const shape *sh, uint32_t file_type)
+{
+    char k[128], name[96];
+    const char *a = sh->arch;
+    snprintf(name, sizeof name, "copse-random-%s", sh->preset ? sh->preset : a);
+#define KEY(suffix) (snprintf(k, sizeof k, "%s.%s", a, suffix), k)
+    int rc = gguf_writer_add_str(w, "general.architecture", a)
+          || gguf_writer_add_str(w, "general.name", name)
+          || gguf_writer_add_u32(w, "general.file_type", file_type)
+          || gguf_writer_add_u32(w, KEY("vocab_size"), (uint32_t)sh->n_vocab)
+          || gguf_writer_add_u32(w, KEY("context_length"), (uint32_t)sh->n_ctx)
+          || gguf_writer_add_u32(w, KEY("embedding_length"), (uint32_t)sh->n_embd)
+          || gguf_writer_add_u32(w, KEY("block_count"), (uint32_t)sh->n_layer)
+          || gguf_writer_add_u32(w, KEY("feed_forward_length"), (uint32_t)sh->n_ff)
+          || gguf_writer_add_u32(w, KEY("attention.head_count"), (uint32_t)sh->n_head)
+          || gguf_writer_add_u32(w, KEY("attention.head_count_kv"), (uint32_t)sh->n_head_kv)
+          || gguf_writer_add_f32(w, KEY("rope.freq_base"), sh->rope_base)
+          || gguf_writer_add_u32(w, KEY("rope.dimension_count"), (uint32_t)sh->n_rot)
+          || gguf_writer_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), sh->eps);
+    if (sh->head_dim * sh->n_head != sh->n_embd)
+        rc = rc || gguf_writer_add_u32(w, KEY("attention.key_length"), (uint32_t)sh->head_dim)
+                || gguf_writer_add_u32(w, KEY("attention.value_length"), (uint32_t)sh->head_dim);
+    if (sh->rope_scale > 0)
+        rc = rc || gguf_writer_add_str(w, KEY("rope.scaling.type"), "linear")
+                || gguf_writer_add_f32(w, KEY("rope.scaling.factor"), sh->rope_scale);
+#undef KEY
+    return rc;
+}
+
+/* -------------------------------------------------------------------- main */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: mkmodel [--preset NAME] [OPTIONS] -o FILE.gguf\n"
+        "Write a GGUF model with seeded random weights.\n\n"
+        "  --preset NAME      start from a preset shape (below); options override it\n"
+        "  --arch A           llama or qwen2\n"
+        "  --n-vocab N --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N\n"
+        "  --head-dim N       head size (default n_embd / n_head)\n"
+        "  --n-rot N          dimensions rope rotates (default the head size)\n"
+        "  --n-ctx N          context length\n"
+        "  --rope-base F --eps F\n"
+        "  --rope-scale F     linear rope scaling factor (default none)\n"
+        "  --rope-freqs 0|1   write rope_freqs.weight with random factors\n"
+        "  --tied 0|1         output projection shared with token_embd\n"
+        "  --bias 0|1         q/k/v biases (qwen2 has them)\n"
+        "  --type T           f32, f16, bf16 or q8_0 for the matrices (default f32)\n"
+        "  --seed N           default 1\n"
+        "  --vocab FILE       copy the tokenizer of a (vocab-only) GGUF, padded to n_vocab\n"
+        "  -o FILE            output path\n\npresets:");
+    for (int i = 0; i < N_PRESETS; i++)
+        fprintf(f, " %s", presets[i].preset);
+    fprintf(f, "\n");
+}
+
+static int parse_long(const char *opt, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || !*s || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "mkmodel: %s takes a whole number from %ld to %ld\n", opt, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_float(const char *opt, const char *s, float *out)
+{
+    char *end;
+    float v = s ? strtof(s, &end) : 0;
+    if (!s || !*s || *end || !(v > 0) || !isfinite(v)) {
+        fprintf(stderr, "mkmodel: %s takes a positive number\n", opt);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+typedef struct options {
+    shape       sh;
+    uint32_t    type, file_type;
+    uint64_t    seed;
+    const char *vocab, *out;
+    int         vocab_given;
+} options;
+
+/* The integer options and where each goes. */
+static int *int_option(options *o, const char *name)
+{
+    static const char *const names[] = {
+        "--n-vocab", "--n-embd", "--n-layer", "--n-head", "--n-head-kv", "--n-ff",
+        "--head-dim", "--n-rot", "--n-ctx", "--tied", "--bias", "--rope-freqs",
+    };
+    int *const dest[] = {
+        &o->sh.n_vocab, &o->sh.n_embd, &o->sh.n_layer, &o->sh.n_head, &o->sh.n_head_kv, &o->sh.n_ff,
+        &o->sh.head_dim, &o->sh.n_rot, &o->sh.n_ctx, &o->sh.tied, &o->sh.bias, &o->sh.rope_freqs,
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(name, names[i]))
+            return dest[i];
+    return NULL;
+}
+
+static int parse_type(const char *s, options *o)
+{
+    static const struct { const char *name; uint32_t type, file_type; } types[] = {
+        { "f32", GGML_TYPE_F32, 0 }, { "f16", GGML_TYPE_F16, 1 },
+        { "q8_0", GGML_TYPE_Q8_0, 7 }, { "bf16", GGML_TYPE_BF16, 32 },
+    };
+    for (size_t i = 0; s && i < sizeof types / sizeof types[0]; i++)
+        if (!strcmp(s, types[i].name)) {
+            o->type = types[i].type;
+            o->file_type = types[i].file_type;
+            return 0;
+        }
+    fprintf(stderr, "mkmodel: --type takes f32, f16, bf16 or q8_0\n");
+    return -1;
+}
+
+static int parse_args(int argc, char **argv, options *o)
+{
+    /* the preset first, wherever it is, so other options override it */
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--preset")) {
+            int j = 0;
+            while (j < N_PRESETS && strcmp(argv[i + 1], presets[j].preset))
+                j++;
+            if (j == N_PRESETS) {
+                fprintf(stderr, "mkmodel: unknown preset '%s'\n", argv[i + 1]);
+                return -1;
+            }
+            o->sh = presets[j];
+        }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long n;
+        int *dest = int_option(o, a);
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (!v) {
+            fprintf(stderr, "mkmodel: %s needs a value (or is unknown)\n", a);
+            return -1;
+        }
+        i++;
+        if (dest) {
+            if (parse_long(a, v, 0, 1 << 24, &n))
+                return -1;
+            *dest = (int)n;
+            o->vocab_given |= !strcmp(a, "--n-vocab");
+        } else if (!strcmp(a, "--preset")) {
+            continue;
+        } else if (!strcmp(a, "--arch")) {
+            if (strcmp(v, "llama") && strcmp(v, "qwen2")) {
+                fprintf(stderr, "mkmodel: --arch takes llama or qwen2\n");
+                return -1;
+            }
+            o->sh.arch = !strcmp(v, "llama") ? "llama" : "qwen2";
+        } else if (!strcmp(a, "--rope-base")) {
+            if (parse_float(a, v, &o->sh.rope_base))
+                return -1;
+        } else if (!strcmp(a, "--eps")) {
+            if (parse_float(a, v, &o->sh.eps))
+                return -1;
+        } else if (!strcmp(a, "--rope-scale")) {
+            if (parse_float(a, v, &o->sh.rope_scale))
+                return -1;
+        } else if (!strcmp(a, "--type")) {
+            if (parse_type(v, o))
+                return -1;
+        } else if (!strcmp(a, "--seed")) {
+            if (parse_long(a, v, 0, 0x7fffffffL, &n))
+                return -1;
+            o->seed = (uint64_t)n;
+        } else if (!strcmp(a, "--vocab")) {
+            o->vocab = v;
+        } else if (!strcmp(a, "-o")) {
+            o->out = v;
+        } else {
+            fprintf(stderr, "mkmodel: unknown option '%s'\n", a);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Fill in defaults and refuse shapes llama.cpp and copse would reject. */
+static int check_shape(options *o)
+{
+    shape *sh = &o->sh;
+    if (!sh->head_dim && sh->n_head)
+        sh->head_dim = sh->n_embd / sh->n_head;
+    if (!sh->n_rot)
+        sh->n_rot = sh->head_dim;
+    if (!sh->n_head_kv)
+        sh->n_head_kv = sh->n_head;
+    const char *bad = NULL;
+    if (!o->out)
+        bad = "no output file (-o)";
+    else if (!sh->n_embd || !sh->n_layer || !sh->n_head || !sh->n_ff || !sh->n_ctx || !sh->head_dim)
+        bad = "the shape is incomplete: give a preset or every --n-* option";
+    else if (sh->n_head % sh->n_head_kv)
+        bad = "n_head must be a multiple of n_head_kv";
+    else if (sh->n_rot % 2 || sh->n_rot > sh->head_dim)
+        bad = "n_rot must be even and at most the head size";
+    else if (sh->n_vocab < 256 + N_CONTROL && !o->vocab)
+        bad = "the synthetic vocabulary needs n_vocab >= 259";
+    else if (o->type == GGML_TYPE_Q8_0 &&
+             (sh->n_embd % QK8_0 || sh->n_ff % QK8_0 || (sh->n_head * sh->head_dim) % QK8_0))
+        bad = "q8_0 needs n_embd, n_ff and n_head * head_dim to be multiples of 32";
+    if (bad)
+        fprintf(stderr, "mkmodel: %s\n", bad);
+    return bad ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    options o = { .sh = { .arch = "llama", .rope_base = 1e4f, .eps = 1e-5f, .tied = 1 },
+                  .type = GGML_TYPE_F32, .seed = 1 };
+    if (parse_args(argc, argv, &o))
+        return 2;
+    if (o.vocab && !o.vocab_given && !o.sh.preset)
+        o.sh.n_vocab = count_tokens(o.vocab);
+    if (check_shape(&o))
+        return 2;
+    gguf_writer *w = gguf_writer_new(3);
+    maker mk = { w, o.type, o.seed };
+    copse_error err = { 0, "" };
+    int rc = !w || add_hparams(w, &o.sh, o.file_type)
+          || (o.vocab ? add_file_tokenizer(w, o.vocab, o.sh.n_vocab) : add_synthetic_tokenizer(w, &o.sh, o.seed))
+          || add_weights(&mk, &o.sh);
+    if (!rc && gguf_writer_write(w, o.out, &err))
+        rc = 1;
+    else if (rc)
+        snprintf(err.msg, sizeof err.msg, "cannot build the model (out of memory?)");
+    gguf_writer_free(w);
+    if (rc) {
+        fprintf(stderr, "mkmodel: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
