@@ -1,0 +1,496 @@
+/*
+** int8 weights and activations: choosing a tier, packing, and running the
+** per-ISA kernels on OpenMP threads. The layouts are described in q8.h.
+*/
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <omp.h>
+#include "q8.h"
+#include "error.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#elif defined(__aarch64__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1 << 1)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
+
+/* ------------------------------------------------------------------ tiers */
+
+/* Feature bits a tier needs; the running CPU's are cpu_features(). */
+enum {
+    NEED_AVX2 = 1, NEED_AVXVNNI = 2, NEED_AVX512VNNI = 4,
+    NEED_NEON = 8, NEED_DOTPROD = 16
+};
+
+#if defined(__x86_64__)
+static uint64_t xgetbv0(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (uint64_t)hi << 32 | lo;
+}
+
+/* The instruction sets usable here: the CPU must have them and the OS must
+** save the registers they use (XCR0), or a context switch corrupts them. */
+static unsigned cpu_features(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return 0;
+    int osxsave = c >> 27 & 1, avx = c >> 28 & 1, fma = c >> 12 & 1, f16c = c >> 29 & 1;
+    if (!osxsave || !avx || !fma || !f16c || __get_cpuid_max(0, NULL) < 7)
+        return 0;
+    uint64_t xcr0 = xgetbv0();
+    if ((xcr0 & 0x6) != 0x6)                  /* XMM and YMM state */
+        return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    unsigned max_sub = a, b7 = b, c7 = c, f = 0;
+    if (!(b7 >> 5 & 1))                       /* AVX2 */
+        return 0;
+    f |= NEED_AVX2;
+    if (max_sub >= 1) {
+        __cpuid_count(7, 1, a, b, c, d);
+        if (a >> 4 & 1)                       /* AVX-VNNI */
+            f |= NEED_AVXVNNI;
+    }
+    int zmm_state = (xcr0 & 0xe6) == 0xe6;    /* opmask, ZMM_Hi256, Hi16_ZMM */
+    int avx512 = (b7 >> 16 & 1) && (b7 >> 17 & 1) && (b7 >> 30 & 1) && (b7 >> 31 & 1)
+                 && (c7 >> 11 & 1);           /* F, DQ, BW, VL, VNNI */
+    if (zmm_state && avx512)
+        f |= NEED_AVX512VNNI;
+    return f;
+}
+#elif defined(__aarch64__)
+static unsigned cpu_features(void)
+{
+    unsigned long hw = getauxval(AT_HWCAP);
+    unsigned f = 0;
+    if (hw & HWCAP_ASIMD)
+        f |= NEED_NEON;
+    if ((hw & HWCAP_ASIMD) && (hw & HWCAP_ASIMDDP))
+        f |= NEED_DOTPROD;
+    return f;
+}
+#else
+static unsigned cpu_features(void) { return 0; }
+#endif
+
+static const q8_kernels *const all_tiers[] = {
+#if defined(__x86_64__)
+    &q8_tier_avx512vnni, &q8_tier_avxvnni, &q8_tier_avx2,
+#elif defined(__aarch64__)
+    &q8_tier_neondot, &q8_tier_neon,
+#endif
+    &q8_tier_scalar
+};
+static const unsigned tier_needs[] = {
+#if defined(__x86_64__)
+    NEED_AVX512VNNI, NEED_AVXVNNI, NEED_AVX2,
+#elif defined(__aarch64__)
+    NEED_DOTPROD, NEED_NEON,
+#endif
+    0
+};
+#define N_TIERS ((int)(sizeof all_tiers / sizeof all_tiers[0]))
+
+/* Every name COPSE_ISA accepts on some architecture. */
+static const char *const known_names[] = {
+    "scalar", "avx2", "avxvnni", "avx512vnni", "neon", "neon-dotprod"
+};
+
+const q8_kernels *const *q8_tiers(int *n)
+{
+    *n = N_TIERS;
+    return all_tiers;
+}
+
+int q8_tier_supported(const q8_kernels *k)
+{
+    unsigned have = cpu_features();
+    for (int i = 0; i < N_TIERS; i++)
+        if (all_tiers[i] == k)
+            return (tier_needs[i] & have) == tier_needs[i];
+    return 0;
+}
+
+int q8_tier_by_name(const char *name, const q8_kernels **out, copse_error *err)
+{
+    *out = NULL;
+    for (int i = 0; i < N_TIERS; i++) {
+        if (strcmp(all_tiers[i]->name, name) != 0)
+            continue;
+        if (!q8_tier_supported(all_tiers[i]))
+            return copse_fail(err, COPSE_E_UNSUPPORTED,
+                              "kernel tier '%s': this CPU (or OS) does not support it", name);
+        *out = all_tiers[i];
+        return COPSE_OK;
+    }
+    for (size_t i = 0; i < sizeof known_names / sizeof known_names[0]; i++)
+        if (strcmp(known_names[i], name) == 0)
+            return copse_fail(err, COPSE_E_UNSUPPORTED,
+                              "kernel tier '%s' is not built for this architecture", name);
+    return copse_fail(err, COPSE_E_ARG,
+                      "unknown kernel tier '%s' (scalar, avx2, avxvnni, avx512vnni, neon, "
+                      "neon-dotprod)", name);
+}
+
+int q8_tier_default(const q8_kernels **out, copse_error *err)
+{
+    const char *forced = getenv("COPSE_ISA");
+    if (forced && *forced) {
+        int rc = q8_tier_by_name(forced, out, err);
+        if (rc && err) {
+            char msg[sizeof err->msg];
+            memcpy(msg, err->msg, sizeof msg);
+            copse_fail(err, rc, "COPSE_ISA: %s", msg);
+        }
+        return rc;
+    }
+    int i = 0;
+    while (!q8_tier_supported(all_tiers[i]))   /* scalar, last, needs nothing */
+        i++;
+    *out = all_tiers[i];
+    return COPSE_OK;
+}
+
+/* ----------------------------------------------------------------- memory */
+
+/* 64-byte aligned, size rounded up to 64. Big buffers get 2 MiB alignment
+** and transparent huge pages: a GEMV streams them, and 4 KiB pages would
+** cost a TLB miss every 4 KiB. */
+static void *q8_alloc(size_t size)
+{
+    const size_t huge = (size_t)2 << 20;
+    size = (size + 63) & ~(size_t)63;
+    if (size < 2 * huge)
+        return aligned_alloc(64, size);
+    size = (size + huge - 1) & ~(huge - 1);
+    void *p = aligned_alloc(huge, size);
+#ifdef MADV_HUGEPAGE
+    if (p)
+        madvise(p, size, MADV_HUGEPAGE);   /* advice only: failure is harmless */
+#endif
+    return p;
+}
+
+/* ---------------------------------------------------------------- weights */
+
+static int check_shape(int n_rows, int K, const char *name, copse_error *err)
+{
+    if (n_rows < 1 || K < Q8_BLOCK)
+        return copse_fail(err, COPSE_E_ARG, "tensor '%s': bad shape %d x %d", name, n_rows, K);
+    if (K % Q8_BLOCK)
+        return copse_fail(err, COPSE_E_UNSUPPORTED,
+                          "tensor '%s': row length %d is not a multiple of %d", name, K, Q8_BLOCK);
+    return COPSE_OK;
+}
+
+/* Allocate W for tier k with every weight 0 (padding rows stay so). */
+static int weights_new(const q8_kernels *k, int n_rows, int K, const char *name,
+                       q8_weights **out, copse_error *err)
+{
+    *out = NULL;
+    int rc = check_shape(n_rows, K, name, err);
+    if (rc)
+        return rc;
+    q8_weights *W = calloc(1, sizeof *W);
+    if (!W)
+        return copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory", name);
+    W->tier = k;
+    W->wbias = k->wbias;
+    W->n_rows = n_rows;
+    W->K = K;
+    W->nb = K / Q8_BLOCK;
+    W->n_groups = (n_rows + Q8_GROUP - 1) / Q8_GROUP;
+    W->scale_bytes = ((size_t)W->nb * Q8_GROUP * 2 + 63) & ~(size_t)63;
+    W->group_bytes = W->scale_bytes + (size_t)W->nb * Q8_GROUP_QBYTES;
+    W->data = q8_alloc((size_t)W->n_groups * W->group_bytes);
+    if (!W->data) {
+        free(W);
+        return copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory for %d x %d int8",
+                          name, n_rows, K);
+    }
+    for (int g = 0; g < W->n_groups; g++) {
+        uint8_t *p = W->data + (size_t)g * W->group_bytes;
+        memset(p, 0, W->scale_bytes);
+        memset(p + W->scale_bytes, W->wbias, (size_t)W->nb * Q8_GROUP_QBYTES);
+    }
+    *out = W;
+    return COPSE_OK;
+}
+
+/* Store block b of row n: its fp16 scale and 32 values. */
+static void put_block(q8_weights *W, int n, int b, uint16_t d, const int8_t *q)
+{
+    uint8_t *grp = W->data + (size_t)(n / Q8_GROUP) * W->group_bytes;
+    int r = n % Q8_GROUP;
+    ((uint16_t *)grp)[b * Q8_GROUP + r] = d;
+    uint8_t *dst = grp + W->scale_bytes + (size_t)b * Q8_GROUP_QBYTES + r * 4;
+    uint32_t flip = W->wbias * 0x01010101u;
+    for (int j = 0; j < Q8_BLOCK / 4; j++) {
+        uint32_t v;
+        memcpy(&v, q + 4 * j, 4);
+        v ^= flip;
+        memcpy(dst + j * Q8_GROUP * 4, &v, 4);
+    }
+}
+
+void q8_weights_free(q8_weights *W)
+{
+    if (W) {
+        free(W->data);
+        free(W);
+    }
+}
+
+size_t q8_weights_bytes(const q8_weights *W)
+{
+    return (size_t)W->n_groups * W->group_bytes;
+}
+
+int q8_weights_from_q8_0(const q8_kernels *k, const void *blocks, int n_rows, int K,
+                         const char *name, q8_weights **out, copse_error *err)
+{
+    q8_weights *W;
+    *out = NULL;
+    int rc = weights_new(k, n_rows, K, name, &W, err);
+    if (rc)
+        return rc;
+    const uint8_t *src = blocks;
+    for (int n = 0; n < n_rows; n++)
+        for (int b = 0; b < W->nb; b++, src += 2 + Q8_BLOCK) {
+            uint16_t d = (uint16_t)(src[0] | src[1] << 8);
+            if ((d & 0x7c00) == 0x7c00) {
+                q8_weights_free(W);
+                return copse_fail(err, COPSE_E_FORMAT,
+                                  "tensor '%s': row %d, block %d has a non-finite scale",
+                                  name, n, b);
+            }
+            put_block(W, n, b, d, (const int8_t *)src + 2);
+        }
+    *out = W;
+    return COPSE_OK;
+}
+
+/* Quantize one block of 32: d = amax/127 in fp16, q = x/d rounded. */
+static int quantize_block(const float *x, uint16_t *d16, int8_t *q)
+{
+    float amax = 0.0f;
+    *d16 = 0;
+    for (int k = 0; k < Q8_BLOCK; k++) {
+        if (!isfinite(x[k]))
+            return -1 - k;
+        amax = fmaxf(amax, fabsf(x[k]));
+    }
+    *d16 = copse_f32_to_f16(amax / 127.0f);
+    float d = copse_f16_to_f32(*d16);
+    if (isinf(d))
+        return Q8_BLOCK;
+    for (int k = 0; k < Q8_BLOCK; k++) {
+        float v = d != 0.0f ? x[k] / d : 0.0f;   /* a rounded-down d may give 127.0x */
+        v = v < -127.0f ? -127.0f : v > 127.0f ? 127.0f : v;
+        q[k] = (int8_t)nearbyintf(v);
+    }
+    return 0;
+}
+
+/* Quantize rows held as F32, F16 or BF16. */
+static int quantize_rows(q8_weights *W, uint32_t type, const void *src, const char *name,
+                         copse_error *err)
+{
+    float *row = malloc((size_t)W->K * sizeof *row);
+    if (!row)
+        return copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory", name);
+    int rc = COPSE_OK;
+    for (int n = 0; n < W->n_rows && !rc; n++) {
+        size_t off = (size_t)n * W->K;
+        for (int k = 0; k < W->K; k++)
+            row[k] = type == GGML_TYPE_F32 ? ((const float *)src)[off + k]
+                   : type == GGML_TYPE_F16 ? copse_f16_to_f32(((const uint16_t *)src)[off + k])
+                   : copse_bf16_to_f32(((const uint16_t *)src)[off + k]);
+        for (int b = 0; b < W->nb; b++) {
+            uint16_t d;
+            int8_t q[Q8_BLOCK];
+            int bad = quantize_block(row + b * Q8_BLOCK, &d, q);
+            if (bad == Q8_BLOCK)
+                rc = copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, block %d: "
+                                "values too large for an fp16 scale", name, n, b);
+            else if (bad)
+                rc = copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, column %d is not "
+                                "finite", name, n, b * Q8_BLOCK - 1 - bad);
+            if (rc)
+                break;
+            put_block(W, n, b, d, q);
+        }
+    }
+    free(row);
+    return rc;
+}
+
+static int from_rows(const q8_kernels *k, uint32_t type, const void *src, int n_rows, int K,
+                     const char *name, q8_weights **out, copse_error *err)
+{
+    q8_weights *W;
+    *out = NULL;
+    int rc = weights_new(k, n_rows, K, name, &W, err);
+    if (rc)
+        return rc;
+    rc = quantize_rows(W, type, src, name, err);
+    if (rc) {
+        q8_weights_free(W);
+        return rc;
+    }
+    *out = W;
+    return COPSE_OK;
+}
+
+int q8_weights_from_f32(const q8_kernels *k, const float *src, int n_rows, int K,
+                        const char *name, q8_weights **out, copse_error *err)
+{
+    return from_rows(k, GGML_TYPE_F32, src, n_rows, K, name, out, err);
+}
+
+int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t,
+                           q8_weights **out, copse_error *err)
+{
+    *out = NULL;
+    for (uint32_t i = 2; i < t->n_dims; i++)
+        if (t->ne[i] != 1)
+            return copse_fail(err, COPSE_E_UNSUPPORTED, "tensor '%s': %u dimensions, "
+                              "int8 weights need a matrix", t->name, t->n_dims);
+    if (t->ne[0] > INT_MAX || t->ne[1] > INT_MAX)
+        return copse_fail(err, COPSE_E_UNSUPPORTED, "tensor '%s': too large", t->name);
+    int K = (int)t->ne[0], n_rows = (int)t->ne[1];
+    switch (t->type) {
+    case GGML_TYPE_Q8_0:
+        return q8_weights_from_q8_0(k, t->data, n_rows, K, t->name, out, err);
+    case GGML_TYPE_F32:
+    case GGML_TYPE_F16:
+    case GGML_TYPE_BF16:
+        return from_rows(k, t->type, t->data, n_rows, K, t->name, out, err);
+    default: {
+        char buf[16];
+        return copse_fail(err, COPSE_E_UNSUPPORTED, "tensor '%s': type %s cannot be used as "
+                          "int8 weights", t->name, ggml_type_name(t->type, buf));
+    }
+    }
+}
+
+void q8_weights_row(const q8_weights *W, int r, float *out)
+{
+    for (int b = 0; b < W->nb; b++) {
+        float d = q8_weight_scale(W, r, b);
+        for (int k = b * Q8_BLOCK; k < (b + 1) * Q8_BLOCK; k++)
+            out[k] = d * (float)q8_weight(W, r, k);
+    }
+}
+
+/* ------------------------------------------------------------ activations */
+
+void q8_act_free(q8_act *a)
+{
+    if (a) {
+        free(a->mem);
+        memset(a, 0, sizeof *a);
+    }
+}
+
+int q8_act_quantize(const q8_kernels *k, const float *x, int M, int K, q8_act *a,
+                    int n_threads, copse_error *err)
+{
+    if (M < 1 || K < Q8_BLOCK || K % Q8_BLOCK || n_threads < 1)
+        return copse_fail(err, COPSE_E_ARG, "q8 activations: bad shape %d x %d (or %d threads)",
+                          M, K, n_threads);
+    int nb = K / Q8_BLOCK;
+    size_t qbytes = ((size_t)M * K + 63) & ~(size_t)63;
+    size_t need = qbytes + (size_t)M * nb * (sizeof(float) + sizeof(int32_t));
+    if (need > a->cap) {
+        void *mem = q8_alloc(need);
+        if (!mem)
+            return copse_fail(err, COPSE_E_NOMEM, "q8 activations: out of memory for %d x %d",
+                              M, K);
+        free(a->mem);
+        a->mem = mem;
+        a->cap = need;
+    }
+    a->M = M;
+    a->K = K;
+    a->nb = nb;
+    a->q = a->mem;
+    a->d = (float *)((char *)a->mem + qbytes);
+    a->nsum = (int32_t *)(a->d + (size_t)M * nb);
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (M > 1 && n_threads > 1)
+    for (int t = 0; t < M; t++)
+        k->quantize(x + (size_t)t * K, K, a->q + (size_t)t * K, a->d + (size_t)t * nb,
+                    a->nsum + (size_t)t * nb);
+    return COPSE_OK;
+}
+
+/* ---------------------------------------------------------------- matmul */
+
+/* Tokens per call of a tier's rect: their activations stay in L2 while the
+** thread's weight rows stream past once per chunk. */
+#define TOKEN_CHUNK 64
+
+/* Thread i of n: its share of the row groups (or of the tokens, when there
+** are fewer groups than threads). */
+static void run_share(const q8_weights *W, const q8_act *a, float *y, int32_t *raw,
+                      int i, int n)
+{
+    long ng = W->n_groups, M = a->M;
+    int g0 = 0, g1 = (int)ng, t0 = 0, t1 = (int)M;
+    if (ng >= n || M == 1) {
+        g0 = (int)(ng * i / n);
+        g1 = (int)(ng * (i + 1) / n);
+    } else {
+        t0 = (int)(M * i / n);
+        t1 = (int)(M * (i + 1) / n);
+    }
+    for (int t = t0; t < t1; t += TOKEN_CHUNK)
+        W->tier->rect(W, a, t, t + TOKEN_CHUNK < t1 ? t + TOKEN_CHUNK : t1, g0, g1, y, raw);
+}
+
+static void run(const q8_weights *W, const q8_act *a, float *y, int32_t *raw, int n_threads)
+{
+    if (n_threads == 1) {
+        run_share(W, a, y, raw, 0, 1);
+        return;
+    }
+#pragma omp parallel num_threads(n_threads)
+    run_share(W, a, y, raw, omp_get_thread_num(), omp_get_num_threads());
+}
+
+int q8_matmul_act(const q8_weights *W, const q8_act *a, float *y, int n_threads,
+                  copse_error *err)
+{
+    if (a->K != W->K || a->M < 1 || n_threads < 1)
+        return copse_fail(err, COPSE_E_ARG, "q8_matmul: %d x %d activations against %d x %d "
+                          "weights on %d threads", a->M, a->K, W->n_rows, W->K, n_threads);
+    run(W, a, y, NULL, n_threads);
+    return COPSE_OK;
+}
+
+int q8_matmul(const q8_weights *W, const float *x, int M, float *y, int n_threads,
+              copse_error *err)
+{
+    q8_act a = {0};
+    int rc = q8_act_quantize(W->tier, x, M, W->K, &a, n_threads, err);
+    if (!rc)
+        rc = q8_matmul_act(W, &a, y, n_threads, err);
+    q8_act_free(&a);
+    return rc;
+}
+
+void q8_block_sums(const q8_weights *W, const q8_act *a, int32_t *raw)
+{
+    run(W, a, NULL, raw, 1);
+}

@@ -1,0 +1,200 @@
+/*
+** int8 matrix products: weights and activations quantized in blocks of 32
+** with one scale per block, int8 x int8 products summed exactly in int32
+** per block, then scaled to f32. Internal to copse.
+**
+** The forward pass calls, per weight matrix W [n_rows x K] (GGUF's ne[1]
+** x ne[0], i.e. y = W x for every token):
+**
+**     q8_weights_from_tensor(tier, tensor, &W, err)      once, at load
+**     q8_matmul(W, x, M, y, n_threads, err)              y[M][n_rows] = x[M][K] W^T
+**
+** or, to quantize one input once for several matrices (Q/K/V, gate/up):
+**
+**     q8_act_quantize(x, M, K, &act, n_threads, err);  q8_matmul_act(W, &act, y, n_threads, err)
+**
+** Kernel tiers: one function table per ISA (scalar, avx2, avxvnni,
+** avx512vnni, neon, neon-dotprod), chosen by q8_tier_default() from the
+** CPU and the COPSE_ISA environment variable. Weights are packed for the
+** tier that will run them (the byte encoding differs, below); activations
+** are the same for every tier.
+**
+** --- Activations (q8_act), per token t and block b of 32 values:
+**     d[t][b]    = amax / 127 (f32), amax = max |x| over the block
+**     q[t][32b+k]= nearest-even(x * (1/d)) clamped to [-127, 127] (0 when d is 0)
+**     nsum[t][b] = -128 * sum_k q[t][32b+k]
+** Every tier produces exactly these values (the scalar code is the
+** specification). q never holds -128: the AVX2 sign trick relies on it.
+** nsum is the correction for tiers that store weights offset by 128.
+**
+** --- Weights (q8_weights): rows padded to a multiple of 16 with zeros and
+** cut into groups of 16 rows. Group g (rows 16g..16g+15) occupies
+** group_bytes at data + g*group_bytes, 64-byte aligned:
+**     uint16_t d[nb][16]          fp16 scale of row 16g+r, block b
+**     (zero padding up to scale_bytes, a multiple of 64)
+**     uint8_t  q[nb][8][16][4]    q[b][j][r][i] = w(16g+r, 32b+4j+i) ^ wbias
+** so one 64-byte line holds 4 consecutive k of all 16 rows: a 4-byte
+** broadcast of the activation against it gives 16 row sums at once
+** (vpdpbusd, vdotq_s32) with no horizontal reduction. wbias is 0x80 for
+** the VNNI tiers, whose instruction wants the weights unsigned (w + 128;
+** nsum removes the offset), else 0. Q8_0 blocks keep their fp16 scale and
+** int8 values bit for bit.
+**
+** --- Results: out(t, n) = sum over b, in order, of
+**     acc = fma((float)isum(t,n,b), dw(n,b) * d[t][b], acc)   from acc = 0
+** with isum the exact int32 block sum. Every tier rounds the same way, so
+** all tiers give bit-identical outputs, for any thread count.
+*/
+#ifndef COPSE_Q8_H
+#define COPSE_Q8_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "copse.h"
+#include "gguf.h"
+#include "f16.h"
+
+#define Q8_BLOCK 32          /* values per block (QK8_0) */
+#define Q8_GROUP 16          /* rows per packed group */
+#define Q8_GROUP_QBYTES (Q8_GROUP * Q8_BLOCK)   /* quant bytes per group and block */
+
+typedef struct q8_kernels q8_kernels;
+
+typedef struct q8_weights {
+    const q8_kernels *tier;  /* the tier this packing is for */
+    int      n_rows, K;      /* logical shape */
+    int      nb;             /* blocks per row: K / 32 */
+    int      n_groups;       /* ceil(n_rows / 16) */
+    uint8_t  wbias;          /* tier->wbias, copied for the accessors */
+    size_t   scale_bytes;    /* bytes of a group's scale part */
+    size_t   group_bytes;
+    uint8_t *data;           /* n_groups * group_bytes, 64-byte aligned */
+} q8_weights;
+
+typedef struct q8_act {
+    int      M, K, nb;
+    int8_t  *q;              /* [M][K] */
+    float   *d;              /* [M][nb] */
+    int32_t *nsum;           /* [M][nb] */
+    size_t   cap;            /* bytes held in mem */
+    void    *mem;
+} q8_act;
+
+/*
+** One ISA tier. rect computes the tokens [t0, t1) against the row groups
+** [g0, g1) of W: when raw is NULL it writes the results y[t][n] (row
+** stride W->n_rows, rows past n_rows not written); otherwise it writes the
+** exact int32 block sums raw[((t*n_groups + g)*nb + b)*16 + r] instead
+** (padding rows included), which the tests compare between tiers.
+*/
+struct q8_kernels {
+    const char *name;        /* as COPSE_ISA spells it */
+    uint8_t     wbias;
+    void (*quantize)(const float *x, int K, int8_t *q, float *d, int32_t *nsum);
+    void (*rect)(const q8_weights *W, const q8_act *A, int t0, int t1,
+                 int g0, int g1, float *y, int32_t *raw);
+};
+
+/* ------------------------------------------------------------------ tiers */
+
+/* The tier to use: COPSE_ISA if set (COPSE_E_ARG for an unknown name,
+** COPSE_E_UNSUPPORTED when this CPU or OS lacks it), else the fastest one
+** this CPU supports. */
+int q8_tier_default(const q8_kernels **out, copse_error *err);
+
+/* A tier by name, if this build has it and the CPU supports it. */
+int q8_tier_by_name(const char *name, const q8_kernels **out, copse_error *err);
+
+/* Every tier compiled into this build, fastest first, and whether the
+** running CPU supports it. n receives the count. */
+const q8_kernels *const *q8_tiers(int *n);
+int q8_tier_supported(const q8_kernels *k);
+
+/* The tiers themselves (those this architecture builds). */
+extern const q8_kernels q8_tier_scalar;
+#if defined(__x86_64__)
+extern const q8_kernels q8_tier_avx2, q8_tier_avxvnni, q8_tier_avx512vnni;
+void q8_quantize_avx2(const float *x, int K, int8_t *q, float *d, int32_t *nsum);
+#elif defined(__aarch64__)
+extern const q8_kernels q8_tier_neon, q8_tier_neondot;
+void q8_quantize_neon(const float *x, int K, int8_t *q, float *d, int32_t *nsum);
+#endif
+
+/* The specification kernels (q8_scalar.c). */
+void q8_quantize_ref(const float *x, int K, int8_t *q, float *d, int32_t *nsum);
+
+/* ---------------------------------------------------------------- weights */
+
+/*
+** Pack weights for tier k. n_rows >= 1, K a positive multiple of 32; name
+** is for messages. Q8_0 data is n_rows*K/32 blocks of 34 bytes (fp16 scale,
+** 32 int8), copied bit for bit; a non-finite scale is a format error.
+** F32 rows are quantized symmetrically: d = amax/127 rounded to fp16,
+** q = nearest-even(x/d) clamped to [-127, 127]; non-finite values and
+** scales beyond fp16 are format errors.
+*/
+int q8_weights_from_q8_0(const q8_kernels *k, const void *blocks, int n_rows, int K,
+                         const char *name, q8_weights **out, copse_error *err);
+int q8_weights_from_f32(const q8_kernels *k, const float *src, int n_rows, int K,
+                        const char *name, q8_weights **out, copse_error *err);
+
+/* A 2-D GGUF tensor of type F32, F16, BF16 or Q8_0 (ne[0] = K). */
+int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t,
+                           q8_weights **out, copse_error *err);
+
+void q8_weights_free(q8_weights *W);
+
+/* Bytes the packed weights occupy (what a GEMV streams). */
+size_t q8_weights_bytes(const q8_weights *W);
+
+/* Dequantize row r (0 <= r < n_rows) into out[K], e.g. for an embedding
+** lookup from a tied output matrix. */
+void q8_weights_row(const q8_weights *W, int r, float *out);
+
+static inline const uint16_t *q8_group_scales(const q8_weights *W, int g)
+{
+    return (const uint16_t *)(W->data + (size_t)g * W->group_bytes);
+}
+
+static inline const uint8_t *q8_group_quants(const q8_weights *W, int g)
+{
+    return W->data + (size_t)g * W->group_bytes + W->scale_bytes;
+}
+
+/* Weight (n, k) as a signed value, and the scale of row n, block b. */
+static inline int q8_weight(const q8_weights *W, int n, int k)
+{
+    const uint8_t *q = q8_group_quants(W, n / Q8_GROUP);
+    int b = k / Q8_BLOCK, j = (k % Q8_BLOCK) / 4, r = n % Q8_GROUP;
+    return (int8_t)(q[(size_t)b * Q8_GROUP_QBYTES + (j * Q8_GROUP + r) * 4 + k % 4] ^ W->wbias);
+}
+
+static inline float q8_weight_scale(const q8_weights *W, int n, int b)
+{
+    return copse_f16_to_f32(q8_group_scales(W, n / Q8_GROUP)[b * Q8_GROUP + n % Q8_GROUP]);
+}
+
+/* ------------------------------------------------------------ activations */
+
+/* Quantize x[M][K] into a (buffers grow as needed; zero-initialize a
+** before first use). K a positive multiple of 32. */
+int q8_act_quantize(const q8_kernels *k, const float *x, int M, int K, q8_act *a,
+                    int n_threads, copse_error *err);
+void q8_act_free(q8_act *a);
+
+/* ---------------------------------------------------------------- matmul */
+
+/* y[M][n_rows] = products of quantized a against W, on n_threads threads.
+** The result does not depend on n_threads. */
+int q8_matmul_act(const q8_weights *W, const q8_act *a, float *y, int n_threads,
+                  copse_error *err);
+
+/* Quantize x[M][W->K] and multiply: the one call the forward pass needs. */
+int q8_matmul(const q8_weights *W, const float *x, int M, float *y, int n_threads,
+              copse_error *err);
+
+/* The exact int32 block sums of a against W (layout as for rect's raw);
+** for tests. raw holds M * n_groups * nb * 16 values. */
+void q8_block_sums(const q8_weights *W, const q8_act *a, int32_t *raw);
+
+#endif

@@ -1,0 +1,23 @@
+/*
+** The avxvnni tier: vpdpbusd on ymm (VEX encoding), weights stored as
+** w + 128 and the offset cancelled by starting each block at nsum.
+*/
+#include <immintrin.h>
+#include "q8_simd.h"
+
+#define TM 4   /* GEMM tile: tokens */
+#define GM 1   /*            groups */
+#define GV 2   /* GEMV tile: groups */
+
+INLINE __m256i ymm_init(int32_t nsum) { return _mm256_set1_epi32(nsum); }
+INLINE __m256i ymm_prep(__m256i w) { return w; }
+
+INLINE __m256i ymm_dot(__m256i s, __m256i w, __m256i unused, __m256i x)
+{
+    (void)unused;
+    return _mm256_dpbusd_avx_epi32(s, w, x);
+}
+
+#include "q8_ymm.inc"
+
+const q8_kernels q8_tier_avxvnni = { "avxvnni", 0x80, q8_quantize_avx2, rect };

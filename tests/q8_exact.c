@@ -1,0 +1,360 @@
+/*
+** The kernel tiers against a computation written from the definitions in
+** q8.h, reading the unpacked source data (not the packed layout).
+*/
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "q8_exact.h"
+
+/* ------------------------------------------------------------- reporting */
+
+/* Count one comparison; print the first failures. */
+static void check(q8x_stats *st, int ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void check(q8x_stats *st, int ok, const char *fmt, ...)
+{
+    if (ok) {
+        st->passed++;
+        return;
+    }
+    if (st->failed++ < 20) {
+        va_list ap;
+        va_start(ap, fmt);
+        fputs("q8 FAIL: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+    }
+}
+
+/* ------------------------------------------------------------------- data */
+
+static uint64_t rng = 0x9e3779b97f4a7c15u;
+
+static uint32_t rnd(void)
+{
+    uint64_t z = (rng += 0x9e3779b97f4a7c15u);   /* splitmix64 */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return (uint32_t)((z ^ (z >> 31)) >> 32);
+}
+
+static float unit(void) { return (float)rnd() / 2147483648.0f - 1.0f; }   /* [-1, 1) */
+
+enum { W_RANDOM, W_EXTREME, W_MIN, W_ZERO, W_NPAT };
+static const char *const wpat_name[] = { "random", "-128/127", "all -128", "zero" };
+
+/* Weights as GGUF Q8_0 blocks, and the same values unpacked. */
+typedef struct src_w {
+    int N, K;
+    int8_t *q;          /* [N][K] */
+    uint16_t *d;        /* [N][K/32] fp16 */
+    uint8_t *blocks;    /* Q8_0 */
+} src_w;
+
+static void src_w_make(src_w *s, int N, int K, int pat)
+{
+    int nb = K / Q8_BLOCK;
+    s->N = N;
+    s->K = K;
+    s->q = malloc((size_t)N * K);
+    s->d = malloc((size_t)N * nb * 2);
+    s->blocks = malloc((size_t)N * nb * 34);
+    for (size_t i = 0; i < (size_t)N * K; i++)
+        s->q[i] = pat == W_RANDOM ? (int8_t)rnd() : pat == W_EXTREME ? (rnd() & 1 ? 127 : -128)
+                : pat == W_MIN ? -128 : 0;
+    for (size_t i = 0; i < (size_t)N * nb; i++) {
+        s->d[i] = copse_f32_to_f16(unit() * 0.05f);   /* either sign, like a file may hold */
+        uint8_t *blk = s->blocks + i * 34;
+        blk[0] = (uint8_t)s->d[i];
+        blk[1] = (uint8_t)(s->d[i] >> 8);
+        memcpy(blk + 2, s->q + i * Q8_BLOCK, Q8_BLOCK);
+    }
+}
+
+static void src_w_free(src_w *s)
+{
+    free(s->q);
+    free(s->d);
+    free(s->blocks);
+}
+
+enum { X_RANDOM, X_INTS, X_ZERO, X_SPECIAL, X_NPAT };
+static const char *const xpat_name[] = { "random", "+-127 ints", "zero", "special" };
+
+/* Activations. X_INTS blocks contain a +-127, so d = 1 and q = x exactly,
+** every other block all extremes; X_SPECIAL has ties, signed zeros,
+** subnormals, infinities and NaNs. */
+static void make_x(float *x, int M, int K, int pat)
+{
+    for (int i = 0; i < M * K; i += Q8_BLOCK) {
+        float *blk = x + i;
+        float scale = powf(10.0f, 6.0f * (unit() + 1.0f) / 2.0f - 3.0f);
+        for (int k = 0; k < Q8_BLOCK; k++) {
+            switch (pat) {
+            case X_RANDOM: blk[k] = unit() * scale; break;
+            case X_INTS:   blk[k] = (i / Q8_BLOCK) % 2 ? (rnd() & 1 ? 127.0f : -127.0f)
+                                                       : (float)((int)(rnd() % 255) - 127); break;
+            case X_ZERO:   blk[k] = 0.0f; break;
+            default:       blk[k] = (float)((int)(rnd() % 255) - 127) + 0.5f; break;
+            }
+        }
+        if (pat == X_INTS)
+            blk[rnd() % Q8_BLOCK] = rnd() & 1 ? 127.0f : -127.0f;
+        if (pat == X_SPECIAL) {
+            static const float odd[] = { -0.0f, 1e-40f, -1e-45f, 126.5f, -125.5f, 3.4e38f };
+            blk[rnd() % Q8_BLOCK] = odd[(i / Q8_BLOCK) % 6];
+            if ((i / Q8_BLOCK) % 7 == 3)
+                blk[rnd() % Q8_BLOCK] = NAN;
+            if ((i / Q8_BLOCK) % 7 == 5)
+                blk[rnd() % Q8_BLOCK] = -INFINITY;
+        }
+    }
+}
+
+/* --------------------------------------------------------- the reference */
+
+static int32_t ref_sum(const src_w *w, int n, int b, const int8_t *xq)
+{
+    int32_t s = 0;
+    for (int k = b * Q8_BLOCK; k < (b + 1) * Q8_BLOCK; k++)
+        s += w->q[(size_t)n * w->K + k] * xq[k];
+    return s;
+}
+
+static float ref_out(const src_w *w, int n, const q8_act *a, int t)
+{
+    float acc = 0.0f;
+    for (int b = 0; b < a->nb; b++) {
+        float dw = copse_f16_to_f32(w->d[(size_t)n * a->nb + b]);
+        int32_t s = ref_sum(w, n, b, a->q + (size_t)t * a->K);
+        acc = fmaf((float)s, dw * a->d[(size_t)t * a->nb + b], acc);
+    }
+    return acc;
+}
+
+static int same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+/* ------------------------------------------------------------- the checks */
+
+static void check_quantize(const q8_kernels *k, int K, int pat, q8x_stats *st)
+{
+    int nb = K / Q8_BLOCK;
+    float *x = malloc((size_t)K * sizeof *x), d[2][64];
+    int8_t *q[2] = { malloc((size_t)K), malloc((size_t)K) };
+    int32_t ns[2][64];
+    make_x(x, 1, K, pat);
+    q8_quantize_ref(x, K, q[0], d[0], ns[0]);
+    k->quantize(x, K, q[1], d[1], ns[1]);
+    for (int b = 0; b < nb; b++) {
+        int32_t sum = 0;
+        for (int i = b * Q8_BLOCK; i < (b + 1) * Q8_BLOCK; i++) {
+            check(st, q[0][i] == q[1][i] && q[0][i] != -128, "%s quantize K=%d %s: q[%d] %d vs "
+                  "scalar %d", k->name, K, xpat_name[pat], i, q[1][i], q[0][i]);
+            sum += q[0][i];
+        }
+        check(st, same_bits(d[0][b], d[1][b]) && ns[0][b] == ns[1][b] && ns[0][b] == -128 * sum,
+              "%s quantize K=%d %s block %d: d %a nsum %d vs scalar %a %d (sum %d)", k->name, K,
+              xpat_name[pat], b, d[1][b], ns[1][b], d[0][b], ns[0][b], sum);
+        if (pat == X_INTS) /* the exact case must really be exact */
+            for (int i = b * Q8_BLOCK; i < (b + 1) * Q8_BLOCK; i++)
+                check(st, d[0][b] == 1.0f && q[0][i] == (int8_t)x[i],
+                      "quantize of integers %g -> %d (d %g)", x[i], q[0][i], d[0][b]);
+    }
+    free(x);
+    free(q[0]);
+    free(q[1]);
+}
+
+/* One shape and pattern: raw sums and results of tier k against the
+** reference, and the 2-thread run against the 1-thread one. */
+static void check_gemm(const q8_kernels *k, int M, int N, int K, int wp, int xp, q8x_stats *st)
+{
+    src_w w;
+    src_w_make(&w, N, K, wp);
+    float *x = malloc((size_t)M * K * sizeof *x);
+    make_x(x, M, K, xp);
+    q8_weights *W = NULL;
+    q8_act a = {0};
+    copse_error err;
+    int rc = q8_weights_from_q8_0(k, w.blocks, N, K, "test", &W, &err);
+    if (!rc)
+        rc = q8_act_quantize(k, x, M, K, &a, 1, &err);
+    check(st, rc == COPSE_OK, "%s: setup failed: %s", k->name, rc ? err.msg : "");
+    if (rc)
+        goto out;
+    int nb = K / Q8_BLOCK, ng = W->n_groups;
+    size_t nraw = (size_t)M * ng * nb * Q8_GROUP;
+    int32_t *raw = malloc(nraw * sizeof *raw);
+    float *y1 = malloc((size_t)M * N * sizeof *y1), *y2 = malloc((size_t)M * N * sizeof *y2);
+    q8_block_sums(W, &a, raw);
+    int bad = 0;
+    for (int t = 0; t < M; t++)
+        for (int g = 0; g < ng; g++)
+            for (int b = 0; b < nb; b++)
+                for (int r = 0; r < Q8_GROUP; r++) {
+                    int n = g * Q8_GROUP + r;
+                    int32_t want = n < N ? ref_sum(&w, n, b, a.q + (size_t)t * K) : 0;
+                    int32_t got = raw[(((size_t)t * ng + g) * nb + b) * Q8_GROUP + r];
+                    if (got != want && bad++ == 0)
+                        check(st, 0, "%s %dx%dx%d w %s x %s: int32 sum t%d row %d block %d: %d, "
+                              "want %d", k->name, M, N, K, wpat_name[wp], xpat_name[xp], t, n, b,
+                              got, want);
+                }
+    check(st, bad == 0, "%s %dx%dx%d: %d wrong int32 block sums", k->name, M, N, K, bad);
+
+    rc = q8_matmul_act(W, &a, y1, 1, &err) | q8_matmul_act(W, &a, y2, 2, &err);
+    check(st, rc == COPSE_OK, "%s: matmul failed", k->name);
+    bad = 0;
+    for (int t = 0; t < M && !rc; t++)
+        for (int n = 0; n < N; n++) {
+            float want = ref_out(&w, n, &a, t), got = y1[(size_t)t * N + n];
+            if (!same_bits(got, want) && bad++ == 0)
+                check(st, 0, "%s %dx%dx%d w %s x %s: y[%d][%d] = %.9g, want %.9g", k->name, M, N,
+                      K, wpat_name[wp], xpat_name[xp], t, n, got, want);
+        }
+    check(st, bad == 0, "%s %dx%dx%d: %d results differ from the reference", k->name, M, N, K, bad);
+    check(st, !rc && memcmp(y1, y2, (size_t)M * N * sizeof *y1) == 0,
+          "%s %dx%dx%d: 2 threads differ from 1", k->name, M, N, K);
+    free(raw);
+    free(y1);
+    free(y2);
+out:
+    q8_act_free(&a);
+    q8_weights_free(W);
+    free(x);
+    src_w_free(&w);
+}
+
+void q8x_check_tier(const q8_kernels *k, q8x_stats *st)
+{
+    for (int K = Q8_BLOCK; K <= 20 * Q8_BLOCK; K += Q8_BLOCK)
+        for (int p = 0; p < X_NPAT; p++)
+            check_quantize(k, K, p, st);
+
+    /* every tail of tokens (tiles of up to 4, chunks of 64) and of rows
+    ** (groups of 16, tiles of up to 4 groups) */
+    static const int Ks[] = { 32, 64, 96, 160, 416 };
+    static const int Ns[] = { 1, 7, 16, 17, 33, 50, 64, 65, 100 };
+    static const int Ms[] = { 1, 2, 3, 4, 5, 6, 7, 9, 13 };
+    for (size_t i = 0; i < sizeof Ks / sizeof *Ks; i++)
+        for (size_t j = 0; j < sizeof Ns / sizeof *Ns; j++)
+            for (size_t m = 0; m < sizeof Ms / sizeof *Ms; m++)
+                check_gemm(k, Ms[m], Ns[j], Ks[i], W_RANDOM, X_RANDOM, st);
+    check_gemm(k, 70, 40, 64, W_RANDOM, X_RANDOM, st);
+    check_gemm(k, 131, 3, 32, W_RANDOM, X_RANDOM, st);
+    for (int wp = 0; wp < W_NPAT; wp++)
+        for (int xp = 0; xp < X_NPAT; xp++) {
+            check_gemm(k, 1, 65, 416, wp, xp, st);
+            check_gemm(k, 5, 17, 32, wp, xp, st);
+            check_gemm(k, 9, 100, 96, wp, xp, st);
+        }
+}
+
+/* ------------------------------------------------------------ f32 bound */
+
+/*
+** With w' and x' the dequantized values, |w - w'| <= dw/2 and
+** |x - x'| <= dx/2 per element (round to nearest; a clamp at 127 only
+** happens within fp16 rounding of 127 and costs less). So
+**   |y' - y| <= sum_k |x| dw/2 + |w| dx/2 + dw dx/4  +  2^-18 sum_k |x w'|
+** the last term covering f32 rounding of the scales and the block sums.
+*/
+void q8x_check_f32_bound(const q8_kernels *k, q8x_stats *st)
+{
+    const int M = 7, N = 37, K = 256;
+    float *w = malloc((size_t)N * K * sizeof *w), *x = malloc((size_t)M * K * sizeof *x);
+    float *y = malloc((size_t)M * N * sizeof *y), *row = malloc((size_t)K * sizeof *row);
+    for (int i = 0; i < N * K; i++)
+        w[i] = unit() * 0.05f * (1 + i % 3);
+    make_x(x, M, K, X_RANDOM);
+    q8_weights *W = NULL;
+    copse_error err;
+    int rc = q8_weights_from_f32(k, w, N, K, "w", &W, &err);
+    if (!rc)
+        rc = q8_matmul(W, x, M, y, 2, &err);
+    check(st, rc == COPSE_OK, "%s: f32 weights: %s", k->name, rc ? err.msg : "");
+    double worst = 0;
+    for (int n = 0; n < N && !rc; n++) {
+        q8_weights_row(W, n, row);
+        for (int i = 0; i < K; i++) {
+            float dw = q8_weight_scale(W, n, i / Q8_BLOCK);
+            check(st, fabsf(row[i] - w[(size_t)n * K + i]) <= dw / 2,
+                  "%s: w[%d][%d] = %g dequantizes to %g (step %g)", k->name, n, i,
+                  w[(size_t)n * K + i], row[i], dw);
+        }
+        for (int t = 0; t < M; t++) {
+            double exact = 0, bound = 0, mag = 0;
+            for (int i = 0; i < K; i++) {
+                double xi = x[(size_t)t * K + i], wi = w[(size_t)n * K + i];
+                float amax = 0;   /* the activation scale, as the kernels compute it */
+                for (int b = i - i % Q8_BLOCK; b < i - i % Q8_BLOCK + Q8_BLOCK; b++)
+                    amax = fmaxf(amax, fabsf(x[(size_t)t * K + b]));
+                double dx = amax / 127.0f, dw = q8_weight_scale(W, n, i / Q8_BLOCK);
+                exact += xi * wi;
+                bound += fabs(xi) * dw / 2 + fabs(wi) * dx / 2 + dw * dx / 4;
+                mag += fabs(xi * row[i]);
+            }
+            bound += mag * ldexp(1, -18);
+            double e = fabs(y[(size_t)t * N + n] - exact);
+            worst = fmax(worst, e / bound);
+            check(st, e <= bound, "%s: y[%d][%d] = %.9g, f32 %.9g, error %.3g > bound %.3g",
+                  k->name, t, n, y[(size_t)t * N + n], exact, e, bound);
+        }
+    }
+    /* a bound far above the errors would pass anything: it must be met tightly somewhere */
+    check(st, rc || worst > 0.01, "%s: errors at most %.3g of the bound: bound too loose",
+          k->name, worst);
+    q8_weights_free(W);
+    free(w);
+    free(x);
+    free(y);
+    free(row);
+}
+
+/* ----------------------------------------------------------------- errors */
+
+void q8x_check_errors(q8x_stats *st)
+{
+    const q8_kernels *k = &q8_tier_scalar, *got;
+    copse_error err;
+    q8_weights dummy, *W = &dummy;   /* must come back NULL on failure */
+    float x[64] = {0};
+    uint8_t blocks[2 * 34] = {0};
+
+    check(st, q8_weights_from_f32(k, x, 1, 48, "t", &W, &err) == COPSE_E_UNSUPPORTED && !W,
+          "K = 48 accepted");
+    check(st, q8_weights_from_f32(k, x, 0, 32, "t", &W, &err) == COPSE_E_ARG, "0 rows accepted");
+    x[5] = NAN;
+    check(st, q8_weights_from_f32(k, x, 2, 32, "t", &W, &err) == COPSE_E_FORMAT
+          && strstr(err.msg, "row 0, column 5"), "NaN weight: %s", err.msg);
+    x[5] = 1e30f;
+    check(st, q8_weights_from_f32(k, x, 2, 32, "t", &W, &err) == COPSE_E_FORMAT,
+          "weight beyond an fp16 scale accepted");
+    blocks[34] = 0x00;
+    blocks[35] = 0x7c;   /* +inf scale in row 1 */
+    check(st, q8_weights_from_q8_0(k, blocks, 2, 32, "t", &W, &err) == COPSE_E_FORMAT
+          && strstr(err.msg, "row 1, block 0"), "inf scale: %s", err.msg);
+
+    x[5] = 1.0f;
+    q8_act a = {0};
+    int rc = q8_weights_from_f32(k, x, 1, 64, "t", &W, &err);
+    check(st, rc == COPSE_OK, "1 x 64 weights: %s", err.msg);
+    check(st, q8_act_quantize(k, x, 1, 32, &a, 1, &err) == COPSE_OK, "act: %s", err.msg);
+    check(st, !rc && q8_matmul_act(W, &a, x, 1, &err) == COPSE_E_ARG, "K mismatch accepted");
+    check(st, q8_act_quantize(k, x, 0, 32, &a, 1, &err) == COPSE_E_ARG, "M = 0 accepted");
+    q8_act_free(&a);
+    q8_weights_free(W);
+
+    check(st, q8_tier_by_name("sse9", &got, &err) == COPSE_E_ARG && !got, "unknown tier");
+#if defined(__x86_64__)
+    const char *foreign = "neon";
+#else
+    const char *foreign = "avx2";
+#endif
+    check(st, q8_tier_by_name(foreign, &got, &err) == COPSE_E_UNSUPPORTED, "foreign tier");
+    check(st, q8_tier_by_name("scalar", &got, &err) == COPSE_OK && got == k, "scalar tier");
+}

@@ -1,0 +1,94 @@
+/*
+** int8 kernels: every x86 tier this CPU has against the specification
+** (the checks live in tests/q8_exact.c, shared with the aarch64
+** driver that quant/quant.mk runs under qemu), and tier selection.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "testutil.h"
+#include "q8.h"
+#include "q8_exact.h"
+
+static void assert_clean(const char *what, const q8x_stats *st)
+{
+    printf("  q8 %s: %d passed, %d failed\n", what, st->passed, st->failed);
+    ck_assert_int_eq(st->failed, 0);
+    ck_assert_int_gt(st->passed, 0);
+}
+
+/* One test per tier so a failure names it; tiers the CPU lacks skip. */
+START_TEST(tier_exact)
+{
+    int n;
+    const q8_kernels *const *tiers = q8_tiers(&n);
+    ck_assert_int_lt(_i, n);
+    const q8_kernels *k = tiers[_i];
+    if (!q8_tier_supported(k)) {
+        tu_skip(k->name, "this CPU lacks the tier");
+        return;
+    }
+    q8x_stats st = {0};
+    q8x_check_tier(k, &st);
+    q8x_check_f32_bound(k, &st);
+    assert_clean(k->name, &st);
+}
+END_TEST
+
+START_TEST(errors)
+{
+    q8x_stats st = {0};
+    q8x_check_errors(&st);
+    assert_clean("errors", &st);
+}
+END_TEST
+
+START_TEST(copse_isa)
+{
+    const q8_kernels *k;
+    copse_error err;
+    unsetenv("COPSE_ISA");
+    ck_assert_int_eq(q8_tier_default(&k, &err), COPSE_OK);
+    ck_assert(q8_tier_supported(k));
+    int n;
+    const q8_kernels *const *tiers = q8_tiers(&n);
+    for (int i = 0; i < n; i++) {   /* the default is the fastest supported */
+        if (q8_tier_supported(tiers[i])) {
+            ck_assert_ptr_eq(k, tiers[i]);
+            break;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        setenv("COPSE_ISA", tiers[i]->name, 1);
+        int rc = q8_tier_default(&k, &err);
+        if (q8_tier_supported(tiers[i])) {
+            ck_assert_int_eq(rc, COPSE_OK);
+            ck_assert_str_eq(k->name, tiers[i]->name);
+        } else {
+            ck_assert_int_eq(rc, COPSE_E_UNSUPPORTED);
+            ck_assert_ptr_null(k);
+            ck_assert_ptr_nonnull(strstr(err.msg, "COPSE_ISA"));
+        }
+    }
+    setenv("COPSE_ISA", "neon-dotprod", 1);
+    ck_assert_int_eq(q8_tier_default(&k, &err), COPSE_E_UNSUPPORTED);
+    ck_assert_str_eq(err.msg, "COPSE_ISA: kernel tier 'neon-dotprod' is not built for this "
+                     "architecture");
+    setenv("COPSE_ISA", "avx1024", 1);
+    ck_assert_int_eq(q8_tier_default(&k, &err), COPSE_E_ARG);
+    unsetenv("COPSE_ISA");
+}
+END_TEST
+
+Suite *copse_suite_quant(void)
+{
+    Suite *s = suite_create("quant");
+    TCase *tc = tcase_create("core");
+    int n;
+    q8_tiers(&n);
+    tcase_add_loop_test(tc, tier_exact, 0, n);
+    tcase_add_test(tc, errors);
+    tcase_add_test(tc, copse_isa);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,51 @@
+/*
+** The int8 kernel checks without Check, for a cross-built binary run under
+** qemu (quant/quant.mk). Arguments name the tiers the emulated CPU must
+** support, the first being the one chosen by default, and !tier the ones
+** it must not; each supported tier runs the checks of tests/q8_exact.c.
+** Prints "N passed, M failed"; exits nonzero on any failure.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "q8_exact.h"
+
+int main(int argc, char **argv)
+{
+    q8x_stats st = {0};
+    const q8_kernels *k;
+    copse_error err;
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s TIER... [!TIER...]\n", argv[0]);
+        return 2;
+    }
+    unsetenv("COPSE_ISA");
+    int rc = q8_tier_default(&k, &err);
+    int ok = !rc && strcmp(k->name, argv[1]) == 0;
+    st.passed += ok;
+    st.failed += !ok;
+    printf("default tier: %s\n", rc ? err.msg : k->name);
+    for (int i = 1; i < argc; i++) {
+        int want = argv[i][0] != '!';
+        const char *name = argv[i] + !want;
+        rc = q8_tier_by_name(name, &k, &err);
+        ok = want ? rc == COPSE_OK : rc == COPSE_E_UNSUPPORTED;
+        st.passed += ok;
+        st.failed += !ok;
+        if (!ok) {
+            printf("tier %s: %s\n", name, rc ? err.msg : "supported, but should not be");
+            continue;
+        }
+        if (!want)
+            continue;
+        q8x_stats one = {0};
+        q8x_check_tier(k, &one);
+        q8x_check_f32_bound(k, &one);
+        printf("tier %s: %d passed, %d failed\n", name, one.passed, one.failed);
+        st.passed += one.passed;
+        st.failed += one.failed;
+    }
+    q8x_check_errors(&st);
+    printf("%d passed, %d failed\n", st.passed, st.failed);
+    return st.failed != 0;
+}
