@@ -1,6 +1,155 @@
+/*
+** copse tokenize: how a model's tokenizer cuts a text, one token per line
+** as ID<TAB>'piece', or only the ids. Loads just the vocabulary, so a
+** vocab-only GGUF file is enough.
+*/
+#include <stdlib.h>
+#include <string.h>
 #include "cli.h"
+
+static const char *CMD = "tokenize";
+
+static void help(void)
+{
+    printf("usage: copse tokenize -m MODEL.gguf [options] [TEXT]\n\n"
+           "Print the tokens of TEXT, or of standard input taken exactly as it is\n"
+           "(a final newline included).\n\n"
+           "  -m, --model FILE   GGUF model or vocabulary file (required)\n"
+           "  --ids              print only the ids, space-separated on one line\n"
+           "  --no-bos           add no BOS/EOS (by default they are added as the\n"
+           "                     model's metadata says)\n"
+           "  --parse-special    text such as <|im_start|> becomes its special token\n"
+           "  -h, --help         this help\n");
+}
+
+/* Length of the complete UTF-8 character at s (n bytes left) if it is a
+** multi-byte one, else 0. */
+static int utf8_char(const unsigned char *s, int n)
+{
+    int len = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+            : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+    if (len > n)
+        return 0;
+    for (int i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}
+
+/* A piece in quotes: whole characters as they are, the rest escaped, so
+** every byte shows and each token stays on one line. */
+static void print_piece(const char *piece, int n)
+{
+    const unsigned char *p = (const unsigned char *)piece;
+    putchar('\'');
+    for (int i = 0; i < n; ) {
+        int len = utf8_char(p + i, n - i);
+        if (len) {
+            fwrite(p + i, 1, (size_t)len, stdout);
+            i += len;
+            continue;
+        }
+        unsigned char c = p[i++];
+        if (c == '\n')
+            fputs("\\n", stdout);
+        else if (c == '\t')
+            fputs("\\t", stdout);
+        else if (c == '\r')
+            fputs("\\r", stdout);
+        else if (c == '\\' || c == '\'')
+            printf("\\%c", c);
+        else if (c < 0x20 || c >= 0x7f)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
+    }
+    putchar('\'');
+}
+
+static int print_tokens(const copse_model *model, const int32_t *tok, int n, int ids_only)
+{
+    char small[256], *piece = small;
+    int cap = sizeof small, rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        if (ids_only) {
+            printf(i ? " %d" : "%d", (int)tok[i]);
+            continue;
+        }
+        int len = copse_token_piece(model, tok[i], piece, cap);
+        if (len >= cap) {
+            char *p = malloc((size_t)len + 1);
+            if (p) {
+                if (piece != small)
+                    free(piece);
+                piece = p;
+                cap = len + 1;
+                len = copse_token_piece(model, tok[i], piece, cap);
+            }
+        }
+        if (len < 0 || len >= cap) {
+            rc = cli_error(CMD, "cannot show token %d", (int)tok[i]);
+            break;
+        }
+        printf("%d\t", (int)tok[i]);
+        print_piece(piece, len);
+        putchar('\n');
+    }
+    if (ids_only)
+        putchar('\n');
+    if (piece != small)
+        free(piece);
+    return rc;
+}
 
 int cmd_tokenize(int argc, char **argv)
 {
-    return cli_error("tokenize", "not implemented yet");
+    cli_model_opts mo = {0};
+    unsigned flags = COPSE_TOK_ADD_SPECIAL;
+    int ids_only = 0, options = 1;
+    const char *text = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (options && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
+            help();
+            return 0;
+        }
+        if (options && (!strcmp(a, "-m") || !strcmp(a, "--model"))) {
+            if (i + 1 >= argc)
+                return cli_usage_error(CMD, "%s needs a value", a);
+            mo.model = argv[++i];
+        } else if (options && !strcmp(a, "--ids")) {
+            ids_only = 1;
+        } else if (options && !strcmp(a, "--no-bos")) {
+            flags &= ~COPSE_TOK_ADD_SPECIAL;
+        } else if (options && !strcmp(a, "--parse-special")) {
+            flags |= COPSE_TOK_PARSE_SPECIAL;
+        } else if (options && !strcmp(a, "--")) {
+            options = 0;
+        } else if (options && a[0] == '-' && a[1]) {
+            return cli_usage_error(CMD, "unknown option: %s", a);
+        } else if (text) {
+            return cli_usage_error(CMD, "one TEXT only (quote it): '%s'", a);
+        } else {
+            text = a;
+        }
+    }
+    if (!mo.model)
+        return cli_usage_error(CMD, "no model given (-m MODEL.gguf)");
+
+    size_t len = text ? strlen(text) : 0;
+    char *input = text ? NULL : cli_read_stdin(&len);
+    if (!text && !input)
+        return cli_error(CMD, "cannot read standard input");
+    copse_model *model;
+    int rc = cli_open_model(CMD, &mo, 1, &model, NULL);
+    if (!rc) {
+        int32_t *tok;
+        int n = cli_tokenize(CMD, model, text ? text : input, len, flags, &tok);
+        rc = n < 0 ? 1 : print_tokens(model, tok, n, ids_only);
+        if (n >= 0)
+            free(tok);
+        copse_model_free(model);
+    }
+    free(input);
+    return rc;
 }

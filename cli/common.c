@@ -123,6 +123,46 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
     return 1;
 }
 
+int cli_open_model(const char *cmd, const cli_model_opts *o, int vocab_only,
+                   copse_model **model, copse_ctx **ctx)
+{
+    copse_error err;
+    *model = NULL;
+    if (ctx)
+        *ctx = NULL;
+    if (!o->model)
+        return cli_usage_error(cmd, "no model given (-m FILE.gguf)");
+    copse_model_params mp = copse_model_default_params();
+    mp.vocab_only = vocab_only;
+    if (copse_model_load(o->model, &mp, model, &err))
+        return cli_error(cmd, "%s", err.msg);
+    if (!ctx)
+        return 0;
+    copse_ctx_params cp = copse_ctx_default_params();
+    cp.n_threads = (int)o->threads;
+    cp.n_ctx = (int)o->n_ctx;
+    if (copse_ctx_new(*model, &cp, ctx, &err)) {
+        copse_model_free(*model);
+        *model = NULL;
+        return cli_error(cmd, "%s", err.msg);
+    }
+    return 0;
+}
+
+int cli_tokenize(const char *cmd, const copse_model *m, const char *text, size_t len,
+                 unsigned flags, int32_t **out)
+{
+    int n = copse_tokenize(m, text, len, flags, NULL, 0);
+    int32_t *t = n >= 0 ? malloc(((size_t)n + 1) * sizeof *t) : NULL;
+    if (!t || copse_tokenize(m, text, len, flags, t, n) != n) {
+        free(t);
+        cli_error(cmd, "cannot tokenize the text (%s)", n < 0 ? copse_status_str(-n) : "out of memory");
+        return -1;
+    }
+    *out = t;
+    return n;
+}
+
 /* Length of the UTF-8 sequence a lead byte starts (1 for stray bytes). */
 static int utf8_len(unsigned char c)
 {
