@@ -407,7 +407,7 @@ static int build_eog(copse_tokenizer *t, const gguf_file *g, copse_error *err)
     static const char *const texts[] = {
         "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
         "<|eom_id|>", "<EOT>", "<|end_of_text|>",
-        "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",  /* DeepSeek */
+        ("<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"),  /* DeepSeek */
     };
     enum { N_TEXTS = sizeof texts / sizeof texts[0] };
     t->eog = malloc((3 + N_TEXTS) * sizeof *t->eog);
