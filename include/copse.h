@@ -97,28 +97,39 @@ void copse_model_get_info(const copse_model *model, copse_model_info *info);
 #define COPSE_TOK_PARSE_SPECIAL 2u  /* text like "<|im_start|>" becomes its token */
 
 /*
-** Tokenize text (UTF-8, len bytes). Writes at most cap ids to tokens and
-** returns how many the text needs: a return value greater than cap means
-** the output was cut short and should be retried with a larger buffer.
-** Returns a negative copse_status on bad arguments.
+** Tokenize text (len bytes, any bytes: malformed UTF-8 is kept byte by
+** byte). Writes at most cap ids to tokens and returns how many the text
+** needs: a return value greater than cap means the output was cut short
+** and should be retried with a larger buffer. Control tokens' text is
+** plain text unless flags has COPSE_TOK_PARSE_SPECIAL; the vocabulary's
+** user-defined tokens (such as Qwen3's <think>) are always matched, the
+** longest first. Returns a negative copse_status on bad arguments (or a
+** text over 256 MiB), -COPSE_E_UNSUPPORTED if the vocabulary cannot spell
+** some byte of the text.
 */
 int copse_tokenize(const copse_model *model, const char *text, size_t len,
                    unsigned flags, int32_t *tokens, int cap);
 
 /*
-** Detokenize: write the UTF-8 text of n tokens to buf (at most cap bytes,
-** NUL-terminated when it fits) and return the text's length in bytes,
-** which may exceed cap as with copse_tokenize. With COPSE_TOK_PARSE_SPECIAL
-** control tokens are rendered as their text, otherwise they are dropped.
-** Text that is a leading part of the string has the leading space of a
-** SentencePiece vocabulary removed only when flags has COPSE_TOK_ADD_SPECIAL
-** (i.e. when BOS handling applies).
+** Detokenize: write the bytes n tokens stand for to buf (at most cap bytes,
+** NUL-terminated when it fits) and return their length, which may exceed
+** cap as with copse_tokenize; a negative copse_status for bad arguments or
+** a token outside the vocabulary. Control tokens are dropped, or rendered
+** as their text with COPSE_TOK_PARSE_SPECIAL. COPSE_TOK_ADD_SPECIAL undoes
+** what copse_tokenize adds with that flag: a leading BOS and a trailing EOS
+** the model adds, and the space a SentencePiece vocabulary puts in front of
+** the text and of text following a special token. So detokenizing
+** copse_tokenize(x, flags) with the same flags gives x back exactly when
+** the vocabulary can spell every byte of x (byte-level BPE, or
+** SentencePiece with byte tokens), except that a SentencePiece vocabulary
+** without COPSE_TOK_ADD_SPECIAL gives " " + x.
 */
 int copse_detokenize(const copse_model *model, const int32_t *tokens, int n,
                      unsigned flags, char *buf, int cap);
 
 /* The piece one token decodes to on its own (bytes, not necessarily valid
-** UTF-8 alone); same return convention as copse_detokenize. */
+** UTF-8 alone; special tokens give their text); same return convention as
+** copse_detokenize. */
 int copse_token_piece(const copse_model *model, int32_t token, char *buf, int cap);
 
 int     copse_n_vocab(const copse_model *model);
