@@ -418,6 +418,9 @@ static void set_alignment(cursor *c, const gguf_value *v, uint64_t at)
     uint32_t a = (uint32_t)v->v.u;
     if (a == 0 || (a & (a - 1)))
         fail_at(c, COPSE_E_FORMAT, at, "alignment %" PRIu32 " is not a power of two", a);
+    else if (a > GGUF_MAX_ALIGNMENT)
+        fail_at(c, COPSE_E_UNSUPPORTED, at, "alignment %" PRIu32 " is larger than %u",
+                a, GGUF_MAX_ALIGNMENT);
     else
         c->r->f.alignment = a;
 }

@@ -17,6 +17,7 @@
 
 #define GGUF_MAGIC             0x46554747u   /* "GGUF" little-endian */
 #define GGUF_DEFAULT_ALIGNMENT 32
+#define GGUF_MAX_ALIGNMENT     (1u << 20)   /* larger general.alignment is refused */
 #define GGUF_MAX_DIMS          4
 #define GGUF_MAX_ARRAY_DEPTH   8    /* arrays nested deeper are rejected */
 
@@ -134,7 +135,9 @@ typedef struct gguf_file {
 ** Validation covers: magic, version (2 or 3, little-endian only), every
 ** count, length and dimension against the bytes the file has left, unknown
 ** value types, bools other than 0/1, nested array depth, duplicate keys and
-** tensor names, general.alignment (a power of two), tensor n_dims 1..4,
+** tensor names, general.alignment (a power of two, at most 1 MiB: a mapping
+** is only page-aligned, and an absurd value would make copies of the file
+** huge), tensor n_dims 1..4,
 ** dimensions >= 1 with an element count that fits int64, ne[0] a multiple
 ** of the type's block size, offsets aligned, tensor data inside the file and
 ** not overlapping. The byte size of a tensor type ggml does not name cannot

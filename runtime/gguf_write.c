@@ -217,8 +217,8 @@ int gguf_writer_add_val(gguf_writer *w, const char *key, const gguf_value *v)
     if (!strcmp(key, "general.alignment")) {
         /* readers (llama.cpp too) expect exactly a UINT32 power of two */
         if (v->type != GGUF_TYPE_UINT32 || !v->v.u || (v->v.u & (v->v.u - 1)) ||
-            v->v.u > UINT32_MAX)
-            return fail(w, COPSE_E_ARG, key, "must be a UINT32 power of two");
+            v->v.u > GGUF_MAX_ALIGNMENT)
+            return fail(w, COPSE_E_ARG, key, "must be a UINT32 power of two up to 1 MiB");
         w->alignment = (uint32_t)v->v.u;
     }
     size_t mark = w->kv.len;

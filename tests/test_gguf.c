@@ -183,6 +183,9 @@ START_TEST(writer_rejects_bad_input)
     w = gguf_writer_new(3);
     ck_assert_int_eq(gguf_writer_add_u32(w, "general.alignment", 48), COPSE_E_ARG);
     gguf_writer_free(w);
+    w = gguf_writer_new(3);
+    ck_assert_int_eq(gguf_writer_add_u32(w, "general.alignment", 1u << 21), COPSE_E_ARG);
+    gguf_writer_free(w);
 }
 END_TEST
 
@@ -391,6 +394,7 @@ static const mutation mutations[] = {
     {"n.i32", 20, 8, 1ull << 50, COPSE_E_FORMAT, "key 'n.i32': array of 1125899906842624 INT32"},
     {"general.alignment", 4, 4, 0, COPSE_E_FORMAT, "key 'general.alignment': alignment 0 is not a power of two"},
     {"general.alignment", 4, 4, 48, COPSE_E_FORMAT, "alignment 48 is not a power of two"},
+    {"general.alignment", 4, 4, 1u << 21, COPSE_E_UNSUPPORTED, "alignment 2097152 is larger than 1048576"},
     {"general.alignment", 0, 4, GGUF_TYPE_FLOAT32, COPSE_E_FORMAT, "'general.alignment': must be an integer"},
     {"general.alignment", 0, 4, GGUF_TYPE_INT32, COPSE_OK, NULL},
     {"general.alignment", 4, 4, 64, COPSE_E_FORMAT, "tensor 't.bf16': data offset 96 is not a multiple of the alignment 64"},
@@ -545,6 +549,37 @@ START_TEST(open_missing_dir_empty)
 }
 END_TEST
 
+/* The fuzzer's minimized corpus and crash regressions (tests/data/gguf,
+** relative to the checkout, where make runs the tests): none may crash or
+** break a promise of gguf.h, and each crash-* input must be rejected. */
+START_TEST(fuzz_corpus)
+{
+    DIR *d = opendir("tests/data/gguf");
+    if (!d) {
+        tu_skip("fuzz_corpus", "no tests/data/gguf here (run from the checkout)");
+        return;
+    }
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        const char *path = tu_path("tests/data/gguf", de->d_name);
+        size_t len;
+        char *buf = tu_read_file(path, &len);
+        ck_assert_msg(buf != NULL, "%s", path);
+        copse_error e;
+        int rc = open_copy((const uint8_t *)buf, len, &e, 1);
+        if (!strncmp(de->d_name, "crash-", 6))
+            ck_assert_msg(rc != COPSE_OK, "%s was accepted", path);
+        free(buf);
+        n++;
+    }
+    closedir(d);
+    ck_assert_int_ge(n, 10);
+}
+END_TEST
+
 /* ----------------------------------------------------- shared vocab files */
 
 START_TEST(shared_vocab_files)
@@ -610,6 +645,7 @@ Suite *copse_suite_gguf(void)
     tcase_add_test(tc, unknown_tensor_type_passes);
     tcase_add_test(tc, nesting_depth_bound);
     tcase_add_test(tc, open_missing_dir_empty);
+    tcase_add_test(tc, fuzz_corpus);
     suite_add_tcase(s, tc);
     return s;
 }

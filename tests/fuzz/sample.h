@@ -98,13 +98,13 @@ static const sample_tensor sample_tensors[] = {
 #define SAMPLE_N_TENSORS (sizeof sample_tensors / sizeof sample_tensors[0])
 
 /* Tensor i's bytes: a pattern that differs per tensor and per byte. */
-static void sample_tensor_data(uint64_t i, uint8_t *p, uint64_t n)
+static inline void sample_tensor_data(uint64_t i, uint8_t *p, uint64_t n)
 {
     for (uint64_t k = 0; k < n; k++)
         p[k] = (uint8_t)(k * 7 + i * 31 + 1);
 }
 
-static uint64_t sample_tensor_nelements(const sample_tensor *t)
+static inline uint64_t sample_tensor_nelements(const sample_tensor *t)
 {
     uint64_t n = 1;
     for (uint32_t d = 0; d < t->n_dims; d++)
@@ -114,7 +114,7 @@ static uint64_t sample_tensor_nelements(const sample_tensor *t)
 
 /* The sample file; alignment 0 leaves general.alignment out. NULL when a
 ** call fails (it cannot with this data unless memory runs out). */
-static gguf_writer *sample_writer(uint32_t version, uint32_t alignment)
+static inline gguf_writer *sample_writer(uint32_t version, uint32_t alignment)
 {
     gguf_writer *w = gguf_writer_new(version);
     int rc = w ? COPSE_OK : COPSE_E_NOMEM;
@@ -141,7 +141,7 @@ static gguf_writer *sample_writer(uint32_t version, uint32_t alignment)
 }
 
 /* The sample as an image in memory (malloc'd), or NULL. */
-static uint8_t *sample_image(uint32_t version, uint32_t alignment, uint64_t *size)
+static inline uint8_t *sample_image(uint32_t version, uint32_t alignment, uint64_t *size)
 {
     gguf_writer *w = sample_writer(version, alignment);
     uint8_t *img = NULL;

@@ -11,7 +11,7 @@
 #include <string.h>
 #include "gguf.h"
 
-static uint64_t walk_bytes(const void *p, uint64_t n)
+static inline uint64_t walk_bytes(const void *p, uint64_t n)
 {
     uint64_t h = n;
     for (uint64_t i = 0; i < n; i++)
@@ -19,7 +19,7 @@ static uint64_t walk_bytes(const void *p, uint64_t n)
     return h;
 }
 
-static uint64_t walk_array(const gguf_array *a)
+static inline uint64_t walk_array(const gguf_array *a)
 {
     uint64_t h = a->n;
     for (uint64_t i = 0; i < a->n; i++) {
@@ -39,7 +39,7 @@ static uint64_t walk_array(const gguf_array *a)
 }
 
 /* Each typed getter succeeds exactly when the value has a matching type. */
-static uint64_t walk_getters(const gguf_file *g, const gguf_kv *kv)
+static inline uint64_t walk_getters(const gguf_file *g, const gguf_kv *kv)
 {
     copse_error e;
     uint32_t u32;
@@ -71,7 +71,7 @@ static uint64_t walk_getters(const gguf_file *g, const gguf_kv *kv)
     return h;
 }
 
-static uint64_t gguf_walk(const gguf_file *g)
+static inline uint64_t gguf_walk(const gguf_file *g)
 {
     uint64_t h = g->version;
     WALK_CHECK(g->alignment && !(g->alignment & (g->alignment - 1)));
