@@ -61,11 +61,10 @@ def rope_angles(cfg, pos):
 
 
 def rope(x, cos, sin):
-    """Rotate adjacent pairs of x (B, H, T, hd); cos, sin are (B, T, hd/2)."""
+    """Rotate adjacent pairs of x (..., T, hd); cos, sin broadcast to (..., T, hd/2)."""
     x = x.unflatten(-1, (-1, 2))
     x0, x1 = x[..., 0], x[..., 1]
-    c, s = cos.unsqueeze(1), sin.unsqueeze(1)
-    return torch.stack((x0 * c - x1 * s, x0 * s + x1 * c), dim=-1).flatten(-2)
+    return torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1).flatten(-2)
 
 
 class Attention(nn.Module):
@@ -79,23 +78,27 @@ class Attention(nn.Module):
         self.wo = nn.Linear(cfg.n_heads * hd, cfg.dim, bias=False)
 
     def forward(self, x, cos, sin, mask, cache):
+        """The rep = n_heads / n_kv_heads query heads sharing a key/value head
+        are stacked along the time axis, so one batched matmul per key/value
+        head serves them all without copying K and V."""
         cfg = self.cfg
         B, T, _ = x.shape
-        q = self.wq(x).view(B, T, cfg.n_heads, -1).transpose(1, 2)
-        k = self.wk(x).view(B, T, cfg.n_kv_heads, -1).transpose(1, 2)
-        v = self.wv(x).view(B, T, cfg.n_kv_heads, -1).transpose(1, 2)
-        q, k = rope(q, cos, sin), rope(k, cos, sin)
+        kv, rep, hd = cfg.n_kv_heads, cfg.n_heads // cfg.n_kv_heads, cfg.head_dim
+        q = self.wq(x).view(B, T, kv, rep, hd).permute(0, 2, 3, 1, 4)     # B kv rep T hd
+        k = self.wk(x).view(B, T, kv, hd).transpose(1, 2)                 # B kv T hd
+        v = self.wv(x).view(B, T, kv, hd).transpose(1, 2)
+        cos, sin = cos[:, None], sin[:, None]
+        q = rope(q, cos[:, None], sin[:, None]) * (1.0 / math.sqrt(hd))
+        k = rope(k, cos, sin)
         if cache is not None:
             if cache["k"] is not None:
                 k = torch.cat((cache["k"], k), dim=2)
                 v = torch.cat((cache["v"], v), dim=2)
             cache["k"], cache["v"] = k, v
-        rep = cfg.n_heads // cfg.n_kv_heads
-        k = k.repeat_interleave(rep, dim=1)
-        v = v.repeat_interleave(rep, dim=1)
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(cfg.head_dim)
-        att = att.masked_fill(~mask, float("-inf")).softmax(-1)
-        return self.wo((att @ v).transpose(1, 2).reshape(B, T, -1))
+        att = q.reshape(B, kv, rep * T, hd) @ k.transpose(-2, -1)         # B kv rep*T Tk
+        att = att.view(B, kv, rep, T, -1).masked_fill(~mask, float("-inf")).softmax(-1)
+        out = att.view(B, kv, rep * T, -1) @ v                             # B kv rep*T hd
+        return self.wo(out.view(B, kv, rep, T, hd).permute(0, 3, 1, 2, 4).reshape(B, T, -1))
 
 
 class Block(nn.Module):
@@ -147,12 +150,12 @@ class Model(nn.Module):
             pos = torch.arange(past, past + T).expand(B, T)
         cos, sin = rope_angles(self.cfg, pos)
         causal = torch.ones(T, past + T, dtype=torch.bool).tril(past)
-        mask = causal.expand(B, 1, T, past + T)
+        mask = causal.expand(B, 1, 1, T, past + T)
         if key_mask is not None:
             # every query keeps its own key, so padding rows stay finite (no NaN
             # from an all-masked softmax leaking into the cache)
             own = torch.arange(past + T)[None, :] == (torch.arange(T) + past)[:, None]
-            mask = (mask & key_mask[:, None, None, :]) | own
+            mask = (mask & key_mask[:, None, None, None, :]) | own
         x = self.tok_emb(idx)
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, mask, None if cache is None else cache[i])

@@ -30,27 +30,46 @@ from sample import evaluate, load_rows  # noqa: E402
 PRESETS = {
     "tiny": dict(dim=128, n_layers=4, n_heads=4, n_kv_heads=2, ffn_dim=352),
     "small": dict(dim=192, n_layers=6, n_heads=6, n_kv_heads=2, ffn_dim=512),
-    "base": dict(dim=256, n_layers=6, n_heads=8, n_kv_heads=2, ffn_dim=688),
+    "base": dict(dim=256, n_layers=6, n_heads=8, n_kv_heads=2, ffn_dim=704),
     "large": dict(dim=384, n_layers=10, n_heads=12, n_kv_heads=4, ffn_dim=1024),
 }
 
 
+class Examples:
+    """Tokenized examples in one flat tensor: example i is
+    ids[start[i]:start[i + 1]], its first plen[i] tokens the prompt."""
+
+    def __init__(self, ids, start, plen):
+        self.ids, self.start, self.plen = ids, start, plen
+
+    def __len__(self):
+        return len(self.plen)
+
+    def length(self, i):
+        return int(self.start[i + 1] - self.start[i])
+
+    def __getitem__(self, i):
+        return self.ids[self.start[i]:self.start[i + 1]].long()
+
+
 def tokenized(path, tok, tok_path):
-    """(list of id tensors, list of prompt lengths), cached beside the data."""
+    """The examples of a JSONL file, cached beside it per tokenizer."""
     digest = hashlib.sha1(open(tok_path, "rb").read()).hexdigest()[:10]
     cache = f"{path}.{digest}.pt"
     if os.path.exists(cache):
-        return torch.load(cache)
-    seqs, plens = [], []
+        return Examples(*torch.load(cache))
+    ids, start, plen = [], [0], []
     with open(path) as f:
         for line in f:
             r = json.loads(line)
-            ids, n = tok.encode_example(r["question"], r["solution"])
-            seqs.append(torch.tensor(ids, dtype=torch.int16))
-            plens.append(n)
-    torch.save((seqs, plens), cache + ".tmp")
+            seq, n = tok.encode_example(r["question"], r["solution"])
+            ids += seq
+            start.append(len(ids))
+            plen.append(n)
+    parts = (torch.tensor(ids, dtype=torch.int16), torch.tensor(start), torch.tensor(plen))
+    torch.save(parts, cache + ".tmp")
     os.replace(cache + ".tmp", cache)
-    return seqs, plens
+    return Examples(*parts)
 
 
 def epoch_batches(lengths, batch, seed, epoch):
@@ -67,17 +86,17 @@ def epoch_batches(lengths, batch, seed, epoch):
     return [batches[i] for i in order]
 
 
-def make_batch(seqs, plens, ids, pad):
+def make_batch(ex, ids, pad):
     """Inputs, targets (-100 where no loss) and the number of real tokens."""
-    T = max(len(seqs[i]) for i in ids) - 1
+    T = max(ex.length(i) for i in ids) - 1
     x = torch.full((len(ids), T), pad, dtype=torch.long)
     y = torch.full((len(ids), T), -100, dtype=torch.long)
     for b, i in enumerate(ids):
-        s = seqs[i].long()
+        s, p = ex[i], int(ex.plen[i])
         n = len(s) - 1
         x[b, :n] = s[:-1]
-        y[b, plens[i] - 1:n] = s[plens[i]:]
-    return x, y, sum(len(seqs[i]) for i in ids)
+        y[b, p - 1:n] = s[p:]
+    return x, y, sum(ex.length(i) for i in ids)
 
 
 def lr_at(step, args):
@@ -111,6 +130,7 @@ def main():
     ap.add_argument("--eval-per-level", type=int, default=40)
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (and save) after this long")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bf16", type=int, default=1, help="bfloat16 autocast (about 1.7x faster here)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -144,9 +164,9 @@ def main():
         log({"start": args.name, "params": model.n_params(), "config": model.cfg.to_dict(),
              "args": vars(args)})
 
-    seqs, plens = tokenized(args.data, tok, args.tokenizer)
-    lengths = [len(s) for s in seqs]
-    per_epoch = len(seqs) // args.batch
+    ex = tokenized(args.data, tok, args.tokenizer)
+    lengths = (ex.start[1:] - ex.start[:-1]).tolist()
+    per_epoch = len(ex) // args.batch
     val_rows = load_rows(args.val, args.eval_per_level)
     batches, epoch = None, -1
     t_start, t_ckpt, tok_window, t_window = time.time(), time.time(), 0, time.time()
@@ -155,10 +175,12 @@ def main():
         if step // per_epoch != epoch:
             epoch = step // per_epoch
             batches = epoch_batches(lengths, args.batch, args.seed, epoch)
-        x, y, n = make_batch(seqs, plens, batches[step % len(batches)], tok.pad)
+        x, y, n = make_batch(ex, batches[step % len(batches)], tok.pad)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
-        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), ignore_index=-100)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(args.bf16)):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=-100)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
