@@ -479,15 +479,15 @@ int q8_matmul_act(const q8_weights *W, const q8_act *a, float *y, int n_threads,
     return COPSE_OK;
 }
 
+/* q8_matmul's activations, one buffer per calling thread, kept for the
+** thread's life: a fresh one per call would fault its pages in each time. */
+static _Thread_local q8_act scratch;
+
 int q8_matmul(const q8_weights *W, const float *x, int M, float *y, int n_threads,
               copse_error *err)
 {
-    q8_act a = {0};
-    int rc = q8_act_quantize(W->tier, x, M, W->K, &a, n_threads, err);
-    if (!rc)
-        rc = q8_matmul_act(W, &a, y, n_threads, err);
-    q8_act_free(&a);
-    return rc;
+    int rc = q8_act_quantize(W->tier, x, M, W->K, &scratch, n_threads, err);
+    return rc ? rc : q8_matmul_act(W, &scratch, y, n_threads, err);
 }
 
 void q8_block_sums(const q8_weights *W, const q8_act *a, int32_t *raw)

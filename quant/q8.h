@@ -189,7 +189,9 @@ void q8_act_free(q8_act *a);
 int q8_matmul_act(const q8_weights *W, const q8_act *a, float *y, int n_threads,
                   copse_error *err);
 
-/* Quantize x[M][W->K] and multiply: the one call the forward pass needs. */
+/* Quantize x[M][W->K] and multiply: the one call the forward pass needs.
+** The quantized activations go to a buffer of the calling thread that
+** grows to the largest M*K seen and lives as long as the thread. */
 int q8_matmul(const q8_weights *W, const float *x, int M, float *y, int n_threads,
               copse_error *err);
 

@@ -9,6 +9,10 @@
 ** each call site's constant T and G unroll them into registers. */
 #define INLINE static inline __attribute__((always_inline))
 
+/* Before each loop over tokens, groups or registers of a tile: fully
+** unrolled, its arrays become registers. */
+#define UNROLL _Pragma("GCC unroll 8")
+
 /* Four activation bytes, for a broadcast. */
 INLINE int32_t load4(const int8_t *p)
 {

@@ -1,0 +1,430 @@
+/*
+** bench-kernels: int8 kernel throughput per ISA tier on the matrix shapes
+** of the smol and qwen05 models, against this machine's measured peaks
+** (../shared/PEERS.md), as a markdown table or JSON.
+**
+** Cases, per model and thread count:
+**   gemv hot      one token against one FFN matrix, repeated (cache-resident)
+**   decode        one token through every matrix of the model, as a decode
+**                 step streams them (random weights of the real sizes); GB/s
+**                 against the DRAM bandwidth ceiling
+**   gemm          512 tokens against one matrix (prompt processing)
+**   prefill layer 512 tokens through the 7 matrices of one layer
+** Times are the best of several runs: the machine is shared, so compare
+** ratios measured in one run rather than absolute numbers across runs.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "q8.h"
+
+/* PEERS.md, "This machine's limits" (GOPS, GB/s), [threads - 1]. */
+typedef struct tier_peak { const char *tier; double gops[2]; } tier_peak;
+static const tier_peak peaks[] = {
+    { "avx2",       { 236, 472 } },
+    { "avxvnni",    { 518, 1033 } },
+    { "avx512vnni", { 940, 1877 } },
+};
+static const double dram_gbps[2] = { 16, 30 };
+
+typedef struct model_shape {
+    const char *name;
+    int dim, ffn, kv, vocab, layers;
+} model_shape;
+
+static const model_shape models[] = {
+    { "smol",   576, 1536, 192, 49152,  30 },
+    { "qwen05", 896, 4864, 128, 151936, 24 },
+};
+
+enum { MAT_Q, MAT_K, MAT_V, MAT_O, MAT_GATE, MAT_UP, MAT_DOWN, N_LAYER_MATS };
+static const char *const mat_name[] = { "attn_q", "attn_k", "attn_v", "attn_o",
+                                        "ffn_gate", "ffn_up", "ffn_down" };
+
+static void mat_shape(const model_shape *m, int which, int *n, int *k)
+{
+    static const int rows_is[] = { 0, 1, 1, 0, 2, 2, 0 };   /* dim, kv, ffn */
+    int rows[] = { m->dim, m->kv, m->ffn };
+    *n = rows[rows_is[which]];
+    *k = which == MAT_DOWN ? m->ffn : m->dim;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static uint64_t rng = 88172645463325252u;
+
+static uint64_t rnd64(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+/* Random weights in Q8_0 form, packed for tier k. */
+static q8_weights *random_weights(const q8_kernels *k, int n, int K)
+{
+    size_t nblk = (size_t)n * K / Q8_BLOCK, bytes = nblk * 34;
+    uint8_t *blocks = malloc(bytes + 8);
+    q8_weights *W = NULL;
+    copse_error err;
+    if (!blocks) {
+        fprintf(stderr, "bench-kernels: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < bytes; i += 8) {
+        uint64_t v = rnd64();
+        memcpy(blocks + i, &v, 8);
+    }
+    for (size_t b = 0; b < nblk; b++) {   /* scales: small, finite */
+        uint16_t d = copse_f32_to_f16(1e-3f * (float)(1 + blocks[b * 34] % 16));
+        blocks[b * 34] = (uint8_t)d;
+        blocks[b * 34 + 1] = (uint8_t)(d >> 8);
+    }
+    if (q8_weights_from_q8_0(k, blocks, n, K, "bench", &W, &err)) {
+        fprintf(stderr, "bench-kernels: %s\n", err.msg);
+        exit(1);
+    }
+    free(blocks);
+    return W;
+}
+
+static float *random_floats(size_t n)
+{
+    float *x = malloc(n * sizeof *x);
+    if (!x) {
+        fprintf(stderr, "bench-kernels: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(int64_t)(rnd64() >> 40) / (float)(1 << 23) - 1.0f;
+    return x;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* --------------------------------------------------------------- running */
+
+/* What one timed run does: n_mats products of M tokens. */
+typedef struct job {
+    q8_weights **W;
+    int n_mats, M, threads;
+    const float *x;
+    float *y;
+} job;
+
+static void run_job(const job *j)
+{
+    copse_error err;
+    for (int i = 0; i < j->n_mats; i++)
+        if (q8_matmul(j->W[i], j->x, j->M, j->y, j->threads, &err)) {
+            fprintf(stderr, "bench-kernels: %s\n", err.msg);
+            exit(1);
+        }
+}
+
+/* Best time of at least 3 runs and about min_seconds in all. */
+static double best_time(const job *j, double min_seconds)
+{
+    run_job(j);   /* warm up: page faults, thread start */
+    double best = 1e30, start = now();
+    for (int n = 0; n < 3 || now() - start < min_seconds; n++) {
+        double t0 = now();
+        run_job(j);
+        double t = now() - t0;
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
+typedef struct result {
+    const char *model, *tier;
+    char what[64];
+    int threads, M, N, K;    /* N, K of one matrix (0 for a set) */
+    double seconds, ops, bytes;
+} result;
+
+static result *results;
+static int n_results, cap_results;
+
+static result *add_result(const char *model, const q8_kernels *k, int threads, const char *what)
+{
+    if (n_results == cap_results) {
+        cap_results = cap_results ? 2 * cap_results : 64;
+        results = realloc(results, (size_t)cap_results * sizeof *results);
+        if (!results) {
+            fprintf(stderr, "bench-kernels: out of memory\n");
+            exit(1);
+        }
+    }
+    result *r = &results[n_results++];
+    memset(r, 0, sizeof *r);
+    r->model = model;
+    r->tier = k->name;
+    r->threads = threads;
+    snprintf(r->what, sizeof r->what, "%s", what);
+    return r;
+}
+
+/* Time M tokens through the matrices W[0..n) and record it. */
+static void measure(const char *model, const q8_kernels *k, int threads, const char *what,
+                    q8_weights **W, int n, int M, double min_seconds)
+{
+    int maxk = 0, maxn = 0;
+    double ops = 0, bytes = 0;
+    for (int i = 0; i < n; i++) {
+        maxk = W[i]->K > maxk ? W[i]->K : maxk;
+        maxn = W[i]->n_rows > maxn ? W[i]->n_rows : maxn;
+        ops += 2.0 * M * W[i]->n_rows * W[i]->K;
+        bytes += (double)q8_weights_bytes(W[i]);
+    }
+    float *x = random_floats((size_t)M * maxk), *y = malloc((size_t)M * maxn * sizeof *y);
+    job j = { W, n, M, threads, x, y };
+    result *r = add_result(model, k, threads, what);
+    r->seconds = best_time(&j, min_seconds);
+    r->M = M;
+    r->N = n == 1 ? W[0]->n_rows : 0;
+    r->K = n == 1 ? W[0]->K : 0;
+    r->ops = ops;
+    r->bytes = bytes;
+    free(x);
+    free(y);
+}
+
+typedef struct options {
+    int json, quick, threads[2], n_threads;
+    const char *tiers, *models;
+} options;
+
+static int listed(const char *list, const char *name)
+{
+    if (!list)
+        return 1;
+    size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
+static void bench_model(const model_shape *m, const q8_kernels *k, const options *o)
+{
+    double secs = o->quick ? 0.05 : 0.3;
+    int n_all = m->layers * N_LAYER_MATS + 1;
+    q8_weights **all = malloc((size_t)n_all * sizeof *all);
+    for (int l = 0; l < m->layers; l++)
+        for (int i = 0; i < N_LAYER_MATS; i++) {
+            int n, K;
+            mat_shape(m, i, &n, &K);
+            all[l * N_LAYER_MATS + i] = random_weights(k, n, K);
+        }
+    all[n_all - 1] = random_weights(k, m->vocab, m->dim);   /* output */
+    int gemm_tokens = strcmp(k->name, "scalar") == 0 ? 16 : 512;
+
+    for (int ti = 0; ti < o->n_threads; ti++) {
+        int th = o->threads[ti];
+        char what[64];
+        for (int i = MAT_UP; i <= MAT_DOWN; i++) {
+            snprintf(what, sizeof what, "gemv hot %s", mat_name[i]);
+            measure(m->name, k, th, what, &all[i], 1, 1, secs);
+        }
+        measure(m->name, k, th, "decode (all matrices)", all, n_all, 1, secs);
+        for (int i = MAT_Q; i <= MAT_DOWN; i++) {
+            if (i == MAT_V || i == MAT_O || i == MAT_GATE)
+                continue;   /* same shapes as attn_k, attn_q, ffn_up */
+            snprintf(what, sizeof what, "gemm %s", mat_name[i]);
+            measure(m->name, k, th, what, &all[i], 1, gemm_tokens, secs);
+        }
+        measure(m->name, k, th, "prefill layer", all, N_LAYER_MATS, gemm_tokens, secs);
+    }
+    for (int i = 0; i < n_all; i++)
+        q8_weights_free(all[i]);
+    free(all);
+}
+
+/* ----------------------------------------------------------------- output */
+
+static double peak_gops(const char *tier, int threads)
+{
+    for (size_t i = 0; i < sizeof peaks / sizeof *peaks; i++)
+        if (strcmp(peaks[i].tier, tier) == 0 && threads >= 1 && threads <= 2)
+            return peaks[i].gops[threads - 1];
+    return 0;
+}
+
+static int is_decode(const result *r) { return strncmp(r->what, "decode", 6) == 0; }
+
+/* The fraction of the ceiling that bounds this case: DRAM bandwidth for
+** decode, int8 compute otherwise; 0 when unknown. */
+static double fraction(const result *r)
+{
+    if (is_decode(r))
+        return r->threads <= 2 ? r->bytes / r->seconds / 1e9 / dram_gbps[r->threads - 1] : 0;
+    double p = peak_gops(r->tier, r->threads);
+    return p > 0 ? r->ops / r->seconds / 1e9 / p : 0;
+}
+
+static void print_json(void)
+{
+    printf("{\n  \"peaks\": {\"dram_gbps\": [%g, %g]", dram_gbps[0], dram_gbps[1]);
+    for (size_t i = 0; i < sizeof peaks / sizeof *peaks; i++)
+        printf(", \"%s_gops\": [%g, %g]", peaks[i].tier, peaks[i].gops[0], peaks[i].gops[1]);
+    printf("},\n  \"results\": [\n");
+    for (int i = 0; i < n_results; i++) {
+        const result *r = &results[i];
+        printf("    {\"model\": \"%s\", \"case\": \"%s\", \"tier\": \"%s\", \"threads\": %d, "
+               "\"M\": %d, \"N\": %d, \"K\": %d, \"seconds\": %.6g, \"gops\": %.4g, "
+               "\"gbps\": %.4g, \"tokens_per_s\": %.4g, \"fraction_of_ceiling\": %.3f}%s\n",
+               r->model, r->what, r->tier, r->threads, r->M, r->N, r->K, r->seconds,
+               r->ops / r->seconds / 1e9, r->bytes / r->seconds / 1e9, r->M / r->seconds,
+               fraction(r), i + 1 < n_results ? "," : "");
+    }
+    printf("  ]\n}\n");
+}
+
+/* One row per case and thread count, one column per tier. */
+static void print_markdown(void)
+{
+    const char *tiers[8];
+    int nt = 0;
+    for (int i = 0; i < n_results; i++) {
+        int seen = 0;
+        for (int t = 0; t < nt; t++)
+            seen |= strcmp(tiers[t], results[i].tier) == 0;
+        if (!seen && nt < 8)
+            tiers[nt++] = results[i].tier;
+    }
+    printf("int8 kernels: GOPS (decode: GB/s of weights), in brackets the fraction of the "
+           "ceiling\n(int8 peak of the tier; decode: DRAM bandwidth %g/%g GB/s at 1/2 threads)."
+           "\n\n| model | case | M x N x K | threads |", dram_gbps[0], dram_gbps[1]);
+    for (int t = 0; t < nt; t++)
+        printf(" %s |", tiers[t]);
+    printf("\n|---|---|---|---|");
+    for (int t = 0; t < nt; t++)
+        printf("---|");
+    printf("\n");
+    for (int i = 0; i < n_results; i++) {
+        const result *r = &results[i];
+        int first = 1;
+        for (int j = 0; j < i; j++)   /* a row per distinct (model, case, threads) */
+            if (!strcmp(results[j].model, r->model) && !strcmp(results[j].what, r->what)
+                && results[j].threads == r->threads)
+                first = 0;
+        if (!first)
+            continue;
+        char shape[48];
+        if (r->N)
+            snprintf(shape, sizeof shape, "%d x %d x %d", r->M, r->N, r->K);
+        else
+            snprintf(shape, sizeof shape, "%d x (set)", r->M);
+        printf("| %s | %s | %s | %d |", r->model, r->what, shape, r->threads);
+        for (int t = 0; t < nt; t++) {
+            const result *c = NULL;
+            for (int j = i; j < n_results; j++)
+                if (!strcmp(results[j].model, r->model) && !strcmp(results[j].what, r->what)
+                    && results[j].threads == r->threads && !strcmp(results[j].tier, tiers[t]))
+                    c = &results[j];
+            if (!c) {
+                printf(" - |");
+                continue;
+            }
+            double v = is_decode(c) ? c->bytes / c->seconds / 1e9 : c->ops / c->seconds / 1e9;
+            double f = fraction(c);
+            if (f > 0)
+                printf(" %.1f (%.0f%%) |", v, 100 * f);
+            else
+                printf(" %.1f |", v);
+        }
+        printf("\n");
+    }
+}
+
+/* ------------------------------------------------------------------- main */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: bench-kernels [--json] [--quick] [--tiers LIST] [--models LIST] "
+            "[--threads LIST]\n"
+            "int8 kernel throughput per ISA tier on the smol and qwen05 matrix shapes.\n"
+            "  --json          JSON instead of a markdown table\n"
+            "  --quick         shorter runs (noisier)\n"
+            "  --tiers LIST    comma-separated tiers (default: every supported one but scalar)\n"
+            "  --models LIST   smol,qwen05 (default both)\n"
+            "  --threads LIST  1,2 (default; 1 or 2 values)\n");
+}
+
+static int parse_args(int argc, char **argv, options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->threads[0] = 1;
+    o->threads[1] = 2;
+    o->n_threads = 2;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        } else if (!strcmp(a, "--json")) {
+            o->json = 1;
+        } else if (!strcmp(a, "--quick")) {
+            o->quick = 1;
+        } else if (!strcmp(a, "--tiers") && i + 1 < argc) {
+            o->tiers = argv[++i];
+        } else if (!strcmp(a, "--models") && i + 1 < argc) {
+            o->models = argv[++i];
+        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
+            int n = sscanf(argv[++i], "%d,%d", &o->threads[0], &o->threads[1]);
+            if (n < 1 || o->threads[0] < 1 || (n == 2 && o->threads[1] < 1))
+                return -1;
+            o->n_threads = n;
+        } else {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    if (parse_args(argc, argv, &o)) {
+        usage(stderr);
+        return 2;
+    }
+    int n, any = 0;
+    const q8_kernels *const *tiers = q8_tiers(&n);
+    for (size_t mi = 0; mi < sizeof models / sizeof *models; mi++) {
+        if (!listed(o.models, models[mi].name))
+            continue;
+        for (int i = 0; i < n; i++) {
+            const q8_kernels *k = tiers[i];
+            int wanted = o.tiers ? listed(o.tiers, k->name) : strcmp(k->name, "scalar") != 0;
+            if (!wanted)
+                continue;
+            if (!q8_tier_supported(k)) {
+                fprintf(stderr, "bench-kernels: tier %s: not supported here, skipped\n", k->name);
+                continue;
+            }
+            fprintf(stderr, "bench-kernels: %s on %s...\n", models[mi].name, k->name);
+            bench_model(&models[mi], k, &o);
+            any = 1;
+        }
+    }
+    if (!any) {
+        fprintf(stderr, "bench-kernels: nothing to run\n");
+        return 1;
+    }
+    if (o.json)
+        print_json();
+    else
+        print_markdown();
+    free(results);
+    return 0;
+}
