@@ -19,6 +19,9 @@
 #include <cblas.h>
 #include "forward.h"
 
+/* Multiply-adds of attention below which it runs on one thread. */
+#define PARALLEL_WORK (1 << 20)
+
 struct fwd_state {
     const copse_model *m;
     int    n_ctx, n_threads;
@@ -147,7 +150,6 @@ static void norm_rows(fwd_state *f, const float *w, int n)
 {
     int d = f->m->info.n_embd;
     float eps = f->m->info.rms_eps;
-    #pragma omp parallel for num_threads(f->n_threads)
     for (int r = 0; r < n; r++)
         rmsnorm(f->xb + (size_t)r * d, f->x + (size_t)r * d, w, d, eps);
 }
@@ -165,7 +167,6 @@ static void qkv(fwd_state *f, const model_layer *y, int il, const fwd_row *rows,
     matmul(f->q, f->xb, n, &y->wq);
     matmul(f->k, f->xb, n, &y->wk);
     matmul(f->v, f->xb, n, &y->wv);
-    #pragma omp parallel for num_threads(f->n_threads)
     for (int r = 0; r < n; r++) {
         float *q = f->q + (size_t)r * qd, *k = f->k + (size_t)r * kvd, *v = f->v + (size_t)r * kvd;
         const float *cs = f->rope + (size_t)r * hp->n_rot;
@@ -181,13 +182,20 @@ static void qkv(fwd_state *f, const model_layer *y, int il, const fwd_row *rows,
     }
 }
 
-/* Every head of every row; with grouped-query attention n_head / n_head_kv
-** query heads share one key/value head. */
+/*
+** Every head of every row; with grouped-query attention n_head / n_head_kv
+** query heads share one key/value head. Threads only pay off for long
+** spans or many rows: waking them costs more than a short decode step's
+** attention, and the BLAS threads compete for the same cores.
+*/
 static void attention(fwd_state *f, int il, const fwd_row *rows, int n)
 {
     const copse_model_info *hp = &f->m->info;
     int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, qd = hp->n_head * hd;
-    #pragma omp parallel for num_threads(f->n_threads) schedule(dynamic)
+    int64_t work = 0;
+    for (int r = 0; r < n; r++)
+        work += (int64_t)(rows[r].pos + 1) * qd;
+    #pragma omp parallel for num_threads(f->n_threads) schedule(dynamic) if (work >= PARALLEL_WORK)
     for (int task = 0; task < n * hp->n_head; task++) {
         int r = task / hp->n_head, h = task % hp->n_head;
         size_t off = (size_t)r * qd + (size_t)h * hd;

@@ -404,7 +404,8 @@ static int copy_value(gguf_writer *w, const char *key, const gguf_value *v, uint
     return gguf_writer_add_val(w, key, v);
 }
 
-static int add_file_tokenizer(gguf_writer *w, const char *path, int n_vocab)
+/* Tokens in a GGUF's vocabulary, or -1 after saying why it has none. */
+static int vocab_file_tokens(const char *path)
 {
     gguf_file *g;
     copse_error err;
@@ -413,34 +414,29 @@ static int add_file_tokenizer(gguf_writer *w, const char *path, int n_vocab)
         fprintf(stderr, "mkmodel: %s\n", err.msg);
         return -1;
     }
-    int rc = gguf_get_arr(g, "tokenizer.ggml.tokens", GGUF_TYPE_STRING, &toks, &err);
-    if (rc)
+    int n = -1;
+    if (gguf_get_arr(g, "tokenizer.ggml.tokens", GGUF_TYPE_STRING, &toks, &err))
         fprintf(stderr, "mkmodel: %s: %s\n", path, err.msg);
-    else if (toks->n > (uint64_t)n_vocab) {
-        fprintf(stderr, "mkmodel: %s has %llu tokens, more than n_vocab %d (set --n-vocab)\n",
-                path, (unsigned long long)toks->n, n_vocab);
-        rc = -1;
-    }
-    for (uint64_t i = 0; i < g->n_kv && !rc; i++)
-        if (!strncmp(g->kv[i].key, "tokenizer.", 10) &&
-            (rc = copy_value(w, g->kv[i].key, &g->kv[i].val, (uint64_t)n_vocab)))
-            fprintf(stderr, "mkmodel: %s: cannot copy '%s'\n", path, g->kv[i].key);
-    gguf_close(g);
-    return rc;
-}
-
-/* Tokens in a GGUF's vocabulary, 0 if it cannot be read. */
-static int count_tokens(const char *path)
-{
-    gguf_file *g;
-    const gguf_array *toks;
-    int n = 0;
-    if (gguf_open(path, &g, NULL))
-        return 0;
-    if (!gguf_get_arr(g, "tokenizer.ggml.tokens", GGUF_TYPE_STRING, &toks, NULL) && toks->n < (1u << 24))
+    else if (toks->n > (1u << 24))
+        fprintf(stderr, "mkmodel: %s: %llu tokens is too many\n", path, (unsigned long long)toks->n);
+    else
         n = (int)toks->n;
     gguf_close(g);
     return n;
+}
+
+/* Every tokenizer.* key of a file vocab_file_tokens accepted. */
+static int add_file_tokenizer(gguf_writer *w, const char *path, int n_vocab)
+{
+    gguf_file *g;
+    if (gguf_open(path, &g, NULL))
+        return -1;
+    int rc = 0;
+    for (uint64_t i = 0; i < g->n_kv && !rc; i++)
+        if (!strncmp(g->kv[i].key, "tokenizer.", 10))
+            rc = copy_value(w, g->kv[i].key, &g->kv[i].val, (uint64_t)n_vocab);
+    gguf_close(g);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- metadata */
@@ -670,24 +666,30 @@ int main(int argc, char **argv)
                   .type = GGML_TYPE_F32, .seed = 1 };
     if (parse_args(argc, argv, &o))
         return 2;
-    if (o.vocab && !o.vocab_given && !o.sh.preset)
-        o.sh.n_vocab = count_tokens(o.vocab);
+    if (o.vocab) {
+        int n = vocab_file_tokens(o.vocab);
+        if (n < 0)
+            return 1;
+        if (!o.vocab_given && !o.sh.preset)
+            o.sh.n_vocab = n;
+        if (n > o.sh.n_vocab) {
+            fprintf(stderr, "mkmodel: %s has %d tokens, more than n_vocab %d (set --n-vocab)\n",
+                    o.vocab, n, o.sh.n_vocab);
+            return 2;
+        }
+    }
     if (check_shape(&o))
         return 2;
     gguf_writer *w = gguf_writer_new(3);
     maker mk = { w, o.type, o.seed };
-    copse_error err = { 0, "" };
+    copse_error err;
     int rc = !w || add_hparams(w, &o.sh, o.file_type)
           || (o.vocab ? add_file_tokenizer(w, o.vocab, o.sh.n_vocab) : add_synthetic_tokenizer(w, &o.sh, o.seed))
           || add_weights(&mk, &o.sh);
-    if (!rc && gguf_writer_write(w, o.out, &err))
-        rc = 1;
-    else if (rc)
-        snprintf(err.msg, sizeof err.msg, "cannot build the model (out of memory?)");
-    gguf_writer_free(w);
-    if (rc) {
+    if (rc)
+        fprintf(stderr, "mkmodel: out of memory building %s\n", o.out);
+    else if ((rc = gguf_writer_write(w, o.out, &err)))
         fprintf(stderr, "mkmodel: %s\n", err.msg);
-        return 1;
-    }
-    return 0;
+    gguf_writer_free(w);
+    return rc ? 1 : 0;
 }
