@@ -262,7 +262,6 @@ static void *alloc_items(cursor *c, uint64_t n, size_t size)
     return a->mem;
 }
 
-
 /* ------------------------------------------------------------ name index */
 
 static uint64_t hash_name(const char *s)
