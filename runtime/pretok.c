@@ -44,6 +44,7 @@ static int has_cat(const span *s, int i, int cat) { return i < s->end && (s->cl[
 
 static int is_L(const span *s, int i) { return has_cat(s, i, UC_L); }
 static int is_N(const span *s, int i) { return has_cat(s, i, UC_N); }
+static int is_P(const span *s, int i) { return has_cat(s, i, UC_P); }
 static int is_space(const span *s, int i) { return i < s->end && (s->cl[i] & CL_SPACE); }
 
 /* [^\s\p{L}\p{N}] */
@@ -236,8 +237,6 @@ static int m_default_punct(const span *s, int i)  { return run(s, i, is_default_
 static int m_space_letters(const span *s, int i)  { return space_then(s, i, is_L); }
 static int m_space_ds_letters(const span *s, int i) { return space_then(s, i, is_ds_letter); }
 static int m_space_ds_punct(const span *s, int i) { return space_then(s, i, is_ds_punct); }
-
-static int is_P(const span *s, int i) { return has_cat(s, i, UC_P); }
 static int m_space_punct(const span *s, int i)    { return space_then(s, i, is_P); }
 
 /* [0-9][0-9][0-9] */

@@ -1,6 +1,8 @@
 /*
-** The tokenizer's parts, shared by tokenizer.c (loading, special tokens,
-** decoding), tok_spm.c and tok_bpe.c (the two merge algorithms). Internal.
+** The tokenizer's parts, shared by tokenizer.c (loading, the symbol table),
+** tok_encode.c (special tokens, the encode driver), tok_merge.c (the merge
+** loop), tok_spm.c and tok_bpe.c (the two algorithms) and tok_decode.c.
+** Internal.
 */
 #ifndef COPSE_TOK_IMPL_H
 #define COPSE_TOK_IMPL_H
@@ -60,10 +62,13 @@ struct copse_tokenizer {
     int32_t        byte_sym[256];  /* BPE: symbol of each byte's character */
     int32_t        byte_tok[256];  /* token that spells a byte alone, or -1 */
 
-    int32_t        bos, eos, unk, eot, eom, pad;
+    int32_t        bos, eos, unk, eot, eom, pad;   /* -1: none */
     int            add_bos, add_eos;
     int            space_prefix;   /* SPM: prepend a space to each stretch of text */
     int            ignore_merges;
+
+    uint32_t      *glue;           /* SPM: sorted characters some token has before a U+2581 */
+    int            n_glue;
 
     int32_t       *special;        /* control/unknown/user-defined ids by first byte, longest first */
     uint32_t       special_at[257];/* special[special_at[c] .. special_at[c+1]) start with byte c */
@@ -142,6 +147,9 @@ void spm_encode(const copse_tokenizer *t, tok_scratch *s, const char *text, int 
 void bpe_encode(const copse_tokenizer *t, tok_scratch *s, const char *text, int len,
                 tok_out *o);
 
+/* Find where SentencePiece text may be cut into words (t->glue); -1 when
+** out of memory. */
+int spm_load(copse_tokenizer *t);
 /* Load tokenizer.ggml.merges into t (BPE). */
 int bpe_load_merges(copse_tokenizer *t, const gguf_file *g, copse_error *err);
 

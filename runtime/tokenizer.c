@@ -245,8 +245,12 @@ static int load_tokens(copse_tokenizer *t, const gguf_file *g, copse_error *err)
     for (int32_t i = 0; i < n; i++) {
         double ty = types ? gguf_arr_num(types, (uint64_t)i) : TT_NORMAL;
         t->type[i] = (uint8_t)(ty >= TT_UNDEFINED && ty <= TT_BYTE ? ty : TT_UNDEFINED);
-        if (t->spm)
+        if (t->spm) {
             t->score[i] = scores ? (float)gguf_arr_num(scores, (uint64_t)i) : 0.0f;
+            if (t->score[i] != t->score[i])     /* would scramble the merge order */
+                return copse_fail(err, COPSE_E_FORMAT, "%s: token %d has a NaN score",
+                                  g->path, (int)i);
+        }
         if (t->tok[i].len == 0)
             continue;       /* nothing can spell an empty token */
         uint32_t h = tok_hash(t->tok[i].ptr, (size_t)t->tok[i].len, NULL, 0);
@@ -430,6 +434,8 @@ static int load(copse_tokenizer *t, const gguf_file *g, copse_error *err)
         rc = load_tokens(t, g, err);
     if (!rc && !t->spm)
         rc = bpe_load_merges(t, g, err);
+    if (!rc && t->spm && spm_load(t))
+        rc = nomem(err, g);
     if (!rc)
         rc = load_special_ids(t, g, err);
     if (!rc) {
@@ -468,6 +474,7 @@ void tokenizer_free(copse_tokenizer *t)
     free(t->arena);
     free(t->slot);
     free(t->merge);
+    free(t->glue);
     free(t->special);
     free(t->eog);
     free(t);

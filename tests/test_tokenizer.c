@@ -192,10 +192,10 @@ enum { ADD = COPSE_TOK_ADD_SPECIAL, PARSE = COPSE_TOK_PARSE_SPECIAL };
 
 /*
 ** SentencePiece: <unk> <s> </s>, 256 byte tokens (ids 3..258), then
-**   259 ▁  260 a  261 b  262 c  263 ab  264 ▁a  265 bc  266 ▁ab  267 <ud>  268 ca
+**   259 ▁  260 a  261 b  262 c  263 ab  264 ▁a  265 bc  266 ▁ab  267 <ud>  268 ca  269 c▁
 ** with scores making "bc" beat "ab" (and "ca", equal to it) beat "▁a".
 */
-enum { S_SP = 259, S_A, S_B, S_C, S_AB, S_SPA, S_BC, S_SPAB, S_UD, S_CA };
+enum { S_SP = 259, S_A, S_B, S_C, S_AB, S_SPA, S_BC, S_SPAB, S_UD, S_CA, S_CSP };
 #define BYTE_ID(b) (3 + (b))
 
 static gguf_writer *spm_writer(int add_eos)
@@ -205,6 +205,7 @@ static gguf_writer *spm_writer(int add_eos)
         { "\xe2\x96\x81", -1.0f, 1 }, { "a", -2.0f, 1 }, { "b", -2.0f, 1 }, { "c", -2.0f, 1 },
         { "ab", -0.5f, 1 }, { "\xe2\x96\x81" "a", -0.7f, 1 }, { "bc", -0.3f, 1 },
         { "\xe2\x96\x81" "ab", -0.2f, 1 }, { "<ud>", 0.0f, 4 }, { "ca", -0.5f, 1 },
+        { "c\xe2\x96\x81", -0.1f, 1 },
     };
     enum { N = 3 + 256 + N_OF(rest) };
     const char *toks[N] = { "<unk>", "<s>", "</s>" };
@@ -238,11 +239,13 @@ START_TEST(spm_merges_by_score)
     copse_error e;
     ck_assert_int_eq(vocab_open(spm_writer(0), &v, &e), COPSE_OK);
     const copse_tokenizer *t = v.t;
-    ck_assert_int_eq(tokenizer_n_vocab(t), 269);
+    ck_assert_int_eq(tokenizer_n_vocab(t), 270);
     ASSERT_IDS(t, "ab", 0, S_SPAB);                  /* ▁ a b -> ▁ ab -> ▁ab */
     ASSERT_IDS(t, "abc", 0, S_SPA, S_BC);            /* bc first, then ▁a */
     ASSERT_IDS(t, "xabc", 0, S_SP, BYTE_ID('x'), S_A, S_BC);    /* bc, not ab */
     ASSERT_IDS(t, "cab", 0, S_SP, S_CA, S_B);        /* equal scores: leftmost first */
+    ASSERT_IDS(t, "c d", 0, S_SP, S_CSP, BYTE_ID('d'));   /* merges cross a space */
+    ASSERT_IDS(t, "a d", 0, S_SPA, S_SP, BYTE_ID('d'));
     ASSERT_IDS(t, "ab", ADD, 1, S_SPAB);             /* BOS by default, no EOS */
     ASSERT_IDS(t, " c", 0, S_SP, S_SP, S_C);         /* the prefix space comes on top */
     ASSERT_IDS(t, "\xc3\xa9", 0, S_SP, BYTE_ID(0xc3), BYTE_ID(0xa9));   /* byte fallback */
@@ -282,7 +285,7 @@ START_TEST(spm_decode)
     ck_assert_str_eq(buf, "<s>");
     ck_assert_int_eq(tokenizer_piece(t, S_SPAB, buf, sizeof buf), 3);
     ck_assert_str_eq(buf, " ab");
-    ck_assert_int_eq(tokenizer_piece(t, 269, buf, sizeof buf), -COPSE_E_ARG);
+    ck_assert_int_eq(tokenizer_piece(t, 270, buf, sizeof buf), -COPSE_E_ARG);
 
     /* Round trips, with flags or with the prefix space accounted for. */
     static const char *texts[] = { "abc", "  ab  c", "\xc3\xa9t\xc3\xa9\n", "x<s>y", "" };
@@ -543,6 +546,11 @@ START_TEST(load_errors)
     w = minimal("llama", ab, 3);
     gguf_writer_add_str(w, "tokenizer.ggml.scores", "high");
     assert_load_fails(w, COPSE_E_FORMAT, "scores");
+
+    float nan_scores[3] = { 0, __builtin_nanf(""), 0 };
+    w = minimal("llama", ab, 3);
+    gguf_writer_add_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, nan_scores, 3);
+    assert_load_fails(w, COPSE_E_FORMAT, "token 1 has a NaN score");
 
     /* A padding id past the vocabulary is ignored, as converters write it so. */
     vocab v;
