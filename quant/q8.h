@@ -11,7 +11,8 @@
 **
 ** or, to quantize one input once for several matrices (Q/K/V, gate/up):
 **
-**     q8_act_quantize(x, M, K, &act, n_threads, err);  q8_matmul_act(W, &act, y, n_threads, err)
+**     q8_act_quantize(W->tier, x, M, K, &act, n_threads, err)
+**     q8_matmul_act(Wq, &act, yq, n_threads, err), then Wk, Wv likewise
 **
 ** Kernel tiers: one function table per ISA (scalar, avx2, avxvnni,
 ** avx512vnni, neon, neon-dotprod), chosen by q8_tier_default() from the

@@ -25,7 +25,7 @@ $(XARCH_BIN): $(patsubst %.c,$(XARCH)/%.o,$(XARCH_SRC))
 q8-xarch-dotprod: $(XARCH_BIN)
 	@echo "== int8 kernels, aarch64 under qemu (dotprod)"
 	$(QEMU_A64) -L /usr/aarch64-linux-gnu $(XARCH_BIN) neon-dotprod neon scalar
-q8-xarch-v80: $(XARCH_BIN)
+q8-xarch-v80: $(XARCH_BIN) | q8-xarch-dotprod   # one at a time: readable output
 	@echo "== int8 kernels, aarch64 under qemu (Cortex-A53, Armv8.0)"
 	$(QEMU_A64) -L /usr/aarch64-linux-gnu -cpu cortex-a53 $(XARCH_BIN) neon scalar '!neon-dotprod'
 q8-xarch-skip:
