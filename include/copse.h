@@ -121,8 +121,9 @@ int copse_tokenize(const copse_model *model, const char *text, size_t len,
 ** the text and of text following a special token. So detokenizing
 ** copse_tokenize(x, flags) with the same flags gives x back exactly when
 ** the vocabulary can spell every byte of x (byte-level BPE, or
-** SentencePiece with byte tokens), except that a SentencePiece vocabulary
-** without COPSE_TOK_ADD_SPECIAL gives " " + x.
+** SentencePiece with byte tokens), except that without
+** COPSE_TOK_ADD_SPECIAL SentencePiece's spaces stay (" " + x when x has no
+** special tokens), and SentencePiece reads U+2581 in x as a space.
 */
 int copse_detokenize(const copse_model *model, const int32_t *tokens, int n,
                      unsigned flags, char *buf, int cap);
