@@ -437,36 +437,27 @@ int q8_act_quantize(const q8_kernels *k, const float *x, int M, int K, q8_act *a
 
 /* ---------------------------------------------------------------- matmul */
 
-/* Tokens per call of a tier's rect: their activations stay in L2 while the
-** thread's weight rows stream past once per chunk. */
+/* Work items: up to TOKEN_CHUNK tokens against a run of row groups. The
+** tokens' activations stay in L2 while the weight rows stream past once. */
 #define TOKEN_CHUNK 64
 
-/* Thread i of n: its share of the row groups (or of the tokens, when there
-** are fewer groups than threads). */
-static void run_share(const q8_weights *W, const q8_act *a, float *y, int32_t *raw,
-                      int i, int n)
-{
-    long ng = W->n_groups, M = a->M;
-    int g0 = 0, g1 = (int)ng, t0 = 0, t1 = (int)M;
-    if (ng >= n || M == 1) {
-        g0 = (int)(ng * i / n);
-        g1 = (int)(ng * (i + 1) / n);
-    } else {
-        t0 = (int)(M * i / n);
-        t1 = (int)(M * (i + 1) / n);
-    }
-    for (int t = t0; t < t1; t += TOKEN_CHUNK)
-        W->tier->rect(W, a, t, t + TOKEN_CHUNK < t1 ? t + TOKEN_CHUNK : t1, g0, g1, y, raw);
-}
-
+/* Threads take items as they finish the previous one, so a thread the OS
+** preempts (a laptop runs other programs) delays only its own item, not a
+** fixed half of the work. About 8 items per thread; runs of more than 12
+** groups are multiples of 12, which every tier's tiles divide. */
 static void run(const q8_weights *W, const q8_act *a, float *y, int32_t *raw, int n_threads)
 {
-    if (n_threads == 1) {
-        run_share(W, a, y, raw, 0, 1);
-        return;
+    int ng = W->n_groups, M = a->M;
+    int per = ng / (8 * n_threads);
+    per = per < 1 ? 1 : per > 12 ? per / 12 * 12 : per;
+    long n_runs = (ng + per - 1) / per, n_chunks = (M + TOKEN_CHUNK - 1) / TOKEN_CHUNK;
+    long items = n_runs * n_chunks;
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1) if (n_threads > 1 && items > 1)
+    for (long i = 0; i < items; i++) {
+        int g0 = (int)(i / n_chunks) * per, t0 = (int)(i % n_chunks) * TOKEN_CHUNK;
+        W->tier->rect(W, a, t0, t0 + TOKEN_CHUNK < M ? t0 + TOKEN_CHUNK : M,
+                      g0, g0 + per < ng ? g0 + per : ng, y, raw);
     }
-#pragma omp parallel num_threads(n_threads)
-    run_share(W, a, y, raw, omp_get_thread_num(), omp_get_num_threads());
 }
 
 int q8_matmul_act(const q8_weights *W, const q8_act *a, float *y, int n_threads,

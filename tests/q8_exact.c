@@ -358,3 +358,57 @@ void q8x_check_errors(q8x_stats *st)
     check(st, q8_tier_by_name(foreign, &got, &err) == COPSE_E_UNSUPPORTED, "foreign tier");
     check(st, q8_tier_by_name("scalar", &got, &err) == COPSE_OK && got == k, "scalar tier");
 }
+
+/* ---------------------------------------------------------------- tensors */
+
+static int same_packing(const q8_weights *a, const q8_weights *b)
+{
+    return a && b && a->n_rows == b->n_rows && a->K == b->K
+        && memcmp(a->data, b->data, q8_weights_bytes(a)) == 0;
+}
+
+void q8x_check_tensors(const q8_kernels *k, q8x_stats *st)
+{
+    enum { N = 19, K = 96 };
+    float f[N * K];
+    uint16_t h[N * K], bf[N * K];
+    for (int i = 0; i < N * K; i++) {   /* 7 significant bits: exact in both halves */
+        f[i] = (float)((int)(rnd() % 255) - 127) / 16.0f;
+        h[i] = copse_f32_to_f16(f[i]);
+        bf[i] = copse_f32_to_bf16(f[i]);
+    }
+    src_w w;
+    src_w_make(&w, N, K, W_RANDOM);
+    gguf_tensor t = { .name = "blk.0.ffn_up.weight", .n_dims = 2, .ne = { K, N, 1, 1 } };
+    const struct { uint32_t type; const void *data; } cases[] = {
+        { GGML_TYPE_F32, f }, { GGML_TYPE_F16, h }, { GGML_TYPE_BF16, bf },
+        { GGML_TYPE_Q8_0, w.blocks },
+    };
+    q8_weights *want = NULL, *got;
+    copse_error err;
+    check(st, q8_weights_from_f32(k, f, N, K, "f", &want, &err) == COPSE_OK, "from_f32: %s", err.msg);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        t.type = cases[i].type;
+        t.data = cases[i].data;
+        int rc = q8_weights_from_tensor(k, &t, &got, &err);
+        q8_weights *ref = want;
+        if (t.type == GGML_TYPE_Q8_0)
+            q8_weights_from_q8_0(k, w.blocks, N, K, "q", &ref, &err);
+        check(st, rc == COPSE_OK && same_packing(got, ref) && got->tier == k,
+              "%s: tensor of type %u packs differently (%s)", k->name, t.type, rc ? err.msg : "");
+        if (ref != want)
+            q8_weights_free(ref);
+        q8_weights_free(got);
+    }
+    t.type = GGML_TYPE_Q4_0;
+    check(st, q8_weights_from_tensor(k, &t, &got, &err) == COPSE_E_UNSUPPORTED && !got
+          && strstr(err.msg, "blk.0.ffn_up.weight") && strstr(err.msg, "Q4_0"),
+          "Q4_0 tensor: %s", err.msg);
+    t.type = GGML_TYPE_F32;
+    t.n_dims = 3;
+    t.ne[2] = 2;
+    check(st, q8_weights_from_tensor(k, &t, &got, &err) == COPSE_E_UNSUPPORTED && !got,
+          "3-D tensor accepted");
+    q8_weights_free(want);
+    src_w_free(&w);
+}

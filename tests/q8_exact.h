@@ -21,6 +21,10 @@ void q8x_check_tier(const q8_kernels *k, q8x_stats *st);
 ** of the f32 product (and weights dequantize to within half a step). */
 void q8x_check_f32_bound(const q8_kernels *k, q8x_stats *st);
 
+/* GGUF tensors of each type pack as the direct calls do; other types
+** and shapes are refused. */
+void q8x_check_tensors(const q8_kernels *k, q8x_stats *st);
+
 /* Bad shapes, non-finite data and unknown tiers give error codes. */
 void q8x_check_errors(q8x_stats *st);
 

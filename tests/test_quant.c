@@ -31,6 +31,7 @@ START_TEST(tier_exact)
     q8x_stats st = {0};
     q8x_check_tier(k, &st);
     q8x_check_f32_bound(k, &st);
+    q8x_check_tensors(k, &st);
     assert_clean(k->name, &st);
 }
 END_TEST

@@ -41,6 +41,7 @@ int main(int argc, char **argv)
         q8x_stats one = {0};
         q8x_check_tier(k, &one);
         q8x_check_f32_bound(k, &one);
+        q8x_check_tensors(k, &one);
         printf("tier %s: %d passed, %d failed\n", name, one.passed, one.failed);
         st.passed += one.passed;
         st.failed += one.failed;
