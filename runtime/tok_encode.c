@@ -16,9 +16,12 @@ void tok_emit(tok_out *o, int32_t id)
     o->n++;
 }
 
+/* SentencePiece defines <unk> for what it cannot spell. Byte-level BPE
+** files often name their end-of-text token as unknown, which must not
+** appear in the middle of a text, so there a byte with no token fails. */
 void tok_emit_byte(const copse_tokenizer *t, uint8_t b, tok_out *o)
 {
-    int32_t id = t->byte_tok[b] >= 0 ? t->byte_tok[b] : t->unk;
+    int32_t id = t->byte_tok[b] >= 0 ? t->byte_tok[b] : t->spm ? t->unk : -1;
     if (id < 0)
         o->err = -COPSE_E_UNSUPPORTED;   /* the vocabulary cannot spell this byte */
     else

@@ -125,8 +125,8 @@ int tok_scratch_sym(tok_scratch *s, int n);
 int32_t tok_lookup(const copse_tokenizer *t, const char *text, size_t len);
 /* Whether plain text may become this token: not control, unknown or byte. */
 int tok_is_text(const copse_tokenizer *t, int32_t id);
-/* Emit the token spelling byte b alone, else the unknown token; fails the
-** output when the vocabulary has neither. */
+/* Emit the token spelling byte b alone, else (SentencePiece) the unknown
+** token; fails the output when there is neither. */
 void tok_emit_byte(const copse_tokenizer *t, uint8_t b, tok_out *o);
 
 /*

@@ -565,6 +565,36 @@ START_TEST(load_errors)
 }
 END_TEST
 
+/* What no token spells: SentencePiece's <unk>, but never a BPE file's
+** "unknown" token, which is usually its end-of-text. */
+START_TEST(unspellable_bytes)
+{
+    static const char *spm[] = { "<unk>", "\xe2\x96\x81", "a" };
+    static const char *bpe[] = { "<|endoftext|>", "a", "b", "ab" };
+    static const char *merges[] = { "a b" };
+    int32_t types[4] = { 2, 1, 1, 1 };
+    vocab v;
+    copse_error e;
+    gguf_writer *w = minimal("llama", spm, 3);
+    gguf_writer_add_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, 3);
+    gguf_writer_add_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    ck_assert_int_eq(vocab_open(w, &v, &e), COPSE_OK);
+    ASSERT_IDS(v.t, "a\xc3\xa9", 0, 1, 2, 0, 0);
+    vocab_close(&v);
+
+    types[0] = 3;
+    w = minimal("gpt2", bpe, 4);
+    gguf_writer_add_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, 4);
+    gguf_writer_add_arr_str(w, "tokenizer.ggml.merges", merges, 1);
+    gguf_writer_add_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    ck_assert_int_eq(vocab_open(w, &v, &e), COPSE_OK);
+    ASSERT_IDS(v.t, "ab", 0, 3);
+    int32_t ids[8];
+    ck_assert_int_eq(tokenizer_encode(v.t, "abc", 3, 0, ids, 8), -COPSE_E_UNSUPPORTED);
+    vocab_close(&v);
+}
+END_TEST
+
 /* ------------------------------------------------- llama.cpp's test vectors */
 
 /* Token ids of one .out line; returns the count. */
@@ -714,6 +744,7 @@ Suite *copse_suite_tokenizer(void)
     tcase_add_test(tc, buffers_and_arguments);
     tcase_add_test(tc, cli_tokenize);
     tcase_add_test(tc, load_errors);
+    tcase_add_test(tc, unspellable_bytes);
     tcase_add_test(tc, shared_vocab_vectors);
     suite_add_tcase(s, tc);
     return s;
