@@ -263,7 +263,7 @@ static int load_tokens(copse_tokenizer *t, const gguf_file *g, copse_error *err)
     return COPSE_OK;
 }
 
-/* An optional token id; absent is -1. */
+/* An optional token id; absent or negative is -1 (none). */
 static int opt_id(const copse_tokenizer *t, const gguf_file *g, const char *key,
                   int lenient, int32_t *id, copse_error *err)
 {
@@ -272,9 +272,9 @@ static int opt_id(const copse_tokenizer *t, const gguf_file *g, const char *key,
         return COPSE_OK;
     int32_t v;
     int rc = gguf_get_i32(g, key, &v, err);
-    if (rc)
+    if (rc || v < 0)
         return rc;
-    if (v >= 0 && v < t->n_vocab)
+    if (v < t->n_vocab)
         *id = v;
     else if (!lenient)
         return copse_fail(err, COPSE_E_FORMAT, "%s: %s = %d is outside the vocabulary of %d tokens",

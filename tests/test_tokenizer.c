@@ -538,6 +538,11 @@ START_TEST(load_errors)
     gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", 1);
     assert_load_fails(w, COPSE_E_FORMAT, "bos_token_id");
 
+    w = minimal("llama", ab, 3);      /* a negative id means none */
+    gguf_writer_add_i32(w, "tokenizer.ggml.bos_token_id", -1);
+    gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", 1);
+    assert_load_fails(w, COPSE_E_FORMAT, "bos_token_id is missing");
+
     int32_t types[2] = { 1, 1 };
     w = minimal("llama", ab, 3);
     gguf_writer_add_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, 2);
