@@ -61,11 +61,6 @@ static void put_text(const copse_tokenizer *t, gguf_str text, sink *s)
     }
 }
 
-static int is_special(int type)
-{
-    return type == TT_CONTROL || type == TT_UNKNOWN || type == TT_USER_DEFINED;
-}
-
 static void put_token(const copse_tokenizer *t, int32_t id, sink *s)
 {
     gguf_str text = t->tok[id];
@@ -73,7 +68,7 @@ static void put_token(const copse_tokenizer *t, int32_t id, sink *s)
     if (b >= 0) {
         char c = (char)b;
         put(s, &c, 1);
-    } else if (is_special(t->type[id]) || t->type[id] == TT_BYTE) {
+    } else if (tok_type_special(t->type[id]) || t->type[id] == TT_BYTE) {
         put(s, text.ptr, (size_t)text.len);
     } else {
         put_text(t, text, s);
@@ -123,7 +118,7 @@ int tokenizer_decode(const copse_tokenizer *t, const int32_t *tokens, int n,
     int strip = undo && t->space_prefix;
     for (int i = lo; i < hi; i++) {
         int type = t->type[tokens[i]];
-        if (is_special(type)) {
+        if (tok_type_special(type)) {
             if (type == TT_USER_DEFINED || (flags & COPSE_TOK_PARSE_SPECIAL))
                 put_token(t, tokens[i], &s);
             strip = undo && t->space_prefix;

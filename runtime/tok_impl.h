@@ -22,6 +22,13 @@ enum tok_type {
     TT_BYTE         = 6
 };
 
+/* Types whose tokens are matched whole in text rather than merged:
+** control, unknown and user-defined. */
+static inline int tok_type_special(int type)
+{
+    return type == TT_CONTROL || type == TT_UNKNOWN || type == TT_USER_DEFINED;
+}
+
 /* A BPE merge: symbols a and b, adjacent, become result. */
 typedef struct tok_merge {
     int32_t a, b;       /* a < 0 marks an empty slot */

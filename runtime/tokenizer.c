@@ -351,11 +351,6 @@ static void find_byte_tokens(copse_tokenizer *t)
     }
 }
 
-static int is_special_type(int type)
-{
-    return type == TT_CONTROL || type == TT_UNKNOWN || type == TT_USER_DEFINED;
-}
-
 typedef struct special_key { uint8_t first; uint32_t len; int32_t id; } special_key;
 
 static int special_cmp(const void *pa, const void *pb)
@@ -374,7 +369,7 @@ static int build_special(copse_tokenizer *t, const gguf_file *g, copse_error *er
 {
     int n = 0;
     for (int32_t i = 0; i < t->n_vocab; i++)
-        n += is_special_type(t->type[i]) && t->tok[i].len > 0;
+        n += tok_type_special(t->type[i]) && t->tok[i].len > 0;
     special_key *keys = malloc((size_t)(n ? n : 1) * sizeof *keys);
     t->special = malloc((size_t)(n ? n : 1) * sizeof *t->special);
     if (!keys || !t->special) {
@@ -383,7 +378,7 @@ static int build_special(copse_tokenizer *t, const gguf_file *g, copse_error *er
     }
     n = 0;
     for (int32_t i = 0; i < t->n_vocab; i++)
-        if (is_special_type(t->type[i]) && t->tok[i].len > 0)
+        if (tok_type_special(t->type[i]) && t->tok[i].len > 0)
             keys[n++] = (special_key){ (uint8_t)t->tok[i].ptr[0], (uint32_t)t->tok[i].len, i };
     qsort(keys, (size_t)n, sizeof *keys, special_cmp);
     memset(t->special_at, 0, sizeof t->special_at);
