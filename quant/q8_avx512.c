@@ -10,7 +10,7 @@
 #include "q8_simd.h"
 
 #define TM 4   /* GEMM tile: tokens */
-#define GM 3   /*            groups (32 rows) */
+#define GM 3   /*            groups (48 rows) */
 #define GV 4   /* GEMV tile: groups (64 rows in flight while streaming) */
 
 /* Store the 16 rows of group g for one token, fewer past n_rows. */
