@@ -1,0 +1,180 @@
+/*
+** Chat templates: each family is a handful of strings placed around the
+** messages, and is recognized in a Jinja template by the markers it emits.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "error.h"
+#include "template.h"
+
+/* copse's tutor was trained on exactly this (train/problems.py prompt()). */
+#define COPSE_MATH_TEMPLATE "Question: {question}\nAnswer:\n"
+
+static const struct chat_style {
+    const char *name, *alias;
+    const char *system_open, *system_close;
+    const char *user_open, *user_open_after_system, *user_close;
+    const char *reply;           /* opens the assistant's turn */
+    const char *prefix_sep;      /* goes before a non-empty assistant prefix */
+} styles[CHAT_N_FORMATS] = {
+    [CHAT_COPSE_MATH] = { "copse-math", "plain", "", "\n\n",
+                          "Question: ", "Question: ", "\nAnswer:\n", "", "" },
+    [CHAT_CHATML]     = { "chatml", "qwen", "<|im_start|>system\n", "<|im_end|>\n",
+                          "<|im_start|>user\n", "<|im_start|>user\n", "<|im_end|>\n",
+                          "<|im_start|>assistant\n", "" },
+    [CHAT_LLAMA3]     = { "llama3", "llama-3", "<|start_header_id|>system<|end_header_id|>\n\n", "<|eot_id|>",
+                          "<|start_header_id|>user<|end_header_id|>\n\n",
+                          "<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>",
+                          "<|start_header_id|>assistant<|end_header_id|>\n\n", "" },
+    /* the system message sits inside the first [INST]; the reply follows a space */
+    [CHAT_LLAMA2]     = { "llama2", "llama-2", "[INST] <<SYS>>\n", "\n<</SYS>>\n\n",
+                          "[INST] ", "", " [/INST]", "", " " },
+    [CHAT_PHI3]       = { "phi3", "phi-3", "<|system|>\n", "<|end|>\n",
+                          "<|user|>\n", "<|user|>\n", "<|end|>\n", "<|assistant|>\n", "" },
+};
+
+/* What a template must contain to be of a family, and what rules it out
+** (Phi-4 writes ChatML's markers with <|im_sep|> after the role). */
+static const struct signature {
+    chat_format format;
+    const char *needs[3];
+    const char *unless;
+} signatures[] = {
+    { CHAT_LLAMA3, { "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>" }, NULL },
+    { CHAT_CHATML, { "<|im_start|>", "<|im_end|>", NULL }, "<|im_sep|>" },
+    { CHAT_LLAMA2, { "[INST]", "[/INST]", "<<SYS>>" }, NULL },
+    { CHAT_PHI3,   { "<|user|>", "<|assistant|>", "<|end|>" }, NULL },
+    { CHAT_COPSE_MATH, { "Question: ", "Answer:", NULL }, NULL },
+};
+
+const char *chat_format_name(chat_format f)
+{
+    return (unsigned)f < CHAT_N_FORMATS ? styles[f].name : "unknown";
+}
+
+int chat_format_by_name(const char *name)
+{
+    for (int f = 0; name && f < CHAT_N_FORMATS; f++)
+        if (!strcmp(name, styles[f].name) || !strcmp(name, styles[f].alias))
+            return f;
+    return -1;
+}
+
+static int contains(const char *s, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++)
+        if (s[i] == needle[0] && !memcmp(s + i, needle, k))
+            return 1;
+    return 0;
+}
+
+int chat_format_detect(const char *tmpl, size_t len)
+{
+    if (!tmpl)
+        return -1;
+    for (size_t i = 0; i < sizeof signatures / sizeof signatures[0]; i++) {
+        const struct signature *sig = &signatures[i];
+        int all = !(sig->unless && contains(tmpl, len, sig->unless));
+        for (int k = 0; all && k < 3 && sig->needs[k]; k++)
+            all = contains(tmpl, len, sig->needs[k]);
+        if (all)
+            return (int)sig->format;
+    }
+    return -1;
+}
+
+/* The start of a metadata string for a message: printable ASCII, at most
+** 40 bytes, newlines as \n. */
+static void excerpt(const gguf_str *s, char *buf, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < s->len && o + 3 < cap && i < 40; i++) {
+        unsigned char c = (unsigned char)s->ptr[i];
+        if (c == '\n') {
+            buf[o++] = '\\';
+            buf[o++] = 'n';
+        } else {
+            buf[o++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+        }
+    }
+    buf[o] = '\0';
+}
+
+/* A string key: 1 and *s when present, 0 when absent, a negative status
+** when it is not a string. */
+static int string_key(const gguf_file *g, const char *key, gguf_str *s, copse_error *err)
+{
+    if (!gguf_get(g, key))
+        return 0;
+    int rc = gguf_get_str(g, key, s, err);
+    return rc ? -rc : 1;
+}
+
+int chat_format_for_gguf(const gguf_file *g, const char *name, chat_format *out,
+                         copse_error *err)
+{
+    gguf_str s;
+    char ex[96];
+    int rc, f;
+    copse_error_clear(err);
+    if (name) {
+        if ((f = chat_format_by_name(name)) < 0)
+            return copse_fail(err, COPSE_E_ARG, "unknown chat template '%s' (known: copse-math, "
+                              "chatml, llama3, llama2, phi3)", name);
+        *out = (chat_format)f;
+        return COPSE_OK;
+    }
+    if ((rc = string_key(g, "tokenizer.chat_template", &s, err)) < 0)
+        return -rc;
+    if (rc) {
+        if ((f = chat_format_detect(s.ptr, (size_t)s.len)) < 0) {
+            excerpt(&s, ex, sizeof ex);
+            return copse_fail(err, COPSE_E_UNSUPPORTED, "%s: tokenizer.chat_template (\"%s...\") is "
+                              "of no family copse knows; name one (copse-math, chatml, llama3, "
+                              "llama2, phi3)", g->path, ex);
+        }
+        *out = (chat_format)f;
+        return COPSE_OK;
+    }
+    if ((rc = string_key(g, "copse.prompt_template", &s, err)) < 0)
+        return -rc;
+    if (rc && (s.len != strlen(COPSE_MATH_TEMPLATE) || memcmp(s.ptr, COPSE_MATH_TEMPLATE, s.len))) {
+        excerpt(&s, ex, sizeof ex);
+        return copse_fail(err, COPSE_E_UNSUPPORTED, "%s: copse.prompt_template \"%s\" is not "
+                          "copse-math's; name a chat template", g->path, ex);
+    }
+    *out = CHAT_COPSE_MATH;
+    return COPSE_OK;
+}
+
+int chat_render(chat_format f, const char *system, const char *user,
+                const char *prefix, char **out, copse_error *err)
+{
+    *out = NULL;
+    copse_error_clear(err);
+    if ((unsigned)f >= CHAT_N_FORMATS)
+        return copse_fail(err, COPSE_E_ARG, "chat_render: unknown format %d", (int)f);
+    if (!user)
+        return copse_fail(err, COPSE_E_ARG, "chat_render: no user message");
+    const struct chat_style *st = &styles[f];
+    int has_system = system && *system, has_prefix = prefix && *prefix;
+    const char *parts[] = {
+        has_system ? st->system_open : "", has_system ? system : "", has_system ? st->system_close : "",
+        has_system ? st->user_open_after_system : st->user_open, user, st->user_close,
+        st->reply, has_prefix ? st->prefix_sep : "", has_prefix ? prefix : "",
+    };
+    enum { N_PARTS = sizeof parts / sizeof parts[0] };
+    size_t len[N_PARTS], total = 0;
+    for (int i = 0; i < N_PARTS; i++)
+        total += len[i] = strlen(parts[i]);
+    char *s = malloc(total + 1);
+    if (!s)
+        return copse_fail(err, COPSE_E_NOMEM, "chat_render: out of memory for %zu bytes", total + 1);
+    size_t o = 0;
+    for (int i = 0; i < N_PARTS; o += len[i++])
+        memcpy(s + o, parts[i], len[i]);
+    s[total] = '\0';
+    *out = s;
+    return COPSE_OK;
+}

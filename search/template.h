@@ -1,0 +1,64 @@
+/*
+** Chat templates: how a model wants a question put to it. copse does not
+** run the Jinja in a GGUF's tokenizer.chat_template; it recognizes which of
+** a few families the template is written for and renders that family's
+** format itself. Internal to copse.
+**
+** A rendered prompt never holds BOS: tokenize it with
+** COPSE_TOK_ADD_SPECIAL | COPSE_TOK_PARSE_SPECIAL, so BOS comes when the
+** model's metadata asks for it and the family's markers ("<|im_start|>")
+** become their control tokens. Messages are inserted as given, so marker
+** text inside a message becomes a control token too.
+*/
+#ifndef COPSE_TEMPLATE_H
+#define COPSE_TEMPLATE_H
+
+#include <stddef.h>
+#include "copse.h"
+#include "gguf.h"
+
+typedef enum chat_format {
+    CHAT_COPSE_MATH,  /* copse's math tutor, and plain base models:
+                         [system "\n\n"] "Question: " user "\nAnswer:\n"  */
+    CHAT_CHATML,      /* Qwen and others: "<|im_start|>user\n" user "<|im_end|>\n" ... */
+    CHAT_LLAMA3,      /* "<|start_header_id|>user<|end_header_id|>\n\n" user "<|eot_id|>" ... */
+    CHAT_LLAMA2,      /* "[INST] <<SYS>>\n" system "\n<</SYS>>\n\n" user " [/INST]" */
+    CHAT_PHI3,        /* "<|user|>\n" user "<|end|>\n<|assistant|>\n" */
+    CHAT_N_FORMATS
+} chat_format;
+
+/* The format's name: "copse-math", "chatml", "llama3", "llama2", "phi3". */
+const char *chat_format_name(chat_format f);
+
+/* The format with that name (or an alias: "plain", "qwen", "llama-3",
+** "llama-2", "phi-3"), or -1. */
+int chat_format_by_name(const char *name);
+
+/* The format a tokenizer.chat_template (len bytes of Jinja source) is
+** written for, known by the markers it emits; -1 when it is none of them
+** (Gemma, Mistral, DeepSeek, Phi-4 and others). */
+int chat_format_detect(const char *tmpl, size_t len);
+
+/*
+** The format to prompt the model in g with: the one called name when name
+** is not NULL; else the one its tokenizer.chat_template is written for;
+** else, with copse.prompt_template (copse's own models), copse-math when
+** that is copse-math's format; else copse-math. Errors: an unknown name
+** (COPSE_E_ARG, listing the names), a template of no known family or a
+** copse.prompt_template of another format (COPSE_E_UNSUPPORTED, saying to
+** pass a name), either key not a string (COPSE_E_FORMAT).
+*/
+int chat_format_for_gguf(const gguf_file *g, const char *name, chat_format *out,
+                         copse_error *err);
+
+/*
+** Render a prompt: an optional system message (NULL or "" for none), the
+** user's message, and the start of the assistant's turn followed by prefix
+** (NULL or "" for none), where generation goes on. *out is a malloc'd
+** NUL-terminated string the caller frees. COPSE_E_ARG for a NULL user
+** message or an unknown format, COPSE_E_NOMEM.
+*/
+int chat_render(chat_format f, const char *system, const char *user,
+                const char *prefix, char **out, copse_error *err);
+
+#endif

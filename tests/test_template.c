@@ -1,0 +1,298 @@
+/*
+** Chat templates: the exact prompt of every family, recognition from
+** template excerpts and from the real templates in ../shared/vocab, the
+** choice for a GGUF (override, chat_template, copse.prompt_template) with
+** its errors, and that the markers become control tokens when tokenized.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "testutil.h"
+#include "template.h"
+#include "tokenizer.h"
+
+#define N_OF(a) (int)(sizeof(a) / sizeof((a)[0]))
+
+static void expect_render(chat_format f, const char *sys, const char *user, const char *prefix,
+                          const char *want)
+{
+    char *out = (char *)"unset";
+    copse_error e;
+    ck_assert_int_eq(chat_render(f, sys, user, prefix, &out, &e), COPSE_OK);
+    ck_assert_str_eq(e.msg, "");
+    ck_assert_str_eq(out, want);
+    free(out);
+}
+
+START_TEST(render_copse_math)
+{
+    /* train/problems.py: prompt(question) = f"Question: {question}\nAnswer:\n" */
+    expect_render(CHAT_COPSE_MATH, NULL, "Tom has 3 apples. How many?", NULL,
+                  "Question: Tom has 3 apples. How many?\nAnswer:\n");
+    expect_render(CHAT_COPSE_MATH, "Be brief.", "What is 2+3?", NULL,
+                  "Be brief.\n\nQuestion: What is 2+3?\nAnswer:\n");
+    expect_render(CHAT_COPSE_MATH, "", "What is 2+3?", "2 + 3 = 5.\n",
+                  "Question: What is 2+3?\nAnswer:\n2 + 3 = 5.\n");
+}
+END_TEST
+
+START_TEST(render_chatml)
+{
+    expect_render(CHAT_CHATML, NULL, "What is 2+3?", NULL,
+                  "<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n");
+    expect_render(CHAT_CHATML, "Reason step by step.", "What is 2+3?", "Step 1:",
+                  "<|im_start|>system\nReason step by step.<|im_end|>\n"
+                  "<|im_start|>user\nWhat is 2+3?<|im_end|>\n"
+                  "<|im_start|>assistant\nStep 1:");
+}
+END_TEST
+
+START_TEST(render_llama3)
+{
+    expect_render(CHAT_LLAMA3, NULL, "What is 2+3?", NULL,
+                  "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+3?<|eot_id|>"
+                  "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    expect_render(CHAT_LLAMA3, "Reason step by step.", "What is 2+3?", "Step 1:",
+                  "<|start_header_id|>system<|end_header_id|>\n\nReason step by step.<|eot_id|>"
+                  "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+3?<|eot_id|>"
+                  "<|start_header_id|>assistant<|end_header_id|>\n\nStep 1:");
+}
+END_TEST
+
+START_TEST(render_llama2)
+{
+    expect_render(CHAT_LLAMA2, NULL, "What is 2+3?", NULL, "[INST] What is 2+3? [/INST]");
+    expect_render(CHAT_LLAMA2, "Reason step by step.", "What is 2+3?", NULL,
+                  "[INST] <<SYS>>\nReason step by step.\n<</SYS>>\n\nWhat is 2+3? [/INST]");
+    expect_render(CHAT_LLAMA2, NULL, "What is 2+3?", "Step 1:", "[INST] What is 2+3? [/INST] Step 1:");
+}
+END_TEST
+
+START_TEST(render_phi3)
+{
+    expect_render(CHAT_PHI3, NULL, "What is 2+3?", NULL, "<|user|>\nWhat is 2+3?<|end|>\n<|assistant|>\n");
+    expect_render(CHAT_PHI3, "Be brief.", "What is 2+3?", "5",
+                  "<|system|>\nBe brief.<|end|>\n<|user|>\nWhat is 2+3?<|end|>\n<|assistant|>\n5");
+}
+END_TEST
+
+START_TEST(render_errors)
+{
+    char *out = (char *)"unset";
+    copse_error e;
+    ck_assert_int_eq(chat_render(CHAT_CHATML, "sys", NULL, NULL, &out, &e), COPSE_E_ARG);
+    ck_assert_ptr_null(out);
+    ck_assert_str_eq(e.msg, "chat_render: no user message");
+    ck_assert_int_eq(chat_render((chat_format)CHAT_N_FORMATS, NULL, "q", NULL, &out, &e), COPSE_E_ARG);
+    ck_assert_str_eq(e.msg, "chat_render: unknown format 5");
+    ck_assert_int_eq(chat_render((chat_format)-1, NULL, "q", NULL, &out, NULL), COPSE_E_ARG);
+    expect_render(CHAT_CHATML, NULL, "", NULL, "<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\n");
+}
+END_TEST
+
+START_TEST(format_names)
+{
+    static const char *const names[][2] = {
+        { "copse-math", "plain" }, { "chatml", "qwen" }, { "llama3", "llama-3" },
+        { "llama2", "llama-2" }, { "phi3", "phi-3" },
+    };
+    ck_assert_int_eq(N_OF(names), CHAT_N_FORMATS);
+    for (int f = 0; f < CHAT_N_FORMATS; f++) {
+        ck_assert_str_eq(chat_format_name((chat_format)f), names[f][0]);
+        ck_assert_int_eq(chat_format_by_name(names[f][0]), f);
+        ck_assert_int_eq(chat_format_by_name(names[f][1]), f);
+    }
+    ck_assert_int_eq(chat_format_by_name("gemma"), -1);
+    ck_assert_int_eq(chat_format_by_name("ChatML"), -1);
+    ck_assert_int_eq(chat_format_by_name(""), -1);
+    ck_assert_int_eq(chat_format_by_name(NULL), -1);
+    ck_assert_str_eq(chat_format_name(CHAT_N_FORMATS), "unknown");
+}
+END_TEST
+
+/* Characteristic excerpts of real templates, written for these tests. */
+static const struct { const char *tmpl; int want; } excerpts[] = {
+    { "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + message.content + "
+      "'<|im_end|>' + '\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+      "{%- endif %}", CHAT_CHATML },
+    { "{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are Qwen, created by Alibaba "
+      "Cloud. You are a helpful assistant.<|im_end|>\\n' }}{% endif %}", CHAT_CHATML },
+    { "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + "
+      "message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + "
+      "content %}{% endif %}{{ content }}", CHAT_LLAMA3 },
+    { "{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}{{- \"Cutting Knowledge Date: December "
+      "2023\\n\" }}{%- if builtin_tools is defined %}{{- \"Environment: ipython\\n\" }}{%- endif %}"
+      "{{- \"<|eot_id|>\" }}", CHAT_LLAMA3 },
+    { "{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message"
+      " + '\\n<</SYS>>\\n\\n' + message['content'] %}{% endif %}{{ bos_token + '[INST] ' + "
+      "content.strip() + ' [/INST]' }}", CHAT_LLAMA2 },
+    { "{% for message in messages %}{% if message['role'] == 'user' %}{{'<|user|>\\n' + message['content']"
+      " + '<|end|>\\n'}}{% endif %}{% endfor %}{{ '<|assistant|>\\n' }}", CHAT_PHI3 },
+    { "{{ 'Question: ' + messages[-1]['content'] + '\\nAnswer:\\n' }}", CHAT_COPSE_MATH },
+    /* families copse does not render */
+    { "{{'<|im_start|>' + message['role'] + '<|im_sep|>' + message['content'] + '<|im_end|>'}}", -1 },
+    { "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}", -1 },
+    { "{{ '[INST] ' + message['content'] + ' [/INST]' }}{{ message['content'] + eos_token }}", -1 },
+    { "{{'<\xef\xbd\x9cUser\xef\xbd\x9c>' + message['content']}}{{'<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>'}}", -1 },
+    { "", -1 },
+};
+
+START_TEST(detect)
+{
+    for (int i = 0; i < N_OF(excerpts); i++)
+        ck_assert_msg(chat_format_detect(excerpts[i].tmpl, strlen(excerpts[i].tmpl)) == excerpts[i].want,
+                      "excerpt %d: got %d, want %d", i, chat_format_detect(excerpts[i].tmpl,
+                      strlen(excerpts[i].tmpl)), excerpts[i].want);
+    /* only len bytes count: cut before <|eot_id|>, the Llama 3 excerpt is nothing */
+    const char *l3 = excerpts[2].tmpl;
+    ck_assert_int_eq(chat_format_detect(l3, (size_t)(strstr(l3, "<|eot_id|>") - l3)), -1);
+    ck_assert_int_eq(chat_format_detect(l3, (size_t)(strstr(l3, "<|eot_id|>") - l3) + 10), CHAT_LLAMA3);
+    ck_assert_int_eq(chat_format_detect(NULL, 10), -1);
+}
+END_TEST
+
+/* ------------------------------------------------------------ from GGUF */
+
+typedef struct made { uint8_t *buf; gguf_file *g; } made;
+
+/* An in-memory GGUF with the given string keys (NULL: absent); a
+** chat_template of "#u32" is written as a number instead. */
+static made make_gguf(const char *chat_template, const char *prompt_template)
+{
+    made m = { 0 };
+    uint64_t size;
+    copse_error e;
+    gguf_writer *w = gguf_writer_new(3);
+    ck_assert_int_eq(gguf_writer_add_str(w, "general.architecture", "llama"), COPSE_OK);
+    if (chat_template && !strcmp(chat_template, "#u32"))
+        ck_assert_int_eq(gguf_writer_add_u32(w, "tokenizer.chat_template", 7), COPSE_OK);
+    else if (chat_template)
+        ck_assert_int_eq(gguf_writer_add_str(w, "tokenizer.chat_template", chat_template), COPSE_OK);
+    if (prompt_template)
+        ck_assert_int_eq(gguf_writer_add_str(w, "copse.prompt_template", prompt_template), COPSE_OK);
+    ck_assert_int_eq(gguf_writer_build(w, &m.buf, &size, &e), COPSE_OK);
+    gguf_writer_free(w);
+    ck_assert_int_eq(gguf_open_buffer(m.buf, size, &m.g, &e), COPSE_OK);
+    return m;
+}
+
+static void unmake(made m)
+{
+    gguf_close(m.g);
+    free(m.buf);
+}
+
+/* The format chosen for a GGUF with those keys and that override. */
+static int choose(const char *chat_template, const char *prompt_template, const char *name, copse_error *e)
+{
+    made m = make_gguf(chat_template, prompt_template);
+    chat_format f = CHAT_N_FORMATS;
+    int rc = chat_format_for_gguf(m.g, name, &f, e);
+    unmake(m);
+    ck_assert(rc != COPSE_OK || e->msg[0] == '\0');
+    return rc == COPSE_OK ? (int)f : -rc;
+}
+
+START_TEST(for_gguf)
+{
+    copse_error e;
+    const char *qwen = excerpts[0].tmpl, *gemma = excerpts[8].tmpl;
+    ck_assert_int_eq(choose(qwen, NULL, NULL, &e), CHAT_CHATML);
+    ck_assert_int_eq(choose(excerpts[2].tmpl, NULL, NULL, &e), CHAT_LLAMA3);
+    ck_assert_int_eq(choose(qwen, NULL, "llama2", &e), CHAT_LLAMA2);            /* the name wins */
+    ck_assert_int_eq(choose(gemma, NULL, "chatml", &e), CHAT_CHATML);
+    ck_assert_int_eq(choose(NULL, NULL, NULL, &e), CHAT_COPSE_MATH);            /* a plain model */
+    ck_assert_int_eq(choose(NULL, "Question: {question}\nAnswer:\n", NULL, &e), CHAT_COPSE_MATH);
+    ck_assert_int_eq(choose(qwen, "Question: {question}\nAnswer:\n", NULL, &e), CHAT_CHATML);
+
+    ck_assert_int_eq(choose(qwen, NULL, "gemma", &e), -COPSE_E_ARG);
+    ck_assert_str_eq(e.msg, "unknown chat template 'gemma' (known: copse-math, chatml, llama3, llama2, phi3)");
+    ck_assert_int_eq(choose(gemma, NULL, NULL, &e), -COPSE_E_UNSUPPORTED);
+    ck_assert_str_eq(e.msg, "<memory>: tokenizer.chat_template (\"{{ '<start_of_turn>' + role + '\\n' + "
+                     "mes...\") is of no family copse knows; name one (copse-math, chatml, "
+                     "llama3, llama2, phi3)");
+    ck_assert_int_eq(choose(NULL, "Q: {question}\nA:", NULL, &e), -COPSE_E_UNSUPPORTED);
+    ck_assert_str_eq(e.msg, "<memory>: copse.prompt_template \"Q: {question}\\nA:\" is not copse-math's; "
+                     "name a chat template");
+    ck_assert_int_eq(choose("#u32", NULL, NULL, &e), -COPSE_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(e.msg, "tokenizer.chat_template"));
+}
+END_TEST
+
+/* The real templates of ../shared/vocab are recognized, and a rendered
+** prompt tokenizes to the family's control tokens and back to itself. */
+static void check_vocab(const char *file, chat_format want, const char *const markers[3], const int count[3])
+{
+    const char *dir = tu_shared_dir();
+    gguf_file *g;
+    copse_tokenizer *t;
+    copse_error e;
+    if (!dir || gguf_open(tu_path(dir, file), &g, &e) != COPSE_OK) {
+        tu_skip(file, "not in ../shared");
+        return;
+    }
+    chat_format f;
+    ck_assert_int_eq(chat_format_for_gguf(g, NULL, &f, &e), COPSE_OK);
+    ck_assert_int_eq(f, want);
+    ck_assert_int_eq(tokenizer_load(g, &t, &e), COPSE_OK);
+
+    char *prompt, back[512];
+    int32_t ids[256];
+    unsigned flags = COPSE_TOK_ADD_SPECIAL | COPSE_TOK_PARSE_SPECIAL;
+    ck_assert_int_eq(chat_render(f, "Be brief.", "What is 2+3?", NULL, &prompt, &e), COPSE_OK);
+    int n = tokenizer_encode(t, prompt, strlen(prompt), flags, ids, N_OF(ids));
+    ck_assert_int_gt(n, 0);
+    ck_assert_int_le(n, N_OF(ids));
+    for (int k = 0; k < 3; k++) {
+        int32_t id = tokenizer_find(t, markers[k], strlen(markers[k]));
+        int seen = 0;
+        ck_assert_msg(id >= 0, "%s has no token %s", file, markers[k]);
+        for (int i = 0; i < n; i++)
+            seen += ids[i] == id;
+        ck_assert_msg(seen == count[k], "%s: %s %d times, want %d", file, markers[k], seen, count[k]);
+    }
+    ck_assert_int_eq(tokenizer_decode(t, ids, n, flags, back, sizeof back), (int)strlen(prompt));
+    ck_assert_str_eq(back, prompt);
+    /* without PARSE_SPECIAL the markers are plain text */
+    int32_t first = tokenizer_find(t, markers[0], strlen(markers[0]));
+    n = tokenizer_encode(t, prompt, strlen(prompt), COPSE_TOK_ADD_SPECIAL, ids, N_OF(ids));
+    for (int i = 0; i < n && i < N_OF(ids); i++)
+        ck_assert_int_ne(ids[i], first);
+    free(prompt);
+    tokenizer_free(t);
+    gguf_close(g);
+}
+
+START_TEST(shared_vocab_qwen2)
+{
+    static const char *const markers[3] = { "<|im_start|>", "<|im_end|>", "<|endoftext|>" };
+    static const int count[3] = { 3, 2, 0 };
+    check_vocab("vocab/ggml-vocab-qwen2.gguf", CHAT_CHATML, markers, count);
+}
+END_TEST
+
+START_TEST(shared_vocab_phi3)
+{
+    static const char *const markers[3] = { "<|user|>", "<|end|>", "<|assistant|>" };
+    static const int count[3] = { 1, 2, 1 };
+    check_vocab("vocab/ggml-vocab-phi-3.gguf", CHAT_PHI3, markers, count);
+}
+END_TEST
+
+Suite *copse_suite_template(void)
+{
+    Suite *s = suite_create("template");
+    TCase *tc = tcase_create("template");
+    tcase_add_test(tc, render_copse_math);
+    tcase_add_test(tc, render_chatml);
+    tcase_add_test(tc, render_llama3);
+    tcase_add_test(tc, render_llama2);
+    tcase_add_test(tc, render_phi3);
+    tcase_add_test(tc, render_errors);
+    tcase_add_test(tc, format_names);
+    tcase_add_test(tc, detect);
+    tcase_add_test(tc, for_gguf);
+    tcase_add_test(tc, shared_vocab_qwen2);
+    tcase_add_test(tc, shared_vocab_phi3);
+    suite_add_tcase(s, tc);
+    return s;
+}
