@@ -27,6 +27,7 @@ static const tier_peak peaks[] = {
     { "avx512vnni", { 940, 1877 } },
 };
 static const double dram_gbps[2] = { 16, 30 };
+static double read_now[2];   /* read_gbps() at 1 and 2 threads, this run */
 
 typedef struct model_shape {
     const char *name;
@@ -107,6 +108,29 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A plain streaming read of 1 GiB, far past the caches, on n threads: what
+** a decode step could reach on this machine during this run. */
+static double read_gbps(int threads, double min_seconds)
+{
+    size_t n = (size_t)1 << 27;
+    uint64_t *buf = malloc(n * sizeof *buf);
+    if (!buf)
+        return 0;
+    memset(buf, 1, n * sizeof *buf);
+    double best = 1e30, start = now();
+    for (int r = 0; r < 3 || now() - start < min_seconds; r++) {
+        double t0 = now();
+        uint64_t sum = 0;
+#pragma omp parallel for num_threads(threads) reduction(+ : sum) schedule(static)
+        for (size_t i = 0; i < n; i++)
+            sum += buf[i];
+        double t = now() - t0;
+        best = t < best && sum ? t : best;
+    }
+    free(buf);
+    return (double)(n * sizeof *buf) / best / 1e9;
 }
 
 /* --------------------------------------------------------------- running */
@@ -270,9 +294,18 @@ static double fraction(const result *r)
     return p > 0 ? r->ops / r->seconds / 1e9 / p : 0;
 }
 
+/* Decode against the read bandwidth measured in this run; 0 otherwise. */
+static double fraction_now(const result *r)
+{
+    if (!is_decode(r) || r->threads > 2 || read_now[r->threads - 1] <= 0)
+        return 0;
+    return r->bytes / r->seconds / 1e9 / read_now[r->threads - 1];
+}
+
 static void print_json(void)
 {
-    printf("{\n  \"peaks\": {\"dram_gbps\": [%g, %g]", dram_gbps[0], dram_gbps[1]);
+    printf("{\n  \"read_gbps_this_run\": [%.4g, %.4g],\n", read_now[0], read_now[1]);
+    printf("  \"peaks\": {\"dram_gbps\": [%g, %g]", dram_gbps[0], dram_gbps[1]);
     for (size_t i = 0; i < sizeof peaks / sizeof *peaks; i++)
         printf(", \"%s_gops\": [%g, %g]", peaks[i].tier, peaks[i].gops[0], peaks[i].gops[1]);
     printf("},\n  \"results\": [\n");
@@ -280,10 +313,11 @@ static void print_json(void)
         const result *r = &results[i];
         printf("    {\"model\": \"%s\", \"case\": \"%s\", \"tier\": \"%s\", \"threads\": %d, "
                "\"M\": %d, \"N\": %d, \"K\": %d, \"seconds\": %.6g, \"gops\": %.4g, "
-               "\"gbps\": %.4g, \"tokens_per_s\": %.4g, \"fraction_of_ceiling\": %.3f}%s\n",
+               "\"gbps\": %.4g, \"tokens_per_s\": %.4g, \"fraction_of_ceiling\": %.3f, "
+               "\"fraction_of_read_this_run\": %.3f}%s\n",
                r->model, r->what, r->tier, r->threads, r->M, r->N, r->K, r->seconds,
                r->ops / r->seconds / 1e9, r->bytes / r->seconds / 1e9, r->M / r->seconds,
-               fraction(r), i + 1 < n_results ? "," : "");
+               fraction(r), fraction_now(r), i + 1 < n_results ? "," : "");
     }
     printf("  ]\n}\n");
 }
@@ -301,8 +335,10 @@ static void print_markdown(void)
             tiers[nt++] = results[i].tier;
     }
     printf("int8 kernels: GOPS (decode: GB/s of weights), in brackets the fraction of the "
-           "ceiling\n(int8 peak of the tier; decode: DRAM bandwidth %g/%g GB/s at 1/2 threads)."
-           "\n\n| model | case | M x N x K | threads |", dram_gbps[0], dram_gbps[1]);
+           "ceiling:\nthe int8 peak of the tier (PEERS.md); for decode the DRAM bandwidth of "
+           "PEERS.md (%g/%g GB/s at 1/2 threads)\n/ a plain 1 GiB read measured in this run "
+           "(%.1f/%.1f GB/s).\n\n| model | case | M x N x K | threads |",
+           dram_gbps[0], dram_gbps[1], read_now[0], read_now[1]);
     for (int t = 0; t < nt; t++)
         printf(" %s |", tiers[t]);
     printf("\n|---|---|---|---|");
@@ -336,7 +372,9 @@ static void print_markdown(void)
             }
             double v = is_decode(c) ? c->bytes / c->seconds / 1e9 : c->ops / c->seconds / 1e9;
             double f = fraction(c);
-            if (f > 0)
+            if (fraction_now(c) > 0)
+                printf(" %.1f (%.0f%% / %.0f%%) |", v, 100 * f, 100 * fraction_now(c));
+            else if (f > 0)
                 printf(" %.1f (%.0f%%) |", v, 100 * f);
             else
                 printf(" %.1f |", v);
@@ -398,6 +436,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    for (int i = 0; i < o.n_threads; i++)
+        if (o.threads[i] <= 2)
+            read_now[o.threads[i] - 1] = read_gbps(o.threads[i], o.quick ? 0.2 : 1.0);
     int n, any = 0;
     const q8_kernels *const *tiers = q8_tiers(&n);
     for (size_t mi = 0; mi < sizeof models / sizeof *models; mi++) {
