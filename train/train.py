@@ -6,8 +6,9 @@ evaluations. Starting the same command again resumes from ckpt.pt; the data
 order is a function of the seed and the step, so a resumed run sees exactly
 the batches an uninterrupted one would.
 
-Only the solution tokens (and EOS) are predicted: the loss on the question is
-masked, since questions are random draws the model need not imitate.
+The solution tokens (and EOS) carry the loss; question tokens carry a small
+weight (--prompt-loss): questions are random draws the model need not imitate,
+but predicting the names and items they repeat seems to teach copying sooner.
 
     nice -n 10 python3 train.py --name policy --preset base --steps 5000
 """
@@ -86,17 +87,21 @@ def epoch_batches(lengths, batch, seed, epoch):
     return [batches[i] for i in order]
 
 
-def make_batch(ex, ids, pad):
-    """Inputs, targets (-100 where no loss) and the number of real tokens."""
+def make_batch(ex, ids, pad, prompt_weight):
+    """Inputs, targets, per-target loss weights (1 on the solution,
+    prompt_weight on the question, 0 on padding) and the number of real tokens."""
     T = max(ex.length(i) for i in ids) - 1
     x = torch.full((len(ids), T), pad, dtype=torch.long)
-    y = torch.full((len(ids), T), -100, dtype=torch.long)
+    y = torch.zeros((len(ids), T), dtype=torch.long)
+    w = torch.zeros((len(ids), T))
     for b, i in enumerate(ids):
         s, p = ex[i], int(ex.plen[i])
         n = len(s) - 1
         x[b, :n] = s[:-1]
-        y[b, p - 1:n] = s[p:]
-    return x, y, sum(ex.length(i) for i in ids)
+        y[b, :n] = s[1:]
+        w[b, :p - 1] = prompt_weight
+        w[b, p - 1:n] = 1.0
+    return x, y, w, sum(ex.length(i) for i in ids)
 
 
 def lr_at(step, args):
@@ -130,6 +135,8 @@ def main():
     ap.add_argument("--eval-per-level", type=int, default=40)
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (and save) after this long")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--prompt-loss", type=float, default=0.25,
+                    help="loss weight of question tokens (solution tokens weigh 1)")
     ap.add_argument("--bf16", type=int, default=1, help="bfloat16 autocast (about 1.7x faster here)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -175,12 +182,13 @@ def main():
         if step // per_epoch != epoch:
             epoch = step // per_epoch
             batches = epoch_batches(lengths, args.batch, args.seed, epoch)
-        x, y, n = make_batch(ex, batches[step % len(batches)], tok.pad)
+        x, y, w, n = make_batch(ex, batches[step % len(batches)], tok.pad, args.prompt_loss)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(args.bf16)):
             logits = model(x)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=-100)
+        losses = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none")
+        loss = (losses * w.flatten()).sum() / w.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
