@@ -554,6 +554,21 @@ def check_solution(text, question=None):
     return {"steps": steps, "answer": answer, "all_ok": all_ok}
 
 
+def step_labels(solution, reference, question):
+    """Exact process labels for a sampled solution: step i is good when it and
+    every step before it are arithmetically right, use grounded operands and
+    produce a value the reference solution also produces (so the attempt is
+    still on a path to the answer). A cheap stand-in for Monte-Carlo rollout
+    labels in this synthetic domain; a correct step in an unusual order is
+    labelled bad, which the canonical templates make rare."""
+    ref_values = {s["eq"][3] for s in check_solution(reference)["steps"] if s["eq"]}
+    labels, good = [], True
+    for s in check_solution(solution, question)["steps"]:
+        good = good and s["ok"] and s["grounded"] and s["eq"][3] in ref_values
+        labels.append(good)
+    return labels
+
+
 # ---------------------------------------------------------------- splits
 
 SPLIT_SEEDS = {"test": 1, "validation": 2, "train": 3}

@@ -90,6 +90,16 @@ class CheckerTest(unittest.TestCase):
         res = problems.check_solution("Left: 12 / 2 = 6.\nMore: 6 + 5 = 11.\nX: 6 + 9 = 15.", q)
         self.assertEqual([s["grounded"] for s in res["steps"]], [True, False, True])
 
+    def test_step_labels(self):
+        q = "Ava has 12 pens. She gives half of them to Ben. Then she buys 5 more. Ben has 9 cups."
+        ref = "Half are left: 12 / 2 = 6.\nNow: 6 + 5 = 11.\nThe answer is 11."
+        self.assertEqual(problems.step_labels(ref, ref, q), [True, True])
+        wrong_fact = "Half are left: 12 / 2 = 6.\nNow: 6 + 5 = 12.\nThe answer is 12."
+        self.assertEqual(problems.step_labels(wrong_fact, ref, q), [True, False])
+        distracted = "Half are left: 12 / 2 = 6.\nNow: 6 + 9 = 15.\nMore: 15 - 4 = 11.\nThe answer is 11."
+        self.assertEqual(problems.step_labels(distracted, ref, q), [True, False, False])
+        self.assertEqual(problems.step_labels("Hmm.\nNow: 6 + 5 = 11.", ref, q), [False, False])
+
     def test_prompt_format(self):
         self.assertEqual(problems.prompt("Q?"), "Question: Q?\nAnswer:\n")
 
