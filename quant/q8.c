@@ -165,19 +165,19 @@ int q8_tier_default(const q8_kernels **out, copse_error *err)
 /* ----------------------------------------------------------------- memory */
 
 /* 64-byte aligned, size rounded up to 64. Big buffers get 2 MiB alignment
-** and transparent huge pages: a GEMV streams them, and 4 KiB pages would
-** cost a TLB miss every 4 KiB. */
+** and transparent huge pages: a GEMV streams them, and with 4 KiB pages
+** the hardware prefetcher would stop at every page boundary. */
 static void *q8_alloc(size_t size)
 {
     const size_t huge = (size_t)2 << 20;
     size = (size + 63) & ~(size_t)63;
     if (size < 2 * huge)
         return aligned_alloc(64, size);
-    size = (size + huge - 1) & ~(huge - 1);
-    void *p = aligned_alloc(huge, size);
+    void *p;
+    if (posix_memalign(&p, huge, size))
+        return NULL;
 #ifdef MADV_HUGEPAGE
-    if (p)
-        madvise(p, size, MADV_HUGEPAGE);   /* advice only: failure is harmless */
+    madvise(p, size & ~(huge - 1), MADV_HUGEPAGE);   /* advice only: failure is harmless */
 #endif
     return p;
 }

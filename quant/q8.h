@@ -16,9 +16,11 @@
 **
 ** Kernel tiers: one function table per ISA (scalar, avx2, avxvnni,
 ** avx512vnni, neon, neon-dotprod), chosen by q8_tier_default() from the
-** CPU and the COPSE_ISA environment variable. Weights are packed for the
-** tier that will run them (the byte encoding differs, below); activations
-** are the same for every tier.
+** CPU and the COPSE_ISA environment variable; its name is tier->name (what
+** `copse run` prints). Weights are packed for the tier that will run them
+** (the byte encoding differs, below); activations are the same for every
+** tier. Packing copies: the GGUF mapping is not used afterwards. Packed
+** weights are read-only, so any number of threads may share them.
 **
 ** --- Activations (q8_act), per token t and block b of 32 values:
 **     d[t][b]    = amax / 127 (f32), amax = max |x| over the block
