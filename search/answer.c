@@ -699,28 +699,36 @@ static void numbers(const sbuf *in, sbuf *out)
 
 /* ------------------------------------------------------------ finish */
 
-/* Whether b is "(...)" with the first parenthesis closing last and no
-** comma at its top level: a group, not a tuple. */
-static int enclosed(const sbuf *b)
+/* Drop the parentheses around b that group rather than make a tuple: each
+** layer of "(...)" whose '(' closes at the end and holds no comma at its own
+** top level. One pass finds how many layers qualify: layer d ends when the
+** depth first falls back to d, and a comma at depth d + 1 is its own. */
+static void drop_parens(sbuf *b)
 {
-    if (b->n < 2 || b->p[0] != '(' || b->p[b->n - 1] != ')')
-        return 0;
-    int depth = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        depth += is_open(b->p[i]) - is_close(b->p[i]);
-        if ((depth == 0 && i + 1 < b->n) || (depth == 1 && b->p[i] == ','))
-            return 0;
+    const char *p = b->p;
+    size_t n = b->n, layers = 0, depth = 0;
+    while (layers < n / 2 && p[layers] == '(' && p[n - 1 - layers] == ')')
+        layers++;
+    for (size_t i = 0; i < n && layers; i++) {
+        if (is_open(p[i])) {
+            depth++;
+        } else if (is_close(p[i])) {
+            if (!depth)
+                layers = 0;
+            else if (--depth < layers && i != n - 1 - depth)
+                layers = depth;
+        } else if (p[i] == ',' && depth && depth - 1 < layers) {
+            layers = depth - 1;
+        }
     }
-    return 1;
+    memmove(b->p, b->p + layers, n - 2 * layers);
+    b->n -= 2 * layers;
+    b->p[b->n] = '\0';
 }
 
 static void finish(sbuf *b)
 {
-    while (enclosed(b)) {
-        memmove(b->p, b->p + 1, b->n - 2);
-        b->n -= 2;
-        b->p[b->n] = '\0';
-    }
+    drop_parens(b);
     if (b->n && b->p[0] == '+') {
         memmove(b->p, b->p + 1, b->n);
         b->n--;
@@ -803,35 +811,40 @@ int answer_equal(const char *a, const char *b)
 /* -------------------------------------------------------- extraction */
 
 /* The content of the last complete \boxed{...} or \fbox{...} (or the token
-** after "\boxed "); 1 when found, 0 when not, -1 when out of memory. */
+** after "\boxed "); 1 when found, 0 when not, -1 when out of memory. Each
+** candidate costs O(1), so the scan stays linear. */
 static int last_boxed(const char *s, size_t n, span *out)
 {
-    size_t *match = NULL;
-    int found = 0;
+    size_t *match = NULL, last = SIZE_MAX;     /* where the last one's content starts */
     for (size_t i = 0; i < n; i++) {
         size_t name = n - i >= 6 && !memcmp(s + i, "\\boxed", 6) ? 6 :
                       n - i >= 5 && !memcmp(s + i, "\\fbox", 5) ? 5 : 0;
         if (!name || (i + name < n && is_alpha(s[i + name])))
             continue;
-        size_t j = skip_spaces(s, i + name, n), e = j;
+        size_t j = skip_spaces(s, i + name, n);
         if (j < n && s[j] == '{') {
             if (!match && !(match = match_braces(s, n)))
                 return -1;
-            if (match[j] == n)
-                continue;
-            *out = (span){ j + 1, match[j] - j - 1 };
-            found = 1;
-        } else {
-            while (e < n && !is_space(s[e]) && s[e] != '$')
-                e++;
-            if (e > j) {
-                *out = (span){ j, e - j };
-                found = 1;
-            }
+            if (match[j] < n)
+                last = j;
+        } else if (j < n && s[j] != '$' && s[j] != '}') {
+            last = j;
         }
     }
+    if (last == SIZE_MAX) {
+        free(match);
+        return 0;
+    }
+    if (s[last] == '{') {
+        *out = (span){ last + 1, match[last] - last - 1 };
+    } else {
+        size_t e = last;
+        while (e < n && !is_space(s[e]) && s[e] != '$')
+            e++;
+        *out = (span){ last, e - last };
+    }
     free(match);
-    return found;
+    return 1;
 }
 
 static int lower_prefix(const char *s, size_t n, const char *word)
@@ -866,27 +879,33 @@ static span trim_answer(const char *s, span a)
     return (span){ b, e - b };
 }
 
-/* The rest of the line after the last answer marker; 1 when found. */
+/* The rest of the line after the last answer marker; 1 when found. The
+** search runs backwards: a marker with nothing after it sends it on to the
+** one before, whose rest then holds this marker, so each line is read at
+** most twice. */
 static int last_marker(const char *s, size_t n, span *out)
 {
     static const char *const markers[] = { "####", "answer is", "answer:" };
-    int found = 0;
-    for (size_t i = 0; i < n; i++) {
-        for (size_t m = 0; m < 3; m++) {
+    for (size_t i = n; i-- > 0;) {
+        for (int m = 0; m < 3; m++) {
             size_t k = strlen(markers[m]);
-            if (!lower_prefix(s + i, n - i, markers[m]) || (m && i && is_alpha(s[i - 1])))
+            if (!lower_prefix(s + i, n - i, markers[m]))
                 continue;
+            int inside = m ? (i && is_alpha(s[i - 1])) || (m == 1 && i + k < n && is_alpha(s[i + k]))
+                           : i && s[i - 1] == '#';
+            if (inside)
+                continue;       /* "manswer", "answer isn't", the tail of "#####" */
             size_t e = i + k;
             while (e < n && s[e] != '\n')
                 e++;
             span a = trim_answer(s, (span){ i + k, e - i - k });
             if (a.len) {
                 *out = a;
-                found = 1;
+                return 1;
             }
         }
     }
-    return found;
+    return 0;
 }
 
 int answer_extract(const char *text, size_t len, char *out, size_t cap)

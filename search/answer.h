@@ -36,12 +36,15 @@
 ** Copy the final answer of a solution text (len bytes) to out (at most cap
 ** bytes, NUL-terminated when cap > 0) and return its length, which may be
 ** cap or more when out was too small (as with snprintf); -1 when the text
-** has no answer. The answer is, first, the content of the last complete
-** \boxed{...} or \fbox{...} (nested braces balanced; \boxed 5 takes one
-** token). Without one, it is the rest of the line after whichever comes
-** last of "#### ", "answer is" and "answer:" (any case), trimmed of spaces,
-** markdown stars, a colon and a final period. The text is returned as
-** written; compare answers with answer_equal.
+** has no answer (or text is NULL), -2 when out of memory.
+**
+** The answer is the content of the last complete \boxed{...} or \fbox{...}
+** (nested braces balanced; "\boxed 5" takes what follows up to a space or
+** $). Without one, it is the rest of the line after whichever comes last
+** of "####", "answer is" and "answer:" (any case, not inside a word; one
+** with nothing after it on its line does not count), trimmed of spaces,
+** markdown stars, a colon, a final period and $...$ around it. The text is
+** returned as written; compare answers with answer_equal.
 */
 int answer_extract(const char *text, size_t len, char *out, size_t cap);
 

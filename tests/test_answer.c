@@ -67,6 +67,8 @@ START_TEST(extract_markers)
     ck_assert_str_eq(extract("Final Answer: The final answer is $9$."), "9");
     ck_assert_str_eq(extract("The answer is 7\nAnswer:\n"), "7");                  /* empty ones skipped */
     ck_assert_str_eq(extract("My answers: none"), "<none>");
+    ck_assert_str_eq(extract("The answer isn't obvious."), "<none>");
+    ck_assert_str_eq(extract("The answer is 4; the answer isn't 5."), "4; the answer isn't 5");
     ck_assert_str_eq(extract("Answer:\n"), "<none>");
     ck_assert_str_eq(extract("no answer here"), "<none>");
     ck_assert_str_eq(extract(""), "<none>");
@@ -204,19 +206,41 @@ START_TEST(hostile_input)
         ck_assert_mem_eq(a, b, (size_t)na + 1);
         ck_assert_int_ge(answer_extract(text, n, a, sizeof a), -1);
     }
+    /* nesting far past the depth cap, balanced or not */
     enum { DEEP = 200000 };
-    char *deep = malloc(2 * DEEP + 8);
-    for (int shape = 0; shape < 4; shape++) {
-        size_t n = 0;
-        for (int i = 0; i < DEEP; i++)
-            deep[n++] = shape == 2 ? '}' : '{';
-        if (shape == 1)
-            for (int i = 0; i < DEEP; i++)
-                deep[n++] = '}';
-        memcpy(deep + n, shape == 3 ? "\\boxed" : "7", shape == 3 ? 6 : 1);
-        n += shape == 3 ? 6 : 1;
+    static const char *const nests[][3] = {
+        { "{", "7", "}" }, { "{", "7", "" }, { "", "7", "}" }, { "{", "\\boxed", "" },
+        { "(", "5", ")" }, { "(", "1,2", ")" }, { "\\sqrt[", "2", "" }, { "^{", "2", "}" },
+        { "\\frac{", "1", "}" }, { "\\left(", "x", "\\right)" },
+    };
+    char *deep = malloc(16 * DEEP + 8);   /* the longest nest is 13 bytes a level */
+    for (int k = 0; k < N_OF(nests); k++) {
+        size_t n = 0, lo = strlen(nests[k][0]), lm = strlen(nests[k][1]), lc = strlen(nests[k][2]);
+        for (int i = 0; i < DEEP; i++, n += lo)
+            memcpy(deep + n, nests[k][0], lo);
+        memcpy(deep + n, nests[k][1], lm);
+        n += lm;
+        for (int i = 0; i < DEEP; i++, n += lc)
+            memcpy(deep + n, nests[k][2], lc);
         ck_assert_int_ge(answer_normalize(deep, n, a, sizeof a), 0);
         ck_assert_int_ge(answer_extract(deep, n, a, sizeof a), -1);
+    }
+    ck_assert_str_eq(key("((((5))))"), "5");
+    ck_assert_str_eq(key("(((1,2)))"), "(1,2)");
+    ck_assert_str_eq(key("((1),(2))"), "((1),(2))");
+    ck_assert_str_eq(key("(1)(2)"), "(1)(2)");
+    ck_assert_str_eq(key("((x)+(y))"), "(x)+(y)");
+    /* many candidates on one line: each is looked at in constant time */
+    static const char *const repeated[] = { "\\boxed", "answer:", "####", "\\boxed{" };
+    for (int m = 0; m < N_OF(repeated); m++) {
+        size_t k = strlen(repeated[m]), n = 0;
+        while (n + k <= 2 * DEEP) {
+            memcpy(deep + n, repeated[m], k);
+            n += k;
+        }
+        int got = answer_extract(deep, n, a, sizeof a);
+        /* \boxed and answer: give the text of the last one but one; a run of # is one marker */
+        ck_assert_int_eq(got, m == 3 ? -1 : m == 2 ? (int)n - 4 : (int)k);
     }
     free(deep);
 }
