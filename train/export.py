@@ -133,6 +133,9 @@ def tensors(model, kind):
     for i in range(model.cfg.n_layers):
         for ours, theirs in names.items():
             out.append(pack_tensor(f"blk.{i}.{theirs}", sd[f"layers.{i}.{ours}"], kind))
+    if "cls.weight" in sd:      # a PRM's value head (issue 5), kept in F32
+        out += [pack_tensor("cls.weight", sd["cls.weight"], "f32"),
+                pack_tensor("cls.bias", sd["cls.bias"], "f32")]
     if len(out) != len(sd):
         raise ValueError(f"exported {len(out)} of {len(sd)} tensors")
     return out

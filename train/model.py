@@ -166,3 +166,18 @@ class Model(nn.Module):
 
     def new_cache(self):
         return [{"k": None, "v": None} for _ in self.layers]
+
+
+class PRM(Model):
+    """The model with a value head (cls.weight, cls.bias: dim -> 1): a process
+    reward model scoring steps at their last token."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.cls = nn.Linear(cfg.dim, 1)
+        nn.init.zeros_(self.cls.weight)
+        nn.init.zeros_(self.cls.bias)
+
+    def scores(self, idx, **kw):
+        """Logit of "this step is good" at every position (B, T)."""
+        return self.cls(self.hidden(idx, **kw))[..., 0]

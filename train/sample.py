@@ -14,7 +14,7 @@ import torch  # noqa: E402
 
 import bpe  # noqa: E402
 import problems  # noqa: E402
-from model import Config, Model  # noqa: E402
+from model import PRM, Config, Model  # noqa: E402
 
 
 @torch.no_grad()
@@ -80,8 +80,9 @@ def load_rows(path, per_level):
 
 
 def load_model(path):
+    """A policy or (when the checkpoint has a value head) a PRM checkpoint."""
     ck = torch.load(path, map_location="cpu")
-    model = Model(Config(**ck["config"]))
+    model = (PRM if "cls.weight" in ck["model"] else Model)(Config(**ck["config"]))
     model.load_state_dict(ck["model"])
     return model, ck
 
