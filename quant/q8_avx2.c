@@ -30,45 +30,56 @@ INLINE __m256i ymm_dot(__m256i s, __m256i w, __m256i wabs, __m256i x)
 
 const q8_kernels q8_tier_avx2 = { "avx2", 0, q8_quantize_avx2, rect };
 
-static float hmax(__m256 v)
+static float block_amax(const float *x)
 {
-    __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 m = _mm256_setzero_ps();
+    for (int v = 0; v < 4; v++)   /* max(|x|, m) returns m for a NaN */
+        m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + 8 * v), abs_mask), m);
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
     h = _mm_max_ps(h, _mm_movehl_ps(h, h));
     return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
 }
 
-static int32_t hsum(__m256i v)
+/* q = x * id to nearest even, clamped (a NaN to -127: max with the
+** constant second returns it); returns sum(q). */
+static int32_t block_quantize(const float *x, float id, int8_t *q)
 {
-    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+    __m256 vid = _mm256_set1_ps(id);
+    __m256i iv[4];
+    for (int v = 0; v < 4; v++)
+        iv[v] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(
+                    _mm256_mul_ps(_mm256_loadu_ps(x + 8 * v), vid), lo), hi));
+    /* the packs interleave 128-bit lanes; the permute restores order */
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(iv[0], iv[1]),
+                                   _mm256_packs_epi32(iv[2], iv[3]));
+    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)q, p);
+    __m256i s = _mm256_add_epi32(_mm256_add_epi32(iv[0], iv[1]), _mm256_add_epi32(iv[2], iv[3]));
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
     h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
     return _mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1)));
 }
 
-/* Same arithmetic as q8_quantize_ref: max/min with the constant second
-** return it for a NaN, and cvtps rounds to nearest even. */
+/* Same arithmetic as q8_quantize_ref. The scales of 8 blocks are divided
+** at once: two scalar divisions per block keep the divider busy. */
 void q8_quantize_avx2(const float *x, int K, int8_t *q, float *d, int32_t *nsum)
 {
-    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
-    for (int b = 0; b < K / Q8_BLOCK; b++, x += Q8_BLOCK, q += Q8_BLOCK) {
-        __m256 v[4], amax = _mm256_setzero_ps();
-        for (int i = 0; i < 4; i++) {
-            v[i] = _mm256_loadu_ps(x + 8 * i);
-            amax = _mm256_max_ps(_mm256_and_ps(v[i], abs_mask), amax);
+    const int nb = K / Q8_BLOCK;
+    for (int b0 = 0; b0 < nb; b0 += 8) {
+        int n = nb - b0 < 8 ? nb - b0 : 8;
+        float amax[8] = {0}, id[8];
+        for (int i = 0; i < n; i++)
+            amax[i] = block_amax(x + (size_t)(b0 + i) * Q8_BLOCK);
+        __m256 dv = _mm256_div_ps(_mm256_loadu_ps(amax), _mm256_set1_ps(127.0f));
+        __m256 zero = _mm256_cmp_ps(dv, _mm256_setzero_ps(), _CMP_EQ_OQ);
+        _mm256_storeu_ps(id, _mm256_andnot_ps(zero, _mm256_div_ps(_mm256_set1_ps(1.0f), dv)));
+        _mm256_storeu_ps(amax, dv);
+        for (int i = 0; i < n; i++) {
+            size_t b = (size_t)b0 + i;
+            d[b] = amax[i];
+            nsum[b] = -128 * block_quantize(x + b * Q8_BLOCK, id[i], q + b * Q8_BLOCK);
         }
-        float db = hmax(amax) / 127.0f;
-        __m256 id = _mm256_set1_ps(db != 0.0f ? 1.0f / db : 0.0f);
-        __m256i iv[4];
-        for (int i = 0; i < 4; i++)
-            iv[i] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[i], id), lo), hi));
-        int32_t sum = hsum(_mm256_add_epi32(_mm256_add_epi32(iv[0], iv[1]),
-                                            _mm256_add_epi32(iv[2], iv[3])));
-        /* the packs interleave 128-bit lanes; the permute restores order */
-        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(iv[0], iv[1]),
-                                       _mm256_packs_epi32(iv[2], iv[3]));
-        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_storeu_si256((__m256i *)q, p);
-        d[b] = db;
-        nsum[b] = -128 * sum;
     }
 }
