@@ -125,7 +125,7 @@ int cmd_perplexity(int argc, char **argv)
         }
         for (int j = 0; j < n_ctx; j++)
             sv[j] = seq;
-        copse_batch b = { .n = n_ctx, .seq = sv, .token = w, .want_logits = want };
+        copse_batch b = { .n = n_ctx, .seq = sv, .token = w, .want = want };
         copse_error err;
         int drc = copse_decode(ctx, &b, &err);
         w[0] = saved;

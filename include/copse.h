@@ -147,6 +147,12 @@ typedef struct copse_seq copse_seq;
 typedef struct copse_ctx_params {
     int n_ctx;           /* positions one sequence may hold; 0 = model's */
     int n_threads;       /* 0 = all cores */
+    /* KV memory, one pool shared by every sequence of the context:
+    ** kv_bytes if nonzero, else room for kv_tokens positions, else for
+    ** n_ctx positions. */
+    uint64_t kv_bytes;
+    int      kv_tokens;
+    int      kv_f32;     /* store K and V as f32 (default f16) */
 } copse_ctx_params;
 
 copse_ctx_params copse_ctx_default_params(void);
@@ -166,23 +172,56 @@ void copse_seq_free(copse_seq *seq);
 int  copse_seq_len(const copse_seq *seq);
 
 /*
+** A new sequence that shares everything seq holds: its KV blocks are
+** reference-counted, not copied. Either may then grow on its own; a block
+** both hold is copied only when one of them writes into it. NULL when out
+** of memory.
+*/
+copse_seq *copse_seq_fork(copse_seq *seq);
+
+/* Roll a sequence back to its first n tokens (0 <= n <= length), releasing
+** the blocks it no longer needs. */
+int copse_seq_truncate(copse_seq *seq, int n);
+
+/* Memory of the KV pool. Tokens are positions of one sequence in one layer
+** stack; "logical" counts them as if no block were shared. */
+typedef struct copse_kv_stats {
+    int      block_tokens;      /* positions per block */
+    int      blocks_total;
+    int      blocks_used;
+    uint64_t bytes_total;
+    uint64_t bytes_used;
+    int64_t  tokens_stored;     /* positions held in used blocks */
+    int64_t  tokens_logical;    /* sum of every live sequence's length */
+    int64_t  peak_blocks_used;
+} copse_kv_stats;
+
+void copse_kv_stats_get(const copse_ctx *ctx, copse_kv_stats *stats);
+
+/* What a batch entry asks to get back (bits of copse_batch.want). */
+#define COPSE_WANT_LOGITS 1u   /* copse_get_logits */
+#define COPSE_WANT_HIDDEN 2u   /* copse_get_hidden: the final normed hidden state */
+
+/*
 ** A batch: n entries, each appending one token to one sequence at that
 ** sequence's next position. Entries of one sequence must appear in order;
-** several sequences may be mixed. want_logits may be NULL, meaning logits
-** for the last entry only.
+** several sequences may be mixed. want may be NULL, meaning logits for the
+** last entry only; otherwise want[i] is a set of COPSE_WANT_* bits.
 */
 typedef struct copse_batch {
     int              n;
     copse_seq *const *seq;
     const int32_t    *token;
-    const uint8_t    *want_logits;
+    const uint8_t    *want;
 } copse_batch;
 
 /*
 ** Run the model over a batch. On success every sequence has grown by its
 ** entries and copse_get_logits returns the logits of the entries that asked
-** for them. On failure (COPSE_E_CTX_FULL when a sequence would pass n_ctx,
-** COPSE_E_ARG for a token outside the vocabulary) no sequence changes.
+** for them. On failure no sequence changes: COPSE_E_CTX_FULL when a
+** sequence would pass n_ctx, COPSE_E_KV_FULL when the pool lacks the blocks
+** the batch needs (free some sequences and retry), COPSE_E_ARG for a token
+** outside the vocabulary.
 */
 int copse_decode(copse_ctx *ctx, const copse_batch *batch, copse_error *err);
 
@@ -194,6 +233,10 @@ int copse_decode_tokens(copse_ctx *ctx, copse_seq *seq, const int32_t *tokens,
 /* Logits (n_vocab floats) of batch entry i from the last decode, or NULL if
 ** that entry did not ask for them. Valid until the next decode. */
 const float *copse_get_logits(const copse_ctx *ctx, int i);
+
+/* The final hidden state (n_embd floats, after the output norm) of batch
+** entry i, or NULL if it did not ask for it (verifier heads read it). */
+const float *copse_get_hidden(const copse_ctx *ctx, int i);
 
 /* ----------------------------------------------------------------- sampler */
 

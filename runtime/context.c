@@ -220,7 +220,7 @@ static int reserve(copse_ctx *c, const copse_batch *b, int n_out, copse_error *e
 
 static int wants_logits(const copse_batch *b, int i)
 {
-    return b->want_logits ? b->want_logits[i] != 0 : i == b->n - 1;
+    return b->want ? (b->want[i] & COPSE_WANT_LOGITS) != 0 : i == b->n - 1;
 }
 
 int copse_decode(copse_ctx *c, const copse_batch *b, copse_error *err)

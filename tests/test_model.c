@@ -163,7 +163,7 @@ START_TEST(one_at_a_time_equals_batch)
 END_TEST
 
 /* Two sequences interleaved in one batch, one with a history already,
-** equal each decoded alone; entries without want_logits have none. */
+** equal each decoded alone; entries without COPSE_WANT_LOGITS have none. */
 START_TEST(mixed_sequences_equal_alone)
 {
     golden g = read_golden("tiny-qwen2");
@@ -213,7 +213,7 @@ START_TEST(mixed_sequences_equal_alone)
 END_TEST
 
 /* A batch longer than one forward pass takes is split without changing
-** the result; only the last entry has logits when want_logits is NULL. */
+** the result; only the last entry has logits when want is NULL. */
 START_TEST(long_batch_split)
 {
     copse_model *m = load("tiny-llama");
