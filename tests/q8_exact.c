@@ -169,6 +169,28 @@ static void check_quantize(const q8_kernels *k, int K, int pat, q8x_stats *st)
     free(q[1]);
 }
 
+/* Known answers: ties go to even, a NaN to -127 (and is not the maximum),
+** a zero block has scale 0. */
+static void check_quantize_known(const q8_kernels *k, q8x_stats *st)
+{
+    float x[3 * Q8_BLOCK] = { 127, 2.5f, -3.5f, 0.5f, -0.5f, 1.5f, NAN, 126.5f };
+    static const int8_t want[] = { 127, 2, -4, 0, 0, 2, -127, 126 };
+    x[2 * Q8_BLOCK] = -254;      /* d = 2: 3 -> 1.5 -> 2, 5 -> 2.5 -> 2 */
+    x[2 * Q8_BLOCK + 1] = 3;
+    x[2 * Q8_BLOCK + 2] = 5;
+    int8_t q[3 * Q8_BLOCK];
+    float d[3];
+    int32_t ns[3];
+    k->quantize(x, 3 * Q8_BLOCK, q, d, ns);
+    int ok = d[0] == 1.0f && ns[0] == -128 * 126 && d[1] == 0.0f && ns[1] == 0
+          && d[2] == 2.0f && q[64] == -127 && q[65] == 2 && q[66] == 2 && ns[2] == -128 * -123;
+    for (int i = 0; i < Q8_BLOCK; i++)
+        ok &= q[i] == (i < 8 ? want[i] : 0) && q[Q8_BLOCK + i] == 0;
+    check(st, ok, "%s: quantize known answers: d %g %g %g, nsum %d %d %d, q %d %d %d %d %d %d %d "
+          "%d", k->name, d[0], d[1], d[2], ns[0], ns[1], ns[2], q[0], q[1], q[2], q[3], q[4], q[5],
+          q[6], q[7]);
+}
+
 /* One shape and pattern: raw sums and results of tier k against the
 ** reference, and the 2-thread run against the 1-thread one. */
 static void check_gemm(const q8_kernels *k, int M, int N, int K, int wp, int xp, q8x_stats *st)
@@ -231,6 +253,7 @@ out:
 
 void q8x_check_tier(const q8_kernels *k, q8x_stats *st)
 {
+    check_quantize_known(k, st);
     for (int K = Q8_BLOCK; K <= 20 * Q8_BLOCK; K += Q8_BLOCK)
         for (int p = 0; p < X_NPAT; p++)
             check_quantize(k, K, p, st);
