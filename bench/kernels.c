@@ -393,7 +393,8 @@ static void usage(FILE *f)
             "int8 kernel throughput per ISA tier on the smol and qwen05 matrix shapes.\n"
             "  --json          JSON instead of a markdown table\n"
             "  --quick         shorter runs (noisier)\n"
-            "  --tiers LIST    comma-separated tiers (default: every supported one but scalar)\n"
+            "  --tiers LIST    comma-separated tiers (default: every supported one but scalar,\n"
+            "                  whose gemm cases run 16 tokens instead of 512)\n"
             "  --models LIST   smol,qwen05 (default both)\n"
             "  --threads LIST  1,2 (default; 1 or 2 values)\n");
 }
