@@ -145,7 +145,8 @@ typedef struct copse_ctx copse_ctx;
 typedef struct copse_seq copse_seq;
 
 typedef struct copse_ctx_params {
-    int n_ctx;           /* positions one sequence may hold; 0 = model's */
+    int n_ctx;           /* positions one sequence may hold; 0 = the model's
+                         ** trained length (a larger value is allowed) */
     int n_threads;       /* 0 = all cores */
     /* KV memory, one pool shared by every sequence of the context:
     ** kv_bytes if nonzero, else room for kv_tokens positions, else for
@@ -159,6 +160,7 @@ copse_ctx_params copse_ctx_default_params(void);
 
 int  copse_ctx_new(copse_model *model, const copse_ctx_params *params,
                    copse_ctx **out, copse_error *err);
+/* Free a context and every sequence still open in it. NULL is fine. */
 void copse_ctx_free(copse_ctx *ctx);
 
 /* The context length actually in force. */
