@@ -281,6 +281,16 @@ int q8_weights_from_q8_0(const q8_kernels *k, const void *blocks, int n_rows, in
     return COPSE_OK;
 }
 
+/* v (|v| <= 127) to the nearest integer, ties to even, inline: adding
+** 1.5 * 2^23 leaves no bits for a fraction, so the rounding of that sum
+** (to nearest even, the default mode) is the rounding of v. */
+static float round_even(float v)
+{
+    const float magic = 12582912.0f;
+    float t = v + magic;   /* the assignment rounds even with excess precision */
+    return t - magic;
+}
+
 /* Quantize one block of 32: d = amax/127 in fp16, q = x/d rounded. */
 static int quantize_block(const float *x, uint16_t *d16, int8_t *q)
 {
@@ -289,7 +299,7 @@ static int quantize_block(const float *x, uint16_t *d16, int8_t *q)
     for (int k = 0; k < Q8_BLOCK; k++) {
         if (!isfinite(x[k]))
             return -1 - k;
-        amax = fmaxf(amax, fabsf(x[k]));
+        amax = fabsf(x[k]) > amax ? fabsf(x[k]) : amax;
     }
     *d16 = copse_f32_to_f16(amax / 127.0f);
     float d = copse_f16_to_f32(*d16);
@@ -298,7 +308,7 @@ static int quantize_block(const float *x, uint16_t *d16, int8_t *q)
     for (int k = 0; k < Q8_BLOCK; k++) {
         float v = d != 0.0f ? x[k] / d : 0.0f;   /* a rounded-down d may give 127.0x */
         v = v < -127.0f ? -127.0f : v > 127.0f ? 127.0f : v;
-        q[k] = (int8_t)nearbyintf(v);
+        q[k] = (int8_t)round_even(v);
     }
     return 0;
 }
@@ -313,10 +323,15 @@ static int quantize_rows(q8_weights *W, uint32_t type, const void *src, const ch
     int rc = COPSE_OK;
     for (int n = 0; n < W->n_rows && !rc; n++) {
         size_t off = (size_t)n * W->K;
-        for (int k = 0; k < W->K; k++)
-            row[k] = type == GGML_TYPE_F32 ? ((const float *)src)[off + k]
-                   : type == GGML_TYPE_F16 ? copse_f16_to_f32(((const uint16_t *)src)[off + k])
-                   : copse_bf16_to_f32(((const uint16_t *)src)[off + k]);
+        const uint16_t *half = (const uint16_t *)src + off;
+        if (type == GGML_TYPE_F32)
+            memcpy(row, (const float *)src + off, (size_t)W->K * sizeof *row);
+        else if (type == GGML_TYPE_F16)
+            for (int k = 0; k < W->K; k++)
+                row[k] = copse_f16_to_f32(half[k]);
+        else
+            for (int k = 0; k < W->K; k++)
+                row[k] = copse_bf16_to_f32(half[k]);
         for (int b = 0; b < W->nb; b++) {
             uint16_t d;
             int8_t q[Q8_BLOCK];
