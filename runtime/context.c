@@ -31,9 +31,11 @@ struct copse_ctx {
     copse_seq   *seqs;
     fwd_row     *rows;        /* the batch being decoded */
     int         *out;         /* logits slot of each entry, or -1 */
-    int          n_entries, cap_rows, cap_out;
+    int         *hout;        /* hidden-state slot of each entry, or -1 */
+    int          n_entries, cap_rows, cap_out, cap_hout;
     float       *logits;      /* [cap_logits][n_vocab] */
-    int          cap_logits;
+    float       *hidden;      /* [cap_hidden][n_embd] */
+    int          cap_logits, cap_hidden;
 };
 
 /* --------------------------------------------------------------- sequences */
@@ -108,6 +110,50 @@ int copse_seq_len(const copse_seq *s)
     return s ? s->len : 0;
 }
 
+copse_seq *copse_seq_fork(copse_seq *s)
+{
+    if (!s)
+        return NULL;
+    copse_seq *t = copse_seq_new(s->ctx);
+    if (!t)
+        return NULL;
+    if (kv_reserve(t, s->len)) {
+        copse_seq_free(t);
+        return NULL;
+    }
+    for (int i = 0; i < 2 * s->ctx->model->info.n_layer && s->len; i++)
+        memcpy(t->kv[i], s->kv[i], (size_t)s->len * s->ctx->kv_dim * sizeof(float));
+    t->len = s->len;
+    return t;
+}
+
+int copse_seq_truncate(copse_seq *s, int n)
+{
+    if (!s || n < 0 || n > s->len)
+        return COPSE_E_ARG;
+    s->len = n;
+    return COPSE_OK;
+}
+
+void copse_kv_stats_get(const copse_ctx *c, copse_kv_stats *st)
+{
+    if (!st)
+        return;
+    memset(st, 0, sizeof *st);
+    if (!c)
+        return;
+    uint64_t per_token = 2 * (uint64_t)c->model->info.n_layer * c->kv_dim * sizeof(float);
+    st->block_tokens = 1;
+    for (const copse_seq *s = c->seqs; s; s = s->next) {
+        st->blocks_used += s->cap;
+        st->tokens_logical += s->len;
+    }
+    st->tokens_stored = st->tokens_logical;
+    st->blocks_total = st->blocks_used;
+    st->bytes_used = st->bytes_total = (uint64_t)st->blocks_used * per_token;
+    st->peak_blocks_used = st->blocks_used;
+}
+
 /* ---------------------------------------------------------------- contexts */
 
 copse_ctx_params copse_ctx_default_params(void)
@@ -128,9 +174,9 @@ int copse_ctx_new(copse_model *model, const copse_ctx_params *params,
     if (model->info.n_layer == 0)
         return copse_fail(err, COPSE_E_ARG, "copse_ctx_new: the model was loaded vocab-only");
     copse_ctx_params p = params ? *params : copse_ctx_default_params();
-    if (p.n_ctx < 0 || p.n_threads < 0)
-        return copse_fail(err, COPSE_E_ARG, "copse_ctx_new: n_ctx %d and n_threads %d must not be negative",
-                          p.n_ctx, p.n_threads);
+    if (p.n_ctx < 0 || p.n_threads < 0 || p.kv_tokens < 0)
+        return copse_fail(err, COPSE_E_ARG, "copse_ctx_new: n_ctx %d, n_threads %d and kv_tokens %d must not be negative",
+                          p.n_ctx, p.n_threads, p.kv_tokens);
     int n_ctx = p.n_ctx ? p.n_ctx : model->info.n_ctx_train;
     int n_threads = p.n_threads ? p.n_threads : omp_get_num_procs();
     copse_ctx *c = calloc(1, sizeof *c);
@@ -156,7 +202,9 @@ void copse_ctx_free(copse_ctx *c)
     fwd_free(c->fwd);
     free(c->rows);
     free(c->out);
+    free(c->hout);
     free(c->logits);
+    free(c->hidden);
     free(c);
 }
 
@@ -202,7 +250,7 @@ static int grow(void **p, int *cap, int n, size_t size)
 }
 
 /* All the memory the batch needs, before anything changes. */
-static int reserve(copse_ctx *c, const copse_batch *b, int n_out, copse_error *err)
+static int reserve(copse_ctx *c, const copse_batch *b, int n_out, int n_hidden, copse_error *err)
 {
     int rc = COPSE_OK;
     for (int i = 0; i < b->n && !rc; i++)
@@ -212,15 +260,30 @@ static int reserve(copse_ctx *c, const copse_batch *b, int n_out, copse_error *e
     if (!rc)
         rc = grow((void **)&c->out, &c->cap_out, b->n, sizeof *c->out);
     if (!rc)
+        rc = grow((void **)&c->hout, &c->cap_hout, b->n, sizeof *c->hout);
+    if (!rc)
         rc = grow((void **)&c->logits, &c->cap_logits, n_out, (size_t)c->model->info.n_vocab * sizeof(float));
+    if (!rc)
+        rc = grow((void **)&c->hidden, &c->cap_hidden, n_hidden, (size_t)c->model->info.n_embd * sizeof(float));
     if (!rc)
         rc = fwd_reserve(c->fwd, b->n < FWD_MAX_ROWS ? b->n : FWD_MAX_ROWS);
     return rc ? copse_fail(err, rc, "copse_decode: out of memory for a batch of %d", b->n) : COPSE_OK;
 }
 
-static int wants_logits(const copse_batch *b, int i)
+static unsigned wants(const copse_batch *b, int i)
 {
-    return b->want ? (b->want[i] & COPSE_WANT_LOGITS) != 0 : i == b->n - 1;
+    return b->want ? b->want[i] & (COPSE_WANT_LOGITS | COPSE_WANT_HIDDEN)
+                   : i == b->n - 1 ? COPSE_WANT_LOGITS : 0;
+}
+
+/* Where the outputs of rows [i, i + n) go: the first slot they fill in
+** buf (of width floats each), or NULL if they fill none. */
+static float *first_slot(float *buf, const int *slot, int i, int n, size_t width)
+{
+    for (int j = i; j < i + n; j++)
+        if (slot[j] >= 0)
+            return buf + (size_t)slot[j] * width;
+    return NULL;
 }
 
 int copse_decode(copse_ctx *c, const copse_batch *b, copse_error *err)
@@ -228,32 +291,33 @@ int copse_decode(copse_ctx *c, const copse_batch *b, copse_error *err)
     copse_error_clear(err);
     if (!c)
         return copse_fail(err, COPSE_E_ARG, "copse_decode: ctx is NULL");
-    int n_out = 0, rc;
+    int n_out = 0, n_hidden = 0, rc;
     if ((rc = check_batch(c, b, err)))
         return rc;
-    for (int i = 0; i < b->n; i++)
-        n_out += wants_logits(b, i);
-    if ((rc = reserve(c, b, n_out, err)))
+    for (int i = 0; i < b->n; i++) {
+        n_out += (wants(b, i) & COPSE_WANT_LOGITS) != 0;
+        n_hidden += (wants(b, i) & COPSE_WANT_HIDDEN) != 0;
+    }
+    if ((rc = reserve(c, b, n_out, n_hidden, err)))
         return rc;
 
     /* positions follow each sequence's length in batch order */
     for (int i = 0; i < b->n; i++)
         b->seq[i]->n_new = 0;
-    n_out = 0;
+    n_out = n_hidden = 0;
     for (int i = 0; i < b->n; i++) {
         copse_seq *s = b->seq[i];
-        c->rows[i] = (fwd_row){ s, s->len + s->n_new++, b->token[i], wants_logits(b, i) };
-        c->out[i] = c->rows[i].want_logits ? n_out++ : -1;
+        c->rows[i] = (fwd_row){ s, s->len + s->n_new++, b->token[i], wants(b, i) };
+        c->out[i] = c->rows[i].want & COPSE_WANT_LOGITS ? n_out++ : -1;
+        c->hout[i] = c->rows[i].want & COPSE_WANT_HIDDEN ? n_hidden++ : -1;
     }
     c->n_entries = b->n;
 
-    size_t n_vocab = (size_t)c->model->info.n_vocab;
+    size_t n_vocab = (size_t)c->model->info.n_vocab, n_embd = (size_t)c->model->info.n_embd;
     for (int i = 0; i < b->n; i += FWD_MAX_ROWS) {
         int n = b->n - i < FWD_MAX_ROWS ? b->n - i : FWD_MAX_ROWS;
-        int first_out = -1;
-        for (int j = i; j < i + n && first_out < 0; j++)
-            first_out = c->out[j];
-        fwd_run(c->fwd, c->rows + i, n, c->logits + (first_out < 0 ? 0 : (size_t)first_out * n_vocab));
+        fwd_run(c->fwd, c->rows + i, n, first_slot(c->logits, c->out, i, n, n_vocab),
+                first_slot(c->hidden, c->hout, i, n, n_embd));
     }
     for (int i = 0; i < b->n; i++) {
         b->seq[i]->len += b->seq[i]->n_new;
@@ -290,4 +354,11 @@ const float *copse_get_logits(const copse_ctx *c, int i)
     if (!c || i < 0 || i >= c->n_entries || c->out[i] < 0)
         return NULL;
     return c->logits + (size_t)c->out[i] * c->model->info.n_vocab;
+}
+
+const float *copse_get_hidden(const copse_ctx *c, int i)
+{
+    if (!c || i < 0 || i >= c->n_entries || c->hout[i] < 0)
+        return NULL;
+    return c->hidden + (size_t)c->hout[i] * c->model->info.n_embd;
 }

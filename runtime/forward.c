@@ -235,20 +235,24 @@ static void embed(fwd_state *f, const fwd_row *rows, int n)
     }
 }
 
-/* The final norm and output projection, only for rows that want logits. */
-static void output(fwd_state *f, const fwd_row *rows, int n, float *logits)
+/* The final norm for rows that want their hidden state or logits, and the
+** output projection for the latter. */
+static void output(fwd_state *f, const fwd_row *rows, int n, float *logits, float *hidden)
 {
     const copse_model_info *hp = &f->m->info;
     size_t d = (size_t)hp->n_embd;
-    int k = 0;
-    for (int r = 0; r < n; r++)
-        if (rows[r].want_logits)
+    int k = 0, h = 0;
+    for (int r = 0; r < n; r++) {
+        if (rows[r].want & COPSE_WANT_HIDDEN)
+            rmsnorm(hidden + h++ * d, f->x + r * d, f->m->output_norm, hp->n_embd, hp->rms_eps);
+        if (rows[r].want & COPSE_WANT_LOGITS)
             rmsnorm(f->xb + k++ * d, f->x + r * d, f->m->output_norm, hp->n_embd, hp->rms_eps);
+    }
     if (k)
         matmul(logits, f->xb, k, &f->m->output);
 }
 
-void fwd_run(fwd_state *f, const fwd_row *rows, int n, float *logits)
+void fwd_run(fwd_state *f, const fwd_row *rows, int n, float *logits, float *hidden)
 {
     openblas_set_num_threads(f->n_threads);
     embed(f, rows, n);
@@ -256,7 +260,7 @@ void fwd_run(fwd_state *f, const fwd_row *rows, int n, float *logits)
         attention_block(f, il, rows, n);
         ffn_block(f, il, n);
     }
-    output(f, rows, n, logits);
+    output(f, rows, n, logits, hidden);
 }
 
 /* ------------------------------------------------------------------ scratch */

@@ -17,7 +17,7 @@ typedef struct fwd_row {
     copse_seq *seq;
     int        pos;
     int32_t    token;
-    int        want_logits;
+    unsigned   want;      /* COPSE_WANT_* bits */
 } fwd_row;
 
 /*
@@ -43,9 +43,11 @@ int fwd_reserve(fwd_state *f, int n);
 /*
 ** Run n reserved rows through the model: store each row's keys and values
 ** at its position, then write the logits (n_vocab floats each) of the rows
-** that want them, in row order, to logits. Rows of one sequence come in
-** position order and may attend to each other. Cannot fail.
+** that want them, in row order, to logits, and the final normed hidden
+** states (n_embd floats each) of the rows that want those to hidden. Rows
+** of one sequence come in position order and may attend to each other.
+** Cannot fail.
 */
-void fwd_run(fwd_state *f, const fwd_row *rows, int n, float *logits);
+void fwd_run(fwd_state *f, const fwd_row *rows, int n, float *logits, float *hidden);
 
 #endif
