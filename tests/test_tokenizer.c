@@ -433,26 +433,12 @@ END_TEST
 
 /* ------------------------------------------------------ copse tokenize */
 
-/* Run a shell command; its stdout and stderr go to out, its exit status
-** is returned. */
-static int run(const char *cmd, char *out, size_t cap)
-{
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 START_TEST(cli_tokenize)
 {
-    char copse[1024], vocab_path[1024], cmd[4096], out[1024];
-    snprintf(copse, sizeof copse, "%s/bin/copse", tu_build_dir());
-    if (access(copse, X_OK)) {
-        tu_skip("cli_tokenize", "the copse command is not built");
+    char vocab_path[1024], cmd[4096], out[1024];
+    const char *copse = tu_copse_bin("cli_tokenize");
+    if (!copse)
         return;
-    }
     snprintf(vocab_path, sizeof vocab_path, "%s/test_tokenizer_bpe.gguf", tu_build_dir());
     copse_error e;
     gguf_writer *w = bpe_writer("gpt-2");
@@ -461,26 +447,26 @@ START_TEST(cli_tokenize)
     gguf_writer_free(w);
 
     snprintf(cmd, sizeof cmd, "'%s' tokenize -m '%s' --ids 'hello world' 2>&1", copse, vocab_path);
-    ck_assert_int_eq(run(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
     ck_assert_str_eq(out, "259 262 108 100\n");
     snprintf(cmd, sizeof cmd, "printf 'hel\\n\\001' | '%s' tokenize -m '%s' 2>&1", copse, vocab_path);
-    ck_assert_int_eq(run(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
     ck_assert_str_eq(out, "256\t'he'\n108\t'l'\n10\t'\\n'\n1\t'\\x01'\n");
     snprintf(cmd, sizeof cmd, "'%s' tokenize --parse-special -m '%s' --ids '<|endoftext|>' 2>&1",
              copse, vocab_path);
-    ck_assert_int_eq(run(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
     ck_assert_str_eq(out, "263\n");
 
     snprintf(cmd, sizeof cmd, "'%s' tokenize -m '%s.none' hi 2>&1", copse, vocab_path);
-    ck_assert_int_eq(run(cmd, out, sizeof out), 1);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
     ck_assert_msg(strstr(out, ".none") && strchr(out, '\n') == out + strlen(out) - 1,
                   "want one line naming the file: %s", out);
     snprintf(cmd, sizeof cmd, "'%s' tokenize -m '%s' --bogus hi 2>&1", copse, vocab_path);
-    ck_assert_int_eq(run(cmd, out, sizeof out), 2);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
     snprintf(cmd, sizeof cmd, "'%s' tokenize hi 2>&1", copse);
-    ck_assert_int_eq(run(cmd, out, sizeof out), 2);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
     snprintf(cmd, sizeof cmd, "'%s' tokenize --help", copse);
-    ck_assert_int_eq(run(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
     ck_assert_ptr_nonnull(strstr(out, "--parse-special"));
     unlink(vocab_path);
 }

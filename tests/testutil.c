@@ -1,6 +1,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "testutil.h"
 
 const char *tu_shared_dir(void)
@@ -52,4 +54,25 @@ char *tu_read_file(const char *path, size_t *len)
             *len = (size_t)n;
     }
     return buf;
+}
+
+int tu_run(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+const char *tu_copse_bin(const char *test)
+{
+    static char bin[1024];
+    snprintf(bin, sizeof bin, "%s/bin/copse", tu_build_dir());
+    if (access(bin, X_OK)) {
+        tu_skip(test, "the copse command is not built");
+        return NULL;
+    }
+    return bin;
 }

@@ -2,6 +2,7 @@
 #ifndef COPSE_TESTUTIL_H
 #define COPSE_TESTUTIL_H
 
+#include <stddef.h>
 #include <check.h>
 
 /* ../shared beside the checkout (or $COPSE_SHARED), or NULL when absent:
@@ -19,5 +20,13 @@ void tu_skip(const char *test, const char *why);
 
 /* Read a whole file into a malloc'd buffer (NUL-terminated); NULL if absent. */
 char *tu_read_file(const char *path, size_t *len);
+
+/* Run a shell command; its stdout (and whatever the command redirects
+** there) goes to out, NUL-terminated, and its exit status is returned
+** (-1 if it did not exit normally). */
+int tu_run(const char *cmd, char *out, size_t cap);
+
+/* The built copse command, or NULL (with a SKIP line for test) if absent. */
+const char *tu_copse_bin(const char *test);
 
 #endif

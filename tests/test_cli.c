@@ -1,0 +1,231 @@
+/*
+** The copse command's run and perplexity, driven as a user would, checked
+** against the same computation done through the library.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "testutil.h"
+#include "copse.h"
+
+#define MODEL "tests/data/models/tiny-llama.gguf"
+
+static copse_model *load(copse_ctx **ctx)
+{
+    copse_error e;
+    copse_model *m;
+    ck_assert_msg(copse_model_load(MODEL, NULL, &m, &e) == COPSE_OK, "%s", e.msg);
+    copse_ctx_params p = copse_ctx_default_params();
+    p.n_threads = 1;
+    ck_assert_msg(copse_ctx_new(m, &p, ctx, &e) == COPSE_OK, "%s", e.msg);
+    return m;
+}
+
+/* Greedy generation through the library, as copse run does it. */
+static int greedy(const char *prompt, int n_predict, int32_t *gen)
+{
+    copse_ctx *ctx;
+    copse_model *m = load(&ctx);
+    int32_t tok[64];
+    int n = copse_tokenize(m, prompt, strlen(prompt), COPSE_TOK_ADD_SPECIAL, tok, 64);
+    ck_assert(n > 0 && n < 64);
+    copse_seq *s = copse_seq_new(ctx);
+    copse_error e;
+    ck_assert_int_eq(copse_decode_tokens(ctx, s, tok, n, 0, &e), COPSE_OK);
+    const float *l = copse_get_logits(ctx, n - 1);
+    int k = 0;
+    while (k < n_predict) {
+        int32_t best = 0;
+        for (int i = 1; i < copse_n_vocab(m); i++)
+            if (l[i] > l[best])
+                best = i;
+        gen[k++] = best;
+        if (copse_token_is_eog(m, best) || k == n_predict)
+            break;
+        ck_assert_int_eq(copse_decode_tokens(ctx, s, &best, 1, 0, &e), COPSE_OK);
+        l = copse_get_logits(ctx, 0);
+    }
+    copse_ctx_free(ctx);
+    copse_model_free(m);
+    return k;
+}
+
+/* Decode the JSON string literal at p (as cli_json_str writes them) into
+** out; returns its length. */
+static int json_unescape(const char *p, char *out, int cap)
+{
+    ck_assert(*p == '"');
+    int n = 0;
+    for (p++; *p != '"'; p++) {
+        ck_assert(*p && n < cap - 1);
+        if (*p != '\\') {
+            out[n++] = *p;
+            continue;
+        }
+        switch (*++p) {
+        case 'n': out[n++] = '\n'; break;
+        case 'r': out[n++] = '\r'; break;
+        case 't': out[n++] = '\t'; break;
+        case 'u': out[n++] = (char)strtol((char[]){ p[1], p[2], p[3], p[4], 0 }, NULL, 16); p += 4; break;
+        default: out[n++] = *p; break; /* \" and \\ */
+        }
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* The value of "key": in a flat JSON object, as text. */
+static const char *json_field(const char *json, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    ck_assert_msg(p != NULL, "no %s in %s", key, json);
+    return p + strlen(pat);
+}
+
+START_TEST(run_greedy_json)
+{
+    const char *copse = tu_copse_bin("run_greedy_json");
+    if (!copse)
+        return;
+    char cmd[2048], out[8192];
+    snprintf(cmd, sizeof cmd, "'%s' run -m " MODEL " -p 'hello world' -n 12 --temp 0 -t 1 --json", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+
+    int32_t gen[12];
+    int n = greedy("hello world", 12, gen);
+    copse_model *m;
+    copse_error e;
+    ck_assert_int_eq(copse_model_load(MODEL, NULL, &m, &e), COPSE_OK);
+    char text[1024];
+    int len = copse_detokenize(m, gen, n - copse_token_is_eog(m, gen[n - 1]), 0, text, sizeof text);
+    ck_assert(len >= 0 && len < (int)sizeof text);
+    copse_model_free(m);
+    /* the text field holds exactly the greedy continuation */
+    char got[1200];
+    int got_len = json_unescape(json_field(out, "text"), got, sizeof got);
+    ck_assert_int_eq(got_len, len);
+    ck_assert_msg(!memcmp(got, text, (size_t)len), "copse run gave '%s', the library '%s'", got, text);
+    ck_assert_int_eq(atoi(json_field(out, "generated_tokens")), n);
+}
+END_TEST
+
+START_TEST(run_errors)
+{
+    const char *copse = tu_copse_bin("run_errors");
+    if (!copse)
+        return;
+    char cmd[8192], out[4096];
+    snprintf(cmd, sizeof cmd, "'%s' run -m " MODEL " -p hi --top-p 2 2>&1", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--top-p"));
+    snprintf(cmd, sizeof cmd, "'%s' run -m " MODEL " -p hi --frobnicate 2>&1", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
+    snprintf(cmd, sizeof cmd, "'%s' run -m /nonexistent.gguf -p hi 2>&1", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
+    ck_assert_ptr_nonnull(strstr(out, "/nonexistent.gguf"));
+    snprintf(cmd, sizeof cmd, "'%s' run -m tests/data/models/README.md -p hi 2>&1", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
+    ck_assert_ptr_nonnull(strstr(out, "GGUF"));
+    /* the tiny model's context is 64 positions */
+    char prompt[4000] = "";
+    for (int i = 0; i < 100; i++)
+        strcat(prompt, "word ");
+    snprintf(cmd, sizeof cmd, "'%s' run -m " MODEL " -p '%s' 2>&1", copse, prompt);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "context holds 64"), "%s", out);
+    snprintf(cmd, sizeof cmd, "'%s' run --help", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "--min-p"));
+}
+END_TEST
+
+/* llama.cpp's definition, recomputed through the library: windows of ctx
+** tokens, BOS first when the model adds one, the second half scored. */
+static double reference_ppl(const char *text, int n_ctx, int *scored)
+{
+    copse_ctx *ctx;
+    copse_model *m = load(&ctx);
+    int n = copse_tokenize(m, text, strlen(text), 0, NULL, 0);
+    int32_t *tok = malloc((size_t)n * sizeof *tok);
+    ck_assert_int_eq(copse_tokenize(m, text, strlen(text), 0, tok, n), n);
+    int add_bos = copse_tokenize(m, "", 0, COPSE_TOK_ADD_SPECIAL, NULL, 0) > 0;
+    double nll = 0;
+    *scored = 0;
+    for (int c = 0; c < n / n_ctx; c++) {
+        int32_t w[64];
+        memcpy(w, tok + c * n_ctx, (size_t)n_ctx * sizeof *w);
+        if (add_bos)
+            w[0] = copse_token_bos(m);
+        copse_seq *s = copse_seq_new(ctx);
+        copse_error e;
+        ck_assert_int_eq(copse_decode_tokens(ctx, s, w, n_ctx, 1, &e), COPSE_OK);
+        for (int j = n_ctx / 2; j < n_ctx - 1; j++) {
+            const float *l = copse_get_logits(ctx, j);
+            double mx = l[0], z = 0;
+            for (int i = 1; i < copse_n_vocab(m); i++)
+                mx = fmax(mx, l[i]);
+            for (int i = 0; i < copse_n_vocab(m); i++)
+                z += exp(l[i] - mx);
+            nll += log(z) + mx - l[w[j + 1]];
+            ++*scored;
+        }
+        copse_seq_free(s);
+    }
+    free(tok);
+    copse_ctx_free(ctx);
+    copse_model_free(m);
+    return exp(nll / *scored);
+}
+
+START_TEST(perplexity_matches_definition)
+{
+    const char *copse = tu_copse_bin("perplexity_matches_definition");
+    if (!copse)
+        return;
+    char path[1024], cmd[2048], out[4096];
+    snprintf(path, sizeof path, "%s/test_cli_ppl.txt", tu_build_dir());
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    const char *text = "the quick brown fox jumps over the lazy dog and runs far away. ";
+    for (int i = 0; i < 12; i++)
+        fputs(text, f);
+    fclose(f);
+    char *all = tu_read_file(path, NULL);
+    int scored;
+    double want = reference_ppl(all, 32, &scored);
+    free(all);
+
+    snprintf(cmd, sizeof cmd, "'%s' perplexity -m " MODEL " -f '%s' --ctx 32 -t 1 --json", copse, path);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    double got = atof(json_field(out, "ppl"));
+    ck_assert_msg(fabs(got - want) <= 1e-4 * want, "copse perplexity %f, reference %f", got, want);
+    ck_assert_int_eq(atoi(json_field(out, "tokens_scored")), scored);
+
+    /* a text shorter than two windows */
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("hello world", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "'%s' perplexity -m " MODEL " -f '%s' --ctx 32 2>&1", copse, path);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "at least 2 x ctx = 64"), "%s", out);
+    snprintf(cmd, sizeof cmd, "'%s' perplexity -m " MODEL " 2>&1", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
+    unlink(path);
+}
+END_TEST
+
+Suite *copse_suite_cli(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("run");
+    tcase_add_test(tc, run_greedy_json);
+    tcase_add_test(tc, run_errors);
+    tcase_add_test(tc, perplexity_matches_definition);
+    suite_add_tcase(s, tc);
+    return s;
+}
