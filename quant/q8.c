@@ -458,18 +458,19 @@ int q8_act_quantize(const q8_kernels *k, const float *x, int M, int K, q8_act *a
 
 /* Threads take items as they finish the previous one, so a thread the OS
 ** preempts (a laptop runs other programs) delays only its own item, not a
-** fixed half of the work. About 8 items per thread; runs of more than 12
-** groups are multiples of 12, which every tier's tiles divide. */
+** fixed half of the work. About 8 items per thread, with runs as long as
+** that allows (wide tiles); runs of more than 12 groups are multiples of
+** 12, which every tier's tiles divide. */
 static void run(const q8_weights *W, const q8_act *a, float *y, int32_t *raw, int n_threads)
 {
     int ng = W->n_groups, M = a->M;
-    int per = ng / (8 * n_threads);
-    per = per < 1 ? 1 : per > 12 ? per / 12 * 12 : per;
-    long n_runs = (ng + per - 1) / per, n_chunks = (M + TOKEN_CHUNK - 1) / TOKEN_CHUNK;
-    long items = n_runs * n_chunks;
+    long n_chunks = (M + TOKEN_CHUNK - 1) / TOKEN_CHUNK;
+    long per = ng * n_chunks / (8L * n_threads);
+    per = per < 1 ? 1 : per > ng ? ng : per > 12 ? per / 12 * 12 : per;
+    long n_runs = (ng + per - 1) / per, items = n_runs * n_chunks;
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1) if (n_threads > 1 && items > 1)
     for (long i = 0; i < items; i++) {
-        int g0 = (int)(i / n_chunks) * per, t0 = (int)(i % n_chunks) * TOKEN_CHUNK;
+        int g0 = (int)(i / n_chunks * per), t0 = (int)(i % n_chunks) * TOKEN_CHUNK;
         W->tier->rect(W, a, t0, t0 + TOKEN_CHUNK < M ? t0 + TOKEN_CHUNK : M,
                       g0, g0 + per < ng ? g0 + per : ng, y, raw);
     }
@@ -494,9 +495,4 @@ int q8_matmul(const q8_weights *W, const float *x, int M, float *y, int n_thread
 {
     int rc = q8_act_quantize(W->tier, x, M, W->K, &scratch, n_threads, err);
     return rc ? rc : q8_matmul_act(W, &scratch, y, n_threads, err);
-}
-
-void q8_block_sums(const q8_weights *W, const q8_act *a, int32_t *raw)
-{
-    run(W, a, NULL, raw, 1);
 }

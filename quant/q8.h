@@ -198,8 +198,4 @@ int q8_matmul_act(const q8_weights *W, const q8_act *a, float *y, int n_threads,
 int q8_matmul(const q8_weights *W, const float *x, int M, float *y, int n_threads,
               copse_error *err);
 
-/* The exact int32 block sums of a against W (layout as for rect's raw);
-** for tests. raw holds M * n_groups * nb * 16 values. */
-void q8_block_sums(const q8_weights *W, const q8_act *a, int32_t *raw);
-
 #endif
