@@ -1,38 +1,37 @@
 /*
 ** Contexts and sequences, and decoding batches through the forward pass.
 **
-** Each sequence keeps its own f32 keys and values, one buffer per layer
-** for each, grown on demand (doubling, at most n_ctx positions), so short
-** sequences cost little whatever the context length. The paged KV pool
-** shared between branches will replace this behind kv_key / kv_value.
+** Every sequence of a context keeps its keys and values in the context's
+** paged KV pool (kv.h): a fork shares its parent's blocks, and a batch of
+** many branches runs as one forward pass whose attention reads each
+** shared block once for all the rows that need it (attention.h).
 **
-** copse_decode checks the whole batch and reserves all memory it needs
-** before touching any sequence, so a call that fails changes nothing.
+** copse_decode checks the whole batch and reserves all memory it needs,
+** KV blocks included, before touching any sequence, so a call that fails
+** changes nothing.
 */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <omp.h>
-#include "forward.h"
+#include "attention.h"
 #include "error.h"
 
-struct copse_seq {
-    copse_ctx *ctx;
-    copse_seq *prev, *next;   /* the context's live sequences */
-    int        len;           /* positions decoded */
-    int        cap;           /* positions the buffers hold */
-    float    **kv;            /* [2 * n_layer]: keys of layer il at 2il, values at 2il + 1 */
-    int        n_new;         /* entries of the batch being decoded */
-};
+/* The least a default pool holds: a few branches of a short context fit
+** (unused blocks cost address space only). */
+#define KV_DEFAULT_TOKENS 4096
 
 struct copse_ctx {
     copse_model *model;
-    int          n_ctx, kv_dim;
+    int          n_ctx;
     fwd_state   *fwd;
-    copse_seq   *seqs;
+    kv_pool      pool;
+    attn_plan    plan;
     fwd_row     *rows;        /* the batch being decoded */
+    copse_seq  **distinct;    /* its sequences, each once */
     int         *out;         /* logits slot of each entry, or -1 */
     int         *hout;        /* hidden-state slot of each entry, or -1 */
-    int          n_entries, cap_rows, cap_out, cap_hout;
+    int          n_entries, cap_rows, cap_distinct, cap_out, cap_hout;
     float       *logits;      /* [cap_logits][n_vocab] */
     float       *hidden;      /* [cap_hidden][n_embd] */
     int          cap_logits, cap_hidden;
@@ -40,52 +39,15 @@ struct copse_ctx {
 
 /* --------------------------------------------------------------- sequences */
 
-float *kv_key(copse_seq *s, int il, int pos)
-{
-    return s->kv[2 * il] + (size_t)pos * s->ctx->kv_dim;
-}
-
-float *kv_value(copse_seq *s, int il, int pos)
-{
-    return s->kv[2 * il + 1] + (size_t)pos * s->ctx->kv_dim;
-}
-
-/* Room for n positions. On failure some buffers may have grown, which is
-** harmless: cap only moves once all have. */
-static int kv_reserve(copse_seq *s, int n)
-{
-    if (n <= s->cap)
-        return COPSE_OK;
-    copse_ctx *c = s->ctx;
-    int cap = s->cap == 0 ? 16 : s->cap > c->n_ctx / 2 ? c->n_ctx : 2 * s->cap;
-    if (cap < n)
-        cap = n;
-    if (cap > c->n_ctx)
-        cap = c->n_ctx;
-    for (int i = 0; i < 2 * c->model->info.n_layer; i++) {
-        float *p = realloc(s->kv[i], (size_t)cap * c->kv_dim * sizeof *p);
-        if (!p)
-            return COPSE_E_NOMEM;
-        s->kv[i] = p;
-    }
-    s->cap = cap;
-    return COPSE_OK;
-}
-
 copse_seq *copse_seq_new(copse_ctx *ctx)
 {
     if (!ctx)
         return NULL;
     copse_seq *s = calloc(1, sizeof *s);
-    if (!s || !(s->kv = calloc(2 * (size_t)ctx->model->info.n_layer, sizeof *s->kv))) {
-        free(s);
+    if (!s)
         return NULL;
-    }
     s->ctx = ctx;
-    s->next = ctx->seqs;
-    if (ctx->seqs)
-        ctx->seqs->prev = s;
-    ctx->seqs = s;
+    kv_seq_link(&ctx->pool, s);
     return s;
 }
 
@@ -93,15 +55,7 @@ void copse_seq_free(copse_seq *s)
 {
     if (!s)
         return;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        s->ctx->seqs = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    for (int i = 0; i < 2 * s->ctx->model->info.n_layer; i++)
-        free(s->kv[i]);
-    free(s->kv);
+    kv_seq_unlink(s);
     free(s);
 }
 
@@ -112,18 +66,11 @@ int copse_seq_len(const copse_seq *s)
 
 copse_seq *copse_seq_fork(copse_seq *s)
 {
-    if (!s)
-        return NULL;
-    copse_seq *t = copse_seq_new(s->ctx);
-    if (!t)
-        return NULL;
-    if (kv_reserve(t, s->len)) {
+    copse_seq *t = s ? copse_seq_new(s->ctx) : NULL;
+    if (t && kv_share(t, s)) {
         copse_seq_free(t);
         return NULL;
     }
-    for (int i = 0; i < 2 * s->ctx->model->info.n_layer && s->len; i++)
-        memcpy(t->kv[i], s->kv[i], (size_t)s->len * s->ctx->kv_dim * sizeof(float));
-    t->len = s->len;
     return t;
 }
 
@@ -131,8 +78,13 @@ int copse_seq_truncate(copse_seq *s, int n)
 {
     if (!s || n < 0 || n > s->len)
         return COPSE_E_ARG;
-    s->len = n;
+    kv_truncate(s, n);
     return COPSE_OK;
+}
+
+kv_pool *ctx_kv_pool(copse_ctx *c)
+{
+    return &c->pool;
 }
 
 void copse_kv_stats_get(const copse_ctx *c, copse_kv_stats *st)
@@ -140,18 +92,8 @@ void copse_kv_stats_get(const copse_ctx *c, copse_kv_stats *st)
     if (!st)
         return;
     memset(st, 0, sizeof *st);
-    if (!c)
-        return;
-    uint64_t per_token = 2 * (uint64_t)c->model->info.n_layer * c->kv_dim * sizeof(float);
-    st->block_tokens = 1;
-    for (const copse_seq *s = c->seqs; s; s = s->next) {
-        st->blocks_used += s->cap;
-        st->tokens_logical += s->len;
-    }
-    st->tokens_stored = st->tokens_logical;
-    st->blocks_total = st->blocks_used;
-    st->bytes_used = st->bytes_total = (uint64_t)st->blocks_used * per_token;
-    st->peak_blocks_used = st->blocks_used;
+    if (c)
+        kv_stats(&c->pool, st);
 }
 
 /* ---------------------------------------------------------------- contexts */
@@ -160,6 +102,23 @@ copse_ctx_params copse_ctx_default_params(void)
 {
     copse_ctx_params p = { .n_ctx = 0, .n_threads = 0 };
     return p;
+}
+
+/* The number of blocks of the pool the parameters ask for. */
+static int pool_blocks(const copse_model_info *hp, const copse_ctx_params *p, int n_ctx, int *out,
+                       copse_error *err)
+{
+    size_t block = kv_block_bytes(hp, !p->kv_f32);
+    uint64_t tokens = p->kv_tokens ? p->kv_tokens : n_ctx > KV_DEFAULT_TOKENS ? n_ctx : KV_DEFAULT_TOKENS;
+    uint64_t n = p->kv_bytes ? p->kv_bytes / block : (tokens + KV_BLOCK - 1) / KV_BLOCK;
+    if (n == 0)
+        return copse_fail(err, COPSE_E_ARG, "copse_ctx_new: kv_bytes %llu is less than one KV block "
+                          "(%zu bytes, %d positions)", (unsigned long long)p->kv_bytes, block, KV_BLOCK);
+    if (n > INT_MAX / 2)
+        return copse_fail(err, COPSE_E_ARG, "copse_ctx_new: a KV pool of %llu blocks is too large",
+                          (unsigned long long)n);
+    *out = (int)n;
+    return COPSE_OK;
 }
 
 int copse_ctx_new(copse_model *model, const copse_ctx_params *params,
@@ -175,19 +134,25 @@ int copse_ctx_new(copse_model *model, const copse_ctx_params *params,
         return copse_fail(err, COPSE_E_ARG, "copse_ctx_new: the model was loaded vocab-only");
     copse_ctx_params p = params ? *params : copse_ctx_default_params();
     if (p.n_ctx < 0 || p.n_threads < 0 || p.kv_tokens < 0)
-        return copse_fail(err, COPSE_E_ARG, "copse_ctx_new: n_ctx %d, n_threads %d and kv_tokens %d must not be negative",
-                          p.n_ctx, p.n_threads, p.kv_tokens);
+        return copse_fail(err, COPSE_E_ARG, "copse_ctx_new: n_ctx %d, n_threads %d and kv_tokens %d must not "
+                          "be negative", p.n_ctx, p.n_threads, p.kv_tokens);
     int n_ctx = p.n_ctx ? p.n_ctx : model->info.n_ctx_train;
     int n_threads = p.n_threads ? p.n_threads : omp_get_num_procs();
+    int n_blocks = 0, rc = pool_blocks(&model->info, &p, n_ctx, &n_blocks, err);
+    if (rc)
+        return rc;
     copse_ctx *c = calloc(1, sizeof *c);
-    if (!c || !(c->fwd = fwd_new(model, n_ctx, n_threads))) {
-        free(c);
-        return copse_fail(err, COPSE_E_NOMEM, "copse_ctx_new: no memory for %d threads × %d positions of scratch",
-                          n_threads, n_ctx);
-    }
+    if (!c)
+        return copse_fail(err, COPSE_E_NOMEM, "copse_ctx_new: out of memory");
     c->model = model;
     c->n_ctx = n_ctx;
-    c->kv_dim = model->info.n_head_kv * model->info.head_dim;
+    if (!(c->fwd = fwd_new(model, n_threads)) || kv_pool_init(&c->pool, &model->info, n_blocks, !p.kv_f32)
+        || attn_init(&c->plan, &model->info, &c->pool, n_threads)) {
+        copse_ctx_free(c);
+        return copse_fail(err, COPSE_E_NOMEM, "copse_ctx_new: no memory for a KV pool of %d blocks "
+                          "(%zu bytes each) and %d threads' scratch", n_blocks,
+                          kv_block_bytes(&model->info, !p.kv_f32), n_threads);
+    }
     *out = c;
     return COPSE_OK;
 }
@@ -197,10 +162,13 @@ void copse_ctx_free(copse_ctx *c)
 {
     if (!c)
         return;
-    while (c->seqs)
-        copse_seq_free(c->seqs);
+    while (c->pool.seqs)
+        copse_seq_free(c->pool.seqs);
+    kv_pool_free(&c->pool);
+    attn_free(&c->plan);
     fwd_free(c->fwd);
     free(c->rows);
+    free(c->distinct);
     free(c->out);
     free(c->hout);
     free(c->logits);
@@ -215,28 +183,6 @@ int copse_ctx_n_ctx(const copse_ctx *c)
 
 /* ------------------------------------------------------------------ decode */
 
-static int check_batch(copse_ctx *c, const copse_batch *b, copse_error *err)
-{
-    if (!b || b->n <= 0 || !b->seq || !b->token)
-        return copse_fail(err, COPSE_E_ARG, "copse_decode: empty or incomplete batch");
-    int n_vocab = c->model->info.n_vocab;
-    for (int i = 0; i < b->n; i++) {
-        if (!b->seq[i] || b->seq[i]->ctx != c)
-            return copse_fail(err, COPSE_E_ARG, "copse_decode: entry %d has no sequence of this context", i);
-        if (b->token[i] < 0 || b->token[i] >= n_vocab)
-            return copse_fail(err, COPSE_E_ARG, "copse_decode: entry %d has token %d, outside the vocabulary [0, %d)",
-                              i, (int)b->token[i], n_vocab);
-        b->seq[i]->n_new = 0;
-    }
-    for (int i = 0; i < b->n; i++) {
-        copse_seq *s = b->seq[i];
-        if (++s->n_new > c->n_ctx - s->len)
-            return copse_fail(err, COPSE_E_CTX_FULL, "copse_decode: entry %d would put a sequence of %d tokens "
-                              "past the context length %d", i, s->len, c->n_ctx);
-    }
-    return COPSE_OK;
-}
-
 static int grow(void **p, int *cap, int n, size_t size)
 {
     if (n <= *cap)
@@ -249,31 +195,73 @@ static int grow(void **p, int *cap, int n, size_t size)
     return COPSE_OK;
 }
 
-/* All the memory the batch needs, before anything changes. */
-static int reserve(copse_ctx *c, const copse_batch *b, int n_out, int n_hidden, copse_error *err)
-{
-    int rc = COPSE_OK;
-    for (int i = 0; i < b->n && !rc; i++)
-        rc = kv_reserve(b->seq[i], b->seq[i]->len + b->seq[i]->n_new);
-    if (!rc)
-        rc = grow((void **)&c->rows, &c->cap_rows, b->n, sizeof *c->rows);
-    if (!rc)
-        rc = grow((void **)&c->out, &c->cap_out, b->n, sizeof *c->out);
-    if (!rc)
-        rc = grow((void **)&c->hout, &c->cap_hout, b->n, sizeof *c->hout);
-    if (!rc)
-        rc = grow((void **)&c->logits, &c->cap_logits, n_out, (size_t)c->model->info.n_vocab * sizeof(float));
-    if (!rc)
-        rc = grow((void **)&c->hidden, &c->cap_hidden, n_hidden, (size_t)c->model->info.n_embd * sizeof(float));
-    if (!rc)
-        rc = fwd_reserve(c->fwd, b->n < FWD_MAX_ROWS ? b->n : FWD_MAX_ROWS);
-    return rc ? copse_fail(err, rc, "copse_decode: out of memory for a batch of %d", b->n) : COPSE_OK;
-}
-
 static unsigned wants(const copse_batch *b, int i)
 {
     return b->want ? b->want[i] & (COPSE_WANT_LOGITS | COPSE_WANT_HIDDEN)
                    : i == b->n - 1 ? COPSE_WANT_LOGITS : 0;
+}
+
+/*
+** Validate the batch and lay it out: a row per entry at its position
+** (sequences grow in batch order), the distinct sequences and how much
+** each grows (n_new), room for the outputs. The last decode's outputs
+** stay readable.
+*/
+static int lay_out(copse_ctx *c, const copse_batch *b, int *n_distinct, copse_error *err)
+{
+    if (!b || b->n <= 0 || !b->seq || !b->token)
+        return copse_fail(err, COPSE_E_ARG, "copse_decode: empty or incomplete batch");
+    int n_vocab = c->model->info.n_vocab;
+    for (int i = 0; i < b->n; i++) {
+        if (!b->seq[i] || b->seq[i]->ctx != c)
+            return copse_fail(err, COPSE_E_ARG, "copse_decode: entry %d has no sequence of this context", i);
+        if (b->token[i] < 0 || b->token[i] >= n_vocab)
+            return copse_fail(err, COPSE_E_ARG, "copse_decode: entry %d has token %d, outside the vocabulary [0, %d)",
+                              i, (int)b->token[i], n_vocab);
+        b->seq[i]->n_new = 0;
+    }
+    if (grow((void **)&c->rows, &c->cap_rows, b->n, sizeof *c->rows)
+        || grow((void **)&c->distinct, &c->cap_distinct, b->n, sizeof *c->distinct)
+        || grow((void **)&c->out, &c->cap_out, b->n, sizeof *c->out)
+        || grow((void **)&c->hout, &c->cap_hout, b->n, sizeof *c->hout))
+        return copse_fail(err, COPSE_E_NOMEM, "copse_decode: out of memory for a batch of %d", b->n);
+    int n_out = 0, n_hidden = 0;
+    *n_distinct = 0;
+    for (int i = 0; i < b->n; i++) {
+        copse_seq *s = b->seq[i];
+        if (s->n_new == 0)
+            c->distinct[(*n_distinct)++] = s;
+        if (s->n_new >= c->n_ctx - s->len)
+            return copse_fail(err, COPSE_E_CTX_FULL, "copse_decode: entry %d would put a sequence of %d tokens "
+                              "past the context length %d", i, s->len, c->n_ctx);
+        c->rows[i] = (fwd_row){ s, s->len + s->n_new++, b->token[i], wants(b, i) };
+        n_out += (c->rows[i].want & COPSE_WANT_LOGITS) != 0;
+        n_hidden += (c->rows[i].want & COPSE_WANT_HIDDEN) != 0;
+    }
+    if (grow((void **)&c->logits, &c->cap_logits, n_out, (size_t)n_vocab * sizeof(float))
+        || grow((void **)&c->hidden, &c->cap_hidden, n_hidden, (size_t)c->model->info.n_embd * sizeof(float)))
+        return copse_fail(err, COPSE_E_NOMEM, "copse_decode: out of memory for the outputs of %d entries", b->n);
+    return COPSE_OK;
+}
+
+/* Scratch for the forward passes the batch is split into, and KV blocks
+** for every position it writes. */
+static int reserve(copse_ctx *c, int n, int n_distinct, copse_error *err)
+{
+    int64_t items = 0;
+    for (int i = 0; i < n; i += FWD_MAX_ROWS) {
+        int64_t k = attn_items(c->rows + i, n - i < FWD_MAX_ROWS ? n - i : FWD_MAX_ROWS);
+        items = k > items ? k : items;
+    }
+    int rows = n < FWD_MAX_ROWS ? n : FWD_MAX_ROWS, need;
+    if (fwd_reserve(c->fwd, rows) || attn_reserve(&c->plan, rows, items)
+        || kv_reserve(&c->pool, c->distinct, n_distinct, &need))
+        return copse_fail(err, COPSE_E_NOMEM, "copse_decode: out of memory for a batch of %d", n);
+    if (need > c->pool.n_free)
+        return copse_fail(err, COPSE_E_KV_FULL, "copse_decode: the KV pool is full: the batch needs %d more "
+                          "blocks of %d positions, %d of %d are free", need, KV_BLOCK, c->pool.n_free,
+                          c->pool.n_blocks);
+    return COPSE_OK;
 }
 
 /* Where the outputs of rows [i, i + n) go: the first slot they fill in
@@ -291,23 +279,13 @@ int copse_decode(copse_ctx *c, const copse_batch *b, copse_error *err)
     copse_error_clear(err);
     if (!c)
         return copse_fail(err, COPSE_E_ARG, "copse_decode: ctx is NULL");
-    int n_out = 0, n_hidden = 0, rc;
-    if ((rc = check_batch(c, b, err)))
+    int n_distinct, rc;
+    if ((rc = lay_out(c, b, &n_distinct, err)) || (rc = reserve(c, b->n, n_distinct, err)))
         return rc;
+    for (int i = 0; i < n_distinct; i++)
+        kv_prepare(c->distinct[i]);
+    int n_out = 0, n_hidden = 0;
     for (int i = 0; i < b->n; i++) {
-        n_out += (wants(b, i) & COPSE_WANT_LOGITS) != 0;
-        n_hidden += (wants(b, i) & COPSE_WANT_HIDDEN) != 0;
-    }
-    if ((rc = reserve(c, b, n_out, n_hidden, err)))
-        return rc;
-
-    /* positions follow each sequence's length in batch order */
-    for (int i = 0; i < b->n; i++)
-        b->seq[i]->n_new = 0;
-    n_out = n_hidden = 0;
-    for (int i = 0; i < b->n; i++) {
-        copse_seq *s = b->seq[i];
-        c->rows[i] = (fwd_row){ s, s->len + s->n_new++, b->token[i], wants(b, i) };
         c->out[i] = c->rows[i].want & COPSE_WANT_LOGITS ? n_out++ : -1;
         c->hout[i] = c->rows[i].want & COPSE_WANT_HIDDEN ? n_hidden++ : -1;
     }
@@ -316,12 +294,13 @@ int copse_decode(copse_ctx *c, const copse_batch *b, copse_error *err)
     size_t n_vocab = (size_t)c->model->info.n_vocab, n_embd = (size_t)c->model->info.n_embd;
     for (int i = 0; i < b->n; i += FWD_MAX_ROWS) {
         int n = b->n - i < FWD_MAX_ROWS ? b->n - i : FWD_MAX_ROWS;
-        fwd_run(c->fwd, c->rows + i, n, first_slot(c->logits, c->out, i, n, n_vocab),
+        attn_build(&c->plan, c->rows + i, n);
+        fwd_run(c->fwd, c->rows + i, n, &c->plan, first_slot(c->logits, c->out, i, n, n_vocab),
                 first_slot(c->hidden, c->hout, i, n, n_embd));
     }
-    for (int i = 0; i < b->n; i++) {
-        b->seq[i]->len += b->seq[i]->n_new;
-        b->seq[i]->n_new = 0;
+    for (int i = 0; i < n_distinct; i++) {
+        c->distinct[i]->len += c->distinct[i]->n_new;
+        c->distinct[i]->n_new = 0;
     }
     return COPSE_OK;
 }

@@ -4,8 +4,8 @@
 **
 ** A batch is a list of rows, each one token at one position of one
 ** sequence. Everything except attention treats the rows alike, so the
-** matrix products run over all rows at once; attention runs per row and
-** head over that row's sequence's cached keys and values.
+** matrix products run over all rows at once; attention (attention.c)
+** walks each row's sequence's blocks of cached keys and values.
 **
 ** For each layer:
 **   x += Wo · attention(rope(Wq·norm(x) + bq), rope(Wk·norm(x) + bk), Wv·norm(x) + bv)
@@ -19,12 +19,9 @@
 #include <cblas.h>
 #include "forward.h"
 
-/* Multiply-adds of attention below which it runs on one thread. */
-#define PARALLEL_WORK (1 << 20)
-
 struct fwd_state {
     const copse_model *m;
-    int    n_ctx, n_threads;
+    int    n_threads;
     int    cap;        /* rows the buffers below hold */
     float *x;          /* [rows][n_embd]   the residual stream */
     float *xb;         /* [rows][n_embd]   a sublayer's normalized input, then its output */
@@ -33,7 +30,6 @@ struct fwd_state {
     float *att;        /* [rows][n_head * head_dim] attention output */
     float *gate, *up;  /* [rows][n_ff] */
     float *rope;       /* [rows][n_rot/2][2] cos and sin of each pair's angle */
-    float *scores;     /* [n_threads][n_ctx] attention weights of one head */
 };
 
 /* ----------------------------------------------------------- the operations */
@@ -68,26 +64,6 @@ static void add(float *y, const float *b, size_t n)
         y[i] += b[i];
 }
 
-static float dot(const float *a, const float *b, int n)
-{
-    float s = 0;
-    for (int i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
-static void softmax(float *x, int n)
-{
-    float max = x[0], sum = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > max)
-            max = x[i];
-    for (int i = 0; i < n; i++)
-        sum += x[i] = expf(x[i] - max);
-    for (int i = 0; i < n; i++)
-        x[i] /= sum;
-}
-
 /* cos and sin of the angle pos * inv_freq[i] of each rotated pair, in
 ** double so large positions keep their precision. */
 static void rope_angles(float *cs, int pos, const double *inv_freq, int half)
@@ -116,25 +92,6 @@ static void rope(float *x, int n_heads, int head_dim, int n_rot, rope_pairing pa
             x[a] = x0 * c - x1 * s;
             x[b] = x0 * s + x1 * c;
         }
-    }
-}
-
-/*
-** One head of one row: softmax(q·k_t / sqrt(head_dim)) over the positions
-** t = 0..pos of the row's sequence, weighting their values.
-*/
-static void attend(float *out, const float *q, copse_seq *s, int il, int pos,
-                   int kv_off, int head_dim, float *score)
-{
-    float scale = 1.0f / sqrtf((float)head_dim);
-    for (int t = 0; t <= pos; t++)
-        score[t] = dot(q, kv_key(s, il, t) + kv_off, head_dim) * scale;
-    softmax(score, pos + 1);
-    memset(out, 0, (size_t)head_dim * sizeof *out);
-    for (int t = 0; t <= pos; t++) {
-        const float *v = kv_value(s, il, t) + kv_off;
-        for (int i = 0; i < head_dim; i++)
-            out[i] += score[t] * v[i];
     }
 }
 
@@ -177,39 +134,18 @@ static void qkv(fwd_state *f, const model_layer *y, int il, const fwd_row *rows,
         }
         rope(q, hp->n_head, hp->head_dim, hp->n_rot, f->m->rope, cs);
         rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, f->m->rope, cs);
-        memcpy(kv_key(rows[r].seq, il, rows[r].pos), k, (size_t)kvd * sizeof *k);
-        memcpy(kv_value(rows[r].seq, il, rows[r].pos), v, (size_t)kvd * sizeof *v);
+        kv_store(rows[r].seq, il, rows[r].pos, k, v);
     }
 }
 
-/*
-** Every head of every row; with grouped-query attention n_head / n_head_kv
-** query heads share one key/value head. Threads only pay off for long
-** spans or many rows: waking them costs more than a short decode step's
-** attention, and the BLAS threads compete for the same cores.
-*/
-static void attention(fwd_state *f, int il, const fwd_row *rows, int n)
-{
-    const copse_model_info *hp = &f->m->info;
-    int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, qd = hp->n_head * hd;
-    int64_t work = 0;
-    for (int r = 0; r < n; r++)
-        work += (int64_t)(rows[r].pos + 1) * qd;
-    #pragma omp parallel for num_threads(f->n_threads) schedule(dynamic) if (work >= PARALLEL_WORK)
-    for (int task = 0; task < n * hp->n_head; task++) {
-        int r = task / hp->n_head, h = task % hp->n_head;
-        size_t off = (size_t)r * qd + (size_t)h * hd;
-        float *score = f->scores + (size_t)omp_get_thread_num() * f->n_ctx;
-        attend(f->att + off, f->q + off, rows[r].seq, il, rows[r].pos, (h / group) * hd, hd, score);
-    }
-}
-
-static void attention_block(fwd_state *f, int il, const fwd_row *rows, int n)
+/* With grouped-query attention, n_head / n_head_kv query heads share one
+** key/value head. */
+static void attention_block(fwd_state *f, int il, const fwd_row *rows, int n, const attn_plan *plan)
 {
     const model_layer *y = &f->m->layers[il];
     norm_rows(f, y->attn_norm, n);
     qkv(f, y, il, rows, n);
-    attention(f, il, rows, n);
+    attn_run(plan, il, f->q, f->att);
     matmul(f->xb, f->att, n, &y->wo);
     residual(f, n);
 }
@@ -252,12 +188,13 @@ static void output(fwd_state *f, const fwd_row *rows, int n, float *logits, floa
         matmul(logits, f->xb, k, &f->m->output);
 }
 
-void fwd_run(fwd_state *f, const fwd_row *rows, int n, float *logits, float *hidden)
+void fwd_run(fwd_state *f, const fwd_row *rows, int n, const attn_plan *plan,
+             float *logits, float *hidden)
 {
     openblas_set_num_threads(f->n_threads);
     embed(f, rows, n);
     for (int il = 0; il < f->m->info.n_layer; il++) {
-        attention_block(f, il, rows, n);
+        attention_block(f, il, rows, n, plan);
         ffn_block(f, il, n);
     }
     output(f, rows, n, logits, hidden);
@@ -306,19 +243,13 @@ int fwd_reserve(fwd_state *f, int n)
     return COPSE_OK;
 }
 
-fwd_state *fwd_new(const copse_model *m, int n_ctx, int n_threads)
+fwd_state *fwd_new(const copse_model *m, int n_threads)
 {
     fwd_state *f = calloc(1, sizeof *f);
     if (!f)
         return NULL;
     f->m = m;
-    f->n_ctx = n_ctx;
     f->n_threads = n_threads;
-    f->scores = malloc((size_t)n_threads * (size_t)n_ctx * sizeof *f->scores);
-    if (!f->scores) {
-        free(f);
-        return NULL;
-    }
     return f;
 }
 
@@ -327,6 +258,5 @@ void fwd_free(fwd_state *f)
     if (!f)
         return;
     free_rows(f);
-    free(f->scores);
     free(f);
 }

@@ -1,12 +1,13 @@
 /*
 ** The forward pass (forward.c) and what it needs from the context that
-** calls it (context.c): where each sequence keeps its keys and values.
-** Internal to copse.
+** calls it (context.c): the paged KV cache (kv.h) and attention over it
+** (attention.h). Internal to copse.
 */
 #ifndef COPSE_FORWARD_H
 #define COPSE_FORWARD_H
 
 #include "model.h"
+#include "kv.h"
 
 /* The most rows one fwd_run takes; copse_decode splits larger batches so
 ** scratch memory stays bounded whatever the prompt length. */
@@ -21,19 +22,21 @@ typedef struct fwd_row {
 } fwd_row;
 
 /*
-** The KV cache as the forward pass sees it: the key or value vector
-** (n_head_kv * head_dim floats) of layer il at position pos of a sequence.
-** The caller has made room for every position a batch writes, and a row
-** reads only positions up to its own.
+** The KV cache as the forward pass sees it. Before fwd_run the caller has
+** given every position the batch writes a block that its sequence alone
+** holds, and planned the batch's attention. Per layer, the forward pass
+** stores each row's key and value with kv_store (kv.h), then attn_run
+** writes out[r] (n_head * head_dim floats) = the attention of row r's
+** queries q[r] (roped, n_head * head_dim) over positions 0..pos of its
+** sequence, its own and earlier rows' included.
 */
-float *kv_key(copse_seq *s, int il, int pos);
-float *kv_value(copse_seq *s, int il, int pos);
+typedef struct attn_plan attn_plan;
+void attn_run(const attn_plan *a, int il, const float *q, float *out);
 
 typedef struct fwd_state fwd_state;
 
-/* Scratch for running m with attention spans up to n_ctx positions on
-** n_threads threads. NULL when out of memory. */
-fwd_state *fwd_new(const copse_model *m, int n_ctx, int n_threads);
+/* Scratch for running m on n_threads threads. NULL when out of memory. */
+fwd_state *fwd_new(const copse_model *m, int n_threads);
 void       fwd_free(fwd_state *f);
 
 /* Make room for batches of n rows (n <= FWD_MAX_ROWS); COPSE_E_NOMEM if
@@ -41,13 +44,14 @@ void       fwd_free(fwd_state *f);
 int fwd_reserve(fwd_state *f, int n);
 
 /*
-** Run n reserved rows through the model: store each row's keys and values
-** at its position, then write the logits (n_vocab floats each) of the rows
-** that want them, in row order, to logits, and the final normed hidden
-** states (n_embd floats each) of the rows that want those to hidden. Rows
-** of one sequence come in position order and may attend to each other.
-** Cannot fail.
+** Run n reserved rows, planned in plan, through the model: store each
+** row's keys and values at its position, then write the logits (n_vocab
+** floats each) of the rows that want them, in row order, to logits, and
+** the final normed hidden states (n_embd floats each) of the rows that
+** want those to hidden. Rows of one sequence come in position order and
+** may attend to each other. Cannot fail.
 */
-void fwd_run(fwd_state *f, const fwd_row *rows, int n, float *logits, float *hidden);
+void fwd_run(fwd_state *f, const fwd_row *rows, int n, const attn_plan *plan,
+             float *logits, float *hidden);
 
 #endif

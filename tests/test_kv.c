@@ -1,10 +1,14 @@
 /*
-** Sequences that share their past: fork, truncate, hidden states.
+** The paged KV cache: sequences that share their past (fork, truncate,
+** free), batches of branches, the pool's invariants and memory, a full
+** pool, and the attention kernels.
 **
-** Reference: one sequence decoded from scratch with the same tokens, in
-** one batch. Tolerance: a logit may differ from the reference by TOL times
-** the largest |logit| of its position (at least 1); with f32 KV the only
-** differences are f32 sums taken in another order (about 1e-6).
+** Reference: one sequence decoded from scratch with the same tokens in a
+** context with f32 keys and values. A logit may differ from it by a
+** tolerance times the largest |logit| of its position (at least 1):
+**   f32 KV  1e-5  the only difference is the order of f32 sums (about 1e-6);
+**   f16 KV  3e-3  rounding keys and values to half costs up to 9e-4 on the
+**                 tiny models against their float64 goldens.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,10 +17,18 @@
 #include "testutil.h"
 #include "copse.h"
 #include "model.h"
+#include "attention.h"
 
-#define MODELS "tests/data/models"
-#define TOL    1e-5
-#define N_TOK  48
+#define MODELS  "tests/data/models"
+#define TOL_F32 1e-5
+#define TOL_F16 3e-3
+#define N_TOK   48
+#define MAX_TOK 160
+
+static double tol(int f16)
+{
+    return f16 ? TOL_F16 : TOL_F32;
+}
 
 static copse_model *load(const char *name)
 {
@@ -28,13 +40,16 @@ static copse_model *load(const char *name)
     return m;
 }
 
-static copse_ctx *new_ctx(copse_model *m)
+/* A context of 2 threads and 512 positions; kv_tokens 0 for the default pool. */
+static copse_ctx *new_ctx(copse_model *m, int f16, int kv_tokens)
 {
     copse_ctx_params p = copse_ctx_default_params();
     copse_ctx *c;
     copse_error e;
-    p.n_ctx = 256;
+    p.n_ctx = 512;
     p.n_threads = 2;
+    p.kv_f32 = !f16;
+    p.kv_tokens = kv_tokens;
     ck_assert_msg(copse_ctx_new(m, &p, &c, &e) == COPSE_OK, "%s", e.msg);
     return c;
 }
@@ -60,7 +75,7 @@ static void decode_ok(copse_ctx *c, copse_seq *s, const int32_t *tok, int n)
     ck_assert_msg(copse_decode_tokens(c, s, tok, n, 1, &e) == COPSE_OK, "%s", e.msg);
 }
 
-static void assert_close(const float *got, const float *want, int n, const char *what, int pos)
+static void assert_close(const float *got, const float *want, int n, double tolerance, const char *what, int pos)
 {
     ck_assert_msg(got != NULL, "%s: no logits at %d", what, pos);
     double scale = 1, worst = 0;
@@ -70,48 +85,59 @@ static void assert_close(const float *got, const float *want, int n, const char 
     for (int j = 0; j < n; j++)
         if (fabs(got[j] - want[j]) > worst)
             worst = fabs(got[j] - want[j]), at = j;
-    ck_assert_msg(worst <= TOL * scale, "%s, position %d: logit %d is %.7g, expected %.7g (scale %.3g)",
+    ck_assert_msg(worst <= tolerance * scale, "%s, position %d: logit %d is %.7g, expected %.7g (scale %.3g)",
                   what, pos, at, got[at], want[at], scale);
 }
 
-/* Logits of n tokens decoded from scratch into a new sequence, copied. */
-static float *scratch_logits(copse_ctx *c, const int32_t *tok, int n, int nv)
+/* Logits of n tokens decoded from scratch into a new sequence of ref, copied. */
+static float *scratch_logits(copse_ctx *ref, const int32_t *tok, int n, int nv)
 {
-    copse_seq *s = copse_seq_new(c);
+    copse_seq *s = copse_seq_new(ref);
     float *out = malloc(sizeof(float) * (size_t)n * nv);
     ck_assert_ptr_nonnull(out);
-    decode_ok(c, s, tok, n);
+    decode_ok(ref, s, tok, n);
     for (int i = 0; i < n; i++)
-        memcpy(out + (size_t)i * nv, copse_get_logits(c, i), sizeof(float) * (size_t)nv);
+        memcpy(out + (size_t)i * nv, copse_get_logits(ref, i), sizeof(float) * (size_t)nv);
     copse_seq_free(s);
     return out;
 }
 
-/* The logits of the last decode (entries 0..n-1) against ref rows from..from+n-1. */
-static void assert_rows(copse_ctx *c, const float *ref, int nv, int from, int n, const char *what)
+/* got (logits of the position n - 1) against the scratch decode of tok[0..n). */
+static void assert_like_scratch(copse_ctx *ref, const float *got, const int32_t *tok, int n, int nv,
+                                double tolerance, const char *what)
 {
-    for (int i = 0; i < n; i++)
-        assert_close(copse_get_logits(c, i), ref + (size_t)(from + i) * nv, nv, what, from + i);
+    float *want = scratch_logits(ref, tok, n, nv);
+    assert_close(got, want + (size_t)(n - 1) * nv, nv, tolerance, what, n - 1);
+    free(want);
 }
 
+static void assert_pool_ok(copse_ctx *c)
+{
+    char why[256];
+    ck_assert_msg(kv_check(ctx_kv_pool(c), why, sizeof why) == COPSE_OK, "%s", why);
+}
+
+/* ---------------------------------------------------- fork and truncate */
+
 /* Fork points at block boundaries and inside blocks. */
-static const int fork_at[] = { 0, 1, 15, 16, 17, 31, 32, 33, 47 };
+static const int fork_at[] = { 0, 1, 15, 16, 17, 33 };
 #define N_FORK_AT (int)(sizeof fork_at / sizeof fork_at[0])
 
 /*
 ** Decode P tokens, fork, then the parent goes on with other tokens while
 ** the child goes on with the reference's: each must match its own
 ** from-scratch decode, so neither wrote into what the other reads.
+** Loop index: fork point, then f32 or f16.
 */
 START_TEST(fork_then_extend_equals_scratch)
 {
-    int P = fork_at[_i];
+    int P = fork_at[_i / 2], f16 = _i % 2;
     copse_model *m = load("tiny-qwen2");
-    copse_ctx *c = new_ctx(m);
+    copse_ctx *c = new_ctx(m, f16, 0), *ref = new_ctx(m, 0, 0);
     int nv = copse_n_vocab(m);
     int32_t tok[N_TOK], alt[N_TOK];
     two_streams(tok, alt, P, nv);
-    float *ref = scratch_logits(c, tok, N_TOK, nv), *ref_alt = scratch_logits(c, alt, N_TOK, nv);
+    float *want = scratch_logits(ref, tok, N_TOK, nv), *want_alt = scratch_logits(ref, alt, N_TOK, nv);
 
     copse_seq *parent = copse_seq_new(c);
     if (P)
@@ -122,39 +148,51 @@ START_TEST(fork_then_extend_equals_scratch)
     /* one token at a time, alternating, so the two grow side by side */
     for (int i = P; i < N_TOK; i++) {
         decode_ok(c, parent, alt + i, 1);
-        assert_rows(c, ref_alt, nv, i, 1, "parent");
+        assert_close(copse_get_logits(c, 0), want_alt + (size_t)i * nv, nv, tol(f16), "parent", i);
         decode_ok(c, child, tok + i, 1);
-        assert_rows(c, ref, nv, i, 1, "child");
+        assert_close(copse_get_logits(c, 0), want + (size_t)i * nv, nv, tol(f16), "child", i);
+        assert_pool_ok(c);
     }
-    free(ref);
-    free(ref_alt);
+    free(want);
+    free(want_alt);
     copse_ctx_free(c);
+    copse_ctx_free(ref);
     copse_model_free(m);
 }
 END_TEST
 
-/* Truncating to P and decoding other tokens equals the other tokens from scratch. */
+/* Truncating to P and decoding other tokens equals the other tokens from
+** scratch, also when a fork still holds what was cut. */
 START_TEST(truncate_then_extend_equals_scratch)
 {
-    int P = fork_at[_i];
+    int P = fork_at[_i / 2], f16 = _i % 2;
     copse_model *m = load("tiny-llama-gqa-untied");
-    copse_ctx *c = new_ctx(m);
+    copse_ctx *c = new_ctx(m, f16, 0), *ref = new_ctx(m, 0, 0);
     int nv = copse_n_vocab(m);
     int32_t tok[N_TOK], alt[N_TOK];
     two_streams(tok, alt, P, nv);
-    float *ref_alt = scratch_logits(c, alt, N_TOK, nv);
+    float *want = scratch_logits(ref, tok, N_TOK, nv), *want_alt = scratch_logits(ref, alt, N_TOK, nv);
 
     copse_seq *s = copse_seq_new(c);
-    decode_ok(c, s, tok, N_TOK);
-    ck_assert_int_eq(copse_seq_truncate(s, N_TOK + 1), COPSE_E_ARG);
+    decode_ok(c, s, tok, N_TOK - 1);
+    copse_seq *keep = copse_seq_fork(s);
+    ck_assert_int_eq(copse_seq_truncate(s, N_TOK), COPSE_E_ARG);
     ck_assert_int_eq(copse_seq_truncate(s, -1), COPSE_E_ARG);
-    ck_assert_int_eq(copse_seq_len(s), N_TOK);
+    ck_assert_int_eq(copse_seq_truncate(NULL, 0), COPSE_E_ARG);
+    ck_assert_int_eq(copse_seq_len(s), N_TOK - 1);
     ck_assert_int_eq(copse_seq_truncate(s, P), COPSE_OK);
     ck_assert_int_eq(copse_seq_len(s), P);
+    assert_pool_ok(c);
     decode_ok(c, s, alt + P, N_TOK - P);
-    assert_rows(c, ref_alt, nv, P, N_TOK - P, "after truncate");
-    free(ref_alt);
+    for (int i = P; i < N_TOK; i++)
+        assert_close(copse_get_logits(c, i - P), want_alt + (size_t)i * nv, nv, tol(f16), "after truncate", i);
+    decode_ok(c, keep, tok + N_TOK - 1, 1);
+    assert_close(copse_get_logits(c, 0), want + (size_t)(N_TOK - 1) * nv, nv, tol(f16), "the fork", N_TOK - 1);
+    assert_pool_ok(c);
+    free(want);
+    free(want_alt);
     copse_ctx_free(c);
+    copse_ctx_free(ref);
     copse_model_free(m);
 }
 END_TEST
@@ -167,7 +205,7 @@ END_TEST
 START_TEST(hidden_state_gives_the_logits)
 {
     copse_model *m = load("tiny-llama");
-    copse_ctx *c = new_ctx(m);
+    copse_ctx *c = new_ctx(m, 1, 0);
     int nv = copse_n_vocab(m), d = m->info.n_embd;
     ck_assert(m->info.tied_output);
     int32_t tok[8];
@@ -192,12 +230,560 @@ START_TEST(hidden_state_gives_the_logits)
                 sum += (double)m->tok_embd[(size_t)j * d + k] * h[k];
             logits[j] = (float)sum;
         }
-        assert_close(logits, copse_get_logits(c, i), nv, "embeddings · hidden", i);
+        assert_close(logits, copse_get_logits(c, i), nv, TOL_F32, "embeddings · hidden", i);
     }
     ck_assert_ptr_null(copse_get_hidden(c, 8));
+    ck_assert_ptr_null(copse_get_hidden(c, -1));
     free(logits);
     copse_ctx_free(c);
     copse_model_free(m);
+}
+END_TEST
+
+/* ------------------------------------------------------------- batches */
+
+#define N_BRANCH 6
+
+/* A live sequence and the tokens it holds. */
+typedef struct shadow {
+    copse_seq *s;
+    int32_t    tok[MAX_TOK];
+    int        len;
+} shadow;
+
+static void fork_shadow(shadow *dst, const shadow *src)
+{
+    *dst = *src;
+    dst->s = copse_seq_fork(src->s);
+    ck_assert_ptr_nonnull(dst->s);
+}
+
+static void truncate_shadow(shadow *sh, int n)
+{
+    ck_assert_int_eq(copse_seq_truncate(sh->s, n), COPSE_OK);
+    sh->len = n;
+}
+
+/*
+** Branches forked from one prompt at different points, and a new
+** sequence's prompt chunk, decoded together in one batch per step (one
+** branch taking several tokens at once now and then): every entry equals
+** its sequence decoded alone. Loop index: f32 or f16.
+*/
+START_TEST(batch_of_branches_equals_alone)
+{
+    int f16 = _i;
+    copse_model *m = load("tiny-qwen2");
+    copse_ctx *c = new_ctx(m, f16, 0), *ref = new_ctx(m, 0, 0);
+    int nv = copse_n_vocab(m);
+    shadow br[N_BRANCH + 1];
+    br[0].s = copse_seq_new(c);
+    br[0].len = 37;
+    tokens(br[0].tok, 37, nv, 0);
+    decode_ok(c, br[0].s, br[0].tok, 37);
+    for (int i = 1; i < N_BRANCH; i++)
+        fork_shadow(&br[i], &br[0]);
+    truncate_shadow(&br[3], 16);
+    truncate_shadow(&br[4], 21);
+    fork_shadow(&br[5], &br[4]);
+    br[N_BRANCH].s = copse_seq_new(c);
+    br[N_BRANCH].len = 0;
+
+    for (int step = 0; step < 12; step++) {
+        copse_seq *seq[32];
+        int32_t tok[32];
+        int who[32], n = 0;
+        for (int i = 0; i <= N_BRANCH; i++) {
+            int k = i == N_BRANCH ? (step == 0 ? 9 : 1) : i == 2 && step % 5 == 1 ? 3 : 1;
+            for (int j = 0; j < k; j++) {
+                shadow *sh = &br[i];
+                sh->tok[sh->len] = (int32_t)((step * 131 + i * 17 + j * 7 + 3) % nv);
+                seq[n] = sh->s, tok[n] = sh->tok[sh->len++], who[n++] = i;
+            }
+        }
+        copse_batch b = { n, seq, tok, NULL };
+        uint8_t want[32];
+        memset(want, COPSE_WANT_LOGITS, sizeof want);
+        b.want = want;
+        copse_error e;
+        ck_assert_msg(copse_decode(c, &b, &e) == COPSE_OK, "%s", e.msg);
+        /* entry k is its sequence's position len - (entries of it after k) - 1 */
+        for (int k = 0; k < n; k++) {
+            int later = 0;
+            for (int j = k + 1; j < n; j++)
+                later += who[j] == who[k];
+            assert_like_scratch(ref, copse_get_logits(c, k), br[who[k]].tok, br[who[k]].len - later, nv,
+                                tol(f16), "batched branch");
+        }
+        assert_pool_ok(c);
+    }
+    for (int i = 0; i <= N_BRANCH; i++)
+        ck_assert_int_eq(copse_seq_len(br[i].s), br[i].len);
+    copse_ctx_free(c);
+    copse_ctx_free(ref);
+    copse_model_free(m);
+}
+END_TEST
+
+/* -------------------------------------------------- the pool's invariants */
+
+#define PROP_SEQS 12
+
+typedef struct prop {
+    copse_ctx *c, *ref;
+    int        nv, n;
+    shadow     sh[PROP_SEQS];
+    uint64_t   rng;
+    int        n_full, n_checked;
+} prop;
+
+static unsigned rnd(prop *p, unsigned n)
+{
+    p->rng = p->rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (unsigned)(p->rng >> 33) % n;
+}
+
+static void remove_seq(prop *p, int i)
+{
+    copse_seq_free(p->sh[i].s);
+    p->sh[i] = p->sh[--p->n];
+}
+
+/* Extend k random sequences by a few tokens each, in one batch; every
+** tenth time compare one entry's logits with the scratch decode. */
+static void extend(prop *p)
+{
+    copse_seq *seq[64];
+    int32_t tok[64];
+    int len0[PROP_SEQS], n = 0, k = 1 + (int)rnd(p, 3);
+    for (int i = 0; i < p->n; i++)
+        len0[i] = p->sh[i].len;
+    for (int j = 0; j < k; j++) {
+        int i = (int)rnd(p, (unsigned)p->n), add = 1 + (int)rnd(p, 20);
+        shadow *sh = &p->sh[i];
+        for (int t = 0; t < add && sh->len < MAX_TOK; t++) {
+            sh->tok[sh->len] = (int32_t)rnd(p, (unsigned)p->nv);
+            seq[n] = sh->s, tok[n++] = sh->tok[sh->len++];
+        }
+    }
+    if (n == 0)
+        return;
+    copse_kv_stats before;
+    copse_kv_stats_get(p->c, &before);
+    copse_batch b = { n, seq, tok, NULL };
+    copse_error e;
+    int rc = copse_decode(p->c, &b, &e);
+    if (rc == COPSE_E_KV_FULL) {
+        /* nothing moved: lengths and blocks as before */
+        copse_kv_stats after;
+        copse_kv_stats_get(p->c, &after);
+        ck_assert_int_eq(after.blocks_used, before.blocks_used);
+        for (int i = 0; i < p->n; i++) {
+            p->sh[i].len = len0[i];
+            ck_assert_int_eq(copse_seq_len(p->sh[i].s), len0[i]);
+        }
+        p->n_full++;
+        return;
+    }
+    ck_assert_msg(rc == COPSE_OK, "%s", e.msg);
+    if (rnd(p, 10) == 0) {
+        const shadow *sh = NULL;
+        for (int i = 0; i < p->n && !sh; i++)
+            if (p->sh[i].s == seq[n - 1])
+                sh = &p->sh[i];
+        assert_like_scratch(p->ref, copse_get_logits(p->c, n - 1), sh->tok, sh->len, p->nv, TOL_F16, "property");
+        p->n_checked++;
+    }
+}
+
+/* The stats agree with the shadows and with the pool. */
+static void check_stats(prop *p)
+{
+    copse_kv_stats st;
+    copse_kv_stats_get(p->c, &st);
+    int64_t logical = 0;
+    for (int i = 0; i < p->n; i++)
+        logical += p->sh[i].len;
+    ck_assert_int_eq(st.tokens_logical, logical);
+    ck_assert_int_le(st.tokens_stored, (int64_t)st.blocks_used * st.block_tokens);
+    ck_assert_int_ge(st.tokens_stored, st.blocks_used);   /* a block holds at least one position */
+    ck_assert_uint_eq(st.bytes_used, st.bytes_total / (uint64_t)st.blocks_total * (uint64_t)st.blocks_used);
+    ck_assert_int_ge(st.peak_blocks_used, st.blocks_used);
+    assert_pool_ok(p->c);
+}
+
+/*
+** Thousands of random operations on a pool of 40 blocks (so it fills up
+** now and then): new, fork, extend (several sequences in one batch),
+** truncate, free. After each the invariants hold (kv_check: counts match
+** the tables, free list exact, nothing written into a shared block) and
+** the stats add up; after freeing everything no block is in use.
+*/
+START_TEST(random_operations_keep_the_invariants)
+{
+    copse_model *m = load("tiny-qwen2");
+    prop p = { .c = new_ctx(m, 1, 40 * KV_BLOCK), .ref = new_ctx(m, 0, 0), .nv = copse_n_vocab(m), .rng = 42 };
+    for (int op = 0; op < 3000; op++) {
+        unsigned what = rnd(&p, 100);
+        if (p.n == 0 || (what < 8 && p.n < PROP_SEQS)) {
+            p.sh[p.n].s = copse_seq_new(p.c);
+            p.sh[p.n++].len = 0;
+        } else if (what < 25 && p.n < PROP_SEQS) {
+            fork_shadow(&p.sh[p.n], &p.sh[rnd(&p, (unsigned)p.n)]);
+            p.n++;
+        } else if (what < 70) {
+            extend(&p);
+        } else if (what < 88) {
+            shadow *sh = &p.sh[rnd(&p, (unsigned)p.n)];
+            truncate_shadow(sh, (int)rnd(&p, (unsigned)sh->len + 1));
+        } else {
+            remove_seq(&p, (int)rnd(&p, (unsigned)p.n));
+        }
+        check_stats(&p);
+    }
+    ck_assert_int_gt(p.n_full, 10);       /* the pool did fill up */
+    ck_assert_int_gt(p.n_checked, 50);
+    while (p.n)
+        remove_seq(&p, 0);
+    copse_kv_stats st;
+    copse_kv_stats_get(p.c, &st);
+    ck_assert_int_eq(st.blocks_used, 0);
+    ck_assert_int_eq(st.tokens_stored, 0);
+    ck_assert_int_le(st.peak_blocks_used, 40);
+    ck_assert_int_ge(st.peak_blocks_used, 36);
+    assert_pool_ok(p.c);
+    copse_ctx_free(p.c);
+    copse_ctx_free(p.ref);
+    copse_model_free(m);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- memory */
+
+#define TREE_B 16
+#define TREE_GEN 64
+
+/* Decode TREE_GEN tokens on each of TREE_B branches, one batch per step. */
+static void grow_branches(copse_ctx *c, copse_seq **br, int nv)
+{
+    for (int t = 0; t < TREE_GEN; t++) {
+        int32_t tok[TREE_B];
+        for (int i = 0; i < TREE_B; i++)
+            tok[i] = (int32_t)((t * 31 + i * 7) % nv);
+        copse_batch b = { TREE_B, br, tok, NULL };
+        copse_error e;
+        ck_assert_msg(copse_decode(c, &b, &e) == COPSE_OK, "%s", e.msg);
+    }
+}
+
+/*
+** 16 branches of a shared prompt with 64 tokens each hold at most the
+** prompt + 16 x 64 positions of KV plus one partly filled block per
+** branch: for a 256-token prompt (block aligned) exactly that, for 250
+** the branches' copies of the prompt's last block on top.
+*/
+START_TEST(branches_store_their_prompt_once)
+{
+    int prompt = _i ? 250 : 256;
+    copse_model *m = load("tiny-llama");
+    copse_ctx *c = new_ctx(m, 1, 0);
+    int nv = copse_n_vocab(m);
+    int32_t tok[256];
+    tokens(tok, prompt, nv, 3);
+    copse_seq *root = copse_seq_new(c), *br[TREE_B];
+    decode_ok(c, root, tok, prompt);
+    for (int i = 0; i < TREE_B; i++)
+        br[i] = copse_seq_fork(root);
+    copse_seq_free(root);
+    grow_branches(c, br, nv);
+
+    copse_kv_stats st;
+    copse_kv_stats_get(c, &st);
+    int64_t bound = prompt + TREE_B * TREE_GEN;
+    if (prompt % KV_BLOCK == 0)
+        ck_assert_int_eq(st.tokens_stored, bound);
+    ck_assert_int_le(st.tokens_stored, bound + TREE_B * (prompt % KV_BLOCK));
+    ck_assert_int_le((int64_t)st.blocks_used * KV_BLOCK, bound + TREE_B * KV_BLOCK);
+    ck_assert_int_eq(st.blocks_used, prompt / KV_BLOCK + TREE_B * ((prompt % KV_BLOCK + TREE_GEN + KV_BLOCK - 1) / KV_BLOCK));
+    ck_assert_int_eq(st.tokens_logical, (int64_t)TREE_B * (prompt + TREE_GEN));
+    ck_assert_uint_eq(st.bytes_used, (uint64_t)st.blocks_used * kv_block_bytes(&m->info, 1));
+    assert_pool_ok(c);
+    copse_ctx_free(c);
+    copse_model_free(m);
+}
+END_TEST
+
+/* ------------------------------------------------------------- pool full */
+
+/*
+** A pool with room for 6 blocks: two branches of a 40-token prompt (3
+** blocks, the last shared) grow until a batch does not fit: the decode
+** fails with COPSE_E_KV_FULL, changes nothing, and every branch still
+** decodes correctly; freeing one lets the other go on.
+*/
+START_TEST(full_pool_fails_cleanly)
+{
+    copse_model *m = load("tiny-qwen2");
+    copse_ctx *c = new_ctx(m, 1, 6 * KV_BLOCK), *ref = new_ctx(m, 0, 0);
+    int nv = copse_n_vocab(m);
+    shadow a, b;
+    a.s = copse_seq_new(c);
+    a.len = 40;
+    tokens(a.tok, 40, nv, 5);
+    decode_ok(c, a.s, a.tok, 40);
+    fork_shadow(&b, &a);
+
+    /* one copy of the shared block (the second writer keeps it): 4 blocks;
+    ** a's 24 more positions take the last 2 */
+    copse_seq *both[2] = { a.s, b.s };
+    int32_t next[2] = { 11, 12 };
+    copse_batch batch = { 2, both, next, NULL };
+    copse_error e;
+    ck_assert_msg(copse_decode(c, &batch, &e) == COPSE_OK, "%s", e.msg);
+    a.tok[a.len++] = 11, b.tok[b.len++] = 12;
+    int32_t more[24];
+    tokens(more, 24, nv, 6);
+    decode_ok(c, a.s, more, 24);
+    memcpy(a.tok + a.len, more, 24 * sizeof *more);
+    a.len += 24;
+
+    copse_kv_stats st;
+    copse_kv_stats_get(c, &st);
+    ck_assert_int_eq(st.blocks_used, 6);
+    /* b needs a fourth block: none left */
+    int rc = copse_decode_tokens(c, b.s, more, 8, 1, &e);
+    ck_assert_int_eq(rc, COPSE_E_KV_FULL);
+    ck_assert_int_eq(e.code, COPSE_E_KV_FULL);
+    ck_assert_msg(strstr(e.msg, "KV pool is full") != NULL, "%s", e.msg);
+    ck_assert_int_eq(copse_seq_len(a.s), a.len);
+    ck_assert_int_eq(copse_seq_len(b.s), b.len);
+    assert_pool_ok(c);
+
+    /* both still decode what fits in their own blocks */
+    for (shadow *sh = &a; sh; sh = sh == &a ? &b : NULL) {
+        sh->tok[sh->len] = 99;
+        decode_ok(c, sh->s, sh->tok + sh->len++, 1);
+        assert_like_scratch(ref, copse_get_logits(c, 0), sh->tok, sh->len, nv, TOL_F16, "after KV full");
+    }
+    copse_seq_free(a.s);
+    decode_ok(c, b.s, more, 8);
+    memcpy(b.tok + b.len, more, 8 * sizeof *more);
+    b.len += 8;
+    assert_like_scratch(ref, copse_get_logits(c, 7), b.tok, b.len, nv, TOL_F16, "after a free");
+    assert_pool_ok(c);
+    copse_ctx_free(c);
+    copse_ctx_free(ref);
+    copse_model_free(m);
+}
+END_TEST
+
+/* Pool sizing: kv_bytes wins over kv_tokens; too small or negative is an error. */
+START_TEST(pool_sizes_and_errors)
+{
+    copse_model *m = load("tiny-llama");
+    size_t block = kv_block_bytes(&m->info, 1);
+    copse_ctx_params p = copse_ctx_default_params();
+    copse_ctx *c;
+    copse_error e;
+    copse_kv_stats st;
+    p.kv_bytes = 10 * block + block / 2;
+    p.kv_tokens = 1000;
+    ck_assert_int_eq(copse_ctx_new(m, &p, &c, &e), COPSE_OK);
+    copse_kv_stats_get(c, &st);
+    ck_assert_int_eq(st.blocks_total, 10);
+    ck_assert_int_eq(st.block_tokens, KV_BLOCK);
+    ck_assert_uint_eq(st.bytes_total, 10 * block);
+    ck_assert_int_eq(st.blocks_used, 0);
+    copse_ctx_free(c);
+
+    p.kv_bytes = 0;
+    p.kv_f32 = 1;
+    ck_assert_int_eq(copse_ctx_new(m, &p, &c, &e), COPSE_OK);
+    copse_kv_stats_get(c, &st);
+    ck_assert_int_eq(st.blocks_total, (1000 + KV_BLOCK - 1) / KV_BLOCK);
+    ck_assert_uint_eq(st.bytes_total, (uint64_t)st.blocks_total * kv_block_bytes(&m->info, 0));
+    copse_ctx_free(c);
+
+    p.kv_bytes = block - 1;
+    ck_assert_int_eq(copse_ctx_new(m, &p, &c, &e), COPSE_E_ARG);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(e.msg, "less than one KV block") != NULL, "%s", e.msg);
+    p.kv_bytes = 0;
+    p.kv_tokens = -1;
+    ck_assert_int_eq(copse_ctx_new(m, &p, &c, &e), COPSE_E_ARG);
+    copse_kv_stats_get(NULL, &st);
+    ck_assert_int_eq(st.blocks_total, 0);
+    ck_assert_ptr_null(copse_seq_fork(NULL));
+    copse_model_free(m);
+}
+END_TEST
+
+/* ------------------------------------------------------------- attention */
+
+/* Random values in [-2, 2). */
+static void fill(float *x, size_t n, uint64_t *rng)
+{
+    for (size_t i = 0; i < n; i++) {
+        *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((*rng >> 40) / (double)(1 << 24) * 4 - 2);
+    }
+}
+
+#if defined(__x86_64__)
+/* The AVX2 kernels against the scalar ones: every limit, head sizes 8..128,
+** queries that continue a running softmax. */
+START_TEST(avx2_kernels_equal_scalar)
+{
+    if (attn_kernels_default() != &attn_avx2) {
+        tu_skip("avx2_kernels_equal_scalar", "no AVX2 here (or COPSE_ISA=scalar)");
+        return;
+    }
+    static const int hds[] = { 8, 16, 64, 72, 128 };
+    uint64_t rng = 7;
+    float q[3 * 128], kt[128 * KV_BLOCK], v[KV_BLOCK * 128];
+    for (size_t h = 0; h < sizeof hds / sizeof hds[0]; h++) {
+        int hd = hds[h];
+        for (int limit = 1; limit <= KV_BLOCK; limit++) {
+            float m[2][3], l[2][3], o[2][3 * 128];
+            fill(q, 3 * (size_t)hd, &rng);
+            fill(kt, (size_t)hd * KV_BLOCK, &rng);
+            fill(v, (size_t)hd * KV_BLOCK, &rng);
+            kt[(hd - 1) * KV_BLOCK + KV_BLOCK - 1] = NAN;   /* unused when limit < 16 */
+            if (limit == KV_BLOCK)
+                kt[(hd - 1) * KV_BLOCK + KV_BLOCK - 1] = 1;
+            for (int k = 0; k < 2; k++) {
+                for (int i = 0; i < 3; i++)
+                    m[k][i] = i == 0 ? -INFINITY : 1.5f, l[k][i] = i == 0 ? 0 : 2.0f;
+                for (int i = 0; i < 3 * hd; i++)
+                    o[k][i] = i < hd ? 0 : 0.25f;
+            }
+            attn_scalar.fold(q, 3, hd, kt, v, limit, 0.125f, m[0], l[0], o[0]);
+            attn_avx2.fold(q, 3, hd, kt, v, limit, 0.125f, m[1], l[1], o[1]);
+            for (int i = 0; i < 3; i++) {
+                ck_assert_msg(fabsf(m[1][i] - m[0][i]) <= 1e-5f * (1 + fabsf(m[0][i])), "hd %d limit %d: m %g vs %g",
+                              hd, limit, m[1][i], m[0][i]);
+                ck_assert_msg(fabsf(l[1][i] - l[0][i]) <= 1e-5f * l[0][i], "hd %d limit %d: l %g vs %g",
+                              hd, limit, l[1][i], l[0][i]);
+            }
+            for (int i = 0; i < 3 * hd; i++)
+                ck_assert_msg(fabsf(o[1][i] - o[0][i]) <= 1e-5f * (1 + fabsf(o[0][i])),
+                              "hd %d limit %d: o[%d] %g vs %g", hd, limit, i, o[1][i], o[0][i]);
+        }
+    }
+    /* widening is exact for every half (NaNs may differ in payload) */
+    static uint16_t all[65536];
+    static float a[65536], b[65536];
+    for (int i = 0; i < 65536; i++)
+        all[i] = (uint16_t)i;
+    attn_scalar.widen(a, all, 65536);
+    attn_avx2.widen(b, all, 65535);   /* odd count: the tail too */
+    b[65535] = a[65535];
+    for (int i = 0; i < 65536; i++)
+        ck_assert_msg(memcmp(&a[i], &b[i], 4) == 0 || (isnan(a[i]) && isnan(b[i])), "half %04x: %g vs %g",
+                      i, a[i], b[i]);
+}
+END_TEST
+#endif
+
+/* Keys and values of random sequences stored through kv_store, and the
+** same values kept in f32 for the naive attention below. */
+typedef struct walk {
+    copse_model_info hp;
+    kv_pool  pool;
+    copse_seq seq[4];
+    float    kv[4][2][64][2 * 16];   /* [seq][layer][pos][k | v], kv_dim 16 */
+} walk;
+
+static void walk_append(walk *w, int i, int n, uint64_t *rng)
+{
+    copse_seq *s = &w->seq[i], *one[1] = { s };
+    int need;
+    s->n_new = n;
+    ck_assert_int_eq(kv_reserve(&w->pool, one, 1, &need), COPSE_OK);
+    ck_assert_int_le(need, w->pool.n_free);
+    kv_prepare(s);
+    for (int pos = s->len; pos < s->len + n; pos++)
+        for (int il = 0; il < 2; il++) {
+            float *kv = w->kv[i][il][pos];
+            fill(kv, 32, rng);
+            kv_store(s, il, pos, kv, kv + 16);
+        }
+    s->len += n;
+    s->n_new = 0;
+}
+
+/*
+** The plan and the threaded walk against a naive softmax in double:
+** branches sharing blocks, rows of one sequence at several positions, 1
+** to 3 threads with no threshold (so the merge of partial softmaxes runs).
+*/
+START_TEST(attention_walk_matches_naive)
+{
+    walk *w = calloc(1, sizeof *w);
+    w->hp = (copse_model_info){ .n_layer = 2, .n_head = 4, .n_head_kv = 2, .head_dim = 8 };
+    ck_assert_int_eq(kv_pool_init(&w->pool, &w->hp, 32, 0), COPSE_OK);
+    uint64_t rng = 99;
+    for (int i = 0; i < 4; i++)
+        kv_seq_link(&w->pool, &w->seq[i]);
+    walk_append(w, 0, 37, &rng);
+    for (int i = 1; i < 4; i++) {
+        ck_assert_int_eq(kv_share(&w->seq[i], &w->seq[0]), COPSE_OK);
+        memcpy(w->kv[i], w->kv[0], sizeof w->kv[0]);
+    }
+    kv_truncate(&w->seq[2], 16);
+    kv_truncate(&w->seq[3], 5);
+    /* the batch: 3 rows of seq 0, one each of 1 and 2, 20 of seq 3 */
+    fwd_row rows[25];
+    int n = 0, add[4] = { 3, 1, 1, 20 };
+    for (int i = 0; i < 4; i++) {
+        int len = w->seq[i].len;
+        walk_append(w, i, add[i], &rng);
+        for (int j = 0; j < add[i]; j++)
+            rows[n++] = (fwd_row){ &w->seq[i], len + j, 0, 0 };
+    }
+    float q[25 * 32], out[25 * 32];
+    fill(q, sizeof q / sizeof *q, &rng);
+    for (int nt = 1; nt <= 3; nt++) {
+        attn_plan a;
+        ck_assert_int_eq(attn_init(&a, &w->hp, &w->pool, nt), COPSE_OK);
+        a.parallel_work = 0;
+        ck_assert_int_eq(attn_reserve(&a, n, attn_items(rows, n)), COPSE_OK);
+        attn_build(&a, rows, n);
+        ck_assert_int_lt(a.n_task, (int)attn_items(rows, n));   /* shared blocks were grouped */
+        attn_run(&a, 1, q, out);
+        for (int r = 0; r < n; r++) {
+            int i = (int)(rows[r].seq - w->seq);
+            for (int h = 0; h < 4; h++) {
+                const float *qh = q + r * 32 + h * 8;
+                double sc[64], mx = -INFINITY, sum = 0;
+                for (int t = 0; t <= rows[r].pos; t++) {
+                    const float *k = w->kv[i][1][t] + (h / 2) * 8;
+                    sc[t] = 0;
+                    for (int d = 0; d < 8; d++)
+                        sc[t] += (double)qh[d] * k[d];
+                    sc[t] /= sqrt(8.0);
+                    mx = fmax(mx, sc[t]);
+                }
+                for (int t = 0; t <= rows[r].pos; t++)
+                    sum += sc[t] = exp(sc[t] - mx);
+                for (int d = 0; d < 8; d++) {
+                    double y = 0;
+                    for (int t = 0; t <= rows[r].pos; t++)
+                        y += sc[t] / sum * w->kv[i][1][t][16 + (h / 2) * 8 + d];
+                    ck_assert_msg(fabs(out[r * 32 + h * 8 + d] - y) < 1e-5, "%d threads, row %d head %d: %g vs %g",
+                                  nt, r, h, out[r * 32 + h * 8 + d], y);
+                }
+            }
+        }
+        attn_free(&a);
+    }
+    char why[256];
+    ck_assert_msg(kv_check(&w->pool, why, sizeof why) == COPSE_OK, "%s", why);
+    for (int i = 0; i < 4; i++)
+        kv_seq_unlink(&w->seq[i]);
+    ck_assert_int_eq(w->pool.n_free, 32);
+    kv_pool_free(&w->pool);
+    free(w);
 }
 END_TEST
 
@@ -205,9 +791,24 @@ Suite *copse_suite_kv(void)
 {
     Suite *s = suite_create("kv");
     TCase *tc = tcase_create("sharing");
-    tcase_add_loop_test(tc, fork_then_extend_equals_scratch, 0, N_FORK_AT);
-    tcase_add_loop_test(tc, truncate_then_extend_equals_scratch, 0, N_FORK_AT);
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, fork_then_extend_equals_scratch, 0, 2 * N_FORK_AT);
+    tcase_add_loop_test(tc, truncate_then_extend_equals_scratch, 0, 2 * N_FORK_AT);
     tcase_add_test(tc, hidden_state_gives_the_logits);
+    tcase_add_loop_test(tc, batch_of_branches_equals_alone, 0, 2);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("pool");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, random_operations_keep_the_invariants);
+    tcase_add_loop_test(tc, branches_store_their_prompt_once, 0, 2);
+    tcase_add_test(tc, full_pool_fails_cleanly);
+    tcase_add_test(tc, pool_sizes_and_errors);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("attention");
+#if defined(__x86_64__)
+    tcase_add_test(tc, avx2_kernels_equal_scalar);
+#endif
+    tcase_add_test(tc, attention_walk_matches_naive);
     suite_add_tcase(s, tc);
     return s;
 }

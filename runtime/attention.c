@@ -1,0 +1,273 @@
+/*
+** Attention over the paged KV cache (design in attention.h): the plan that
+** groups a batch by block, the threaded walk over it, and the scalar
+** kernels that specify what the SIMD ones compute.
+*/
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+#include "attention.h"
+#include "q8.h"
+
+/* Multiply-adds below which attention runs on one thread: waking the
+** others costs more than a short step's attention. */
+#define PARALLEL_WORK (1 << 15)
+
+/* ------------------------------------------------------------ the kernels */
+
+static void fold_scalar(const float *q, int nq, int hd, const float *kt, const float *v,
+                        int limit, float scale, float *m, float *l, float *o)
+{
+    for (int i = 0; i < nq; i++, q += hd, o += hd) {
+        float s[KV_BLOCK], mx = m[i];
+        for (int t = 0; t < limit; t++) {
+            float dot = 0;
+            for (int d = 0; d < hd; d++)
+                dot += q[d] * kt[d * KV_BLOCK + t];
+            s[t] = dot * scale;
+            mx = s[t] > mx ? s[t] : mx;
+        }
+        float c = expf(m[i] - mx);   /* 0 on the first block, where m is -inf */
+        l[i] *= c;
+        for (int d = 0; d < hd; d++)
+            o[d] *= c;
+        for (int t = 0; t < limit; t++) {
+            float p = expf(s[t] - mx);
+            l[i] += p;
+            for (int d = 0; d < hd; d++)
+                o[d] += p * v[t * hd + d];
+        }
+        m[i] = mx;
+    }
+}
+
+static void widen_scalar(float *dst, const uint16_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = copse_f16_to_f32(src[i]);
+}
+
+const attn_kernels attn_scalar = { "scalar", fold_scalar, widen_scalar };
+
+/* The int8 tiers' choice decides: any SIMD tier on x86 implies AVX2. */
+const attn_kernels *attn_kernels_default(void)
+{
+    const q8_kernels *tier;
+    if (q8_tier_default(&tier, NULL) || tier == &q8_tier_scalar)
+        return &attn_scalar;
+#if defined(__x86_64__)
+    if (q8_tier_supported(&q8_tier_avx2))
+        return &attn_avx2;
+#endif
+    return &attn_scalar;
+}
+
+/* --------------------------------------------------------------- the plan */
+
+int attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_threads)
+{
+    memset(a, 0, sizeof *a);
+    a->pool = pool;
+    a->k = attn_kernels_default();
+    if (hp->head_dim % 8)
+        a->k = &attn_scalar;
+    a->n_head = hp->n_head;
+    a->n_head_kv = hp->n_head_kv;
+    a->head_dim = hp->head_dim;
+    a->n_threads = n_threads;
+    a->parallel_work = PARALLEL_WORK;
+    a->widened = malloc((size_t)n_threads * 2 * KV_BLOCK * hp->head_dim * sizeof *a->widened);
+    return a->widened ? COPSE_OK : COPSE_E_NOMEM;
+}
+
+void attn_free(attn_plan *a)
+{
+    free(a->task);
+    free(a->item);
+    free(a->cum);
+    free(a->acc);
+    free(a->widened);
+    memset(a, 0, sizeof *a);
+}
+
+int64_t attn_items(const fwd_row *rows, int n)
+{
+    int64_t k = 0;
+    for (int r = 0; r < n; r++)
+        k += rows[r].pos / KV_BLOCK + 1;
+    return k;
+}
+
+/* Floats of one thread's accumulators for n rows. */
+static size_t acc_floats(const attn_plan *a, int n)
+{
+    return (size_t)n * a->n_head * (a->head_dim + 2);
+}
+
+int attn_reserve(attn_plan *a, int n, int64_t n_item)
+{
+    if (n_item > INT32_MAX / 2)
+        return COPSE_E_NOMEM;
+    if (n_item > a->cap_item) {
+        attn_task *t = malloc((size_t)n_item * sizeof *t);
+        attn_item *it = malloc((size_t)n_item * sizeof *it);
+        int64_t *cum = malloc(((size_t)n_item * a->n_head_kv + 1) * sizeof *cum);
+        if (!t || !it || !cum) {
+            free(t);
+            free(it);
+            free(cum);
+            return COPSE_E_NOMEM;
+        }
+        free(a->task);
+        free(a->item);
+        free(a->cum);
+        a->task = t;
+        a->item = it;
+        a->cum = cum;
+        a->cap_item = (int)n_item;
+    }
+    if (n > a->cap_rows) {
+        float *acc = malloc((size_t)a->n_threads * acc_floats(a, n) * sizeof *acc);
+        if (!acc)
+            return COPSE_E_NOMEM;
+        free(a->acc);
+        a->acc = acc;
+        a->cap_rows = n;
+    }
+    return COPSE_OK;
+}
+
+/* Block j of row r's sequence, and how many of its positions the row reads. */
+static int row_block(const fwd_row *row, int j, int *limit)
+{
+    int last = row->pos / KV_BLOCK;
+    *limit = j < last ? KV_BLOCK : row->pos % KV_BLOCK + 1;
+    return row->seq->block[j];
+}
+
+void attn_build(attn_plan *a, const fwd_row *rows, int n)
+{
+    int *mark = a->pool->mark, limit;
+    a->n_rows = n;
+    a->n_task = 0;
+    for (int r = 0; r < n; r++)
+        for (int j = 0; j <= rows[r].pos / KV_BLOCK; j++) {
+            int b = row_block(&rows[r], j, &limit);
+            if (mark[b] < 0) {
+                mark[b] = a->n_task;
+                a->task[a->n_task++] = (attn_task){ b, 0, 0, 0 };
+            }
+            a->task[mark[b]].count++;
+        }
+    a->n_item = 0;
+    for (int k = 0; k < a->n_task; k++) {
+        a->task[k].first = a->n_item;
+        a->n_item += a->task[k].count;
+        a->task[k].count = 0;
+    }
+    for (int r = 0; r < n; r++)
+        for (int j = 0; j <= rows[r].pos / KV_BLOCK; j++) {
+            attn_task *t = &a->task[mark[row_block(&rows[r], j, &limit)]];
+            a->item[t->first + t->count++] = (attn_item){ r, limit };
+            t->cost += limit;
+        }
+    /* units: (task, KV head) pairs, all heads of a task in a row */
+    a->cum[0] = 0;
+    for (int k = 0; k < a->n_task; k++) {
+        mark[a->task[k].block] = -1;
+        for (int h = 0; h < a->n_head_kv; h++) {
+            int u = k * a->n_head_kv + h;
+            a->cum[u + 1] = a->cum[u] + a->task[k].cost;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- the walk */
+
+/* Thread t of nt starts at the first unit with at least t/nt of the work before it. */
+static int first_unit(const attn_plan *a, int t, int nt)
+{
+    int n_units = a->n_task * a->n_head_kv, lo = 0, hi = n_units;
+    int64_t target = a->cum[n_units] * t;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (a->cum[mid] * nt < target)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return t == nt ? n_units : lo;
+}
+
+static void clear(float *acc, size_t n_states, int hd)
+{
+    float *m = acc + n_states * hd, *l = m + n_states;
+    memset(acc, 0, n_states * hd * sizeof *acc);
+    for (size_t i = 0; i < n_states; i++) {
+        m[i] = -INFINITY;
+        l[i] = 0;
+    }
+}
+
+/* Fold one block's K/V head h into the states of every row that reads it. */
+static void fold_unit(const attn_plan *a, int il, int u, const float *q, float *acc, float *widened)
+{
+    const attn_task *t = &a->task[u / a->n_head_kv];
+    int h = u % a->n_head_kv, hd = a->head_dim, group = a->n_head / a->n_head_kv;
+    size_t n_states = (size_t)a->n_rows * a->n_head, n = (size_t)hd * KV_BLOCK;
+    const void *kt = kv_key_block(a->pool, t->block, il, h), *v = kv_value_block(a->pool, t->block, il, h);
+    if (a->pool->f16) {
+        a->k->widen(widened, kt, n);
+        a->k->widen(widened + n, v, n);
+        kt = widened;
+        v = widened + n;
+    }
+    float scale = 1.0f / sqrtf((float)hd);
+    float *m = acc + n_states * hd, *l = m + n_states;
+    for (int i = t->first; i < t->first + t->count; i++) {
+        size_t s = (size_t)a->item[i].row * a->n_head + (size_t)h * group;
+        a->k->fold(q + s * hd, group, hd, kt, v, a->item[i].limit, scale, m + s, l + s, acc + s * hd);
+    }
+}
+
+/* out = the merge of the nt threads' states, by log-sum-exp. */
+static void merge(const attn_plan *a, int nt, int r, float *out)
+{
+    int hd = a->head_dim;
+    size_t n_states = (size_t)a->n_rows * a->n_head, per_thread = acc_floats(a, a->cap_rows);
+    for (size_t s = (size_t)r * a->n_head; s < (size_t)(r + 1) * a->n_head; s++) {
+        float mx = -INFINITY, sum = 0, *y = out + s * hd;
+        for (int t = 0; t < nt; t++)
+            mx = fmaxf(mx, a->acc[t * per_thread + n_states * hd + s]);
+        memset(y, 0, (size_t)hd * sizeof *y);
+        for (int t = 0; t < nt; t++) {
+            const float *acc = a->acc + t * per_thread, *o = acc + s * hd;
+            float w = expf(acc[n_states * hd + s] - mx);
+            sum += w * acc[n_states * (hd + 1) + s];
+            for (int d = 0; d < hd; d++)
+                y[d] += w * o[d];
+        }
+        for (int d = 0; d < hd; d++)
+            y[d] /= sum;
+    }
+}
+
+void attn_run(const attn_plan *a, int il, const float *q, float *out)
+{
+    int64_t work = a->cum[a->n_task * a->n_head_kv] * (a->n_head / a->n_head_kv) * a->head_dim;
+    size_t n_states = (size_t)a->n_rows * a->n_head, per_thread = acc_floats(a, a->cap_rows);
+    #pragma omp parallel num_threads(a->n_threads) if (work >= a->parallel_work && a->n_threads > 1)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        float *acc = a->acc + t * per_thread;
+        float *widened = a->widened + (size_t)t * 2 * KV_BLOCK * a->head_dim;
+        clear(acc, n_states, a->head_dim);
+        for (int u = first_unit(a, t, nt); u < first_unit(a, t + 1, nt); u++)
+            fold_unit(a, il, u, q, acc, widened);
+        #pragma omp barrier
+        #pragma omp for schedule(static)
+        for (int r = 0; r < a->n_rows; r++)
+            merge(a, nt, r, out);
+    }
+}

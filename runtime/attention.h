@@ -1,0 +1,81 @@
+/*
+** Attention over the paged KV cache, for a whole batch at once. Internal
+** to copse.
+**
+** Each row attends to positions 0..pos of its sequence, that is to the
+** first pos / KV_BLOCK + 1 blocks of its table (the last one up to pos).
+** Rows of branches that share prefix blocks name the same block numbers,
+** so the plan groups the batch by physical block: a task is one block and
+** every row that reads it, with how many of its positions each reads.
+** A task's keys and values are read (and widened from f16) once for all
+** its rows; each query keeps a running softmax (max m, sum l, weighted
+** values o), and the partial results of the blocks merge by log-sum-exp:
+**     m' = max(m, m_b), o' = o e^(m - m') + o_b e^(m_b - m'), same for l,
+** out = o / l at the end. So a step of B branches over a shared prompt
+** reads the prompt's K/V once, not B times.
+**
+** Threads take contiguous runs of (task, KV head) units of about equal
+** work, each into its own accumulators, merged in thread order: results
+** depend on the thread count only, never on timing.
+*/
+#ifndef COPSE_ATTENTION_H
+#define COPSE_ATTENTION_H
+
+#include "forward.h"
+#include "kv.h"
+
+/* Per-ISA kernels (attention.c is the scalar specification). */
+typedef struct attn_kernels {
+    const char *name;
+    /*
+    ** Fold positions [0, limit) of one block into the running softmax of
+    ** nq queries (q: nq x hd; m, l: nq; o: nq x hd). kt is the block's K
+    ** (hd x KV_BLOCK, transposed), v its V (KV_BLOCK x hd), both f32.
+    ** Positions at or past limit are never used, whatever they hold.
+    */
+    void (*fold)(const float *q, int nq, int hd, const float *kt, const float *v,
+                 int limit, float scale, float *m, float *l, float *o);
+    /* dst[i] = half src[i] as f32, for n values */
+    void (*widen)(float *dst, const uint16_t *src, size_t n);
+} attn_kernels;
+
+extern const attn_kernels attn_scalar;
+#if defined(__x86_64__)
+extern const attn_kernels attn_avx2;   /* needs AVX2, FMA, F16C and hd % 8 == 0 */
+#endif
+
+/* The kernels for this CPU, or the scalar ones when COPSE_ISA=scalar. */
+const attn_kernels *attn_kernels_default(void);
+
+typedef struct attn_item { int row, limit; } attn_item;
+typedef struct attn_task { int block, first, count, cost; } attn_task;
+
+struct attn_plan {
+    kv_pool   *pool;
+    const attn_kernels *k;
+    int        n_head, n_head_kv, head_dim, n_threads;
+    int64_t    parallel_work;   /* multiply-adds per layer from which threads join */
+    int        n_rows, cap_rows;
+    attn_task *task;        /* [n_task] distinct blocks read */
+    attn_item *item;        /* [n_item] rows of each task, task by task */
+    int64_t   *cum;         /* [n_task * n_head_kv + 1] work before each unit */
+    int        n_task, n_item, cap_item;
+    float     *acc;         /* per thread: o [rows][n_head][hd], m, l [rows][n_head] */
+    float     *widened;     /* per thread: one block's K and V of one head in f32 */
+};
+
+int  attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_threads);
+void attn_free(attn_plan *a);
+
+/* Items a plan of these rows needs: one per row and block it reads. */
+int64_t attn_items(const fwd_row *rows, int n);
+
+/* Room for plans of n rows and n_item items; COPSE_E_NOMEM leaves the
+** plan as it was. */
+int  attn_reserve(attn_plan *a, int n, int64_t n_item);
+
+/* Group reserved rows by block. Their sequences must hold every block
+** up to each row's position. */
+void attn_build(attn_plan *a, const fwd_row *rows, int n);
+
+#endif

@@ -1,0 +1,313 @@
+/*
+** The paged KV cache (layout and rules in kv.h): a pool of blocks with
+** reference counts and a free list, and the block tables of sequences.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include "kv.h"
+#include "f16.h"
+
+size_t kv_block_bytes(const copse_model_info *hp, int f16)
+{
+    return 2 * (size_t)hp->n_layer * hp->n_head_kv * hp->head_dim * KV_BLOCK * (f16 ? 2 : 4);
+}
+
+int kv_pool_init(kv_pool *p, const copse_model_info *hp, int n_blocks, int f16)
+{
+    memset(p, 0, sizeof *p);
+    p->n_layer = hp->n_layer;
+    p->n_head_kv = hp->n_head_kv;
+    p->head_dim = hp->head_dim;
+    p->f16 = f16;
+    p->elt = f16 ? 2 : 4;
+    p->head_bytes = (size_t)hp->head_dim * KV_BLOCK * p->elt;
+    p->block_bytes = kv_block_bytes(hp, f16);
+    p->n_blocks = n_blocks;
+    /* an anonymous mapping: pages are zero and cost nothing until touched */
+    void *data = mmap(NULL, (size_t)n_blocks * p->block_bytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    p->data = data == MAP_FAILED ? NULL : data;
+    p->ref = calloc((size_t)n_blocks, sizeof *p->ref);
+    p->free_list = malloc((size_t)n_blocks * sizeof *p->free_list);
+    p->mark = malloc((size_t)n_blocks * sizeof *p->mark);
+    if (!p->data || !p->ref || !p->free_list || !p->mark) {
+        kv_pool_free(p);
+        return COPSE_E_NOMEM;
+    }
+    /* block 0 on top: the lowest blocks are used first and reused while warm */
+    for (int i = 0; i < n_blocks; i++) {
+        p->free_list[i] = n_blocks - 1 - i;
+        p->mark[i] = -1;
+    }
+    p->n_free = n_blocks;
+    return COPSE_OK;
+}
+
+void kv_pool_free(kv_pool *p)
+{
+    if (p->data)
+        munmap(p->data, (size_t)p->n_blocks * p->block_bytes);
+    free(p->ref);
+    free(p->free_list);
+    free(p->mark);
+    memset(p, 0, sizeof *p);
+}
+
+/* ------------------------------------------------------------------ blocks */
+
+static uint8_t *block_data(const kv_pool *p, int b)
+{
+    return p->data + (size_t)b * p->block_bytes;
+}
+
+void *kv_key_block(const kv_pool *p, int b, int il, int h)
+{
+    return block_data(p, b) + ((size_t)2 * il * p->n_head_kv + h) * p->head_bytes;
+}
+
+void *kv_value_block(const kv_pool *p, int b, int il, int h)
+{
+    return block_data(p, b) + ((size_t)(2 * il + 1) * p->n_head_kv + h) * p->head_bytes;
+}
+
+/* A free block with count 1; the caller has made sure one is free. */
+static int take(kv_pool *p)
+{
+    int b = p->free_list[--p->n_free];
+    p->ref[b] = 1;
+    if (p->n_blocks - p->n_free > p->peak_used)
+        p->peak_used = p->n_blocks - p->n_free;
+    return b;
+}
+
+static void release(kv_pool *p, int b)
+{
+    if (--p->ref[b] == 0)
+        p->free_list[p->n_free++] = b;
+}
+
+/* --------------------------------------------------------------- sequences */
+
+static int blocks_for(int len)
+{
+    return (len + KV_BLOCK - 1) / KV_BLOCK;
+}
+
+static int reserve_table(copse_seq *s, int n)
+{
+    if (n <= s->cap_blocks)
+        return COPSE_OK;
+    int cap = s->cap_blocks ? 2 * s->cap_blocks : 4;
+    if (cap < n)
+        cap = n;
+    int *t = realloc(s->block, (size_t)cap * sizeof *t);
+    if (!t)
+        return COPSE_E_NOMEM;
+    s->block = t;
+    s->cap_blocks = cap;
+    return COPSE_OK;
+}
+
+void kv_seq_link(kv_pool *p, copse_seq *s)
+{
+    s->pool = p;
+    s->prev = NULL;
+    s->next = p->seqs;
+    if (p->seqs)
+        p->seqs->prev = s;
+    p->seqs = s;
+}
+
+void kv_seq_unlink(copse_seq *s)
+{
+    kv_truncate(s, 0);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        s->pool->seqs = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    free(s->block);
+    s->block = NULL;
+    s->cap_blocks = 0;
+}
+
+int kv_share(copse_seq *dst, const copse_seq *src)
+{
+    if (reserve_table(dst, src->n_blocks))
+        return COPSE_E_NOMEM;
+    for (int j = 0; j < src->n_blocks; j++)
+        src->pool->ref[src->block[j]]++;
+    if (src->n_blocks)
+        memcpy(dst->block, src->block, (size_t)src->n_blocks * sizeof *dst->block);
+    dst->n_blocks = src->n_blocks;
+    dst->len = src->len;
+    return COPSE_OK;
+}
+
+void kv_truncate(copse_seq *s, int n)
+{
+    int keep = blocks_for(n);
+    while (s->n_blocks > keep)
+        release(s->pool, s->block[--s->n_blocks]);
+    s->len = n;
+}
+
+/* The shared block s would write its next position into, or -1. */
+static int shared_tail(const copse_seq *s)
+{
+    if (s->len % KV_BLOCK == 0)
+        return -1;
+    int b = s->block[s->n_blocks - 1];
+    return s->pool->ref[b] > 1 ? b : -1;
+}
+
+int kv_reserve(kv_pool *p, copse_seq *const *seqs, int n, int *need)
+{
+    int total = 0;
+    for (int i = 0; i < n; i++) {
+        const copse_seq *s = seqs[i];
+        int grow = blocks_for(s->len + s->n_new) - s->n_blocks;
+        if (reserve_table(seqs[i], s->n_blocks + grow))
+            return COPSE_E_NOMEM;
+        total += grow;
+    }
+    for (int i = 0; i < n; i++) {
+        int b = seqs[i]->n_new ? shared_tail(seqs[i]) : -1;
+        if (b >= 0)
+            p->mark[b] = p->mark[b] < 0 ? 1 : p->mark[b] + 1;
+    }
+    /* w writers of a block held by r: each copies, except the last when w == r */
+    for (int i = 0; i < n; i++) {
+        int b = seqs[i]->n_new ? shared_tail(seqs[i]) : -1;
+        if (b >= 0 && p->mark[b] >= 0) {
+            total += p->mark[b] - (p->mark[b] == p->ref[b]);
+            p->mark[b] = -1;
+        }
+    }
+    *need = total;
+    return COPSE_OK;
+}
+
+void kv_prepare(copse_seq *s)
+{
+    kv_pool *p = s->pool;
+    int b = s->n_new ? shared_tail(s) : -1;
+    if (b >= 0) {
+        int copy = take(p);
+        memcpy(block_data(p, copy), block_data(p, b), p->block_bytes);
+        release(p, b);
+        s->block[s->n_blocks - 1] = copy;
+    }
+    while (s->n_blocks < blocks_for(s->len + s->n_new))
+        s->block[s->n_blocks++] = take(p);
+}
+
+/* K goes in transposed (see kv.h), so its dimensions are KV_BLOCK apart. */
+static void put(const kv_pool *p, void *dst, size_t stride, const float *x)
+{
+    if (p->f16) {
+        uint16_t *h = dst;
+        for (int d = 0; d < p->head_dim; d++)
+            h[d * stride] = copse_f32_to_f16(x[d]);
+    } else {
+        float *f = dst;
+        for (int d = 0; d < p->head_dim; d++)
+            f[d * stride] = x[d];
+    }
+}
+
+void kv_store(copse_seq *s, int il, int pos, const float *k, const float *v)
+{
+    kv_pool *p = s->pool;
+    int b = s->block[pos / KV_BLOCK], t = pos % KV_BLOCK, hd = p->head_dim;
+    if (p->ref[b] != 1)
+        p->shared_writes++;
+    for (int h = 0; h < p->n_head_kv; h++) {
+        put(p, (uint8_t *)kv_key_block(p, b, il, h) + t * p->elt, KV_BLOCK, k + h * hd);
+        put(p, (uint8_t *)kv_value_block(p, b, il, h) + (size_t)t * hd * p->elt, 1, v + h * hd);
+    }
+}
+
+/* ------------------------------------------------------------------- stats */
+
+void kv_stats(const kv_pool *p, copse_kv_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->block_tokens = KV_BLOCK;
+    st->blocks_total = p->n_blocks;
+    st->blocks_used = p->n_blocks - p->n_free;
+    st->bytes_total = (uint64_t)p->n_blocks * p->block_bytes;
+    st->bytes_used = (uint64_t)st->blocks_used * p->block_bytes;
+    st->peak_blocks_used = p->peak_used;
+    /* a block stores as many positions as its fullest holder has in it */
+    for (const copse_seq *s = p->seqs; s; s = s->next) {
+        st->tokens_logical += s->len;
+        for (int j = 0; j < s->n_blocks; j++) {
+            int fill = s->len - j * KV_BLOCK < KV_BLOCK ? s->len - j * KV_BLOCK : KV_BLOCK;
+            if (fill > p->mark[s->block[j]])
+                p->mark[s->block[j]] = fill;
+        }
+    }
+    for (const copse_seq *s = p->seqs; s; s = s->next)
+        for (int j = 0; j < s->n_blocks; j++)
+            if (p->mark[s->block[j]] >= 0) {
+                st->tokens_stored += p->mark[s->block[j]];
+                p->mark[s->block[j]] = -1;
+            }
+}
+
+int kv_check(const kv_pool *p, char *why, size_t cap)
+{
+    int n = p->n_blocks, rc = COPSE_E_FORMAT;
+    int *count = calloc((size_t)n + 1, sizeof *count);
+    if (!count) {
+        snprintf(why, cap, "no memory to check");
+        return COPSE_E_NOMEM;
+    }
+    for (const copse_seq *s = p->seqs; s; s = s->next) {
+        if (s->n_blocks != blocks_for(s->len)) {
+            snprintf(why, cap, "a sequence of length %d has %d blocks", s->len, s->n_blocks);
+            goto out;
+        }
+        for (int j = 0; j < s->n_blocks; j++) {
+            if (s->block[j] < 0 || s->block[j] >= n) {
+                snprintf(why, cap, "block number %d out of range", s->block[j]);
+                goto out;
+            }
+            count[s->block[j]]++;
+        }
+    }
+    for (int i = 0; i < p->n_free; i++) {
+        int b = p->free_list[i];
+        if (b < 0 || b >= n || count[b] || p->ref[b]) {
+            snprintf(why, cap, "free block %d is held (count %d) or listed twice", b, b >= 0 && b < n ? p->ref[b] : -1);
+            goto out;
+        }
+        count[b] = -1;
+    }
+    for (int b = 0; b < n; b++) {
+        if (count[b] != p->ref[b] && !(count[b] == -1 && p->ref[b] == 0)) {
+            snprintf(why, cap, "block %d has count %d but %d table entries", b, p->ref[b], count[b]);
+            goto out;
+        }
+        if (count[b] == 0) {
+            snprintf(why, cap, "block %d is neither held nor free (leaked)", b);
+            goto out;
+        }
+        if (p->mark[b] != -1) {
+            snprintf(why, cap, "scratch mark of block %d left at %d", b, p->mark[b]);
+            goto out;
+        }
+    }
+    if (p->shared_writes) {
+        snprintf(why, cap, "%lld positions were written into shared blocks", (long long)p->shared_writes);
+        goto out;
+    }
+    rc = COPSE_OK;
+out:
+    free(count);
+    return rc;
+}
