@@ -148,9 +148,11 @@ typedef struct copse_ctx_params {
     int n_ctx;           /* positions one sequence may hold; 0 = the model's
                          ** trained length (a larger value is allowed) */
     int n_threads;       /* 0 = all cores */
-    /* KV memory, one pool shared by every sequence of the context:
-    ** kv_bytes if nonzero, else room for kv_tokens positions, else for
-    ** n_ctx positions. */
+    /* KV memory, one pool of blocks of 16 positions shared by every
+    ** sequence of the context: kv_bytes if nonzero, else room for
+    ** kv_tokens positions, else for n_ctx positions (at least 4096).
+    ** Blocks never used cost address space only. A sequence of n tokens
+    ** holds ceil(n / 16) blocks, shared with its forks. */
     uint64_t kv_bytes;
     int      kv_tokens;
     int      kv_f32;     /* store K and V as f32 (default f16) */
@@ -175,18 +177,21 @@ int  copse_seq_len(const copse_seq *seq);
 
 /*
 ** A new sequence that shares everything seq holds: its KV blocks are
-** reference-counted, not copied. Either may then grow on its own; a block
-** both hold is copied only when one of them writes into it. NULL when out
-** of memory.
+** reference-counted, not copied, so forking takes no KV memory. Either
+** may then grow on its own; a block both hold is copied only when one of
+** them writes into it (the partly filled last block, at most once per
+** branch). NULL when seq is NULL or out of memory.
 */
 copse_seq *copse_seq_fork(copse_seq *seq);
 
 /* Roll a sequence back to its first n tokens (0 <= n <= length), releasing
-** the blocks it no longer needs. */
+** the blocks it no longer needs; COPSE_E_ARG for n out of range. */
 int copse_seq_truncate(copse_seq *seq, int n);
 
 /* Memory of the KV pool. Tokens are positions of one sequence in one layer
-** stack; "logical" counts them as if no block were shared. */
+** stack; "logical" counts them as if no block were shared, "stored" counts
+** each used block once, with as many positions as its fullest holder has
+** in it. */
 typedef struct copse_kv_stats {
     int      block_tokens;      /* positions per block */
     int      blocks_total;
