@@ -267,6 +267,247 @@ void           copse_sampler_free(copse_sampler *s);
 ** sequence of choices. */
 int32_t copse_sample(copse_sampler *s, const float *logits, int n);
 
+/* ------------------------------------------------------------------ search */
+/*
+** Test-time compute: answer a question by sampling many solutions and
+** searching among them, with a process reward model (PRM, "verifier")
+** scoring every reasoning step. A solution is a list of steps, each ending
+** with the step separator (the policy's copse.step_separator, else "\n\n").
+** All branches of one question grow as one tree: they share their past in
+** the KV cache (copse_seq_fork), and every decoding step is one batch over
+** all live branches. The verifier keeps a tree of its own, forked in step
+** with the policy's, so it encodes each step once, never a prefix again.
+**
+** Strategies (after Snell et al. 2024 and huggingface/search-and-learn):
+**   best-of-n   n full solutions; the one the verifier scores highest
+**   majority    n full solutions; the most frequent final answer (no
+**               verifier needed)
+**   weighted    n full solutions; the answer whose solutions' scores sum
+**               highest
+**   beam        n beams of width m: sample n first steps, keep the n/m best,
+**               give each m continuations of one step, repeat until the
+**               solutions end or max_steps; pick among them as pick says
+**   lookahead   beam search whose candidates are scored after a greedy
+**               rollout of k more steps (then rolled back)
+**   dvts        n/m independent subtrees; each samples m next steps and goes
+**               on with its best one; one solution per subtree
+**   revise      n/m chains of m attempts, each attempt written after the
+**               previous ones in its context; pick over all attempts
+**   auto        estimate the question's difficulty from a few samples, then
+**               run what the tuning table says is best for that difficulty
+**               and budget (copse_tune writes tables)
+*/
+
+typedef struct copse_verifier copse_verifier;
+
+/* How a verifier reads a step's score, in [0, 1]. */
+typedef enum copse_prm_kind {
+    COPSE_PRM_AUTO = 0,   /* two-class when cls.output.weight exists, else
+                             value when cls.weight does, else an error */
+    COPSE_PRM_VALUE,      /* value head: sigmoid(cls.weight . h + cls.bias) of
+                             the final hidden state h at the step's last token
+                             (or at the tag's last token when a tag is set) */
+    COPSE_PRM_TWO_CLASS,  /* softmax(cls.output.weight relu(cls.weight h +
+                             cls.bias) + cls.output.bias)[1] at the step tag */
+    COPSE_PRM_LABELS      /* a causal LM's p(good) / (p(good) + p(bad)) as the
+                             next token after the step tag */
+} copse_prm_kind;
+
+/*
+** What the verifier is shown: the question in its chat format, then for
+** each step either (no tag) the policy's text exactly, separator included,
+** or (a tag) the step's text without its separator followed by the tag,
+** with join in front of every step but the first. Strings are copied.
+*/
+typedef struct copse_verifier_params {
+    int         kind;          /* a copse_prm_kind */
+    const char *step_tag;      /* NULL: "" (value), "<extra_0>" (two-class), " ки" (labels) */
+    const char *step_join;     /* NULL: "" (two-class), "\n" (labels), the separator (value) */
+    const char *good, *bad;    /* label tokens, one token each; NULL: "+" and "-" */
+    const char *template_name; /* chat format (see copse solve --help); NULL: from the file */
+} copse_verifier_params;
+
+copse_verifier_params copse_verifier_default_params(void);
+
+/*
+** A verifier over a loaded model, which it borrows (the model must outlive
+** it; it may be the policy itself). Fails with COPSE_E_FORMAT naming the
+** file when the head the kind needs is missing or misshapen, COPSE_E_ARG
+** for a label that is not exactly one token.
+*/
+int copse_verifier_new(copse_model *model, const copse_verifier_params *params,
+                       copse_verifier **out, copse_error *err);
+
+/* Load a PRM file and make a verifier that owns the model. */
+int copse_verifier_load(const char *path, const copse_verifier_params *params,
+                        copse_verifier **out, copse_error *err);
+
+/* The kind in force (never COPSE_PRM_AUTO). */
+int  copse_verifier_kind(const copse_verifier *v);
+void copse_verifier_free(copse_verifier *v);
+
+typedef enum copse_strategy {
+    COPSE_BEST_OF_N = 0, COPSE_MAJORITY, COPSE_WEIGHTED, COPSE_BEAM,
+    COPSE_LOOKAHEAD, COPSE_DVTS, COPSE_REVISE, COPSE_AUTO,
+    COPSE_N_STRATEGIES
+} copse_strategy;
+
+/* How a path's step scores become its score. */
+typedef enum copse_agg { COPSE_AGG_LAST = 0, COPSE_AGG_MIN, COPSE_AGG_PROD, COPSE_AGG_MEAN } copse_agg;
+
+/* How the final answer is picked among candidate solutions: the best
+** scored, the most frequent answer, or the answer with the highest sum of
+** scores. Solutions without an answer never win a vote. */
+typedef enum copse_pick { COPSE_PICK_BEST = 0, COPSE_PICK_MAJORITY, COPSE_PICK_WEIGHTED } copse_pick;
+
+/* Names as the command line spells them ("best-of-n", "majority",
+** "weighted", "beam", "lookahead", "dvts", "revise", "auto"; "last", "min",
+** "prod", "mean"; "best", "majority", "weighted"), and back (-1 if
+** unknown). */
+const char *copse_strategy_name(int strategy);
+int         copse_strategy_by_name(const char *name);
+const char *copse_agg_name(int agg);
+int         copse_agg_by_name(const char *name);
+const char *copse_pick_name(int pick);
+int         copse_pick_by_name(const char *name);
+
+typedef struct copse_solve_params {
+    int   strategy;        /* a copse_strategy */
+    int   n;               /* solutions, beams or attempts in all (budget in generations) */
+    int   m;               /* beam width, DVTS candidates per step, revisions per chain */
+    int   k;               /* lookahead: greedy steps rolled out */
+    int   agg;             /* a copse_agg: path score from step scores */
+    int   pick;            /* a copse_pick: final choice of beam, lookahead, dvts, revise */
+    int   max_steps;       /* steps per solution (and rounds of beam search) */
+    int   max_step_tokens; /* tokens per step */
+    int   max_tokens;      /* tokens per solution */
+    copse_sampler_params sampler;
+    const char *step_sep;  /* NULL: the policy's copse.step_separator, else "\n\n" */
+    const char *template_name; /* policy's chat format; NULL: from the file */
+    const char *system;    /* system message, NULL for none */
+    const char *prefix;    /* text every solution starts with, NULL for none */
+    const char *revise_prompt; /* written between attempts; NULL: "\n\n" and the prompt again */
+    int64_t budget_tokens; /* stop growing once the policy sampled this many; 0 = no limit */
+    double  deadline;      /* seconds of wall time; 0 = none */
+    const char *table;     /* auto: tuning table file; NULL: the built-in one */
+    int   n_threads;       /* 0 = all cores */
+    int   n_ctx;           /* positions per sequence; 0 = the policy's context length */
+    uint64_t kv_bytes;     /* KV pool of each context; 0 = room for n full-length solutions */
+} copse_solve_params;
+
+/* Defaults: majority, n = 4, m = 4, k = 1, agg last, pick weighted,
+** max_steps 32, max_step_tokens 256, max_tokens 1024, the sampler's
+** defaults, no budget limits. */
+copse_solve_params copse_solve_default_params(void);
+
+/* What a run spent. */
+typedef struct copse_budget {
+    int64_t generations;      /* candidate solutions produced */
+    int64_t policy_tokens;    /* tokens the policy sampled (EOG included) */
+    int64_t prompt_tokens;    /* prompt tokens the policy encoded (re-encodings counted) */
+    int64_t policy_rows;      /* positions the policy decoded, prompts included */
+    int64_t verifier_tokens;  /* tokens the verifier encoded, prompt included */
+    int64_t verifier_prompt_tokens;
+    int64_t lookahead_tokens; /* of policy_tokens, those of discarded rollouts */
+    int64_t lookahead_verifier_tokens;
+    int64_t probe_tokens;     /* of policy_tokens, auto's difficulty probes */
+    double  flops;            /* estimate: 2 x params per decoded position + attention */
+    uint64_t kv_peak_bytes;   /* peak KV memory, policy and verifier together */
+    double  wall_s;
+    int     stopped;          /* 1 when budget_tokens or the deadline cut the search */
+} copse_budget;
+
+/* One step of the search tree. Steps are numbered in the order they were
+** begun; a step's parent comes before it. */
+typedef struct copse_step {
+    int   parent;          /* previous step of its path, -1 for a first step */
+    int   round;           /* search round (depth of beam search) */
+    int   group;           /* DVTS subtree or revision chain, else 0 */
+    int   attempt;         /* revision attempt, else 0 */
+    const char *text;      /* what the policy wrote (EOG not included) */
+    const int32_t *tokens; /* the policy's tokens, EOG included */
+    int   n_tokens;        /* tokens sampled for it */
+    int   n_verifier_tokens; /* tokens the verifier encoded for it */
+    float score;           /* the verifier's score; NaN when not scored */
+    float path_score;      /* agg of the attempt's scores up to here */
+    float select_score;    /* what selection compared (lookahead: after rollout) */
+    int   kept;            /* selection let it go on (beam, lookahead, dvts) */
+    int   end;             /* 0: its path goes on; 1: ended by EOG; 2: cut by a cap or budget */
+    int   rollout;         /* a discarded lookahead step */
+    int   probe;           /* one of auto's difficulty probes */
+} copse_step;
+
+/* A finished (or cut) solution the final pick chose among. */
+typedef struct copse_candidate {
+    int   last_step;       /* its last step; follow parents for its path */
+    int   n_steps;         /* steps of its attempt */
+    const char *text;      /* prefix and the attempt's steps */
+    const char *answer;    /* final answer as written, "" when none */
+    float score;           /* path score (NaN without a verifier) */
+    double vote;           /* what the pick compared: score, count of its
+                              answer, or sum of its answer's scores */
+    int   finished;        /* ended with EOG (else cut) */
+} copse_candidate;
+
+typedef struct copse_result copse_result;
+
+typedef struct copse_result_info {
+    int   strategy, n, m, k, pick; /* what ran (auto: what the table chose) */
+    double difficulty;     /* auto: estimated difficulty in [0, 1]; else -1 */
+    int   bin;             /* auto: its difficulty bin; else -1 */
+    const char *answer;    /* the chosen answer, "" when no candidate has one */
+    int   chosen;          /* index of the chosen candidate, -1 when none */
+    int   n_candidates, n_steps;
+    copse_budget budget;
+} copse_result_info;
+
+/*
+** Solve a question. verifier may be NULL for majority and revise (which
+** then picks by majority); the other strategies need one. Errors:
+** COPSE_E_ARG naming the parameter (n < m, n not a multiple of m, an
+** unknown strategy, a strategy that needs a verifier without one, ...),
+** COPSE_E_KV_FULL when kv_bytes is too small for the search, and those of
+** loading a table or decoding. On success *out holds the result, which the
+** caller frees with copse_result_free.
+*/
+int copse_solve(copse_model *policy, copse_verifier *verifier, const char *question,
+                const copse_solve_params *params, copse_result **out, copse_error *err);
+
+void copse_result_get_info(const copse_result *r, copse_result_info *info);
+/* Step or candidate i; COPSE_E_ARG when out of range. Strings live as long
+** as the result. */
+int  copse_result_step(const copse_result *r, int i, copse_step *out);
+int  copse_result_candidate(const copse_result *r, int i, copse_candidate *out);
+void copse_result_free(copse_result *r);
+
+/* One validation question and its reference answer. */
+typedef struct copse_tune_item {
+    const char *question, *answer;
+} copse_tune_item;
+
+typedef struct copse_tune_params {
+    copse_solve_params base;   /* sampler, caps, threads, ... of every run */
+    const int *budgets;        /* generation budgets to tune for */
+    int   n_budgets;
+    int   probes;              /* samples that estimate difficulty (counted in the budget) */
+    int   n_bins;              /* difficulty bins, equally populated on the items */
+    void (*progress)(void *user, int done, int total);  /* may be NULL */
+    void *user;
+} copse_tune_params;
+
+/* Defaults: budgets 4, 16, 64; 4 probes; 5 bins. */
+copse_tune_params copse_tune_default_params(void);
+
+/*
+** Build a tuning table for auto: estimate every item's difficulty, bin the
+** items, run each strategy setting that fits each budget on every item, and
+** write to path, for every bin and budget, the setting that answered the
+** most items correctly (the fewest tokens breaking ties). verifier may be
+** NULL (then only majority and revise are tried).
+*/
+int copse_tune(copse_model *policy, copse_verifier *verifier, const copse_tune_item *items,
+               int n_items, const copse_tune_params *params, const char *path, copse_error *err);
+
 #ifdef __cplusplus
 }
 #endif

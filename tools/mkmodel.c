@@ -195,6 +195,22 @@ static int add_weights(maker *mk, const shape *sh)
     return rc;
 }
 
+/* A verifier head (search/verifier.c): a value head, cls.weight [n_embd, 1]
+** and cls.bias [1]; or a two-class head, cls.weight [n_embd, n_embd] with
+** cls.bias, then cls.output.weight [n_embd, 2] with cls.output.bias. */
+enum { HEAD_NONE, HEAD_VALUE, HEAD_TWO_CLASS };
+
+static int add_head(maker *mk, const shape *sh, int head)
+{
+    int d = sh->n_embd;
+    if (head == HEAD_VALUE)
+        return add_matrix(mk, "cls.weight", d, 1) || add_tensor(mk, "cls.bias", 1, 0, gaussian(0.5));
+    if (head == HEAD_TWO_CLASS)
+        return add_matrix(mk, "cls.weight", d, d) || add_tensor(mk, "cls.bias", d, 0, gaussian(0.5))
+            || add_matrix(mk, "cls.output.weight", d, 2) || add_tensor(mk, "cls.output.bias", 2, 0, gaussian(0.5));
+    return 0;
+}
+
 /* ---------------------------------------------------- synthetic tokenizer */
 
 /* GPT-2's byte-level encoding: printable bytes stand for themselves, the
@@ -491,6 +507,7 @@ static void usage(FILE *f)
         "  --type T           f32, f16, bf16 or q8_0 for the matrices (default f32)\n"
         "  --seed N           default 1\n"
         "  --vocab FILE       copy the tokenizer of a (vocab-only) GGUF, padded to n_vocab\n"
+        "  --head H           none, value or two-class: add a random verifier (PRM) head\n"
         "  -o FILE            output path\n\npresets:");
     for (int i = 0; i < N_PRESETS; i++)
         fprintf(f, " %s", presets[i].preset);
@@ -527,7 +544,7 @@ typedef struct options {
     uint32_t    type, file_type;
     uint64_t    seed;
     const char *vocab, *out;
-    int         vocab_given;
+    int         vocab_given, head;
 } options;
 
 /* The integer options and where each goes. */
@@ -621,6 +638,16 @@ static int parse_args(int argc, char **argv, options *o)
             o->seed = (uint64_t)n;
         } else if (!strcmp(a, "--vocab")) {
             o->vocab = v;
+        } else if (!strcmp(a, "--head")) {
+            static const char *const heads[] = { "none", "value", "two-class" };
+            o->head = -1;
+            for (int h = 0; h < 3; h++)
+                if (!strcmp(v, heads[h]))
+                    o->head = h;
+            if (o->head < 0) {
+                fprintf(stderr, "mkmodel: --head takes none, value or two-class\n");
+                return -1;
+            }
         } else if (!strcmp(a, "-o")) {
             o->out = v;
         } else {
@@ -685,7 +712,7 @@ int main(int argc, char **argv)
     copse_error err;
     int rc = !w || add_hparams(w, &o.sh, o.file_type)
           || (o.vocab ? add_file_tokenizer(w, o.vocab, o.sh.n_vocab) : add_synthetic_tokenizer(w, &o.sh, o.seed))
-          || add_weights(&mk, &o.sh);
+          || add_weights(&mk, &o.sh) || add_head(&mk, &o.sh, o.head);
     if (rc)
         fprintf(stderr, "mkmodel: out of memory building %s\n", o.out);
     else if ((rc = gguf_writer_write(w, o.out, &err)))
