@@ -7,12 +7,14 @@ int cmd_run(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_solve(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
 
 static const cli_command commands[] = {
     { "run",        "generate text from a prompt",                cmd_run },
     { "perplexity", "measure a model's perplexity on a text",     cmd_perplexity },
     { "tokenize",   "print the tokens of a text",                 cmd_tokenize },
     { "solve",      "answer a question by searching over sampled solutions", cmd_solve },
+    { "tune",       "build the auto strategy's table from a validation set", cmd_tune },
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "search.h"
-#include "answer.h"
 
 static double score_or(float s, double dflt)
 {

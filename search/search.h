@@ -113,11 +113,25 @@ typedef struct s_engine {
 /* Monotonic seconds. */
 double eng_now(void);
 
-/* Set up contexts, prompts and roots for question; p must be validated,
-** max_live is the most branches the strategy keeps at once. On failure
+/* Fail with COPSE_E_NOMEM, saying for what. */
+int  eng_nomem(s_engine *e, const char *what);
+/* Add an entry to r; COPSE_E_NOMEM. */
+int  rows_push(s_rows *r, copse_seq *seq, int32_t tok, uint8_t want, int br);
+/* Decode r in ctx (the policy's or the verifier's), counting its cost. A
+** sequence's entries must be consecutive. */
+int  eng_decode(s_engine *e, copse_ctx *ctx, const s_rows *r);
+/* Naive baseline: give each branch fresh sequences holding its prompt and
+** path, decoded from scratch (naive.c). */
+int  eng_rebuild(s_engine *e, s_branch *const *br, int n);
+/* The nodes from the first step to node, in order, malloc'd; *n of them. */
+int *eng_path(const s_engine *e, int node, int *n);
+
+/* Set up contexts, prompts and roots for question; p must be validated.
+** The KV pools are sized for max_live branches at once, each holding
+** attempts solutions (0: as many as the context takes). On failure
 ** eng_close still cleans up. */
 int  eng_open(s_engine *e, copse_model *policy, copse_verifier *v, const char *question,
-              const copse_solve_params *p, int max_live, copse_error *err);
+              const copse_solve_params *p, int max_live, int attempts, copse_error *err);
 /* Fill in the budget's wall time and KV peak. */
 void eng_budget(s_engine *e);
 /* Free everything (the nodes too unless a result took them). */

@@ -179,7 +179,8 @@ int solve_run(copse_model *policy, copse_verifier *verifier, const char *questio
         max_live = t.probes;
     s_engine e;
     int *leaves = NULL, nl = 0;
-    rc = eng_open(&e, policy, verifier, question, &p, max_live, err);
+    rc = eng_open(&e, policy, verifier, question, &p, max_live,
+                  is_auto ? 0 : p.strategy == COPSE_REVISE ? p.m : 1, err);
     e.naive = naive;
     if (!rc && is_auto)
         rc = choose(&e, &t, &info);

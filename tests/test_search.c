@@ -882,6 +882,50 @@ START_TEST(auto_follows_the_table)
 }
 END_TEST
 
+/* The auto table copse_tune writes: every bin, every budget, a setting
+** that fits the budget's generations after the probes. */
+START_TEST(tune_writes_a_table_auto_reads)
+{
+    fx f = fx_open();
+    copse_tune_item items[] = {
+        { QUESTION, "7" }, { "What is 2 + 2?", "4" }, { "What is 9 - 3?", "6" }, { "What is 5 * 2?", "10" },
+    };
+    const int budgets[] = { 3, 6 };
+    copse_tune_params tp = copse_tune_default_params();
+    tp.base = params(COPSE_MAJORITY, 1, 1);
+    tp.budgets = budgets;
+    tp.n_budgets = 2;
+    tp.probes = 2;
+    tp.n_bins = 2;
+    char path[512];
+    snprintf(path, sizeof path, "%s/test-search/tuned.txt", tu_build_dir());
+    copse_error err;
+    ck_assert_msg(copse_tune(f.pm, f.v, items, 4, &tp, path, &err) == COPSE_OK, "%s", err.msg);
+    tune_table t;
+    ck_assert_msg(table_load(path, &t, &err) == COPSE_OK, "%s", err.msg);
+    ck_assert_int_eq(t.probes, 2);
+    ck_assert_int_eq(t.n_rows, t.n_bins * 2);
+    for (int i = 0; i < t.n_rows; i++) {
+        const tune_row *r = &t.rows[i];
+        int g = r->budget - t.probes, n = strategy_fit(r->strategy, r->m, g);
+        ck_assert_int_le(n, g);
+        ck_assert(r->accuracy >= 0 && r->accuracy <= 1);
+        ck_assert_ptr_eq(table_lookup(&t, r->bin, r->budget), r);
+    }
+    copse_solve_params p = params(COPSE_AUTO, 6, 1);
+    p.table = path;
+    copse_result_info in;
+    copse_result *r = solve(f.pm, f.v, &p, &in);
+    const tune_row *row = table_lookup(&t, in.bin, 6);
+    ck_assert_int_eq(in.strategy, row->strategy);
+    ck_assert_int_eq(in.n, strategy_fit(row->strategy, row->m, 4));
+    table_free(&t);
+    items[0].answer = NULL;
+    ck_assert_int_eq(copse_tune(f.pm, f.v, items, 4, &tp, path, &err), COPSE_E_ARG);
+    finish(&f, r, &in);
+}
+END_TEST
+
 /* ------------------------------------------------------------- command */
 
 START_TEST(solve_command)
@@ -899,6 +943,23 @@ START_TEST(solve_command)
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
     ck_assert_ptr_nonnull(strstr(out, "answer: "));
     ck_assert_ptr_nonnull(strstr(out, "candidates (2):"));
+    const char *data = write_file("val.jsonl", "{\"question\": \"What is 2+2?\", \"answer\": 4}\n"
+                                              "{\"answer\": \"8\", \"question\": \"What is 3+\\u0035?\"}\n");
+    snprintf(cmd, sizeof cmd, "%s/bin/copse tune -q -m %s --data %s -o %s/test-search/cli-table.txt --budgets 3 "
+             "--probes 1 --bins 1 --max-steps 2 --max-step-tokens 4 --ctx 256 -t 1 2>&1", tu_build_dir(),
+             policy_file(), data, tu_build_dir());
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "%s/test-search/cli-table.txt", tu_build_dir());
+    char *table = tu_read_file(cmd, NULL);
+    ck_assert_ptr_nonnull(table);
+    ck_assert_ptr_nonnull(strstr(table, "probes 1\nedges\n"));
+    ck_assert_ptr_nonnull(strstr(table, "\nrow 0 3 "));
+    free(table);
+    data = write_file("bad.jsonl", "{\"question\": \"What?\"}\n");
+    snprintf(cmd, sizeof cmd, "%s/bin/copse tune -m %s --data %s -o /dev/null 2>&1", tu_build_dir(),
+             policy_file(), data);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
+    ck_assert_ptr_nonnull(strstr(out, "bad.jsonl:1: no \"question\" or \"answer\""));
     snprintf(cmd, sizeof cmd, "%s/bin/copse solve -m %s --strategy bean 'q' 2>&1", tu_build_dir(), policy_file());
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
     ck_assert_ptr_nonnull(strstr(out, "unknown --strategy 'bean'"));
@@ -926,6 +987,7 @@ Suite *copse_suite_search(void)
     tcase_add_test(tc, naive_baseline_same_search);
     tcase_add_test(tc, two_class_and_label_verifiers);
     tcase_add_test(tc, auto_follows_the_table);
+    tcase_add_test(tc, tune_writes_a_table_auto_reads);
     tcase_add_test(tc, solve_command);
     suite_add_tcase(s, tc);
     return s;
