@@ -152,6 +152,16 @@ static void print_line(const char *s, int max)
         putchar(s[i] == '\n' || s[i] == '\r' ? ' ' : s[i]);
 }
 
+/* A score, or "-" for none (no verifier, or nothing to score). */
+static const char *score_str(float x, char *buf, size_t cap)
+{
+    if (isnan(x))
+        snprintf(buf, cap, "-");
+    else
+        snprintf(buf, cap, "%.4f", x);
+    return buf;
+}
+
 static int step_attempt(const copse_result *r, int i)
 {
     copse_step s;
@@ -162,13 +172,11 @@ static int step_attempt(const copse_result *r, int i)
 static void print_path(const copse_result *r, int i, int attempt)
 {
     copse_step s;
+    char buf[32];
     if (i < 0 || copse_result_step(r, i, &s) || s.attempt != attempt)
         return;
     print_path(r, s.parent, attempt);
-    if (isnan(s.score))
-        printf("  [  -   ] ");
-    else
-        printf("  [%.4f] ", s.score);
+    printf("  [%6s] ", score_str(s.score, buf, sizeof buf));
     print_line(s.text, 200);
     putchar('\n');
 }
@@ -176,6 +184,7 @@ static void print_path(const copse_result *r, int i, int attempt)
 static void print_text(const copse_result *r, const copse_result_info *in)
 {
     const copse_budget *b = &in->budget;
+    char buf[32];
     printf("answer: %s\n", in->answer[0] ? in->answer : "(none)");
     printf("strategy: %s, n %d", copse_strategy_name(in->strategy), in->n);
     if (in->strategy >= COPSE_BEAM)
@@ -189,15 +198,17 @@ static void print_text(const copse_result *r, const copse_result_info *in)
     if (in->chosen >= 0) {
         copse_candidate c;
         copse_result_candidate(r, in->chosen, &c);
-        printf("\nwinning path (candidate %d, score %.4f, vote %.4g):\n", in->chosen, c.score, c.vote);
+        printf("\nwinning path (candidate %d, score %s, vote %.4g):\n", in->chosen,
+               score_str(c.score, buf, sizeof buf), c.vote);
         print_path(r, c.last_step, c.last_step >= 0 ? step_attempt(r, c.last_step) : 0);
     }
     printf("\ncandidates (%d):\n", in->n_candidates);
     for (int i = 0; i < in->n_candidates; i++) {
         copse_candidate c;
         copse_result_candidate(r, i, &c);
-        printf("  %c%-3d answer %-12s score %-8.4f vote %-8.4g %s, %d steps\n", i == in->chosen ? '*' : ' ', i,
-               c.answer[0] ? c.answer : "(none)", c.score, c.vote, c.finished ? "finished" : "cut", c.n_steps);
+        printf("  %c%-3d answer %-12s score %-6s vote %-8.4g %s, %d steps\n", i == in->chosen ? '*' : ' ', i,
+               c.answer[0] ? c.answer : "(none)", score_str(c.score, buf, sizeof buf), c.vote,
+               c.finished ? "finished" : "cut", c.n_steps);
     }
     printf("\nbudget: %lld generations, %lld policy tokens sampled (%lld lookahead, %lld probes), "
            "%lld prompt tokens, %lld verifier tokens, %.3g FLOPs, KV peak %.2f MiB, %.2f s%s\n",

@@ -4,7 +4,7 @@
 ** budget they count.
 */
 #include <limits.h>
-#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -78,6 +78,12 @@ int eng_decode(s_engine *e, copse_ctx *ctx, const s_rows *r)
     }
     copse_batch b = { r->n, r->seq, r->tok, r->want };
     int rc = copse_decode(ctx, &b, e->err);
+    if (rc == COPSE_E_KV_FULL) {
+        char msg[sizeof e->err->msg];
+        snprintf(msg, sizeof msg, "%s", e->err->msg);
+        return copse_fail(e->err, rc, "copse_solve: the %s's KV memory is too small for this search "
+                          "(raise kv_bytes, --kv-mem): %s", ctx == e->pc ? "policy" : "verifier", msg);
+    }
     if (rc)
         return rc;
     e->b.flops += 2.0 * (double)mi.n_params * r->n

@@ -177,6 +177,7 @@ static void check_budget(const copse_model *pm, const copse_result *r, const cop
         ck_assert_int_eq(b->verifier_tokens, b->verifier_prompt_tokens + vtokens);
     ck_assert_int_eq(b->generations, in->n_candidates);
     ck_assert(b->wall_s > 0);
+    ck_assert(b->kv_peak_bytes > 0);
     copse_model_info mi;
     copse_model_get_info(pm, &mi);
     ck_assert(b->flops >= 2.0 * (double)mi.n_params * (double)b->policy_rows);
@@ -377,6 +378,9 @@ START_TEST(solve_bad_input)
     p = params(COPSE_MAJORITY, 2, 1);
     p.step_sep = "";
     expect_error(pm, v, &p, COPSE_E_ARG, "separator is empty");
+    p = params(COPSE_BEAM, 8, 2);
+    p.kv_bytes = 48 << 10;   /* the prompts fit, eight branches' steps do not */
+    expect_error(pm, v, &p, COPSE_E_KV_FULL, "policy's KV memory is too small for this search (raise kv_bytes");
     p = params(COPSE_AUTO, 4, 1);
     p.table = "/nonexistent/table.txt";
     expect_error(pm, v, &p, COPSE_E_IO, "table.txt");
@@ -765,6 +769,22 @@ START_TEST(token_budget_stops_exactly)
 }
 END_TEST
 
+START_TEST(deadline_stops_after_one_batch)
+{
+    fx f = fx_open();
+    copse_solve_params p = params(COPSE_WEIGHTED, 3, 1);
+    p.deadline = 1e-9;   /* over before the first batch: each branch keeps the token it had sampled */
+    copse_result_info in;
+    copse_result *r = solve(f.pm, f.v, &p, &in);
+    ck_assert(in.budget.stopped);
+    ck_assert_int_eq(in.budget.policy_tokens, 3);
+    ck_assert_int_eq(in.n_candidates, 3);
+    for (int c = 0; c < 3; c++)
+        ck_assert_int_eq(step(r, candidate(r, c).last_step).end, 2);
+    finish(&f, r, &in);
+}
+END_TEST
+
 /* The naive baseline grows the same tree (same seeds, same steps) at the
 ** cost of re-encoding every prefix. */
 START_TEST(naive_baseline_same_search)
@@ -984,6 +1004,7 @@ Suite *copse_suite_search(void)
     tcase_add_test(tc, lookahead_rolls_back);
     tcase_add_test(tc, revisions_see_previous_attempts);
     tcase_add_test(tc, token_budget_stops_exactly);
+    tcase_add_test(tc, deadline_stops_after_one_batch);
     tcase_add_test(tc, naive_baseline_same_search);
     tcase_add_test(tc, two_class_and_label_verifiers);
     tcase_add_test(tc, auto_follows_the_table);
