@@ -38,6 +38,7 @@ typedef struct cli_model_opts {
     const char *model;      /* -m */
     long        threads;    /* -t, 0 = all cores */
     long        n_ctx;      /* --ctx, 0 = model's */
+    int         weights_f32; /* --weights f32 */
 } cli_model_opts;
 
 /* If argv[*i] is one of the shared model options, consume it (and its
@@ -53,7 +54,8 @@ int cli_open_model(const char *cmd, const cli_model_opts *o, int vocab_only,
 #define CLI_MODEL_OPTS_HELP \
     "  -m, --model FILE   GGUF model file (required)\n" \
     "  -t, --threads N    threads (default: all cores)\n" \
-    "  --ctx N            context length (default: the model's)\n"
+    "  --ctx N            context length (default: the model's)\n" \
+    "  --weights W        int8 (default; kernels from COPSE_ISA or the CPU) or f32 (reference)\n"
 
 /* Tokenize into a malloc'd array; returns the count, or -1 after printing
 ** an error. */

@@ -110,9 +110,11 @@ int cmd_perplexity(int argc, char **argv)
 
     double sum = 0, sum2 = 0, t0 = cli_now();
     long count = 0;
+    copse_model_info info;
+    copse_model_get_info(model, &info);
     if (!json)
-        fprintf(stderr, "perplexity: %d tokens, %d windows of %d, scoring %d tokens each\n",
-                n_tok, n_chunks, n_ctx, n_ctx - 1 - first);
+        fprintf(stderr, "perplexity: %d tokens, %d windows of %d, scoring %d tokens each (kernels: %s)\n",
+                n_tok, n_chunks, n_ctx, n_ctx - 1 - first, info.isa ? info.isa : "f32");
     for (int c = 0; c < n_chunks; c++) {
         int32_t *w = tok + (size_t)c * n_ctx;
         int32_t saved = w[0];

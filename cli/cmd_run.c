@@ -179,6 +179,9 @@ int cmd_run(int argc, char **argv)
     double t_gen = cli_now() - t1;
     /* the forward passes made: every sampled token but the last */
     int n_eval = n_gen > 0 ? n_gen - 1 : 0;
+    copse_model_info info;
+    copse_model_get_info(model, &info);
+    const char *kernels = info.isa ? info.isa : "f32";
 
     if (o.json) {
         int need = copse_detokenize(model, gen, n_gen - hit_eog, 0, NULL, 0);
@@ -194,16 +197,17 @@ int cmd_run(int argc, char **argv)
         cli_json_str(stdout, out, out_len);
         printf(",\"prompt_tokens\":%d,\"generated_tokens\":%d,\"stop\":\"%s\","
                "\"load_s\":%.3f,\"prompt_s\":%.3f,\"gen_s\":%.3f,"
-               "\"prompt_tok_per_s\":%.2f,\"gen_tok_per_s\":%.2f}\n",
+               "\"prompt_tok_per_s\":%.2f,\"gen_tok_per_s\":%.2f,\"kernels\":\"%s\"}\n",
                n_prompt, n_gen, hit_eog ? "eog" : n_gen == o.n_predict ? "length" : "context",
                t_load, t_prompt, t_gen, n_prompt / (t_prompt > 0 ? t_prompt : 1e-9),
-               n_eval / (t_gen > 0 ? t_gen : 1e-9));
+               n_eval / (t_gen > 0 ? t_gen : 1e-9), kernels);
     } else {
         cli_utf8_flush(&so);
         putchar('\n');
-        fprintf(stderr, "\nload: %.2f s | prompt: %d tokens, %.1f tokens/s | generation: %d tokens, %.1f tokens/s\n",
-                t_load, n_prompt, n_prompt / (t_prompt > 0 ? t_prompt : 1e-9),
-                n_gen, n_eval / (t_gen > 0 ? t_gen : 1e-9));
+        fprintf(stderr, "\nload: %.2f s | prompt: %d tokens, %.1f tokens/s | generation: %d tokens, "
+                "%.1f tokens/s | kernels: %s\n", t_load, n_prompt,
+                n_prompt / (t_prompt > 0 ? t_prompt : 1e-9), n_gen,
+                n_eval / (t_gen > 0 ? t_gen : 1e-9), kernels);
     }
     rc = 0;
 done:

@@ -107,7 +107,8 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
     int is_m = !strcmp(a, "-m") || !strcmp(a, "--model");
     int is_t = !strcmp(a, "-t") || !strcmp(a, "--threads");
     int is_c = !strcmp(a, "--ctx") || !strcmp(a, "-c");
-    if (!is_m && !is_t && !is_c)
+    int is_w = !strcmp(a, "--weights");
+    if (!is_m && !is_t && !is_c && !is_w)
         return 0;
     if (*i + 1 >= argc) {
         cli_usage_error(cmd, "%s needs a value", a);
@@ -120,6 +121,13 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
         return -1;
     else if (is_c && cli_parse_int(cmd, a, v, 0, 1 << 24, &o->n_ctx))
         return -1;
+    else if (is_w) {
+        if (strcmp(v, "f32") && strcmp(v, "int8")) {
+            cli_usage_error(cmd, "--weights takes int8 or f32, not '%s'", v);
+            return -1;
+        }
+        o->weights_f32 = !strcmp(v, "f32");
+    }
     return 1;
 }
 
@@ -134,6 +142,7 @@ int cli_open_model(const char *cmd, const cli_model_opts *o, int vocab_only,
         return cli_usage_error(cmd, "no model given (-m FILE.gguf)");
     copse_model_params mp = copse_model_default_params();
     mp.vocab_only = vocab_only;
+    mp.weights_f32 = o->weights_f32;
     if (copse_model_load(o->model, &mp, model, &err))
         return cli_error(cmd, "%s", err.msg);
     if (!ctx)

@@ -52,13 +52,27 @@ typedef struct copse_model copse_model;
 
 typedef struct copse_model_params {
     int vocab_only;      /* load metadata and tokenizer only, no tensors */
+    /*
+    ** Run the f32 reference path: every matrix expanded to f32 and
+    ** multiplied with BLAS (4x the memory of Q8_0, several times slower).
+    ** By default (0) matrices are packed as int8 in blocks of 32 with one
+    ** scale each: Q8_0 tensors as they are, F32/F16/BF16 ones quantized at
+    ** load; activations are quantized the same way before each product.
+    ** The int8 kernels are the fastest this CPU supports, or the tier the
+    ** COPSE_ISA environment variable names (scalar, avx2, avxvnni,
+    ** avx512vnni, neon, neon-dotprod): loading fails with COPSE_E_ARG for an
+    ** unknown name and COPSE_E_UNSUPPORTED for one this CPU lacks.
+    */
+    int weights_f32;
 } copse_model_params;
 
-/* Defaults: everything loaded. */
+/* Defaults: everything loaded, int8 matrices. */
 copse_model_params copse_model_default_params(void);
 
 /*
-** Open a GGUF model file. Tensor data is memory-mapped, not copied. On
+** Open a GGUF model file. The file is memory-mapped: F32 tensors are used
+** in place, matrices are packed once into int8 memory of the model's own
+** (or, with weights_f32, expanded to f32 unless they are F32 already). On
 ** failure *out is NULL and err says why (missing file, not GGUF, unknown
 ** architecture, unsupported tensor type naming the tensor, ...).
 */
@@ -85,6 +99,8 @@ typedef struct copse_model_info {
     float rope_base;
     float rms_eps;
     int   tied_output;       /* output projection shares token_embd */
+    const char *isa;         /* int8 kernel tier in use, as COPSE_ISA spells it;
+                                NULL on the f32 path and for a vocab-only model */
     int64_t n_params;
     uint64_t file_bytes;
 } copse_model_info;

@@ -30,22 +30,40 @@ struct fwd_state {
     float *att;        /* [rows][n_head * head_dim] attention output */
     float *gate, *up;  /* [rows][n_ff] */
     float *rope;       /* [rows][n_rot/2][2] cos and sin of each pair's angle */
+    q8_act act;        /* the int8 path: the last matrix input, quantized */
 };
 
 /* ----------------------------------------------------------- the operations */
 
 /*
-** y[n][n_out] = x[n][n_in] · Wᵀ. All weight reads go through here, so a
-** different weight format only needs a different body.
+** y_i[n][n_out] = x[n][n_in] · W_iᵀ for count matrices of the same n_in.
+** All weight reads go through here. The int8 ones share one quantization
+** of x, which cannot fail: fwd_reserve made room for it and the shapes
+** were checked at load.
 */
-static void matmul(float *y, const float *x, int n, const model_matrix *w)
+static void matmuls(fwd_state *f, const float *x, int n, int count,
+                    const model_matrix *const *w, float *const *y)
 {
-    if (n == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, w->n_out, w->n_in, 1.0f, w->f32, w->n_in,
-                    x, 1, 0.0f, y, 1);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, w->n_out, w->n_in, 1.0f,
-                    x, w->n_in, w->f32, w->n_in, 0.0f, y, w->n_out);
+    int quantized = 0;
+    for (int i = 0; i < count; i++) {
+        const model_matrix *m = w[i];
+        if (m->q8) {
+            if (!quantized++)
+                q8_act_quantize(m->q8->tier, x, n, m->n_in, &f->act, f->n_threads, NULL);
+            q8_matmul_act(m->q8, &f->act, y[i], f->n_threads, NULL);
+        } else if (n == 1) {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, m->n_out, m->n_in, 1.0f, m->f32, m->n_in,
+                        x, 1, 0.0f, y[i], 1);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m->n_out, m->n_in, 1.0f,
+                        x, m->n_in, m->f32, m->n_in, 0.0f, y[i], m->n_out);
+        }
+    }
+}
+
+static void matmul(fwd_state *f, float *y, const float *x, int n, const model_matrix *w)
+{
+    matmuls(f, x, n, 1, &w, &y);
 }
 
 static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
@@ -121,9 +139,8 @@ static void qkv(fwd_state *f, const model_layer *y, int il, const fwd_row *rows,
 {
     const copse_model_info *hp = &f->m->info;
     int qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
-    matmul(f->q, f->xb, n, &y->wq);
-    matmul(f->k, f->xb, n, &y->wk);
-    matmul(f->v, f->xb, n, &y->wv);
+    matmuls(f, f->xb, n, 3, (const model_matrix *[]){ &y->wq, &y->wk, &y->wv },
+            (float *[]){ f->q, f->k, f->v });
     for (int r = 0; r < n; r++) {
         float *q = f->q + (size_t)r * qd, *k = f->k + (size_t)r * kvd, *v = f->v + (size_t)r * kvd;
         const float *cs = f->rope + (size_t)r * hp->n_rot;
@@ -146,7 +163,7 @@ static void attention_block(fwd_state *f, int il, const fwd_row *rows, int n, co
     norm_rows(f, y->attn_norm, n);
     qkv(f, y, il, rows, n);
     attn_run(plan, il, f->q, f->att);
-    matmul(f->xb, f->att, n, &y->wo);
+    matmul(f, f->xb, f->att, n, &y->wo);
     residual(f, n);
 }
 
@@ -154,10 +171,10 @@ static void ffn_block(fwd_state *f, int il, int n)
 {
     const model_layer *y = &f->m->layers[il];
     norm_rows(f, y->ffn_norm, n);
-    matmul(f->gate, f->xb, n, &y->w_gate);
-    matmul(f->up, f->xb, n, &y->w_up);
+    matmuls(f, f->xb, n, 2, (const model_matrix *[]){ &y->w_gate, &y->w_up },
+            (float *[]){ f->gate, f->up });
     swiglu(f->gate, f->up, (size_t)n * f->m->info.n_ff);
-    matmul(f->xb, f->gate, n, &y->w_down);
+    matmul(f, f->xb, f->gate, n, &y->w_down);
     residual(f, n);
 }
 
@@ -166,7 +183,7 @@ static void embed(fwd_state *f, const fwd_row *rows, int n)
     const copse_model_info *hp = &f->m->info;
     size_t d = (size_t)hp->n_embd;
     for (int r = 0; r < n; r++) {
-        memcpy(f->x + r * d, f->m->tok_embd + (size_t)rows[r].token * d, d * sizeof *f->x);
+        model_embed(f->m, rows[r].token, f->x + r * d);
         rope_angles(f->rope + (size_t)r * hp->n_rot, rows[r].pos, f->m->rope_inv_freq, hp->n_rot / 2);
     }
 }
@@ -185,13 +202,15 @@ static void output(fwd_state *f, const fwd_row *rows, int n, float *logits, floa
             rmsnorm(f->xb + k++ * d, f->x + r * d, f->m->output_norm, hp->n_embd, hp->rms_eps);
     }
     if (k)
-        matmul(logits, f->xb, k, &f->m->output);
+        matmul(f, logits, f->xb, k, &f->m->output);
 }
 
 void fwd_run(fwd_state *f, const fwd_row *rows, int n, const attn_plan *plan,
              float *logits, float *hidden)
 {
-    openblas_set_num_threads(f->n_threads);
+    /* On the int8 path BLAS has no real work; its idle threads would spin
+    ** against the kernels' OpenMP ones. */
+    openblas_set_num_threads(f->m->tier ? 1 : f->n_threads);
     embed(f, rows, n);
     for (int il = 0; il < f->m->info.n_layer; il++) {
         attention_block(f, il, rows, n, plan);
@@ -215,10 +234,26 @@ static void free_rows(fwd_state *f)
     free(f->rope);
 }
 
+/* Room in f->act for n rows of the widest matrix input, made by
+** quantizing that many zeros (a failure keeps the old buffer). */
+static int reserve_act(fwd_state *f, int n)
+{
+    const copse_model_info *hp = &f->m->info;
+    int k = hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff;
+    k = k > hp->n_head * hp->head_dim ? k : hp->n_head * hp->head_dim;
+    k = (k + Q8_BLOCK - 1) / Q8_BLOCK * Q8_BLOCK;
+    float *zero = calloc((size_t)n * k, sizeof *zero);
+    int rc = zero ? q8_act_quantize(f->m->tier, zero, n, k, &f->act, 1, NULL) : COPSE_E_NOMEM;
+    free(zero);
+    return rc;
+}
+
 int fwd_reserve(fwd_state *f, int n)
 {
     if (n <= f->cap)
         return COPSE_OK;
+    if (f->m->tier && reserve_act(f, n))
+        return COPSE_E_NOMEM;
     const copse_model_info *hp = &f->m->info;
     size_t d = (size_t)hp->n_embd, qd = (size_t)hp->n_head * hp->head_dim;
     size_t kvd = (size_t)hp->n_head_kv * hp->head_dim, ff = (size_t)hp->n_ff;
@@ -258,5 +293,6 @@ void fwd_free(fwd_state *f)
     if (!f)
         return;
     free_rows(f);
+    q8_act_free(&f->act);
     free(f);
 }

@@ -1,9 +1,17 @@
 /*
 ** Loading a model: the architecture and hyper-parameters from the GGUF
 ** metadata, the tokenizer, then every tensor the forward pass needs,
-** checked for presence, shape and type. F32 tensors are used in place in
-** the mapping; F16, BF16 and Q8_0 ones are expanded once to f32 copies the
-** model owns (the int8 path will keep Q8_0 as it is).
+** checked for presence, shape and type.
+**
+** Matrices are packed as int8 for the kernel tier (q8.h): Q8_0 ones bit
+** for bit, F32/F16/BF16 ones quantized. A matrix whose rows are not whole
+** blocks of 32 stays f32 (no real model has one). On the reference path
+** (weights_f32) F32 tensors are used in place in the mapping and the rest
+** are expanded once to f32 copies the model owns. Norms and biases are
+** always f32. The token embedding is read from the mapping one row per
+** token, whatever its type, so it costs no memory of its own; when the
+** output projection is tied to it, that projection is packed like any
+** other matrix.
 */
 #include <math.h>
 #include <stdio.h>
@@ -12,7 +20,6 @@
 #include <sys/mman.h>
 #include "model.h"
 #include "error.h"
-#include "f16.h"
 
 /* What differs between the supported architectures. */
 typedef struct arch_desc {
@@ -30,6 +37,8 @@ static const arch_desc archs[] = {
 ** real model, low enough that products of two fit comfortably in 64 bits
 ** and single dimensions in int. */
 #define MAX_DIM (1 << 24)
+
+#define N_LAYER_MATRICES 7   /* wq, wk, wv, wo, w_gate, w_up, w_down */
 
 typedef struct loader {
     copse_model     *m;
@@ -219,27 +228,27 @@ static void *alloc_weights(size_t bytes)
 
 static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
-/* Expanding every weight of a large model takes seconds on one core. */
-static void dequantize(const gguf_tensor *t, float *out)
+/* Elements [first, first + n) of a tensor as f32; for Q8_0 (blocks of a
+** little-endian f16 scale then QK8_0 signed bytes) first and n are whole
+** blocks. */
+static void convert(const gguf_tensor *t, uint64_t first, uint64_t n, float *out)
 {
-    int64_t n = (int64_t)t->nelements;
     const uint8_t *p = t->data;
     switch (t->type) {
+    case GGML_TYPE_F32:
+        memcpy(out, (const float *)t->data + first, n * sizeof *out);
+        break;
     case GGML_TYPE_F16:
-        #pragma omp parallel for
-        for (int64_t i = 0; i < n; i++)
-            out[i] = copse_f16_to_f32(le16(p + 2 * i));
+        for (uint64_t i = 0; i < n; i++)
+            out[i] = copse_f16_to_f32(le16(p + 2 * (first + i)));
         break;
     case GGML_TYPE_BF16:
-        #pragma omp parallel for
-        for (int64_t i = 0; i < n; i++)
-            out[i] = copse_bf16_to_f32(le16(p + 2 * i));
+        for (uint64_t i = 0; i < n; i++)
+            out[i] = copse_bf16_to_f32(le16(p + 2 * (first + i)));
         break;
     case GGML_TYPE_Q8_0:
-        /* blocks of a little-endian f16 scale then QK8_0 signed bytes */
-        #pragma omp parallel for
-        for (int64_t b = 0; b < n / QK8_0; b++) {
-            const uint8_t *blk = p + b * (2 + QK8_0);
+        for (uint64_t b = 0; b < n / QK8_0; b++) {
+            const uint8_t *blk = p + (first / QK8_0 + b) * (2 + QK8_0);
             float d = copse_f16_to_f32(le16(blk));
             for (int j = 0; j < QK8_0; j++)
                 out[b * QK8_0 + j] = d * (float)(int8_t)blk[2 + j];
@@ -248,11 +257,21 @@ static void dequantize(const gguf_tensor *t, float *out)
     }
 }
 
+/* Expanding every weight of a large model takes seconds on one core. */
+static void dequantize(const gguf_tensor *t, float *out)
+{
+    const int64_t chunk = 1 << 16;   /* whole Q8_0 blocks */
+    int64_t n = (int64_t)t->nelements;
+    #pragma omp parallel for
+    for (int64_t i = 0; i < n; i += chunk)
+        convert(t, (uint64_t)i, (uint64_t)(n - i < chunk ? n - i : chunk), out + i);
+}
+
 /*
-** The f32 values of tensor name with shape [ne0] (ne1 == 0) or [ne0, ne1].
-** An absent tensor is an error when required, else *out is NULL.
+** Tensor name with shape [ne0] (ne1 == 0) or [ne0, ne1], of a type copse
+** reads. An absent tensor is an error when required, else *out is NULL.
 */
-static int tensor(loader *L, const char *name, int ne0, int ne1, int required, const float **out)
+static int find(loader *L, const char *name, int ne0, int ne1, int required, const gguf_tensor **out)
 {
     const gguf_tensor *t = gguf_find_tensor(L->m->gguf, name);
     *out = NULL;
@@ -279,6 +298,13 @@ static int tensor(loader *L, const char *name, int ne0, int ne1, int required, c
                           "%s: tensor '%s' has type %s; copse reads F32, F16, BF16 and Q8_0",
                           path_of(L), name, ggml_type_name(t->type, buf));
     }
+    *out = t;
+    return COPSE_OK;
+}
+
+/* t's values in f32: in place for F32, else a copy the model owns. */
+static int expand(loader *L, const gguf_tensor *t, const float **out)
+{
     if (t->type == GGML_TYPE_F32) {
         *out = t->data;
         return COPSE_OK;
@@ -286,17 +312,42 @@ static int tensor(loader *L, const char *name, int ne0, int ne1, int required, c
     float *f = own(L, alloc_weights(t->nelements * sizeof *f));
     if (!f)
         return copse_fail(L->err, COPSE_E_NOMEM, "%s: no memory to expand tensor '%s' (%llu values)",
-                          path_of(L), name, (unsigned long long)t->nelements);
+                          path_of(L), t->name, (unsigned long long)t->nelements);
     dequantize(t, f);
     *out = f;
     return COPSE_OK;
 }
 
+/* The f32 values of a tensor as find() gives it (NULL when absent). */
+static int tensor(loader *L, const char *name, int ne0, int ne1, int required, const float **out)
+{
+    const gguf_tensor *t;
+    int rc = find(L, name, ne0, ne1, required, &t);
+    *out = NULL;
+    return rc || !t ? rc : expand(L, t, out);
+}
+
+/* A matrix as the path in force reads it: int8, or f32 (see the top). */
+static int load_matrix(loader *L, const gguf_tensor *t, model_matrix *w)
+{
+    w->n_in = (int)t->ne[0];
+    w->n_out = (int)t->ne[1];
+    if (!L->m->tier || w->n_in % Q8_BLOCK)
+        return expand(L, t, &w->f32);
+    int rc = q8_weights_from_tensor(L->m->tier, t, &w->q8, L->err);
+    if (rc) {
+        char msg[sizeof L->err->msg];
+        memcpy(msg, L->err->msg, sizeof msg);
+        return copse_fail(L->err, rc, "%s: %s", path_of(L), msg);
+    }
+    return COPSE_OK;
+}
+
 static int matrix(loader *L, const char *name, int n_in, int n_out, model_matrix *w)
 {
-    w->n_in = n_in;
-    w->n_out = n_out;
-    return tensor(L, name, n_in, n_out, 1, &w->f32);
+    const gguf_tensor *t;
+    int rc = find(L, name, n_in, n_out, 1, &t);
+    return rc ? rc : load_matrix(L, t, w);
 }
 
 static const char *blk(char *buf, int il, const char *what)
@@ -352,14 +403,17 @@ static int load_tensors(loader *L)
 {
     copse_model *m = L->m;
     copse_model_info *hp = &m->info;
-    const float *out;
+    const gguf_tensor *out;
     int rc;
-    if ((rc = tensor(L, "token_embd.weight", hp->n_embd, hp->n_vocab, 1, &m->tok_embd)) ||
+    if ((rc = find(L, "token_embd.weight", hp->n_embd, hp->n_vocab, 1, &m->embd_tensor)) ||
         (rc = tensor(L, "output_norm.weight", hp->n_embd, 0, 1, &m->output_norm)) ||
-        (rc = tensor(L, "output.weight", hp->n_embd, hp->n_vocab, 0, &out)))
+        (rc = find(L, "output.weight", hp->n_embd, hp->n_vocab, 0, &out)))
         return rc;
     hp->tied_output = out == NULL;
-    m->output = (model_matrix){ hp->n_embd, hp->n_vocab, out ? out : m->tok_embd };
+    if ((rc = load_matrix(L, out ? out : m->embd_tensor, &m->output)))
+        return rc;
+    if (hp->tied_output)
+        m->tok_embd = m->output.f32;
     m->layers = own(L, calloc((size_t)hp->n_layer, sizeof *m->layers));
     if (!m->layers)
         return copse_fail(L->err, COPSE_E_NOMEM, "out of memory");
@@ -375,11 +429,11 @@ static int load_tensors(loader *L)
 
 copse_model_params copse_model_default_params(void)
 {
-    copse_model_params p = { .vocab_only = 0 };
+    copse_model_params p = { .vocab_only = 0, .weights_f32 = 0 };
     return p;
 }
 
-static int load(loader *L, const char *path, int vocab_only)
+static int load(loader *L, const char *path, int vocab_only, int weights_f32)
 {
     copse_model *m = L->m;
     float rope_scale = 1;
@@ -401,6 +455,8 @@ static int load(loader *L, const char *path, int vocab_only)
     m->info.n_vocab = tokenizer_n_vocab(m->tok);
     if (vocab_only)
         return COPSE_OK;
+    if (!weights_f32 && (rc = q8_tier_default(&m->tier, L->err)))
+        return rc;
     if ((rc = load_rope(L, rope_scale)))
         return rc;
     return load_tensors(L);
@@ -425,21 +481,38 @@ int copse_model_load(const char *path, const copse_model_params *params,
     if (!m)
         return copse_fail(err, COPSE_E_NOMEM, "out of memory");
     loader L = { .m = m, .err = err };
-    int rc = load(&L, path, params->vocab_only);
+    int rc = load(&L, path, params->vocab_only, params->weights_f32);
     if (rc) {
         copse_model_free(m);
         return rc;
     }
     m->info.arch = m->arch;
     m->info.name = m->name;
+    m->info.isa = m->tier ? m->tier->name : NULL;
     *out = m;
     return COPSE_OK;
+}
+
+/* Every matrix of a loaded model in turn: i from 0 while it returns one. */
+static model_matrix *nth_matrix(const copse_model *m, int i)
+{
+    if (i == 0)
+        return (model_matrix *)&m->output;
+    if (!m->layers || --i >= N_LAYER_MATRICES * m->info.n_layer)
+        return NULL;
+    model_layer *y = &m->layers[i / N_LAYER_MATRICES];
+    model_matrix *all[N_LAYER_MATRICES] = { &y->wq, &y->wk, &y->wv, &y->wo,
+                                            &y->w_gate, &y->w_up, &y->w_down };
+    return all[i % N_LAYER_MATRICES];
 }
 
 void copse_model_free(copse_model *m)
 {
     if (!m)
         return;
+    model_matrix *w;
+    for (int i = 0; (w = nth_matrix(m, i)); i++)
+        q8_weights_free(w->q8);
     for (int i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
     free(m->owned);
@@ -459,3 +532,18 @@ void copse_model_get_info(const copse_model *m, copse_model_info *info)
 const copse_tokenizer *model_tokenizer(const copse_model *m) { return m->tok; }
 
 const gguf_file *model_gguf(const copse_model *m) { return m->gguf; }
+
+void model_embed(const copse_model *m, int32_t token, float *out)
+{
+    uint64_t d = (uint64_t)m->info.n_embd;
+    convert(m->embd_tensor, (uint64_t)token * d, d, out);
+}
+
+uint64_t model_matrix_bytes(const copse_model *m)
+{
+    uint64_t sum = 0;
+    model_matrix *w;
+    for (int i = 0; (w = nth_matrix(m, i)); i++)
+        sum += w->q8 ? q8_weights_bytes(w->q8) : (uint64_t)w->n_in * w->n_out * sizeof(float);
+    return sum;
+}

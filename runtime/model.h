@@ -8,6 +8,7 @@
 #include "copse.h"
 #include "gguf.h"
 #include "tokenizer.h"
+#include "q8.h"
 
 /* How RoPE pairs the dimensions it rotates. llama GGUF files store Q and K
 ** permuted so that adjacent values form a pair; qwen2 keeps the Hugging
@@ -17,11 +18,13 @@ typedef enum rope_pairing {
     ROPE_HALVES         /* (i, i + n_rot/2) ggml "neox" mode   */
 } rope_pairing;
 
-/* A weight matrix of n_out rows of n_in values, row-major, so y = W x.
-** The matmul in forward.c is the only code that reads it. */
+/* A weight matrix of n_out rows of n_in values, so y = W x: f32 row-major
+** on the reference path, packed int8 (q8.h) otherwise. The matmul in
+** forward.c is the only code that reads it. */
 typedef struct model_matrix {
     int          n_in, n_out;
-    const float *f32;
+    const float *f32;       /* the reference path, else NULL */
+    q8_weights  *q8;        /* the int8 path, else NULL */
 } model_matrix;
 
 typedef struct model_layer {
@@ -40,7 +43,9 @@ struct copse_model {
     rope_pairing     rope;
     const double    *rope_inv_freq;     /* [n_rot/2] angle per position of each pair */
 
-    const float     *tok_embd;          /* [n_vocab][n_embd] */
+    const q8_kernels *tier;             /* int8 kernels; NULL on the reference path */
+    const gguf_tensor *embd_tensor;     /* token_embd, [n_vocab][n_embd], read a row at a time */
+    const float     *tok_embd;          /* the same in f32 on the reference path, else NULL */
     const float     *output_norm;       /* [n_embd] */
     model_matrix     output;            /* n_embd -> n_vocab (token_embd when tied) */
     model_layer     *layers;            /* [n_layer] */
@@ -55,5 +60,12 @@ const copse_tokenizer *model_tokenizer(const copse_model *m);
 
 /* The GGUF file the model was loaded from. */
 const gguf_file *model_gguf(const copse_model *m);
+
+/* The f32 embedding of a token (0 <= token < n_vocab) into out[n_embd]. */
+void model_embed(const copse_model *m, int32_t token, float *out);
+
+/* Bytes of the matrices as the kernels read them: what one decode step
+** streams. */
+uint64_t model_matrix_bytes(const copse_model *m);
 
 #endif

@@ -60,8 +60,10 @@ static copse_model *load(const char *name)
     char path[256];
     copse_model *m;
     copse_error e;
+    copse_model_params mp = copse_model_default_params();
+    mp.weights_f32 = 1;   /* the reference path; test_int8 checks int8 against it */
     snprintf(path, sizeof path, MODELS "/%s.gguf", name);
-    int rc = copse_model_load(path, NULL, &m, &e);
+    int rc = copse_model_load(path, &mp, &m, &e);
     ck_assert_msg(rc == COPSE_OK, "%s: %s", path, e.msg);
     return m;
 }
