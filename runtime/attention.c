@@ -17,14 +17,15 @@
 /* ------------------------------------------------------------ the kernels */
 
 static void fold_scalar(const float *q, int nq, int hd, const float *kt, const float *v,
-                        int limit, float scale, float *m, float *l, float *o)
+                        int n_pos, float scale, float *m, float *l, float *o)
 {
     for (int i = 0; i < nq; i++, q += hd, o += hd) {
-        float s[KV_BLOCK], mx = m[i];
-        for (int t = 0; t < limit; t++) {
+        float s[ATTN_SPAN * KV_BLOCK], mx = m[i];
+        for (int t = 0; t < n_pos; t++) {
+            const float *k = kt + (size_t)(t / KV_BLOCK) * hd * KV_BLOCK + t % KV_BLOCK;
             float dot = 0;
             for (int d = 0; d < hd; d++)
-                dot += q[d] * kt[d * KV_BLOCK + t];
+                dot += q[d] * k[d * KV_BLOCK];
             s[t] = dot * scale;
             mx = s[t] > mx ? s[t] : mx;
         }
@@ -32,7 +33,7 @@ static void fold_scalar(const float *q, int nq, int hd, const float *kt, const f
         l[i] *= c;
         for (int d = 0; d < hd; d++)
             o[d] *= c;
-        for (int t = 0; t < limit; t++) {
+        for (int t = 0; t < n_pos; t++) {
             float p = expf(s[t] - mx);
             l[i] += p;
             for (int d = 0; d < hd; d++)
@@ -65,6 +66,12 @@ const attn_kernels *attn_kernels_default(void)
 
 /* --------------------------------------------------------------- the plan */
 
+/* Floats of one thread's copy of a task's K and V (one head). */
+static size_t widened_floats(const attn_plan *a)
+{
+    return 2 * (size_t)ATTN_SPAN * KV_BLOCK * a->head_dim;
+}
+
 int attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_threads)
 {
     memset(a, 0, sizeof *a);
@@ -77,7 +84,7 @@ int attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_thr
     a->head_dim = hp->head_dim;
     a->n_threads = n_threads;
     a->parallel_work = PARALLEL_WORK;
-    a->widened = malloc((size_t)n_threads * 2 * KV_BLOCK * hp->head_dim * sizeof *a->widened);
+    a->widened = malloc((size_t)n_threads * widened_floats(a) * sizeof *a->widened);
     return a->widened ? COPSE_OK : COPSE_E_NOMEM;
 }
 
@@ -146,6 +153,35 @@ static int row_block(const fwd_row *row, int j, int *limit)
     return row->seq->block[j];
 }
 
+/* Whether task t continues span s: the next block, read by the same rows,
+** which read all of s's last block. */
+static int continues(const attn_plan *a, const attn_task *s, const attn_task *t)
+{
+    if (s->n_blocks == ATTN_SPAN || t->j != s->j + s->n_blocks || t->count != s->count)
+        return 0;
+    for (int i = 0; i < s->count; i++)
+        if (a->item[s->first + i].limit != KV_BLOCK || a->item[s->first + i].row != a->item[t->first + i].row)
+            return 0;
+    return 1;
+}
+
+/* Merge runs of tasks into spans, in place. */
+static void make_spans(attn_plan *a)
+{
+    int n = 0;
+    for (int k = 0; k < a->n_task; k++) {
+        attn_task *s = n ? &a->task[n - 1] : NULL, *t = &a->task[k];
+        if (s && continues(a, s, t)) {
+            s->block[s->n_blocks++] = t->block[0];
+            s->first = t->first;
+            s->cost += t->cost;
+        } else {
+            a->task[n++] = *t;
+        }
+    }
+    a->n_task = n;
+}
+
 void attn_build(attn_plan *a, const fwd_row *rows, int n)
 {
     int *mark = a->pool->mark, limit;
@@ -156,7 +192,7 @@ void attn_build(attn_plan *a, const fwd_row *rows, int n)
             int b = row_block(&rows[r], j, &limit);
             if (mark[b] < 0) {
                 mark[b] = a->n_task;
-                a->task[a->n_task++] = (attn_task){ b, 0, 0, 0 };
+                a->task[a->n_task++] = (attn_task){ .j = j, .n_blocks = 1, .block = { b } };
             }
             a->task[mark[b]].count++;
         }
@@ -172,10 +208,12 @@ void attn_build(attn_plan *a, const fwd_row *rows, int n)
             a->item[t->first + t->count++] = (attn_item){ r, limit };
             t->cost += limit;
         }
+    for (int k = 0; k < a->n_task; k++)
+        mark[a->task[k].block[0]] = -1;
+    make_spans(a);
     /* units: (task, KV head) pairs, all heads of a task in a row */
     a->cum[0] = 0;
     for (int k = 0; k < a->n_task; k++) {
-        mark[a->task[k].block] = -1;
         for (int h = 0; h < a->n_head_kv; h++) {
             int u = k * a->n_head_kv + h;
             a->cum[u + 1] = a->cum[u] + a->task[k].cost;
@@ -210,24 +248,33 @@ static void clear(float *acc, size_t n_states, int hd)
     }
 }
 
-/* Fold one block's K/V head h into the states of every row that reads it. */
+/* One block's K or V head in f32 at dst. */
+static void gather(const attn_plan *a, float *dst, const void *src)
+{
+    size_t n = (size_t)a->head_dim * KV_BLOCK;
+    if (a->pool->f16)
+        a->k->widen(dst, src, n);
+    else
+        memcpy(dst, src, n * sizeof *dst);
+}
+
+/* Fold a task's K/V head h into the states of every row that reads it. */
 static void fold_unit(const attn_plan *a, int il, int u, const float *q, float *acc, float *widened)
 {
     const attn_task *t = &a->task[u / a->n_head_kv];
     int h = u % a->n_head_kv, hd = a->head_dim, group = a->n_head / a->n_head_kv;
     size_t n_states = (size_t)a->n_rows * a->n_head, n = (size_t)hd * KV_BLOCK;
-    const void *kt = kv_key_block(a->pool, t->block, il, h), *v = kv_value_block(a->pool, t->block, il, h);
-    if (a->pool->f16) {
-        a->k->widen(widened, kt, n);
-        a->k->widen(widened + n, v, n);
-        kt = widened;
-        v = widened + n;
+    float *kt = widened, *v = widened + ATTN_SPAN * n;
+    for (int b = 0; b < t->n_blocks; b++) {
+        gather(a, kt + b * n, kv_key_block(a->pool, t->block[b], il, h));
+        gather(a, v + b * n, kv_value_block(a->pool, t->block[b], il, h));
     }
     float scale = 1.0f / sqrtf((float)hd);
     float *m = acc + n_states * hd, *l = m + n_states;
     for (int i = t->first; i < t->first + t->count; i++) {
         size_t s = (size_t)a->item[i].row * a->n_head + (size_t)h * group;
-        a->k->fold(q + s * hd, group, hd, kt, v, a->item[i].limit, scale, m + s, l + s, acc + s * hd);
+        int n_pos = (t->n_blocks - 1) * KV_BLOCK + a->item[i].limit;
+        a->k->fold(q + s * hd, group, hd, kt, v, n_pos, scale, m + s, l + s, acc + s * hd);
     }
 }
 
@@ -261,7 +308,7 @@ void attn_run(const attn_plan *a, int il, const float *q, float *out)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
         float *acc = a->acc + t * per_thread;
-        float *widened = a->widened + (size_t)t * 2 * KV_BLOCK * a->head_dim;
+        float *widened = a->widened + (size_t)t * widened_floats(a);
         clear(acc, n_states, a->head_dim);
         for (int u = first_unit(a, t, nt); u < first_unit(a, t + 1, nt); u++)
             fold_unit(a, il, u, q, acc, widened);

@@ -4,12 +4,17 @@
 **
 ** Each row attends to positions 0..pos of its sequence, that is to the
 ** first pos / KV_BLOCK + 1 blocks of its table (the last one up to pos).
-** Rows of branches that share prefix blocks name the same block numbers,
-** so the plan groups the batch by physical block: a task is one block and
-** every row that reads it, with how many of its positions each reads.
+** A block always holds the same positions in every table that names it
+** (forks copy tables, copy-on-write replaces in place), so rows of
+** branches that share prefix blocks name the same block numbers, and the
+** plan groups the batch by physical block: a task is one block and every
+** row that reads it, with how many of its positions each reads. Runs of
+** up to ATTN_SPAN consecutive blocks read by the same rows, all but the
+** last in full (a shared prompt; one branch's own blocks), make one task,
+** so per-task costs (gathering, rescaling) are paid once per run.
 ** A task's keys and values are read (and widened from f16) once for all
 ** its rows; each query keeps a running softmax (max m, sum l, weighted
-** values o), and the partial results of the blocks merge by log-sum-exp:
+** values o), and the partial results of the tasks merge by log-sum-exp:
 **     m' = max(m, m_b), o' = o e^(m - m') + o_b e^(m_b - m'), same for l,
 ** out = o / l at the end. So a step of B branches over a shared prompt
 ** reads the prompt's K/V once, not B times.
@@ -24,17 +29,21 @@
 #include "forward.h"
 #include "kv.h"
 
+#define ATTN_SPAN 4          /* blocks one task may span */
+
 /* Per-ISA kernels (attention.c is the scalar specification). */
 typedef struct attn_kernels {
     const char *name;
     /*
-    ** Fold positions [0, limit) of one block into the running softmax of
-    ** nq queries (q: nq x hd; m, l: nq; o: nq x hd). kt is the block's K
-    ** (hd x KV_BLOCK, transposed), v its V (KV_BLOCK x hd), both f32.
-    ** Positions at or past limit are never used, whatever they hold.
+    ** Fold positions [0, n_pos) of a run of blocks into the running
+    ** softmax of nq queries (q: nq x hd; m, l: nq; o: nq x hd). kt holds
+    ** the blocks' K one after the other (each hd x KV_BLOCK, transposed),
+    ** v their V (n_blocks * KV_BLOCK x hd), f32. 1 <= n_pos <= ATTN_SPAN *
+    ** KV_BLOCK; positions at or past n_pos are never used, whatever they
+    ** hold.
     */
     void (*fold)(const float *q, int nq, int hd, const float *kt, const float *v,
-                 int limit, float scale, float *m, float *l, float *o);
+                 int n_pos, float scale, float *m, float *l, float *o);
     /* dst[i] = half src[i] as f32, for n values */
     void (*widen)(float *dst, const uint16_t *src, size_t n);
 } attn_kernels;
@@ -47,8 +56,15 @@ extern const attn_kernels attn_avx2;   /* needs AVX2, FMA, F16C and hd % 8 == 0 
 /* The kernels for this CPU, or the scalar ones when COPSE_ISA=scalar. */
 const attn_kernels *attn_kernels_default(void);
 
+/* A row of a task and the positions of the task's last block it reads. */
 typedef struct attn_item { int row, limit; } attn_item;
-typedef struct attn_task { int block, first, count, cost; } attn_task;
+
+typedef struct attn_task {
+    int j;                   /* the first block's index in the tables */
+    int n_blocks, block[ATTN_SPAN];
+    int first, count;        /* its items */
+    int cost;                /* positions its rows read, summed */
+} attn_task;
 
 struct attn_plan {
     kv_pool   *pool;
@@ -61,7 +77,7 @@ struct attn_plan {
     int64_t   *cum;         /* [n_task * n_head_kv + 1] work before each unit */
     int        n_task, n_item, cap_item;
     float     *acc;         /* per thread: o [rows][n_head][hd], m, l [rows][n_head] */
-    float     *widened;     /* per thread: one block's K and V of one head in f32 */
+    float     *widened;     /* per thread: a task's K and V of one head in f32 */
 };
 
 int  attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_threads);

@@ -43,19 +43,33 @@ static inline float hsum(__m256 x)
     return _mm_cvtss_f32(_mm_add_ss(y, _mm_movehdup_ps(y)));
 }
 
-/* scores of one query against the block's 16 positions, two chains each */
-static inline void scores(const float *q, int hd, const float *kt, __m256 *s0, __m256 *s1)
+/*
+** Scores of two queries (q, r) against the block's 16 positions: s for q,
+** u for r, positions 0-7 in [0] and 8-15 in [1]. Each K row is loaded
+** once for both; even and odd dimensions go to separate chains, eight in
+** all, enough to keep both FMA units busy.
+*/
+static inline void scores2(const float *q, const float *r, int hd, const float *kt, __m256 s[2], __m256 u[2])
 {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
-    for (int d = 0; d < hd; d += 2) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, e0 = a0, e1 = a0;
+    for (int d = 0; d < hd; d += 2, kt += 2 * KV_BLOCK) {
+        __m256 k0 = _mm256_loadu_ps(kt), k1 = _mm256_loadu_ps(kt + 8);
+        __m256 k2 = _mm256_loadu_ps(kt + KV_BLOCK), k3 = _mm256_loadu_ps(kt + KV_BLOCK + 8);
         __m256 x = _mm256_broadcast_ss(q + d), y = _mm256_broadcast_ss(q + d + 1);
-        a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(kt + d * KV_BLOCK), a0);
-        a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(kt + d * KV_BLOCK + 8), a1);
-        b0 = _mm256_fmadd_ps(y, _mm256_loadu_ps(kt + (d + 1) * KV_BLOCK), b0);
-        b1 = _mm256_fmadd_ps(y, _mm256_loadu_ps(kt + (d + 1) * KV_BLOCK + 8), b1);
+        __m256 z = _mm256_broadcast_ss(r + d), w = _mm256_broadcast_ss(r + d + 1);
+        a0 = _mm256_fmadd_ps(x, k0, a0);
+        a1 = _mm256_fmadd_ps(x, k1, a1);
+        b0 = _mm256_fmadd_ps(y, k2, b0);
+        b1 = _mm256_fmadd_ps(y, k3, b1);
+        c0 = _mm256_fmadd_ps(z, k0, c0);
+        c1 = _mm256_fmadd_ps(z, k1, c1);
+        e0 = _mm256_fmadd_ps(w, k2, e0);
+        e1 = _mm256_fmadd_ps(w, k3, e1);
     }
-    *s0 = _mm256_add_ps(a0, b0);
-    *s1 = _mm256_add_ps(a1, b1);
+    s[0] = _mm256_add_ps(a0, b0);
+    s[1] = _mm256_add_ps(a1, b1);
+    u[0] = _mm256_add_ps(c0, e0);
+    u[1] = _mm256_add_ps(c1, e1);
 }
 
 /* o[0..64) = o * c + sum over t < limit of p[t] v[t]: eight chains */
@@ -96,33 +110,49 @@ static inline void weigh8(float *o, float c, const float *p, const float *v, int
     _mm256_storeu_ps(o, acc);
 }
 
-static void fold_avx2(const float *q, int nq, int hd, const float *kt, const float *v,
-                      int limit, float scale, float *m, float *l, float *o)
+/* Fold one query's scores s (unscaled; [block][half]) of n_pos positions
+** into its running softmax. */
+static inline void fold_one(__m256 s[][2], int n_pos, int hd, const float *v, float scale,
+                            float *m, float *l, float *o)
 {
-    const __m256 iota0 = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256 iota1 = _mm256_add_ps(iota0, _mm256_set1_ps(8));
-    __m256 lim = _mm256_set1_ps((float)limit), minus_inf = _mm256_set1_ps(-INFINITY);
-    __m256 keep0 = _mm256_cmp_ps(iota0, lim, _CMP_LT_OQ), keep1 = _mm256_cmp_ps(iota1, lim, _CMP_LT_OQ);
-    __m256 sc = _mm256_set1_ps(scale);
-    for (int i = 0; i < nq; i++, q += hd, o += hd) {
-        __m256 s0, s1;
-        scores(q, hd, kt, &s0, &s1);
-        s0 = _mm256_blendv_ps(minus_inf, _mm256_mul_ps(s0, sc), keep0);
-        s1 = _mm256_blendv_ps(minus_inf, _mm256_mul_ps(s1, sc), keep1);
-        float mx = fmaxf(m[i], hmax(_mm256_max_ps(s0, s1)));
-        __m256 mxv = _mm256_set1_ps(mx);
-        __m256 p0 = _mm256_and_ps(exp_neg(_mm256_sub_ps(s0, mxv)), keep0);
-        __m256 p1 = _mm256_and_ps(exp_neg(_mm256_sub_ps(s1, mxv)), keep1);
-        float p[KV_BLOCK], c = expf(m[i] - mx);
-        _mm256_storeu_ps(p, p0);
-        _mm256_storeu_ps(p + 8, p1);
-        l[i] = l[i] * c + hsum(_mm256_add_ps(p0, p1));
-        int d = 0;
-        for (; d + 64 <= hd; d += 64)
-            weigh64(o + d, c, p, v + d, hd, limit);
-        for (; d < hd; d += 8)
-            weigh8(o + d, c, p, v + d, hd, limit);
-        m[i] = mx;
+    const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), sc = _mm256_set1_ps(scale);
+    const __m256 minus_inf = _mm256_set1_ps(-INFINITY), lim = _mm256_set1_ps((float)n_pos);
+    int nv = 2 * ((n_pos + KV_BLOCK - 1) / KV_BLOCK);   /* vectors of 8 scores */
+    __m256 *x = &s[0][0], keep[2 * ATTN_SPAN], top = minus_inf;
+    for (int i = 0; i < nv; i++) {
+        keep[i] = _mm256_cmp_ps(_mm256_add_ps(iota, _mm256_set1_ps(8.0f * i)), lim, _CMP_LT_OQ);
+        x[i] = _mm256_blendv_ps(minus_inf, _mm256_mul_ps(x[i], sc), keep[i]);
+        top = _mm256_max_ps(top, x[i]);
+    }
+    float mx = fmaxf(*m, hmax(top)), c = expf(*m - mx), p[ATTN_SPAN * KV_BLOCK];
+    __m256 mxv = _mm256_set1_ps(mx), sum = _mm256_setzero_ps();
+    for (int i = 0; i < nv; i++) {
+        __m256 e = _mm256_and_ps(exp_neg(_mm256_sub_ps(x[i], mxv)), keep[i]);
+        sum = _mm256_add_ps(sum, e);
+        _mm256_storeu_ps(p + 8 * i, e);
+    }
+    *l = *l * c + hsum(sum);
+    int d = 0;
+    for (; d + 64 <= hd; d += 64)
+        weigh64(o + d, c, p, v + d, hd, n_pos);
+    for (; d < hd; d += 8)
+        weigh8(o + d, c, p, v + d, hd, n_pos);
+    *m = mx;
+}
+
+static void fold_avx2(const float *q, int nq, int hd, const float *kt, const float *v,
+                      int n_pos, float scale, float *m, float *l, float *o)
+{
+    int nb = (n_pos + KV_BLOCK - 1) / KV_BLOCK;
+    for (int i = 0; i < nq; i += 2) {
+        /* an odd last query is paired with itself */
+        const float *r = i + 1 < nq ? q + (size_t)(i + 1) * hd : q + (size_t)i * hd;
+        __m256 s[ATTN_SPAN][2], u[ATTN_SPAN][2];
+        for (int b = 0; b < nb; b++)
+            scores2(q + (size_t)i * hd, r, hd, kt + (size_t)b * hd * KV_BLOCK, s[b], u[b]);
+        fold_one(s, n_pos, hd, v, scale, m + i, l + i, o + (size_t)i * hd);
+        if (i + 1 < nq)
+            fold_one(u, n_pos, hd, v, scale, m + i + 1, l + i + 1, o + (size_t)(i + 1) * hd);
     }
 }
 

@@ -632,8 +632,9 @@ static void fill(float *x, size_t n, uint64_t *rng)
 }
 
 #if defined(__x86_64__)
-/* The AVX2 kernels against the scalar ones: every limit, head sizes 8..128,
-** queries that continue a running softmax. */
+/* The AVX2 kernels against the scalar ones: runs of 1 to ATTN_SPAN blocks,
+** every length, head sizes 8..128, queries that continue a running
+** softmax, NaN in the positions past the end. */
 START_TEST(avx2_kernels_equal_scalar)
 {
     if (attn_kernels_default() != &attn_avx2) {
@@ -641,35 +642,36 @@ START_TEST(avx2_kernels_equal_scalar)
         return;
     }
     static const int hds[] = { 8, 16, 64, 72, 128 };
+    static float q[3 * 128], kt[ATTN_SPAN * 128 * KV_BLOCK], v[ATTN_SPAN * KV_BLOCK * 128];
     uint64_t rng = 7;
-    float q[3 * 128], kt[128 * KV_BLOCK], v[KV_BLOCK * 128];
     for (size_t h = 0; h < sizeof hds / sizeof hds[0]; h++) {
         int hd = hds[h];
-        for (int limit = 1; limit <= KV_BLOCK; limit++) {
+        for (int n_pos = 1; n_pos <= ATTN_SPAN * KV_BLOCK; n_pos++) {
             float m[2][3], l[2][3], o[2][3 * 128];
             fill(q, 3 * (size_t)hd, &rng);
-            fill(kt, (size_t)hd * KV_BLOCK, &rng);
-            fill(v, (size_t)hd * KV_BLOCK, &rng);
-            kt[(hd - 1) * KV_BLOCK + KV_BLOCK - 1] = NAN;   /* unused when limit < 16 */
-            if (limit == KV_BLOCK)
-                kt[(hd - 1) * KV_BLOCK + KV_BLOCK - 1] = 1;
+            fill(kt, sizeof kt / sizeof *kt, &rng);
+            fill(v, sizeof v / sizeof *v, &rng);
+            if (n_pos % KV_BLOCK) {   /* the first unused position of the last block */
+                kt[(size_t)(n_pos / KV_BLOCK) * hd * KV_BLOCK + (hd - 1) * KV_BLOCK + n_pos % KV_BLOCK] = NAN;
+                v[(size_t)n_pos * hd] = NAN;
+            }
             for (int k = 0; k < 2; k++) {
                 for (int i = 0; i < 3; i++)
                     m[k][i] = i == 0 ? -INFINITY : 1.5f, l[k][i] = i == 0 ? 0 : 2.0f;
                 for (int i = 0; i < 3 * hd; i++)
                     o[k][i] = i < hd ? 0 : 0.25f;
             }
-            attn_scalar.fold(q, 3, hd, kt, v, limit, 0.125f, m[0], l[0], o[0]);
-            attn_avx2.fold(q, 3, hd, kt, v, limit, 0.125f, m[1], l[1], o[1]);
+            attn_scalar.fold(q, 3, hd, kt, v, n_pos, 0.125f, m[0], l[0], o[0]);
+            attn_avx2.fold(q, 3, hd, kt, v, n_pos, 0.125f, m[1], l[1], o[1]);
             for (int i = 0; i < 3; i++) {
-                ck_assert_msg(fabsf(m[1][i] - m[0][i]) <= 1e-5f * (1 + fabsf(m[0][i])), "hd %d limit %d: m %g vs %g",
-                              hd, limit, m[1][i], m[0][i]);
-                ck_assert_msg(fabsf(l[1][i] - l[0][i]) <= 1e-5f * l[0][i], "hd %d limit %d: l %g vs %g",
-                              hd, limit, l[1][i], l[0][i]);
+                ck_assert_msg(fabsf(m[1][i] - m[0][i]) <= 1e-5f * (1 + fabsf(m[0][i])), "hd %d n_pos %d: m %g vs %g",
+                              hd, n_pos, m[1][i], m[0][i]);
+                ck_assert_msg(fabsf(l[1][i] - l[0][i]) <= 1e-5f * l[0][i], "hd %d n_pos %d: l %g vs %g",
+                              hd, n_pos, l[1][i], l[0][i]);
             }
             for (int i = 0; i < 3 * hd; i++)
                 ck_assert_msg(fabsf(o[1][i] - o[0][i]) <= 1e-5f * (1 + fabsf(o[0][i])),
-                              "hd %d limit %d: o[%d] %g vs %g", hd, limit, i, o[1][i], o[0][i]);
+                              "hd %d n_pos %d: o[%d] %g vs %g", hd, n_pos, i, o[1][i], o[0][i]);
         }
     }
     /* widening is exact for every half (NaNs may differ in payload) */
