@@ -461,7 +461,7 @@ int q8_act_quantize(const q8_kernels *k, const float *x, int M, int K, q8_act *a
 ** fixed half of the work. About 8 items per thread, with runs as long as
 ** that allows (wide tiles); runs of more than 12 groups are multiples of
 ** 12, which every tier's tiles divide. */
-static void run(const q8_weights *W, const q8_act *a, float *y, int32_t *raw, int n_threads)
+static void run(const q8_weights *W, const q8_act *a, float *y, int n_threads)
 {
     int ng = W->n_groups, M = a->M;
     long n_chunks = (M + TOKEN_CHUNK - 1) / TOKEN_CHUNK;
@@ -472,7 +472,7 @@ static void run(const q8_weights *W, const q8_act *a, float *y, int32_t *raw, in
     for (long i = 0; i < items; i++) {
         int g0 = (int)(i / n_chunks * per), t0 = (int)(i % n_chunks) * TOKEN_CHUNK;
         W->tier->rect(W, a, t0, t0 + TOKEN_CHUNK < M ? t0 + TOKEN_CHUNK : M,
-                      g0, g0 + per < ng ? g0 + per : ng, y, raw);
+                      g0, g0 + per < ng ? g0 + per : ng, y, NULL);
     }
 }
 
@@ -482,7 +482,7 @@ int q8_matmul_act(const q8_weights *W, const q8_act *a, float *y, int n_threads,
     if (a->K != W->K || a->M < 1 || n_threads < 1)
         return copse_fail(err, COPSE_E_ARG, "q8_matmul: %d x %d activations against %d x %d "
                           "weights on %d threads", a->M, a->K, W->n_rows, W->K, n_threads);
-    run(W, a, y, NULL, n_threads);
+    run(W, a, y, n_threads);
     return COPSE_OK;
 }
 
