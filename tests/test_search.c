@@ -963,6 +963,14 @@ START_TEST(solve_command)
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
     ck_assert_ptr_nonnull(strstr(out, "answer: "));
     ck_assert_ptr_nonnull(strstr(out, "candidates (2):"));
+    /* the PRM as its own policy (one model loaded), the question on stdin */
+    snprintf(cmd, sizeof cmd, "echo '" QUESTION "' | %s/bin/copse solve -m %s --prm %s --strategy weighted "
+             "--n 2 --max-steps 2 --max-step-tokens 4 --ctx 256 -t 1 --json", tu_build_dir(), value_file(),
+             value_file());
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "\"strategy\":\"weighted\""));
+    ck_assert_ptr_nonnull(strstr(out, "\"verifier_prompt_tokens\":"));
+    ck_assert_ptr_null(strstr(out, "\"verifier_tokens\":0,"));
     const char *data = write_file("val.jsonl", "{\"question\": \"What is 2+2?\", \"answer\": 4}\n"
                                               "{\"answer\": \"8\", \"question\": \"What is 3+\\u0035?\"}\n");
     snprintf(cmd, sizeof cmd, "%s/bin/copse tune -q -m %s --data %s -o %s/test-search/cli-table.txt --budgets 3 "
