@@ -72,8 +72,10 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Edges halfway between the sorted difficulties at the bins' borders;
-** equal neighbours merge bins. */
+/* Edges halfway between sorted difficulties, at the change of value
+** nearest each border of equally populated bins (difficulties take few
+** distinct values, so a border often falls among equal ones); borders
+** that find no change of their own merge bins. */
 static int make_edges(const double *d, int n, int n_bins, tune_table *t)
 {
     double *s = malloc((size_t)n * sizeof *s);
@@ -85,10 +87,13 @@ static int make_edges(const double *d, int n, int n_bins, tune_table *t)
     qsort(s, (size_t)n, sizeof *s, cmp_double);
     t->n_bins = 1;
     for (int b = 1; b < n_bins; b++) {
-        int k = (int)((int64_t)b * n / n_bins);
-        if (k < 1 || s[k] == s[k - 1])
+        int k = (int)((int64_t)b * n / n_bins), at = -1;
+        for (int off = 0; off < n && at < 0; off++)
+            at = k + off < n && k + off >= 1 && s[k + off - 1] < s[k + off] ? k + off
+               : k - off >= 1 && k - off < n && s[k - off - 1] < s[k - off] ? k - off : -1;
+        if (at < 0)
             continue;
-        double edge = (s[k - 1] + s[k]) / 2;
+        double edge = (s[at - 1] + s[at]) / 2;
         if (t->n_bins == 1 || edge > t->edges[t->n_bins - 2])
             t->edges[t->n_bins++ - 1] = edge;
     }
