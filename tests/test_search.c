@@ -886,6 +886,17 @@ START_TEST(auto_follows_the_table)
     ck_assert_int_gt(in.budget.probe_tokens, 0);
     copse_result_free(r);
 
+    /* no verifier, the built-in table: agreement of the probes' answers
+    ** (random text has none, so the hardest bin), then majority */
+    p = params(COPSE_AUTO, 6, 1);
+    r = solve(pm, NULL, &p, &in);
+    ck_assert(in.difficulty == 1);
+    ck_assert_int_eq(in.bin, 1);
+    ck_assert_int_eq(in.strategy, COPSE_MAJORITY);
+    ck_assert_int_eq(in.n, 4);
+    check_budget(pm, r, &in, 0);
+    copse_result_free(r);
+
     /* bad tables say where */
     const char *bad[][2] = {
         { "copse-tune 2\nprobes 1\nrow 0 4 weighted 1 1 weighted\n", ":1: not a copse tuning table" },
