@@ -263,8 +263,7 @@ int cmd_solve(int argc, char **argv)
     rc = 0;
 done:
     copse_result_free(r);
-    copse_verifier_free(v);
-    copse_model_free(model);
+    cli_search_close(&o.s, model, v);
     free(question);
     return rc;
 }

@@ -265,7 +265,6 @@ int cmd_tune(int argc, char **argv)
     else if (!o.quiet)
         fprintf(stderr, "copse tune: wrote %s from %d questions\n", o.out, n);
     free_items(items, n);
-    copse_verifier_free(v);
-    copse_model_free(model);
+    cli_search_close(&o.s, model, v);
     return rc ? 1 : 0;
 }

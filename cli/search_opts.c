@@ -161,6 +161,7 @@ int cli_search_parse(const char *cmd, int argc, char **argv, cli_search_opts *o,
 int cli_search_open(const char *cmd, cli_search_opts *o, copse_model **model, copse_verifier **v)
 {
     copse_error err;
+    cli_model_opts prm = o->m;
     *v = NULL;
     o->sp.n_threads = (int)o->m.threads;
     o->sp.n_ctx = (int)o->m.n_ctx;
@@ -168,12 +169,23 @@ int cli_search_open(const char *cmd, cli_search_opts *o, copse_model **model, co
         return o->m.model ? 1 : 2;
     if (!o->prm)
         return 0;
-    int rc = !strcmp(o->prm, o->m.model) ? copse_verifier_new(*model, &o->vp, v, &err)
-                                         : copse_verifier_load(o->prm, &o->vp, v, &err);
-    if (rc) {
-        copse_model_free(*model);
-        *model = NULL;
+    /* the verifier's model loads as the policy's does (int8 or f32) */
+    prm.model = o->prm;
+    if (strcmp(o->prm, o->m.model) && cli_open_model(cmd, &prm, 0, &o->prm_model, NULL)) {
+        cli_search_close(o, *model, NULL);
+        return 1;
+    }
+    if (copse_verifier_new(o->prm_model ? o->prm_model : *model, &o->vp, v, &err)) {
+        cli_search_close(o, *model, NULL);
         return cli_error(cmd, "%s", err.msg);
     }
     return 0;
+}
+
+void cli_search_close(cli_search_opts *o, copse_model *model, copse_verifier *v)
+{
+    copse_verifier_free(v);
+    copse_model_free(o->prm_model);
+    copse_model_free(model);
+    o->prm_model = NULL;
 }

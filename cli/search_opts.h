@@ -11,6 +11,7 @@
 typedef struct cli_search_opts {
     cli_model_opts        m;
     const char           *prm;
+    copse_model          *prm_model;   /* the verifier's, when not the policy */
     copse_solve_params    sp;
     copse_verifier_params vp;
 } cli_search_opts;
@@ -36,6 +37,8 @@ int cli_search_parse(const char *cmd, int argc, char **argv, cli_search_opts *o,
 ** when --prm names the same file) and pass -t and --ctx on to o->sp;
 ** prints the error and returns nonzero on failure. */
 int cli_search_open(const char *cmd, cli_search_opts *o, copse_model **model, copse_verifier **v);
+/* Free what cli_search_open made. */
+void cli_search_close(cli_search_opts *o, copse_model *model, copse_verifier *v);
 
 #define CLI_SEARCH_OPTS_HELP \
     CLI_MODEL_OPTS_HELP \
