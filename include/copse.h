@@ -340,7 +340,8 @@ typedef struct copse_verifier_params {
     const char *step_tag;      /* NULL: "" (value), "<extra_0>" (two-class), " ки" (labels) */
     const char *step_join;     /* NULL: "" (two-class), "\n" (labels), the separator (value) */
     const char *good, *bad;    /* label tokens, one token each; NULL: "+" and "-" */
-    const char *template_name; /* chat format (see copse solve --help); NULL: from the file */
+    const char *template_name; /* chat format: copse-math, chatml, llama3, llama2, phi3;
+                                  NULL: recognized from the file */
 } copse_verifier_params;
 
 copse_verifier_params copse_verifier_default_params(void);
@@ -348,8 +349,9 @@ copse_verifier_params copse_verifier_default_params(void);
 /*
 ** A verifier over a loaded model, which it borrows (the model must outlive
 ** it; it may be the policy itself). Fails with COPSE_E_FORMAT naming the
-** file when the head the kind needs is missing or misshapen, COPSE_E_ARG
-** for a label that is not exactly one token.
+** file and tensor when the head the kind needs is missing or misshapen,
+** COPSE_E_UNSUPPORTED for a head tensor type other than F32, F16, BF16 and
+** Q8_0, COPSE_E_ARG for a label that is not exactly one token.
 */
 int copse_verifier_new(copse_model *model, const copse_verifier_params *params,
                        copse_verifier **out, copse_error *err);
@@ -389,7 +391,8 @@ int         copse_pick_by_name(const char *name);
 
 typedef struct copse_solve_params {
     int   strategy;        /* a copse_strategy */
-    int   n;               /* solutions, beams or attempts in all (budget in generations) */
+    int   n;               /* solutions, beams or attempts in all (budget in generations;
+                              auto: its probes come out of it) */
     int   m;               /* beam width, DVTS candidates per step, revisions per chain */
     int   k;               /* lookahead: greedy steps rolled out */
     int   agg;             /* a copse_agg: path score from step scores */
