@@ -790,26 +790,28 @@ END_TEST
 START_TEST(naive_baseline_same_search)
 {
     fx f = fx_open();
-    copse_model *pm = f.pm;
-    copse_verifier *v = f.v;
-    copse_solve_params p = params(COPSE_BEAM, 4, 2);
-    copse_result *a, *b;
-    copse_error err;
-    ck_assert_int_eq(solve_run(pm, v, QUESTION, &p, 0, &a, &err), COPSE_OK);
-    ck_assert_int_eq(solve_run(pm, v, QUESTION, &p, 1, &b, &err), COPSE_OK);
-    copse_result_info ia, ib;
-    copse_result_get_info(a, &ia);
-    copse_result_get_info(b, &ib);
-    ck_assert_int_eq(ia.n_steps, ib.n_steps);
-    for (int i = 0; i < ia.n_steps; i++) {
-        ck_assert_str_eq(step(a, i).text, step(b, i).text);
-        ck_assert(fabsf(step(a, i).score - step(b, i).score) < 1e-4f);
+    const int strategies[] = { COPSE_BEAM, COPSE_LOOKAHEAD, COPSE_DVTS, COPSE_REVISE };
+    for (int k = 0; k < 4; k++) {
+        copse_solve_params p = params(strategies[k], 4, 2);
+        p.revise_prompt = "\nAgain:\n";
+        copse_result *a, *b;
+        copse_error err;
+        ck_assert_msg(solve_run(f.pm, f.v, QUESTION, &p, 0, &a, &err) == COPSE_OK, "%s", err.msg);
+        ck_assert_msg(solve_run(f.pm, f.v, QUESTION, &p, 1, &b, &err) == COPSE_OK, "%s", err.msg);
+        copse_result_info ia, ib;
+        copse_result_get_info(a, &ia);
+        copse_result_get_info(b, &ib);
+        ck_assert_int_eq(ia.n_steps, ib.n_steps);
+        for (int i = 0; i < ia.n_steps; i++) {
+            ck_assert_str_eq(step(a, i).text, step(b, i).text);
+            ck_assert(fabsf(step(a, i).score - step(b, i).score) < 1e-4f);
+        }
+        ck_assert_int_eq(ia.budget.policy_tokens, ib.budget.policy_tokens);
+        ck_assert_int_gt(ib.budget.prompt_tokens, ia.budget.prompt_tokens);
+        ck_assert_int_gt(ib.budget.verifier_tokens, ia.budget.verifier_tokens);
+        copse_result_free(a);
+        copse_result_free(b);
     }
-    ck_assert_int_eq(ia.budget.policy_tokens, ib.budget.policy_tokens);
-    ck_assert_int_gt(ib.budget.prompt_tokens, ia.budget.prompt_tokens);
-    ck_assert_int_gt(ib.budget.verifier_tokens, ia.budget.verifier_tokens);
-    copse_result_free(a);
-    copse_result_free(b);
     fx_close(&f);
 }
 END_TEST
