@@ -1,6 +1,8 @@
 /*
-** The forward pass of a llama / qwen2 transformer in f32: the reference
-** the faster paths are tested against, so it is written to be read.
+** The forward pass of a llama / qwen2 transformer. Activations are f32;
+** the matrices are int8 (q8.h) or, on the reference path the int8 one is
+** tested against, f32 (model.h). Written to be read: the per-ISA work is
+** in the kernels (q8_*, attention_*, vec_*).
 **
 ** A batch is a list of rows, each one token at one position of one
 ** sequence. Everything except attention treats the rows alike, so the
@@ -18,6 +20,7 @@
 #include <omp.h>
 #include <cblas.h>
 #include "forward.h"
+#include "vec.h"
 
 struct fwd_state {
     const copse_model *m;
@@ -31,6 +34,7 @@ struct fwd_state {
     float *gate, *up;  /* [rows][n_ff] */
     float *rope;       /* [rows][n_rot/2][2] cos and sin of each pair's angle */
     q8_act act;        /* the int8 path: the last matrix input, quantized */
+    const vec_kernels *vec;   /* the elementwise kernels */
 };
 
 /* ----------------------------------------------------------- the operations */
@@ -64,16 +68,6 @@ static void matmuls(fwd_state *f, const float *x, int n, int count,
 static void matmul(fwd_state *f, float *y, const float *x, int n, const model_matrix *w)
 {
     matmuls(f, x, n, 1, &w, &y);
-}
-
-static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
-{
-    float ss = 0;
-    for (int i = 0; i < n; i++)
-        ss += x[i] * x[i];
-    float scale = 1.0f / sqrtf(ss / (float)n + eps);
-    for (int i = 0; i < n; i++)
-        out[i] = x[i] * scale * w[i];
 }
 
 static void add(float *y, const float *b, size_t n)
@@ -113,25 +107,27 @@ static void rope(float *x, int n_heads, int head_dim, int n_rot, rope_pairing pa
     }
 }
 
-static void swiglu(float *gate, const float *up, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
-}
-
 /* --------------------------------------------------------------- the blocks */
+
+/* The row loops below run on the context's threads from this many rows (a
+** prompt); a decode step's few rows are not worth waking them. */
+#define PARALLEL_ROWS 16
 
 static void norm_rows(fwd_state *f, const float *w, int n)
 {
     int d = f->m->info.n_embd;
     float eps = f->m->info.rms_eps;
+    #pragma omp parallel for num_threads(f->n_threads) if (n >= PARALLEL_ROWS)
     for (int r = 0; r < n; r++)
-        rmsnorm(f->xb + (size_t)r * d, f->x + (size_t)r * d, w, d, eps);
+        f->vec->rmsnorm(f->xb + (size_t)r * d, f->x + (size_t)r * d, w, d, eps);
 }
 
 static void residual(fwd_state *f, int n)
 {
-    add(f->x, f->xb, (size_t)n * f->m->info.n_embd);
+    size_t d = (size_t)f->m->info.n_embd;
+    #pragma omp parallel for num_threads(f->n_threads) if (n >= PARALLEL_ROWS)
+    for (int r = 0; r < n; r++)
+        add(f->x + r * d, f->xb + r * d, d);
 }
 
 /* Q, K and V of every row; K and V go to the cache at the row's position. */
@@ -141,6 +137,7 @@ static void qkv(fwd_state *f, const model_layer *y, int il, const fwd_row *rows,
     int qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
     matmuls(f, f->xb, n, 3, (const model_matrix *[]){ &y->wq, &y->wk, &y->wv },
             (float *[]){ f->q, f->k, f->v });
+    #pragma omp parallel for num_threads(f->n_threads) if (n >= PARALLEL_ROWS)
     for (int r = 0; r < n; r++) {
         float *q = f->q + (size_t)r * qd, *k = f->k + (size_t)r * kvd, *v = f->v + (size_t)r * kvd;
         const float *cs = f->rope + (size_t)r * hp->n_rot;
@@ -151,8 +148,9 @@ static void qkv(fwd_state *f, const model_layer *y, int il, const fwd_row *rows,
         }
         rope(q, hp->n_head, hp->head_dim, hp->n_rot, f->m->rope, cs);
         rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, f->m->rope, cs);
-        kv_store(rows[r].seq, il, rows[r].pos, k, v);
     }
+    for (int r = 0; r < n; r++)
+        kv_store(rows[r].seq, il, rows[r].pos, f->k + (size_t)r * kvd, f->v + (size_t)r * kvd);
 }
 
 /* With grouped-query attention, n_head / n_head_kv query heads share one
@@ -173,7 +171,10 @@ static void ffn_block(fwd_state *f, int il, int n)
     norm_rows(f, y->ffn_norm, n);
     matmuls(f, f->xb, n, 2, (const model_matrix *[]){ &y->w_gate, &y->w_up },
             (float *[]){ f->gate, f->up });
-    swiglu(f->gate, f->up, (size_t)n * f->m->info.n_ff);
+    size_t ff = (size_t)f->m->info.n_ff;
+    #pragma omp parallel for num_threads(f->n_threads) if (n >= PARALLEL_ROWS)
+    for (int r = 0; r < n; r++)
+        f->vec->swiglu(f->gate + r * ff, f->up + r * ff, ff);
     matmul(f, f->xb, f->gate, n, &y->w_down);
     residual(f, n);
 }
@@ -182,6 +183,7 @@ static void embed(fwd_state *f, const fwd_row *rows, int n)
 {
     const copse_model_info *hp = &f->m->info;
     size_t d = (size_t)hp->n_embd;
+    #pragma omp parallel for num_threads(f->n_threads) if (n >= PARALLEL_ROWS)
     for (int r = 0; r < n; r++) {
         model_embed(f->m, rows[r].token, f->x + r * d);
         rope_angles(f->rope + (size_t)r * hp->n_rot, rows[r].pos, f->m->rope_inv_freq, hp->n_rot / 2);
@@ -197,9 +199,9 @@ static void output(fwd_state *f, const fwd_row *rows, int n, float *logits, floa
     int k = 0, h = 0;
     for (int r = 0; r < n; r++) {
         if (rows[r].want & COPSE_WANT_HIDDEN)
-            rmsnorm(hidden + h++ * d, f->x + r * d, f->m->output_norm, hp->n_embd, hp->rms_eps);
+            f->vec->rmsnorm(hidden + h++ * d, f->x + r * d, f->m->output_norm, hp->n_embd, hp->rms_eps);
         if (rows[r].want & COPSE_WANT_LOGITS)
-            rmsnorm(f->xb + k++ * d, f->x + r * d, f->m->output_norm, hp->n_embd, hp->rms_eps);
+            f->vec->rmsnorm(f->xb + k++ * d, f->x + r * d, f->m->output_norm, hp->n_embd, hp->rms_eps);
     }
     if (k)
         matmul(f, logits, f->xb, k, &f->m->output);
@@ -285,6 +287,7 @@ fwd_state *fwd_new(const copse_model *m, int n_threads)
         return NULL;
     f->m = m;
     f->n_threads = n_threads;
+    f->vec = vec_kernels_default();
     return f;
 }
 

@@ -10,6 +10,7 @@
 #include "testutil.h"
 #include "copse.h"
 #include "model.h"
+#include "vec.h"
 
 #define MODELS "tests/data/models"
 #define N_TOK  300
@@ -268,6 +269,59 @@ START_TEST(isa_errors)
 }
 END_TEST
 
+/* ------------------------------------------------------- elementwise kernels */
+
+/* v within tol of |w|, or 1e-30 for results near 0; NaN where w is NaN. */
+static void assert_near(float v, float w, float tol, const char *what, int n, int i)
+{
+    if (isnan(w)) {
+        ck_assert_msg(isnan(v), "%s, n %d, [%d]: %g, expected NaN", what, n, i, v);
+        return;
+    }
+    ck_assert_msg(fabsf(v - w) <= tol * fabsf(w) + 1e-30f, "%s, n %d, [%d]: %.9g, expected %.9g",
+                  what, n, i, v, w);
+}
+
+/*
+** Each table against the scalar specification: every length up to 70 (all
+** tails) and a row of n_ff, values up to ±90 (e^-x under- and overflows
+** in f32 past ±88), a zero and a NaN. rmsnorm sums in another order: its
+** scale may differ by a few units of 1e-7 per thousand values.
+*/
+START_TEST(vec_kernels_match_scalar)
+{
+    const vec_kernels *k = vec_kernels_default();
+    if (k == &vec_scalar) {
+        tu_skip("vec_kernels_match_scalar", "no SIMD elementwise kernels on this CPU");
+        return;
+    }
+    enum { MAX_N = 1536 };
+    float x[MAX_N], w[MAX_N], a[MAX_N], b[MAX_N];
+    uint64_t seed = 3;
+    for (int len = 1; len <= 71; len++) {
+        int n = len <= 70 ? len : MAX_N;
+        for (int i = 0; i < n; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            double u = (double)(seed >> 11) / 9007199254740992.0;
+            x[i] = (float)(u * 180 - 90) / (i % 3 ? 1 : 16);
+            w[i] = (float)(u * 4 - 2);
+        }
+        x[n / 2] = 0;
+        vec_scalar.rmsnorm(a, x, w, n, 1e-5f);
+        k->rmsnorm(b, x, w, n, 1e-5f);
+        for (int i = 0; i < n; i++)
+            assert_near(b[i], a[i], 2e-6f, "rmsnorm", n, i);
+        x[n / 3] = NAN;
+        memcpy(a, x, sizeof(float) * (size_t)n);
+        memcpy(b, x, sizeof(float) * (size_t)n);
+        vec_scalar.swiglu(a, w, (size_t)n);
+        k->swiglu(b, w, (size_t)n);
+        for (int i = 0; i < n; i++)
+            assert_near(b[i], a[i], 4e-7f, "swiglu", n, i);
+    }
+}
+END_TEST
+
 /* -------------------------------------------------------------- perplexity */
 
 /* The model with real structure: the trained math policy when it is
@@ -383,6 +437,7 @@ Suite *copse_suite_int8(void)
     tcase_add_test(tc, int8_keeps_no_f32_matrices);
     tcase_add_test(tc, tiers_agree);
     tcase_add_test(tc, isa_errors);
+    tcase_add_test(tc, vec_kernels_match_scalar);
     tcase_add_test(tc, perplexity_within_1pct);
     tcase_add_test(tc, run_reports_kernels);
     suite_add_tcase(s, tc);

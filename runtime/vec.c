@@ -1,0 +1,39 @@
+/*
+** The scalar elementwise kernels (the specification, and what CPUs
+** without AVX2 run) and the choice of a table.
+*/
+#include <math.h>
+#include "vec.h"
+#include "q8.h"
+
+static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
+{
+    float ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    float scale = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int i = 0; i < n; i++)
+        out[i] = x[i] * scale * w[i];
+}
+
+static void swiglu(float *gate, const float *up, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+const vec_kernels vec_scalar = { "scalar", rmsnorm, swiglu };
+
+/* The same rule as the attention kernels: the int8 tier says whether the
+** scalar code is forced (COPSE_ISA=scalar) and the CPU whether AVX2 runs. */
+const vec_kernels *vec_kernels_default(void)
+{
+    const q8_kernels *tier;
+    if (q8_tier_default(&tier, NULL) || tier == &q8_tier_scalar)
+        return &vec_scalar;
+#if defined(__x86_64__)
+    if (q8_tier_supported(&q8_tier_avx2))
+        return &vec_avx2;
+#endif
+    return &vec_scalar;
+}
