@@ -63,7 +63,8 @@ SUITES   := $(patsubst tests/test_%.c,%,$(filter tests/test_%.c,$(TEST_SRC)))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all lib test test-run sanitize demo deps clean bench
+.PHONY: all lib test test-run sanitize demo deps clean bench FORCE
+FORCE:
 all: $(LIB) $(COPSE) $(TOOLS) $(BENCHES)
 lib: $(LIB)
 
@@ -89,7 +90,9 @@ $(BUILD)/bin/bench-%: $(BUILD)/obj/bench/%.o $(LIB)
 
 # The test runner links every tests/test_NAME.c; each defines
 # Suite *copse_suite_NAME(void), listed here so no file needs editing.
-$(BUILD)/suites.inc: Makefile $(TEST_SRC)
+# Rewritten only when the list changes (TESTS= may change it), so it is
+# checked every time but rarely rebuilds anything.
+$(BUILD)/suites.inc: FORCE
 	@mkdir -p $(@D)
 	@printf '$(foreach s,$(SUITES),SUITE($(s))\n)' > $@.tmp && \
 	  (cmp -s $@.tmp $@ || mv $@.tmp $@); rm -f $@.tmp

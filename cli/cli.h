@@ -30,7 +30,8 @@ char *cli_read_file(const char *path, size_t *len);
 /* Seconds from a monotonic clock. */
 double cli_now(void);
 
-/* Write s (len bytes of UTF-8) as a JSON string literal. */
+/* Write s (len bytes) as a JSON string literal; bytes that are not valid
+** UTF-8 become U+FFFD. */
 void cli_json_str(FILE *f, const char *s, size_t len);
 
 /* Options shared by the commands that load a model and run it. */

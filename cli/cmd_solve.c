@@ -61,33 +61,10 @@ static void json_num(FILE *f, double x)
         fputs("null", f);
 }
 
-/* Bytes of the well-formed UTF-8 character at s (n bytes left), or 0. */
-static size_t utf8_char(const unsigned char *s, size_t n)
-{
-    size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
-               : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    return len;
-}
-
-/* "key": s, where a model's stray bytes become U+FFFD so the JSON stays
-** valid UTF-8. */
 static void json_field_str(FILE *f, const char *key, const char *s)
 {
-    size_t n = strlen(s), o = 0;
-    char *t = malloc(3 * n + 1);
     fprintf(f, "\"%s\":", key);
-    for (size_t i = 0, len; t && i < n; i += len ? len : 1) {
-        len = utf8_char((const unsigned char *)s + i, n - i);
-        memcpy(t + o, len ? s + i : "\xef\xbf\xbd", len ? len : 3);
-        o += len ? len : 3;
-    }
-    cli_json_str(f, t ? t : "", o);
-    free(t);
+    cli_json_str(f, s, strlen(s));
 }
 
 static void print_json(const copse_result *r, const copse_result_info *in)
