@@ -33,6 +33,7 @@ struct fwd_state {
     float *att;        /* [rows][n_head * head_dim] attention output */
     float *gate, *up;  /* [rows][n_ff] */
     float *rope;       /* [rows][n_rot/2][2] cos and sin of each pair's angle */
+    float *wide;       /* int8 path: [rows][the wider of q + 2 kv, 2 n_ff], stacked products */
     q8_act act;        /* the int8 path: the last matrix input, quantized */
     const vec_kernels *vec;   /* the elementwise kernels */
 };
@@ -130,17 +131,32 @@ static void residual(fwd_state *f, int n)
         add(f->x + r * d, f->xb + r * d, d);
 }
 
-/* Q, K and V of every row; K and V go to the cache at the row's position. */
+/*
+** Q, K and V of every row; K and V go to the cache at the row's position.
+** The stacked product (model.h) leaves a row's Q, K and V side by side in
+** f->wide; Q moves to f->q, where attention reads it.
+*/
 static void qkv(fwd_state *f, const model_layer *y, int il, const fwd_row *rows, int n)
 {
     const copse_model_info *hp = &f->m->info;
     int qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
-    matmuls(f, f->xb, n, 3, (const model_matrix *[]){ &y->wq, &y->wk, &y->wv },
-            (float *[]){ f->q, f->k, f->v });
+    float *kk = f->k, *vv = f->v;
+    size_t stride = (size_t)kvd;
+    if (y->wqkv.q8) {
+        matmul(f, f->wide, f->xb, n, &y->wqkv);
+        kk = f->wide + qd;
+        vv = kk + kvd;
+        stride = (size_t)qd + 2 * (size_t)kvd;
+    } else {
+        matmuls(f, f->xb, n, 3, (const model_matrix *[]){ &y->wq, &y->wk, &y->wv },
+                (float *[]){ f->q, f->k, f->v });
+    }
     #pragma omp parallel for num_threads(f->n_threads) if (n >= PARALLEL_ROWS)
     for (int r = 0; r < n; r++) {
-        float *q = f->q + (size_t)r * qd, *k = f->k + (size_t)r * kvd, *v = f->v + (size_t)r * kvd;
+        float *q = f->q + (size_t)r * qd, *k = kk + r * stride, *v = vv + r * stride;
         const float *cs = f->rope + (size_t)r * hp->n_rot;
+        if (y->wqkv.q8)
+            memcpy(q, k - qd, (size_t)qd * sizeof *q);
         if (y->bq) {
             add(q, y->bq, qd);
             add(k, y->bk, kvd);
@@ -150,7 +166,7 @@ static void qkv(fwd_state *f, const model_layer *y, int il, const fwd_row *rows,
         rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, f->m->rope, cs);
     }
     for (int r = 0; r < n; r++)
-        kv_store(rows[r].seq, il, rows[r].pos, f->k + (size_t)r * kvd, f->v + (size_t)r * kvd);
+        kv_store(rows[r].seq, il, rows[r].pos, kk + r * stride, vv + r * stride);
 }
 
 /* With grouped-query attention, n_head / n_head_kv query heads share one
@@ -169,12 +185,20 @@ static void ffn_block(fwd_state *f, int il, int n)
 {
     const model_layer *y = &f->m->layers[il];
     norm_rows(f, y->ffn_norm, n);
-    matmuls(f, f->xb, n, 2, (const model_matrix *[]){ &y->w_gate, &y->w_up },
-            (float *[]){ f->gate, f->up });
-    size_t ff = (size_t)f->m->info.n_ff;
+    size_t ff = (size_t)f->m->info.n_ff, stride = ff;
+    float *gate = f->gate, *up = f->up;
+    if (y->w_gate_up.q8) {   /* stacked: a row's gate and up side by side */
+        matmul(f, f->wide, f->xb, n, &y->w_gate_up);
+        gate = f->wide;
+        up = gate + ff;
+        stride = 2 * ff;
+    } else {
+        matmuls(f, f->xb, n, 2, (const model_matrix *[]){ &y->w_gate, &y->w_up },
+                (float *[]){ f->gate, f->up });
+    }
     #pragma omp parallel for num_threads(f->n_threads) if (n >= PARALLEL_ROWS)
     for (int r = 0; r < n; r++)
-        f->vec->swiglu(f->gate + r * ff, f->up + r * ff, ff);
+        f->vec->swiglu(f->gate + r * ff, gate + r * stride, up + r * stride, ff);
     matmul(f, f->xb, f->gate, n, &y->w_down);
     residual(f, n);
 }
@@ -234,6 +258,7 @@ static void free_rows(fwd_state *f)
     free(f->gate);
     free(f->up);
     free(f->rope);
+    free(f->wide);
 }
 
 /* Room in f->act for n rows of the widest matrix input, made by
@@ -270,7 +295,10 @@ int fwd_reserve(fwd_state *f, int n)
     g.gate = malloc(rows * ff * sizeof(float));
     g.up = malloc(rows * ff * sizeof(float));
     g.rope = malloc(rows * (size_t)hp->n_rot * sizeof(float));
-    if (!g.x || !g.xb || !g.q || !g.k || !g.v || !g.att || !g.gate || !g.up || !g.rope) {
+    size_t wide = qd + 2 * kvd > 2 * ff ? qd + 2 * kvd : 2 * ff;
+    g.wide = f->m->tier ? malloc(rows * wide * sizeof(float)) : NULL;
+    if (!g.x || !g.xb || !g.q || !g.k || !g.v || !g.att || !g.gate || !g.up || !g.rope
+        || (f->m->tier && !g.wide)) {
         free_rows(&g);
         return COPSE_E_NOMEM;
     }

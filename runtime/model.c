@@ -38,7 +38,7 @@ static const arch_desc archs[] = {
 ** and single dimensions in int. */
 #define MAX_DIM (1 << 24)
 
-#define N_LAYER_MATRICES 7   /* wq, wk, wv, wo, w_gate, w_up, w_down */
+#define N_LAYER_MATRICES 9   /* the model_matrix fields of model_layer */
 
 typedef struct loader {
     copse_model     *m;
@@ -350,6 +350,43 @@ static int matrix(loader *L, const char *name, int n_in, int n_out, model_matrix
     return rc ? rc : load_matrix(L, t, w);
 }
 
+/* Matrices of one input as one stacked int8 matrix (model.h) when they
+** are int8 of one type, else each on its own. The stacking copy lives
+** only until it is packed. */
+static int stacked(loader *L, const gguf_tensor *const *part, int count, const char *name,
+                   model_matrix *stack, model_matrix *const *each)
+{
+    int one = L->m->tier && part[0]->ne[0] % Q8_BLOCK == 0;
+    uint64_t rows = 0, bytes = 0;
+    for (int i = 0; i < count; i++) {
+        one &= part[i]->type == part[0]->type;
+        rows += part[i]->ne[1];
+        bytes += part[i]->nbytes;
+    }
+    int rc = COPSE_OK;
+    if (!one) {
+        for (int i = 0; i < count && !rc; i++)
+            rc = load_matrix(L, part[i], each[i]);
+        return rc;
+    }
+    uint8_t *buf = malloc(bytes);
+    if (!buf)
+        return copse_fail(L->err, COPSE_E_NOMEM, "%s: no memory to stack '%s' (%llu bytes)",
+                          path_of(L), name, (unsigned long long)bytes);
+    gguf_tensor all = *part[0];
+    all.name = (char *)name;
+    all.ne[1] = rows;
+    all.nelements = rows * all.ne[0];
+    all.nbytes = bytes;
+    all.data = buf;
+    size_t off = 0;
+    for (int i = 0; i < count; off += part[i++]->nbytes)
+        memcpy(buf + off, part[i]->data, part[i]->nbytes);
+    rc = load_matrix(L, &all, stack);
+    free(buf);
+    return rc;
+}
+
 static const char *blk(char *buf, int il, const char *what)
 {
     snprintf(buf, 64, "blk.%d.%s", il, what);
@@ -362,21 +399,26 @@ static int load_layer(loader *L, int il, model_layer *y)
     int d = hp->n_embd, q = hp->n_head * hp->head_dim, kv = hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
     int bias = L->arch->qkv_bias;
     char b[64];
+    const gguf_tensor *tq, *tk, *tv, *tg, *tu;
     int rc;
     if ((rc = tensor(L, blk(b, il, "attn_norm.weight"), d, 0, 1, &y->attn_norm)) ||
-        (rc = matrix(L, blk(b, il, "attn_q.weight"), d, q, &y->wq)) ||
-        (rc = matrix(L, blk(b, il, "attn_k.weight"), d, kv, &y->wk)) ||
-        (rc = matrix(L, blk(b, il, "attn_v.weight"), d, kv, &y->wv)) ||
+        (rc = find(L, blk(b, il, "attn_q.weight"), d, q, 1, &tq)) ||
+        (rc = find(L, blk(b, il, "attn_k.weight"), d, kv, 1, &tk)) ||
+        (rc = find(L, blk(b, il, "attn_v.weight"), d, kv, 1, &tv)) ||
         (rc = matrix(L, blk(b, il, "attn_output.weight"), q, d, &y->wo)) ||
         (rc = tensor(L, blk(b, il, "attn_q.bias"), q, 0, bias, &y->bq)) ||
         (rc = tensor(L, blk(b, il, "attn_k.bias"), kv, 0, bias, &y->bk)) ||
         (rc = tensor(L, blk(b, il, "attn_v.bias"), kv, 0, bias, &y->bv)) ||
         (rc = tensor(L, blk(b, il, "ffn_norm.weight"), d, 0, 1, &y->ffn_norm)) ||
-        (rc = matrix(L, blk(b, il, "ffn_gate.weight"), d, ff, &y->w_gate)) ||
-        (rc = matrix(L, blk(b, il, "ffn_up.weight"), d, ff, &y->w_up)) ||
+        (rc = find(L, blk(b, il, "ffn_gate.weight"), d, ff, 1, &tg)) ||
+        (rc = find(L, blk(b, il, "ffn_up.weight"), d, ff, 1, &tu)) ||
         (rc = matrix(L, blk(b, il, "ffn_down.weight"), ff, d, &y->w_down)))
         return rc;
-    return COPSE_OK;
+    if ((rc = stacked(L, (const gguf_tensor *[]){ tq, tk, tv }, 3, blk(b, il, "attn_qkv"), &y->wqkv,
+                      (model_matrix *[]){ &y->wq, &y->wk, &y->wv })))
+        return rc;
+    return stacked(L, (const gguf_tensor *[]){ tg, tu }, 2, blk(b, il, "ffn_gate_up"), &y->w_gate_up,
+                   (model_matrix *[]){ &y->w_gate, &y->w_up });
 }
 
 /* The angle per position of each rotated pair: base^(-2i/n_rot), divided
@@ -501,8 +543,8 @@ static model_matrix *nth_matrix(const copse_model *m, int i)
     if (!m->layers || --i >= N_LAYER_MATRICES * m->info.n_layer)
         return NULL;
     model_layer *y = &m->layers[i / N_LAYER_MATRICES];
-    model_matrix *all[N_LAYER_MATRICES] = { &y->wq, &y->wk, &y->wv, &y->wo,
-                                            &y->w_gate, &y->w_up, &y->w_down };
+    model_matrix *all[N_LAYER_MATRICES] = { &y->wq, &y->wk, &y->wv, &y->wo, &y->wqkv,
+                                            &y->w_gate, &y->w_up, &y->w_down, &y->w_gate_up };
     return all[i % N_LAYER_MATRICES];
 }
 

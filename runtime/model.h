@@ -27,12 +27,17 @@ typedef struct model_matrix {
     q8_weights  *q8;        /* the int8 path, else NULL */
 } model_matrix;
 
+/* On the int8 path Q, K and V are stacked into wqkv (their rows in that
+** order), gate and up into w_gate_up, and the separate ones are empty
+** (n_out 0): one product per input instead of three or two. */
 typedef struct model_layer {
     const float *attn_norm;             /* [n_embd] */
     model_matrix wq, wk, wv, wo;
+    model_matrix wqkv;
     const float *bq, *bk, *bv;          /* q/k/v biases, NULL when absent */
     const float *ffn_norm;              /* [n_embd] */
     model_matrix w_gate, w_up, w_down;  /* SwiGLU: down(silu(gate x) * up x) */
+    model_matrix w_gate_up;
 } model_layer;
 
 struct copse_model {

@@ -16,10 +16,10 @@ static void rmsnorm(float *out, const float *x, const float *w, int n, float eps
         out[i] = x[i] * scale * w[i];
 }
 
-static void swiglu(float *gate, const float *up, size_t n)
+static void swiglu(float *out, const float *gate, const float *up, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+        out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
 const vec_kernels vec_scalar = { "scalar", rmsnorm, swiglu };

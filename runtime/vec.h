@@ -14,8 +14,8 @@ typedef struct vec_kernels {
     const char *name;
     /* out[i] = x[i] * w[i] / sqrt(mean of x² + eps), for n values */
     void (*rmsnorm)(float *out, const float *x, const float *w, int n, float eps);
-    /* gate[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + e^-g) */
-    void (*swiglu)(float *gate, const float *up, size_t n);
+    /* out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + e^-g); out may be gate */
+    void (*swiglu)(float *out, const float *gate, const float *up, size_t n);
 } vec_kernels;
 
 extern const vec_kernels vec_scalar;

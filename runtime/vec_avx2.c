@@ -38,14 +38,14 @@ static inline __m256 silu(__m256 g)
     return _mm256_mul_ps(g, _mm256_blendv_ps(r, _mm256_mul_ps(e, r), below));
 }
 
-static void swiglu(float *gate, const float *up, size_t n)
+static void swiglu(float *out, const float *gate, const float *up, size_t n)
 {
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(gate + i, _mm256_mul_ps(silu(_mm256_loadu_ps(gate + i)),
-                                                 _mm256_loadu_ps(up + i)));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(silu(_mm256_loadu_ps(gate + i)),
+                                                _mm256_loadu_ps(up + i)));
     for (; i < n; i++)
-        gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+        out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
 const vec_kernels vec_avx2 = { "avx2", rmsnorm, swiglu };
