@@ -27,18 +27,30 @@ static const char *model_path(const char *name)
     return path;
 }
 
-/* A wider model (256 dims, 6 layers, BF16, GQA, biases), written once per
-** build directory: its errors grow through more layers than the tiny ones. */
-static const char *mid_model(void)
+/* A model mkmodel writes into the build directory (name, then options). */
+static const char *made_model(const char *name, const char *options)
 {
     static char path[512];
-    snprintf(path, sizeof path, "%s/int8-mid.gguf", tu_build_dir());
+    snprintf(path, sizeof path, "%s/%s.gguf", tu_build_dir(), name);
     char cmd[1024], out[4096];
-    snprintf(cmd, sizeof cmd, "'%s/bin/mkmodel' --preset tiny-qwen2 --n-embd 256 --n-head 8 "
-             "--n-head-kv 2 --n-ff 704 --n-layer 6 --n-ctx 512 --type bf16 -o '%s' 2>&1",
-             tu_build_dir(), path);
+    snprintf(cmd, sizeof cmd, "'%s/bin/mkmodel' %s -o '%s' 2>&1", tu_build_dir(), options, path);
     ck_assert_msg(tu_run(cmd, out, sizeof out) == 0, "mkmodel failed: %s", out);
     return path;
+}
+
+/* Wider (256 dims, 6 layers, BF16, GQA, biases): its errors grow through
+** more layers than the tiny ones'. */
+static const char *mid_model(void)
+{
+    return made_model("int8-mid", "--preset tiny-qwen2 --n-embd 256 --n-head 8 --n-head-kv 2 "
+                      "--n-ff 704 --n-layer 6 --n-ctx 512 --type bf16");
+}
+
+/* 48 dims: rows of 48 are not whole blocks of 32, so every matrix but
+** ffn_down (rows of n_ff = 96) stays f32 on the int8 path. */
+static const char *odd_model(void)
+{
+    return made_model("int8-odd", "--preset tiny-llama --n-embd 48 --n-head 4 --n-head-kv 2 --type f16");
 }
 
 static copse_model *load(const char *path, int weights_f32)
@@ -165,6 +177,20 @@ END_TEST
 START_TEST(wider_model_matches_f32)
 {
     compare_paths(mid_model());
+}
+END_TEST
+
+START_TEST(odd_width_mixes_f32_and_int8)
+{
+    copse_model *m = load(odd_model(), 0);
+    ck_assert(m->output.f32 && !m->output.q8 && m->tok_embd == m->output.f32);
+    for (int il = 0; il < m->info.n_layer; il++) {
+        const model_layer *y = &m->layers[il];
+        ck_assert(y->wq.f32 && y->wk.f32 && y->wv.f32 && y->w_gate.f32 && y->w_up.f32);
+        ck_assert(!y->wqkv.q8 && !y->w_gate_up.q8 && y->w_down.q8 && !y->w_down.f32);
+    }
+    copse_model_free(m);
+    compare_paths(odd_model());
 }
 END_TEST
 
@@ -439,6 +465,7 @@ Suite *copse_suite_int8(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, tiny_models_match_f32, 0, N_TINY);
     tcase_add_test(tc, wider_model_matches_f32);
+    tcase_add_test(tc, odd_width_mixes_f32_and_int8);
     tcase_add_test(tc, int8_keeps_no_f32_matrices);
     tcase_add_test(tc, tiers_agree);
     tcase_add_test(tc, isa_errors);
