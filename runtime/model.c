@@ -351,15 +351,17 @@ static int matrix(loader *L, const char *name, int n_in, int n_out, model_matrix
 }
 
 /* Matrices of one input as one stacked int8 matrix (model.h) when they
-** are int8 of one type, else each on its own. The stacking copy lives
-** only until it is packed. */
+** are int8 of one type, else each on its own. Parts that follow each other
+** in the file are packed from the mapping; others are first copied
+** together, and the copy lives only until it is packed. */
 static int stacked(loader *L, const gguf_tensor *const *part, int count, const char *name,
                    model_matrix *stack, model_matrix *const *each)
 {
-    int one = L->m->tier && part[0]->ne[0] % Q8_BLOCK == 0;
+    int one = L->m->tier && part[0]->ne[0] % Q8_BLOCK == 0, adjacent = 1;
     uint64_t rows = 0, bytes = 0;
     for (int i = 0; i < count; i++) {
         one &= part[i]->type == part[0]->type;
+        adjacent &= i == 0 || (const uint8_t *)part[i]->data == (const uint8_t *)part[0]->data + bytes;
         rows += part[i]->ne[1];
         bytes += part[i]->nbytes;
     }
@@ -369,8 +371,8 @@ static int stacked(loader *L, const gguf_tensor *const *part, int count, const c
             rc = load_matrix(L, part[i], each[i]);
         return rc;
     }
-    uint8_t *buf = malloc(bytes);
-    if (!buf)
+    uint8_t *buf = adjacent ? NULL : malloc(bytes);
+    if (!adjacent && !buf)
         return copse_fail(L->err, COPSE_E_NOMEM, "%s: no memory to stack '%s' (%llu bytes)",
                           path_of(L), name, (unsigned long long)bytes);
     gguf_tensor all = *part[0];
@@ -378,9 +380,9 @@ static int stacked(loader *L, const gguf_tensor *const *part, int count, const c
     all.ne[1] = rows;
     all.nelements = rows * all.ne[0];
     all.nbytes = bytes;
-    all.data = buf;
+    all.data = adjacent ? part[0]->data : buf;
     size_t off = 0;
-    for (int i = 0; i < count; off += part[i++]->nbytes)
+    for (int i = 0; buf && i < count; off += part[i++]->nbytes)
         memcpy(buf + off, part[i]->data, part[i]->nbytes);
     rc = load_matrix(L, &all, stack);
     free(buf);
