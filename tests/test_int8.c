@@ -180,6 +180,22 @@ START_TEST(wider_model_matches_f32)
 }
 END_TEST
 
+/* Q8_0 rows of 102 bytes: 24 rows of K end off the 32-byte alignment, so
+** V does not follow K in the file and the stacking copies the parts. */
+START_TEST(stacks_parts_apart_in_the_file)
+{
+    const char *path = made_model("int8-apart", "--preset tiny-llama --n-embd 96 --n-head 4 "
+                                  "--n-head-kv 1 --type q8_0");
+    copse_model *m = load(path, 0);
+    const gguf_tensor *k = gguf_find_tensor(model_gguf(m), "blk.0.attn_k.weight");
+    const gguf_tensor *v = gguf_find_tensor(model_gguf(m), "blk.0.attn_v.weight");
+    ck_assert_ptr_ne(v->data, (const uint8_t *)k->data + k->nbytes);
+    ck_assert_ptr_nonnull(m->layers[0].wqkv.q8);
+    copse_model_free(m);
+    compare_paths(path);
+}
+END_TEST
+
 START_TEST(odd_width_mixes_f32_and_int8)
 {
     copse_model *m = load(odd_model(), 0);
@@ -466,6 +482,7 @@ Suite *copse_suite_int8(void)
     tcase_add_loop_test(tc, tiny_models_match_f32, 0, N_TINY);
     tcase_add_test(tc, wider_model_matches_f32);
     tcase_add_test(tc, odd_width_mixes_f32_and_int8);
+    tcase_add_test(tc, stacks_parts_apart_in_the_file);
     tcase_add_test(tc, int8_keeps_no_f32_matrices);
     tcase_add_test(tc, tiers_agree);
     tcase_add_test(tc, isa_errors);
