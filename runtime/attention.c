@@ -16,30 +16,32 @@
 
 /* ------------------------------------------------------------ the kernels */
 
-static void fold_scalar(const float *q, int nq, int hd, const float *kt, const float *v,
-                        int n_pos, float scale, float *m, float *l, float *o)
+static void fold_scalar(const attn_fold *f)
 {
-    for (int i = 0; i < nq; i++, q += hd, o += hd) {
-        float s[ATTN_SPAN * KV_BLOCK], mx = m[i];
-        for (int t = 0; t < n_pos; t++) {
-            const float *k = kt + (size_t)(t / KV_BLOCK) * hd * KV_BLOCK + t % KV_BLOCK;
+    int hd = f->hd;
+    for (int i = 0; i < f->nq; i++) {
+        const float *q = f->q[i];
+        float s[ATTN_SPAN * KV_BLOCK], *m = f->m + f->state[i], *l = f->l + f->state[i];
+        float *o = f->o + (size_t)f->state[i] * hd, mx = *m;
+        for (int t = 0; t < f->n_pos[i]; t++) {
+            const float *k = f->kt + (size_t)(t / KV_BLOCK) * hd * KV_BLOCK + t % KV_BLOCK;
             float dot = 0;
             for (int d = 0; d < hd; d++)
                 dot += q[d] * k[d * KV_BLOCK];
-            s[t] = dot * scale;
+            s[t] = dot * f->scale;
             mx = s[t] > mx ? s[t] : mx;
         }
-        float c = expf(m[i] - mx);   /* 0 on the first block, where m is -inf */
-        l[i] *= c;
+        float c = expf(*m - mx);   /* 0 on the first block, where m is -inf */
+        *l *= c;
         for (int d = 0; d < hd; d++)
             o[d] *= c;
-        for (int t = 0; t < n_pos; t++) {
+        for (int t = 0; t < f->n_pos[i]; t++) {
             float p = expf(s[t] - mx);
-            l[i] += p;
+            *l += p;
             for (int d = 0; d < hd; d++)
-                o[d] += p * v[t * hd + d];
+                o[d] += p * f->v[t * hd + d];
         }
-        m[i] = mx;
+        *m = mx;
     }
 }
 
@@ -66,10 +68,11 @@ const attn_kernels *attn_kernels_default(void)
 
 /* --------------------------------------------------------------- the plan */
 
-/* Floats of one thread's copy of a task's K and V (one head). */
+/* Floats of one thread's copy of a task's K and V (one head) and of a
+** fold's scores. */
 static size_t widened_floats(const attn_plan *a)
 {
-    return 2 * (size_t)ATTN_SPAN * KV_BLOCK * a->head_dim;
+    return 2 * (size_t)ATTN_SPAN * KV_BLOCK * a->head_dim + (size_t)(a->chunk + 3) * ATTN_SPAN * KV_BLOCK;
 }
 
 int attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_threads)
@@ -84,8 +87,12 @@ int attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_thr
     a->head_dim = hp->head_dim;
     a->n_threads = n_threads;
     a->parallel_work = PARALLEL_WORK;
+    int group = hp->n_head / hp->n_head_kv;
+    a->chunk = (ATTN_CHUNK + group - 1) / group * group;
     a->widened = malloc((size_t)n_threads * widened_floats(a) * sizeof *a->widened);
-    return a->widened ? COPSE_OK : COPSE_E_NOMEM;
+    a->qs = malloc((size_t)n_threads * a->chunk * sizeof *a->qs);
+    a->ints = malloc((size_t)n_threads * 2 * a->chunk * sizeof *a->ints);
+    return a->widened && a->qs && a->ints ? COPSE_OK : COPSE_E_NOMEM;
 }
 
 void attn_free(attn_plan *a)
@@ -95,6 +102,8 @@ void attn_free(attn_plan *a)
     free(a->cum);
     free(a->acc);
     free(a->widened);
+    free(a->qs);
+    free(a->ints);
     memset(a, 0, sizeof *a);
 }
 
@@ -258,23 +267,32 @@ static void gather(const attn_plan *a, float *dst, const void *src)
         memcpy(dst, src, n * sizeof *dst);
 }
 
-/* Fold a task's K/V head h into the states of every row that reads it. */
-static void fold_unit(const attn_plan *a, int il, int u, const float *q, float *acc, float *widened)
+/* Fold a task's K/V head h into the states of every row that reads it,
+** a chunk of queries at a time; t is the thread. */
+static void fold_unit(const attn_plan *a, int il, int u, const float *q, float *acc, int thread)
 {
     const attn_task *t = &a->task[u / a->n_head_kv];
     int h = u % a->n_head_kv, hd = a->head_dim, group = a->n_head / a->n_head_kv;
     size_t n_states = (size_t)a->n_rows * a->n_head, n = (size_t)hd * KV_BLOCK;
-    float *kt = widened, *v = widened + ATTN_SPAN * n;
+    float *kt = a->widened + (size_t)thread * widened_floats(a), *v = kt + ATTN_SPAN * n;
     for (int b = 0; b < t->n_blocks; b++) {
         gather(a, kt + b * n, kv_key_block(a->pool, t->block[b], il, h));
         gather(a, v + b * n, kv_value_block(a->pool, t->block[b], il, h));
     }
-    float scale = 1.0f / sqrtf((float)hd);
-    float *m = acc + n_states * hd, *l = m + n_states;
-    for (int i = t->first; i < t->first + t->count; i++) {
-        size_t s = (size_t)a->item[i].row * a->n_head + (size_t)h * group;
-        int n_pos = (t->n_blocks - 1) * KV_BLOCK + a->item[i].limit;
-        a->k->fold(q + s * hd, group, hd, kt, v, n_pos, scale, m + s, l + s, acc + s * hd);
+    int *n_pos = a->ints + (size_t)thread * 2 * a->chunk, *state = n_pos + a->chunk;
+    attn_fold f = { .hd = hd, .n_blocks = t->n_blocks, .q = a->qs + (size_t)thread * a->chunk,
+                    .n_pos = n_pos, .state = state, .kt = kt, .v = v, .scale = 1.0f / sqrtf((float)hd),
+                    .m = acc + n_states * hd, .l = acc + n_states * (hd + 1), .o = acc,
+                    .s = v + ATTN_SPAN * n };
+    for (int i = t->first; i < t->first + t->count;) {
+        for (f.nq = 0; f.nq < a->chunk && i < t->first + t->count; i++)
+            for (int g = 0; g < group; g++, f.nq++) {
+                int s = a->item[i].row * a->n_head + h * group + g;
+                f.q[f.nq] = q + (size_t)s * hd;
+                n_pos[f.nq] = (t->n_blocks - 1) * KV_BLOCK + a->item[i].limit;
+                state[f.nq] = s;
+            }
+        a->k->fold(&f);
     }
 }
 
@@ -308,10 +326,9 @@ void attn_run(const attn_plan *a, int il, const float *q, float *out)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
         float *acc = a->acc + t * per_thread;
-        float *widened = a->widened + (size_t)t * widened_floats(a);
         clear(acc, n_states, a->head_dim);
         for (int u = first_unit(a, t, nt); u < first_unit(a, t + 1, nt); u++)
-            fold_unit(a, il, u, q, acc, widened);
+            fold_unit(a, il, u, q, acc, t);
         #pragma omp barrier
         #pragma omp for schedule(static)
         for (int r = 0; r < a->n_rows; r++)

@@ -29,21 +29,31 @@
 #include "forward.h"
 #include "kv.h"
 
-#define ATTN_SPAN 4          /* blocks one task may span */
+#define ATTN_SPAN  4         /* blocks one task may span */
+#define ATTN_CHUNK 32        /* queries one fold takes, at least (a whole GQA group) */
+
+/*
+** One fold: a chunk of queries against the K/V head of one task, in f32.
+** kt holds the task's blocks' K one after the other (each hd x KV_BLOCK,
+** transposed), v their V (n_blocks * KV_BLOCK rows of hd). Query i reads
+** positions [0, n_pos[i]), 1 <= n_pos[i] <= n_blocks * KV_BLOCK: positions
+** past that are never used, whatever they hold. Its running softmax is
+** m[state[i]], l[state[i]], o[state[i] * hd ...].
+*/
+typedef struct attn_fold {
+    int           nq, hd, n_blocks;
+    const float **q;         /* [nq] each query's hd values */
+    const int    *n_pos, *state;
+    const float  *kt, *v;
+    float         scale;
+    float        *m, *l, *o;
+    float        *s;         /* scratch: [nq rounded up to 4][ATTN_SPAN * KV_BLOCK] */
+} attn_fold;
 
 /* Per-ISA kernels (attention.c is the scalar specification). */
 typedef struct attn_kernels {
     const char *name;
-    /*
-    ** Fold positions [0, n_pos) of a run of blocks into the running
-    ** softmax of nq queries (q: nq x hd; m, l: nq; o: nq x hd). kt holds
-    ** the blocks' K one after the other (each hd x KV_BLOCK, transposed),
-    ** v their V (n_blocks * KV_BLOCK x hd), f32. 1 <= n_pos <= ATTN_SPAN *
-    ** KV_BLOCK; positions at or past n_pos are never used, whatever they
-    ** hold.
-    */
-    void (*fold)(const float *q, int nq, int hd, const float *kt, const float *v,
-                 int n_pos, float scale, float *m, float *l, float *o);
+    void (*fold)(const attn_fold *f);
     /* dst[i] = half src[i] as f32, for n values */
     void (*widen)(float *dst, const uint16_t *src, size_t n);
 } attn_kernels;
@@ -77,7 +87,10 @@ struct attn_plan {
     int64_t   *cum;         /* [n_task * n_head_kv + 1] work before each unit */
     int        n_task, n_item, cap_item;
     float     *acc;         /* per thread: o [rows][n_head][hd], m, l [rows][n_head] */
-    float     *widened;     /* per thread: a task's K and V of one head in f32 */
+    int        chunk;       /* queries per fold: ATTN_CHUNK rounded up to whole groups */
+    float     *widened;     /* per thread: a task's K and V of one head in f32, scores */
+    const float **qs;       /* per thread: [chunk] a fold's queries */
+    int       *ints;        /* per thread: [2 * chunk] their n_pos and state */
 };
 
 int  attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_threads);

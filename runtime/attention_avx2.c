@@ -10,116 +10,151 @@
 
 _Static_assert(KV_BLOCK == 16, "the kernels hold a block's scores in two vectors");
 
+#define ROW (ATTN_SPAN * KV_BLOCK)   /* floats of one query's scores in f->s */
+
+/* The four queries of the tile starting at i (the last repeated past nq). */
+static inline void tile(const attn_fold *f, int i, const float *q[4])
+{
+    for (int k = 0; k < 4; k++)
+        q[k] = f->q[i + k < f->nq ? i + k : f->nq - 1];
+}
+
+/* Positions the queries [i, i + 4) read, at most. */
+static inline int tile_reach(const attn_fold *f, int i)
+{
+    int top = 0;
+    for (int k = i; k < i + 4 && k < f->nq; k++)
+        top = f->n_pos[k] > top ? f->n_pos[k] : top;
+    return top;
+}
+
 /*
-** Scores of two queries (q, r) against the block's 16 positions: s for q,
-** u for r, positions 0-7 in [0] and 8-15 in [1]. Each K row is loaded
-** once for both; even and odd dimensions go to separate chains, eight in
-** all, enough to keep both FMA units busy.
+** Scores of four queries against one block: s[k][0..16) = q_k . K[t].
+** Eight chains (4 queries x 2 halves); each K row is loaded once for all
+** four.
 */
-static inline void scores2(const float *q, const float *r, int hd, const float *kt, __m256 s[2], __m256 u[2])
+static inline void scores4(const float *q[4], int hd, const float *kt, float *s)
 {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, e0 = a0, e1 = a0;
-    for (int d = 0; d < hd; d += 2, kt += 2 * KV_BLOCK) {
+    for (int d = 0; d < hd; d++, kt += KV_BLOCK) {
         __m256 k0 = _mm256_loadu_ps(kt), k1 = _mm256_loadu_ps(kt + 8);
-        __m256 k2 = _mm256_loadu_ps(kt + KV_BLOCK), k3 = _mm256_loadu_ps(kt + KV_BLOCK + 8);
-        __m256 x = _mm256_broadcast_ss(q + d), y = _mm256_broadcast_ss(q + d + 1);
-        __m256 z = _mm256_broadcast_ss(r + d), w = _mm256_broadcast_ss(r + d + 1);
+        __m256 x = _mm256_broadcast_ss(q[0] + d), y = _mm256_broadcast_ss(q[1] + d);
+        __m256 z = _mm256_broadcast_ss(q[2] + d), w = _mm256_broadcast_ss(q[3] + d);
         a0 = _mm256_fmadd_ps(x, k0, a0);
         a1 = _mm256_fmadd_ps(x, k1, a1);
-        b0 = _mm256_fmadd_ps(y, k2, b0);
-        b1 = _mm256_fmadd_ps(y, k3, b1);
+        b0 = _mm256_fmadd_ps(y, k0, b0);
+        b1 = _mm256_fmadd_ps(y, k1, b1);
         c0 = _mm256_fmadd_ps(z, k0, c0);
         c1 = _mm256_fmadd_ps(z, k1, c1);
-        e0 = _mm256_fmadd_ps(w, k2, e0);
-        e1 = _mm256_fmadd_ps(w, k3, e1);
+        e0 = _mm256_fmadd_ps(w, k0, e0);
+        e1 = _mm256_fmadd_ps(w, k1, e1);
     }
-    s[0] = _mm256_add_ps(a0, b0);
-    s[1] = _mm256_add_ps(a1, b1);
-    u[0] = _mm256_add_ps(c0, e0);
-    u[1] = _mm256_add_ps(c1, e1);
+    _mm256_storeu_ps(s, a0);
+    _mm256_storeu_ps(s + 8, a1);
+    _mm256_storeu_ps(s + ROW, b0);
+    _mm256_storeu_ps(s + ROW + 8, b1);
+    _mm256_storeu_ps(s + 2 * ROW, c0);
+    _mm256_storeu_ps(s + 2 * ROW + 8, c1);
+    _mm256_storeu_ps(s + 3 * ROW, e0);
+    _mm256_storeu_ps(s + 3 * ROW + 8, e1);
 }
 
-/* o[0..64) = o * c + sum over t < limit of p[t] v[t]: eight chains */
-static inline void weigh64(float *o, float c, const float *p, const float *v, int hd, int limit)
+/*
+** Turn query i's scores into weights e^(s - m') in place, 0 from n_pos up
+** to top (rounded up to a block: what its tile computed), fold their sum
+** into l, and return the factor c = e^(m - m') that rescales what o held.
+*/
+static inline float softmax_row(const attn_fold *f, int i, float *s, int top)
 {
-    __m256 cv = _mm256_set1_ps(c);
-    __m256 o0 = _mm256_mul_ps(_mm256_loadu_ps(o), cv), o1 = _mm256_mul_ps(_mm256_loadu_ps(o + 8), cv);
-    __m256 o2 = _mm256_mul_ps(_mm256_loadu_ps(o + 16), cv), o3 = _mm256_mul_ps(_mm256_loadu_ps(o + 24), cv);
-    __m256 o4 = _mm256_mul_ps(_mm256_loadu_ps(o + 32), cv), o5 = _mm256_mul_ps(_mm256_loadu_ps(o + 40), cv);
-    __m256 o6 = _mm256_mul_ps(_mm256_loadu_ps(o + 48), cv), o7 = _mm256_mul_ps(_mm256_loadu_ps(o + 56), cv);
-    for (int t = 0; t < limit; t++, v += hd) {
-        __m256 w = _mm256_broadcast_ss(p + t);
-        o0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v), o0);
-        o1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 8), o1);
-        o2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 16), o2);
-        o3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 24), o3);
-        o4 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 32), o4);
-        o5 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 40), o5);
-        o6 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 48), o6);
-        o7 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 56), o7);
+    const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), sc = _mm256_set1_ps(f->scale);
+    const __m256 minus_inf = _mm256_set1_ps(-INFINITY), lim = _mm256_set1_ps((float)f->n_pos[i]);
+    int nv = 2 * ((top + KV_BLOCK - 1) / KV_BLOCK);
+    __m256 x[2 * ATTN_SPAN], keep[2 * ATTN_SPAN], most = minus_inf;
+    for (int j = 0; j < nv; j++) {
+        keep[j] = _mm256_cmp_ps(_mm256_add_ps(iota, _mm256_set1_ps(8.0f * j)), lim, _CMP_LT_OQ);
+        x[j] = _mm256_blendv_ps(minus_inf, _mm256_mul_ps(_mm256_loadu_ps(s + 8 * j), sc), keep[j]);
+        most = _mm256_max_ps(most, x[j]);
     }
-    _mm256_storeu_ps(o, o0);
-    _mm256_storeu_ps(o + 8, o1);
-    _mm256_storeu_ps(o + 16, o2);
-    _mm256_storeu_ps(o + 24, o3);
-    _mm256_storeu_ps(o + 32, o4);
-    _mm256_storeu_ps(o + 40, o5);
-    _mm256_storeu_ps(o + 48, o6);
-    _mm256_storeu_ps(o + 56, o7);
-}
-
-/* the same for 8 values */
-static inline void weigh8(float *o, float c, const float *p, const float *v, int hd, int limit)
-{
-    __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(o), _mm256_set1_ps(c));
-    for (int t = 0; t < limit; t++, v += hd)
-        acc = _mm256_fmadd_ps(_mm256_broadcast_ss(p + t), _mm256_loadu_ps(v), acc);
-    _mm256_storeu_ps(o, acc);
-}
-
-/* Fold one query's scores s (unscaled; [block][half]) of n_pos positions
-** into its running softmax. */
-static inline void fold_one(__m256 s[][2], int n_pos, int hd, const float *v, float scale,
-                            float *m, float *l, float *o)
-{
-    const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), sc = _mm256_set1_ps(scale);
-    const __m256 minus_inf = _mm256_set1_ps(-INFINITY), lim = _mm256_set1_ps((float)n_pos);
-    int nv = 2 * ((n_pos + KV_BLOCK - 1) / KV_BLOCK);   /* vectors of 8 scores */
-    __m256 *x = &s[0][0], keep[2 * ATTN_SPAN], top = minus_inf;
-    for (int i = 0; i < nv; i++) {
-        keep[i] = _mm256_cmp_ps(_mm256_add_ps(iota, _mm256_set1_ps(8.0f * i)), lim, _CMP_LT_OQ);
-        x[i] = _mm256_blendv_ps(minus_inf, _mm256_mul_ps(x[i], sc), keep[i]);
-        top = _mm256_max_ps(top, x[i]);
-    }
-    float mx = fmaxf(*m, hmax(top)), c = expf(*m - mx), p[ATTN_SPAN * KV_BLOCK];
+    float *m = f->m + f->state[i], *l = f->l + f->state[i];
+    float mx = fmaxf(*m, hmax(most)), c = expf(*m - mx);
     __m256 mxv = _mm256_set1_ps(mx), sum = _mm256_setzero_ps();
-    for (int i = 0; i < nv; i++) {
-        __m256 e = _mm256_and_ps(exp_neg(_mm256_sub_ps(x[i], mxv)), keep[i]);
+    for (int j = 0; j < nv; j++) {
+        __m256 e = _mm256_and_ps(exp_neg(_mm256_sub_ps(x[j], mxv)), keep[j]);
         sum = _mm256_add_ps(sum, e);
-        _mm256_storeu_ps(p + 8 * i, e);
+        _mm256_storeu_ps(s + 8 * j, e);
     }
     *l = *l * c + hsum(sum);
-    int d = 0;
-    for (; d + 64 <= hd; d += 64)
-        weigh64(o + d, c, p, v + d, hd, n_pos);
-    for (; d < hd; d += 8)
-        weigh8(o + d, c, p, v + d, hd, n_pos);
     *m = mx;
+    return c;
 }
 
-static void fold_avx2(const float *q, int nq, int hd, const float *kt, const float *v,
-                      int n_pos, float scale, float *m, float *l, float *o)
+/* o_k = o_k c_k + sum over t < top of p_k[t] V[t], for dimensions
+** [d, d + 16) of the four queries of the tile at i (eight chains). */
+static inline void weigh16(const attn_fold *f, int i, const float *p, const float *c, int d, int top)
 {
-    int nb = (n_pos + KV_BLOCK - 1) / KV_BLOCK;
-    for (int i = 0; i < nq; i += 2) {
-        /* an odd last query is paired with itself */
-        const float *r = i + 1 < nq ? q + (size_t)(i + 1) * hd : q + (size_t)i * hd;
-        __m256 s[ATTN_SPAN][2], u[ATTN_SPAN][2];
-        for (int b = 0; b < nb; b++)
-            scores2(q + (size_t)i * hd, r, hd, kt + (size_t)b * hd * KV_BLOCK, s[b], u[b]);
-        fold_one(s, n_pos, hd, v, scale, m + i, l + i, o + (size_t)i * hd);
-        if (i + 1 < nq)
-            fold_one(u, n_pos, hd, v, scale, m + i + 1, l + i + 1, o + (size_t)(i + 1) * hd);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, e0 = a0, e1 = a0;
+    const float *v = f->v + d;
+    for (int t = 0; t < top; t++, v += f->hd) {
+        __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+        __m256 x = _mm256_broadcast_ss(p + t), y = _mm256_broadcast_ss(p + ROW + t);
+        __m256 z = _mm256_broadcast_ss(p + 2 * ROW + t), w = _mm256_broadcast_ss(p + 3 * ROW + t);
+        a0 = _mm256_fmadd_ps(x, v0, a0);
+        a1 = _mm256_fmadd_ps(x, v1, a1);
+        b0 = _mm256_fmadd_ps(y, v0, b0);
+        b1 = _mm256_fmadd_ps(y, v1, b1);
+        c0 = _mm256_fmadd_ps(z, v0, c0);
+        c1 = _mm256_fmadd_ps(z, v1, c1);
+        e0 = _mm256_fmadd_ps(w, v0, e0);
+        e1 = _mm256_fmadd_ps(w, v1, e1);
+    }
+    __m256 acc[4][2] = { { a0, a1 }, { b0, b1 }, { c0, c1 }, { e0, e1 } };
+    for (int k = 0; k < 4 && i + k < f->nq; k++) {
+        float *o = f->o + (size_t)f->state[i + k] * f->hd + d;
+        __m256 ck = _mm256_set1_ps(c[k]);
+        _mm256_storeu_ps(o, _mm256_fmadd_ps(_mm256_loadu_ps(o), ck, acc[k][0]));
+        _mm256_storeu_ps(o + 8, _mm256_fmadd_ps(_mm256_loadu_ps(o + 8), ck, acc[k][1]));
+    }
+}
+
+/* The same for 8 dimensions (the tail of a head size that is 8 mod 16). */
+static inline void weigh8(const attn_fold *f, int i, const float *p, const float *c, int d, int top)
+{
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    const float *v = f->v + d;
+    for (int t = 0; t < top; t++, v += f->hd) {
+        __m256 v0 = _mm256_loadu_ps(v);
+        for (int k = 0; k < 4; k++)
+            acc[k] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + k * ROW + t), v0, acc[k]);
+    }
+    for (int k = 0; k < 4 && i + k < f->nq; k++) {
+        float *o = f->o + (size_t)f->state[i + k] * f->hd + d;
+        _mm256_storeu_ps(o, _mm256_fmadd_ps(_mm256_loadu_ps(o), _mm256_set1_ps(c[k]), acc[k]));
+    }
+}
+
+/*
+** Four queries at a time, GEMM-like: their scores against every block
+** (each K row loaded once for the four), then each row's softmax, then
+** the weighted values (each V row loaded once for the four). A tile's
+** rows past nq repeat the last query; their results are not stored.
+*/
+static void fold_avx2(const attn_fold *f)
+{
+    int hd = f->hd;
+    for (int i = 0; i < f->nq; i += 4) {
+        const float *q[4];
+        float *s = f->s + (size_t)i * ROW, c[4];
+        int top = tile_reach(f, i);
+        tile(f, i, q);
+        for (int b = 0; b * KV_BLOCK < top; b++)
+            scores4(q, hd, f->kt + (size_t)b * hd * KV_BLOCK, s + b * KV_BLOCK);
+        for (int k = 0; k < 4; k++)
+            c[k] = i + k < f->nq ? softmax_row(f, i + k, s + k * ROW, top) : 0;
+        int d = 0;
+        for (; d + 16 <= hd; d += 16)
+            weigh16(f, i, s, c, d, top);
+        if (d < hd)
+            weigh8(f, i, s, c, d, top);
     }
 }
 

@@ -656,47 +656,71 @@ static void fill(float *x, size_t n, uint64_t *rng)
 }
 
 #if defined(__x86_64__)
+/* One fold of nq queries with lengths n_pos[i] by the kernels k, from the
+** given start states. */
+static void run_fold(const attn_kernels *k, int nq, int hd, int n_blocks, const float *q, const int *n_pos,
+                     const float *kt, const float *v, float *m, float *l, float *o)
+{
+    static float s[(ATTN_CHUNK + 3) * ATTN_SPAN * KV_BLOCK];
+    const float *qs[ATTN_CHUNK];
+    int state[ATTN_CHUNK];
+    for (int i = 0; i < nq; i++) {
+        qs[i] = q + (size_t)i * hd;
+        state[i] = nq - 1 - i;   /* states in another order than the queries */
+    }
+    attn_fold f = { nq, hd, n_blocks, qs, n_pos, state, kt, v, 0.125f, m, l, o, s };
+    k->fold(&f);
+}
+
 /* The AVX2 kernels against the scalar ones: runs of 1 to ATTN_SPAN blocks,
-** every length, head sizes 8..128, queries that continue a running
-** softmax, NaN in the positions past the end. */
+** 1 to 9 queries of different lengths (tiles of 4 and their tails), head
+** sizes 8..128, queries that continue a running softmax, NaN in the
+** positions no query reads. */
 START_TEST(avx2_kernels_equal_scalar)
 {
     if (attn_kernels_default() != &attn_avx2) {
         tu_skip("avx2_kernels_equal_scalar", "no AVX2 here (or COPSE_ISA=scalar)");
         return;
     }
-    static const int hds[] = { 8, 16, 64, 72, 128 };
-    static float q[3 * 128], kt[ATTN_SPAN * 128 * KV_BLOCK], v[ATTN_SPAN * KV_BLOCK * 128];
+    static const int hds[] = { 8, 16, 24, 64, 128 };
+    static float q[9 * 128], kt[ATTN_SPAN * 128 * KV_BLOCK], v[ATTN_SPAN * KV_BLOCK * 128];
+    static float m[2][9], l[2][9], o[2][9 * 128];
     uint64_t rng = 7;
     for (size_t h = 0; h < sizeof hds / sizeof hds[0]; h++) {
         int hd = hds[h];
-        for (int n_pos = 1; n_pos <= ATTN_SPAN * KV_BLOCK; n_pos++) {
-            float m[2][3], l[2][3], o[2][3 * 128];
-            fill(q, 3 * (size_t)hd, &rng);
-            fill(kt, sizeof kt / sizeof *kt, &rng);
-            fill(v, sizeof v / sizeof *v, &rng);
-            if (n_pos % KV_BLOCK) {   /* the first unused position of the last block */
-                kt[(size_t)(n_pos / KV_BLOCK) * hd * KV_BLOCK + (hd - 1) * KV_BLOCK + n_pos % KV_BLOCK] = NAN;
-                v[(size_t)n_pos * hd] = NAN;
-            }
-            for (int k = 0; k < 2; k++) {
-                for (int i = 0; i < 3; i++)
-                    m[k][i] = i == 0 ? -INFINITY : 1.5f, l[k][i] = i == 0 ? 0 : 2.0f;
-                for (int i = 0; i < 3 * hd; i++)
-                    o[k][i] = i < hd ? 0 : 0.25f;
-            }
-            attn_scalar.fold(q, 3, hd, kt, v, n_pos, 0.125f, m[0], l[0], o[0]);
-            attn_avx2.fold(q, 3, hd, kt, v, n_pos, 0.125f, m[1], l[1], o[1]);
-            for (int i = 0; i < 3; i++) {
-                ck_assert_msg(fabsf(m[1][i] - m[0][i]) <= 1e-5f * (1 + fabsf(m[0][i])), "hd %d n_pos %d: m %g vs %g",
-                              hd, n_pos, m[1][i], m[0][i]);
-                ck_assert_msg(fabsf(l[1][i] - l[0][i]) <= 1e-5f * l[0][i], "hd %d n_pos %d: l %g vs %g",
-                              hd, n_pos, l[1][i], l[0][i]);
-            }
-            for (int i = 0; i < 3 * hd; i++)
-                ck_assert_msg(fabsf(o[1][i] - o[0][i]) <= 1e-5f * (1 + fabsf(o[0][i])),
-                              "hd %d n_pos %d: o[%d] %g vs %g", hd, n_pos, i, o[1][i], o[0][i]);
-        }
+        for (int nq = 1; nq <= 9; nq += 2)
+            for (int n_blocks = 1; n_blocks <= ATTN_SPAN; n_blocks++)
+                for (int last = 1; last <= KV_BLOCK; last += 5) {
+                    int n_pos[9], reach = 0;
+                    for (int i = 0; i < nq; i++) {
+                        n_pos[i] = (n_blocks - 1) * KV_BLOCK + (i % 3 == 0 ? last : 1 + (last * 7 + i) % KV_BLOCK);
+                        reach = n_pos[i] > reach ? n_pos[i] : reach;
+                    }
+                    fill(q, (size_t)nq * hd, &rng);
+                    fill(kt, sizeof kt / sizeof *kt, &rng);
+                    fill(v, sizeof v / sizeof *v, &rng);
+                    if (reach % KV_BLOCK) {   /* the first position nobody reads, in the last block */
+                        kt[(size_t)(reach / KV_BLOCK) * hd * KV_BLOCK + (hd - 1) * KV_BLOCK + reach % KV_BLOCK] = NAN;
+                        v[(size_t)reach * hd] = NAN;
+                    }
+                    for (int k = 0; k < 2; k++)
+                        for (int i = 0; i < nq; i++) {
+                            m[k][i] = i % 2 ? -INFINITY : 1.5f, l[k][i] = i % 2 ? 0 : 2.0f;
+                            for (int d = 0; d < hd; d++)
+                                o[k][i * hd + d] = i % 2 ? 0 : 0.25f;
+                        }
+                    run_fold(&attn_scalar, nq, hd, n_blocks, q, n_pos, kt, v, m[0], l[0], o[0]);
+                    run_fold(&attn_avx2, nq, hd, n_blocks, q, n_pos, kt, v, m[1], l[1], o[1]);
+                    for (int i = 0; i < nq; i++) {
+                        ck_assert_msg(fabsf(m[1][i] - m[0][i]) <= 1e-5f * (1 + fabsf(m[0][i])),
+                                      "hd %d nq %d blocks %d: m %g vs %g", hd, nq, n_blocks, m[1][i], m[0][i]);
+                        ck_assert_msg(fabsf(l[1][i] - l[0][i]) <= 1e-5f * l[0][i],
+                                      "hd %d nq %d blocks %d: l %g vs %g", hd, nq, n_blocks, l[1][i], l[0][i]);
+                    }
+                    for (int i = 0; i < nq * hd; i++)
+                        ck_assert_msg(fabsf(o[1][i] - o[0][i]) <= 1e-5f * (1 + fabsf(o[0][i])),
+                                      "hd %d nq %d blocks %d: o[%d] %g vs %g", hd, nq, n_blocks, i, o[1][i], o[0][i]);
+                }
     }
     /* widening is exact for every half (NaNs may differ in payload) */
     static uint16_t all[65536];
