@@ -60,10 +60,24 @@ const attn_kernels *attn_kernels_default(void)
     if (q8_tier_default(&tier, NULL) || tier == &q8_tier_scalar)
         return &attn_scalar;
 #if defined(__x86_64__)
+    if (tier == &q8_tier_avx512vnni)
+        return &attn_avx512;
     if (q8_tier_supported(&q8_tier_avx2))
         return &attn_avx2;
 #endif
     return &attn_scalar;
+}
+
+/* The default kernels, or slower ones where the head size does not suit
+** their vectors. */
+static const attn_kernels *kernels_for(int head_dim)
+{
+    const attn_kernels *k = attn_kernels_default();
+#if defined(__x86_64__)
+    if (k == &attn_avx512 && head_dim % 16)
+        k = &attn_avx2;
+#endif
+    return head_dim % 8 ? &attn_scalar : k;
 }
 
 /* --------------------------------------------------------------- the plan */
@@ -72,16 +86,14 @@ const attn_kernels *attn_kernels_default(void)
 ** fold's scores. */
 static size_t widened_floats(const attn_plan *a)
 {
-    return 2 * (size_t)ATTN_SPAN * KV_BLOCK * a->head_dim + (size_t)(a->chunk + 3) * ATTN_SPAN * KV_BLOCK;
+    return 2 * (size_t)ATTN_SPAN * KV_BLOCK * a->head_dim + (size_t)(a->chunk + 7) * ATTN_SPAN * KV_BLOCK;
 }
 
 int attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_threads)
 {
     memset(a, 0, sizeof *a);
     a->pool = pool;
-    a->k = attn_kernels_default();
-    if (hp->head_dim % 8)
-        a->k = &attn_scalar;
+    a->k = kernels_for(hp->head_dim);
     a->n_head = hp->n_head;
     a->n_head_kv = hp->n_head_kv;
     a->head_dim = hp->head_dim;

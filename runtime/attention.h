@@ -47,7 +47,7 @@ typedef struct attn_fold {
     const float  *kt, *v;
     float         scale;
     float        *m, *l, *o;
-    float        *s;         /* scratch: [nq rounded up to 4][ATTN_SPAN * KV_BLOCK] */
+    float        *s;         /* scratch: [nq rounded up to 8][ATTN_SPAN * KV_BLOCK] */
 } attn_fold;
 
 /* Per-ISA kernels (attention.c is the scalar specification). */
@@ -61,9 +61,13 @@ typedef struct attn_kernels {
 extern const attn_kernels attn_scalar;
 #if defined(__x86_64__)
 extern const attn_kernels attn_avx2;   /* needs AVX2, FMA, F16C and hd % 8 == 0 */
+extern const attn_kernels attn_avx512; /* needs AVX-512 F and hd % 16 == 0 */
 #endif
 
-/* The kernels for this CPU, or the scalar ones when COPSE_ISA=scalar. */
+/* The kernels for the int8 tier in force (q8.h; COPSE_ISA may force
+** one): avx512 with avx512vnni, avx2 with the other x86 SIMD tiers, else
+** scalar. A plan falls back to slower ones for head sizes that do not
+** suit them. */
 const attn_kernels *attn_kernels_default(void);
 
 /* A row of a task and the positions of the task's last block it reads. */

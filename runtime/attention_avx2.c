@@ -119,13 +119,16 @@ static inline void weigh16(const attn_fold *f, int i, const float *p, const floa
 /* The same for 8 dimensions (the tail of a head size that is 8 mod 16). */
 static inline void weigh8(const attn_fold *f, int i, const float *p, const float *c, int d, int top)
 {
-    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    __m256 a = _mm256_setzero_ps(), b = a, e = a, g = a;
     const float *v = f->v + d;
     for (int t = 0; t < top; t++, v += f->hd) {
         __m256 v0 = _mm256_loadu_ps(v);
-        for (int k = 0; k < 4; k++)
-            acc[k] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + k * ROW + t), v0, acc[k]);
+        a = _mm256_fmadd_ps(_mm256_broadcast_ss(p + t), v0, a);
+        b = _mm256_fmadd_ps(_mm256_broadcast_ss(p + ROW + t), v0, b);
+        e = _mm256_fmadd_ps(_mm256_broadcast_ss(p + 2 * ROW + t), v0, e);
+        g = _mm256_fmadd_ps(_mm256_broadcast_ss(p + 3 * ROW + t), v0, g);
     }
+    __m256 acc[4] = { a, b, e, g };
     for (int k = 0; k < 4 && i + k < f->nq; k++) {
         float *o = f->o + (size_t)f->state[i + k] * f->hd + d;
         _mm256_storeu_ps(o, _mm256_fmadd_ps(_mm256_loadu_ps(o), _mm256_set1_ps(c[k]), acc[k]));

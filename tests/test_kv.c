@@ -30,6 +30,7 @@
 #include "copse.h"
 #include "model.h"
 #include "attention.h"
+#include "q8.h"
 
 #define MODELS  "tests/data/models"
 #define TOL_F32 1e-5
@@ -661,7 +662,7 @@ static void fill(float *x, size_t n, uint64_t *rng)
 static void run_fold(const attn_kernels *k, int nq, int hd, int n_blocks, const float *q, const int *n_pos,
                      const float *kt, const float *v, float *m, float *l, float *o)
 {
-    static float s[(ATTN_CHUNK + 3) * ATTN_SPAN * KV_BLOCK];
+    static float s[(ATTN_CHUNK + 7) * ATTN_SPAN * KV_BLOCK];
     const float *qs[ATTN_CHUNK];
     int state[ATTN_CHUNK];
     for (int i = 0; i < nq; i++) {
@@ -672,26 +673,36 @@ static void run_fold(const attn_kernels *k, int nq, int hd, int n_blocks, const 
     k->fold(&f);
 }
 
-/* The AVX2 kernels against the scalar ones: runs of 1 to ATTN_SPAN blocks,
-** 1 to 9 queries of different lengths (tiles of 4 and their tails), head
-** sizes 8..128, queries that continue a running softmax, NaN in the
-** positions no query reads. */
-START_TEST(avx2_kernels_equal_scalar)
+/* The SIMD kernel sets, the int8 tier that implies each, and the head
+** sizes they take a multiple of. */
+static const struct simd { const attn_kernels *k; const q8_kernels *tier; int hd_step; } simds[] = {
+    { &attn_avx2, &q8_tier_avx2, 8 },
+    { &attn_avx512, &q8_tier_avx512vnni, 16 },
+};
+
+/* The SIMD kernels against the scalar ones: runs of 1 to ATTN_SPAN blocks,
+** 1 to 11 queries of different lengths (tiles of 4 and 8 and their
+** tails), head sizes 8..144, queries that continue a running softmax, NaN
+** in the positions no query reads. Loop index: the kernel set. */
+START_TEST(simd_kernels_equal_scalar)
 {
-    if (attn_kernels_default() != &attn_avx2) {
-        tu_skip("avx2_kernels_equal_scalar", "no AVX2 here (or COPSE_ISA=scalar)");
+    const struct simd *sd = &simds[_i];
+    if (!q8_tier_supported(sd->tier)) {
+        tu_skip("simd_kernels_equal_scalar", "this CPU lacks the instructions");
         return;
     }
-    static const int hds[] = { 8, 16, 24, 64, 128 };
-    static float q[9 * 128], kt[ATTN_SPAN * 128 * KV_BLOCK], v[ATTN_SPAN * KV_BLOCK * 128];
-    static float m[2][9], l[2][9], o[2][9 * 128];
+    static const int hds[] = { 8, 16, 24, 48, 64, 128, 144 };
+    static float q[11 * 144], kt[ATTN_SPAN * 144 * KV_BLOCK], v[ATTN_SPAN * KV_BLOCK * 144];
+    static float m[2][11], l[2][11], o[2][11 * 144];
     uint64_t rng = 7;
     for (size_t h = 0; h < sizeof hds / sizeof hds[0]; h++) {
         int hd = hds[h];
-        for (int nq = 1; nq <= 9; nq += 2)
+        if (hd % sd->hd_step)
+            continue;
+        for (int nq = 1; nq <= 11; nq += 2)
             for (int n_blocks = 1; n_blocks <= ATTN_SPAN; n_blocks++)
                 for (int last = 1; last <= KV_BLOCK; last += 5) {
-                    int n_pos[9], reach = 0;
+                    int n_pos[11], reach = 0;
                     for (int i = 0; i < nq; i++) {
                         n_pos[i] = (n_blocks - 1) * KV_BLOCK + (i % 3 == 0 ? last : 1 + (last * 7 + i) % KV_BLOCK);
                         reach = n_pos[i] > reach ? n_pos[i] : reach;
@@ -710,7 +721,7 @@ START_TEST(avx2_kernels_equal_scalar)
                                 o[k][i * hd + d] = i % 2 ? 0 : 0.25f;
                         }
                     run_fold(&attn_scalar, nq, hd, n_blocks, q, n_pos, kt, v, m[0], l[0], o[0]);
-                    run_fold(&attn_avx2, nq, hd, n_blocks, q, n_pos, kt, v, m[1], l[1], o[1]);
+                    run_fold(sd->k, nq, hd, n_blocks, q, n_pos, kt, v, m[1], l[1], o[1]);
                     for (int i = 0; i < nq; i++) {
                         ck_assert_msg(fabsf(m[1][i] - m[0][i]) <= 1e-5f * (1 + fabsf(m[0][i])),
                                       "hd %d nq %d blocks %d: m %g vs %g", hd, nq, n_blocks, m[1][i], m[0][i]);
@@ -728,7 +739,7 @@ START_TEST(avx2_kernels_equal_scalar)
     for (int i = 0; i < 65536; i++)
         all[i] = (uint16_t)i;
     attn_scalar.widen(a, all, 65536);
-    attn_avx2.widen(b, all, 65535);   /* odd count: the tail too */
+    sd->k->widen(b, all, 65535);   /* odd count: the tail too */
     b[65535] = a[65535];
     for (int i = 0; i < 65536; i++)
         ck_assert_msg(memcmp(&a[i], &b[i], 4) == 0 || (isnan(a[i]) && isnan(b[i])), "half %04x: %g vs %g",
@@ -858,7 +869,7 @@ Suite *copse_suite_kv(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("attention");
 #if defined(__x86_64__)
-    tcase_add_test(tc, avx2_kernels_equal_scalar);
+    tcase_add_loop_test(tc, simd_kernels_equal_scalar, 0, (int)(sizeof simds / sizeof simds[0]));
 #endif
     tcase_add_test(tc, attention_walk_matches_naive);
     suite_add_tcase(s, tc);

@@ -1,0 +1,232 @@
+/*
+** AVX-512 attention kernels (specification: the scalar ones in
+** attention.c). A block's 16 positions are one zmm vector; head_dim must
+** be a multiple of 16. Chosen when the int8 kernels run the avx512vnni
+** tier (which needs AVX-512 F, BW, DQ, VL).
+*/
+#include <immintrin.h>
+#include <math.h>
+#include "attention.h"
+
+_Static_assert(KV_BLOCK == 16, "a block's scores are one zmm vector");
+
+#define ROW (ATTN_SPAN * KV_BLOCK)   /* floats of one query's scores in f->s */
+
+/* e^x for x <= 0, within 2 ulp of expf; below -87 gives about 1e-38, not 0
+** (the same polynomial as simd_avx2.h's exp_neg). */
+static inline __m512 exp_neg16(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+/* Positions the queries [i, i + n) read, at most. */
+static inline int reach(const attn_fold *f, int i, int n)
+{
+    int top = 0;
+    for (int k = i; k < i + n && k < f->nq; k++)
+        top = f->n_pos[k] > top ? f->n_pos[k] : top;
+    return top;
+}
+
+/* Query i + k of a tile, the last one repeated past nq. */
+static inline const float *query(const attn_fold *f, int i, int k)
+{
+    return f->q[i + k < f->nq ? i + k : f->nq - 1];
+}
+
+/* Query k's scores against the two blocks' K rows x, y take q_k[d]. */
+#define SCORE2(k) \
+    (a##k = _mm512_fmadd_ps(_mm512_set1_ps(q##k[d]), x, a##k), \
+     b##k = _mm512_fmadd_ps(_mm512_set1_ps(q##k[d]), y, b##k))
+
+/* Store the scores of n queries against one or two blocks. */
+static inline void store_scores(float *s, const __m512 *a, const __m512 *b, int n, int two)
+{
+    for (int k = 0; k < n; k++) {
+        _mm512_storeu_ps(s + k * ROW, a[k]);
+        if (two)
+            _mm512_storeu_ps(s + k * ROW + KV_BLOCK, b[k]);
+    }
+}
+
+/*
+** Scores of eight queries against two consecutive blocks (the second may
+** be one past the last: then kt1 is NULL and its scores are not stored):
+** s[k * ROW + 0..32) = q_k . K[t]. Sixteen chains; each broadcast of a
+** query value serves both blocks, so loads stay below the FMAs.
+*/
+static inline void scores8x2(const attn_fold *f, int i, const float *kt0, const float *kt1, float *s)
+{
+    const float *q0 = query(f, i, 0), *q1 = query(f, i, 1), *q2 = query(f, i, 2), *q3 = query(f, i, 3);
+    const float *q4 = query(f, i, 4), *q5 = query(f, i, 5), *q6 = query(f, i, 6), *q7 = query(f, i, 7);
+    const float *k1 = kt1 ? kt1 : kt0;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, b6 = a0, b7 = a0;
+    for (int d = 0; d < f->hd; d++) {
+        __m512 x = _mm512_loadu_ps(kt0 + d * KV_BLOCK), y = _mm512_loadu_ps(k1 + d * KV_BLOCK);
+        SCORE2(0);
+        SCORE2(1);
+        SCORE2(2);
+        SCORE2(3);
+        SCORE2(4);
+        SCORE2(5);
+        SCORE2(6);
+        SCORE2(7);
+    }
+    __m512 a[8] = { a0, a1, a2, a3, a4, a5, a6, a7 }, b[8] = { b0, b1, b2, b3, b4, b5, b6, b7 };
+    store_scores(s, a, b, 8, kt1 != NULL);
+}
+
+/* The same for four queries (a GQA group of up to four, alone in a task). */
+static inline void scores4x2(const attn_fold *f, int i, const float *kt0, const float *kt1, float *s)
+{
+    const float *q0 = query(f, i, 0), *q1 = query(f, i, 1), *q2 = query(f, i, 2), *q3 = query(f, i, 3);
+    const float *k1 = kt1 ? kt1 : kt0;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    for (int d = 0; d < f->hd; d++) {
+        __m512 x = _mm512_loadu_ps(kt0 + d * KV_BLOCK), y = _mm512_loadu_ps(k1 + d * KV_BLOCK);
+        SCORE2(0);
+        SCORE2(1);
+        SCORE2(2);
+        SCORE2(3);
+    }
+    __m512 a[4] = { a0, a1, a2, a3 }, b[4] = { b0, b1, b2, b3 };
+    store_scores(s, a, b, 4, kt1 != NULL);
+}
+
+/* Query i's scores to weights in place, 0 from n_pos to top (rounded up
+** to a block); folds their sum into l and returns c = e^(m - m'). */
+static inline float softmax_row(const attn_fold *f, int i, float *s, int top)
+{
+    int nb = (top + KV_BLOCK - 1) / KV_BLOCK, n = f->n_pos[i];
+    __m512 x[ATTN_SPAN], most = _mm512_set1_ps(-INFINITY), sc = _mm512_set1_ps(f->scale);
+    __mmask16 keep[ATTN_SPAN];
+    for (int b = 0; b < nb; b++) {
+        int left = n - b * KV_BLOCK;
+        keep[b] = left >= KV_BLOCK ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+        x[b] = _mm512_mask_mul_ps(_mm512_set1_ps(-INFINITY), keep[b], _mm512_loadu_ps(s + b * KV_BLOCK), sc);
+        most = _mm512_max_ps(most, x[b]);
+    }
+    float *m = f->m + f->state[i], *l = f->l + f->state[i];
+    float mx = fmaxf(*m, _mm512_reduce_max_ps(most));
+    float c = _mm512_cvtss_f32(exp_neg16(_mm512_set1_ps(*m - mx)));
+    __m512 mxv = _mm512_set1_ps(mx), sum = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m512 e = _mm512_maskz_mov_ps(keep[b], exp_neg16(_mm512_sub_ps(x[b], mxv)));
+        sum = _mm512_add_ps(sum, e);
+        _mm512_storeu_ps(s + b * KV_BLOCK, e);
+    }
+    *l = *l * c + _mm512_reduce_add_ps(sum);
+    *m = mx;
+    return c;
+}
+
+/* o = o c + acc for 16 dimensions. */
+static inline void update(float *o, float c, __m512 acc)
+{
+    _mm512_storeu_ps(o, _mm512_fmadd_ps(_mm512_loadu_ps(o), _mm512_set1_ps(c), acc));
+}
+
+/* Query k's four accumulators take weight w of the V row (v0..v3). */
+#define WEIGH4(k, w) \
+    (k##0 = _mm512_fmadd_ps(w, v0, k##0), k##1 = _mm512_fmadd_ps(w, v1, k##1), \
+     k##2 = _mm512_fmadd_ps(w, v2, k##2), k##3 = _mm512_fmadd_ps(w, v3, k##3))
+
+/* o_k = o_k c_k + sum over t < top of p_k[t] V[t] for the four queries of
+** the tile at i, dimensions [d, d + 64): sixteen chains in registers, each
+** V row loaded once for the four. */
+static inline void weigh64(const attn_fold *f, int i, const float *p, const float *c, int d, int top)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    __m512 c0 = a0, c1 = a0, c2 = a0, c3 = a0, e0 = a0, e1 = a0, e2 = a0, e3 = a0;
+    const float *v = f->v + d;
+    for (int t = 0; t < top; t++, v += f->hd) {
+        __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
+        __m512 v2 = _mm512_loadu_ps(v + 32), v3 = _mm512_loadu_ps(v + 48);
+        WEIGH4(a, _mm512_set1_ps(p[t]));
+        WEIGH4(b, _mm512_set1_ps(p[ROW + t]));
+        WEIGH4(c, _mm512_set1_ps(p[2 * ROW + t]));
+        WEIGH4(e, _mm512_set1_ps(p[3 * ROW + t]));
+    }
+    __m512 acc[4][4] = { { a0, a1, a2, a3 }, { b0, b1, b2, b3 }, { c0, c1, c2, c3 }, { e0, e1, e2, e3 } };
+    for (int k = 0; k < 4 && i + k < f->nq; k++) {
+        float *o = f->o + (size_t)f->state[i + k] * f->hd + d;
+        for (int j = 0; j < 4; j++)
+            update(o + 16 * j, c[k], acc[k][j]);
+    }
+}
+
+/* The same for 16 dimensions (head sizes that are not a multiple of 64). */
+static inline void weigh16(const attn_fold *f, int i, const float *p, const float *c, int d, int top)
+{
+    __m512 a = _mm512_setzero_ps(), b = a, e = a, g = a;
+    const float *v = f->v + d;
+    for (int t = 0; t < top; t++, v += f->hd) {
+        __m512 v0 = _mm512_loadu_ps(v);
+        a = _mm512_fmadd_ps(_mm512_set1_ps(p[t]), v0, a);
+        b = _mm512_fmadd_ps(_mm512_set1_ps(p[ROW + t]), v0, b);
+        e = _mm512_fmadd_ps(_mm512_set1_ps(p[2 * ROW + t]), v0, e);
+        g = _mm512_fmadd_ps(_mm512_set1_ps(p[3 * ROW + t]), v0, g);
+    }
+    __m512 acc[4] = { a, b, e, g };
+    for (int k = 0; k < 4 && i + k < f->nq; k++)
+        update(f->o + (size_t)f->state[i + k] * f->hd + d, c[k], acc[k]);
+}
+
+/*
+** Tiles of eight queries for the scores, then each row's softmax, then
+** tiles of four for the weighted values (sixteen accumulators). Rows of a
+** tile past nq repeat the last query; their results are not stored.
+*/
+static void fold_avx512(const attn_fold *f)
+{
+    for (int i = 0; i < f->nq; i += 8) {
+        int top = reach(f, i, 8);
+        float *s = f->s + (size_t)i * ROW;
+        int nb = (top + KV_BLOCK - 1) / KV_BLOCK;
+        for (int b = 0; b < nb; b += 2) {
+            const float *kt0 = f->kt + (size_t)b * f->hd * KV_BLOCK;
+            const float *kt1 = b + 1 < nb ? kt0 + (size_t)f->hd * KV_BLOCK : NULL;
+            if (f->nq - i <= 4)
+                scores4x2(f, i, kt0, kt1, s + b * KV_BLOCK);
+            else
+                scores8x2(f, i, kt0, kt1, s + b * KV_BLOCK);
+        }
+        for (int h = i; h < i + 8 && h < f->nq; h += 4) {
+            float c[4];
+            int top4 = reach(f, h, 4);
+            for (int k = 0; k < 4; k++)
+                c[k] = h + k < f->nq ? softmax_row(f, h + k, s + (size_t)(h - i + k) * ROW, top4) : 0;
+            const float *p = s + (size_t)(h - i) * ROW;
+            int d = 0;
+            for (; d + 64 <= f->hd; d += 64)
+                weigh64(f, h, p, c, d, top4);
+            for (; d < f->hd; d += 16)
+                weigh16(f, h, p, c, d, top4);
+        }
+    }
+}
+
+static void widen_avx512(float *dst, const uint16_t *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
+    for (; i < n; i++)
+        dst[i] = _cvtsh_ss(src[i]);
+}
+
+const attn_kernels attn_avx512 = { "avx512", fold_avx512, widen_avx512 };
