@@ -51,7 +51,13 @@ static void widen_scalar(float *dst, const uint16_t *src, size_t n)
         dst[i] = copse_f16_to_f32(src[i]);
 }
 
-const attn_kernels attn_scalar = { "scalar", fold_scalar, widen_scalar };
+static void narrow_scalar(uint16_t *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = copse_f32_to_f16(src[i]);
+}
+
+const attn_kernels attn_scalar = { "scalar", fold_scalar, widen_scalar, narrow_scalar };
 
 /* The int8 tiers' choice decides: any SIMD tier on x86 implies AVX2. */
 const attn_kernels *attn_kernels_default(void)

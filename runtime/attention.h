@@ -56,6 +56,8 @@ typedef struct attn_kernels {
     void (*fold)(const attn_fold *f);
     /* dst[i] = half src[i] as f32, for n values */
     void (*widen)(float *dst, const uint16_t *src, size_t n);
+    /* dst[i] = src[i] rounded to the nearest half (ties to even), n values */
+    void (*narrow)(uint16_t *dst, const float *src, size_t n);
 } attn_kernels;
 
 extern const attn_kernels attn_scalar;

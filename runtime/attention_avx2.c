@@ -170,4 +170,13 @@ static void widen_avx2(float *dst, const uint16_t *src, size_t n)
         dst[i] = _cvtsh_ss(src[i]);
 }
 
-const attn_kernels attn_avx2 = { "avx2", fold_avx2, widen_avx2 };
+static void narrow_avx2(uint16_t *dst, const float *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+const attn_kernels attn_avx2 = { "avx2", fold_avx2, widen_avx2, narrow_avx2 };

@@ -229,4 +229,13 @@ static void widen_avx512(float *dst, const uint16_t *src, size_t n)
         dst[i] = _cvtsh_ss(src[i]);
 }
 
-const attn_kernels attn_avx512 = { "avx512", fold_avx512, widen_avx512 };
+static void narrow_avx512(uint16_t *dst, const float *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+const attn_kernels attn_avx512 = { "avx512", fold_avx512, widen_avx512, narrow_avx512 };

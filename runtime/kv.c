@@ -6,8 +6,7 @@
 #include <string.h>
 #include <stdio.h>
 #include <sys/mman.h>
-#include "kv.h"
-#include "f16.h"
+#include "attention.h"
 
 size_t kv_block_bytes(const copse_model_info *hp, int f16)
 {
@@ -42,6 +41,7 @@ int kv_pool_init(kv_pool *p, const copse_model_info *hp, int n_blocks, int f16)
         p->mark[i] = -1;
     }
     p->n_free = n_blocks;
+    p->narrow = attn_kernels_default()->narrow;
     return COPSE_OK;
 }
 
@@ -205,17 +205,25 @@ void kv_prepare(copse_seq *s)
         s->block[s->n_blocks++] = take(p);
 }
 
-/* K goes in transposed (see kv.h), so its dimensions are KV_BLOCK apart. */
+/* One head's vector x into a block, its dimensions stride elements apart:
+** K goes in transposed (see kv.h), V as it is. */
 static void put(const kv_pool *p, void *dst, size_t stride, const float *x)
 {
-    if (p->f16) {
-        uint16_t *h = dst;
-        for (int d = 0; d < p->head_dim; d++)
-            h[d * stride] = copse_f32_to_f16(x[d]);
-    } else {
+    int hd = p->head_dim;
+    if (!p->f16) {
         float *f = dst;
-        for (int d = 0; d < p->head_dim; d++)
+        for (int d = 0; d < hd; d++)
             f[d * stride] = x[d];
+    } else if (stride == 1) {
+        p->narrow(dst, x, (size_t)hd);
+    } else {
+        uint16_t *h = dst, half[64];
+        for (int d0 = 0; d0 < hd; d0 += 64) {
+            int n = hd - d0 < 64 ? hd - d0 : 64;
+            p->narrow(half, x + d0, (size_t)n);
+            for (int d = 0; d < n; d++)
+                h[(d0 + d) * stride] = half[d];
+        }
     }
 }
 

@@ -52,6 +52,7 @@ struct kv_pool {
     int     *free_list;      /* [n_blocks] the n_free blocks with ref 0 */
     int      n_free;
     int     *mark;           /* [n_blocks] scratch, all -1 between calls */
+    void   (*narrow)(uint16_t *dst, const float *src, size_t n);   /* f32 to half */
     int      peak_used;
     int64_t  shared_writes;  /* writes into a block held by several sequences: a bug if not 0 */
     copse_seq *seqs;

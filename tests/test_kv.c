@@ -744,6 +744,24 @@ START_TEST(simd_kernels_equal_scalar)
     for (int i = 0; i < 65536; i++)
         ck_assert_msg(memcmp(&a[i], &b[i], 4) == 0 || (isnan(a[i]) && isnan(b[i])), "half %04x: %g vs %g",
                       i, a[i], b[i]);
+    /* narrowing rounds like the scalar code: every half, the midpoints
+    ** between neighbours (ties), overflow and random values */
+    static uint16_t h1[3 * 65536], h2[3 * 65536];
+    static float x[3 * 65536];
+    for (int i = 0; i < 65536; i++) {
+        x[i] = a[i];
+        x[65536 + i] = i < 65535 ? (a[i] + a[i + 1]) / 2 : 1e6f;
+    }
+    fill(x + 2 * 65536, 65536, &rng);
+    for (int i = 2 * 65536; i < 3 * 65536; i++)
+        x[i] *= (float)(i % 7) * 3e4f;
+    attn_scalar.narrow(h1, x, 3 * 65536);
+    sd->k->narrow(h2, x, 3 * 65536 - 3);
+    memcpy(h2 + 3 * 65536 - 3, h1 + 3 * 65536 - 3, 3 * sizeof *h2);
+    for (int i = 0; i < 3 * 65536; i++)
+        ck_assert_msg(h1[i] == h2[i] || (isnan(x[i]) && (h1[i] & 0x7c00) == 0x7c00 && (h2[i] & 0x7c00) == 0x7c00
+                                         && (h1[i] & 0x3ff) && (h2[i] & 0x3ff)),
+                      "%.9g: half %04x vs %04x", x[i], h1[i], h2[i]);
 }
 END_TEST
 #endif
