@@ -285,6 +285,21 @@ static void gather(const attn_plan *a, float *dst, const void *src)
         memcpy(dst, src, n * sizeof *dst);
 }
 
+/* Ask for unit u's keys and values ahead of time: a task's blocks lie
+** anywhere in the pool, too scattered for the hardware to guess. */
+static void prefetch_unit(const attn_plan *a, int il, int u)
+{
+    const attn_task *t = &a->task[u / a->n_head_kv];
+    int h = u % a->n_head_kv;
+    for (int b = 0; b < t->n_blocks; b++) {
+        const char *k = kv_key_block(a->pool, t->block[b], il, h), *v = kv_value_block(a->pool, t->block[b], il, h);
+        for (size_t off = 0; off < a->pool->head_bytes; off += 64) {
+            __builtin_prefetch(k + off);
+            __builtin_prefetch(v + off);
+        }
+    }
+}
+
 /* Fold a task's K/V head h into the states of every row that reads it,
 ** a chunk of queries at a time; t is the thread. */
 static void fold_unit(const attn_plan *a, int il, int u, const float *q, float *acc, int thread)
@@ -345,8 +360,12 @@ void attn_run(const attn_plan *a, int il, const float *q, float *out)
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
         float *acc = a->acc + t * per_thread;
         clear(acc, n_states, a->head_dim);
-        for (int u = first_unit(a, t, nt); u < first_unit(a, t + 1, nt); u++)
+        int end = first_unit(a, t + 1, nt);
+        for (int u = first_unit(a, t, nt); u < end; u++) {
+            if (u + 1 < end)
+                prefetch_unit(a, il, u + 1);
             fold_unit(a, il, u, q, acc, t);
+        }
         #pragma omp barrier
         #pragma omp for schedule(static)
         for (int r = 0; r < a->n_rows; r++)
