@@ -242,16 +242,16 @@ static double prefill_tps(const run *r)
     return r->prefill_tokens / r->prefill_s;
 }
 
-static void print_table(const opts *o, const char *model, const result *res, int n)
+static void print_table(FILE *out, const opts *o, const char *model, const result *res, int n)
 {
     const result *one = NULL;
     for (int i = 0; i < n; i++)
         one = res[i].b == 1 ? &res[i] : one;
-    printf("\n### %s — prompt %d, %d tokens per branch, %d threads\n\n", model, o->prompt, o->gen, o->threads);
-    printf("| B | prefill tok/s | gen tok/s | end-to-end s | KV MiB | unshared: gen tok/s | e2e s | KV MiB "
+    fprintf(out, "\n### %s — prompt %d, %d tokens per branch, %d threads\n\n", model, o->prompt, o->gen, o->threads);
+    fprintf(out, "| B | prefill tok/s | gen tok/s | end-to-end s | KV MiB | unshared: gen tok/s | e2e s | KV MiB "
            "| alone e2e s | llama.cpp gen tok/s | e2e s | gen ÷ llama.cpp | gen ÷ B=1 | e2e speed-up vs unshared "
            "| vs alone |\n");
-    printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    fprintf(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < n; i++) {
         const result *r = &res[i];
         char lg[32] = "–", lt[32] = "–", lr[32] = "–", r1[32] = "–";
@@ -262,7 +262,7 @@ static void print_table(const opts *o, const char *model, const result *res, int
             snprintf(lt, sizeof lt, "%.2f", r->llama.total_s);
             snprintf(lr, sizeof lr, "%.2f×", gen_tps(o, &r->shared, r->b) / r->llama.gen_tps);
         }
-        printf("| %d | %.1f | %.1f | %.2f | %.1f | %.1f | %.2f | %.1f | %.2f | %s | %s | %s | %s | %.2f× | %.2f× |\n",
+        fprintf(out, "| %d | %.1f | %.1f | %.2f | %.1f | %.1f | %.2f | %.1f | %.2f | %s | %s | %s | %s | %.2f× | %.2f× |\n",
                r->b, prefill_tps(&r->shared), gen_tps(o, &r->shared, r->b), total(&r->shared),
                mib(r->shared.kv_bytes), gen_tps(o, &r->unshared, r->b), total(&r->unshared),
                mib(r->unshared.kv_bytes), total(&r->alone), lg, lt, lr, r1,
@@ -362,7 +362,7 @@ static void usage(void)
             "  --prompt P      shared prompt tokens (default 256)\n"
             "  --gen G         tokens generated per branch (default 64)\n"
             "  --reps R        repetitions, taking turns; each figure is the best (default 2)\n"
-            "  --json          JSON instead of markdown tables\n"
+            "  --json          JSON on stdout, the markdown tables on stderr\n"
             "LLAMA_BATCHED_BENCH=path/to/llama-batched-bench adds llama.cpp on the same files.\n", MAX_B);
     exit(2);
 }
@@ -402,8 +402,7 @@ int main(int argc, char **argv)
         bench_model(&o, o.models[i], res);
         if (o.json)
             print_json(&o, o.models[i], res, o.n_b, i + 1 == o.n_models);
-        else
-            print_table(&o, o.models[i], res, o.n_b);
+        print_table(o.json ? stderr : stdout, &o, o.models[i], res, o.n_b);
     }
     if (o.json)
         printf("]}\n");
