@@ -143,11 +143,20 @@ def cmd_train(args):
     print(json.dumps({"held_out": evaluate(model, tok, held)}), flush=True)
 
 
+def auc(pos, neg):
+    """Probability that a random positive outscores a random negative."""
+    if not pos or not neg:
+        return None
+    return sum((p > q) + 0.5 * (p == q) for p in pos for q in neg) / (len(pos) * len(neg))
+
+
 @torch.no_grad()
 def evaluate(model, tok, examples):
-    """Accuracy of the step scores (threshold 0.5) and of the final-line score."""
+    """Accuracy of the step scores (threshold 0.5), of the final-line score,
+    and the AUC of the final-line score for telling right answers from wrong."""
     model.eval()
     right = n = right_last = 0
+    pos, neg = [], []
     for i in range(0, len(examples), 32):
         chunk = examples[i:i + 32]
         x, y = prm_batch(chunk, tok.pad)
@@ -156,9 +165,12 @@ def evaluate(model, tok, examples):
         right += ((s[m] > 0) == (y[m] > 0.5)).sum().item()
         n += m.sum().item()
         for b, (_, ends, labels) in enumerate(chunk):
-            right_last += (s[b, ends[-1]] > 0).item() == labels[-1]
+            last = s[b, ends[-1]].item()
+            right_last += (last > 0) == labels[-1]
+            (pos if labels[-1] else neg).append(last)
     model.train()
-    return {"step_accuracy": right / max(n, 1), "last_accuracy": right_last / max(len(examples), 1)}
+    return {"step_accuracy": right / max(n, 1), "last_accuracy": right_last / max(len(examples), 1),
+            "last_auc": auc(pos, neg)}
 
 
 def main():
