@@ -3,15 +3,17 @@
 ** (for the issue's figures, smol and qwen05 shapes in Q8_0 from mkmodel):
 **   pp   one batch of N random tokens into an empty sequence (prompt)
 **   tg   N tokens decoded one at a time into an empty sequence (generation)
-** tokens/s, the median of --reps runs after a warm-up, at each thread count.
-** Generation must stream every matrix byte once per token, so its ceiling
-** is the read bandwidth measured in this run divided by those bytes; the
-** table gives the fraction of that ceiling reached.
+** in tokens/s at each thread count. Generation must stream every matrix
+** byte once per token, so its ceiling is the read bandwidth measured in
+** this run divided by those bytes; the table gives the fraction of that
+** ceiling reached.
 **
-** When LLAMA_BENCH names a llama-bench binary it runs on the same file
-** right after copse (-t N -p PP -n TG -r REPS -o json), and the table gives
-** copse / llama.cpp ratios (medians of its samples too). The machine may be
-** shared: compare ratios from one run, not absolute figures across runs.
+** When LLAMA_BENCH names a llama-bench binary it runs on the same file,
+** one repetition (-t N -p PP -n TG -r 1 -o json) after each of copse's,
+** and the table gives the copse / llama.cpp ratios. Other programs on a
+** shared machine slow whichever side they happen to overlap, so both
+** sides report their best repetition (the JSON has the medians too), and
+** only ratios from one run compare.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@
 #include "bench.h"
 
 #define MAX_THREADS 8
+#define MAX_REPS    64
 
 typedef struct options {
     int json, pp, tg, reps, weights_f32;
@@ -28,12 +31,14 @@ typedef struct options {
     const char *llama;
 } options;
 
+/* tokens/s of each repetition: copse pp, tg, then llama.cpp's */
+enum { PP, TG, LLAMA_PP, LLAMA_TG, N_SERIES };
+
 typedef struct result {
     const char *file;
     const char *kernels;
     int threads;
-    double pp, tg;               /* median tokens/s */
-    double llama_pp, llama_tg;   /* 0 when not run */
+    double best[N_SERIES], median[N_SERIES];   /* 0 when not run */
     double matrix_bytes;         /* streamed per generated token */
     double read_gbps;            /* this run, these threads */
 } result;
@@ -50,17 +55,19 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double median(double *v, int n)
+/* Best and median of n samples (sorts them). */
+static void summarize(double *v, int n, double *best, double *median)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    *best = v[n - 1];
+    *median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* ------------------------------------------------------------- copse runs */
 
-/* Seconds to decode tok[0..n) into a fresh sequence, in one batch or one
+/* tokens/s decoding tok[0..n) into a fresh sequence, in one batch or one
 ** token at a time. */
-static double timed_decode(copse_ctx *ctx, const int32_t *tok, int n, int one_by_one)
+static double decode_speed(copse_ctx *ctx, const int32_t *tok, int n, int one_by_one)
 {
     copse_error err;
     copse_seq *s = copse_seq_new(ctx);
@@ -72,77 +79,27 @@ static double timed_decode(copse_ctx *ctx, const int32_t *tok, int n, int one_by
             die("decode", err.msg);
     double t = bench_now() - t0;
     copse_seq_free(s);
-    return t;
-}
-
-/* Median tokens/s of reps runs after one unmeasured. */
-static double tokens_per_s(copse_ctx *ctx, const int32_t *tok, int n, int one_by_one, int reps)
-{
-    double v[64];
-    timed_decode(ctx, tok, n, one_by_one);
-    for (int r = 0; r < reps; r++)
-        v[r] = n / timed_decode(ctx, tok, n, one_by_one);
-    return median(v, reps);
-}
-
-static void run_copse(const char *file, const copse_model *m, const options *o, result *r)
-{
-    copse_model_info info;
-    copse_model_get_info(m, &info);
-    copse_ctx_params cp = copse_ctx_default_params();
-    cp.n_threads = r->threads;
-    cp.n_ctx = o->pp > o->tg ? o->pp : o->tg;
-    copse_ctx *ctx;
-    copse_error err;
-    if (copse_ctx_new((copse_model *)m, &cp, &ctx, &err))
-        die(file, err.msg);
-    int n = o->pp > o->tg ? o->pp : o->tg;
-    int32_t *tok = malloc((size_t)n * sizeof *tok);
-    if (!tok)
-        die(file, "out of memory");
-    uint64_t s = 0x2545f4914f6cdd1dull;
-    for (int i = 0; i < n; i++) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        tok[i] = (int32_t)((s >> 33) % (uint64_t)info.n_vocab);
-    }
-    r->pp = o->pp ? tokens_per_s(ctx, tok, o->pp, 0, o->reps) : 0;
-    r->tg = o->tg ? tokens_per_s(ctx, tok, o->tg, 1, o->reps) : 0;
-    free(tok);
-    copse_ctx_free(ctx);
+    return n / t;
 }
 
 /* -------------------------------------------------------- the llama peer */
 
-/* The median of the "samples_ts" array that follows p, else "avg_ts". */
+/* The first "samples_ts" (else "avg_ts") value after p. */
 static double llama_speed(const char *p)
 {
     const char *s = strstr(p, "\"samples_ts\"");
-    const char *next = strstr(p + 1, "\"n_prompt\"");
-    double v[64];
-    int n = 0;
-    if (s && (!next || s < next) && (s = strchr(s, '['))) {
-        for (s++; n < 64; s++) {
-            char *end;
-            v[n] = strtod(s, &end);
-            if (end == s)
-                break;
-            n++;
-            s = end + strspn(end, " \n");
-            if (*s != ',')
-                break;
-        }
-    }
-    if (n)
-        return median(v, n);
+    if (s && (s = strchr(s, '[')))
+        return strtod(s + 1, NULL);
     s = strstr(p, "\"avg_ts\"");
     return s ? strtod(s + 9, NULL) : 0;
 }
 
-static void run_llama(const char *file, const options *o, result *r)
+/* One repetition of llama-bench on file: pp and tg tokens/s into v. */
+static void run_llama(const char *file, const options *o, int threads, double *v_pp, double *v_tg)
 {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' -m '%s' -t %d -p %d -n %d -r %d -o json 2>/dev/null",
-             o->llama, file, r->threads, o->pp, o->tg, o->reps);
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s' -t %d -p %d -n %d -r 1 -o json 2>/dev/null",
+             o->llama, file, threads, o->pp, o->tg);
     FILE *f = popen(cmd, "r");
     if (!f)
         die("LLAMA_BENCH", "cannot run it");
@@ -161,16 +118,55 @@ static void run_llama(const char *file, const options *o, result *r)
     if (status != 0)
         fprintf(stderr, "bench-model: %s exited with status %d on %s\n", o->llama, status, file);
     /* one object per test: "n_prompt": P, "n_gen": G, ... samples */
+    *v_pp = *v_tg = 0;
     for (const char *p = out; (p = strstr(p, "\"n_prompt\"")); p++) {
         long np = strtol(strchr(p, ':') + 1, NULL, 10);
         const char *g = strstr(p, "\"n_gen\"");
         long ng = g ? strtol(strchr(g, ':') + 1, NULL, 10) : -1;
         if (np == o->pp && ng == 0)
-            r->llama_pp = llama_speed(p);
+            *v_pp = llama_speed(p);
         else if (np == 0 && ng == o->tg)
-            r->llama_tg = llama_speed(p);
+            *v_tg = llama_speed(p);
     }
     free(out);
+}
+
+/* ------------------------------------------------------------ one case */
+
+/* o->reps repetitions on one model and thread count, copse and the peer
+** taking turns, after one unmeasured copse pass (page faults, threads). */
+static void run_case(const char *file, copse_model *m, const options *o, result *r)
+{
+    copse_model_info info;
+    copse_model_get_info(m, &info);
+    copse_ctx_params cp = copse_ctx_default_params();
+    int n = o->pp > o->tg ? o->pp : o->tg;
+    cp.n_threads = r->threads;
+    cp.n_ctx = n;
+    copse_ctx *ctx;
+    copse_error err;
+    if (copse_ctx_new(m, &cp, &ctx, &err))
+        die(file, err.msg);
+    int32_t *tok = malloc((size_t)n * sizeof *tok);
+    if (!tok)
+        die(file, "out of memory");
+    uint64_t s = 0x2545f4914f6cdd1dull;
+    for (int i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        tok[i] = (int32_t)((s >> 33) % (uint64_t)info.n_vocab);
+    }
+    double v[N_SERIES][MAX_REPS] = { { 0 } };
+    decode_speed(ctx, tok, n, 0);
+    for (int rep = 0; rep < o->reps; rep++) {
+        v[PP][rep] = o->pp ? decode_speed(ctx, tok, o->pp, 0) : 0;
+        v[TG][rep] = o->tg ? decode_speed(ctx, tok, o->tg, 1) : 0;
+        if (o->llama)
+            run_llama(file, o, r->threads, &v[LLAMA_PP][rep], &v[LLAMA_TG][rep]);
+    }
+    for (int k = 0; k < N_SERIES; k++)
+        summarize(v[k], o->reps, &r->best[k], &r->median[k]);
+    free(tok);
+    copse_ctx_free(ctx);
 }
 
 /* ------------------------------------------------------------------ output */
@@ -183,7 +179,7 @@ static const char *base_name(const char *path)
 
 static double ceiling_fraction(const result *r)
 {
-    return r->read_gbps > 0 ? r->tg * r->matrix_bytes / (r->read_gbps * 1e9) : 0;
+    return r->read_gbps > 0 ? r->best[TG] * r->matrix_bytes / (r->read_gbps * 1e9) : 0;
 }
 
 static void print_ratio(double a, double b)
@@ -194,26 +190,31 @@ static void print_ratio(double a, double b)
         printf(" - |");
 }
 
+/* copse's best, and the peer's with the ratio when it ran. */
+static void print_pair(const result *r, int k, int peer)
+{
+    printf(" %.1f |", r->best[k]);
+    if (peer) {
+        printf(" %.1f |", r->best[k + LLAMA_PP]);
+        print_ratio(r->best[k], r->best[k + LLAMA_PP]);
+    }
+}
+
 static void print_markdown(const result *res, int n, const options *o)
 {
     int peer = o->llama != NULL;
+    printf("Best of %d repetitions%s; generation's GB/s are the matrix bytes it streams, against "
+           "a plain read measured in this run.\n\n", o->reps, peer ? ", copse and llama.cpp in turn" : "");
     printf("| model | kernels | threads | pp%d tok/s |%s tg%d tok/s |%s tg GB/s | of read bw |\n",
            o->pp, peer ? " llama.cpp | ratio |" : "", o->tg, peer ? " llama.cpp | ratio |" : "");
     printf("|---|---|---|---|%s---|%s---|---|\n", peer ? "---|---|" : "", peer ? "---|---|" : "");
     for (int i = 0; i < n; i++) {
         const result *r = &res[i];
-        printf("| %s | %s | %d | %.1f |", base_name(r->file), r->kernels, r->threads, r->pp);
-        if (peer) {
-            printf(" %.1f |", r->llama_pp);
-            print_ratio(r->pp, r->llama_pp);
-        }
-        printf(" %.1f |", r->tg);
-        if (peer) {
-            printf(" %.1f |", r->llama_tg);
-            print_ratio(r->tg, r->llama_tg);
-        }
-        printf(" %.1f | %.0f%% of %.1f |\n", r->tg * r->matrix_bytes / 1e9, 100 * ceiling_fraction(r),
-               r->read_gbps);
+        printf("| %s | %s | %d |", base_name(r->file), r->kernels, r->threads);
+        print_pair(r, PP, peer);
+        print_pair(r, TG, peer);
+        printf(" %.1f | %.0f%% of %.1f |\n", r->best[TG] * r->matrix_bytes / 1e9,
+               100 * ceiling_fraction(r), r->read_gbps);
     }
 }
 
@@ -222,13 +223,13 @@ static void print_json(const result *res, int n, const options *o)
     printf("{\"pp\": %d, \"tg\": %d, \"reps\": %d, \"results\": [\n", o->pp, o->tg, o->reps);
     for (int i = 0; i < n; i++) {
         const result *r = &res[i];
-        printf("  {\"model\": \"%s\", \"kernels\": \"%s\", \"threads\": %d, \"pp_tok_s\": %.4g, "
-               "\"tg_tok_s\": %.4g, \"matrix_bytes\": %.0f, \"read_gbps\": %.4g, "
-               "\"tg_fraction_of_read_bw\": %.3f",
-               base_name(r->file), r->kernels, r->threads, r->pp, r->tg, r->matrix_bytes,
-               r->read_gbps, ceiling_fraction(r));
-        if (o->llama)
-            printf(", \"llama_pp_tok_s\": %.4g, \"llama_tg_tok_s\": %.4g", r->llama_pp, r->llama_tg);
+        static const char *const name[N_SERIES] = { "pp", "tg", "llama_pp", "llama_tg" };
+        printf("  {\"model\": \"%s\", \"kernels\": \"%s\", \"threads\": %d, \"matrix_bytes\": %.0f, "
+               "\"read_gbps\": %.4g, \"tg_fraction_of_read_bw\": %.3f", base_name(r->file), r->kernels,
+               r->threads, r->matrix_bytes, r->read_gbps, ceiling_fraction(r));
+        for (int k = 0; k < (o->llama ? N_SERIES : LLAMA_PP); k++)
+            printf(", \"%s_tok_s\": %.4g, \"%s_tok_s_median\": %.4g", name[k], r->best[k], name[k],
+                   r->median[k]);
         printf("}%s\n", i + 1 < n ? "," : "");
     }
     printf("]}\n");
@@ -244,7 +245,7 @@ static void usage(FILE *f)
             "  --threads LIST  comma-separated thread counts (default 1,2)\n"
             "  --pp N          prompt tokens (default 512; 0 skips)\n"
             "  --tg N          generated tokens (default 128; 0 skips)\n"
-            "  --reps N        measured runs of each, median reported (default 5)\n"
+            "  --reps N        measured runs of each, the best reported (default 5)\n"
             "  --weights W     int8 (default) or f32\n"
             "  --json          JSON instead of a markdown table\n"
             "LLAMA_BENCH=path/to/llama-bench runs llama.cpp on the same files.\n"
@@ -296,7 +297,7 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--tg")) {
             bad = parse_count(v, 0, 4096, &o->tg);
         } else if (!strcmp(a, "--reps")) {
-            bad = parse_count(v, 1, 64, &o->reps);
+            bad = parse_count(v, 1, MAX_REPS, &o->reps);
         } else if (!strcmp(a, "--weights") && (!strcmp(v, "f32") || !strcmp(v, "int8"))) {
             o->weights_f32 = !strcmp(v, "f32");
         } else {
@@ -344,9 +345,7 @@ int main(int argc, char **argv)
             r->matrix_bytes = (double)model_matrix_bytes(m);
             r->read_gbps = gbps[t];
             fprintf(stderr, "bench-model: %s, %d threads...\n", base_name(argv[fi]), r->threads);
-            run_copse(argv[fi], m, &o, r);
-            if (o.llama)
-                run_llama(argv[fi], &o, r);
+            run_case(argv[fi], m, &o, r);
         }
         copse_model_free(m);
     }
