@@ -59,7 +59,6 @@ static void narrow_scalar(uint16_t *dst, const float *src, size_t n)
 
 const attn_kernels attn_scalar = { "scalar", fold_scalar, widen_scalar, narrow_scalar };
 
-/* The int8 tiers' choice decides: any SIMD tier on x86 implies AVX2. */
 const attn_kernels *attn_kernels_default(void)
 {
     const q8_kernels *tier;
@@ -90,7 +89,7 @@ static const attn_kernels *kernels_for(int head_dim)
 
 /* Floats of one thread's copy of a task's K and V (one head) and of a
 ** fold's scores. */
-static size_t widened_floats(const attn_plan *a)
+static size_t scratch_floats(const attn_plan *a)
 {
     return 2 * (size_t)ATTN_SPAN * KV_BLOCK * a->head_dim + (size_t)(a->chunk + 7) * ATTN_SPAN * KV_BLOCK;
 }
@@ -107,10 +106,10 @@ int attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_thr
     a->parallel_work = PARALLEL_WORK;
     int group = hp->n_head / hp->n_head_kv;
     a->chunk = (ATTN_CHUNK + group - 1) / group * group;
-    a->widened = malloc((size_t)n_threads * widened_floats(a) * sizeof *a->widened);
+    a->scratch = malloc((size_t)n_threads * scratch_floats(a) * sizeof *a->scratch);
     a->qs = malloc((size_t)n_threads * a->chunk * sizeof *a->qs);
     a->ints = malloc((size_t)n_threads * 2 * a->chunk * sizeof *a->ints);
-    return a->widened && a->qs && a->ints ? COPSE_OK : COPSE_E_NOMEM;
+    return a->scratch && a->qs && a->ints ? COPSE_OK : COPSE_E_NOMEM;
 }
 
 void attn_free(attn_plan *a)
@@ -119,7 +118,7 @@ void attn_free(attn_plan *a)
     free(a->item);
     free(a->cum);
     free(a->acc);
-    free(a->widened);
+    free(a->scratch);
     free(a->qs);
     free(a->ints);
     memset(a, 0, sizeof *a);
@@ -301,13 +300,13 @@ static void prefetch_unit(const attn_plan *a, int il, int u)
 }
 
 /* Fold a task's K/V head h into the states of every row that reads it,
-** a chunk of queries at a time; t is the thread. */
+** a chunk of queries at a time, in the given thread's scratch. */
 static void fold_unit(const attn_plan *a, int il, int u, const float *q, float *acc, int thread)
 {
     const attn_task *t = &a->task[u / a->n_head_kv];
     int h = u % a->n_head_kv, hd = a->head_dim, group = a->n_head / a->n_head_kv;
     size_t n_states = (size_t)a->n_rows * a->n_head, n = (size_t)hd * KV_BLOCK;
-    float *kt = a->widened + (size_t)thread * widened_floats(a), *v = kt + ATTN_SPAN * n;
+    float *kt = a->scratch + (size_t)thread * scratch_floats(a), *v = kt + ATTN_SPAN * n;
     for (int b = 0; b < t->n_blocks; b++) {
         gather(a, kt + b * n, kv_key_block(a->pool, t->block[b], il, h));
         gather(a, v + b * n, kv_value_block(a->pool, t->block[b], il, h));

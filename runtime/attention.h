@@ -94,7 +94,7 @@ struct attn_plan {
     int        n_task, n_item, cap_item;
     float     *acc;         /* per thread: o [rows][n_head][hd], m, l [rows][n_head] */
     int        chunk;       /* queries per fold: ATTN_CHUNK rounded up to whole groups */
-    float     *widened;     /* per thread: a task's K and V of one head in f32, scores */
+    float     *scratch;     /* per thread: a task's K and V of one head in f32, a fold's scores */
     const float **qs;       /* per thread: [chunk] a fold's queries */
     int       *ints;        /* per thread: [2 * chunk] their n_pos and state */
 };
