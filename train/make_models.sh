@@ -1,5 +1,5 @@
 #!/bin/sh
-# Build (or resume building) the bundled models: data, tokenizer, policy, GGUF.
+# Build (or resume building) the bundled models: data, tokenizer, policy, PRM, GGUFs.
 # Every stage skips work already done, so rerunning after an interruption
 # continues where it stopped. BUILD names copse's build directory (for gguf-pack).
 set -e
@@ -15,3 +15,9 @@ nice -n 10 $PY train.py --name policy --preset small --batch 16 --lr 3e-3 --warm
 $PY export.py ckpt/policy/ckpt.pt -o ckpt/policy.cpak --type f16 --name copse-math-policy
 mkdir -p ../models
 "$BUILD/bin/gguf-pack" ckpt/policy.cpak ../models/math-policy-f16.gguf
+
+# the PRM: the policy's own samples with exact step labels, then a value head
+nice -n 10 $PY prm.py sample --policy ckpt/policy/ckpt.pt --out data/prm_samples.jsonl --questions 1840
+nice -n 10 $PY prm.py train --policy ckpt/policy/ckpt.pt --samples data/prm_samples.jsonl --name prm --epochs 2
+$PY export.py ckpt/prm/ckpt.pt -o ckpt/prm.cpak --type f16 --name copse-math-prm
+"$BUILD/bin/gguf-pack" ckpt/prm.cpak ../models/math-prm-f16.gguf
