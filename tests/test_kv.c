@@ -65,18 +65,28 @@ static copse_model *load(const char *name)
     return load_as(name, 0);
 }
 
-/* A context of 2 threads and 512 positions; kv_tokens 0 for the default pool. */
-static copse_ctx *new_ctx(copse_model *m, int f16, int kv_tokens)
+/*
+** A context of 512 positions; kv_tokens 0 for the default pool. One
+** thread unless a test says otherwise: these models are too small for
+** threads to pay, and idle OpenMP threads spin (test_model and
+** attention_walk_matches_naive cover the threaded paths).
+*/
+static copse_ctx *new_ctx_threads(copse_model *m, int f16, int kv_tokens, int threads)
 {
     copse_ctx_params p = copse_ctx_default_params();
     copse_ctx *c;
     copse_error e;
     p.n_ctx = 512;
-    p.n_threads = 2;
+    p.n_threads = threads;
     p.kv_f32 = !f16;
     p.kv_tokens = kv_tokens;
     ck_assert_msg(copse_ctx_new(m, &p, &c, &e) == COPSE_OK, "%s", e.msg);
     return c;
+}
+
+static copse_ctx *new_ctx(copse_model *m, int f16, int kv_tokens)
+{
+    return new_ctx_threads(m, f16, kv_tokens, 1);
 }
 
 /* A deterministic token stream; salt picks a different one. */
@@ -144,20 +154,24 @@ static void assert_pool_ok(copse_ctx *c)
 
 /* ---------------------------------------------------- fork and truncate */
 
-/* Fork points at block boundaries and inside blocks. */
-static const int fork_at[] = { 0, 1, 15, 16, 17, 33 };
-#define N_FORK_AT (int)(sizeof fork_at / sizeof fork_at[0])
+/* Fork points at block boundaries and inside blocks: all of them with
+** the tight f32 mode, a few with the int8 ones. */
+static const struct fork_case { int P, mode; } fork_cases[] = {
+    { 0, 0 }, { 1, 0 }, { 15, 0 }, { 16, 0 }, { 17, 0 }, { 33, 0 },
+    { 16, 1 }, { 17, 1 }, { 16, 2 }, { 17, 2 }, { 33, 2 },
+};
+#define N_FORK_CASES (int)(sizeof fork_cases / sizeof fork_cases[0])
 
 /*
 ** Decode P tokens, fork, then the parent goes on with other tokens while
 ** the child goes on with the reference's: each must match its own
 ** from-scratch decode, so neither wrote into what the other reads.
-** Loop index: fork point, then mode.
+** Loop index: a fork case.
 */
 START_TEST(fork_then_extend_equals_scratch)
 {
-    int P = fork_at[_i / N_MODES];
-    const mode *md = &modes[_i % N_MODES];
+    int P = fork_cases[_i].P;
+    const mode *md = &modes[fork_cases[_i].mode];
     copse_model *m = load_as("tiny-qwen2", md->weights_f32);
     copse_ctx *c = new_ctx(m, md->kv_f16, 0), *ref = new_ctx(m, 0, 0);
     int nv = copse_n_vocab(m);
@@ -191,8 +205,8 @@ END_TEST
 ** scratch, also when a fork still holds what was cut. */
 START_TEST(truncate_then_extend_equals_scratch)
 {
-    int P = fork_at[_i / N_MODES];
-    const mode *md = &modes[_i % N_MODES];
+    int P = fork_cases[_i].P;
+    const mode *md = &modes[fork_cases[_i].mode];
     copse_model *m = load_as("tiny-llama-gqa-untied", md->weights_f32);
     copse_ctx *c = new_ctx(m, md->kv_f16, 0), *ref = new_ctx(m, 0, 0);
     int nv = copse_n_vocab(m);
@@ -301,7 +315,7 @@ START_TEST(batch_of_branches_equals_alone)
 {
     const mode *md = &modes[_i];
     copse_model *m = load_as("tiny-qwen2", md->weights_f32);
-    copse_ctx *c = new_ctx(m, md->kv_f16, 0), *ref = new_ctx(m, 0, 0);
+    copse_ctx *c = new_ctx_threads(m, md->kv_f16, 0, 2), *ref = new_ctx(m, 0, 0);
     int nv = copse_n_vocab(m);
     shadow br[N_BRANCH + 1];
     br[0].s = copse_seq_new(c);
@@ -873,8 +887,8 @@ Suite *copse_suite_kv(void)
     Suite *s = suite_create("kv");
     TCase *tc = tcase_create("sharing");
     tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, fork_then_extend_equals_scratch, 0, N_MODES * N_FORK_AT);
-    tcase_add_loop_test(tc, truncate_then_extend_equals_scratch, 0, N_MODES * N_FORK_AT);
+    tcase_add_loop_test(tc, fork_then_extend_equals_scratch, 0, N_FORK_CASES);
+    tcase_add_loop_test(tc, truncate_then_extend_equals_scratch, 0, N_FORK_CASES);
     tcase_add_test(tc, hidden_state_gives_the_logits);
     tcase_add_loop_test(tc, batch_of_branches_equals_alone, 0, N_MODES);
     suite_add_tcase(s, tc);
