@@ -12,6 +12,10 @@ _Static_assert(KV_BLOCK == 16, "the kernels hold a block's scores in two vectors
 
 #define ROW (ATTN_SPAN * KV_BLOCK)   /* floats of one query's scores in f->s */
 
+/* The micro-kernels take their tile width as a parameter that must be a
+** constant where they are used, so their loops unroll into registers. */
+#define ALWAYS_INLINE __attribute__((always_inline))
+
 /* The four queries of the tile starting at i (the last repeated past nq). */
 static inline void tile(const attn_fold *f, int i, const float *q[4])
 {
@@ -29,34 +33,47 @@ static inline int tile_reach(const attn_fold *f, int i)
 }
 
 /*
-** Scores of four queries against one block: s[k][0..16) = q_k . K[t].
-** Eight chains (4 queries x 2 halves); each K row is loaded once for all
-** four.
+** The micro-kernel of both products: for the four rows b[k] of a tile,
+** acc[k] = sum over j < n of b[k][j] * (row j of a: nv vectors of 8, at
+** a + j * stride). Scores take a = K (rows of 16 positions, nv 2) and b =
+** the queries; weighted values take a = V (16 or 8 dimensions) and b =
+** the weights. Each row of a is loaded once for the four; 4 nv chains.
+** nv is a constant once inlined, so the loops unroll into registers.
 */
-static inline void scores4(const float *q[4], int hd, const float *kt, float *s)
+typedef struct tile4 { __m256 v[4][2]; } tile4;
+
+static inline ALWAYS_INLINE tile4 mul4(const float *a, size_t stride, int n, const float *const b[4], const int nv)
 {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, e0 = a0, e1 = a0;
-    for (int d = 0; d < hd; d++, kt += KV_BLOCK) {
-        __m256 k0 = _mm256_loadu_ps(kt), k1 = _mm256_loadu_ps(kt + 8);
-        __m256 x = _mm256_broadcast_ss(q[0] + d), y = _mm256_broadcast_ss(q[1] + d);
-        __m256 z = _mm256_broadcast_ss(q[2] + d), w = _mm256_broadcast_ss(q[3] + d);
-        a0 = _mm256_fmadd_ps(x, k0, a0);
-        a1 = _mm256_fmadd_ps(x, k1, a1);
-        b0 = _mm256_fmadd_ps(y, k0, b0);
-        b1 = _mm256_fmadd_ps(y, k1, b1);
-        c0 = _mm256_fmadd_ps(z, k0, c0);
-        c1 = _mm256_fmadd_ps(z, k1, c1);
-        e0 = _mm256_fmadd_ps(w, k0, e0);
-        e1 = _mm256_fmadd_ps(w, k1, e1);
+    __m256 acc[4][2];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++)
+        acc[k][0] = acc[k][1] = _mm256_setzero_ps();
+    for (int j = 0; j < n; j++, a += stride) {
+        __m256 x = _mm256_loadu_ps(a), y = nv == 2 ? _mm256_loadu_ps(a + 8) : x;
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            __m256 w = _mm256_broadcast_ss(b[k] + j);
+            acc[k][0] = _mm256_fmadd_ps(w, x, acc[k][0]);
+            if (nv == 2)
+                acc[k][1] = _mm256_fmadd_ps(w, y, acc[k][1]);
+        }
     }
-    _mm256_storeu_ps(s, a0);
-    _mm256_storeu_ps(s + 8, a1);
-    _mm256_storeu_ps(s + ROW, b0);
-    _mm256_storeu_ps(s + ROW + 8, b1);
-    _mm256_storeu_ps(s + 2 * ROW, c0);
-    _mm256_storeu_ps(s + 2 * ROW + 8, c1);
-    _mm256_storeu_ps(s + 3 * ROW, e0);
-    _mm256_storeu_ps(s + 3 * ROW + 8, e1);
+    tile4 t;
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++)
+        t.v[k][0] = acc[k][0], t.v[k][1] = acc[k][1];
+    return t;
+}
+
+/* Scores of four queries against one block: s[k][0..16) = q_k . K[t]. */
+static inline void scores4(const float *const q[4], int hd, const float *kt, float *s)
+{
+    tile4 t = mul4(kt, KV_BLOCK, hd, q, 2);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        _mm256_storeu_ps(s + k * ROW, t.v[k][0]);
+        _mm256_storeu_ps(s + k * ROW + 8, t.v[k][1]);
+    }
 }
 
 /*
@@ -89,49 +106,16 @@ static inline float softmax_row(const attn_fold *f, int i, float *s, int top)
 }
 
 /* o_k = o_k c_k + sum over t < top of p_k[t] V[t], for dimensions
-** [d, d + 16) of the four queries of the tile at i (eight chains). */
-static inline void weigh16(const attn_fold *f, int i, const float *p, const float *c, int d, int top)
+** [d, d + 8 nv) of the four queries of the tile at i. */
+static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p, const float *c, int d, int top, const int nv)
 {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, e0 = a0, e1 = a0;
-    const float *v = f->v + d;
-    for (int t = 0; t < top; t++, v += f->hd) {
-        __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
-        __m256 x = _mm256_broadcast_ss(p + t), y = _mm256_broadcast_ss(p + ROW + t);
-        __m256 z = _mm256_broadcast_ss(p + 2 * ROW + t), w = _mm256_broadcast_ss(p + 3 * ROW + t);
-        a0 = _mm256_fmadd_ps(x, v0, a0);
-        a1 = _mm256_fmadd_ps(x, v1, a1);
-        b0 = _mm256_fmadd_ps(y, v0, b0);
-        b1 = _mm256_fmadd_ps(y, v1, b1);
-        c0 = _mm256_fmadd_ps(z, v0, c0);
-        c1 = _mm256_fmadd_ps(z, v1, c1);
-        e0 = _mm256_fmadd_ps(w, v0, e0);
-        e1 = _mm256_fmadd_ps(w, v1, e1);
-    }
-    __m256 acc[4][2] = { { a0, a1 }, { b0, b1 }, { c0, c1 }, { e0, e1 } };
+    const float *const w[4] = { p, p + ROW, p + 2 * ROW, p + 3 * ROW };
+    tile4 t = mul4(f->v + d, (size_t)f->hd, top, w, nv);
     for (int k = 0; k < 4 && i + k < f->nq; k++) {
         float *o = f->o + (size_t)f->state[i + k] * f->hd + d;
         __m256 ck = _mm256_set1_ps(c[k]);
-        _mm256_storeu_ps(o, _mm256_fmadd_ps(_mm256_loadu_ps(o), ck, acc[k][0]));
-        _mm256_storeu_ps(o + 8, _mm256_fmadd_ps(_mm256_loadu_ps(o + 8), ck, acc[k][1]));
-    }
-}
-
-/* The same for 8 dimensions (the tail of a head size that is 8 mod 16). */
-static inline void weigh8(const attn_fold *f, int i, const float *p, const float *c, int d, int top)
-{
-    __m256 a = _mm256_setzero_ps(), b = a, e = a, g = a;
-    const float *v = f->v + d;
-    for (int t = 0; t < top; t++, v += f->hd) {
-        __m256 v0 = _mm256_loadu_ps(v);
-        a = _mm256_fmadd_ps(_mm256_broadcast_ss(p + t), v0, a);
-        b = _mm256_fmadd_ps(_mm256_broadcast_ss(p + ROW + t), v0, b);
-        e = _mm256_fmadd_ps(_mm256_broadcast_ss(p + 2 * ROW + t), v0, e);
-        g = _mm256_fmadd_ps(_mm256_broadcast_ss(p + 3 * ROW + t), v0, g);
-    }
-    __m256 acc[4] = { a, b, e, g };
-    for (int k = 0; k < 4 && i + k < f->nq; k++) {
-        float *o = f->o + (size_t)f->state[i + k] * f->hd + d;
-        _mm256_storeu_ps(o, _mm256_fmadd_ps(_mm256_loadu_ps(o), _mm256_set1_ps(c[k]), acc[k]));
+        for (int j = 0; j < nv; j++)
+            _mm256_storeu_ps(o + 8 * j, _mm256_fmadd_ps(_mm256_loadu_ps(o + 8 * j), ck, t.v[k][j]));
     }
 }
 
@@ -155,9 +139,9 @@ static void fold_avx2(const attn_fold *f)
             c[k] = i + k < f->nq ? softmax_row(f, i + k, s + k * ROW, top) : 0;
         int d = 0;
         for (; d + 16 <= hd; d += 16)
-            weigh16(f, i, s, c, d, top);
-        if (d < hd)
-            weigh8(f, i, s, c, d, top);
+            weigh(f, i, s, c, d, top, 2);
+        if (d < hd)   /* a head size of 8 mod 16 */
+            weigh(f, i, s, c, d, top, 1);
     }
 }
 

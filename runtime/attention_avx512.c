@@ -12,6 +12,10 @@ _Static_assert(KV_BLOCK == 16, "a block's scores are one zmm vector");
 
 #define ROW (ATTN_SPAN * KV_BLOCK)   /* floats of one query's scores in f->s */
 
+/* The micro-kernels take their tile width as a parameter that must be a
+** constant where they are used, so their loops unroll into registers. */
+#define ALWAYS_INLINE __attribute__((always_inline))
+
 /* e^x for x <= 0, within 2 ulp of expf; below -87 gives about 1e-38, not 0
 ** (the same polynomial as simd_avx2.h's exp_neg). */
 static inline __m512 exp_neg16(__m512 x)
@@ -47,64 +51,39 @@ static inline const float *query(const attn_fold *f, int i, int k)
     return f->q[i + k < f->nq ? i + k : f->nq - 1];
 }
 
-/* Query k's scores against the two blocks' K rows x, y take q_k[d]. */
-#define SCORE2(k) \
-    (a##k = _mm512_fmadd_ps(_mm512_set1_ps(q##k[d]), x, a##k), \
-     b##k = _mm512_fmadd_ps(_mm512_set1_ps(q##k[d]), y, b##k))
-
-/* Store the scores of n queries against one or two blocks. */
-static inline void store_scores(float *s, const __m512 *a, const __m512 *b, int n, int two)
+/*
+** Scores of nq (8 or 4, a constant once inlined) queries against two
+** consecutive blocks (the second may be one past the last: then kt1 is
+** NULL and its scores are not stored): s[k * ROW + 0..32) = q_k . K[t].
+** 2 nq chains; each broadcast of a query value serves both blocks, so
+** loads stay below the FMAs. The loops over k unroll, keeping the chains
+** in registers.
+*/
+static inline ALWAYS_INLINE void scores_x2(const attn_fold *f, int i, const float *kt0, const float *kt1, float *s, const int nq)
 {
-    for (int k = 0; k < n; k++) {
+    const float *q[8];
+    __m512 a[8], b[8];
+    const float *k1 = kt1 ? kt1 : kt0;
+#pragma GCC unroll 8
+    for (int k = 0; k < nq; k++) {
+        q[k] = query(f, i, k);
+        a[k] = b[k] = _mm512_setzero_ps();
+    }
+    for (int d = 0; d < f->hd; d++) {
+        __m512 x = _mm512_loadu_ps(kt0 + d * KV_BLOCK), y = _mm512_loadu_ps(k1 + d * KV_BLOCK);
+#pragma GCC unroll 8
+        for (int k = 0; k < nq; k++) {
+            __m512 w = _mm512_set1_ps(q[k][d]);
+            a[k] = _mm512_fmadd_ps(w, x, a[k]);
+            b[k] = _mm512_fmadd_ps(w, y, b[k]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int k = 0; k < nq; k++) {
         _mm512_storeu_ps(s + k * ROW, a[k]);
-        if (two)
+        if (kt1)
             _mm512_storeu_ps(s + k * ROW + KV_BLOCK, b[k]);
     }
-}
-
-/*
-** Scores of eight queries against two consecutive blocks (the second may
-** be one past the last: then kt1 is NULL and its scores are not stored):
-** s[k * ROW + 0..32) = q_k . K[t]. Sixteen chains; each broadcast of a
-** query value serves both blocks, so loads stay below the FMAs.
-*/
-static inline void scores8x2(const attn_fold *f, int i, const float *kt0, const float *kt1, float *s)
-{
-    const float *q0 = query(f, i, 0), *q1 = query(f, i, 1), *q2 = query(f, i, 2), *q3 = query(f, i, 3);
-    const float *q4 = query(f, i, 4), *q5 = query(f, i, 5), *q6 = query(f, i, 6), *q7 = query(f, i, 7);
-    const float *k1 = kt1 ? kt1 : kt0;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-    __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, b6 = a0, b7 = a0;
-    for (int d = 0; d < f->hd; d++) {
-        __m512 x = _mm512_loadu_ps(kt0 + d * KV_BLOCK), y = _mm512_loadu_ps(k1 + d * KV_BLOCK);
-        SCORE2(0);
-        SCORE2(1);
-        SCORE2(2);
-        SCORE2(3);
-        SCORE2(4);
-        SCORE2(5);
-        SCORE2(6);
-        SCORE2(7);
-    }
-    __m512 a[8] = { a0, a1, a2, a3, a4, a5, a6, a7 }, b[8] = { b0, b1, b2, b3, b4, b5, b6, b7 };
-    store_scores(s, a, b, 8, kt1 != NULL);
-}
-
-/* The same for four queries (a GQA group of up to four, alone in a task). */
-static inline void scores4x2(const attn_fold *f, int i, const float *kt0, const float *kt1, float *s)
-{
-    const float *q0 = query(f, i, 0), *q1 = query(f, i, 1), *q2 = query(f, i, 2), *q3 = query(f, i, 3);
-    const float *k1 = kt1 ? kt1 : kt0;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-    for (int d = 0; d < f->hd; d++) {
-        __m512 x = _mm512_loadu_ps(kt0 + d * KV_BLOCK), y = _mm512_loadu_ps(k1 + d * KV_BLOCK);
-        SCORE2(0);
-        SCORE2(1);
-        SCORE2(2);
-        SCORE2(3);
-    }
-    __m512 a[4] = { a0, a1, a2, a3 }, b[4] = { b0, b1, b2, b3 };
-    store_scores(s, a, b, 4, kt1 != NULL);
 }
 
 /* Query i's scores to weights in place, 0 from n_pos to top (rounded up
@@ -134,56 +113,57 @@ static inline float softmax_row(const attn_fold *f, int i, float *s, int top)
     return c;
 }
 
-/* o = o c + acc for 16 dimensions. */
-static inline void update(float *o, float c, __m512 acc)
-{
-    _mm512_storeu_ps(o, _mm512_fmadd_ps(_mm512_loadu_ps(o), _mm512_set1_ps(c), acc));
-}
+typedef struct tile4 { __m512 v[4][4]; } tile4;
 
-/* Query k's four accumulators take weight w of the V row (v0..v3). */
-#define WEIGH4(k, w) \
-    (k##0 = _mm512_fmadd_ps(w, v0, k##0), k##1 = _mm512_fmadd_ps(w, v1, k##1), \
-     k##2 = _mm512_fmadd_ps(w, v2, k##2), k##3 = _mm512_fmadd_ps(w, v3, k##3))
+/*
+** For the four queries of a tile, acc[k] = sum over t < top of p_k[t]
+** (row t of V at dimension d: nv vectors of 16). Each V row is loaded
+** once for the four; 4 nv chains. nv is a constant once inlined, so the
+** loops unroll into registers (the result comes back by value: an array
+** of vectors passed by pointer would stay in memory).
+*/
+static inline ALWAYS_INLINE tile4 mul4(const attn_fold *f, const float *p, int d, int top, const int nv)
+{
+    __m512 acc[4][4];
+    const float *v = f->v + d;
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nv; j++)
+            acc[k][j] = _mm512_setzero_ps();
+    for (int t = 0; t < top; t++, v += f->hd) {
+        __m512 x[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < nv; j++)
+            x[j] = _mm512_loadu_ps(v + 16 * j);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            __m512 w = _mm512_set1_ps(p[k * ROW + t]);
+#pragma GCC unroll 4
+            for (int j = 0; j < nv; j++)
+                acc[k][j] = _mm512_fmadd_ps(w, x[j], acc[k][j]);
+        }
+    }
+    tile4 r;
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nv; j++)
+            r.v[k][j] = acc[k][j];
+    return r;
+}
 
 /* o_k = o_k c_k + sum over t < top of p_k[t] V[t] for the four queries of
-** the tile at i, dimensions [d, d + 64): sixteen chains in registers, each
-** V row loaded once for the four. */
-static inline void weigh64(const attn_fold *f, int i, const float *p, const float *c, int d, int top)
+** the tile at i, dimensions [d, d + 16 nv). */
+static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p, const float *c, int d, int top, const int nv)
 {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-    __m512 c0 = a0, c1 = a0, c2 = a0, c3 = a0, e0 = a0, e1 = a0, e2 = a0, e3 = a0;
-    const float *v = f->v + d;
-    for (int t = 0; t < top; t++, v += f->hd) {
-        __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
-        __m512 v2 = _mm512_loadu_ps(v + 32), v3 = _mm512_loadu_ps(v + 48);
-        WEIGH4(a, _mm512_set1_ps(p[t]));
-        WEIGH4(b, _mm512_set1_ps(p[ROW + t]));
-        WEIGH4(c, _mm512_set1_ps(p[2 * ROW + t]));
-        WEIGH4(e, _mm512_set1_ps(p[3 * ROW + t]));
-    }
-    __m512 acc[4][4] = { { a0, a1, a2, a3 }, { b0, b1, b2, b3 }, { c0, c1, c2, c3 }, { e0, e1, e2, e3 } };
+    tile4 t = mul4(f, p, d, top, nv);
     for (int k = 0; k < 4 && i + k < f->nq; k++) {
         float *o = f->o + (size_t)f->state[i + k] * f->hd + d;
-        for (int j = 0; j < 4; j++)
-            update(o + 16 * j, c[k], acc[k][j]);
+        __m512 ck = _mm512_set1_ps(c[k]);
+        for (int j = 0; j < nv; j++)
+            _mm512_storeu_ps(o + 16 * j, _mm512_fmadd_ps(_mm512_loadu_ps(o + 16 * j), ck, t.v[k][j]));
     }
-}
-
-/* The same for 16 dimensions (head sizes that are not a multiple of 64). */
-static inline void weigh16(const attn_fold *f, int i, const float *p, const float *c, int d, int top)
-{
-    __m512 a = _mm512_setzero_ps(), b = a, e = a, g = a;
-    const float *v = f->v + d;
-    for (int t = 0; t < top; t++, v += f->hd) {
-        __m512 v0 = _mm512_loadu_ps(v);
-        a = _mm512_fmadd_ps(_mm512_set1_ps(p[t]), v0, a);
-        b = _mm512_fmadd_ps(_mm512_set1_ps(p[ROW + t]), v0, b);
-        e = _mm512_fmadd_ps(_mm512_set1_ps(p[2 * ROW + t]), v0, e);
-        g = _mm512_fmadd_ps(_mm512_set1_ps(p[3 * ROW + t]), v0, g);
-    }
-    __m512 acc[4] = { a, b, e, g };
-    for (int k = 0; k < 4 && i + k < f->nq; k++)
-        update(f->o + (size_t)f->state[i + k] * f->hd + d, c[k], acc[k]);
 }
 
 /*
@@ -200,10 +180,10 @@ static void fold_avx512(const attn_fold *f)
         for (int b = 0; b < nb; b += 2) {
             const float *kt0 = f->kt + (size_t)b * f->hd * KV_BLOCK;
             const float *kt1 = b + 1 < nb ? kt0 + (size_t)f->hd * KV_BLOCK : NULL;
-            if (f->nq - i <= 4)
-                scores4x2(f, i, kt0, kt1, s + b * KV_BLOCK);
+            if (f->nq - i <= 4)   /* a GQA group of up to four alone in a task */
+                scores_x2(f, i, kt0, kt1, s + b * KV_BLOCK, 4);
             else
-                scores8x2(f, i, kt0, kt1, s + b * KV_BLOCK);
+                scores_x2(f, i, kt0, kt1, s + b * KV_BLOCK, 8);
         }
         for (int h = i; h < i + 8 && h < f->nq; h += 4) {
             float c[4];
@@ -213,9 +193,9 @@ static void fold_avx512(const attn_fold *f)
             const float *p = s + (size_t)(h - i) * ROW;
             int d = 0;
             for (; d + 64 <= f->hd; d += 64)
-                weigh64(f, h, p, c, d, top4);
-            for (; d < f->hd; d += 16)
-                weigh16(f, h, p, c, d, top4);
+                weigh(f, h, p, c, d, top4, 4);
+            for (; d < f->hd; d += 16)   /* head sizes that are not a multiple of 64 */
+                weigh(f, h, p, c, d, top4, 1);
         }
     }
 }
