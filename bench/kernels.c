@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 #include "q8.h"
+#include "bench.h"
 
 /* PEERS.md, "This machine's limits" (GOPS, GB/s), [threads - 1]. */
 typedef struct tier_peak { const char *tier; double gops[2]; } tier_peak;
@@ -27,7 +28,7 @@ static const tier_peak peaks[] = {
     { "avx512vnni", { 940, 1877 } },
 };
 static const double dram_gbps[2] = { 16, 30 };
-static double read_now[2];   /* read_gbps() at 1 and 2 threads, this run */
+static double read_now[2];   /* bench_read_gbps() at 1 and 2 threads, this run */
 
 typedef struct model_shape {
     const char *name;
@@ -103,36 +104,6 @@ static float *random_floats(size_t n)
     return x;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* A plain streaming read of 1 GiB, far past the caches, on n threads: what
-** a decode step could reach on this machine during this run. */
-static double read_gbps(int threads, double min_seconds)
-{
-    size_t n = (size_t)1 << 27;
-    uint64_t *buf = malloc(n * sizeof *buf);
-    if (!buf)
-        return 0;
-    memset(buf, 1, n * sizeof *buf);
-    double best = 1e30, start = now();
-    for (int r = 0; r < 3 || now() - start < min_seconds; r++) {
-        double t0 = now();
-        uint64_t sum = 0;
-#pragma omp parallel for num_threads(threads) reduction(+ : sum) schedule(static)
-        for (size_t i = 0; i < n; i++)
-            sum += buf[i];
-        double t = now() - t0;
-        best = t < best && sum ? t : best;
-    }
-    free(buf);
-    return (double)(n * sizeof *buf) / best / 1e9;
-}
-
 /* --------------------------------------------------------------- running */
 
 /* What one timed run does: n_mats products of M tokens. */
@@ -157,11 +128,11 @@ static void run_job(const job *j)
 static double best_time(const job *j, double min_seconds)
 {
     run_job(j);   /* warm up: page faults, thread start */
-    double best = 1e30, start = now();
-    for (int n = 0; n < 3 || now() - start < min_seconds; n++) {
-        double t0 = now();
+    double best = 1e30, start = bench_now();
+    for (int n = 0; n < 3 || bench_now() - start < min_seconds; n++) {
+        double t0 = bench_now();
         run_job(j);
-        double t = now() - t0;
+        double t = bench_now() - t0;
         best = t < best ? t : best;
     }
     return best;
@@ -439,7 +410,7 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < o.n_threads; i++)
         if (o.threads[i] <= 2)
-            read_now[o.threads[i] - 1] = read_gbps(o.threads[i], o.quick ? 0.2 : 1.0);
+            read_now[o.threads[i] - 1] = bench_read_gbps(o.threads[i], o.quick ? 0.2 : 1.0);
     int n, any = 0;
     const q8_kernels *const *tiers = q8_tiers(&n);
     for (size_t mi = 0; mi < sizeof models / sizeof *models; mi++) {
