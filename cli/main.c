@@ -8,6 +8,7 @@ int cmd_perplexity(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_solve(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 static const cli_command commands[] = {
     { "run",        "generate text from a prompt",                cmd_run },
@@ -15,6 +16,7 @@ static const cli_command commands[] = {
     { "tokenize",   "print the tokens of a text",                 cmd_tokenize },
     { "solve",      "answer a question by searching over sampled solutions", cmd_solve },
     { "tune",       "build the auto strategy's table from a validation set", cmd_tune },
+    { "eval",       "measure accuracy against test-time compute over a question set", cmd_eval },
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 
