@@ -3,6 +3,8 @@
 #   make            libcopse.a, the copse command and the tools
 #   make test       the unit tests, then the same tests under ASan+UBSan
 #   make demo       build and run the main job on the bundled model
+#   make eval       the accuracy-versus-compute study on the bundled models (eval/)
+#   make report     plot eval/results.csv (needs gnuplot; make test does not)
 #   make sanitize   only the ASan+UBSan test run
 #   make deps       install missing Debian packages (or print the command)
 #
@@ -63,7 +65,7 @@ SUITES   := $(patsubst tests/test_%.c,%,$(filter tests/test_%.c,$(TEST_SRC)))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all lib test test-run sanitize demo deps clean bench FORCE
+.PHONY: all lib test test-run sanitize demo eval report deps clean bench FORCE
 FORCE:
 all: $(LIB) $(COPSE) $(TOOLS) $(BENCHES)
 lib: $(LIB)
@@ -127,8 +129,35 @@ bench: $(BENCHES)
 demo: deps all
 	@sh tools/demo.sh $(BUILD)
 
+# The study: strategies x budgets x levels on EVAL_PER_LEVEL test questions
+# per level, compute-optimal tuned on EVAL_TUNE_PER_LEVEL validation
+# questions per level; the revision and larger models join when present.
+EVAL_DIR            ?= eval
+EVAL_PER_LEVEL      ?= 40
+EVAL_TUNE_PER_LEVEL ?= 20
+EVAL_THREADS        ?= 2
+EVAL_FLAGS          ?=
+EVAL_MODELS := -m models/math-policy-f16.gguf --prm models/math-prm-f16.gguf \
+	$(if $(wildcard models/math-revise-f16.gguf),--revise-model models/math-revise-f16.gguf) \
+	$(addprefix --large ,$(firstword $(wildcard models/math-policy-large*.gguf)))
+
+eval: deps $(COPSE)
+	@mkdir -p $(EVAL_DIR)
+	OMP_WAIT_POLICY=passive $(COPSE) eval $(EVAL_MODELS) -t $(EVAL_THREADS) \
+	  --per-level $(EVAL_PER_LEVEL) --tune-data train/data/validation.jsonl --tune-per-level $(EVAL_TUNE_PER_LEVEL) \
+	  --csv $(EVAL_DIR)/results.csv --jsonl $(EVAL_DIR)/results.jsonl --table-out $(EVAL_DIR)/tuned.txt \
+	  $(EVAL_FLAGS) > $(EVAL_DIR)/summary.txt
+	@cat $(EVAL_DIR)/summary.txt
+	$(MAKE) report
+
+report:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(REPORT_PKGS)"
+	sh tools/plot-eval.sh $(EVAL_DIR)/results.csv $(EVAL_DIR)
+
 # ------------------------------------------------------------------ packages
 DEB_PKGS := gcc make pkg-config libopenblas-dev check python3-numpy
+# only for make report
+REPORT_PKGS := gnuplot-nox
 
 deps:
 	@command -v dpkg >/dev/null 2>&1 || { echo "deps: not a Debian system; need: $(DEB_PKGS)"; exit 0; }; \

@@ -1,15 +1,36 @@
 #!/bin/sh
-# make demo: the bundled math-tutor policy on a level-3 test question, first
-# alone (one greedy solution), then with test-time compute: 8 sampled
-# solutions sharing the prompt in one tree, the most frequent answer chosen.
-# (Beam search scored by the bundled PRM replaces the second run once the
-# PRM is trained: issue 6.)
+# make demo: a level-3 test question answered by the bundled math-tutor policy
+# with test-time compute. First PRM beam search (16 beams of width 4, the
+# bundled process reward model scoring every step), then weighted best-of-N
+# at the same budget (16 whole solutions, the answer whose solutions' scores
+# sum highest). Each run prints the winning path with the PRM's score of
+# every step, a tally of the candidates' answers and the compute spent.
 set -e
 build=${1:-build}
-model=models/math-policy-f16.gguf
-q="Every day, a chef cooks 8 meals. The chef works for 5 days. 33 meals are sold. 5 meals are sold. How many meals are left?"
-echo "== one greedy solution"
-"$build/bin/copse" solve -m "$model" --strategy majority --n 1 --temp 0 "$q"
+policy=models/math-policy-f16.gguf
+prm=models/math-prm-f16.gguf
+# train/data/test.jsonl, line 205 (level 3)
+q="At a yard sale, Gina buys 7 juice boxes for 2 dollars each and 9 toys for 7 dollars each. She has a coupon for 46 dollars off. How many dollars does Gina pay?"
+ref=31
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+
+# copse solve's report with the candidates tallied by answer instead of listed.
+run() {
+    "$build/bin/copse" solve -m "$policy" --prm "$prm" -t 2 --seed 1 "$@" "$q" | awk '
+        /^candidates \(/ { n = $2; gsub(/[()]/, "", n); listing = 1; next }
+        listing && /^ *\*?[0-9]+ +answer/ { a = $0; sub(/.*answer +/, "", a); sub(/ .*/, "", a)
+                                            if (!(a in count)) order[++k] = a; count[a]++; next }
+        listing && /^$/ { next }
+        /^budget:/ { printf "candidates (%d): answers", n; for (i = 1; i <= k; i++) printf "%s %s x%d", (i > 1 ? "," : ""), order[i], count[order[i]]
+                     print "\n"; listing = 0 }
+        { print }'
+}
+
+echo "question (level 3): $q"
+echo "reference answer: $ref"
 echo
-echo "== majority vote over 8 sampled solutions (reference answer: 2)"
-"$build/bin/copse" solve -m "$model" --strategy majority --n 8 --seed 1 "$q"
+echo "== PRM beam search: 16 beams, width 4 (keep the 4 best-scored steps, 4 continuations each)"
+run --strategy beam --n 16 --m 4
+echo
+echo "== weighted best-of-N at the same budget: 16 whole solutions"
+run --strategy weighted --n 16
