@@ -181,7 +181,8 @@ static int parse(int argc, char **argv, eval_opts *o)
 /* ------------------------------------------------------------- a split */
 
 typedef struct split {
-    const char *name;
+    const char *name, *path;
+    int         tuning;          /* the split compute-optimal is tuned on */
     cli_item   *items;
     int         n_items;
     int        *order;           /* items run, in the order they run */
@@ -243,6 +244,8 @@ static int open_split(split *sp, const char *name, const char *path, long per_le
 {
     memset(sp, 0, sizeof *sp);
     sp->name = name;
+    sp->path = path;
+    sp->tuning = !strcmp(name, "validation");
     if (!(sp->items = cli_items_read(CMD, path, &sp->n_items)) || select_items(sp, per_level))
         return 1;
     size_t nc = (size_t)sp->n * r->n_set * r->o->n_budgets;
@@ -271,12 +274,12 @@ static void close_split(split *sp)
 
 /* ------------------------------------------------------------- running */
 
-static int solve(const runner *r, copse_model *m, copse_verifier *v, const cli_item *it, const copse_solve_params *p,
-                 copse_result **res)
+static int solve(const split *sp, copse_model *m, copse_verifier *v, const cli_item *it,
+                 const copse_solve_params *p, copse_result **res)
 {
     copse_error err;
     if (copse_solve(m, v, it->question, p, res, &err))
-        return cli_error(CMD, "%s:%d: %s", r->o->data, it->line, err.msg);
+        return cli_error(CMD, "%s:%d: %s", sp->path, it->line, err.msg);
     return 0;
 }
 
@@ -290,7 +293,7 @@ static int run_draw(const runner *r, split *sp, int q, const copse_solve_params 
     eval_draw d;
     dp.strategy = COPSE_WEIGHTED;
     dp.n = r->draw_n;
-    if (solve(r, r->policy, r->v, it, &dp, &res))
+    if (solve(sp, r->policy, r->v, it, &dp, &res))
         return 1;
     int rc = eval_draw_from_result(res, it->answer, &d);
     copse_result_free(res);
@@ -306,11 +309,11 @@ static int run_draw(const runner *r, split *sp, int q, const copse_solve_params 
     return rc ? cli_error(CMD, "out of memory") : 0;
 }
 
-static int run_one(const runner *r, const cli_item *it, copse_model *m, copse_verifier *v,
+static int run_one(const split *sp, const cli_item *it, copse_model *m, copse_verifier *v,
                    const copse_solve_params *p, int n, eval_cell *c)
 {
     copse_result *res;
-    if (solve(r, m, v, it, p, &res))
+    if (solve(sp, m, v, it, p, &res))
         return 1;
     eval_cell_from_result(res, it->answer, n, c);
     copse_result_free(res);
@@ -340,7 +343,7 @@ static int run_setting(const runner *r, split *sp, int q, int s, const copse_sol
         rp.n = r->o->budgets[b];
         rp.m = eval_setting_m(st, rp.n);
         copse_model *m = st->strategy == COPSE_REVISE && r->revise ? r->revise : r->policy;
-        if (run_one(r, it, m, r->v, &rp, rp.n, cell(r, sp, q, s, b)))
+        if (run_one(sp, it, m, r->v, &rp, rp.n, cell(r, sp, q, s, b)))
             return 1;
     }
     return 0;
@@ -353,7 +356,7 @@ static int run_greedy(const runner *r, split *sp, int q, int s, const copse_solv
     gp.n = 1;
     gp.sampler.temp = 0;
     copse_model *m = r->set[s].source == EVAL_GREEDY_LARGE ? r->large : r->policy;
-    return run_one(r, &sp->items[sp->order[q]], m, NULL, &gp, 1, cell(r, sp, q, s, 0));
+    return run_one(sp, &sp->items[sp->order[q]], m, NULL, &gp, 1, cell(r, sp, q, s, 0));
 }
 
 static void progress(runner *r, const split *sp, int q, double took)
@@ -376,6 +379,9 @@ static int run_split(runner *r, split *sp)
             return 1;
         for (int s = 0; s < r->n_set; s++) {
             int src = r->set[s].source;
+            /* auto follows the table the tuning split is about to make */
+            if (src == EVAL_RUN && r->set[s].strategy == COPSE_AUTO && sp->tuning)
+                continue;
             if ((src == EVAL_RUN && run_setting(r, sp, q, s, &p)) ||
                 ((src == EVAL_GREEDY || src == EVAL_GREEDY_LARGE) && run_greedy(r, sp, q, s, &p)))
                 return 1;
@@ -583,8 +589,10 @@ static void print_summary(const runner *r, const split *sp)
         int count;
         eval_cell m;
         char name[32];
-        snprintf(name, sizeof name, "%s%s%.0d", eval_setting_name(&r->set[s]), r->set[s].source == EVAL_RUN &&
-                 strategy_uses_m(r->set[s].strategy) ? ":" : "", r->set[s].source == EVAL_RUN ? r->set[s].m : 0);
+        if (r->set[s].source == EVAL_RUN && strategy_uses_m(r->set[s].strategy))
+            snprintf(name, sizeof name, "%s:%d", eval_setting_name(&r->set[s]), r->set[s].m);
+        else
+            snprintf(name, sizeof name, "%s", eval_setting_name(&r->set[s]));
         printf("%-16s", name);
         for (int b = 0; b < r->o->n_budgets; b++)
             if (group_mean(r, sp, G_ALL, 0, s, b, &m, &count))
