@@ -394,10 +394,10 @@ static int run_split(runner *r, split *sp)
         return cli_error(CMD, "out of memory");
     for (int q = 0; q < sp->n; q++)
         hard[q] = 1 - sp->pass[q];
-    eval_rank_bins(hard, sp->pred, sp->n, bins, sp->oracle_bin);
-    eval_rank_bins(sp->pred, NULL, sp->n, bins, sp->prm_bin);
+    int rc = eval_rank_bins(hard, sp->pred, sp->n, bins, sp->oracle_bin) ||
+             eval_rank_bins(sp->pred, NULL, sp->n, bins, sp->prm_bin);
     free(hard);
-    return 0;
+    return rc ? cli_error(CMD, "out of memory") : 0;
 }
 
 /* ------------------------------------------------------ compute-optimal */

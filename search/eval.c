@@ -188,20 +188,18 @@ static int cmp_ranked(const void *pa, const void *pb)
     return a->d != b->d ? (a->d < b->d ? -1 : 1) : a->tie != b->tie ? (a->tie < b->tie ? -1 : 1) : a->i - b->i;
 }
 
-void eval_rank_bins(const double *difficulty, const double *tie, int n, int n_bins, int *bin)
+int eval_rank_bins(const double *difficulty, const double *tie, int n, int n_bins, int *bin)
 {
     ranked *r = malloc((size_t)(n ? n : 1) * sizeof *r);
-    if (!r) {   /* unreachable in practice; one bin is still a valid answer */
-        for (int i = 0; i < n; i++)
-            bin[i] = 0;
-        return;
-    }
+    if (!r)
+        return COPSE_E_NOMEM;
     for (int i = 0; i < n; i++)
         r[i] = (ranked){ difficulty[i], tie ? tie[i] : 0, i };
     qsort(r, (size_t)n, sizeof *r, cmp_ranked);
     for (int k = 0; k < n; k++)
         bin[r[k].i] = (int)((int64_t)k * n_bins / n);
     free(r);
+    return COPSE_OK;
 }
 
 int eval_edges(const double *difficulty, const int *bin, int n, int n_bins, double *edges)

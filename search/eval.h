@@ -91,9 +91,9 @@ void eval_cell_from_result(const copse_result *r, const char *ref, int n, eval_c
 /*
 ** Equally populated bins by rank: the n questions sorted by difficulty
 ** (ties by tie, then by index), bin[i] = rank * n_bins / n. Bin 0 is the
-** easiest. tie may be NULL.
+** easiest. tie may be NULL. COPSE_E_NOMEM.
 */
-void eval_rank_bins(const double *difficulty, const double *tie, int n, int n_bins, int *bin);
+int eval_rank_bins(const double *difficulty, const double *tie, int n, int n_bins, int *bin);
 
 /*
 ** Compute-optimal choice. cells[(q * n_set + s) * n_budget + b] for n_q

@@ -113,7 +113,7 @@ START_TEST(rank_bins_equal_and_ordered)
     double d[10] = { 0, 0.5, 0, 0.9, 0, 0.2, 0, 0.7, 0, 0.3 };
     double tie[10] = { 5, 0, 4, 0, 3, 0, 2, 0, 1, 0 };
     int bin[10], count[5] = { 0 };
-    eval_rank_bins(d, tie, 10, 5, bin);
+    ck_assert_int_eq(eval_rank_bins(d, tie, 10, 5, bin), COPSE_OK);
     for (int i = 0; i < 10; i++)
         count[bin[i]]++;
     for (int b = 0; b < 5; b++)
@@ -121,13 +121,13 @@ START_TEST(rank_bins_equal_and_ordered)
     static const int want[10] = { 2, 3, 1, 4, 1, 2, 0, 4, 0, 3 };
     for (int i = 0; i < 10; i++)
         ck_assert_int_eq(bin[i], want[i]);
-    eval_rank_bins(d, NULL, 10, 5, bin);   /* by index: items 0 and 2 first */
+    ck_assert_int_eq(eval_rank_bins(d, NULL, 10, 5, bin), COPSE_OK);   /* by index: items 0 and 2 first */
     ck_assert_int_eq(bin[0], 0);
     ck_assert_int_eq(bin[2], 0);
     ck_assert_int_eq(bin[8], 2);
     /* 7 into 3 bins: ranks 0-2, 3-4, 5-6 */
     double e[7] = { 6, 5, 4, 3, 2, 1, 0 };
-    eval_rank_bins(e, NULL, 7, 3, bin);
+    ck_assert_int_eq(eval_rank_bins(e, NULL, 7, 3, bin), COPSE_OK);
     static const int want7[7] = { 2, 2, 1, 1, 0, 0, 0 };
     for (int i = 0; i < 7; i++)
         ck_assert_int_eq(bin[i], want7[i]);
@@ -138,12 +138,12 @@ START_TEST(edges_between_bins)
 {
     double d[6] = { 0.1, 0.5, 0.2, 0.9, 0.6, 0.8 }, edges[2];
     int bin[6];
-    eval_rank_bins(d, NULL, 6, 3, bin);
+    ck_assert_int_eq(eval_rank_bins(d, NULL, 6, 3, bin), COPSE_OK);
     ck_assert_int_eq(eval_edges(d, bin, 6, 3, edges), 2);
     ck_assert_double_eq_tol(edges[0], 0.35, 1e-12);
     ck_assert_double_eq_tol(edges[1], 0.7, 1e-12);
     double same[4] = { 0.5, 0.5, 0.5, 0.5 };
-    eval_rank_bins(same, NULL, 4, 2, bin);
+    ck_assert_int_eq(eval_rank_bins(same, NULL, 4, 2, bin), COPSE_OK);
     ck_assert_int_eq(eval_edges(same, bin, 4, 2, edges), -1);
 }
 END_TEST
