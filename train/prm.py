@@ -3,6 +3,7 @@
 Two stages, both resumable by rerunning:
 
     python3 prm.py sample --policy ckpt/policy/ckpt.pt --out data/prm_samples.jsonl
+    python3 prm.py sample --copse ../build/bin/copse --gguf ../models/math-policy-f16.gguf  # faster
     python3 prm.py train --policy ckpt/policy/ckpt.pt --samples data/prm_samples.jsonl --name prm
 
 `sample` draws the policy's own solutions (temperature sampling) for training
@@ -22,7 +23,9 @@ import argparse
 import json
 import os
 import random
+import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
@@ -52,20 +55,50 @@ def labelled(r, attempt):
     return labels
 
 
-def cmd_sample(args):
+def torch_sampler(args):
+    """Batches of questions -> args.n attempts each, drawn by PyTorch."""
     torch.set_num_threads(2)
     model, _ = load_model(args.policy)
     model.eval()
     tok = bpe.Tokenizer.load(args.tokenizer)
+    gen = torch.Generator().manual_seed(args.seed + args.done)
+
+    def draw(chunk, first):
+        qs = [r["question"] for r in chunk for _ in range(args.n)]
+        return generate(model, tok, qs, temperature=args.temperature, gen=gen)
+    return draw
+
+
+def copse_sampler(args):
+    """Batches of questions -> args.n attempts each, drawn by `copse solve`
+    (plain temperature sampling, no top-k/top-p/min-p filter), one process per
+    question, two at a time."""
+    def one(i, r):
+        cmd = [args.copse, "solve", "-m", args.gguf, "-t", "1", "--strategy", "majority", "--n", str(args.n),
+               "--temp", str(args.temperature), "--top-k", "0", "--top-p", "1", "--min-p", "0",
+               "--seed", str(args.seed * 100003 + i), "--json", r["question"]]
+        out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        texts = [c["text"] for c in out["candidates"]]
+        if len(texts) != args.n:
+            raise RuntimeError(f"copse gave {len(texts)} attempts for question {i}, not {args.n}")
+        return texts
+
+    pool = ThreadPoolExecutor(2)
+
+    def draw(chunk, first):
+        return [t for texts in pool.map(one, range(first, first + len(chunk)), chunk) for t in texts]
+    return draw
+
+
+def cmd_sample(args):
     rows = [json.loads(line) for line in open(args.data)]
     rows = random.Random(args.seed).sample(rows, args.questions)
-    done = sum(1 for _ in open(args.out)) if os.path.exists(args.out) else 0
-    gen = torch.Generator().manual_seed(args.seed + done)
+    args.done = sum(1 for _ in open(args.out)) if os.path.exists(args.out) else 0
+    draw = copse_sampler(args) if args.copse else torch_sampler(args)
     with open(args.out, "a") as f:
-        for i in range(done // args.n, len(rows), args.batch // args.n):
+        for i in range(args.done // args.n, len(rows), args.batch // args.n):
             chunk = rows[i:i + args.batch // args.n]
-            qs = [r["question"] for r in chunk for _ in range(args.n)]
-            outs = generate(model, tok, qs, temperature=args.temperature, gen=gen)
+            outs = draw(chunk, i)
             for j, attempt in enumerate(outs):
                 r = chunk[j // args.n]
                 f.write(json.dumps({"question": r["question"], "level": r["level"], "answer": r["answer"],
@@ -79,6 +112,8 @@ def prm_examples(tok, path):
     its last token; lines beyond the labels are dropped."""
     out = []
     for r in map(json.loads, open(path)):
+        if not r["attempt"].isascii():     # a sampled byte token broke the UTF-8 (rare)
+            continue
         ids, n = tok.encode_example(r["question"])
         ids = ids + tok.encode(r["attempt"])
         ends = step_ends(tok, ids, n)[:len(r["labels"])]
@@ -177,13 +212,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("sample")
-    s.add_argument("--policy", required=True)
+    s.add_argument("--policy", help="the policy checkpoint, for sampling with PyTorch")
     s.add_argument("--data", default="data/train.jsonl")
     s.add_argument("--out", default="data/prm_samples.jsonl")
     s.add_argument("--questions", type=int, default=4000)
     s.add_argument("--n", type=int, default=4, help="samples per question")
     s.add_argument("--batch", type=int, default=64)
     s.add_argument("--temperature", type=float, default=0.8)
+    s.add_argument("--copse", help="sample with this copse binary instead of PyTorch (needs --gguf)")
+    s.add_argument("--gguf", help="the policy as GGUF, for --copse")
     t = sub.add_parser("train")
     t.add_argument("--policy", required=True)
     t.add_argument("--samples", default="data/prm_samples.jsonl")
@@ -196,6 +233,8 @@ def main():
         p.add_argument("--tokenizer", default="tokenizer.json")
         p.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    if args.cmd == "sample" and not (args.policy or args.copse and args.gguf):
+        ap.error("sample needs --policy, or --copse and --gguf")
     cmd_sample(args) if args.cmd == "sample" else cmd_train(args)
 
 

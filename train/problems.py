@@ -41,7 +41,7 @@ LEVELS = {
     2: Level((2, 3), "+-*", 50, 10, 0, False, False),
     3: Level((3, 4), "+-*/", 100, 10, 0, True, False),
     4: Level((4, 5), "+-*/", 100, 10, 1, True, True),
-    5: Level((5, 7), "+-*/", 200, 12, 2, True, True),
+    5: Level((7, 8), "+-*/", 999, 12, 3, True, True),
 }
 
 # ---------------------------------------------------------------- vocabulary
@@ -189,8 +189,13 @@ class Builder:
     def say(self, s):
         self.sents.append(s)
 
-    def distract(self, sentences):
-        """Insert distractor sentences after the first sentence."""
+    def distract(self, sentences, third=None):
+        """Insert distractor sentences after the first sentence. The third is
+        a function called only at levels that use it, so that lower levels
+        draw the same random numbers as before it existed (their splits stay
+        byte-identical)."""
+        if third and self.lv.distractors > 2:
+            sentences = sentences + [third()]
         for s in sentences[: self.lv.distractors]:
             self.sents.insert(self.rng.randint(1, len(self.sents)), s)
 
@@ -293,7 +298,8 @@ def inventory(b, k, level):
             cur = b.step("End of the month", cur, "*", f)
     other = rng.choice(b.others)
     b.distract([f"{other} has {rng.randint(3, 60)} {item[1]}.",
-                f"{friend} is {rng.randint(7, 15)} years old."])
+                f"{friend} is {rng.randint(7, 15)} years old."],
+               lambda: f"{cap(pos)} {rng.choice(['sister', 'brother', 'cousin'])} is {rng.randint(3, 19)} years old.")
     q = rng.choice([f"How many {item[1]} does {name} have now?",
                     f"How many {item[1]} does {name} have in the end?",
                     f"How many {item[1]} are left?" if b.steps[-1][2] == "-" else
@@ -361,7 +367,8 @@ def compare(b, k, level):
             tot = b.step("Total so far" if i < last else "Total", tot, "+", vals[i])
         q = f"How many {item[1]} do the {last + 1} friends have altogether?"
     b.distract([f"{names[last + 1]} has {rng.randint(3, 60)} {item[1]}.",
-                f"{names[0]} is {rng.randint(7, 15)} years old."])
+                f"{names[0]} is {rng.randint(7, 15)} years old."],
+               lambda: f"{rng.choice(b.others)} has {rng.randint(3, 60)} {rng.choice([i for i in ITEMS if i != item])[1]}.")
     return b.finish(q, level)
 
 
@@ -421,7 +428,8 @@ def shopping(b, k, level):
             total = b.step("Each share", total, "/", d)
             q = "How many dollars does each person pay?"
     b.distract([f"{name} has {rng.randint(2, 9)} {rng.choice(GOODS)[1]} at home.",
-                f"The trip to {shop} takes {rng.randint(5, 40)} minutes."])
+                f"The trip to {shop} takes {rng.randint(5, 40)} minutes."],
+               lambda: f"{cap(pos)} friend spent {rng.randint(5, 90)} dollars there last week.")
     return b.finish(q, level)
 
 
@@ -477,7 +485,8 @@ def production(b, k, level):
             unit = box
             q = f"How many {box[1]} are filled?"
     b.distract([f"The shop opens at {rng.randint(6, 10)} in the morning.",
-                f"Last year there were {rng.randint(2, 9)} workers."])
+                f"Last year there were {rng.randint(2, 9)} workers."],
+               lambda: f"Each {box[0]} weighs {rng.randint(2, 9)} pounds.")
     return b.finish(q, level)
 
 
@@ -602,7 +611,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--test", type=int, default=100, help="problems per level")
     ap.add_argument("--validation", type=int, default=100, help="problems per level")
-    ap.add_argument("--train", type=int, default=40000, help="problems per level")
+    ap.add_argument("--train", type=int, default=60000, help="problems per level")
     ap.add_argument("--show", type=int, default=0, help="print N examples per level and exit")
     args = ap.parse_args()
     if args.show:

@@ -17,10 +17,15 @@ import problems  # noqa: E402
 from model import PRM, Config, Model  # noqa: E402
 
 
-@torch.no_grad()
 def generate(model, tok, questions, max_new=320, temperature=0.0, gen=None):
     """Solutions for questions, decoded in one batch (prompts left-padded)."""
     prompts = [tok.encode_example(q)[0] for q in questions]
+    return continue_ids(model, tok, prompts, max_new, temperature, gen)
+
+
+@torch.no_grad()
+def continue_ids(model, tok, prompts, max_new=320, temperature=0.0, gen=None):
+    """The texts that follow token sequences prompts, up to EOS, decoded in one batch."""
     B, L = len(prompts), max(map(len, prompts))
     idx = torch.full((B, L), tok.pad, dtype=torch.long)
     key_mask = torch.zeros(B, L, dtype=torch.bool)

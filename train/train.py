@@ -32,7 +32,8 @@ PRESETS = {
     "tiny": dict(dim=128, n_layers=4, n_heads=4, n_kv_heads=2, ffn_dim=352),
     "small": dict(dim=192, n_layers=6, n_heads=6, n_kv_heads=2, ffn_dim=512),
     "base": dict(dim=256, n_layers=6, n_heads=8, n_kv_heads=2, ffn_dim=704),
-    "large": dict(dim=384, n_layers=10, n_heads=12, n_kv_heads=4, ffn_dim=1024),
+    # 3.8x small, the largest that stays under 20 MB as F16
+    "large": dict(dim=320, n_layers=8, n_heads=10, n_kv_heads=2, ffn_dim=960),
 }
 
 
@@ -54,8 +55,12 @@ class Examples:
 
 
 def tokenized(path, tok, tok_path):
-    """The examples of a JSONL file, cached beside it per tokenizer."""
-    digest = hashlib.sha1(open(tok_path, "rb").read()).hexdigest()[:10]
+    """The examples of a JSONL file, cached beside it per tokenizer and per
+    version of the file (size and modification time), so that regenerated
+    data is tokenized again."""
+    st = os.stat(path)
+    key = open(tok_path, "rb").read() + f"{st.st_size}:{st.st_mtime_ns}".encode()
+    digest = hashlib.sha1(key).hexdigest()[:10]
     cache = f"{path}.{digest}.pt"
     if os.path.exists(cache):
         return Examples(*torch.load(cache))
@@ -111,6 +116,19 @@ def lr_at(step, args):
     return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def lm_step(model, opt, x, y, w, bf16=True):
+    """One optimizer step on the cross-entropy of targets y weighted by w; the loss."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits = model(x)
+    losses = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none")
+    loss = (losses * w.flatten()).sum() / w.sum()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss
+
+
 def save(path, model, opt, step, tokens, elapsed, args):
     ck = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "tokens": tokens,
           "elapsed": elapsed, "config": model.cfg.to_dict(), "args": vars(args)}
@@ -127,6 +145,7 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--init", help="start a new run from this checkpoint's weights (continued training)")
     ap.add_argument("--data", default="data/train.jsonl")
     ap.add_argument("--val", default="data/validation.jsonl")
     ap.add_argument("--tokenizer", default="tokenizer.json")
@@ -168,6 +187,8 @@ def main():
         step, tokens, elapsed = ck["step"], ck["tokens"], ck["elapsed"]
         log(f"resumed {args.name} at step {step} ({elapsed / 60:.1f} min so far)")
     else:
+        if args.init:
+            model.load_state_dict(torch.load(args.init)["model"])
         log({"start": args.name, "params": model.n_params(), "config": model.cfg.to_dict(),
              "args": vars(args)})
 
@@ -185,14 +206,7 @@ def main():
         x, y, w, n = make_batch(ex, batches[step % len(batches)], tok.pad, args.prompt_loss)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(args.bf16)):
-            logits = model(x)
-        losses = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none")
-        loss = (losses * w.flatten()).sum() / w.sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss = lm_step(model, opt, x, y, w, bool(args.bf16))
         step += 1
         tokens += n
         tok_window += n
