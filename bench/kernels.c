@@ -8,6 +8,8 @@
 **   decode        one token through every matrix of the model, as a decode
 **                 step streams them (random weights of the real sizes); GB/s
 **                 against the DRAM bandwidth ceiling
+**   step M        M tokens through every matrix: one decode step of M
+**                 branches (--batch), weights streamed once for all of them
 **   gemm          512 tokens against one matrix (prompt processing)
 **   prefill layer 512 tokens through the 7 matrices of one layer
 ** Times are the best of several runs: the machine is shared, so compare
@@ -192,8 +194,11 @@ static void measure(const char *model, const q8_kernels *k, int threads, const c
     free(y);
 }
 
+#define MAX_BATCH 8
+
 typedef struct options {
     int json, quick, threads[2], n_threads;
+    int batch[MAX_BATCH], n_batch;   /* M of the step cases */
     const char *tiers, *models;
 } options;
 
@@ -230,6 +235,10 @@ static void bench_model(const model_shape *m, const q8_kernels *k, const options
             measure(m->name, k, th, what, &all[i], 1, 1, secs);
         }
         measure(m->name, k, th, "decode (all matrices)", all, n_all, 1, secs);
+        for (int i = 0; i < o->n_batch; i++) {
+            snprintf(what, sizeof what, "step M=%d (all matrices)", o->batch[i]);
+            measure(m->name, k, th, what, all, n_all, o->batch[i], secs);
+        }
         for (int i = MAT_Q; i <= MAT_DOWN; i++) {
             if (i == MAT_V || i == MAT_O || i == MAT_GATE)
                 continue;   /* same shapes as attn_k, attn_q, ffn_up */
@@ -367,7 +376,24 @@ static void usage(FILE *f)
             "  --tiers LIST    comma-separated tiers (default: every supported one but scalar,\n"
             "                  whose gemm cases run 16 tokens instead of 512)\n"
             "  --models LIST   smol,qwen05 (default both)\n"
-            "  --threads LIST  1,2 (default; 1 or 2 values)\n");
+            "  --threads LIST  1,2 (default; 1 or 2 values)\n"
+            "  --batch LIST    token counts of the step cases, comma-separated, each\n"
+            "                  2..256 (default 16; 0 for none)\n");
+}
+
+/* "0" or a list of 2..256; the count, or -1 when malformed. */
+static int parse_batch(const char *s, int *out)
+{
+    if (!strcmp(s, "0"))
+        return 0;
+    int n = 0;
+    for (char *end; *s; s = *end ? end + 1 : end) {
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 2 || v > 256 || (*end && *end != ',') || n == MAX_BATCH)
+            return -1;
+        out[n++] = (int)v;
+    }
+    return n;
 }
 
 static int parse_args(int argc, char **argv, options *o)
@@ -376,6 +402,8 @@ static int parse_args(int argc, char **argv, options *o)
     o->threads[0] = 1;
     o->threads[1] = 2;
     o->n_threads = 2;
+    o->batch[0] = 16;
+    o->n_batch = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -389,6 +417,9 @@ static int parse_args(int argc, char **argv, options *o)
             o->tiers = argv[++i];
         } else if (!strcmp(a, "--models") && i + 1 < argc) {
             o->models = argv[++i];
+        } else if (!strcmp(a, "--batch") && i + 1 < argc) {
+            if ((o->n_batch = parse_batch(argv[++i], o->batch)) < 0)
+                return -1;
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
             int n = sscanf(argv[++i], "%d,%d", &o->threads[0], &o->threads[1]);
             if (n < 1 || o->threads[0] < 1 || (n == 2 && o->threads[1] < 1))

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <omp.h>
 #include "q8.h"
 #include "error.h"
+#include "pool.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -419,6 +419,20 @@ void q8_act_free(q8_act *a)
     }
 }
 
+typedef struct quantize_job {
+    const q8_kernels *k;
+    const float *x;
+    q8_act *a;
+} quantize_job;
+
+static void quantize_row(void *ctx, int t)
+{
+    const quantize_job *j = ctx;
+    q8_act *a = j->a;
+    j->k->quantize(j->x + (size_t)t * a->K, a->K, a->q + (size_t)t * a->K, a->d + (size_t)t * a->nb,
+                   a->nsum + (size_t)t * a->nb);
+}
+
 int q8_act_quantize(const q8_kernels *k, const float *x, int M, int K, q8_act *a,
                     int n_threads, copse_error *err)
 {
@@ -443,10 +457,8 @@ int q8_act_quantize(const q8_kernels *k, const float *x, int M, int K, q8_act *a
     a->q = a->mem;
     a->d = (float *)((char *)a->mem + qbytes);
     a->nsum = (int32_t *)(a->d + (size_t)M * nb);
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (M > 1 && n_threads > 1)
-    for (int t = 0; t < M; t++)
-        k->quantize(x + (size_t)t * K, K, a->q + (size_t)t * K, a->d + (size_t)t * nb,
-                    a->nsum + (size_t)t * nb);
+    quantize_job job = { k, x, a };
+    pool_for(n_threads, M, quantize_row, &job);
     return COPSE_OK;
 }
 
@@ -461,19 +473,29 @@ int q8_act_quantize(const q8_kernels *k, const float *x, int M, int K, q8_act *a
 ** fixed half of the work. About 8 items per thread, with runs as long as
 ** that allows (wide tiles); runs of more than 12 groups are multiples of
 ** 12, which every tier's tiles divide. */
+typedef struct matmul_job {
+    const q8_weights *W;
+    const q8_act *a;
+    float *y;
+    int per, n_chunks;
+} matmul_job;
+
+static void matmul_item(void *ctx, int i)
+{
+    const matmul_job *j = ctx;
+    int ng = j->W->n_groups, M = j->a->M;
+    int g0 = i / j->n_chunks * j->per, t0 = i % j->n_chunks * TOKEN_CHUNK;
+    j->W->tier->rect(j->W, j->a, t0, t0 + TOKEN_CHUNK < M ? t0 + TOKEN_CHUNK : M,
+                     g0, g0 + j->per < ng ? g0 + j->per : ng, j->y, NULL);
+}
+
 static void run(const q8_weights *W, const q8_act *a, float *y, int n_threads)
 {
-    int ng = W->n_groups, M = a->M;
-    long n_chunks = (M + TOKEN_CHUNK - 1) / TOKEN_CHUNK;
-    long per = ng * n_chunks / (8L * n_threads);
+    int ng = W->n_groups, n_chunks = (a->M + TOKEN_CHUNK - 1) / TOKEN_CHUNK;
+    long per = (long)ng * n_chunks / (8L * n_threads);
     per = per < 1 ? 1 : per > ng ? ng : per > 12 ? per / 12 * 12 : per;
-    long n_runs = (ng + per - 1) / per, items = n_runs * n_chunks;
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1) if (n_threads > 1 && items > 1)
-    for (long i = 0; i < items; i++) {
-        int g0 = (int)(i / n_chunks * per), t0 = (int)(i % n_chunks) * TOKEN_CHUNK;
-        W->tier->rect(W, a, t0, t0 + TOKEN_CHUNK < M ? t0 + TOKEN_CHUNK : M,
-                      g0, g0 + per < ng ? g0 + per : ng, y, NULL);
-    }
+    matmul_job job = { W, a, y, (int)per, n_chunks };
+    pool_for(n_threads, (int)((ng + per - 1) / per) * n_chunks, matmul_item, &job);
 }
 
 int q8_matmul_act(const q8_weights *W, const q8_act *a, float *y, int n_threads,

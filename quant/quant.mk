@@ -10,7 +10,7 @@ QEMU_A64   ?= qemu-aarch64
 XARCH      := $(BUILD)/xarch
 XARCH_BIN  := $(XARCH)/kernels
 XARCH_SRC  := quant/q8.c quant/q8_scalar.c quant/q8_neon.c quant/q8_neondot.c \
-              runtime/error.c runtime/gguf.c tests/q8_exact.c tests/xarch/kernels_main.c
+              runtime/error.c runtime/gguf.c runtime/pool.c tests/q8_exact.c tests/xarch/kernels_main.c
 XARCH_FLAGS = -std=c11 -D_GNU_SOURCE -Iinclude -Iruntime -Iquant -Itests $(WARN) -O2 -g -fopenmp
 
 $(XARCH)/%.o: %.c

@@ -6,8 +6,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <omp.h>
 #include "attention.h"
+#include "pool.h"
 #include "q8.h"
 
 /* Multiply-adds below which attention runs on one thread: waking the
@@ -249,7 +249,7 @@ void attn_build(attn_plan *a, const fwd_row *rows, int n)
 
 /* ---------------------------------------------------------------- the walk */
 
-/* Thread t of nt starts at the first unit with at least t/nt of the work before it. */
+/* Part t of nt starts at the first unit with at least t/nt of the work before it. */
 static int first_unit(const attn_plan *a, int t, int nt)
 {
     int n_units = a->n_task * a->n_head_kv, lo = 0, hi = n_units;
@@ -300,19 +300,19 @@ static void prefetch_unit(const attn_plan *a, int il, int u)
 }
 
 /* Fold a task's K/V head h into the states of every row that reads it,
-** a chunk of queries at a time, in the given thread's scratch. */
-static void fold_unit(const attn_plan *a, int il, int u, const float *q, float *acc, int thread)
+** a chunk of queries at a time, in the scratch of the given part. */
+static void fold_unit(const attn_plan *a, int il, int u, const float *q, float *acc, int part)
 {
     const attn_task *t = &a->task[u / a->n_head_kv];
     int h = u % a->n_head_kv, hd = a->head_dim, group = a->n_head / a->n_head_kv;
     size_t n_states = (size_t)a->n_rows * a->n_head, n = (size_t)hd * KV_BLOCK;
-    float *kt = a->scratch + (size_t)thread * scratch_floats(a), *v = kt + ATTN_SPAN * n;
+    float *kt = a->scratch + (size_t)part * scratch_floats(a), *v = kt + ATTN_SPAN * n;
     for (int b = 0; b < t->n_blocks; b++) {
         gather(a, kt + b * n, kv_key_block(a->pool, t->block[b], il, h));
         gather(a, v + b * n, kv_value_block(a->pool, t->block[b], il, h));
     }
-    int *n_pos = a->ints + (size_t)thread * 2 * a->chunk, *state = n_pos + a->chunk;
-    attn_fold f = { .hd = hd, .n_blocks = t->n_blocks, .q = a->qs + (size_t)thread * a->chunk,
+    int *n_pos = a->ints + (size_t)part * 2 * a->chunk, *state = n_pos + a->chunk;
+    attn_fold f = { .hd = hd, .n_blocks = t->n_blocks, .q = a->qs + (size_t)part * a->chunk,
                     .n_pos = n_pos, .state = state, .kt = kt, .v = v, .scale = 1.0f / sqrtf((float)hd),
                     .m = acc + n_states * hd, .l = acc + n_states * (hd + 1), .o = acc,
                     .s = v + ATTN_SPAN * n };
@@ -328,7 +328,7 @@ static void fold_unit(const attn_plan *a, int il, int u, const float *q, float *
     }
 }
 
-/* out = the merge of the nt threads' states, by log-sum-exp. */
+/* out = the merge of the nt parts' states, by log-sum-exp. */
 static void merge(const attn_plan *a, int nt, int r, float *out)
 {
     int hd = a->head_dim;
@@ -350,24 +350,38 @@ static void merge(const attn_plan *a, int nt, int r, float *out)
     }
 }
 
+typedef struct attn_job {
+    const attn_plan *a;
+    int il, parts;
+    const float *q;
+    float *out;
+} attn_job;
+
+/* Part p of the units, into accumulators and scratch p. */
+static void fold_part(void *ctx, int p)
+{
+    const attn_job *j = ctx;
+    const attn_plan *a = j->a;
+    float *acc = a->acc + p * acc_floats(a, a->cap_rows);
+    clear(acc, (size_t)a->n_rows * a->n_head, a->head_dim);
+    int end = first_unit(a, p + 1, j->parts);
+    for (int u = first_unit(a, p, j->parts); u < end; u++) {
+        if (u + 1 < end)
+            prefetch_unit(a, j->il, u + 1);
+        fold_unit(a, j->il, u, j->q, acc, p);
+    }
+}
+
+static void merge_row(void *ctx, int r)
+{
+    const attn_job *j = ctx;
+    merge(j->a, j->parts, r, j->out);
+}
+
 void attn_run(const attn_plan *a, int il, const float *q, float *out)
 {
     int64_t work = a->cum[a->n_task * a->n_head_kv] * (a->n_head / a->n_head_kv) * a->head_dim;
-    size_t n_states = (size_t)a->n_rows * a->n_head, per_thread = acc_floats(a, a->cap_rows);
-    #pragma omp parallel num_threads(a->n_threads) if (work >= a->parallel_work && a->n_threads > 1)
-    {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        float *acc = a->acc + t * per_thread;
-        clear(acc, n_states, a->head_dim);
-        int end = first_unit(a, t + 1, nt);
-        for (int u = first_unit(a, t, nt); u < end; u++) {
-            if (u + 1 < end)
-                prefetch_unit(a, il, u + 1);
-            fold_unit(a, il, u, q, acc, t);
-        }
-        #pragma omp barrier
-        #pragma omp for schedule(static)
-        for (int r = 0; r < a->n_rows; r++)
-            merge(a, nt, r, out);
-    }
+    attn_job job = { a, il, work >= a->parallel_work ? a->n_threads : 1, q, out };
+    pool_for(a->n_threads, job.parts, fold_part, &job);
+    pool_for(job.parts > 1 ? a->n_threads : 1, a->n_rows, merge_row, &job);
 }

@@ -19,9 +19,10 @@
 ** out = o / l at the end. So a step of B branches over a shared prompt
 ** reads the prompt's K/V once, not B times.
 **
-** Threads take contiguous runs of (task, KV head) units of about equal
-** work, each into its own accumulators, merged in thread order: results
-** depend on the thread count only, never on timing.
+** The units (task, KV head) are cut into one part per thread, contiguous
+** runs of about equal work, each folded into its own accumulators (pool.h:
+** whichever thread runs it) and merged in part order: results depend on
+** the thread count only, never on timing.
 */
 #ifndef COPSE_ATTENTION_H
 #define COPSE_ATTENTION_H
@@ -92,11 +93,11 @@ struct attn_plan {
     attn_item *item;        /* [n_item] rows of each task, task by task */
     int64_t   *cum;         /* [n_task * n_head_kv + 1] work before each unit */
     int        n_task, n_item, cap_item;
-    float     *acc;         /* per thread: o [rows][n_head][hd], m, l [rows][n_head] */
+    float     *acc;         /* per part: o [rows][n_head][hd], m, l [rows][n_head] */
     int        chunk;       /* queries per fold: ATTN_CHUNK rounded up to whole groups */
-    float     *scratch;     /* per thread: a task's K and V of one head in f32, a fold's scores */
-    const float **qs;       /* per thread: [chunk] a fold's queries */
-    int       *ints;        /* per thread: [2 * chunk] their n_pos and state */
+    float     *scratch;     /* per part: a task's K and V of one head in f32, a fold's scores */
+    const float **qs;       /* per part: [chunk] a fold's queries */
+    int       *ints;        /* per part: [2 * chunk] their n_pos and state */
 };
 
 int  attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_threads);

@@ -17,9 +17,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <omp.h>
 #include <cblas.h>
 #include "forward.h"
+#include "pool.h"
 #include "vec.h"
 
 struct fwd_state {
@@ -111,24 +111,74 @@ static void rope(float *x, int n_heads, int head_dim, int n_rot, rope_pairing pa
 /* --------------------------------------------------------------- the blocks */
 
 /* The row loops below run on the context's threads from this many rows (a
-** prompt); a decode step's few rows are not worth waking them. */
+** prompt); a decode step's few rows are not worth it. */
 #define PARALLEL_ROWS 16
+
+/* What a row loop's items read: the state and the loop's own operands. */
+typedef struct rows_job {
+    fwd_state *f;
+    const void *arg;
+    const fwd_row *rows;
+} rows_job;
+
+static void for_rows(fwd_state *f, int n, pool_fn fn, const void *arg, const fwd_row *rows)
+{
+    rows_job j = { f, arg, rows };
+    pool_for(n >= PARALLEL_ROWS ? f->n_threads : 1, n, fn, &j);
+}
+
+static void norm_row(void *ctx, int r)
+{
+    const rows_job *j = ctx;
+    fwd_state *f = j->f;
+    size_t d = (size_t)f->m->info.n_embd;
+    f->vec->rmsnorm(f->xb + r * d, f->x + r * d, j->arg, (int)d, f->m->info.rms_eps);
+}
+
+static void residual_row(void *ctx, int r)
+{
+    const rows_job *j = ctx;
+    size_t d = (size_t)j->f->m->info.n_embd;
+    add(j->f->x + r * d, j->f->xb + r * d, d);
+}
 
 static void norm_rows(fwd_state *f, const float *w, int n)
 {
-    int d = f->m->info.n_embd;
-    float eps = f->m->info.rms_eps;
-    #pragma omp parallel for num_threads(f->n_threads) if (n >= PARALLEL_ROWS)
-    for (int r = 0; r < n; r++)
-        f->vec->rmsnorm(f->xb + (size_t)r * d, f->x + (size_t)r * d, w, d, eps);
+    for_rows(f, n, norm_row, w, NULL);
 }
 
 static void residual(fwd_state *f, int n)
 {
-    size_t d = (size_t)f->m->info.n_embd;
-    #pragma omp parallel for num_threads(f->n_threads) if (n >= PARALLEL_ROWS)
-    for (int r = 0; r < n; r++)
-        add(f->x + r * d, f->xb + r * d, d);
+    for_rows(f, n, residual_row, NULL, NULL);
+}
+
+/* Where a layer's Q, K and V came out: K and V of row r at k + r * stride
+** (Q of the stacked product beside them, at k - qd). */
+typedef struct qkv_out {
+    const model_layer *y;
+    float *k, *v;
+    size_t stride;
+} qkv_out;
+
+/* Biases and rope of row r's Q and K; Q to f->q. */
+static void qkv_row(void *ctx, int r)
+{
+    const rows_job *j = ctx;
+    const qkv_out *o = j->arg;
+    fwd_state *f = j->f;
+    const copse_model_info *hp = &f->m->info;
+    int qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
+    float *q = f->q + (size_t)r * qd, *k = o->k + r * o->stride, *v = o->v + r * o->stride;
+    const float *cs = f->rope + (size_t)r * hp->n_rot;
+    if (o->y->wqkv.q8)
+        memcpy(q, k - qd, (size_t)qd * sizeof *q);
+    if (o->y->bq) {
+        add(q, o->y->bq, qd);
+        add(k, o->y->bk, kvd);
+        add(v, o->y->bv, kvd);
+    }
+    rope(q, hp->n_head, hp->head_dim, hp->n_rot, f->m->rope, cs);
+    rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, f->m->rope, cs);
 }
 
 /*
@@ -140,33 +190,19 @@ static void qkv(fwd_state *f, const model_layer *y, int il, const fwd_row *rows,
 {
     const copse_model_info *hp = &f->m->info;
     int qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
-    float *kk = f->k, *vv = f->v;
-    size_t stride = (size_t)kvd;
+    qkv_out o = { y, f->k, f->v, (size_t)kvd };
     if (y->wqkv.q8) {
         matmul(f, f->wide, f->xb, n, &y->wqkv);
-        kk = f->wide + qd;
-        vv = kk + kvd;
-        stride = (size_t)qd + 2 * (size_t)kvd;
+        o.k = f->wide + qd;
+        o.v = o.k + kvd;
+        o.stride = (size_t)qd + 2 * (size_t)kvd;
     } else {
         matmuls(f, f->xb, n, 3, (const model_matrix *[]){ &y->wq, &y->wk, &y->wv },
                 (float *[]){ f->q, f->k, f->v });
     }
-    #pragma omp parallel for num_threads(f->n_threads) if (n >= PARALLEL_ROWS)
-    for (int r = 0; r < n; r++) {
-        float *q = f->q + (size_t)r * qd, *k = kk + r * stride, *v = vv + r * stride;
-        const float *cs = f->rope + (size_t)r * hp->n_rot;
-        if (y->wqkv.q8)
-            memcpy(q, k - qd, (size_t)qd * sizeof *q);
-        if (y->bq) {
-            add(q, y->bq, qd);
-            add(k, y->bk, kvd);
-            add(v, y->bv, kvd);
-        }
-        rope(q, hp->n_head, hp->head_dim, hp->n_rot, f->m->rope, cs);
-        rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, f->m->rope, cs);
-    }
+    for_rows(f, n, qkv_row, &o, NULL);
     for (int r = 0; r < n; r++)
-        kv_store(rows[r].seq, il, rows[r].pos, kk + r * stride, vv + r * stride);
+        kv_store(rows[r].seq, il, rows[r].pos, o.k + r * o.stride, o.v + r * o.stride);
 }
 
 /* With grouped-query attention, n_head / n_head_kv query heads share one
@@ -181,37 +217,50 @@ static void attention_block(fwd_state *f, int il, const fwd_row *rows, int n, co
     residual(f, n);
 }
 
+/* A layer's gate and up products: row r's at gate/up + r * stride. */
+typedef struct ffn_out {
+    const float *gate, *up;
+    size_t stride;
+} ffn_out;
+
+static void swiglu_row(void *ctx, int r)
+{
+    const rows_job *j = ctx;
+    const ffn_out *o = j->arg;
+    size_t ff = (size_t)j->f->m->info.n_ff;
+    j->f->vec->swiglu(j->f->gate + r * ff, o->gate + r * o->stride, o->up + r * o->stride, ff);
+}
+
 static void ffn_block(fwd_state *f, int il, int n)
 {
     const model_layer *y = &f->m->layers[il];
     norm_rows(f, y->ffn_norm, n);
-    size_t ff = (size_t)f->m->info.n_ff, stride = ff;
-    float *gate = f->gate, *up = f->up;
+    size_t ff = (size_t)f->m->info.n_ff;
+    ffn_out o = { f->gate, f->up, ff };
     if (y->w_gate_up.q8) {   /* stacked: a row's gate and up side by side */
         matmul(f, f->wide, f->xb, n, &y->w_gate_up);
-        gate = f->wide;
-        up = gate + ff;
-        stride = 2 * ff;
+        o = (ffn_out){ f->wide, f->wide + ff, 2 * ff };
     } else {
         matmuls(f, f->xb, n, 2, (const model_matrix *[]){ &y->w_gate, &y->w_up },
                 (float *[]){ f->gate, f->up });
     }
-    #pragma omp parallel for num_threads(f->n_threads) if (n >= PARALLEL_ROWS)
-    for (int r = 0; r < n; r++)
-        f->vec->swiglu(f->gate + r * ff, gate + r * stride, up + r * stride, ff);
+    for_rows(f, n, swiglu_row, &o, NULL);
     matmul(f, f->xb, f->gate, n, &y->w_down);
     residual(f, n);
 }
 
+static void embed_row(void *ctx, int r)
+{
+    const rows_job *j = ctx;
+    fwd_state *f = j->f;
+    const copse_model_info *hp = &f->m->info;
+    model_embed(f->m, j->rows[r].token, f->x + r * (size_t)hp->n_embd);
+    rope_angles(f->rope + (size_t)r * hp->n_rot, j->rows[r].pos, f->m->rope_inv_freq, hp->n_rot / 2);
+}
+
 static void embed(fwd_state *f, const fwd_row *rows, int n)
 {
-    const copse_model_info *hp = &f->m->info;
-    size_t d = (size_t)hp->n_embd;
-    #pragma omp parallel for num_threads(f->n_threads) if (n >= PARALLEL_ROWS)
-    for (int r = 0; r < n; r++) {
-        model_embed(f->m, rows[r].token, f->x + r * d);
-        rope_angles(f->rope + (size_t)r * hp->n_rot, rows[r].pos, f->m->rope_inv_freq, hp->n_rot / 2);
-    }
+    for_rows(f, n, embed_row, NULL, rows);
 }
 
 /* The final norm for rows that want their hidden state or logits, and the
@@ -231,18 +280,35 @@ static void output(fwd_state *f, const fwd_row *rows, int n, float *logits, floa
         matmul(f, logits, f->xb, k, &f->m->output);
 }
 
+typedef struct pass {
+    fwd_state *f;
+    const fwd_row *rows;
+    int n;
+    const attn_plan *plan;
+    float *logits, *hidden;
+} pass;
+
+static void run_pass(void *ctx)
+{
+    const pass *p = ctx;
+    fwd_state *f = p->f;
+    embed(f, p->rows, p->n);
+    for (int il = 0; il < f->m->info.n_layer; il++) {
+        attention_block(f, il, p->rows, p->n, p->plan);
+        ffn_block(f, il, p->n);
+    }
+    output(f, p->rows, p->n, p->logits, p->hidden);
+}
+
 void fwd_run(fwd_state *f, const fwd_row *rows, int n, const attn_plan *plan,
              float *logits, float *hidden)
 {
     /* On the int8 path BLAS has no real work; its idle threads would spin
-    ** against the kernels' OpenMP ones. */
+    ** against the kernels' OpenMP ones. The f32 path keeps one region per
+    ** BLAS call (BLAS threads cannot join a team). */
     openblas_set_num_threads(f->m->tier ? 1 : f->n_threads);
-    embed(f, rows, n);
-    for (int il = 0; il < f->m->info.n_layer; il++) {
-        attention_block(f, il, rows, n, plan);
-        ffn_block(f, il, n);
-    }
-    output(f, rows, n, logits, hidden);
+    pass p = { f, rows, n, plan, logits, hidden };
+    pool_team(f->m->tier ? f->n_threads : 1, run_pass, &p);
 }
 
 /* ------------------------------------------------------------------ scratch */

@@ -263,11 +263,12 @@ void q8x_check_tier(const q8_kernels *k, q8x_stats *st)
         for (int p = 0; p < X_NPAT; p++)
             check_quantize(k, K, p, st);
 
-    /* every tail of tokens (tiles of up to 4, chunks of 64) and of rows
-    ** (groups of 16, tiles of up to 4 groups) */
+    /* every tail of tokens (tiles of up to 4, the panel path's steps up
+    ** to its 32 tokens, chunks of 64) and of rows (groups of 16, tiles and
+    ** panels of up to 4 groups) */
     static const int Ks[] = { 32, 64, 96, 160, 416 };
     static const int Ns[] = { 1, 7, 16, 17, 33, 50, 64, 65, 100 };
-    static const int Ms[] = { 1, 2, 3, 4, 5, 6, 7, 9, 13 };
+    static const int Ms[] = { 1, 2, 3, 4, 5, 6, 7, 9, 13, 16, 31, 32, 33 };
     for (size_t i = 0; i < sizeof Ks / sizeof *Ks; i++)
         for (size_t j = 0; j < sizeof Ns / sizeof *Ns; j++)
             for (size_t m = 0; m < sizeof Ms / sizeof *Ms; m++)
