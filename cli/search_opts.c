@@ -1,6 +1,26 @@
 /* Options shared by copse solve and copse tune (search_opts.h). */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include "search_opts.h"
+
+int cli_parse_bytes(const char *cmd, const char *opt, const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = isdigit((unsigned char)*s) ? strtoull(s, &end, 10) : 0;
+    int shift = 0;
+    if (v && !errno && *end) {
+        const char *units = "KMG", *u = strchr(units, toupper((unsigned char)*end));
+        shift = u && end[1] == '\0' ? 10 * (int)(u - units + 1) : -1;
+    }
+    if (!v || errno || shift < 0 || v > (1ULL << 40) >> shift)
+        return cli_usage_error(cmd, "%s takes a byte count, digits optionally followed by K, M or G "
+                               "(KiB, MiB, GiB), at most 1024G; not '%s'", opt, s);
+    *out = (uint64_t)v << shift;
+    return 0;
+}
 
 void cli_search_opts_init(cli_search_opts *o)
 {
@@ -107,7 +127,7 @@ static int parse_value(const char *cmd, cli_search_opts *o, const char *a, const
     if (!strcmp(a, "--seed"))
         return cli_parse_int(cmd, a, v, 0, 0x7fffffffL, &n) ? 2 : (o->sp.sampler.seed = (uint64_t)n, 0);
     if (!strcmp(a, "--kv-mem"))
-        return cli_parse_int(cmd, a, v, 1, 1L << 24, &n) ? 2 : (o->sp.kv_bytes = (uint64_t)n << 20, 0);
+        return cli_parse_bytes(cmd, a, v, &o->sp.kv_bytes) ? 2 : 0;
     float *fp = !strcmp(a, "--temp") ? &o->sp.sampler.temp : !strcmp(a, "--top-p") ? &o->sp.sampler.top_p
               : !strcmp(a, "--min-p") ? &o->sp.sampler.min_p : NULL;
     if (!fp)

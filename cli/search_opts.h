@@ -16,6 +16,11 @@ typedef struct cli_search_opts {
     copse_verifier_params vp;
 } cli_search_opts;
 
+/* Parse a byte count for option opt: digits, optionally followed by K, M
+** or G (binary multiples), from 1 byte to 1 TiB; on failure print why and
+** return nonzero. Also copse run's --kv-mem. */
+int cli_parse_bytes(const char *cmd, const char *opt, const char *s, uint64_t *out);
+
 /* The library's defaults. */
 void cli_search_opts_init(cli_search_opts *o);
 
@@ -72,6 +77,7 @@ void cli_search_close(cli_search_opts *o, copse_model *model, copse_verifier *v)
     "  --temp T            temperature (default 0.8)\n" \
     "  --top-k K --top-p P --min-p P   sampling filters (defaults 40, 0.95, 0.05)\n" \
     "  --seed S            random seed (default 0)\n" \
-    "  --kv-mem MIB        KV memory of each context in MiB (default: room for n solutions)\n"
+    "  --kv-mem BYTES      KV memory of each context; K, M, G suffixes (e.g. 256M; default:\n" \
+    "                      room for n full-length solutions)\n"
 
 #endif

@@ -143,6 +143,53 @@ START_TEST(run_errors)
 }
 END_TEST
 
+/* --kv-mem and --kv-f32 reach the context: the tiny model's KV block of
+** 16 positions is 8 KiB in f16, 16 KiB in f32. */
+START_TEST(run_kv_options)
+{
+    const char *copse = tu_copse_bin("run_kv_options");
+    if (!copse)
+        return;
+    char cmd[2048], out[4096], want[4096];
+    const char *run = "run -m " MODEL " -p 'word word word word' -n 30 --temp 0 -t 1 --json";
+    snprintf(cmd, sizeof cmd, "'%s' %s", copse, run);
+    ck_assert_int_eq(tu_run(cmd, want, sizeof want), 0);
+    snprintf(cmd, sizeof cmd, "'%s' %s --kv-mem 1M", copse, run);   /* room to spare: same text */
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    char got_text[1024], want_text[1024];
+    json_unescape(json_field(out, "text"), got_text, sizeof got_text);
+    json_unescape(json_field(want, "text"), want_text, sizeof want_text);
+    ck_assert_str_eq(got_text, want_text);
+    /* 19 prompt tokens and 30 more need 4 blocks */
+    static const struct { const char *opts, *msg; } full[] = {
+        { "--kv-mem 16K", "0 of 2 are free" },
+        { "--kv-mem 16k --kv-f32", "1 of 1 are free" },
+        { "--kv-mem 32768 --kv-f32", "0 of 2 are free" },
+    };
+    for (size_t i = 0; i < sizeof full / sizeof *full; i++) {
+        snprintf(cmd, sizeof cmd, "'%s' %s %s 2>&1", copse, run, full[i].opts);
+        ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
+        ck_assert_msg(strstr(out, "KV pool is full") && strstr(out, full[i].msg), "%s: %s", full[i].opts, out);
+    }
+    snprintf(cmd, sizeof cmd, "'%s' %s --kv-mem 1K 2>&1", copse, run);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "less than one KV block"), "%s", out);
+    static const char *const bad[] = { "12X", "0", "-1", "2T", "1025G", "16KB", "K", "" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        for (int solve = 0; solve < 2; solve++) {
+            snprintf(cmd, sizeof cmd, "'%s' %s --kv-mem '%s' 2>&1", copse, solve ? "solve x" : run, bad[i]);
+            ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
+            ck_assert_msg(strstr(out, "--kv-mem takes a byte count"), "--kv-mem '%s': %s", bad[i], out);
+        }
+    snprintf(cmd, sizeof cmd, "'%s' run --help", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    ck_assert(strstr(out, "--kv-mem BYTES") && strstr(out, "--kv-f32"));
+    snprintf(cmd, sizeof cmd, "'%s' solve --help", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "--kv-mem BYTES"));
+}
+END_TEST
+
 /* llama.cpp's definition, recomputed through the library: windows of ctx
 ** tokens, BOS first when the model adds one, the second half scored. */
 static double reference_ppl(const char *text, int n_ctx, int *scored)
@@ -225,6 +272,7 @@ Suite *copse_suite_cli(void)
     TCase *tc = tcase_create("run");
     tcase_add_test(tc, run_greedy_json);
     tcase_add_test(tc, run_errors);
+    tcase_add_test(tc, run_kv_options);
     tcase_add_test(tc, perplexity_matches_definition);
     suite_add_tcase(s, tc);
     return s;
