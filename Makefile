@@ -129,6 +129,12 @@ bench: $(BENCHES)
 demo: deps all
 	@sh tools/demo.sh $(BUILD)
 
+# the bundled models: data, training (hours on two cores, niced; rerunning
+# resumes), GGUF export. Needs python3-torch.
+.PHONY: models
+models: $(COPSE) $(TOOLS)
+	BUILD=$(abspath $(BUILD)) sh train/make_models.sh
+
 # The study: strategies x budgets x levels on EVAL_PER_LEVEL test questions
 # per level, compute-optimal tuned on EVAL_TUNE_PER_LEVEL validation
 # questions per level; the revision and larger models join when present.
