@@ -1,6 +1,7 @@
 /* copse tune: build the auto strategy's table from a validation set. */
 #include <stdlib.h>
 #include <string.h>
+#include "jsonl.h"
 #include "search_opts.h"
 
 static const char *CMD = "tune";
@@ -87,141 +88,22 @@ static int parse(int argc, char **argv, tune_opts *o)
     return rc;
 }
 
-/* ------------------------------------------------------------------ JSONL */
-
-static int hex4(const char *s, unsigned *out)
+/* The first --limit questions of the JSONL file, as copse_tune takes them;
+** *src (n_src items) keeps the strings they point into. */
+static copse_tune_item *read_items(const tune_opts *o, cli_item **src, int *n_src, int *n)
 {
-    *out = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (d < 0)
-            return -1;
-        *out = *out << 4 | (unsigned)d;
-    }
-    return 0;
-}
-
-/* The JSON string literal at s (after its opening quote), decoded into a
-** new string; NULL if malformed. \u escapes outside the BMP's plain range
-** (surrogates) become U+FFFD. */
-static char *json_string(const char *s)
-{
-    char *out = malloc(strlen(s) + 1), *o = out;
-    for (; out && *s && *s != '"'; s++) {
-        unsigned u;
-        if (*s != '\\') {
-            *o++ = *s;
-            continue;
-        }
-        switch (*++s) {
-        case 'n': *o++ = '\n'; break;
-        case 't': *o++ = '\t'; break;
-        case 'r': *o++ = '\r'; break;
-        case 'b': *o++ = '\b'; break;
-        case 'f': *o++ = '\f'; break;
-        case '"': case '\\': case '/': *o++ = *s; break;
-        case 'u':
-            if (hex4(s + 1, &u))
-                goto bad;
-            s += 4;
-            if (u >= 0xd800 && u < 0xe000)
-                u = 0xfffd;
-            if (u < 0x80)
-                *o++ = (char)u;
-            else if (u < 0x800) {
-                *o++ = (char)(0xc0 | u >> 6);
-                *o++ = (char)(0x80 | (u & 0x3f));
-            } else {
-                *o++ = (char)(0xe0 | u >> 12);
-                *o++ = (char)(0x80 | (u >> 6 & 0x3f));
-                *o++ = (char)(0x80 | (u & 0x3f));
-            }
-            break;
-        default:
-            goto bad;
-        }
-    }
-    if (out && *s == '"') {
-        *o = '\0';
-        return out;
-    }
-bad:
-    free(out);
-    return NULL;
-}
-
-/* The value of top-level key in a one-line JSON object: a string decoded,
-** or a number's text; NULL when absent or malformed. Keys are found by
-** their quoted name followed by a colon. */
-static char *json_field(const char *line, const char *key)
-{
-    size_t kl = strlen(key);
-    for (const char *p = strchr(line, '"'); p; p = strchr(p + 1, '"')) {
-        if (strncmp(p + 1, key, kl) || p[1 + kl] != '"')
-            continue;
-        const char *v = p + 2 + kl;
-        v += strspn(v, " \t");
-        if (*v++ != ':')
-            continue;
-        v += strspn(v, " \t");
-        if (*v == '"')
-            return json_string(v + 1);
-        size_t n = strspn(v, "-+0123456789.eE");
-        char *num = n ? malloc(n + 1) : NULL;
-        if (num) {
-            memcpy(num, v, n);
-            num[n] = '\0';
-        }
-        return num;
-    }
-    return NULL;
-}
-
-/* Items from the JSONL file, each line's question and answer. */
-static copse_tune_item *read_items(const tune_opts *o, int *n)
-{
-    size_t len;
-    char *text = cli_read_file(o->data, &len), *save = NULL;
-    copse_tune_item *items = NULL;
-    *n = 0;
-    if (!text) {
-        cli_error(CMD, "cannot read %s", o->data);
+    *src = cli_items_read(CMD, o->data, n_src);
+    if (!*src)
+        return NULL;
+    *n = o->limit && *n_src > o->limit ? (int)o->limit : *n_src;
+    copse_tune_item *items = malloc((size_t)*n * sizeof *items);
+    if (!items) {
+        cli_error(CMD, "out of memory for %d questions", *n);
         return NULL;
     }
-    int ln = 0;
-    for (char *line = strtok_r(text, "\n", &save); line && (!o->limit || *n < o->limit);
-         line = strtok_r(NULL, "\n", &save)) {
-        ln++;
-        if (!line[strspn(line, " \t\r")])
-            continue;
-        copse_tune_item *grown = realloc(items, (size_t)(*n + 1) * sizeof *items);
-        char *q = json_field(line, "question"), *a = json_field(line, "answer");
-        if (!grown || !q || !a) {
-            cli_error(CMD, "%s:%d: %s", o->data, ln, grown ? "no \"question\" or \"answer\"" : "out of memory");
-            free(q);
-            free(a);
-            free(grown ? grown : items);
-            items = NULL;
-            break;
-        }
-        items = grown;
-        items[(*n)++] = (copse_tune_item){ q, a };
-    }
-    free(text);
-    if (items && !*n)
-        cli_error(CMD, "%s has no questions", o->data);
+    for (int i = 0; i < *n; i++)
+        items[i] = (copse_tune_item){ (*src)[i].question, (*src)[i].answer };
     return items;
-}
-
-static void free_items(copse_tune_item *items, int n)
-{
-    for (int i = 0; items && i < n; i++) {
-        free((char *)items[i].question);
-        free((char *)items[i].answer);
-    }
-    free(items);
 }
 
 static void progress(void *user, int done, int total)
@@ -241,13 +123,13 @@ int cmd_tune(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     copse_model *model = NULL;
     copse_verifier *v = NULL;
-    int n = 0;
-    copse_tune_item *items = read_items(&o, &n);
-    if (!items || !n)
-        return 1;
-    if ((rc = cli_search_open(CMD, &o.s, &model, &v))) {
-        free_items(items, n);
-        return rc;
+    int n = 0, n_read = 0;
+    cli_item *src = NULL;
+    copse_tune_item *items = read_items(&o, &src, &n_read, &n);
+    if (!items || (rc = cli_search_open(CMD, &o.s, &model, &v))) {
+        free(items);
+        cli_items_free(src, n_read);
+        return rc ? rc : 1;
     }
     copse_tune_params tp = copse_tune_default_params();
     tp.base = o.s.sp;
@@ -264,7 +146,8 @@ int cmd_tune(int argc, char **argv)
         cli_error(CMD, "%s", err.msg);
     else if (!o.quiet)
         fprintf(stderr, "copse tune: wrote %s from %d questions\n", o.out, n);
-    free_items(items, n);
+    free(items);
+    cli_items_free(src, n_read);
     cli_search_close(&o.s, model, v);
     return rc ? 1 : 0;
 }
