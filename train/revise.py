@@ -225,7 +225,7 @@ def main():
     t.add_argument("--samples", default="data/prm_samples.jsonl")
     t.add_argument("--data", default="data/train.jsonl")
     t.add_argument("--name", default="revise")
-    t.add_argument("--variants", type=int, default=2, help="examples per question with wrong attempts")
+    t.add_argument("--variants", type=int, default=1, help="examples per question with wrong attempts")
     t.add_argument("--plain", type=float, default=0.3, help="plain problems per revision example")
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--lr", type=float, default=5e-4)
