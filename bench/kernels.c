@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 #include "q8.h"
+#include "pool.h"
 #include "bench.h"
 
 /* PEERS.md, "This machine's limits" (GOPS, GB/s), [threads - 1]. */
@@ -116,14 +117,21 @@ typedef struct job {
     float *y;
 } job;
 
-static void run_job(const job *j)
+static void run_mats(void *ctx)
 {
+    const job *j = ctx;
     copse_error err;
     for (int i = 0; i < j->n_mats; i++)
         if (q8_matmul(j->W[i], j->x, j->M, j->y, j->threads, &err)) {
             fprintf(stderr, "bench-kernels: %s\n", err.msg);
             exit(1);
         }
+}
+
+/* On one team for all the products, as the forward pass runs them. */
+static void run_job(const job *j)
+{
+    pool_team(j->threads, run_mats, (void *)j);
 }
 
 /* Best time of at least 3 runs and about min_seconds in all. */

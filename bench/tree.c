@@ -28,6 +28,7 @@
 
 typedef struct opts {
     int  json, threads, prompt, gen, reps, n_b, b[MAX_B];
+    int  shared_only;   /* skip the unshared and alone baselines (for profiling) */
     const char *models[8];
     int  n_models;
 } opts;
@@ -323,13 +324,15 @@ static void bench_model(const opts *o, const char *path, result *res)
     ** all of them; each keeps its best time */
     run one = { 0 };
     for (int rep = 0; rep < o->reps; rep++) {
-        keep_best(&one, alone(&k));
+        if (!o->shared_only)
+            keep_best(&one, alone(&k));
         for (int i = 0; i < o->n_b; i++) {
             int b = o->b[i];
             fprintf(stderr, "bench-tree: %s B=%d (%d/%d)\n", path, b, rep + 1, o->reps);
             res[i].b = b;
             keep_best(&res[i].shared, shared(&k, b));
-            keep_best(&res[i].unshared, unshared(&k, b));
+            if (!o->shared_only)
+                keep_best(&res[i].unshared, unshared(&k, b));
         }
         run_llama(o, path, res, o->n_b);
     }
@@ -363,6 +366,7 @@ static void usage(void)
             "  --gen G         tokens generated per branch (default 64)\n"
             "  --reps R        repetitions, taking turns; each figure is the best (default 2)\n"
             "  --json          JSON on stdout, the markdown tables on stderr\n"
+            "  --shared-only   run only the shared configuration (to profile it); no table\n"
             "LLAMA_BATCHED_BENCH=path/to/llama-batched-bench adds llama.cpp on the same files.\n", MAX_B);
     exit(2);
 }
@@ -376,6 +380,8 @@ int main(int argc, char **argv)
         int more = i + 1 < argc;
         if (!strcmp(a, "--json"))
             o.json = 1;
+        else if (!strcmp(a, "--shared-only"))
+            o.shared_only = 1;
         else if (!strcmp(a, "-t") && more)
             o.threads = atoi(argv[++i]);
         else if (!strcmp(a, "--prompt") && more)
@@ -400,6 +406,8 @@ int main(int argc, char **argv)
         result res[MAX_B];
         memset(res, 0, sizeof res);
         bench_model(&o, o.models[i], res);
+        if (o.shared_only)
+            continue;
         if (o.json)
             print_json(&o, o.models[i], res, o.n_b, i + 1 == o.n_models);
         print_table(o.json ? stderr : stdout, &o, o.models[i], res, o.n_b);
