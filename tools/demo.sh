@@ -9,14 +9,14 @@ set -e
 build=${1:-build}
 policy=models/math-policy-f16.gguf
 prm=models/math-prm-f16.gguf
-# train/data/test.jsonl, line 205 (level 3)
-q="At a yard sale, Gina buys 7 juice boxes for 2 dollars each and 9 toys for 7 dollars each. She has a coupon for 46 dollars off. How many dollars does Gina pay?"
-ref=31
+# train/data/test.jsonl, line 229 (level 3); seed 229 is the one copse eval gave it
+q="Every day, a potter makes 6 cups. The potter works for 2 days. They go into trays, 6 in each tray. 66 more trays are bought from a neighbour. Then 39 of them are given away. How many trays are left?"
+ref=29
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 # copse solve's report with the candidates tallied by answer instead of listed.
 run() {
-    "$build/bin/copse" solve -m "$policy" --prm "$prm" -t 2 --seed 1 "$@" "$q" | awk '
+    "$build/bin/copse" solve -m "$policy" --prm "$prm" -t 2 --seed 229 "$@" "$q" | awk '
         /^candidates \(/ { n = $2; gsub(/[()]/, "", n); listing = 1; next }
         listing && /^ *\*?[0-9]+ +answer/ { a = $0; sub(/.*answer +/, "", a); sub(/ .*/, "", a)
                                             if (!(a in count)) order[++k] = a; count[a]++; next }
