@@ -203,7 +203,7 @@ def cmd_eval(args):
                     break
                 prompts.append(ids)
                 meta.append((r, k, greedy[j], len(atts) - len(wrong)))
-        for (r, k, g, s_right), text in zip(meta, continue_ids(reviser, tok, prompts)):
+        for (r, k, g, s_right), text in zip(meta, continue_ids(reviser, tok, prompts) if prompts else []):
             st = stats[r["level"]]
             st[f"after_{k}_wrong"] += 1
             st[f"after_{k}_wrong_right"] += right(r, text)
