@@ -193,4 +193,7 @@ void pool_team(int n_threads, void (*body)(void *ctx), void *ctx)
             serve(&t);
         }
     }
+    pthread_cond_destroy(&t.job_done);
+    pthread_cond_destroy(&t.work_ready);
+    pthread_mutex_destroy(&t.lock);
 }
