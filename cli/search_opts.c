@@ -142,6 +142,8 @@ int cli_search_opt(const char *cmd, int argc, char **argv, int *i, cli_search_op
     int r = cli_model_opt(cmd, argc, argv, i, &o->m);
     if (r)
         return r;
+    if (!strcmp(a, "--kv-f32"))
+        return o->sp.kv_f32 = 1;
     static const char *const others[] = { "--strategy", "--agg", "--pick", "--prm-kind", "--budget", "--seed",
                                           "--kv-mem", "--temp", "--top-p", "--min-p" };
     int known = int_opt(o, a, &lo, &hi) || str_opt(o, a);

@@ -78,6 +78,7 @@ void cli_search_close(cli_search_opts *o, copse_model *model, copse_verifier *v)
     "  --top-k K --top-p P --min-p P   sampling filters (defaults 40, 0.95, 0.05)\n" \
     "  --seed S            random seed (default 0)\n" \
     "  --kv-mem BYTES      KV memory of each context; K, M, G suffixes (e.g. 256M; default:\n" \
-    "                      room for n full-length solutions)\n"
+    "                      room for n full-length solutions)\n" \
+    "  --kv-f32            keep keys and values in f32 (default f16, half the memory)\n"
 
 #endif

@@ -412,6 +412,7 @@ typedef struct copse_solve_params {
     int   n_threads;       /* 0 = all cores */
     int   n_ctx;           /* positions per sequence; 0 = the policy's context length */
     uint64_t kv_bytes;     /* KV pool of each context; 0 = room for n full-length solutions */
+    int   kv_f32;          /* keys and values in f32 (default f16) */
 } copse_solve_params;
 
 /* Defaults: majority, n = 4, m = 4, k = 1, agg last, pick weighted,

@@ -196,6 +196,7 @@ static int make_ctx(s_engine *e, copse_model *m, int n_ctx, int per, int max_liv
     cp.n_ctx = n_ctx;
     cp.n_threads = e->p.n_threads;
     cp.kv_bytes = e->p.kv_bytes;
+    cp.kv_f32 = e->p.kv_f32;
     int64_t tokens = (int64_t)(max_live + 1) * per;
     cp.kv_tokens = tokens > INT_MAX ? INT_MAX : (int)tokens;
     return copse_ctx_new(m, &cp, out, e->err);

@@ -186,7 +186,11 @@ START_TEST(run_kv_options)
     ck_assert(strstr(out, "--kv-mem BYTES") && strstr(out, "--kv-f32"));
     snprintf(cmd, sizeof cmd, "'%s' solve --help", copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
-    ck_assert_ptr_nonnull(strstr(out, "--kv-mem BYTES"));
+    ck_assert(strstr(out, "--kv-mem BYTES") && strstr(out, "--kv-f32"));
+    /* solve's contexts too: 12 KiB holds an f16 block, not an f32 one */
+    snprintf(cmd, sizeof cmd, "'%s' solve -m " MODEL " --kv-mem 12K --kv-f32 -t 1 x 2>&1", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "less than one KV block (16384 bytes"), "%s", out);
 }
 END_TEST
 
