@@ -1,6 +1,7 @@
 /*
 ** The f32 model path against golden logits from tools/reference.py (an
-** independent numpy implementation), decoding equivalences, and errors.
+** independent numpy implementation) and, for the bundled math policy, from
+** PyTorch (train/golden.py); decoding equivalences, and errors.
 **
 ** Tolerances: a logit may differ from the golden by 5e-5 times the largest
 ** |logit| of its position (at least 1); f32 accumulation in different
@@ -20,12 +21,14 @@
 #define GOLDEN_TOL 5e-5
 #define SAME_TOL   1e-5
 
+/* Each NAME.gguf with its NAME.logits */
 static const char *const goldens[] = {
-    "tiny-llama",              /* F32, tied, 4 heads = 4 kv heads */
-    "tiny-llama-gqa-untied",   /* F16, output.weight, 2 kv heads */
-    "tiny-qwen2",              /* Q8_0, q/k/v biases, neox rope, 2 kv heads */
-    "tiny-llama-wide",         /* BF16, head size 24 != n_embd / n_head, rope_freqs, 1 kv head */
-    "tiny-qwen2-rot",          /* F32, rope over 8 of 16 dims, linear rope scaling */
+    MODELS "/tiny-llama",             /* F32, tied, 4 heads = 4 kv heads */
+    MODELS "/tiny-llama-gqa-untied",  /* F16, output.weight, 2 kv heads */
+    MODELS "/tiny-qwen2",             /* Q8_0, q/k/v biases, neox rope, 2 kv heads */
+    MODELS "/tiny-llama-wide",        /* BF16, head size 24 != n_embd / n_head, rope_freqs, 1 kv head */
+    MODELS "/tiny-qwen2-rot",         /* F32, rope over 8 of 16 dims, linear rope scaling */
+    "models/math-policy-f16",         /* the bundled policy, trained: golden from PyTorch (float64) */
 };
 #define N_GOLDENS (int)(sizeof goldens / sizeof goldens[0])
 
@@ -41,7 +44,7 @@ static golden read_golden(const char *name)
     char path[256];
     size_t len;
     uint32_t h[3];
-    snprintf(path, sizeof path, MODELS "/%s.logits", name);
+    snprintf(path, sizeof path, "%s.logits", name);
     golden g = { 0 };
     g.buf = tu_read_file(path, &len);
     ck_assert_msg(g.buf && len >= 16 && !memcmp(g.buf, "CPLG", 4), "%s: missing or not a golden file", path);
@@ -62,7 +65,7 @@ static copse_model *load(const char *name)
     copse_error e;
     copse_model_params mp = copse_model_default_params();
     mp.weights_f32 = 1;   /* the reference path; test_int8 checks int8 against it */
-    snprintf(path, sizeof path, MODELS "/%s.gguf", name);
+    snprintf(path, sizeof path, "%s.gguf", name);
     int rc = copse_model_load(path, &mp, &m, &e);
     ck_assert_msg(rc == COPSE_OK, "%s: %s", path, e.msg);
     return m;
@@ -169,8 +172,8 @@ END_TEST
 ** equal each decoded alone; entries without COPSE_WANT_LOGITS have none. */
 START_TEST(mixed_sequences_equal_alone)
 {
-    golden g = read_golden("tiny-qwen2");
-    copse_model *m = load("tiny-qwen2");
+    golden g = read_golden(MODELS "/tiny-qwen2");
+    copse_model *m = load(MODELS "/tiny-qwen2");
     copse_ctx *c = new_ctx(m, 0);
     const int na = 12, nb = 8, hist = 4;
     const int32_t *ta = g.tok, *tb = g.tok + 5;
@@ -219,7 +222,7 @@ END_TEST
 ** the result; only the last entry has logits when want is NULL. */
 START_TEST(long_batch_split)
 {
-    copse_model *m = load("tiny-llama");
+    copse_model *m = load(MODELS "/tiny-llama");
     copse_ctx *c = new_ctx(m, 600);
     int n = 530, nv = copse_n_vocab(m);
     int32_t *tok = malloc(sizeof *tok * (size_t)n);
@@ -249,8 +252,8 @@ END_TEST
 ** decoding on afterwards still matches the golden. */
 START_TEST(ctx_full_and_bad_token_change_nothing)
 {
-    golden g = read_golden("tiny-llama");
-    copse_model *m = load("tiny-llama");
+    golden g = read_golden(MODELS "/tiny-llama");
+    copse_model *m = load(MODELS "/tiny-llama");
     copse_ctx *c = new_ctx(m, 8);
     ck_assert_int_eq(copse_ctx_n_ctx(c), 8);
     copse_seq *s = copse_seq_new(c), *other = copse_seq_new(c);
@@ -294,7 +297,7 @@ END_TEST
 
 START_TEST(info_and_vocab_only)
 {
-    copse_model *m = load("tiny-llama-wide");
+    copse_model *m = load(MODELS "/tiny-llama-wide");
     copse_model_info in;
     copse_model_get_info(m, &in);
     ck_assert_str_eq(in.arch, "llama");
