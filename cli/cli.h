@@ -21,6 +21,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 ** [lo, hi]; on failure print why and return nonzero. */
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_float(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
+/* Parse a byte count: digits, optionally followed by K, M or G (binary
+** multiples), from 1 byte to 1 TiB; likewise. */
+int cli_parse_bytes(const char *cmd, const char *opt, const char *s, uint64_t *out);
 
 /* Read all of stdin into a malloc'd NUL-terminated buffer; NULL on failure. */
 char *cli_read_stdin(size_t *len);
@@ -34,20 +37,24 @@ double cli_now(void);
 ** UTF-8 become U+FFFD. */
 void cli_json_str(FILE *f, const char *s, size_t len);
 
-/* Options shared by the commands that load a model and run it. */
+/* Options shared by the commands that load a model and run it in
+** contexts of their own or copse_solve's. */
 typedef struct cli_model_opts {
     const char *model;      /* -m */
     long        threads;    /* -t, 0 = all cores */
     long        n_ctx;      /* --ctx, 0 = model's */
     int         weights_f32; /* --weights f32 */
+    uint64_t    kv_bytes;   /* --kv-mem, 0 = the library's default */
+    int         kv_f32;     /* --kv-f32 */
 } cli_model_opts;
 
 /* If argv[*i] is one of the shared model options, consume it (and its
 ** value) and return 1; return -1 after printing a usage error; else 0. */
 int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o);
 
-/* Load o->model and make a context; prints the error and returns nonzero
-** on failure. vocab_only skips tensors (ctx may then be NULL). */
+/* Load o->model and make a context with o's settings; prints the error and
+** returns nonzero on failure. vocab_only skips tensors (ctx may then be
+** NULL). */
 int cli_open_model(const char *cmd, const cli_model_opts *o, int vocab_only,
                    copse_model **model, copse_ctx **ctx);
 
@@ -56,7 +63,10 @@ int cli_open_model(const char *cmd, const cli_model_opts *o, int vocab_only,
     "  -m, --model FILE   GGUF model file (required)\n" \
     "  -t, --threads N    threads (default: all cores)\n" \
     "  --ctx N            context length (default: the model's)\n" \
-    "  --weights W        int8 (default; kernels from COPSE_ISA or the CPU) or f32 (reference)\n"
+    "  --weights W        int8 (default; kernels from COPSE_ISA or the CPU) or f32 (reference)\n" \
+    "  --kv-mem BYTES     KV cache memory of each context; K, M, G suffixes (e.g. 64M;\n" \
+    "                     default: room for every sequence the command runs at full length)\n" \
+    "  --kv-f32           keep keys and values in f32 (default f16, half the memory)\n"
 
 /* Tokenize into a malloc'd array; returns the count, or -1 after printing
 ** an error. */

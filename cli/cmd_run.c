@@ -2,7 +2,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
-#include "search_opts.h"
 
 static const char *CMD = "run";
 
@@ -20,9 +19,6 @@ static void help(void)
            "  --min-p P          drop tokens below P x the best one's probability (default 0.05)\n"
            "  --seed S           random seed (default 0)\n"
            "  --no-bos           do not add the BOS token the model asks for\n"
-           "  --kv-mem BYTES     KV cache memory; K, M, G suffixes (e.g. 64M; default: room for\n"
-           "                     the context length)\n"
-           "  --kv-f32           keep keys and values in f32 (default f16, half the memory)\n"
            "  --json             print one JSON object (text, tokens, timings) instead of streaming\n"
            "  -h, --help         this help\n");
 }
@@ -32,8 +28,7 @@ typedef struct run_opts {
     const char *prompt, *file;
     long n_predict;
     copse_sampler_params sp;
-    uint64_t kv_bytes;
-    int no_bos, json, kv_f32;
+    int no_bos, json;
 } run_opts;
 
 static int parse(int argc, char **argv, run_opts *o)
@@ -46,7 +41,6 @@ static int parse(int argc, char **argv, run_opts *o)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return -1; }
         if (!strcmp(a, "--no-bos")) { o->no_bos = 1; continue; }
         if (!strcmp(a, "--json")) { o->json = 1; continue; }
-        if (!strcmp(a, "--kv-f32")) { o->kv_f32 = 1; continue; }
         if (i + 1 >= argc)
             return cli_usage_error(CMD, "unknown option or missing value: %s", a);
         const char *v = argv[++i];
@@ -54,9 +48,6 @@ static int parse(int argc, char **argv, run_opts *o)
         long n;
         if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) o->prompt = v;
         else if (!strcmp(a, "-f") || !strcmp(a, "--file")) o->file = v;
-        else if (!strcmp(a, "--kv-mem")) {
-            if (cli_parse_bytes(CMD, a, v, &o->kv_bytes)) return 2;
-        }
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (cli_parse_int(CMD, a, v, 0, 1 << 24, &o->n_predict)) return 2;
         } else if (!strcmp(a, "--temp")) {
@@ -111,24 +102,6 @@ static const float *prefill(copse_ctx *ctx, copse_seq *seq, const int32_t *t, in
     return copse_get_logits(ctx, k - 1);
 }
 
-/* The model, and a context with the KV options. */
-static int open_model(const run_opts *o, copse_model **model, copse_ctx **ctx)
-{
-    if (cli_open_model(CMD, &o->m, 0, model, NULL))
-        return 1;
-    copse_ctx_params cp = copse_ctx_default_params();
-    cp.n_threads = (int)o->m.threads;
-    cp.n_ctx = (int)o->m.n_ctx;
-    cp.kv_bytes = o->kv_bytes;
-    cp.kv_f32 = o->kv_f32;
-    copse_error err;
-    if (copse_ctx_new(*model, &cp, ctx, &err)) {
-        copse_model_free(*model);
-        return cli_error(CMD, "%s", err.msg);
-    }
-    return 0;
-}
-
 int cmd_run(int argc, char **argv)
 {
     run_opts o = { .n_predict = 128, .sp = copse_sampler_default_params() };
@@ -139,7 +112,7 @@ int cmd_run(int argc, char **argv)
     double t0 = cli_now();
     copse_model *model;
     copse_ctx *ctx;
-    if (open_model(&o, &model, &ctx))
+    if (cli_open_model(CMD, &o.m, 0, &model, &ctx))
         return 1;
     double t_load = cli_now() - t0;
 

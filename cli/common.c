@@ -1,4 +1,5 @@
 /* Helpers shared by the copse subcommands. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,23 @@ int cli_parse_float(const char *cmd, const char *opt, const char *s, double lo, 
     return 0;
 }
 
+int cli_parse_bytes(const char *cmd, const char *opt, const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = isdigit((unsigned char)*s) ? strtoull(s, &end, 10) : 0;
+    int shift = 0;
+    if (v && !errno && *end) {
+        const char *units = "KMG", *u = strchr(units, toupper((unsigned char)*end));
+        shift = u && end[1] == '\0' ? 10 * (int)(u - units + 1) : -1;
+    }
+    if (!v || errno || shift < 0 || v > (1ULL << 40) >> shift)
+        return cli_usage_error(cmd, "%s takes a byte count, digits optionally followed by K, M or G "
+                               "(KiB, MiB, GiB), at most 1024G; not '%s'", opt, s);
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
 static char *read_stream(FILE *f, size_t *len)
 {
     size_t cap = 4096, n = 0;
@@ -104,11 +122,14 @@ double cli_now(void)
 int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o)
 {
     const char *a = argv[*i];
+    if (!strcmp(a, "--kv-f32"))
+        return o->kv_f32 = 1;
     int is_m = !strcmp(a, "-m") || !strcmp(a, "--model");
     int is_t = !strcmp(a, "-t") || !strcmp(a, "--threads");
     int is_c = !strcmp(a, "--ctx") || !strcmp(a, "-c");
     int is_w = !strcmp(a, "--weights");
-    if (!is_m && !is_t && !is_c && !is_w)
+    int is_kv = !strcmp(a, "--kv-mem");
+    if (!is_m && !is_t && !is_c && !is_w && !is_kv)
         return 0;
     if (*i + 1 >= argc) {
         cli_usage_error(cmd, "%s needs a value", a);
@@ -120,6 +141,8 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
     else if (is_t && cli_parse_int(cmd, a, v, 0, 1024, &o->threads))
         return -1;
     else if (is_c && cli_parse_int(cmd, a, v, 0, 1 << 24, &o->n_ctx))
+        return -1;
+    else if (is_kv && cli_parse_bytes(cmd, a, v, &o->kv_bytes))
         return -1;
     else if (is_w) {
         if (strcmp(v, "f32") && strcmp(v, "int8")) {
@@ -150,6 +173,8 @@ int cli_open_model(const char *cmd, const cli_model_opts *o, int vocab_only,
     copse_ctx_params cp = copse_ctx_default_params();
     cp.n_threads = (int)o->threads;
     cp.n_ctx = (int)o->n_ctx;
+    cp.kv_bytes = o->kv_bytes;
+    cp.kv_f32 = o->kv_f32;
     if (copse_ctx_new(*model, &cp, ctx, &err)) {
         copse_model_free(*model);
         *model = NULL;

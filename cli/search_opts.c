@@ -1,26 +1,7 @@
 /* Options shared by copse solve and copse tune (search_opts.h). */
-#include <ctype.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "search_opts.h"
-
-int cli_parse_bytes(const char *cmd, const char *opt, const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = isdigit((unsigned char)*s) ? strtoull(s, &end, 10) : 0;
-    int shift = 0;
-    if (v && !errno && *end) {
-        const char *units = "KMG", *u = strchr(units, toupper((unsigned char)*end));
-        shift = u && end[1] == '\0' ? 10 * (int)(u - units + 1) : -1;
-    }
-    if (!v || errno || shift < 0 || v > (1ULL << 40) >> shift)
-        return cli_usage_error(cmd, "%s takes a byte count, digits optionally followed by K, M or G "
-                               "(KiB, MiB, GiB), at most 1024G; not '%s'", opt, s);
-    *out = (uint64_t)v << shift;
-    return 0;
-}
 
 void cli_search_opts_init(cli_search_opts *o)
 {
@@ -126,8 +107,6 @@ static int parse_value(const char *cmd, cli_search_opts *o, const char *a, const
         return parse_budget(cmd, v, o);
     if (!strcmp(a, "--seed"))
         return cli_parse_int(cmd, a, v, 0, 0x7fffffffL, &n) ? 2 : (o->sp.sampler.seed = (uint64_t)n, 0);
-    if (!strcmp(a, "--kv-mem"))
-        return cli_parse_bytes(cmd, a, v, &o->sp.kv_bytes) ? 2 : 0;
     float *fp = !strcmp(a, "--temp") ? &o->sp.sampler.temp : !strcmp(a, "--top-p") ? &o->sp.sampler.top_p
               : !strcmp(a, "--min-p") ? &o->sp.sampler.min_p : NULL;
     if (!fp)
@@ -142,10 +121,8 @@ int cli_search_opt(const char *cmd, int argc, char **argv, int *i, cli_search_op
     int r = cli_model_opt(cmd, argc, argv, i, &o->m);
     if (r)
         return r;
-    if (!strcmp(a, "--kv-f32"))
-        return o->sp.kv_f32 = 1;
     static const char *const others[] = { "--strategy", "--agg", "--pick", "--prm-kind", "--budget", "--seed",
-                                          "--kv-mem", "--temp", "--top-p", "--min-p" };
+                                          "--temp", "--top-p", "--min-p" };
     int known = int_opt(o, a, &lo, &hi) || str_opt(o, a);
     for (size_t k = 0; k < sizeof others / sizeof *others && !known; k++)
         known = !strcmp(a, others[k]);
@@ -187,6 +164,8 @@ int cli_search_open(const char *cmd, cli_search_opts *o, copse_model **model, co
     *v = NULL;
     o->sp.n_threads = (int)o->m.threads;
     o->sp.n_ctx = (int)o->m.n_ctx;
+    o->sp.kv_bytes = o->m.kv_bytes;
+    o->sp.kv_f32 = o->m.kv_f32;
     if (cli_open_model(cmd, &o->m, 0, model, NULL))
         return o->m.model ? 1 : 2;
     if (!o->prm)

@@ -16,11 +16,6 @@ typedef struct cli_search_opts {
     copse_verifier_params vp;
 } cli_search_opts;
 
-/* Parse a byte count for option opt: digits, optionally followed by K, M
-** or G (binary multiples), from 1 byte to 1 TiB; on failure print why and
-** return nonzero. Also copse run's --kv-mem. */
-int cli_parse_bytes(const char *cmd, const char *opt, const char *s, uint64_t *out);
-
 /* The library's defaults. */
 void cli_search_opts_init(cli_search_opts *o);
 
@@ -39,8 +34,8 @@ int cli_search_parse(const char *cmd, int argc, char **argv, cli_search_opts *o,
                      int (*more)(void *state, int argc, char **argv, int *i), void *state);
 
 /* Load the policy and the verifier (none without --prm; the policy itself
-** when --prm names the same file) and pass -t and --ctx on to o->sp;
-** prints the error and returns nonzero on failure. */
+** when --prm names the same file) and pass -t, --ctx, --kv-mem and
+** --kv-f32 on to o->sp; prints the error and returns nonzero on failure. */
 int cli_search_open(const char *cmd, cli_search_opts *o, copse_model **model, copse_verifier **v);
 /* Free what cli_search_open made. */
 void cli_search_close(cli_search_opts *o, copse_model *model, copse_verifier *v);
@@ -76,9 +71,6 @@ void cli_search_close(cli_search_opts *o, copse_model *model, copse_verifier *v)
     "  --good T --bad T    labels verifier: the good and bad tokens (default + and -)\n" \
     "  --temp T            temperature (default 0.8)\n" \
     "  --top-k K --top-p P --min-p P   sampling filters (defaults 40, 0.95, 0.05)\n" \
-    "  --seed S            random seed (default 0)\n" \
-    "  --kv-mem BYTES      KV memory of each context; K, M, G suffixes (e.g. 256M; default:\n" \
-    "                      room for n full-length solutions)\n" \
-    "  --kv-f32            keep keys and values in f32 (default f16, half the memory)\n"
+    "  --seed S            random seed (default 0)\n"
 
 #endif

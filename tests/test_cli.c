@@ -171,26 +171,71 @@ START_TEST(run_kv_options)
         ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
         ck_assert_msg(strstr(out, "KV pool is full") && strstr(out, full[i].msg), "%s: %s", full[i].opts, out);
     }
-    snprintf(cmd, sizeof cmd, "'%s' %s --kv-mem 1K 2>&1", copse, run);
-    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
-    ck_assert_msg(strstr(out, "less than one KV block"), "%s", out);
+}
+END_TEST
+
+static int count(const char *s, const char *sub)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, sub)); p += strlen(sub))
+        n++;
+    return n;
+}
+
+/* Every command that makes contexts takes --kv-mem and --kv-f32 alike and
+** lists them once in its help. Each one's first decode needs 2 blocks: an
+** f16 block is 8 KiB, an f32 one 16 KiB. */
+START_TEST(kv_options_every_command)
+{
+    const char *copse = tu_copse_bin("kv_options_every_command");
+    if (!copse)
+        return;
+    char data[1024], table[1024], cmds[5][1024], cmd[2048], out[4096];
+    snprintf(data, sizeof data, "%s/test_cli_kv.jsonl", tu_build_dir());
+    snprintf(table, sizeof table, "%s/test_cli_kv.table", tu_build_dir());
+    FILE *f = fopen(data, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"question\":\"1+1?\",\"answer\":\"2\",\"level\":1}\n", f);
+    fclose(f);
+    const char *search = "-m " MODEL " -t 1 --prm " MODEL " --prm-kind labels --n 2 --max-tokens 40";
+    snprintf(cmds[0], sizeof cmds[0], "run -m " MODEL " -t 1 -p 'word word word word'");
+    snprintf(cmds[1], sizeof cmds[1], "perplexity -m " MODEL " -t 1 -f tests/data/math-problems.txt --ctx 32 --chunks 1");
+    snprintf(cmds[2], sizeof cmds[2], "solve %s '1+1?'", search);
+    snprintf(cmds[3], sizeof cmds[3], "tune %s -q --data '%s' -o '%s' --budgets 2", search, data, table);
+    snprintf(cmds[4], sizeof cmds[4], "eval %s -q --data '%s' --budgets 2 --run-budgets 2 --runs none", search, data);
+    static const struct { const char *opts, *msg; } fail[] = {
+        { "--kv-mem 1K", "less than one KV block (8192 bytes" },
+        { "--kv-mem 12K --kv-f32", "less than one KV block (16384 bytes" },
+        { "--kv-mem 8K", "KV pool is full: the batch needs 2 more blocks of 16 positions, 1 of 1 are free" },
+        { "--kv-mem 16K --kv-f32", "KV pool is full: the batch needs 2 more blocks of 16 positions, 1 of 1 are free" },
+    };
     static const char *const bad[] = { "12X", "0", "-1", "2T", "1025G", "16KB", "K", "" };
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        for (int solve = 0; solve < 2; solve++) {
-            snprintf(cmd, sizeof cmd, "'%s' %s --kv-mem '%s' 2>&1", copse, solve ? "solve x" : run, bad[i]);
-            ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
-            ck_assert_msg(strstr(out, "--kv-mem takes a byte count"), "--kv-mem '%s': %s", bad[i], out);
+    for (int c = 0; c < 5; c++) {
+        for (size_t i = 0; i < sizeof fail / sizeof *fail; i++) {
+            snprintf(cmd, sizeof cmd, "'%s' %s %s 2>&1", copse, cmds[c], fail[i].opts);
+            ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
+            ck_assert_msg(strstr(out, fail[i].msg), "%s %s: %s", cmds[c], fail[i].opts, out);
         }
-    snprintf(cmd, sizeof cmd, "'%s' run --help", copse);
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+            snprintf(cmd, sizeof cmd, "'%s' %s --kv-mem '%s' 2>&1", copse, cmds[c], bad[i]);
+            ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
+            ck_assert_msg(strstr(out, "--kv-mem takes a byte count"), "%s --kv-mem '%s': %s", cmds[c], bad[i], out);
+        }
+        snprintf(cmd, sizeof cmd, "'%s' %.*s --help", copse, (int)strcspn(cmds[c], " "), cmds[c]);
+        char help[16384];
+        ck_assert_int_eq(tu_run(cmd, help, sizeof help), 0);
+        ck_assert_msg(count(help, "--kv-mem BYTES") == 1 && count(help, "--kv-mem") == 1 &&
+                      count(help, "--kv-f32") == 1, "%s", cmd);
+    }
+    /* with room, the same perplexity as without the options */
+    char want[4096];
+    snprintf(cmd, sizeof cmd, "'%s' %s --json", copse, cmds[1]);
+    ck_assert_int_eq(tu_run(cmd, want, sizeof want), 0);
+    snprintf(cmd, sizeof cmd, "'%s' %s --json --kv-mem 16K", copse, cmds[1]);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
-    ck_assert(strstr(out, "--kv-mem BYTES") && strstr(out, "--kv-f32"));
-    snprintf(cmd, sizeof cmd, "'%s' solve --help", copse);
-    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
-    ck_assert(strstr(out, "--kv-mem BYTES") && strstr(out, "--kv-f32"));
-    /* solve's contexts too: 12 KiB holds an f16 block, not an f32 one */
-    snprintf(cmd, sizeof cmd, "'%s' solve -m " MODEL " --kv-mem 12K --kv-f32 -t 1 x 2>&1", copse);
-    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
-    ck_assert_msg(strstr(out, "less than one KV block (16384 bytes"), "%s", out);
+    ck_assert_double_eq(atof(json_field(out, "ppl")), atof(json_field(want, "ppl")));
+    unlink(data);
+    unlink(table);
 }
 END_TEST
 
@@ -277,6 +322,7 @@ Suite *copse_suite_cli(void)
     tcase_add_test(tc, run_greedy_json);
     tcase_add_test(tc, run_errors);
     tcase_add_test(tc, run_kv_options);
+    tcase_add_test(tc, kv_options_every_command);
     tcase_add_test(tc, perplexity_matches_definition);
     suite_add_tcase(s, tc);
     return s;
