@@ -66,8 +66,8 @@ SUITES   := $(patsubst tests/test_%.c,%,$(filter tests/test_%.c,$(TEST_SRC)))
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 .PHONY: all lib test test-run sanitize demo eval report deps clean bench FORCE
-FORCE:
 all: $(LIB) $(COPSE) $(TOOLS) $(BENCHES)
+FORCE:
 lib: $(LIB)
 
 $(BUILD)/obj/%.o: %.c
