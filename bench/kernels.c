@@ -10,6 +10,8 @@
 **                 against the DRAM bandwidth ceiling
 **   step M        M tokens through every matrix: one decode step of M
 **                 branches (--batch), weights streamed once for all of them
+**   step hot M    M tokens against one FFN matrix, repeated (cache-resident:
+**                 the arithmetic of a step without the memory traffic)
 **   gemm          512 tokens against one matrix (prompt processing)
 **   prefill layer 512 tokens through the 7 matrices of one layer
 ** Times are the best of several runs: the machine is shared, so compare
@@ -207,7 +209,7 @@ static void measure(const char *model, const q8_kernels *k, int threads, const c
 typedef struct options {
     int json, quick, threads[2], n_threads;
     int batch[MAX_BATCH], n_batch;   /* M of the step cases */
-    const char *tiers, *models;
+    const char *tiers, *models, *cases;
 } options;
 
 static int listed(const char *list, const char *name)
@@ -238,22 +240,28 @@ static void bench_model(const model_shape *m, const q8_kernels *k, const options
     for (int ti = 0; ti < o->n_threads; ti++) {
         int th = o->threads[ti];
         char what[64];
-        for (int i = MAT_UP; i <= MAT_DOWN; i++) {
+        for (int i = MAT_UP; i <= MAT_DOWN && listed(o->cases, "hot"); i++) {
             snprintf(what, sizeof what, "gemv hot %s", mat_name[i]);
             measure(m->name, k, th, what, &all[i], 1, 1, secs);
         }
-        measure(m->name, k, th, "decode (all matrices)", all, n_all, 1, secs);
-        for (int i = 0; i < o->n_batch; i++) {
+        if (listed(o->cases, "decode"))
+            measure(m->name, k, th, "decode (all matrices)", all, n_all, 1, secs);
+        for (int i = 0; i < o->n_batch && listed(o->cases, "stephot"); i++) {
+            snprintf(what, sizeof what, "step hot M=%d %s", o->batch[i], mat_name[MAT_UP]);
+            measure(m->name, k, th, what, &all[MAT_UP], 1, o->batch[i], secs);
+        }
+        for (int i = 0; i < o->n_batch && listed(o->cases, "step"); i++) {
             snprintf(what, sizeof what, "step M=%d (all matrices)", o->batch[i]);
             measure(m->name, k, th, what, all, n_all, o->batch[i], secs);
         }
-        for (int i = MAT_Q; i <= MAT_DOWN; i++) {
+        for (int i = MAT_Q; i <= MAT_DOWN && listed(o->cases, "gemm"); i++) {
             if (i == MAT_V || i == MAT_O || i == MAT_GATE)
                 continue;   /* same shapes as attn_k, attn_q, ffn_up */
             snprintf(what, sizeof what, "gemm %s", mat_name[i]);
             measure(m->name, k, th, what, &all[i], 1, gemm_tokens, secs);
         }
-        measure(m->name, k, th, "prefill layer", all, N_LAYER_MATS, gemm_tokens, secs);
+        if (listed(o->cases, "prefill"))
+            measure(m->name, k, th, "prefill layer", all, N_LAYER_MATS, gemm_tokens, secs);
     }
     for (int i = 0; i < n_all; i++)
         q8_weights_free(all[i]);
@@ -385,6 +393,7 @@ static void usage(FILE *f)
             "                  whose gemm cases run 16 tokens instead of 512)\n"
             "  --models LIST   smol,qwen05 (default both)\n"
             "  --threads LIST  1,2 (default; 1 or 2 values)\n"
+            "  --cases LIST    hot,decode,stephot,step,gemm,prefill (default all)\n"
             "  --batch LIST    token counts of the step cases, comma-separated, each\n"
             "                  2..256 (default 16; 0 for none)\n");
 }
@@ -423,6 +432,8 @@ static int parse_args(int argc, char **argv, options *o)
             o->quick = 1;
         } else if (!strcmp(a, "--tiers") && i + 1 < argc) {
             o->tiers = argv[++i];
+        } else if (!strcmp(a, "--cases") && i + 1 < argc) {
+            o->cases = argv[++i];
         } else if (!strcmp(a, "--models") && i + 1 < argc) {
             o->models = argv[++i];
         } else if (!strcmp(a, "--batch") && i + 1 < argc) {
@@ -447,7 +458,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    for (int i = 0; i < o.n_threads; i++)
+    for (int i = 0; i < o.n_threads && listed(o.cases, "decode"); i++)
         if (o.threads[i] <= 2)
             read_now[o.threads[i] - 1] = bench_read_gbps(o.threads[i], o.quick ? 0.2 : 1.0);
     int n, any = 0;

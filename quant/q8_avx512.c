@@ -12,11 +12,11 @@
 #define TM 4   /* GEMM tile: tokens */
 #define GM 3   /*            groups (48 rows) */
 #define GV 4   /* GEMV tile: groups (64 rows in flight while streaming) */
-#define PT 4   /* panel step: tokens */
-#define PG 4   /*             groups */
-#define PF 8   /*             blocks prefetched ahead */
+#define PT 4   /* panel span: tokens */
+#define PG 3   /*            groups (48 rows) */
+#define PB 8   /*            blocks (the weights every token reuses from L1) */
 
-_Static_assert(PT <= TM && PG <= GV, "a panel step's sums fit a tile's arrays");
+_Static_assert(PT <= TM && PG <= GV, "a panel span's sums fit a tile's arrays");
 
 /* Store the 16 rows of group g for one token, fewer past n_rows. */
 INLINE void store_rows(const q8_weights *W, float *y, int g, __m512 v)
@@ -25,17 +25,38 @@ INLINE void store_rows(const q8_weights *W, float *y, int g, __m512 v)
     _mm512_mask_storeu_ps(y + (size_t)g * Q8_GROUP, m, v);
 }
 
-/* The exact int32 sums of block b of T tokens x G groups: s[t][g] holds
-** the 16 rows' sums. wq[g] points at the block's quants of group g0 + g.
-** With pf set, also prefetch each line pf blocks ahead. */
-INLINE void block_sums(const q8_weights *W, const q8_act *A, int t0, const int T,
-                       const uint8_t *const *wq, const int G, int b, int pf, __m512i s[TM][GV])
+/* Block b of tokens t0..: its quants, scales and offset sums, token t at
+** q + t * K, d[t * nb], nsum[t * nb]. Kept in locals and stepped block
+** by block, the addresses cost one add each, not a multiply per use. */
+typedef struct xblock {
+    const int8_t *q;
+    const float *d;
+    const int32_t *nsum;
+    size_t K, nb;
+} xblock;
+
+INLINE xblock xblock_at(const q8_act *A, int t0, int b)
 {
-    const int nb = W->nb, K = W->K;
-    const int8_t *x = A->q + (size_t)t0 * K + b * Q8_BLOCK;
+    size_t K = (size_t)A->K, nb = (size_t)A->nb, row = (size_t)t0 * nb + (size_t)b;
+    return (xblock){ A->q + (size_t)t0 * K + (size_t)b * Q8_BLOCK, A->d + row, A->nsum + row,
+                     K, nb };
+}
+
+INLINE void xblock_next(xblock *x)
+{
+    x->q += Q8_BLOCK;
+    x->d++;
+    x->nsum++;
+}
+
+/* The exact int32 sums of a block of T tokens x G groups: s[t][g] holds
+** the 16 rows' sums. wq[g] points at the block's quants of group g0 + g. */
+INLINE void block_sums(const xblock *x, const int T, const uint8_t *const *wq, const int G,
+                       __m512i s[TM][GV])
+{
     UNROLL
     for (int t = 0; t < T; t++) {
-        __m512i c = _mm512_set1_epi32(A->nsum[(size_t)(t0 + t) * nb + b]);
+        __m512i c = _mm512_set1_epi32(x->nsum[t * x->nb]);
         UNROLL
         for (int g = 0; g < G; g++)
             s[t][g] = c;
@@ -44,15 +65,11 @@ INLINE void block_sums(const q8_weights *W, const q8_act *A, int t0, const int T
     for (int j = 0; j < Q8_BLOCK / 4; j++) {
         __m512i w[GV];
         UNROLL
-        for (int g = 0; g < G; g++) {
+        for (int g = 0; g < G; g++)
             w[g] = _mm512_load_si512(wq[g] + j * 64);
-            if (pf)
-                _mm_prefetch((const char *)(wq[g] + j * 64 + (size_t)pf * Q8_GROUP_QBYTES),
-                             _MM_HINT_T0);
-        }
         UNROLL
         for (int t = 0; t < T; t++) {
-            __m512i xb = _mm512_set1_epi32(load4(x + (size_t)t * K + 4 * j));
+            __m512i xb = _mm512_set1_epi32(load4(x->q + t * x->K + 4 * j));
             UNROLL
             for (int g = 0; g < G; g++)
                 s[t][g] = _mm512_dpbusd_epi32(s[t][g], w[g], xb);
@@ -71,90 +88,66 @@ INLINE void store_raw(const q8_weights *W, int t0, const int T, int g0, const in
                                 * Q8_GROUP, s[t][g]);
 }
 
-/* The scales of block b of groups g0.. as f32, 16 rows each. */
-INLINE void block_scales(const q8_weights *W, int g0, const int G, int b, __m512 dw[GV])
+/*
+** Blocks [b0, b1) of T tokens x G groups, the f32 sums in registers: from
+** zero at block 0, else from acc (row stride G * 16); into y after the
+** last block, else back to acc. With raw set, the int32 block sums go
+** there instead.
+*/
+INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int g0,
+                 const int G, int b0, int b1, float *acc, float *y, int32_t *raw)
 {
+    const uint8_t *wq[GV];
+    const uint16_t *ws[GV];
+    __m512 f[TM][GV];
+    xblock x = xblock_at(A, t0, b0);
     UNROLL
-    for (int g = 0; g < G; g++)
-        dw[g] = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(q8_group_scales(W, g0 + g)
-                                                                    + b * Q8_GROUP)));
-}
-
-INLINE void tile(const q8_weights *W, const q8_act *A, int t0, const int T, int g0,
-                 const int G, float *y, int32_t *raw)
-{
-    const int nb = W->nb;
-    __m512 acc[TM][GV];
+    for (int g = 0; g < G; g++) {
+        wq[g] = q8_group_quants(W, g0 + g) + (size_t)b0 * Q8_GROUP_QBYTES;
+        ws[g] = q8_group_scales(W, g0 + g) + (size_t)b0 * Q8_GROUP;
+    }
     UNROLL
     for (int t = 0; t < T; t++)
         UNROLL
         for (int g = 0; g < G; g++)
-            acc[t][g] = _mm512_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        const uint8_t *wq[GV];
+            f[t][g] = b0 ? _mm512_load_ps(acc + ((size_t)t * G + g) * Q8_GROUP)
+                         : _mm512_setzero_ps();
+    for (int b = b0; b < b1; b++) {
         __m512i s[TM][GV];
-        __m512 dw[GV];
-        UNROLL
-        for (int g = 0; g < G; g++)
-            wq[g] = q8_group_quants(W, g0 + g) + (size_t)b * Q8_GROUP_QBYTES;
-        block_sums(W, A, t0, T, wq, G, b, 0, s);
-        if (raw) {
+        block_sums(&x, T, wq, G, s);
+        if (raw)
             store_raw(W, t0, T, g0, G, b, s, raw);
-            continue;
-        }
-        block_scales(W, g0, G, b, dw);
-        UNROLL
-        for (int t = 0; t < T; t++) {
-            __m512 dx = _mm512_set1_ps(A->d[(size_t)(t0 + t) * nb + b]);
-            UNROLL
-            for (int g = 0; g < G; g++)
-                acc[t][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t][g]),
-                                            _mm512_mul_ps(dw[g], dx), acc[t][g]);
-        }
-    }
-    if (!raw)
-        UNROLL
-        for (int t = 0; t < T; t++)
-            UNROLL
-            for (int g = 0; g < G; g++)
-                store_rows(W, y + (size_t)(t0 + t) * W->n_rows, g0 + g, acc[t][g]);
-}
-
-/* Block b of T tokens x G groups (the panel path, q8_rect.inc): the sums
-** as in tile, then acc[t][g] += sum * scale in memory, so PT x PG sums
-** fill the registers. The lead step of a block (its first tokens)
-** prefetches the panel's weights and scales PF blocks ahead: the hardware
-** prefetchers lose the 2 x PG streams at every 4 KiB page, and reading
-** them as they are needed left the step waiting on memory half the time. */
-INLINE void step(const q8_weights *W, const q8_act *A, int t0, const int T, int g0,
-                 const int G, int b, int lead, float *acc, int32_t *raw)
-{
-    const uint8_t *wq[GV];
-    __m512i s[TM][GV];
-    __m512 dw[GV];
-    UNROLL
-    for (int g = 0; g < G; g++) {
-        wq[g] = q8_group_quants(W, g0 + g) + (size_t)b * Q8_GROUP_QBYTES;
-        if (lead)
-            _mm_prefetch((const char *)(q8_group_scales(W, g0 + g) + (b + PF) * Q8_GROUP),
-                         _MM_HINT_T0);
-    }
-    block_sums(W, A, t0, T, wq, G, b, lead ? PF : 0, s);
-    if (raw) {
-        store_raw(W, t0, T, g0, G, b, s, raw);
-        return;
-    }
-    block_scales(W, g0, G, b, dw);
-    UNROLL
-    for (int t = 0; t < T; t++) {
-        __m512 dx = _mm512_set1_ps(A->d[(size_t)(t0 + t) * W->nb + b]);
         UNROLL
         for (int g = 0; g < G; g++) {
-            float *a = acc + ((size_t)t * G + g) * Q8_GROUP;
-            _mm512_store_ps(a, _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t][g]),
-                                               _mm512_mul_ps(dw[g], dx), _mm512_load_ps(a)));
+            __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)ws[g]));
+            UNROLL
+            for (int t = 0; t < T; t++)
+                f[t][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t][g]),
+                                          _mm512_mul_ps(dw, _mm512_set1_ps(x.d[t * x.nb])),
+                                          f[t][g]);
+            wq[g] += Q8_GROUP_QBYTES;
+            ws[g] += Q8_GROUP;
         }
+        xblock_next(&x);
     }
+    if (raw)
+        return;
+    UNROLL
+    for (int t = 0; t < T; t++)
+        UNROLL
+        for (int g = 0; g < G; g++) {
+            if (acc && b1 < W->nb)
+                _mm512_store_ps(acc + ((size_t)t * G + g) * Q8_GROUP, f[t][g]);
+            else
+                store_rows(W, y + (size_t)(t0 + t) * W->n_rows, g0 + g, f[t][g]);
+        }
+}
+
+/* A tile of T tokens x G groups: a span over all blocks. */
+INLINE void tile(const q8_weights *W, const q8_act *A, int t0, const int T, int g0,
+                 const int G, float *y, int32_t *raw)
+{
+    span(W, A, t0, T, g0, G, 0, W->nb, NULL, y, raw);
 }
 
 #include "q8_rect.inc"

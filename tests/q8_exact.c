@@ -273,6 +273,13 @@ void q8x_check_tier(const q8_kernels *k, q8x_stats *st)
         for (size_t j = 0; j < sizeof Ns / sizeof *Ns; j++)
             for (size_t m = 0; m < sizeof Ms / sizeof *Ms; m++)
                 check_gemm(k, Ms[m], Ns[j], Ks[i], W_RANDOM, X_RANDOM, st);
+    /* the panel path's stretches of 8 blocks and its prefetch 16 blocks
+    ** ahead: K of 17 and 25 blocks */
+    static const int Mp[] = { 2, 5, 16, 32 };
+    for (size_t m = 0; m < sizeof Mp / sizeof *Mp; m++) {
+        check_gemm(k, Mp[m], 50, 17 * Q8_BLOCK, W_RANDOM, X_RANDOM, st);
+        check_gemm(k, Mp[m], 65, 25 * Q8_BLOCK, W_RANDOM, X_RANDOM, st);
+    }
     /* the work split: token chunks, runs of groups (12 at a time here) */
     check_gemm(k, 70, 40, 64, W_RANDOM, X_RANDOM, st);
     check_gemm(k, 131, 3, 32, W_RANDOM, X_RANDOM, st);
