@@ -36,6 +36,7 @@ typedef struct opts {
 typedef struct run {
     int    prefill_tokens;
     double prefill_s, gen_s;     /* end to end: their sum */
+    double gen_cpu_s;            /* CPU time of the generation, all threads */
     uint64_t kv_bytes;
 } run;
 
@@ -50,11 +51,21 @@ typedef struct result {
     peer llama;
 } result;
 
-static double now(void)
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double now(void)
+{
+    return clock_s(CLOCK_MONOTONIC);
+}
+
+static double cpu_now(void)
+{
+    return clock_s(CLOCK_PROCESS_CPUTIME_ID);
 }
 
 static void die(const char *what, const copse_error *e)
@@ -126,7 +137,9 @@ static run shared(bench *k, int n)
         if (!(br[i] = copse_seq_fork(root)))
             die("fork", NULL);
     copse_seq_free(root);
+    double c0 = cpu_now();
     generate(k, br, n);
+    r.gen_cpu_s = cpu_now() - c0;
     r.gen_s = now() - t0;
     r.kv_bytes = kv_bytes(k);
     free_all(br, n);
@@ -176,6 +189,7 @@ static void keep_best(run *best, run r)
     }
     best->prefill_s = r.prefill_s < best->prefill_s ? r.prefill_s : best->prefill_s;
     best->gen_s = r.gen_s < best->gen_s ? r.gen_s : best->gen_s;
+    best->gen_cpu_s = r.gen_cpu_s < best->gen_cpu_s ? r.gen_cpu_s : best->gen_cpu_s;
 }
 
 /* ------------------------------------------------------------ llama.cpp */
@@ -296,6 +310,17 @@ static void print_json(const opts *o, const char *model, const result *res, int 
     printf("    ]}%s\n", last_model ? "" : ",");
 }
 
+/* With --shared-only: a line per branch count, the best step time and
+** the best CPU time per step (all threads: on a busy machine, less
+** noisy than the wall time). */
+static void print_steps(const opts *o, const char *model, const result *res, int n)
+{
+    for (int i = 0; i < n; i++)
+        printf("%s B=%d: %.3f ms per generation step, %.3f ms CPU, prefill %.1f ms\n", model, res[i].b,
+               1e3 * res[i].shared.gen_s / o->gen, 1e3 * res[i].shared.gen_cpu_s / o->gen,
+               1e3 * res[i].shared.prefill_s);
+}
+
 /* ----------------------------------------------------------------- main */
 
 static void bench_model(const opts *o, const char *path, result *res)
@@ -337,8 +362,8 @@ static void bench_model(const opts *o, const char *path, result *res)
         run_llama(o, path, res, o->n_b);
     }
     for (int i = 0; i < o->n_b; i++)
-        res[i].alone = (run){ one.prefill_tokens * res[i].b, one.prefill_s * res[i].b, one.gen_s * res[i].b,
-                              one.kv_bytes };
+        res[i].alone = (run){ .prefill_tokens = one.prefill_tokens * res[i].b, .prefill_s = one.prefill_s * res[i].b,
+                              .gen_s = one.gen_s * res[i].b, .kv_bytes = one.kv_bytes };
     free(k.prompt);
     copse_ctx_free(k.c);
     copse_model_free(k.m);
@@ -366,7 +391,7 @@ static void usage(void)
             "  --gen G         tokens generated per branch (default 64)\n"
             "  --reps R        repetitions, taking turns; each figure is the best (default 2)\n"
             "  --json          JSON on stdout, the markdown tables on stderr\n"
-            "  --shared-only   run only the shared configuration (to profile it); no table\n"
+            "  --shared-only   run only the shared configuration (to profile it): its step times, no table\n"
             "LLAMA_BATCHED_BENCH=path/to/llama-batched-bench adds llama.cpp on the same files.\n", MAX_B);
     exit(2);
 }
@@ -406,8 +431,10 @@ int main(int argc, char **argv)
         result res[MAX_B];
         memset(res, 0, sizeof res);
         bench_model(&o, o.models[i], res);
-        if (o.shared_only)
+        if (o.shared_only) {
+            print_steps(&o, o.models[i], res, o.n_b);
             continue;
+        }
         if (o.json)
             print_json(&o, o.models[i], res, o.n_b, i + 1 == o.n_models);
         print_table(o.json ? stderr : stdout, &o, o.models[i], res, o.n_b);

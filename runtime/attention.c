@@ -87,6 +87,8 @@ static const attn_kernels *kernels_for(int head_dim)
 
 /* --------------------------------------------------------------- the plan */
 
+static void assign_parts(attn_plan *a);
+
 /* Floats of one thread's copy of a task's K and V (one head) and of a
 ** fold's scores. */
 static size_t scratch_floats(const attn_plan *a)
@@ -104,12 +106,19 @@ int attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_thr
     a->head_dim = hp->head_dim;
     a->n_threads = n_threads;
     a->parallel_work = PARALLEL_WORK;
+    /* whole groups, and whole tiles of 8 queries where that is not too
+    ** many (a tile's rows past the chunk would be computed for nothing) */
     int group = hp->n_head / hp->n_head_kv;
-    a->chunk = (ATTN_CHUNK + group - 1) / group * group;
+    a->chunk = group;
+    while (a->chunk % 8 && a->chunk < 8 * ATTN_CHUNK)
+        a->chunk += group;
+    while (a->chunk < ATTN_CHUNK)
+        a->chunk *= 2;
     a->scratch = malloc((size_t)n_threads * scratch_floats(a) * sizeof *a->scratch);
     a->qs = malloc((size_t)n_threads * a->chunk * sizeof *a->qs);
     a->ints = malloc((size_t)n_threads * 2 * a->chunk * sizeof *a->ints);
-    return a->scratch && a->qs && a->ints ? COPSE_OK : COPSE_E_NOMEM;
+    a->owner = malloc(2 * (size_t)hp->n_head_kv * sizeof *a->owner);
+    return a->scratch && a->qs && a->ints && a->owner ? COPSE_OK : COPSE_E_NOMEM;
 }
 
 void attn_free(attn_plan *a)
@@ -121,6 +130,7 @@ void attn_free(attn_plan *a)
     free(a->scratch);
     free(a->qs);
     free(a->ints);
+    free(a->owner);
     memset(a, 0, sizeof *a);
 }
 
@@ -237,14 +247,12 @@ void attn_build(attn_plan *a, const fwd_row *rows, int n)
     for (int k = 0; k < a->n_task; k++)
         mark[a->task[k].block[0]] = -1;
     make_spans(a);
-    /* units: (task, KV head) pairs, all heads of a task in a row */
+    /* units: (KV head, task) pairs, head by head, so that the parts cut
+    ** the work at head boundaries where they can (see attn_run) */
     a->cum[0] = 0;
-    for (int k = 0; k < a->n_task; k++) {
-        for (int h = 0; h < a->n_head_kv; h++) {
-            int u = k * a->n_head_kv + h;
-            a->cum[u + 1] = a->cum[u] + a->task[k].cost;
-        }
-    }
+    for (int u = 0; u < a->n_task * a->n_head_kv; u++)
+        a->cum[u + 1] = a->cum[u] + a->task[u % a->n_task].cost;
+    assign_parts(a);
 }
 
 /* ---------------------------------------------------------------- the walk */
@@ -264,13 +272,52 @@ static int first_unit(const attn_plan *a, int t, int nt)
     return t == nt ? n_units : lo;
 }
 
-static void clear(float *acc, size_t n_states, int hd)
+/* The part that folds unit u: the last one starting at or before it. */
+static int part_of(const attn_plan *a, int u)
 {
-    float *m = acc + n_states * hd, *l = m + n_states;
-    memset(acc, 0, n_states * hd * sizeof *acc);
-    for (size_t i = 0; i < n_states; i++) {
-        m[i] = -INFINITY;
-        l[i] = 0;
+    int p = 0;
+    while (p + 1 < a->parts && first_unit(a, p + 1, a->parts) <= u)
+        p++;
+    return p;
+}
+
+/* How many parts, and which of them fold each KV head's units. */
+static void assign_parts(attn_plan *a)
+{
+    int64_t work = a->cum[a->n_task * a->n_head_kv] * (a->n_head / a->n_head_kv) * a->head_dim;
+    a->parts = work >= a->parallel_work ? a->n_threads : 1;
+    a->n_split = 0;
+    for (int h = 0; h < a->n_head_kv; h++) {
+        a->owner[2 * h] = part_of(a, h * a->n_task);
+        a->owner[2 * h + 1] = part_of(a, (h + 1) * a->n_task - 1);
+        a->n_split += a->owner[2 * h] != a->owner[2 * h + 1];
+    }
+}
+
+/* The accumulators of part p: o [n_states][hd], then m and l [n_states],
+** a state being a row's query head, r * n_head + head. */
+static float *part_acc(const attn_plan *a, int p)
+{
+    return a->acc + p * acc_floats(a, a->cap_rows);
+}
+
+static size_t n_states(const attn_plan *a)
+{
+    return (size_t)a->n_rows * a->n_head;
+}
+
+/* Empty running softmaxes for the query heads of KV heads [h0, h1). */
+static void clear(const attn_plan *a, float *acc, int h0, int h1)
+{
+    int group = a->n_head / a->n_head_kv, hd = a->head_dim;
+    float *m = acc + n_states(a) * hd, *l = m + n_states(a);
+    for (int r = 0; r < a->n_rows; r++) {
+        size_t s0 = (size_t)r * a->n_head + h0 * group, s1 = (size_t)r * a->n_head + h1 * group;
+        memset(acc + s0 * hd, 0, (s1 - s0) * hd * sizeof *acc);
+        for (size_t s = s0; s < s1; s++) {
+            m[s] = -INFINITY;
+            l[s] = 0;
+        }
     }
 }
 
@@ -288,8 +335,8 @@ static void gather(const attn_plan *a, float *dst, const void *src)
 ** anywhere in the pool, too scattered for the hardware to guess. */
 static void prefetch_unit(const attn_plan *a, int il, int u)
 {
-    const attn_task *t = &a->task[u / a->n_head_kv];
-    int h = u % a->n_head_kv;
+    const attn_task *t = &a->task[u % a->n_task];
+    int h = u / a->n_task;
     for (int b = 0; b < t->n_blocks; b++) {
         const char *k = kv_key_block(a->pool, t->block[b], il, h), *v = kv_value_block(a->pool, t->block[b], il, h);
         for (size_t off = 0; off < a->pool->head_bytes; off += 64) {
@@ -303,9 +350,9 @@ static void prefetch_unit(const attn_plan *a, int il, int u)
 ** a chunk of queries at a time, in the scratch of the given part. */
 static void fold_unit(const attn_plan *a, int il, int u, const float *q, float *acc, int part)
 {
-    const attn_task *t = &a->task[u / a->n_head_kv];
-    int h = u % a->n_head_kv, hd = a->head_dim, group = a->n_head / a->n_head_kv;
-    size_t n_states = (size_t)a->n_rows * a->n_head, n = (size_t)hd * KV_BLOCK;
+    const attn_task *t = &a->task[u % a->n_task];
+    int h = u / a->n_task, hd = a->head_dim, group = a->n_head / a->n_head_kv;
+    size_t n = (size_t)hd * KV_BLOCK;
     float *kt = a->scratch + (size_t)part * scratch_floats(a), *v = kt + ATTN_SPAN * n;
     for (int b = 0; b < t->n_blocks; b++) {
         gather(a, kt + b * n, kv_key_block(a->pool, t->block[b], il, h));
@@ -314,7 +361,7 @@ static void fold_unit(const attn_plan *a, int il, int u, const float *q, float *
     int *n_pos = a->ints + (size_t)part * 2 * a->chunk, *state = n_pos + a->chunk;
     attn_fold f = { .hd = hd, .n_blocks = t->n_blocks, .q = a->qs + (size_t)part * a->chunk,
                     .n_pos = n_pos, .state = state, .kt = kt, .v = v, .scale = 1.0f / sqrtf((float)hd),
-                    .m = acc + n_states * hd, .l = acc + n_states * (hd + 1), .o = acc,
+                    .m = acc + n_states(a) * hd, .l = acc + n_states(a) * (hd + 1), .o = acc,
                     .s = v + ATTN_SPAN * n };
     for (int i = t->first; i < t->first + t->count;) {
         for (f.nq = 0; f.nq < a->chunk && i < t->first + t->count; i++)
@@ -328,60 +375,82 @@ static void fold_unit(const attn_plan *a, int il, int u, const float *q, float *
     }
 }
 
-/* out = the merge of the nt parts' states, by log-sum-exp. */
-static void merge(const attn_plan *a, int nt, int r, float *out)
+/* out = o / l for the query heads of KV head h, which one part folded alone. */
+static void finish(const attn_plan *a, const float *acc, int h, float *out)
+{
+    int group = a->n_head / a->n_head_kv, hd = a->head_dim;
+    const float *l = acc + n_states(a) * (hd + 1);
+    for (int r = 0; r < a->n_rows; r++)
+        for (size_t s = (size_t)r * a->n_head + h * group; s < (size_t)r * a->n_head + (h + 1) * group; s++)
+            for (int d = 0; d < hd; d++)
+                out[s * hd + d] = acc[s * hd + d] / l[s];
+}
+
+/* out = the log-sum-exp merge of parts [p0, p1]'s states s. */
+static void merge(const attn_plan *a, int p0, int p1, size_t s, float *out)
 {
     int hd = a->head_dim;
-    size_t n_states = (size_t)a->n_rows * a->n_head, per_thread = acc_floats(a, a->cap_rows);
-    for (size_t s = (size_t)r * a->n_head; s < (size_t)(r + 1) * a->n_head; s++) {
-        float mx = -INFINITY, sum = 0, *y = out + s * hd;
-        for (int t = 0; t < nt; t++)
-            mx = fmaxf(mx, a->acc[t * per_thread + n_states * hd + s]);
-        memset(y, 0, (size_t)hd * sizeof *y);
-        for (int t = 0; t < nt; t++) {
-            const float *acc = a->acc + t * per_thread, *o = acc + s * hd;
-            float w = expf(acc[n_states * hd + s] - mx);
-            sum += w * acc[n_states * (hd + 1) + s];
-            for (int d = 0; d < hd; d++)
-                y[d] += w * o[d];
-        }
+    size_t ns = n_states(a);
+    float mx = -INFINITY, sum = 0, *y = out + s * hd;
+    for (int p = p0; p <= p1; p++)
+        mx = fmaxf(mx, part_acc(a, p)[ns * hd + s]);
+    memset(y, 0, (size_t)hd * sizeof *y);
+    for (int p = p0; p <= p1; p++) {
+        const float *acc = part_acc(a, p), *o = acc + s * hd;
+        float w = expf(acc[ns * hd + s] - mx);
+        sum += w * acc[ns * (hd + 1) + s];
         for (int d = 0; d < hd; d++)
-            y[d] /= sum;
+            y[d] += w * o[d];
     }
+    for (int d = 0; d < hd; d++)
+        y[d] /= sum;
 }
 
 typedef struct attn_job {
     const attn_plan *a;
-    int il, parts;
+    int il;
     const float *q;
     float *out;
 } attn_job;
 
-/* Part p of the units, into accumulators and scratch p. */
+/* Part p of the units, into accumulators and scratch p; the heads it
+** folds alone go straight to out. */
 static void fold_part(void *ctx, int p)
 {
     const attn_job *j = ctx;
     const attn_plan *a = j->a;
-    float *acc = a->acc + p * acc_floats(a, a->cap_rows);
-    clear(acc, (size_t)a->n_rows * a->n_head, a->head_dim);
-    int end = first_unit(a, p + 1, j->parts);
-    for (int u = first_unit(a, p, j->parts); u < end; u++) {
+    int start = first_unit(a, p, a->parts), end = first_unit(a, p + 1, a->parts);
+    if (start == end)
+        return;
+    float *acc = part_acc(a, p);
+    int h0 = start / a->n_task, h1 = (end - 1) / a->n_task + 1;
+    clear(a, acc, h0, h1);
+    for (int u = start; u < end; u++) {
         if (u + 1 < end)
             prefetch_unit(a, j->il, u + 1);
         fold_unit(a, j->il, u, j->q, acc, p);
     }
+    for (int h = h0; h < h1; h++)
+        if (a->owner[2 * h] == p && a->owner[2 * h + 1] == p)
+            finish(a, acc, h, j->out);
 }
 
+/* Row r's query heads of the KV heads that several parts folded. */
 static void merge_row(void *ctx, int r)
 {
     const attn_job *j = ctx;
-    merge(j->a, j->parts, r, j->out);
+    const attn_plan *a = j->a;
+    int group = a->n_head / a->n_head_kv;
+    for (int h = 0; h < a->n_head_kv; h++)
+        if (a->owner[2 * h] != a->owner[2 * h + 1])
+            for (int g = 0; g < group; g++)
+                merge(a, a->owner[2 * h], a->owner[2 * h + 1], (size_t)r * a->n_head + h * group + g, j->out);
 }
 
 void attn_run(const attn_plan *a, int il, const float *q, float *out)
 {
-    int64_t work = a->cum[a->n_task * a->n_head_kv] * (a->n_head / a->n_head_kv) * a->head_dim;
-    attn_job job = { a, il, work >= a->parallel_work ? a->n_threads : 1, q, out };
-    pool_for(a->n_threads, job.parts, fold_part, &job);
-    pool_for(job.parts > 1 ? a->n_threads : 1, a->n_rows, merge_row, &job);
+    attn_job job = { a, il, q, out };
+    pool_for(a->n_threads, a->parts, fold_part, &job);
+    if (a->n_split)
+        pool_for(a->n_threads, a->n_rows, merge_row, &job);
 }

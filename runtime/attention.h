@@ -19,10 +19,13 @@
 ** out = o / l at the end. So a step of B branches over a shared prompt
 ** reads the prompt's K/V once, not B times.
 **
-** The units (task, KV head) are cut into one part per thread, contiguous
-** runs of about equal work, each folded into its own accumulators (pool.h:
-** whichever thread runs it) and merged in part order: results depend on
-** the thread count only, never on timing.
+** The units (KV head, task), head by head, are cut into one part per
+** thread, contiguous runs of about equal work, each folded into its own
+** accumulators (pool.h: whichever thread runs it). A part writes the
+** output of the heads it folds alone at once; the states of a head cut
+** between parts are merged in part order afterwards (with two KV heads
+** and two threads, none is): results depend on the thread count only,
+** never on timing.
 */
 #ifndef COPSE_ATTENTION_H
 #define COPSE_ATTENTION_H
@@ -31,7 +34,7 @@
 #include "kv.h"
 
 #define ATTN_SPAN  4         /* blocks one task may span */
-#define ATTN_CHUNK 32        /* queries one fold takes, at least (a whole GQA group) */
+#define ATTN_CHUNK 32        /* queries one fold takes, at least (whole GQA groups) */
 
 /*
 ** One fold: a chunk of queries against the K/V head of one task, in f32.
@@ -87,14 +90,17 @@ struct attn_plan {
     kv_pool   *pool;
     const attn_kernels *k;
     int        n_head, n_head_kv, head_dim, n_threads;
-    int64_t    parallel_work;   /* multiply-adds per layer from which threads join */
+    int64_t    parallel_work;   /* multiply-adds per layer from which threads join (read by attn_build) */
     int        n_rows, cap_rows;
     attn_task *task;        /* [n_task] distinct blocks read */
     attn_item *item;        /* [n_item] rows of each task, task by task */
     int64_t   *cum;         /* [n_task * n_head_kv + 1] work before each unit */
     int        n_task, n_item, cap_item;
+    int        parts;       /* the units cut in this many (1 below parallel_work) */
+    int       *owner;       /* [n_head_kv][2] the first and last part folding each head */
+    int        n_split;     /* heads whose units more than one part folds */
     float     *acc;         /* per part: o [rows][n_head][hd], m, l [rows][n_head] */
-    int        chunk;       /* queries per fold: ATTN_CHUNK rounded up to whole groups */
+    int        chunk;       /* queries per fold: at least ATTN_CHUNK, whole groups, tiles of 8 if it can */
     float     *scratch;     /* per part: a task's K and V of one head in f32, a fold's scores */
     const float **qs;       /* per part: [chunk] a fold's queries */
     int       *ints;        /* per part: [2 * chunk] their n_pos and state */
@@ -110,8 +116,8 @@ int64_t attn_items(const fwd_row *rows, int n);
 ** plan as it was. */
 int  attn_reserve(attn_plan *a, int n, int64_t n_item);
 
-/* Group reserved rows by block. Their sequences must hold every block
-** up to each row's position. */
+/* Group reserved rows by block and cut the work into parts. Their
+** sequences must hold every block up to each row's position. */
 void attn_build(attn_plan *a, const fwd_row *rows, int n);
 
 #endif

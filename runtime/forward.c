@@ -12,7 +12,8 @@
 ** For each layer:
 **   x += Wo · attention(rope(Wq·norm(x) + bq), rope(Wk·norm(x) + bk), Wv·norm(x) + bv)
 **   x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
-** then logits = Wout · norm(x).
+** then logits = Wout · norm(x). Each residual add and the norm after it
+** are one pass over the rows (one wait for the threads, not two).
 */
 #include <math.h>
 #include <stdlib.h>
@@ -127,40 +128,41 @@ static void for_rows(fwd_state *f, int n, pool_fn fn, const void *arg, const fwd
     pool_for(n >= PARALLEL_ROWS ? f->n_threads : 1, n, fn, &j);
 }
 
-static void norm_row(void *ctx, int r)
+/* xb = norm(x) with weights w, for row r. */
+static void norm_row(fwd_state *f, int r, const float *w)
 {
-    const rows_job *j = ctx;
-    fwd_state *f = j->f;
     size_t d = (size_t)f->m->info.n_embd;
-    f->vec->rmsnorm(f->xb + r * d, f->x + r * d, j->arg, (int)d, f->m->info.rms_eps);
+    f->vec->rmsnorm(f->xb + r * d, f->x + r * d, w, (int)d, f->m->info.rms_eps);
 }
 
+/* x += xb (a sublayer's output), then xb = the next sublayer's input,
+** norm(x) with the weights arg (none after the last layer). */
 static void residual_row(void *ctx, int r)
 {
     const rows_job *j = ctx;
     size_t d = (size_t)j->f->m->info.n_embd;
     add(j->f->x + r * d, j->f->xb + r * d, d);
+    if (j->arg)
+        norm_row(j->f, r, j->arg);
 }
 
-static void norm_rows(fwd_state *f, const float *w, int n)
+static void residual(fwd_state *f, int n, const float *next_norm)
 {
-    for_rows(f, n, norm_row, w, NULL);
-}
-
-static void residual(fwd_state *f, int n)
-{
-    for_rows(f, n, residual_row, NULL, NULL);
+    for_rows(f, n, residual_row, next_norm, NULL);
 }
 
 /* Where a layer's Q, K and V came out: K and V of row r at k + r * stride
 ** (Q of the stacked product beside them, at k - qd). */
 typedef struct qkv_out {
     const model_layer *y;
+    int il;
     float *k, *v;
     size_t stride;
 } qkv_out;
 
-/* Biases and rope of row r's Q and K; Q to f->q. */
+/* Biases and rope of row r's Q and K; Q to f->q, K and V to the cache.
+** Rows write different positions: kv_store of several rows may run at
+** once. */
 static void qkv_row(void *ctx, int r)
 {
     const rows_job *j = ctx;
@@ -179,6 +181,30 @@ static void qkv_row(void *ctx, int r)
     }
     rope(q, hp->n_head, hp->head_dim, hp->n_rot, f->m->rope, cs);
     rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, f->m->rope, cs);
+    kv_store(j->rows[r].seq, o->il, j->rows[r].pos, k, v);
+}
+
+/*
+** Ask for the cache lines each row's key and value will be stored in. A
+** position's key touches every line of its block's keys (they are stored
+** transposed, kv.h) and the weights streamed since the last layer have
+** evicted them: fetched now, they arrive during the product that
+** computes what goes in them.
+*/
+static void prefetch_stores(const fwd_row *rows, int n, int il)
+{
+    for (int r = 0; r < n; r++) {
+        const kv_pool *p = rows[r].seq->pool;
+        int b = rows[r].seq->block[rows[r].pos / KV_BLOCK], t = rows[r].pos % KV_BLOCK;
+        size_t v_bytes = (size_t)p->head_dim * p->elt;
+        for (int h = 0; h < p->n_head_kv; h++) {
+            const char *k = kv_key_block(p, b, il, h), *v = (const char *)kv_value_block(p, b, il, h) + t * v_bytes;
+            for (size_t off = 0; off < p->head_bytes; off += 64)
+                __builtin_prefetch(k + off, 1);
+            for (size_t off = 0; off < v_bytes; off += 64)
+                __builtin_prefetch(v + off, 1);
+        }
+    }
 }
 
 /*
@@ -190,7 +216,8 @@ static void qkv(fwd_state *f, const model_layer *y, int il, const fwd_row *rows,
 {
     const copse_model_info *hp = &f->m->info;
     int qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
-    qkv_out o = { y, f->k, f->v, (size_t)kvd };
+    qkv_out o = { y, il, f->k, f->v, (size_t)kvd };
+    prefetch_stores(rows, n, il);
     if (y->wqkv.q8) {
         matmul(f, f->wide, f->xb, n, &y->wqkv);
         o.k = f->wide + qd;
@@ -200,21 +227,18 @@ static void qkv(fwd_state *f, const model_layer *y, int il, const fwd_row *rows,
         matmuls(f, f->xb, n, 3, (const model_matrix *[]){ &y->wq, &y->wk, &y->wv },
                 (float *[]){ f->q, f->k, f->v });
     }
-    for_rows(f, n, qkv_row, &o, NULL);
-    for (int r = 0; r < n; r++)
-        kv_store(rows[r].seq, il, rows[r].pos, o.k + r * o.stride, o.v + r * o.stride);
+    for_rows(f, n, qkv_row, &o, rows);
 }
 
-/* With grouped-query attention, n_head / n_head_kv query heads share one
-** key/value head. */
+/* From f->xb = norm(x). With grouped-query attention, n_head / n_head_kv
+** query heads share one key/value head. */
 static void attention_block(fwd_state *f, int il, const fwd_row *rows, int n, const attn_plan *plan)
 {
     const model_layer *y = &f->m->layers[il];
-    norm_rows(f, y->attn_norm, n);
     qkv(f, y, il, rows, n);
     attn_run(plan, il, f->q, f->att);
     matmul(f, f->xb, f->att, n, &y->wo);
-    residual(f, n);
+    residual(f, n, y->ffn_norm);
 }
 
 /* A layer's gate and up products: row r's at gate/up + r * stride. */
@@ -231,10 +255,10 @@ static void swiglu_row(void *ctx, int r)
     j->f->vec->swiglu(j->f->gate + r * ff, o->gate + r * o->stride, o->up + r * o->stride, ff);
 }
 
+/* From f->xb = norm(x); leaves f->xb = the next layer's norm(x). */
 static void ffn_block(fwd_state *f, int il, int n)
 {
     const model_layer *y = &f->m->layers[il];
-    norm_rows(f, y->ffn_norm, n);
     size_t ff = (size_t)f->m->info.n_ff;
     ffn_out o = { f->gate, f->up, ff };
     if (y->w_gate_up.q8) {   /* stacked: a row's gate and up side by side */
@@ -246,7 +270,7 @@ static void ffn_block(fwd_state *f, int il, int n)
     }
     for_rows(f, n, swiglu_row, &o, NULL);
     matmul(f, f->xb, f->gate, n, &y->w_down);
-    residual(f, n);
+    residual(f, n, il + 1 < f->m->info.n_layer ? f->m->layers[il + 1].attn_norm : NULL);
 }
 
 static void embed_row(void *ctx, int r)
@@ -255,9 +279,11 @@ static void embed_row(void *ctx, int r)
     fwd_state *f = j->f;
     const copse_model_info *hp = &f->m->info;
     model_embed(f->m, j->rows[r].token, f->x + r * (size_t)hp->n_embd);
+    norm_row(f, r, f->m->layers[0].attn_norm);
     rope_angles(f->rope + (size_t)r * hp->n_rot, j->rows[r].pos, f->m->rope_inv_freq, hp->n_rot / 2);
 }
 
+/* x = the rows' embeddings, xb = the first layer's norm(x). */
 static void embed(fwd_state *f, const fwd_row *rows, int n)
 {
     for_rows(f, n, embed_row, NULL, rows);
