@@ -31,6 +31,7 @@
 #include "model.h"
 #include "attention.h"
 #include "q8.h"
+#include "f16.h"
 
 #define MODELS  "tests/data/models"
 #define TOL_F32 1e-5
@@ -780,14 +781,31 @@ START_TEST(simd_kernels_equal_scalar)
 END_TEST
 #endif
 
+/* Shapes of the walk test: GQA ratios 2, 1, 3 and 7 (the smol and qwen05
+** ones), head sizes for the scalar, AVX2 and AVX-512 kernels. */
+static const struct walk_shape { int n_head, n_head_kv, head_dim; } walk_shapes[] = {
+    { 4, 2, 8 }, { 2, 2, 16 }, { 9, 3, 16 }, { 14, 2, 16 }, { 9, 3, 64 },
+};
+#define N_WALK_SHAPES ((int)(sizeof walk_shapes / sizeof walk_shapes[0]))
+#define WALK_SEQS 36
+#define WALK_POS  48
+#define WALK_BLOCKS 64
+
 /* Keys and values of random sequences stored through kv_store, and the
-** same values kept in f32 for the naive attention below. */
+** same values (as stored: rounded to half in an f16 pool) kept for the
+** naive attention below. */
 typedef struct walk {
     copse_model_info hp;
     kv_pool  pool;
-    copse_seq seq[4];
-    float    kv[4][2][64][2 * 16];   /* [seq][layer][pos][k | v], kv_dim 16 */
+    copse_seq seq[WALK_SEQS];
+    int      kv_dim;
+    float   *kv;             /* [seq][layer][pos][k | v] */
 } walk;
+
+static float *walk_kv(walk *w, int i, int il, int pos)
+{
+    return w->kv + (((size_t)i * 2 + il) * WALK_POS + pos) * 2 * w->kv_dim;
+}
 
 static void walk_append(walk *w, int i, int n, uint64_t *rng)
 {
@@ -799,45 +817,85 @@ static void walk_append(walk *w, int i, int n, uint64_t *rng)
     kv_prepare(s);
     for (int pos = s->len; pos < s->len + n; pos++)
         for (int il = 0; il < 2; il++) {
-            float *kv = w->kv[i][il][pos];
-            fill(kv, 32, rng);
-            kv_store(s, il, pos, kv, kv + 16);
+            float *kv = walk_kv(w, i, il, pos);
+            fill(kv, 2 * (size_t)w->kv_dim, rng);
+            kv_store(s, il, pos, kv, kv + w->kv_dim);
+            for (int d = 0; w->pool.f16 && d < 2 * w->kv_dim; d++)
+                kv[d] = copse_f16_to_f32(copse_f32_to_f16(kv[d]));
         }
     s->len += n;
     s->n_new = 0;
 }
 
+/* Row r's attention in double, naively, against out. */
+static void check_row(const walk *w, const fwd_row *row, const float *q, const float *out, int nt)
+{
+    const copse_model_info *hp = &w->hp;
+    int i = (int)(row->seq - w->seq), hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    for (int h = 0; h < hp->n_head; h++) {
+        const float *qh = q + h * hd;
+        double sc[WALK_POS], mx = -INFINITY, sum = 0;
+        for (int t = 0; t <= row->pos; t++) {
+            const float *k = walk_kv((walk *)w, i, 1, t) + (h / group) * hd;
+            sc[t] = 0;
+            for (int d = 0; d < hd; d++)
+                sc[t] += (double)qh[d] * k[d];
+            sc[t] /= sqrt((double)hd);
+            mx = fmax(mx, sc[t]);
+        }
+        for (int t = 0; t <= row->pos; t++)
+            sum += sc[t] = exp(sc[t] - mx);
+        for (int d = 0; d < hd; d++) {
+            double y = 0;
+            for (int t = 0; t <= row->pos; t++)
+                y += sc[t] / sum * walk_kv((walk *)w, i, 1, t)[w->kv_dim + (h / group) * hd + d];
+            ck_assert_msg(fabs(out[h * hd + d] - y) < 1e-5 * (1 + fabs(y)),
+                          "%d/%d heads, hd %d, %d threads, pos %d head %d: %g vs %g", hp->n_head, hp->n_head_kv,
+                          hd, nt, row->pos, h, out[h * hd + d], y);
+        }
+    }
+}
+
 /*
 ** The plan and the threaded walk against a naive softmax in double:
-** branches sharing blocks, rows of one sequence at several positions, 1
-** to 3 threads with no threshold (so the merge of partial softmaxes runs).
+** branches sharing blocks (a prompt block read by more queries than one
+** fold takes), rows of one sequence at several positions, partial
+** blocks, 1 to 3 threads with no threshold (heads cut between parts and
+** merged, or folded by one part alone). Loop index: a shape of
+** walk_shapes, with f32 then f16 keys and values.
 */
 START_TEST(attention_walk_matches_naive)
 {
     walk *w = calloc(1, sizeof *w);
-    w->hp = (copse_model_info){ .n_layer = 2, .n_head = 4, .n_head_kv = 2, .head_dim = 8 };
-    ck_assert_int_eq(kv_pool_init(&w->pool, &w->hp, 32, 0), COPSE_OK);
+    const struct walk_shape *sh = &walk_shapes[_i % N_WALK_SHAPES];
+    w->hp = (copse_model_info){ .n_layer = 2, .n_head = sh->n_head, .n_head_kv = sh->n_head_kv,
+                                .head_dim = sh->head_dim };
+    w->kv_dim = sh->n_head_kv * sh->head_dim;
+    w->kv = malloc((size_t)WALK_SEQS * 2 * WALK_POS * 2 * w->kv_dim * sizeof *w->kv);
+    ck_assert_int_eq(kv_pool_init(&w->pool, &w->hp, WALK_BLOCKS, _i >= N_WALK_SHAPES), COPSE_OK);
     uint64_t rng = 99;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < WALK_SEQS; i++)
         kv_seq_link(&w->pool, &w->seq[i]);
     walk_append(w, 0, 37, &rng);
-    for (int i = 1; i < 4; i++) {
+    for (int i = 1; i < WALK_SEQS; i++) {
         ck_assert_int_eq(kv_share(&w->seq[i], &w->seq[0]), COPSE_OK);
-        memcpy(w->kv[i], w->kv[0], sizeof w->kv[0]);
+        for (int il = 0; il < 2; il++)
+            memcpy(walk_kv(w, i, il, 0), walk_kv(w, 0, il, 0), WALK_POS * 2 * w->kv_dim * sizeof *w->kv);
     }
-    kv_truncate(&w->seq[2], 16);
-    kv_truncate(&w->seq[3], 5);
-    /* the batch: 3 rows of seq 0, one each of 1 and 2, 20 of seq 3 */
-    fwd_row rows[25];
-    int n = 0, add[4] = { 3, 1, 1, 20 };
-    for (int i = 0; i < 4; i++) {
-        int len = w->seq[i].len;
-        walk_append(w, i, add[i], &rng);
-        for (int j = 0; j < add[i]; j++)
+    kv_truncate(&w->seq[WALK_SEQS - 2], 16);
+    kv_truncate(&w->seq[WALK_SEQS - 1], 5);
+    /* the batch: 3 rows of seq 0, one of each other branch, 20 of the last */
+    fwd_row rows[3 + WALK_SEQS - 2 + 20];
+    int n = 0;
+    for (int i = 0; i < WALK_SEQS; i++) {
+        int len = w->seq[i].len, add = i == 0 ? 3 : i == WALK_SEQS - 1 ? 20 : 1;
+        walk_append(w, i, add, &rng);
+        for (int j = 0; j < add; j++)
             rows[n++] = (fwd_row){ &w->seq[i], len + j, 0, 0 };
     }
-    float q[25 * 32], out[25 * 32];
-    fill(q, sizeof q / sizeof *q, &rng);
+    size_t qd = (size_t)sh->n_head * sh->head_dim;
+    float *q = malloc(n * qd * sizeof *q), *out = malloc(n * qd * sizeof *out);
+    fill(q, n * qd, &rng);
     for (int nt = 1; nt <= 3; nt++) {
         attn_plan a;
         ck_assert_int_eq(attn_init(&a, &w->hp, &w->pool, nt), COPSE_OK);
@@ -845,39 +903,23 @@ START_TEST(attention_walk_matches_naive)
         ck_assert_int_eq(attn_reserve(&a, n, attn_items(rows, n)), COPSE_OK);
         attn_build(&a, rows, n);
         ck_assert_int_lt(a.n_task, (int)attn_items(rows, n));   /* shared blocks were grouped */
+        ck_assert_int_gt(a.task[0].count * (sh->n_head / sh->n_head_kv), a.chunk);   /* several folds */
+        for (size_t k = 0; k < n * qd; k++)
+            out[k] = NAN;   /* what the last thread count wrote must not pass for this one's */
         attn_run(&a, 1, q, out);
-        for (int r = 0; r < n; r++) {
-            int i = (int)(rows[r].seq - w->seq);
-            for (int h = 0; h < 4; h++) {
-                const float *qh = q + r * 32 + h * 8;
-                double sc[64], mx = -INFINITY, sum = 0;
-                for (int t = 0; t <= rows[r].pos; t++) {
-                    const float *k = w->kv[i][1][t] + (h / 2) * 8;
-                    sc[t] = 0;
-                    for (int d = 0; d < 8; d++)
-                        sc[t] += (double)qh[d] * k[d];
-                    sc[t] /= sqrt(8.0);
-                    mx = fmax(mx, sc[t]);
-                }
-                for (int t = 0; t <= rows[r].pos; t++)
-                    sum += sc[t] = exp(sc[t] - mx);
-                for (int d = 0; d < 8; d++) {
-                    double y = 0;
-                    for (int t = 0; t <= rows[r].pos; t++)
-                        y += sc[t] / sum * w->kv[i][1][t][16 + (h / 2) * 8 + d];
-                    ck_assert_msg(fabs(out[r * 32 + h * 8 + d] - y) < 1e-5, "%d threads, row %d head %d: %g vs %g",
-                                  nt, r, h, out[r * 32 + h * 8 + d], y);
-                }
-            }
-        }
+        for (int r = 0; r < n; r++)
+            check_row(w, &rows[r], q + r * qd, out + r * qd, nt);
         attn_free(&a);
     }
     char why[256];
     ck_assert_msg(kv_check(&w->pool, why, sizeof why) == COPSE_OK, "%s", why);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < WALK_SEQS; i++)
         kv_seq_unlink(&w->seq[i]);
-    ck_assert_int_eq(w->pool.n_free, 32);
+    ck_assert_int_eq(w->pool.n_free, WALK_BLOCKS);
     kv_pool_free(&w->pool);
+    free(q);
+    free(out);
+    free(w->kv);
     free(w);
 }
 END_TEST
@@ -903,7 +945,7 @@ Suite *copse_suite_kv(void)
 #if defined(__x86_64__)
     tcase_add_loop_test(tc, simd_kernels_equal_scalar, 0, (int)(sizeof simds / sizeof simds[0]));
 #endif
-    tcase_add_test(tc, attention_walk_matches_naive);
+    tcase_add_loop_test(tc, attention_walk_matches_naive, 0, 2 * N_WALK_SHAPES);
     suite_add_tcase(s, tc);
     return s;
 }
