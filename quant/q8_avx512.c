@@ -95,7 +95,8 @@ INLINE void store_raw(const q8_weights *W, int t0, const int T, int g0, const in
 ** there instead.
 */
 INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int g0,
-                 const int G, int b0, int b1, float *acc, float *y, int32_t *raw)
+                 const int G, int b0, int b1, q8_ahead *ahead, float *acc, float *y,
+                 int32_t *raw)
 {
     const uint8_t *wq[GV];
     const uint16_t *ws[GV];
@@ -114,6 +115,7 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
                          : _mm512_setzero_ps();
     for (int b = b0; b < b1; b++) {
         __m512i s[TM][GV];
+        ahead_block(ahead, b1 - b);
         block_sums(&x, T, wq, G, s);
         if (raw)
             store_raw(W, t0, T, g0, G, b, s, raw);
@@ -147,7 +149,7 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
 INLINE void tile(const q8_weights *W, const q8_act *A, int t0, const int T, int g0,
                  const int G, float *y, int32_t *raw)
 {
-    span(W, A, t0, T, g0, G, 0, W->nb, NULL, y, raw);
+    span(W, A, t0, T, g0, G, 0, W->nb, NULL, NULL, y, raw);
 }
 
 #include "q8_rect.inc"

@@ -28,4 +28,20 @@ INLINE int group_rows(const q8_weights *W, int g)
     return rows < Q8_GROUP ? rows : Q8_GROUP;
 }
 
+/* Weights the panel path requests ahead of use: the lines [at, to). */
+typedef struct q8_ahead {
+    const char *at, *to;
+} q8_ahead;
+
+/* Request the share of a block of the n left: spread out, the requests
+** keep memory busy without a burst that overflows the miss queues. */
+INLINE void ahead_block(q8_ahead *a, int n)
+{
+    if (!a || a->at >= a->to)
+        return;
+    size_t lines = ((size_t)(a->to - a->at) + 63) / 64;
+    for (lines = (lines + (size_t)n - 1) / (size_t)n; lines > 0; lines--, a->at += 64)
+        __builtin_prefetch(a->at, 0, 3);
+}
+
 #endif
