@@ -87,8 +87,6 @@ static const attn_kernels *kernels_for(int head_dim)
 
 /* --------------------------------------------------------------- the plan */
 
-static void assign_parts(attn_plan *a);
-
 /* Floats of one thread's copy of a task's K and V (one head) and of a
 ** fold's scores. */
 static size_t scratch_floats(const attn_plan *a)
@@ -117,20 +115,18 @@ int attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_thr
     a->scratch = malloc((size_t)n_threads * scratch_floats(a) * sizeof *a->scratch);
     a->qs = malloc((size_t)n_threads * a->chunk * sizeof *a->qs);
     a->ints = malloc((size_t)n_threads * 2 * a->chunk * sizeof *a->ints);
-    a->owner = malloc(2 * (size_t)hp->n_head_kv * sizeof *a->owner);
-    return a->scratch && a->qs && a->ints && a->owner ? COPSE_OK : COPSE_E_NOMEM;
+    return a->scratch && a->qs && a->ints ? COPSE_OK : COPSE_E_NOMEM;
 }
 
 void attn_free(attn_plan *a)
 {
     free(a->task);
     free(a->item);
-    free(a->cum);
+    free(a->row_cum);
     free(a->acc);
     free(a->scratch);
     free(a->qs);
     free(a->ints);
-    free(a->owner);
     memset(a, 0, sizeof *a);
 }
 
@@ -142,7 +138,7 @@ int64_t attn_items(const fwd_row *rows, int n)
     return k;
 }
 
-/* Floats of one thread's accumulators for n rows. */
+/* Floats of the accumulators for n rows. */
 static size_t acc_floats(const attn_plan *a, int n)
 {
     return (size_t)n * a->n_head * (a->head_dim + 2);
@@ -155,27 +151,29 @@ int attn_reserve(attn_plan *a, int n, int64_t n_item)
     if (n_item > a->cap_item) {
         attn_task *t = malloc((size_t)n_item * sizeof *t);
         attn_item *it = malloc((size_t)n_item * sizeof *it);
-        int64_t *cum = malloc(((size_t)n_item * a->n_head_kv + 1) * sizeof *cum);
-        if (!t || !it || !cum) {
+        if (!t || !it) {
             free(t);
             free(it);
-            free(cum);
             return COPSE_E_NOMEM;
         }
         free(a->task);
         free(a->item);
-        free(a->cum);
         a->task = t;
         a->item = it;
-        a->cum = cum;
         a->cap_item = (int)n_item;
     }
     if (n > a->cap_rows) {
-        float *acc = malloc((size_t)a->n_threads * acc_floats(a, n) * sizeof *acc);
-        if (!acc)
+        float *acc = malloc(acc_floats(a, n) * sizeof *acc);
+        int64_t *row_cum = malloc(((size_t)n + 1) * sizeof *row_cum);
+        if (!acc || !row_cum) {
+            free(acc);
+            free(row_cum);
             return COPSE_E_NOMEM;
+        }
         free(a->acc);
+        free(a->row_cum);
         a->acc = acc;
+        a->row_cum = row_cum;
         a->cap_rows = n;
     }
     return COPSE_OK;
@@ -210,7 +208,6 @@ static void make_spans(attn_plan *a)
         if (s && continues(a, s, t)) {
             s->block[s->n_blocks++] = t->block[0];
             s->first = t->first;
-            s->cost += t->cost;
         } else {
             a->task[n++] = *t;
         }
@@ -242,63 +239,55 @@ void attn_build(attn_plan *a, const fwd_row *rows, int n)
         for (int j = 0; j <= rows[r].pos / KV_BLOCK; j++) {
             attn_task *t = &a->task[mark[row_block(&rows[r], j, &limit)]];
             a->item[t->first + t->count++] = (attn_item){ r, limit };
-            t->cost += limit;
         }
     for (int k = 0; k < a->n_task; k++)
         mark[a->task[k].block[0]] = -1;
     make_spans(a);
-    /* units: (KV head, task) pairs, head by head, so that the parts cut
-    ** the work at head boundaries where they can (see attn_run) */
-    a->cum[0] = 0;
-    for (int u = 0; u < a->n_task * a->n_head_kv; u++)
-        a->cum[u + 1] = a->cum[u] + a->task[u % a->n_task].cost;
-    assign_parts(a);
+    a->row_cum[0] = 0;
+    for (int r = 0; r < n; r++)
+        a->row_cum[r + 1] = a->row_cum[r] + rows[r].pos + 1;
+    int64_t work = a->row_cum[n] * a->n_head * a->head_dim;
+    a->parts = work >= a->parallel_work ? a->n_threads : 1;
 }
 
 /* ---------------------------------------------------------------- the walk */
 
-/* Part t of nt starts at the first unit with at least t/nt of the work before it. */
-static int first_unit(const attn_plan *a, int t, int nt)
+/* The first row whose work starts at or after x on a head's line (n_rows
+** if none). */
+static int first_row(const attn_plan *a, int64_t x)
 {
-    int n_units = a->n_task * a->n_head_kv, lo = 0, hi = n_units;
-    int64_t target = a->cum[n_units] * t;
+    int lo = 0, hi = a->n_rows;
     while (lo < hi) {
         int mid = (lo + hi) / 2;
-        if (a->cum[mid] * nt < target)
+        if (a->row_cum[mid] < x)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return t == nt ? n_units : lo;
+    return lo;
 }
 
-/* The part that folds unit u: the last one starting at or before it. */
-static int part_of(const attn_plan *a, int u)
+/* The rows [*r0, *r1) of KV head h that part p folds: those whose work
+** starts in the part's share of the line, [W p / parts, W (p + 1) / parts). */
+static void part_rows(const attn_plan *a, int p, int h, int *r0, int *r1)
 {
-    int p = 0;
-    while (p + 1 < a->parts && first_unit(a, p + 1, a->parts) <= u)
-        p++;
-    return p;
+    int64_t per_head = a->row_cum[a->n_rows], w = per_head * a->n_head_kv;
+    *r0 = first_row(a, w * p / a->parts - per_head * h);
+    *r1 = first_row(a, w * (p + 1) / a->parts - per_head * h);
 }
 
-/* How many parts, and which of them fold each KV head's units. */
-static void assign_parts(attn_plan *a)
+/* The first of task t's items from row r on. */
+static int first_item(const attn_plan *a, const attn_task *t, int r)
 {
-    int64_t work = a->cum[a->n_task * a->n_head_kv] * (a->n_head / a->n_head_kv) * a->head_dim;
-    a->parts = work >= a->parallel_work ? a->n_threads : 1;
-    a->n_split = 0;
-    for (int h = 0; h < a->n_head_kv; h++) {
-        a->owner[2 * h] = part_of(a, h * a->n_task);
-        a->owner[2 * h + 1] = part_of(a, (h + 1) * a->n_task - 1);
-        a->n_split += a->owner[2 * h] != a->owner[2 * h + 1];
+    int lo = t->first, hi = t->first + t->count;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (a->item[mid].row < r)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-}
-
-/* The accumulators of part p: o [n_states][hd], then m and l [n_states],
-** a state being a row's query head, r * n_head + head. */
-static float *part_acc(const attn_plan *a, int p)
-{
-    return a->acc + p * acc_floats(a, a->cap_rows);
+    return lo;
 }
 
 static size_t n_states(const attn_plan *a)
@@ -306,19 +295,37 @@ static size_t n_states(const attn_plan *a)
     return (size_t)a->n_rows * a->n_head;
 }
 
-/* Empty running softmaxes for the query heads of KV heads [h0, h1). */
-static void clear(const attn_plan *a, float *acc, int h0, int h1)
+/* The state of query head g of KV head h's group in row r. */
+static size_t state_of(const attn_plan *a, int r, int h, int g)
 {
-    int group = a->n_head / a->n_head_kv, hd = a->head_dim;
-    float *m = acc + n_states(a) * hd, *l = m + n_states(a);
-    for (int r = 0; r < a->n_rows; r++) {
-        size_t s0 = (size_t)r * a->n_head + h0 * group, s1 = (size_t)r * a->n_head + h1 * group;
-        memset(acc + s0 * hd, 0, (s1 - s0) * hd * sizeof *acc);
-        for (size_t s = s0; s < s1; s++) {
+    return (size_t)r * a->n_head + (size_t)h * (a->n_head / a->n_head_kv) + g;
+}
+
+/* Empty running softmaxes for KV head h's query heads in rows [r0, r1). */
+static void clear(const attn_plan *a, int h, int r0, int r1)
+{
+    int hd = a->head_dim, group = a->n_head / a->n_head_kv;
+    float *m = a->acc + n_states(a) * hd, *l = m + n_states(a);
+    for (int r = r0; r < r1; r++)
+        for (int g = 0; g < group; g++) {
+            size_t s = state_of(a, r, h, g);
+            memset(a->acc + s * hd, 0, (size_t)hd * sizeof *a->acc);
             m[s] = -INFINITY;
             l[s] = 0;
         }
-    }
+}
+
+/* out = o / l for those states. */
+static void finish(const attn_plan *a, int h, int r0, int r1, float *out)
+{
+    int hd = a->head_dim, group = a->n_head / a->n_head_kv;
+    const float *l = a->acc + n_states(a) * (hd + 1);
+    for (int r = r0; r < r1; r++)
+        for (int g = 0; g < group; g++) {
+            size_t s = state_of(a, r, h, g);
+            for (int d = 0; d < hd; d++)
+                out[s * hd + d] = a->acc[s * hd + d] / l[s];
+        }
 }
 
 /* One block's K or V head in f32 at dst. */
@@ -331,12 +338,11 @@ static void gather(const attn_plan *a, float *dst, const void *src)
         memcpy(dst, src, n * sizeof *dst);
 }
 
-/* Ask for unit u's keys and values ahead of time: a task's blocks lie
-** anywhere in the pool, too scattered for the hardware to guess. */
-static void prefetch_unit(const attn_plan *a, int il, int u)
+/* Ask for task t's keys and values of head h ahead of time: a task's
+** blocks lie anywhere in the pool, too scattered for the hardware to
+** guess. */
+static void prefetch_task(const attn_plan *a, int il, const attn_task *t, int h)
 {
-    const attn_task *t = &a->task[u % a->n_task];
-    int h = u / a->n_task;
     for (int b = 0; b < t->n_blocks; b++) {
         const char *k = kv_key_block(a->pool, t->block[b], il, h), *v = kv_value_block(a->pool, t->block[b], il, h);
         for (size_t off = 0; off < a->pool->head_bytes; off += 64) {
@@ -346,12 +352,12 @@ static void prefetch_unit(const attn_plan *a, int il, int u)
     }
 }
 
-/* Fold a task's K/V head h into the states of every row that reads it,
-** a chunk of queries at a time, in the scratch of the given part. */
-static void fold_unit(const attn_plan *a, int il, int u, const float *q, float *acc, int part)
+/* Fold task t's K/V head h into the states of its items [i0, i1), a
+** chunk of queries at a time, in the scratch of the given part. */
+static void fold_task(const attn_plan *a, int il, const attn_task *t, int h, int i0, int i1,
+                      const float *q, int part)
 {
-    const attn_task *t = &a->task[u % a->n_task];
-    int h = u / a->n_task, hd = a->head_dim, group = a->n_head / a->n_head_kv;
+    int hd = a->head_dim, group = a->n_head / a->n_head_kv;
     size_t n = (size_t)hd * KV_BLOCK;
     float *kt = a->scratch + (size_t)part * scratch_floats(a), *v = kt + ATTN_SPAN * n;
     for (int b = 0; b < t->n_blocks; b++) {
@@ -361,49 +367,45 @@ static void fold_unit(const attn_plan *a, int il, int u, const float *q, float *
     int *n_pos = a->ints + (size_t)part * 2 * a->chunk, *state = n_pos + a->chunk;
     attn_fold f = { .hd = hd, .n_blocks = t->n_blocks, .q = a->qs + (size_t)part * a->chunk,
                     .n_pos = n_pos, .state = state, .kt = kt, .v = v, .scale = 1.0f / sqrtf((float)hd),
-                    .m = acc + n_states(a) * hd, .l = acc + n_states(a) * (hd + 1), .o = acc,
+                    .m = a->acc + n_states(a) * hd, .l = a->acc + n_states(a) * (hd + 1), .o = a->acc,
                     .s = v + ATTN_SPAN * n };
-    for (int i = t->first; i < t->first + t->count;) {
-        for (f.nq = 0; f.nq < a->chunk && i < t->first + t->count; i++)
+    for (int i = i0; i < i1;) {
+        for (f.nq = 0; f.nq < a->chunk && i < i1; i++)
             for (int g = 0; g < group; g++, f.nq++) {
-                int s = a->item[i].row * a->n_head + h * group + g;
-                f.q[f.nq] = q + (size_t)s * hd;
+                size_t s = state_of(a, a->item[i].row, h, g);
+                f.q[f.nq] = q + s * hd;
                 n_pos[f.nq] = (t->n_blocks - 1) * KV_BLOCK + a->item[i].limit;
-                state[f.nq] = s;
+                state[f.nq] = (int)s;
             }
         a->k->fold(&f);
     }
 }
 
-/* out = o / l for the query heads of KV head h, which one part folded alone. */
-static void finish(const attn_plan *a, const float *acc, int h, float *out)
+/* The next task from k on with items in rows [r0, r1): its index (n_task
+** if none) and those items' range. */
+static int next_task(const attn_plan *a, int k, int r0, int r1, int *i0, int *i1)
 {
-    int group = a->n_head / a->n_head_kv, hd = a->head_dim;
-    const float *l = acc + n_states(a) * (hd + 1);
-    for (int r = 0; r < a->n_rows; r++)
-        for (size_t s = (size_t)r * a->n_head + h * group; s < (size_t)r * a->n_head + (h + 1) * group; s++)
-            for (int d = 0; d < hd; d++)
-                out[s * hd + d] = acc[s * hd + d] / l[s];
+    for (; k < a->n_task; k++) {
+        *i0 = first_item(a, &a->task[k], r0);
+        *i1 = first_item(a, &a->task[k], r1);
+        if (*i0 < *i1)
+            break;
+    }
+    return k;
 }
 
-/* out = the log-sum-exp merge of parts [p0, p1]'s states s. */
-static void merge(const attn_plan *a, int p0, int p1, size_t s, float *out)
+/* Rows [r0, r1) of KV head h: every task they read, then their output. */
+static void fold_rows(const attn_plan *a, int il, int h, int r0, int r1, const float *q, float *out, int part)
 {
-    int hd = a->head_dim;
-    size_t ns = n_states(a);
-    float mx = -INFINITY, sum = 0, *y = out + s * hd;
-    for (int p = p0; p <= p1; p++)
-        mx = fmaxf(mx, part_acc(a, p)[ns * hd + s]);
-    memset(y, 0, (size_t)hd * sizeof *y);
-    for (int p = p0; p <= p1; p++) {
-        const float *acc = part_acc(a, p), *o = acc + s * hd;
-        float w = expf(acc[ns * hd + s] - mx);
-        sum += w * acc[ns * (hd + 1) + s];
-        for (int d = 0; d < hd; d++)
-            y[d] += w * o[d];
+    int i0, i1, j0, j1;
+    clear(a, h, r0, r1);
+    for (int k = next_task(a, 0, r0, r1, &i0, &i1), next; k < a->n_task; k = next, i0 = j0, i1 = j1) {
+        next = next_task(a, k + 1, r0, r1, &j0, &j1);
+        if (next < a->n_task)
+            prefetch_task(a, il, &a->task[next], h);
+        fold_task(a, il, &a->task[k], h, i0, i1, q, part);
     }
-    for (int d = 0; d < hd; d++)
-        y[d] /= sum;
+    finish(a, h, r0, r1, out);
 }
 
 typedef struct attn_job {
@@ -413,44 +415,21 @@ typedef struct attn_job {
     float *out;
 } attn_job;
 
-/* Part p of the units, into accumulators and scratch p; the heads it
-** folds alone go straight to out. */
+/* Part p of the work, in scratch p. */
 static void fold_part(void *ctx, int p)
 {
     const attn_job *j = ctx;
     const attn_plan *a = j->a;
-    int start = first_unit(a, p, a->parts), end = first_unit(a, p + 1, a->parts);
-    if (start == end)
-        return;
-    float *acc = part_acc(a, p);
-    int h0 = start / a->n_task, h1 = (end - 1) / a->n_task + 1;
-    clear(a, acc, h0, h1);
-    for (int u = start; u < end; u++) {
-        if (u + 1 < end)
-            prefetch_unit(a, j->il, u + 1);
-        fold_unit(a, j->il, u, j->q, acc, p);
+    for (int h = 0; h < a->n_head_kv; h++) {
+        int r0, r1;
+        part_rows(a, p, h, &r0, &r1);
+        if (r0 < r1)
+            fold_rows(a, j->il, h, r0, r1, j->q, j->out, p);
     }
-    for (int h = h0; h < h1; h++)
-        if (a->owner[2 * h] == p && a->owner[2 * h + 1] == p)
-            finish(a, acc, h, j->out);
-}
-
-/* Row r's query heads of the KV heads that several parts folded. */
-static void merge_row(void *ctx, int r)
-{
-    const attn_job *j = ctx;
-    const attn_plan *a = j->a;
-    int group = a->n_head / a->n_head_kv;
-    for (int h = 0; h < a->n_head_kv; h++)
-        if (a->owner[2 * h] != a->owner[2 * h + 1])
-            for (int g = 0; g < group; g++)
-                merge(a, a->owner[2 * h], a->owner[2 * h + 1], (size_t)r * a->n_head + h * group + g, j->out);
 }
 
 void attn_run(const attn_plan *a, int il, const float *q, float *out)
 {
     attn_job job = { a, il, q, out };
     pool_for(a->n_threads, a->parts, fold_part, &job);
-    if (a->n_split)
-        pool_for(a->n_threads, a->n_rows, merge_row, &job);
 }

@@ -19,13 +19,14 @@
 ** out = o / l at the end. So a step of B branches over a shared prompt
 ** reads the prompt's K/V once, not B times.
 **
-** The units (KV head, task), head by head, are cut into one part per
-** thread, contiguous runs of about equal work, each folded into its own
-** accumulators (pool.h: whichever thread runs it). A part writes the
-** output of the heads it folds alone at once; the states of a head cut
-** between parts are merged in part order afterwards (with two KV heads
-** and two threads, none is): results depend on the thread count only,
-** never on timing.
+** The work is cut into one part per thread (pool.h: whichever thread
+** runs it) along a line that goes KV head by KV head and, within a head,
+** row by row, a row weighing the positions it reads: contiguous runs of
+** about equal work. A part folds, for each head it has rows of, every
+** task of the head for just those rows, so each query's state is one
+** part's alone: no partial results to merge across threads, and results
+** that depend on the thread count only, never on timing. A head cut
+** between two parts has its shared blocks read by both.
 */
 #ifndef COPSE_ATTENTION_H
 #define COPSE_ATTENTION_H
@@ -82,8 +83,7 @@ typedef struct attn_item { int row, limit; } attn_item;
 typedef struct attn_task {
     int j;                   /* the first block's index in the tables */
     int n_blocks, block[ATTN_SPAN];
-    int first, count;        /* its items */
-    int cost;                /* positions its rows read, summed */
+    int first, count;        /* its items, in row order */
 } attn_task;
 
 struct attn_plan {
@@ -94,12 +94,10 @@ struct attn_plan {
     int        n_rows, cap_rows;
     attn_task *task;        /* [n_task] distinct blocks read */
     attn_item *item;        /* [n_item] rows of each task, task by task */
-    int64_t   *cum;         /* [n_task * n_head_kv + 1] work before each unit */
     int        n_task, n_item, cap_item;
-    int        parts;       /* the units cut in this many (1 below parallel_work) */
-    int       *owner;       /* [n_head_kv][2] the first and last part folding each head */
-    int        n_split;     /* heads whose units more than one part folds */
-    float     *acc;         /* per part: o [rows][n_head][hd], m, l [rows][n_head] */
+    int64_t   *row_cum;     /* [n_rows + 1] positions the rows before each read */
+    int        parts;       /* the work cut in this many (1 below parallel_work) */
+    float     *acc;         /* o [rows][n_head][hd], m, l [rows][n_head] */
     int        chunk;       /* queries per fold: at least ATTN_CHUNK, whole groups, tiles of 8 if it can */
     float     *scratch;     /* per part: a task's K and V of one head in f32, a fold's scores */
     const float **qs;       /* per part: [chunk] a fold's queries */
