@@ -25,13 +25,16 @@ static void swiglu(float *out, const float *gate, const float *up, size_t n)
 const vec_kernels vec_scalar = { "scalar", rmsnorm, swiglu };
 
 /* The same rule as the attention kernels: the int8 tier says whether the
-** scalar code is forced (COPSE_ISA=scalar) and the CPU whether AVX2 runs. */
+** scalar code is forced (COPSE_ISA=scalar) or AVX-512 runs, the CPU
+** whether AVX2 does. */
 const vec_kernels *vec_kernels_default(void)
 {
     const q8_kernels *tier;
     if (q8_tier_default(&tier, NULL) || tier == &q8_tier_scalar)
         return &vec_scalar;
 #if defined(__x86_64__)
+    if (tier == &q8_tier_avx512vnni)
+        return &vec_avx512;
     if (q8_tier_supported(&q8_tier_avx2))
         return &vec_avx2;
 #endif

@@ -21,9 +21,12 @@ typedef struct vec_kernels {
 extern const vec_kernels vec_scalar;
 #if defined(__x86_64__)
 extern const vec_kernels vec_avx2;
+extern const vec_kernels vec_avx512;   /* needs AVX-512 F and DQ */
 #endif
 
-/* The kernels for this CPU, or the scalar ones when COPSE_ISA=scalar. */
+/* The kernels for the int8 tier in force, as for attention (attention.h):
+** avx512 with avx512vnni, avx2 with the other x86 SIMD tiers, scalar
+** when COPSE_ISA=scalar. */
 const vec_kernels *vec_kernels_default(void);
 
 #endif

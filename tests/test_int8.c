@@ -355,11 +355,27 @@ static void assert_near(float v, float w, float tol, const char *what, int n, in
 ** in f32 past ±88), a zero and a NaN. rmsnorm sums in another order: its
 ** scale may differ by a few units of 1e-7 per thousand values.
 */
+#if defined(__x86_64__)
+/* The SIMD tables and the int8 tier whose instructions each needs. */
+static const struct vec_simd { const vec_kernels *k; const q8_kernels *tier; } vec_simds[] = {
+    { &vec_avx2, &q8_tier_avx2 },
+    { &vec_avx512, &q8_tier_avx512vnni },
+};
+#define N_VEC_SIMDS ((int)(sizeof vec_simds / sizeof vec_simds[0]))
+#else
+#define N_VEC_SIMDS 1
+#endif
+
+/* Loop index: a SIMD table (on x86; elsewhere the default one). */
 START_TEST(vec_kernels_match_scalar)
 {
+#if defined(__x86_64__)
+    const vec_kernels *k = q8_tier_supported(vec_simds[_i].tier) ? vec_simds[_i].k : &vec_scalar;
+#else
     const vec_kernels *k = vec_kernels_default();
+#endif
     if (k == &vec_scalar) {
-        tu_skip("vec_kernels_match_scalar", "no SIMD elementwise kernels on this CPU");
+        tu_skip("vec_kernels_match_scalar", "no SIMD elementwise kernels of this kind on this CPU");
         return;
     }
     enum { MAX_N = 1536 };
@@ -495,7 +511,7 @@ Suite *copse_suite_int8(void)
     tcase_add_test(tc, int8_keeps_no_f32_matrices);
     tcase_add_test(tc, tiers_agree);
     tcase_add_test(tc, isa_errors);
-    tcase_add_test(tc, vec_kernels_match_scalar);
+    tcase_add_loop_test(tc, vec_kernels_match_scalar, 0, N_VEC_SIMDS);
     tcase_add_test(tc, perplexity_within_1pct);
     tcase_add_test(tc, run_reports_kernels);
     suite_add_tcase(s, tc);

@@ -1,0 +1,56 @@
+/*
+** AVX-512 elementwise kernels (specification: vec.c). Sixteen values per
+** step, the tail under a mask.
+*/
+#include <math.h>
+#include "vec.h"
+#include "simd_avx512.h"
+
+/* The first n values of 16 from i on: all of them, or a tail. */
+static inline __mmask16 lanes(size_t i, size_t n)
+{
+    return n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+}
+
+static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    size_t i = 0, len = (size_t)n;
+    for (; i + 32 <= len; i += 32) {
+        __m512 u = _mm512_loadu_ps(x + i), v = _mm512_loadu_ps(x + i + 16);
+        a0 = _mm512_fmadd_ps(u, u, a0);
+        a1 = _mm512_fmadd_ps(v, v, a1);
+    }
+    for (; i < len; i += 16) {
+        __m512 u = _mm512_maskz_loadu_ps(lanes(i, len), x + i);
+        a0 = _mm512_fmadd_ps(u, u, a0);
+    }
+    float ss = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    __m512 s = _mm512_set1_ps(1.0f / sqrtf(ss / (float)n + eps));
+    for (i = 0; i < len; i += 16) {
+        __mmask16 k = lanes(i, len);
+        __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), s), _mm512_maskz_loadu_ps(k, w + i));
+        _mm512_mask_storeu_ps(out + i, k, y);
+    }
+}
+
+/* silu(g) = g * sigmoid(g), with e = e^-|g| <= 1 so nothing overflows:
+** sigmoid(g) = 1 / (1 + e) for g >= 0, e / (1 + e) below. */
+static inline __m512 silu(__m512 g)
+{
+    __m512 e = exp_neg16(_mm512_or_ps(g, _mm512_set1_ps(-0.0f)));
+    __m512 r = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    __mmask16 below = _mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_LT_OQ);
+    return _mm512_mul_ps(g, _mm512_mask_mul_ps(r, below, e, r));
+}
+
+static void swiglu(float *out, const float *gate, const float *up, size_t n)
+{
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = lanes(i, n);
+        _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(silu(_mm512_maskz_loadu_ps(k, gate + i)),
+                                                        _mm512_maskz_loadu_ps(k, up + i)));
+    }
+}
+
+const vec_kernels vec_avx512 = { "avx512", rmsnorm, swiglu };
