@@ -328,10 +328,9 @@ static void finish(const attn_plan *a, int h, int r0, int r1, float *out)
         }
 }
 
-/* One block's K or V head in f32 at dst. */
-static void gather(const attn_plan *a, float *dst, const void *src)
+/* n values of one block's K or V head in f32 at dst. */
+static void gather(const attn_plan *a, float *dst, const void *src, size_t n)
 {
-    size_t n = (size_t)a->head_dim * KV_BLOCK;
     if (a->pool->f16)
         a->k->widen(dst, src, n);
     else
@@ -360,9 +359,15 @@ static void fold_task(const attn_plan *a, int il, const attn_task *t, int h, int
     int hd = a->head_dim, group = a->n_head / a->n_head_kv;
     size_t n = (size_t)hd * KV_BLOCK;
     float *kt = a->scratch + (size_t)part * scratch_floats(a), *v = kt + ATTN_SPAN * n;
+    /* keys whole (a position's are spread over the block, kv.h), values
+    ** of the last block only as far as these rows read */
+    int reach = 0;
+    for (int i = i0; i < i1; i++)
+        reach = a->item[i].limit > reach ? a->item[i].limit : reach;
     for (int b = 0; b < t->n_blocks; b++) {
-        gather(a, kt + b * n, kv_key_block(a->pool, t->block[b], il, h));
-        gather(a, v + b * n, kv_value_block(a->pool, t->block[b], il, h));
+        gather(a, kt + b * n, kv_key_block(a->pool, t->block[b], il, h), n);
+        gather(a, v + b * n, kv_value_block(a->pool, t->block[b], il, h),
+               b + 1 < t->n_blocks ? n : (size_t)reach * hd);
     }
     int *n_pos = a->ints + (size_t)part * 2 * a->chunk, *state = n_pos + a->chunk;
     attn_fold f = { .hd = hd, .n_blocks = t->n_blocks, .q = a->qs + (size_t)part * a->chunk,
