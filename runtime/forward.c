@@ -189,11 +189,14 @@ static void qkv_row(void *ctx, int r)
 ** position's key touches every line of its block's keys (they are stored
 ** transposed, kv.h) and the weights streamed since the last layer have
 ** evicted them: fetched now, they arrive during the product that
-** computes what goes in them.
+** computes what goes in them. A prompt's rows after the first of a block
+** would ask for the same lines again.
 */
 static void prefetch_stores(const fwd_row *rows, int n, int il)
 {
     for (int r = 0; r < n; r++) {
+        if (r && rows[r].seq == rows[r - 1].seq && rows[r].pos / KV_BLOCK == rows[r - 1].pos / KV_BLOCK)
+            continue;
         const kv_pool *p = rows[r].seq->pool;
         int b = rows[r].seq->block[rows[r].pos / KV_BLOCK], t = rows[r].pos % KV_BLOCK;
         size_t v_bytes = (size_t)p->head_dim * p->elt;
