@@ -231,8 +231,8 @@ void kv_store(copse_seq *s, int il, int pos, const float *k, const float *v)
 {
     kv_pool *p = s->pool;
     int b = s->block[pos / KV_BLOCK], t = pos % KV_BLOCK, hd = p->head_dim;
-    if (p->ref[b] != 1)
-        p->shared_writes++;
+    if (p->ref[b] != 1)   /* counted atomically: rows are stored in parallel */
+        __atomic_fetch_add(&p->shared_writes, 1, __ATOMIC_RELAXED);
     for (int h = 0; h < p->n_head_kv; h++) {
         put(p, (uint8_t *)kv_key_block(p, b, il, h) + t * p->elt, KV_BLOCK, k + h * hd);
         put(p, (uint8_t *)kv_value_block(p, b, il, h) + (size_t)t * hd * p->elt, 1, v + h * hd);

@@ -89,7 +89,8 @@ int  kv_reserve(kv_pool *p, copse_seq *const *seqs, int n, int *need);
 void kv_prepare(copse_seq *s);
 
 /* Store the key and value vectors (n_head_kv * head_dim floats each) of
-** layer il at position pos of s, in a block s already holds. */
+** layer il at position pos of s, in a block s already holds. Threads may
+** store different positions at once (the forward pass's row loop does). */
 void kv_store(copse_seq *s, int il, int pos, const float *k, const float *v);
 
 /* K or V (one head, one layer) of a block, laid out as above. */
