@@ -139,7 +139,7 @@ models: $(COPSE) $(TOOLS)
 # per level, compute-optimal tuned on EVAL_TUNE_PER_LEVEL validation
 # questions per level; the revision and larger models join when present.
 EVAL_DIR            ?= eval
-EVAL_PER_LEVEL      ?= 40
+EVAL_PER_LEVEL      ?= 100
 EVAL_TUNE_PER_LEVEL ?= 20
 EVAL_THREADS        ?= 2
 EVAL_FLAGS          ?=

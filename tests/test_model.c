@@ -29,6 +29,7 @@ static const char *const goldens[] = {
     MODELS "/tiny-llama-wide",        /* BF16, head size 24 != n_embd / n_head, rope_freqs, 1 kv head */
     MODELS "/tiny-qwen2-rot",         /* F32, rope over 8 of 16 dims, linear rope scaling */
     "models/math-policy-f16",         /* the bundled policy, trained: golden from PyTorch (float64) */
+    "models/math-policy-large-f16",   /* the larger policy, 8 layers, 10 heads / 2 kv heads: likewise */
 };
 #define N_GOLDENS (int)(sizeof goldens / sizeof goldens[0])
 
