@@ -68,9 +68,11 @@ static double cpu_now(void)
     return clock_s(CLOCK_PROCESS_CPUTIME_ID);
 }
 
+/* what may be NULL when the message already names the subject (a path) */
 static void die(const char *what, const copse_error *e)
 {
-    fprintf(stderr, "bench-tree: %s: %s\n", what, e ? e->msg : "out of memory");
+    fprintf(stderr, "bench-tree: %s%s%s\n", what ? what : "", what ? ": " : "",
+            e ? e->msg : "out of memory");
     exit(1);
 }
 
@@ -328,7 +330,7 @@ static void bench_model(const opts *o, const char *path, result *res)
     bench k = { .o = o };
     copse_error e;
     if (copse_model_load(path, NULL, &k.m, &e))
-        die(path, &e);
+        die(NULL, &e);
     k.n_vocab = copse_n_vocab(k.m);
     int max_b = 0;
     for (int i = 0; i < o->n_b; i++)
