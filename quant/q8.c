@@ -419,26 +419,10 @@ void q8_act_free(q8_act *a)
     }
 }
 
-typedef struct quantize_job {
-    const q8_kernels *k;
-    const float *x;
-    q8_act *a;
-} quantize_job;
-
-static void quantize_row(void *ctx, int t)
+int q8_act_shape(q8_act *a, int M, int K, copse_error *err)
 {
-    const quantize_job *j = ctx;
-    q8_act *a = j->a;
-    j->k->quantize(j->x + (size_t)t * a->K, a->K, a->q + (size_t)t * a->K, a->d + (size_t)t * a->nb,
-                   a->nsum + (size_t)t * a->nb);
-}
-
-int q8_act_quantize(const q8_kernels *k, const float *x, int M, int K, q8_act *a,
-                    int n_threads, copse_error *err)
-{
-    if (M < 1 || K < Q8_BLOCK || K % Q8_BLOCK || n_threads < 1)
-        return copse_fail(err, COPSE_E_ARG, "q8 activations: bad shape %d x %d (or %d threads)",
-                          M, K, n_threads);
+    if (M < 1 || K < Q8_BLOCK || K % Q8_BLOCK)
+        return copse_fail(err, COPSE_E_ARG, "q8 activations: bad shape %d x %d", M, K);
     int nb = K / Q8_BLOCK;
     size_t qbytes = ((size_t)M * K + 63) & ~(size_t)63;
     size_t need = qbytes + (size_t)M * nb * (sizeof(float) + sizeof(int32_t));
@@ -457,6 +441,35 @@ int q8_act_quantize(const q8_kernels *k, const float *x, int M, int K, q8_act *a
     a->q = a->mem;
     a->d = (float *)((char *)a->mem + qbytes);
     a->nsum = (int32_t *)(a->d + (size_t)M * nb);
+    return COPSE_OK;
+}
+
+void q8_act_quantize_row(const q8_kernels *k, q8_act *a, int t, const float *x)
+{
+    k->quantize(x, a->K, a->q + (size_t)t * a->K, a->d + (size_t)t * a->nb,
+                a->nsum + (size_t)t * a->nb);
+}
+
+typedef struct quantize_job {
+    const q8_kernels *k;
+    const float *x;
+    q8_act *a;
+} quantize_job;
+
+static void quantize_row(void *ctx, int t)
+{
+    const quantize_job *j = ctx;
+    q8_act_quantize_row(j->k, j->a, t, j->x + (size_t)t * j->a->K);
+}
+
+int q8_act_quantize(const q8_kernels *k, const float *x, int M, int K, q8_act *a,
+                    int n_threads, copse_error *err)
+{
+    if (n_threads < 1)
+        return copse_fail(err, COPSE_E_ARG, "q8 activations: %d threads", n_threads);
+    int rc = q8_act_shape(a, M, K, err);
+    if (rc)
+        return rc;
     quantize_job job = { k, x, a };
     pool_for(n_threads, M, quantize_row, &job);
     return COPSE_OK;

@@ -185,6 +185,13 @@ int q8_act_quantize(const q8_kernels *k, const float *x, int M, int K, q8_act *a
                     int n_threads, copse_error *err);
 void q8_act_free(q8_act *a);
 
+/* The same in two steps, so that a loop which computes rows can quantize
+** each as it finishes it: q8_act_shape makes a hold M rows of K (as
+** above; the contents are undefined), then q8_act_quantize_row fills row
+** t from x[K]. Rows may be filled in any order, on any threads. */
+int q8_act_shape(q8_act *a, int M, int K, copse_error *err);
+void q8_act_quantize_row(const q8_kernels *k, q8_act *a, int t, const float *x);
+
 /* ---------------------------------------------------------------- matmul */
 
 /* y[M][n_rows] = products of quantized a against W, on n_threads threads.
