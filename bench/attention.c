@@ -13,6 +13,7 @@
 ** not), K/V bytes the step reads, and the ratio. Random keys, values and
 ** queries: the cost does not depend on them.
 **
+** --shape and --batch run one shape or batch size of the table only.
 ** With --cold every run starts from caches that hold none of the K/V (a
 ** buffer larger than the last-level cache is read in between, not
 ** timed): in a forward pass the weights streamed between two layers'
@@ -151,13 +152,18 @@ static double bench(const shape *sh, int b, int P, int G, int threads, int share
 
 int main(int argc, char **argv)
 {
-    int P = 256, G = 64, threads = 2, cold = 0;
+    int P = 256, G = 64, threads = 2, cold = 0, only_b = 0;
+    const char *only_shape = NULL;
     static const int bs[] = { 1, 4, 8, 16, 32 };
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--cold"))
             cold = 1;
+        else if (!strcmp(argv[i], "--shape") && i + 1 < argc)
+            only_shape = argv[++i];
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            only_b = atoi(argv[++i]);
         else if ((threads = atoi(argv[i])) < 1) {
-            fprintf(stderr, "usage: bench-attention [THREADS] [--cold]\n");
+            fprintf(stderr, "usage: bench-attention [THREADS] [--cold] [--shape smol|qwen05] [--batch B]\n");
             return 2;
         }
     }
@@ -176,6 +182,8 @@ int main(int argc, char **argv)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) {
             uint64_t rs, ru;
+            if ((only_shape && strcmp(only_shape, shapes[s].name)) || (only_b && only_b != bs[i]))
+                continue;
             double us = bench(&shapes[s], bs[i], P, G, threads, 1, &rs);
             double uu = bench(&shapes[s], bs[i], P, G, threads, 0, &ru);
             printf("| %s | %d | %.1f | %.0f | %.1f | %.0f | %.2f× |\n", shapes[s].name, bs[i], us,

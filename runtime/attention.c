@@ -16,6 +16,12 @@
 
 /* ------------------------------------------------------------ the kernels */
 
+/* Element i of a block's K or V. */
+static float elt(const attn_fold *f, const void *block, size_t i)
+{
+    return f->f16 ? copse_f16_to_f32(((const uint16_t *)block)[i]) : ((const float *)block)[i];
+}
+
 static void fold_scalar(const attn_fold *f)
 {
     int hd = f->hd;
@@ -24,10 +30,10 @@ static void fold_scalar(const attn_fold *f)
         float s[ATTN_SPAN * KV_BLOCK], *m = f->m + f->state[i], *l = f->l + f->state[i];
         float *o = f->o + (size_t)f->state[i] * hd, mx = *m;
         for (int t = 0; t < f->n_pos[i]; t++) {
-            const float *k = f->kt + (size_t)(t / KV_BLOCK) * hd * KV_BLOCK + t % KV_BLOCK;
+            const void *k = f->k[t / KV_BLOCK];
             float dot = 0;
             for (int d = 0; d < hd; d++)
-                dot += q[d] * k[d * KV_BLOCK];
+                dot += q[d] * elt(f, k, (size_t)d * KV_BLOCK + t % KV_BLOCK);
             s[t] = dot * f->scale;
             mx = s[t] > mx ? s[t] : mx;
         }
@@ -39,16 +45,10 @@ static void fold_scalar(const attn_fold *f)
             float p = expf(s[t] - mx);
             *l += p;
             for (int d = 0; d < hd; d++)
-                o[d] += p * f->v[t * hd + d];
+                o[d] += p * elt(f, f->v[t / KV_BLOCK], (size_t)(t % KV_BLOCK) * hd + d);
         }
         *m = mx;
     }
-}
-
-static void widen_scalar(float *dst, const uint16_t *src, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        dst[i] = copse_f16_to_f32(src[i]);
 }
 
 static void narrow_scalar(uint16_t *dst, const float *src, size_t n)
@@ -57,7 +57,7 @@ static void narrow_scalar(uint16_t *dst, const float *src, size_t n)
         dst[i] = copse_f32_to_f16(src[i]);
 }
 
-const attn_kernels attn_scalar = { "scalar", fold_scalar, widen_scalar, narrow_scalar };
+const attn_kernels attn_scalar = { "scalar", fold_scalar, narrow_scalar };
 
 const attn_kernels *attn_kernels_default(void)
 {
@@ -87,11 +87,10 @@ static const attn_kernels *kernels_for(int head_dim)
 
 /* --------------------------------------------------------------- the plan */
 
-/* Floats of one thread's copy of a task's K and V (one head) and of a
-** fold's scores. */
-static size_t scratch_floats(const attn_plan *a)
+/* Floats of one thread's scores of a tile. */
+static size_t scratch_floats(void)
 {
-    return 2 * (size_t)ATTN_SPAN * KV_BLOCK * a->head_dim + (size_t)(a->chunk + 7) * ATTN_SPAN * KV_BLOCK;
+    return (size_t)ATTN_TILE * ATTN_SPAN * KV_BLOCK;
 }
 
 int attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_threads)
@@ -112,7 +111,7 @@ int attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_thr
         a->chunk += group;
     while (a->chunk < ATTN_CHUNK)
         a->chunk *= 2;
-    a->scratch = malloc((size_t)n_threads * scratch_floats(a) * sizeof *a->scratch);
+    a->scratch = malloc((size_t)n_threads * scratch_floats() * sizeof *a->scratch);
     a->qs = malloc((size_t)n_threads * a->chunk * sizeof *a->qs);
     a->ints = malloc((size_t)n_threads * 2 * a->chunk * sizeof *a->ints);
     return a->scratch && a->qs && a->ints ? COPSE_OK : COPSE_E_NOMEM;
@@ -323,18 +322,11 @@ static void finish(const attn_plan *a, int h, int r0, int r1, float *out)
     for (int r = r0; r < r1; r++)
         for (int g = 0; g < group; g++) {
             size_t s = state_of(a, r, h, g);
+            float inv = 1 / l[s], *restrict y = out + s * hd;
+            const float *restrict o = a->acc + s * hd;
             for (int d = 0; d < hd; d++)
-                out[s * hd + d] = a->acc[s * hd + d] / l[s];
+                y[d] = o[d] * inv;
         }
-}
-
-/* n values of one block's K or V head in f32 at dst. */
-static void gather(const attn_plan *a, float *dst, const void *src, size_t n)
-{
-    if (a->pool->f16)
-        a->k->widen(dst, src, n);
-    else
-        memcpy(dst, src, n * sizeof *dst);
 }
 
 /* Ask for task t's keys and values of head h ahead of time: a task's
@@ -357,23 +349,15 @@ static void fold_task(const attn_plan *a, int il, const attn_task *t, int h, int
                       const float *q, int part)
 {
     int hd = a->head_dim, group = a->n_head / a->n_head_kv;
-    size_t n = (size_t)hd * KV_BLOCK;
-    float *kt = a->scratch + (size_t)part * scratch_floats(a), *v = kt + ATTN_SPAN * n;
-    /* keys whole (a position's are spread over the block, kv.h), values
-    ** of the last block only as far as these rows read */
-    int reach = 0;
-    for (int i = i0; i < i1; i++)
-        reach = a->item[i].limit > reach ? a->item[i].limit : reach;
-    for (int b = 0; b < t->n_blocks; b++) {
-        gather(a, kt + b * n, kv_key_block(a->pool, t->block[b], il, h), n);
-        gather(a, v + b * n, kv_value_block(a->pool, t->block[b], il, h),
-               b + 1 < t->n_blocks ? n : (size_t)reach * hd);
-    }
     int *n_pos = a->ints + (size_t)part * 2 * a->chunk, *state = n_pos + a->chunk;
-    attn_fold f = { .hd = hd, .n_blocks = t->n_blocks, .q = a->qs + (size_t)part * a->chunk,
-                    .n_pos = n_pos, .state = state, .kt = kt, .v = v, .scale = 1.0f / sqrtf((float)hd),
+    attn_fold f = { .hd = hd, .n_blocks = t->n_blocks, .f16 = a->pool->f16, .q = a->qs + (size_t)part * a->chunk,
+                    .n_pos = n_pos, .state = state, .scale = 1.0f / sqrtf((float)hd),
                     .m = a->acc + n_states(a) * hd, .l = a->acc + n_states(a) * (hd + 1), .o = a->acc,
-                    .s = v + ATTN_SPAN * n };
+                    .s = a->scratch + (size_t)part * scratch_floats() };
+    for (int b = 0; b < t->n_blocks; b++) {
+        f.k[b] = kv_key_block(a->pool, t->block[b], il, h);
+        f.v[b] = kv_value_block(a->pool, t->block[b], il, h);
+    }
     for (int i = i0; i < i1;) {
         for (f.nq = 0; f.nq < a->chunk && i < i1; i++)
             for (int g = 0; g < group; g++, f.nq++) {

@@ -12,8 +12,8 @@
 ** up to ATTN_SPAN consecutive blocks read by the same rows, all but the
 ** last in full (a shared prompt; one branch's own blocks), make one task,
 ** so per-task costs (gathering, rescaling) are paid once per run.
-** A task's keys and values are read (and widened from f16) once for all
-** its rows; each query keeps a running softmax (max m, sum l, weighted
+** A task's keys and values come from memory once for all its rows
+** (widened from f16 in registers as the kernels read them); each query keeps a running softmax (max m, sum l, weighted
 ** values o), and the partial results of the tasks merge by log-sum-exp:
 **     m' = max(m, m_b), o' = o e^(m - m') + o_b e^(m_b - m'), same for l,
 ** out = o / l at the end. So a step of B branches over a shared prompt
@@ -34,33 +34,34 @@
 #include "forward.h"
 #include "kv.h"
 
-#define ATTN_SPAN  4         /* blocks one task may span */
+#define ATTN_SPAN  8         /* blocks one task may span */
+#define ATTN_TILE  8         /* queries whose scores a kernel holds at once, at most */
 #define ATTN_CHUNK 32        /* queries one fold takes, at least (whole GQA groups) */
 
 /*
-** One fold: a chunk of queries against the K/V head of one task, in f32.
-** kt holds the task's blocks' K one after the other (each hd x KV_BLOCK,
-** transposed), v their V (n_blocks * KV_BLOCK rows of hd). Query i reads
-** positions [0, n_pos[i]), 1 <= n_pos[i] <= n_blocks * KV_BLOCK: positions
-** past that are never used, whatever they hold. Its running softmax is
+** One fold: a chunk of queries against the K/V head of one task, read
+** where the cache holds it (halves are widened in registers, no copy).
+** k[b] is the task's block b's K (hd x KV_BLOCK, transposed), v[b] its V
+** (KV_BLOCK rows of hd), halves if f16 else floats. Query i reads
+** positions [0, n_pos[i]) of the run, 1 <= n_pos[i] <= n_blocks *
+** KV_BLOCK: positions past that are never used, whatever they hold (those
+** past every query's reach are never read). Its running softmax is
 ** m[state[i]], l[state[i]], o[state[i] * hd ...].
 */
 typedef struct attn_fold {
-    int           nq, hd, n_blocks;
+    int           nq, hd, n_blocks, f16;
     const float **q;         /* [nq] each query's hd values */
     const int    *n_pos, *state;
-    const float  *kt, *v;
+    const void   *k[ATTN_SPAN], *v[ATTN_SPAN];
     float         scale;
     float        *m, *l, *o;
-    float        *s;         /* scratch: [nq rounded up to 8][ATTN_SPAN * KV_BLOCK] */
+    float        *s;         /* scratch: [ATTN_TILE][ATTN_SPAN * KV_BLOCK], a tile's scores */
 } attn_fold;
 
 /* Per-ISA kernels (attention.c is the scalar specification). */
 typedef struct attn_kernels {
     const char *name;
     void (*fold)(const attn_fold *f);
-    /* dst[i] = half src[i] as f32, for n values */
-    void (*widen)(float *dst, const uint16_t *src, size_t n);
     /* dst[i] = src[i] rounded to the nearest half (ties to even), n values */
     void (*narrow)(uint16_t *dst, const float *src, size_t n);
 } attn_kernels;
@@ -99,7 +100,7 @@ struct attn_plan {
     int        parts;       /* the work cut in this many (1 below parallel_work) */
     float     *acc;         /* o [rows][n_head][hd], m, l [rows][n_head] */
     int        chunk;       /* queries per fold: at least ATTN_CHUNK, whole groups, tiles of 8 if it can */
-    float     *scratch;     /* per part: a task's K and V of one head in f32, a fold's scores */
+    float     *scratch;     /* per part: a fold's scores */
     const float **qs;       /* per part: [chunk] a fold's queries */
     int       *ints;        /* per part: [2 * chunk] their n_pos and state */
 };

@@ -1,7 +1,8 @@
 /*
 ** AVX2 + FMA + F16C attention kernels (specification: the scalar ones in
 ** attention.c). head_dim must be a multiple of 8; KV_BLOCK is 16, two
-** vectors of positions.
+** vectors of positions. Keys and values are read where the cache holds
+** them, halves widened in registers.
 */
 #include <immintrin.h>
 #include <math.h>
@@ -9,12 +10,22 @@
 #include "simd_avx2.h"
 
 _Static_assert(KV_BLOCK == 16, "the kernels hold a block's scores in two vectors");
+_Static_assert(ATTN_TILE >= 4, "tiles of four queries");
 
 #define ROW (ATTN_SPAN * KV_BLOCK)   /* floats of one query's scores in f->s */
 
-/* The micro-kernels take their tile width as a parameter that must be a
-** constant where they are used, so their loops unroll into registers. */
+/* The micro-kernels take their tile width and element type as parameters
+** that must be constants where they are used, so their loops unroll into
+** registers and the element test folds away. */
 #define ALWAYS_INLINE __attribute__((always_inline))
+
+/* 8 values of a K or V block from element i, as floats. */
+static inline ALWAYS_INLINE __m256 load8(const void *block, size_t i, const int f16)
+{
+    if (f16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)block + i)));
+    return _mm256_loadu_ps((const float *)block + i);
+}
 
 /* The four queries of the tile starting at i (the last repeated past nq). */
 static inline void tile(const attn_fold *f, int i, const float *q[4])
@@ -34,22 +45,24 @@ static inline int tile_reach(const attn_fold *f, int i)
 
 /*
 ** The micro-kernel of both products: for the four rows b[k] of a tile,
-** acc[k] = sum over j < n of b[k][j] * (row j of a: nv vectors of 8, at
-** a + j * stride). Scores take a = K (rows of 16 positions, nv 2) and b =
-** the queries; weighted values take a = V (16 or 8 dimensions) and b =
-** the weights. Each row of a is loaded once for the four; 4 nv chains.
-** nv is a constant once inlined, so the loops unroll into registers.
+** acc[k] += sum over j < n of b[k][j] * (row j of a block: nv vectors of
+** 8 from element i + j * stride). Scores take a = K (rows of 16
+** positions, nv 2) and b = the queries; weighted values take a = V (16 or
+** 8 dimensions) and b = the weights. Each row is loaded once for the
+** four; 4 nv chains. nv and f16 are constants once inlined, so the loops
+** unroll into registers.
 */
 typedef struct tile4 { __m256 v[4][2]; } tile4;
 
-static inline ALWAYS_INLINE tile4 mul4(const float *a, size_t stride, int n, const float *const b[4], const int nv)
+static inline ALWAYS_INLINE tile4 mul4(tile4 t, const void *a, size_t i, size_t stride, int n,
+                                       const float *const b[4], const int nv, const int f16)
 {
     __m256 acc[4][2];
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++)
-        acc[k][0] = acc[k][1] = _mm256_setzero_ps();
-    for (int j = 0; j < n; j++, a += stride) {
-        __m256 x = _mm256_loadu_ps(a), y = nv == 2 ? _mm256_loadu_ps(a + 8) : x;
+        acc[k][0] = t.v[k][0], acc[k][1] = t.v[k][1];
+    for (int j = 0; j < n; j++, i += stride) {
+        __m256 x = load8(a, i, f16), y = nv == 2 ? load8(a, i + 8, f16) : x;
 #pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
             __m256 w = _mm256_broadcast_ss(b[k] + j);
@@ -58,17 +71,24 @@ static inline ALWAYS_INLINE tile4 mul4(const float *a, size_t stride, int n, con
                 acc[k][1] = _mm256_fmadd_ps(w, y, acc[k][1]);
         }
     }
-    tile4 t;
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++)
         t.v[k][0] = acc[k][0], t.v[k][1] = acc[k][1];
     return t;
 }
 
-/* Scores of four queries against one block: s[k][0..16) = q_k . K[t]. */
-static inline void scores4(const float *const q[4], int hd, const float *kt, float *s)
+static inline tile4 zero4(void)
 {
-    tile4 t = mul4(kt, KV_BLOCK, hd, q, 2);
+    tile4 t;
+    for (int k = 0; k < 4; k++)
+        t.v[k][0] = t.v[k][1] = _mm256_setzero_ps();
+    return t;
+}
+
+/* Scores of four queries against one block: s[k][0..16) = q_k . K[t]. */
+static inline ALWAYS_INLINE void scores4(const float *const q[4], int hd, const void *kt, float *s, const int f16)
+{
+    tile4 t = mul4(zero4(), kt, 0, KV_BLOCK, hd, q, 2, f16);
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
         _mm256_storeu_ps(s + k * ROW, t.v[k][0]);
@@ -93,7 +113,7 @@ static inline float softmax_row(const attn_fold *f, int i, float *s, int top)
         most = _mm256_max_ps(most, x[j]);
     }
     float *m = f->m + f->state[i], *l = f->l + f->state[i];
-    float mx = fmaxf(*m, hmax(most)), c = expf(*m - mx);
+    float top_s = hmax(most), mx = top_s > *m ? top_s : *m, c = expf(*m - mx);
     __m256 mxv = _mm256_set1_ps(mx), sum = _mm256_setzero_ps();
     for (int j = 0; j < nv; j++) {
         __m256 e = _mm256_and_ps(exp_neg(_mm256_sub_ps(x[j], mxv)), keep[j]);
@@ -107,10 +127,16 @@ static inline float softmax_row(const attn_fold *f, int i, float *s, int top)
 
 /* o_k = o_k c_k + sum over t < top of p_k[t] V[t], for dimensions
 ** [d, d + 8 nv) of the four queries of the tile at i. */
-static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p, const float *c, int d, int top, const int nv)
+static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p, const float *c, int d, int top,
+                                       const int nv, const int f16)
 {
-    const float *const w[4] = { p, p + ROW, p + 2 * ROW, p + 3 * ROW };
-    tile4 t = mul4(f->v + d, (size_t)f->hd, top, w, nv);
+    tile4 t = zero4();
+    for (int b = 0; b * KV_BLOCK < top; b++) {
+        const float *const w[4] = { p + b * KV_BLOCK, p + ROW + b * KV_BLOCK, p + 2 * ROW + b * KV_BLOCK,
+                                    p + 3 * ROW + b * KV_BLOCK };
+        int n = top - b * KV_BLOCK < KV_BLOCK ? top - b * KV_BLOCK : KV_BLOCK;
+        t = mul4(t, f->v[b], (size_t)d, (size_t)f->hd, n, w, nv, f16);
+    }
     for (int k = 0; k < 4 && i + k < f->nq; k++) {
         float *o = f->o + (size_t)f->state[i + k] * f->hd + d;
         __m256 ck = _mm256_set1_ps(c[k]);
@@ -125,33 +151,32 @@ static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p
 ** the weighted values (each V row loaded once for the four). A tile's
 ** rows past nq repeat the last query; their results are not stored.
 */
-static void fold_avx2(const attn_fold *f)
+static inline ALWAYS_INLINE void fold_as(const attn_fold *f, const int f16)
 {
     int hd = f->hd;
     for (int i = 0; i < f->nq; i += 4) {
         const float *q[4];
-        float *s = f->s + (size_t)i * ROW, c[4];
+        float *s = f->s, c[4];
         int top = tile_reach(f, i);
         tile(f, i, q);
         for (int b = 0; b * KV_BLOCK < top; b++)
-            scores4(q, hd, f->kt + (size_t)b * hd * KV_BLOCK, s + b * KV_BLOCK);
+            scores4(q, hd, f->k[b], s + b * KV_BLOCK, f16);
         for (int k = 0; k < 4; k++)
             c[k] = i + k < f->nq ? softmax_row(f, i + k, s + k * ROW, top) : 0;
         int d = 0;
         for (; d + 16 <= hd; d += 16)
-            weigh(f, i, s, c, d, top, 2);
+            weigh(f, i, s, c, d, top, 2, f16);
         if (d < hd)   /* a head size of 8 mod 16 */
-            weigh(f, i, s, c, d, top, 1);
+            weigh(f, i, s, c, d, top, 1, f16);
     }
 }
 
-static void widen_avx2(float *dst, const uint16_t *src, size_t n)
+static void fold_avx2(const attn_fold *f)
 {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
-    for (; i < n; i++)
-        dst[i] = _cvtsh_ss(src[i]);
+    if (f->f16)
+        fold_as(f, 1);
+    else
+        fold_as(f, 0);
 }
 
 static void narrow_avx2(uint16_t *dst, const float *src, size_t n)
@@ -163,4 +188,4 @@ static void narrow_avx2(uint16_t *dst, const float *src, size_t n)
         dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
 }
 
-const attn_kernels attn_avx2 = { "avx2", fold_avx2, widen_avx2, narrow_avx2 };
+const attn_kernels attn_avx2 = { "avx2", fold_avx2, narrow_avx2 };

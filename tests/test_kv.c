@@ -673,18 +673,26 @@ static void fill(float *x, size_t n, uint64_t *rng)
 
 #if defined(__x86_64__)
 /* One fold of nq queries with lengths n_pos[i] by the kernels k, from the
-** given start states. */
+** given start states; keys and values as floats, or halves if f16 (kt16,
+** v16), n_blocks blocks one after the other. */
 static void run_fold(const attn_kernels *k, int nq, int hd, int n_blocks, const float *q, const int *n_pos,
-                     const float *kt, const float *v, float *m, float *l, float *o)
+                     const float *kt, const float *v, const uint16_t *kt16, const uint16_t *v16, int f16,
+                     float *m, float *l, float *o)
 {
-    static float s[(ATTN_CHUNK + 7) * ATTN_SPAN * KV_BLOCK];
+    static float s[ATTN_TILE * ATTN_SPAN * KV_BLOCK];
     const float *qs[ATTN_CHUNK];
     int state[ATTN_CHUNK];
     for (int i = 0; i < nq; i++) {
         qs[i] = q + (size_t)i * hd;
         state[i] = nq - 1 - i;   /* states in another order than the queries */
     }
-    attn_fold f = { nq, hd, n_blocks, qs, n_pos, state, kt, v, 0.125f, m, l, o, s };
+    attn_fold f = { .nq = nq, .hd = hd, .n_blocks = n_blocks, .f16 = f16, .q = qs, .n_pos = n_pos,
+                    .state = state, .scale = 0.125f, .m = m, .l = l, .o = o, .s = s };
+    for (int b = 0; b < n_blocks; b++) {
+        size_t at = (size_t)b * hd * KV_BLOCK;
+        f.k[b] = f16 ? (const void *)(kt16 + at) : (const void *)(kt + at);
+        f.v[b] = f16 ? (const void *)(v16 + at) : (const void *)(v + at);
+    }
     k->fold(&f);
 }
 
@@ -697,17 +705,21 @@ static const struct simd { const attn_kernels *k; const q8_kernels *tier; int hd
 
 /* The SIMD kernels against the scalar ones: runs of 1 to ATTN_SPAN blocks,
 ** 1 to 11 queries of different lengths (tiles of 4 and 8 and their
-** tails), head sizes 8..144, queries that continue a running softmax, NaN
-** in the positions no query reads. Loop index: the kernel set. */
+** tails), head sizes 8..144, f32 and f16 keys and values, queries that
+** continue a running softmax, NaN in the positions no query reads. Loop
+** index: the kernel set, then f32 or f16 keys and values. */
 START_TEST(simd_kernels_equal_scalar)
 {
-    const struct simd *sd = &simds[_i];
+    const struct simd *sd = &simds[_i / 2];
+    int f16 = _i % 2;
     if (!q8_tier_supported(sd->tier)) {
         tu_skip("simd_kernels_equal_scalar", "this CPU lacks the instructions");
         return;
     }
     static const int hds[] = { 8, 16, 24, 48, 64, 128, 144 };
-    static float q[11 * 144], kt[ATTN_SPAN * 144 * KV_BLOCK], v[ATTN_SPAN * KV_BLOCK * 144];
+    enum { KV_N = ATTN_SPAN * 144 * KV_BLOCK };
+    static float q[11 * 144], kt[KV_N], v[KV_N];
+    static uint16_t kt16[KV_N], v16[KV_N];
     static float m[2][11], l[2][11], o[2][11 * 144];
     uint64_t rng = 7;
     for (size_t h = 0; h < sizeof hds / sizeof hds[0]; h++) {
@@ -723,42 +735,38 @@ START_TEST(simd_kernels_equal_scalar)
                         reach = n_pos[i] > reach ? n_pos[i] : reach;
                     }
                     fill(q, (size_t)nq * hd, &rng);
-                    fill(kt, sizeof kt / sizeof *kt, &rng);
-                    fill(v, sizeof v / sizeof *v, &rng);
+                    fill(kt, KV_N, &rng);
+                    fill(v, KV_N, &rng);
                     if (reach % KV_BLOCK) {   /* the first position nobody reads, in the last block */
                         kt[(size_t)(reach / KV_BLOCK) * hd * KV_BLOCK + (hd - 1) * KV_BLOCK + reach % KV_BLOCK] = NAN;
                         v[(size_t)reach * hd] = NAN;
                     }
+                    for (int i = 0; i < KV_N; i++)
+                        kt16[i] = copse_f32_to_f16(kt[i]), v16[i] = copse_f32_to_f16(v[i]);
                     for (int k = 0; k < 2; k++)
                         for (int i = 0; i < nq; i++) {
                             m[k][i] = i % 2 ? -INFINITY : 1.5f, l[k][i] = i % 2 ? 0 : 2.0f;
                             for (int d = 0; d < hd; d++)
                                 o[k][i * hd + d] = i % 2 ? 0 : 0.25f;
                         }
-                    run_fold(&attn_scalar, nq, hd, n_blocks, q, n_pos, kt, v, m[0], l[0], o[0]);
-                    run_fold(sd->k, nq, hd, n_blocks, q, n_pos, kt, v, m[1], l[1], o[1]);
+                    run_fold(&attn_scalar, nq, hd, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[0], l[0], o[0]);
+                    run_fold(sd->k, nq, hd, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[1], l[1], o[1]);
                     for (int i = 0; i < nq; i++) {
                         ck_assert_msg(fabsf(m[1][i] - m[0][i]) <= 1e-5f * (1 + fabsf(m[0][i])),
-                                      "hd %d nq %d blocks %d: m %g vs %g", hd, nq, n_blocks, m[1][i], m[0][i]);
+                                      "hd %d nq %d blocks %d f16 %d: m %g vs %g", hd, nq, n_blocks, f16, m[1][i], m[0][i]);
                         ck_assert_msg(fabsf(l[1][i] - l[0][i]) <= 1e-5f * l[0][i],
-                                      "hd %d nq %d blocks %d: l %g vs %g", hd, nq, n_blocks, l[1][i], l[0][i]);
+                                      "hd %d nq %d blocks %d f16 %d: l %g vs %g", hd, nq, n_blocks, f16, l[1][i], l[0][i]);
                     }
                     for (int i = 0; i < nq * hd; i++)
                         ck_assert_msg(fabsf(o[1][i] - o[0][i]) <= 1e-5f * (1 + fabsf(o[0][i])),
-                                      "hd %d nq %d blocks %d: o[%d] %g vs %g", hd, nq, n_blocks, i, o[1][i], o[0][i]);
+                                      "hd %d nq %d blocks %d f16 %d: o[%d] %g vs %g", hd, nq, n_blocks, f16, i,
+                                      o[1][i], o[0][i]);
                 }
     }
-    /* widening is exact for every half (NaNs may differ in payload) */
-    static uint16_t all[65536];
-    static float a[65536], b[65536];
+    /* every half, its value as a float */
+    static float a[65536];
     for (int i = 0; i < 65536; i++)
-        all[i] = (uint16_t)i;
-    attn_scalar.widen(a, all, 65536);
-    sd->k->widen(b, all, 65535);   /* odd count: the tail too */
-    b[65535] = a[65535];
-    for (int i = 0; i < 65536; i++)
-        ck_assert_msg(memcmp(&a[i], &b[i], 4) == 0 || (isnan(a[i]) && isnan(b[i])), "half %04x: %g vs %g",
-                      i, a[i], b[i]);
+        a[i] = copse_f16_to_f32((uint16_t)i);
     /* narrowing rounds like the scalar code: every half, the midpoints
     ** between neighbours (ties), overflow and random values */
     static uint16_t h1[3 * 65536], h2[3 * 65536];
@@ -943,7 +951,7 @@ Suite *copse_suite_kv(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("attention");
 #if defined(__x86_64__)
-    tcase_add_loop_test(tc, simd_kernels_equal_scalar, 0, (int)(sizeof simds / sizeof simds[0]));
+    tcase_add_loop_test(tc, simd_kernels_equal_scalar, 0, 2 * (int)(sizeof simds / sizeof simds[0]));
 #endif
     tcase_add_loop_test(tc, attention_walk_matches_naive, 0, 2 * N_WALK_SHAPES);
     suite_add_tcase(s, tc);
