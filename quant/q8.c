@@ -4,6 +4,7 @@
 */
 #include <limits.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -502,8 +503,82 @@ static void matmul_item(void *ctx, int i)
                      g0, g0 + j->per < ng ? g0 + j->per : ng, j->y, NULL);
 }
 
+/*
+** A decode step's few tokens: a product of about 1 to 100 us, too short
+** for the split above, whose items of a group or two restart the panel
+** path's prefetching and pair its groups badly. Instead each thread
+** walks a lane, one contiguous run of panels, from its front, taking
+** half of what is left at a time, so its prefetching streams on from one
+** claim into the next; a thread whose lane is empty takes halves from the
+** back of the others'. A claim is at most CLAIM_BYTES of weights: a
+** preempted thread holds up only that much.
+*/
+#define LANE_TOKENS 32
+#define LANE_UNIT 3                     /* groups: every tier's tiles divide it */
+#define MAX_LANES 64
+#define CLAIM_BYTES ((size_t)1 << 20)
+
+typedef struct lane {
+    _Alignas(64) _Atomic uint64_t left;   /* units [front, back): front << 32 | back */
+} lane;
+
+typedef struct lanes_job {
+    const q8_weights *W;
+    const q8_act *a;
+    float *y;
+    int n_lanes;
+    uint32_t most;                        /* units per claim */
+    lane *lanes;
+} lanes_job;
+
+/* Take units [*u0, *u1) from the front or back of l; 0 when it is empty. */
+static int claim(lane *l, int back, uint32_t most, int *u0, int *u1)
+{
+    uint64_t s = atomic_load(&l->left);
+    for (;;) {
+        uint32_t f = (uint32_t)(s >> 32), b = (uint32_t)s, n = (b - f + 1) / 2;
+        if (f >= b)
+            return 0;
+        n = n < most ? n : most;
+        uint64_t next = back ? (uint64_t)f << 32 | (b - n) : (uint64_t)(f + n) << 32 | b;
+        if (atomic_compare_exchange_weak(&l->left, &s, next)) {
+            *u0 = (int)(back ? b - n : f);
+            *u1 = *u0 + (int)n;
+            return 1;
+        }
+    }
+}
+
+static void lane_item(void *ctx, int i)
+{
+    const lanes_job *j = ctx;
+    int ng = j->W->n_groups;
+    for (int k = 0; k < j->n_lanes; k++)
+        for (int u0, u1; claim(&j->lanes[(i + k) % j->n_lanes], k > 0, j->most, &u0, &u1);)
+            j->W->tier->rect(j->W, j->a, 0, j->a->M, u0 * LANE_UNIT,
+                             u1 * LANE_UNIT < ng ? u1 * LANE_UNIT : ng, j->y, NULL);
+}
+
+static void run_lanes(const q8_weights *W, const q8_act *a, float *y, int n_threads)
+{
+    lane lanes[MAX_LANES];
+    int units = (W->n_groups + LANE_UNIT - 1) / LANE_UNIT;
+    int n = n_threads < MAX_LANES ? n_threads : MAX_LANES;
+    n = n < units ? n : units;
+    size_t most = CLAIM_BYTES / (LANE_UNIT * W->group_bytes);
+    for (int i = 0; i < n; i++)
+        atomic_init(&lanes[i].left, (uint64_t)((long)units * i / n) << 32
+                                    | (uint64_t)((long)units * (i + 1) / n));
+    lanes_job job = { W, a, y, n, most > 1 ? (uint32_t)most : 1, lanes };
+    pool_for(n_threads, n, lane_item, &job);
+}
+
 static void run(const q8_weights *W, const q8_act *a, float *y, int n_threads)
 {
+    if (a->M > 1 && a->M <= LANE_TOKENS) {
+        run_lanes(W, a, y, n_threads);
+        return;
+    }
     int ng = W->n_groups, n_chunks = (a->M + TOKEN_CHUNK - 1) / TOKEN_CHUNK;
     long per = (long)ng * n_chunks / (8L * n_threads);
     per = per < 1 ? 1 : per > ng ? ng : per > 12 ? per / 12 * 12 : per;

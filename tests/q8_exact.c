@@ -193,7 +193,7 @@ static void check_quantize_known(const q8_kernels *k, q8x_stats *st)
 
 /* One shape and pattern: raw sums and results of tier k's kernel over the
 ** whole rectangle (every tile shape and tail) against the reference, and
-** q8_matmul_act on 1 and 2 threads (the work split) against the kernel. */
+** q8_matmul_act on 1 to 3 threads (the work split) against the kernel. */
 static void check_gemm(const q8_kernels *k, int M, int N, int K, int wp, int xp, q8x_stats *st)
 {
     src_w w;
@@ -212,8 +212,8 @@ static void check_gemm(const q8_kernels *k, int M, int N, int K, int wp, int xp,
     int nb = K / Q8_BLOCK, ng = W->n_groups;
     size_t nraw = (size_t)M * ng * nb * Q8_GROUP;
     int32_t *raw = malloc(nraw * sizeof *raw);
-    float *y[3];
-    for (int i = 0; i < 3; i++)
+    float *y[4];
+    for (int i = 0; i < 4; i++)
         y[i] = malloc((size_t)M * N * sizeof *y[i]);
     k->rect(W, &a, 0, M, 0, ng, NULL, raw);
     int bad = 0;
@@ -241,13 +241,13 @@ static void check_gemm(const q8_kernels *k, int M, int N, int K, int wp, int xp,
                       K, wpat_name[wp], xpat_name[xp], t, n, got, want);
         }
     check(st, bad == 0, "%s %dx%dx%d: %d results differ from the reference", k->name, M, N, K, bad);
-    for (int th = 1; th <= 2; th++) {
+    for (int th = 1; th <= 3; th++) {
         rc = q8_matmul_act(W, &a, y[th], th, &err);
         check(st, rc == COPSE_OK && memcmp(y[0], y[th], (size_t)M * N * sizeof *y[0]) == 0,
               "%s %dx%dx%d: q8_matmul_act on %d threads differs", k->name, M, N, K, th);
     }
     free(raw);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         free(y[i]);
 out:
     q8_act_free(&a);
@@ -280,6 +280,13 @@ void q8x_check_tier(const q8_kernels *k, q8x_stats *st)
         check_gemm(k, Mp[m], 50, 17 * Q8_BLOCK, W_RANDOM, X_RANDOM, st);
         check_gemm(k, Mp[m], 65, 25 * Q8_BLOCK, W_RANDOM, X_RANDOM, st);
     }
+    /* a decode step's lanes of 3 groups (the last one short) on 1 to 3
+    ** threads, and claims capped at 1 MiB of weights (5 units at K of 128
+    ** blocks) */
+    static const int Ml[] = { 2, 15, 16, 17, 31, 32, 33 };
+    for (size_t m = 0; m < sizeof Ml / sizeof *Ml; m++)
+        check_gemm(k, Ml[m], 16 * 35 - 3, 2 * Q8_BLOCK, W_RANDOM, X_RANDOM, st);
+    check_gemm(k, 16, 16 * 67 - 9, 128 * Q8_BLOCK, W_RANDOM, X_RANDOM, st);
     /* the work split: token chunks, runs of groups (12 at a time here) */
     check_gemm(k, 70, 40, 64, W_RANDOM, X_RANDOM, st);
     check_gemm(k, 131, 3, 32, W_RANDOM, X_RANDOM, st);

@@ -14,7 +14,7 @@ typedef struct q8x_stats {
 
 /* Tier k against an independent computation from the unpacked source
 ** data: activation quantization, int32 block sums and results bit for
-** bit, over every tile tail and the extreme values; 1 vs 2 threads. */
+** bit, over every tile tail and the extreme values; 1 to 3 threads. */
 void q8x_check_tier(const q8_kernels *k, q8x_stats *st);
 
 /* q8_matmul on weights quantized from f32 stays within the stated bound
