@@ -36,21 +36,46 @@ struct fwd_state {
     float *rope;       /* [rows][n_rot/2][2] cos and sin of each pair's angle */
     float *wide;       /* int8 path: [rows][the wider of q + 2 kv, 2 n_ff], stacked products */
     q8_act act;        /* the int8 path: the last matrix input, quantized */
+    const float *act_of;   /* the rows act holds, quantized by the row pass that wrote them */
     const vec_kernels *vec;   /* the elementwise kernels */
 };
 
 /* ----------------------------------------------------------- the operations */
 
+int fwd_quantize_in_rows = 1;
+
+/*
+** On the int8 path, a row pass that writes a product's input x (n rows of
+** k) quantizes each row as soon as it is written: no job of its own for
+** the quantization, and the row is still in cache. Call before the pass;
+** the product that reads x finds it done. Cannot fail: fwd_reserve made
+** room for it.
+*/
+static void quantize_in_rows(fwd_state *f, const float *x, int n, int k)
+{
+    f->act_of = NULL;
+    if (f->m->tier && fwd_quantize_in_rows && !q8_act_shape(&f->act, n, k, NULL))
+        f->act_of = x;
+}
+
+/* Row r of such a pass's output, once written. */
+static void quantize_row(fwd_state *f, int r, const float *row)
+{
+    if (f->act_of)
+        q8_act_quantize_row(f->m->tier, &f->act, r, row);
+}
+
 /*
 ** y_i[n][n_out] = x[n][n_in] · W_iᵀ for count matrices of the same n_in.
 ** All weight reads go through here. The int8 ones share one quantization
-** of x, which cannot fail: fwd_reserve made room for it and the shapes
-** were checked at load.
+** of x (unless the pass that wrote x made it), which cannot fail:
+** fwd_reserve made room for it and the shapes were checked at load.
 */
 static void matmuls(fwd_state *f, const float *x, int n, int count,
                     const model_matrix *const *w, float *const *y)
 {
-    int quantized = 0;
+    int quantized = x == f->act_of;
+    f->act_of = NULL;
     for (int i = 0; i < count; i++) {
         const model_matrix *m = w[i];
         if (m->q8) {
@@ -128,11 +153,12 @@ static void for_rows(fwd_state *f, int n, pool_fn fn, const void *arg, const fwd
     pool_for(n >= PARALLEL_ROWS ? f->n_threads : 1, n, fn, &j);
 }
 
-/* xb = norm(x) with weights w, for row r. */
+/* xb = norm(x) with weights w, for row r (a product's input). */
 static void norm_row(fwd_state *f, int r, const float *w)
 {
     size_t d = (size_t)f->m->info.n_embd;
     f->vec->rmsnorm(f->xb + r * d, f->x + r * d, w, (int)d, f->m->info.rms_eps);
+    quantize_row(f, r, f->xb + r * d);
 }
 
 /* x += xb (a sublayer's output), then xb = the next sublayer's input,
@@ -148,6 +174,8 @@ static void residual_row(void *ctx, int r)
 
 static void residual(fwd_state *f, int n, const float *next_norm)
 {
+    if (next_norm)
+        quantize_in_rows(f, f->xb, n, f->m->info.n_embd);
     for_rows(f, n, residual_row, next_norm, NULL);
 }
 
@@ -256,6 +284,7 @@ static void swiglu_row(void *ctx, int r)
     const ffn_out *o = j->arg;
     size_t ff = (size_t)j->f->m->info.n_ff;
     j->f->vec->swiglu(j->f->gate + r * ff, o->gate + r * o->stride, o->up + r * o->stride, ff);
+    quantize_row(j->f, r, j->f->gate + r * ff);
 }
 
 /* From f->xb = norm(x); leaves f->xb = the next layer's norm(x). */
@@ -271,6 +300,7 @@ static void ffn_block(fwd_state *f, int il, int n)
         matmuls(f, f->xb, n, 2, (const model_matrix *[]){ &y->w_gate, &y->w_up },
                 (float *[]){ f->gate, f->up });
     }
+    quantize_in_rows(f, f->gate, n, f->m->info.n_ff);
     for_rows(f, n, swiglu_row, &o, NULL);
     matmul(f, f->xb, f->gate, n, &y->w_down);
     residual(f, n, il + 1 < f->m->info.n_layer ? f->m->layers[il + 1].attn_norm : NULL);
@@ -289,6 +319,7 @@ static void embed_row(void *ctx, int r)
 /* x = the rows' embeddings, xb = the first layer's norm(x). */
 static void embed(fwd_state *f, const fwd_row *rows, int n)
 {
+    quantize_in_rows(f, f->xb, n, f->m->info.n_embd);
     for_rows(f, n, embed_row, NULL, rows);
 }
 
