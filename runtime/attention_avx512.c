@@ -32,58 +32,48 @@ static inline ALWAYS_INLINE __m512 load16(const void *block, size_t i, const int
 static inline int reach(const attn_fold *f, int i, int n)
 {
     int top = 0;
-    for (int k = i; k < i + n && k < f->nq; k++)
+    for (int k = i; k < i + n; k++)
         top = f->n_pos[k] > top ? f->n_pos[k] : top;
     return top;
 }
 
-/* Query i + k of a tile, the last one repeated past nq. */
-static inline const float *query(const attn_fold *f, int i, int k)
-{
-    return f->q[i + k < f->nq ? i + k : f->nq - 1];
-}
-
 /*
-** Scores of nq (8 or 4) queries against blocks b and b + 1 of the run
-** (b + 1 may be past the last one needed: then its scores are neither
-** computed nor stored): s[k * ROW + 0..32) = q_k . K[t]. 2 nq chains;
-** each broadcast of a query value serves both blocks.
+** Scores of the nq queries from i (a constant once inlined, like nb)
+** against the nb blocks from b of the run: s[k * ROW + 16 j ...] = q_k .
+** K[t] for block b + j. nq nb chains; each K row is loaded (and widened)
+** once for the nq queries, each broadcast of a query value serves the nb
+** blocks.
 */
-static inline ALWAYS_INLINE void scores_x2(const attn_fold *f, int i, int b, int nb, float *s, const int nq,
-                                           const int f16)
+static inline ALWAYS_INLINE void scores(const attn_fold *f, int i, int b, float *s, const int nq, const int nb,
+                                        const int f16)
 {
     const float *q[8];
-    __m512 a[8], c[8];
-    const void *k0 = f->k[b], *k1 = b + 1 < nb ? f->k[b + 1] : NULL;
+    __m512 a[8][4];
 #pragma GCC unroll 8
     for (int k = 0; k < nq; k++) {
-        q[k] = query(f, i, k);
-        a[k] = c[k] = _mm512_setzero_ps();
+        q[k] = f->q[i + k];
+#pragma GCC unroll 4
+        for (int j = 0; j < nb; j++)
+            a[k][j] = _mm512_setzero_ps();
     }
-    if (k1) {
-        for (int d = 0; d < f->hd; d++) {
-            __m512 x = load16(k0, (size_t)d * KV_BLOCK, f16), y = load16(k1, (size_t)d * KV_BLOCK, f16);
+    for (int d = 0; d < f->hd; d++) {
+        __m512 x[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < nb; j++)
+            x[j] = load16(f->k[b + j], (size_t)d * KV_BLOCK, f16);
 #pragma GCC unroll 8
-            for (int k = 0; k < nq; k++) {
-                __m512 w = _mm512_set1_ps(q[k][d]);
-                a[k] = _mm512_fmadd_ps(w, x, a[k]);
-                c[k] = _mm512_fmadd_ps(w, y, c[k]);
-            }
-        }
-    } else {
-        for (int d = 0; d < f->hd; d++) {
-            __m512 x = load16(k0, (size_t)d * KV_BLOCK, f16);
-#pragma GCC unroll 8
-            for (int k = 0; k < nq; k++)
-                a[k] = _mm512_fmadd_ps(_mm512_set1_ps(q[k][d]), x, a[k]);
+        for (int k = 0; k < nq; k++) {
+            __m512 w = _mm512_set1_ps(q[k][d]);
+#pragma GCC unroll 4
+            for (int j = 0; j < nb; j++)
+                a[k][j] = _mm512_fmadd_ps(w, x[j], a[k][j]);
         }
     }
 #pragma GCC unroll 8
-    for (int k = 0; k < nq; k++) {
-        _mm512_storeu_ps(s + k * ROW, a[k]);
-        if (k1)
-            _mm512_storeu_ps(s + k * ROW + KV_BLOCK, c[k]);
-    }
+    for (int k = 0; k < nq; k++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nb; j++)
+            _mm512_storeu_ps(s + k * ROW + j * KV_BLOCK, a[k][j]);
 }
 
 /* Query i's scores to weights in place, 0 from n_pos to top (rounded up
@@ -114,17 +104,17 @@ static inline float softmax_row(const attn_fold *f, int i, float *s, int top)
 }
 
 /*
-** o_k = o_k c_k + sum over t < top of p_k[t] V[t] for the tq queries of
-** the tile at i, dimensions [d, d + 16 nv). Each V row is loaded (and
-** widened) once for the tile; tq nv chains, kept in registers since every
-** loop over them unrolls.
+** o_k = o_k c_k + sum over t < top of p_k[t] V[t] for the nq queries
+** from i, dimensions [d, d + 16 nv). Each V row is loaded (and widened)
+** once for the nq; nq nv chains, kept in registers since every loop over
+** them unrolls.
 */
 static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p, const float *c, int d, int top,
-                                       const int tq, const int nv, const int f16)
+                                       const int nq, const int nv, const int f16)
 {
-    __m512 acc[8][4];
-#pragma GCC unroll 8
-    for (int k = 0; k < tq; k++)
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int k = 0; k < nq; k++)
 #pragma GCC unroll 4
         for (int j = 0; j < nv; j++)
             acc[k][j] = _mm512_setzero_ps();
@@ -136,8 +126,8 @@ static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p
 #pragma GCC unroll 4
             for (int j = 0; j < nv; j++)
                 x[j] = load16(f->v[b], (size_t)t * f->hd + d + 16 * j, f16);
-#pragma GCC unroll 8
-            for (int k = 0; k < tq; k++) {
+#pragma GCC unroll 4
+            for (int k = 0; k < nq; k++) {
                 __m512 w = _mm512_set1_ps(pb[k * ROW + t]);
 #pragma GCC unroll 4
                 for (int j = 0; j < nv; j++)
@@ -145,10 +135,8 @@ static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p
             }
         }
     }
-#pragma GCC unroll 8
-    for (int k = 0; k < tq; k++) {
-        if (i + k >= f->nq)
-            break;
+#pragma GCC unroll 4
+    for (int k = 0; k < nq; k++) {
         float *o = f->o + (size_t)f->state[i + k] * f->hd + d;
         __m512 ck = _mm512_set1_ps(c[k]);
 #pragma GCC unroll 4
@@ -157,36 +145,58 @@ static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p
     }
 }
 
+/* The weighted values of the nq (up to 4) queries from i, whose weights
+** are at p (0 from each one's n_pos up to top) and factors at c. */
+static inline ALWAYS_INLINE void weigh_all(const attn_fold *f, int i, const float *p, const float *c, int top,
+                                           const int nq, const int f16)
+{
+    int d = 0;
+    for (; d + 64 <= f->hd; d += 64)
+        weigh(f, i, p, c, d, top, nq, 4, f16);
+    for (; d < f->hd; d += 16)   /* head sizes that are not a multiple of 64 */
+        weigh(f, i, p, c, d, top, nq, 1, f16);
+}
+
 /*
-** Tiles of eight queries for the scores, then each row's softmax, then
-** tiles of four for the weighted values (sixteen accumulators). Rows of a
-** tile past nq repeat the last query; their results are not stored.
+** A tile of nq (1 to 8, a constant) queries from i: their scores, four
+** blocks at a time when there are at most four queries (two when more),
+** then each row's softmax, then the weighted values four queries at a
+** time. Exact widths: no query is computed that is not used.
 */
+static inline ALWAYS_INLINE void tile(const attn_fold *f, int i, const int nq, const int f16)
+{
+    float *s = f->s, c[8];
+    int top = reach(f, i, nq), nb = (top + KV_BLOCK - 1) / KV_BLOCK, b = 0;
+    int top4[2] = { reach(f, i, nq < 4 ? nq : 4), nq > 4 ? reach(f, i + 4, nq - 4) : 0 };
+    for (; nq <= 4 && b + 4 <= nb; b += 4)
+        scores(f, i, b, s + b * KV_BLOCK, nq, 4, f16);
+    for (; b + 2 <= nb; b += 2)
+        scores(f, i, b, s + b * KV_BLOCK, nq, 2, f16);
+    if (b < nb)
+        scores(f, i, b, s + b * KV_BLOCK, nq, 1, f16);
+    for (int k = 0; k < nq; k++)   /* weights as far as the four-query tile of the row reads */
+        c[k] = softmax_row(f, i + k, s + (size_t)k * ROW, top4[k / 4]);
+    if (nq > 4) {
+        weigh_all(f, i, s, c, top4[0], 4, f16);
+        weigh_all(f, i + 4, s + 4 * ROW, c + 4, top4[1], nq - 4, f16);
+    } else {
+        weigh_all(f, i, s, c, top4[0], nq, f16);
+    }
+}
+
 static inline ALWAYS_INLINE void fold_as(const attn_fold *f, const int f16)
 {
-    for (int i = 0; i < f->nq; i += 8) {
-        int top = reach(f, i, 8);
-        float *s = f->s;
-        int nb = (top + KV_BLOCK - 1) / KV_BLOCK;
-        for (int b = 0; b < nb; b += 2) {
-            if (f->nq - i <= 4)   /* a GQA group of up to four alone in a task */
-                scores_x2(f, i, b, nb, s + b * KV_BLOCK, 4, f16);
-            else
-                scores_x2(f, i, b, nb, s + b * KV_BLOCK, 8, f16);
+    for (int i = 0; i < f->nq; i += 8)
+        switch (f->nq - i) {
+        case 1: tile(f, i, 1, f16); break;
+        case 2: tile(f, i, 2, f16); break;
+        case 3: tile(f, i, 3, f16); break;
+        case 4: tile(f, i, 4, f16); break;
+        case 5: tile(f, i, 5, f16); break;
+        case 6: tile(f, i, 6, f16); break;
+        case 7: tile(f, i, 7, f16); break;
+        default: tile(f, i, 8, f16); break;
         }
-        for (int h = i; h < i + 8 && h < f->nq; h += 4) {
-            float c[4];
-            int top4 = reach(f, h, 4);
-            for (int k = 0; k < 4; k++)
-                c[k] = h + k < f->nq ? softmax_row(f, h + k, s + (size_t)(h - i + k) * ROW, top4) : 0;
-            const float *p = s + (size_t)(h - i) * ROW;
-            int d = 0;
-            for (; d + 64 <= f->hd; d += 64)
-                weigh(f, h, p, c, d, top4, 4, 4, f16);
-            for (; d < f->hd; d += 16)   /* head sizes that are not a multiple of 64 */
-                weigh(f, h, p, c, d, top4, 4, 1, f16);
-        }
-    }
 }
 
 static void fold_avx512(const attn_fold *f)

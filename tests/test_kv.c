@@ -704,8 +704,8 @@ static const struct simd { const attn_kernels *k; const q8_kernels *tier; int hd
 };
 
 /* The SIMD kernels against the scalar ones: runs of 1 to ATTN_SPAN blocks,
-** 1 to 11 queries of different lengths (tiles of 4 and 8 and their
-** tails), head sizes 8..144, f32 and f16 keys and values, queries that
+** 1 to 11 queries of different lengths (every tile width, and a tile of
+** eight with a tail), head sizes 8..144, f32 and f16 keys and values, queries that
 ** continue a running softmax, NaN in the positions no query reads. Loop
 ** index: the kernel set, then f32 or f16 keys and values. */
 START_TEST(simd_kernels_equal_scalar)
@@ -726,7 +726,7 @@ START_TEST(simd_kernels_equal_scalar)
         int hd = hds[h];
         if (hd % sd->hd_step)
             continue;
-        for (int nq = 1; nq <= 11; nq += 2)
+        for (int nq = 1; nq <= 11; nq++)
             for (int n_blocks = 1; n_blocks <= ATTN_SPAN; n_blocks++)
                 for (int last = 1; last <= KV_BLOCK; last += 5) {
                     int n_pos[11], reach = 0;
