@@ -28,6 +28,14 @@ int kv_pool_init(kv_pool *p, const copse_model_info *hp, int n_blocks, int f16)
     void *data = mmap(NULL, (size_t)n_blocks * p->block_bytes, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     p->data = data == MAP_FAILED ? NULL : data;
+#ifdef MADV_HUGEPAGE
+    /* large pages where the system gives them only on request: a layer's
+    ** K/V of consecutive blocks lie a block (hundreds of KiB) apart, so
+    ** with 4 KiB pages every block a step stores into or attention reads
+    ** is a TLB miss of its own. Advice only: failure changes nothing. */
+    if (p->data)
+        madvise(data, (size_t)n_blocks * p->block_bytes, MADV_HUGEPAGE);
+#endif
     p->ref = calloc((size_t)n_blocks, sizeof *p->ref);
     p->free_list = malloc((size_t)n_blocks * sizeof *p->free_list);
     p->mark = malloc((size_t)n_blocks * sizeof *p->mark);

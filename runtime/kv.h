@@ -62,7 +62,9 @@ struct kv_pool {
 size_t kv_block_bytes(const copse_model_info *hp, int f16);
 
 /* A pool of n_blocks blocks; COPSE_E_NOMEM if it cannot be had. Its
-** memory is mapped lazily: blocks never used cost no RAM. */
+** memory is mapped lazily: blocks never used cost no RAM (beyond the
+** large page, 2 MiB on x86-64 Linux, that holds a used one, where the
+** system backs the pool with large pages). */
 int  kv_pool_init(kv_pool *p, const copse_model_info *hp, int n_blocks, int f16);
 void kv_pool_free(kv_pool *p);
 
