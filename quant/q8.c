@@ -509,9 +509,9 @@ static void matmul_item(void *ctx, int i)
 ** path's prefetching and pair its groups badly. Instead each thread
 ** walks a lane, one contiguous run of panels, from its front, taking
 ** half of what is left at a time, so its prefetching streams on from one
-** claim into the next; a thread whose lane is empty takes halves from the
-** back of the others'. A claim is at most CLAIM_BYTES of weights: a
-** preempted thread holds up only that much.
+** claim into the next; a thread whose lane is empty, or that comes late,
+** takes halves from the back of the others'. A claim is at most
+** CLAIM_BYTES of weights: a preempted thread holds up only that much.
 */
 #define LANE_TOKENS 32
 #define LANE_UNIT 3                     /* groups: every tier's tiles divide it */
@@ -549,12 +549,14 @@ static int claim(lane *l, int back, uint32_t most, int *u0, int *u1)
     }
 }
 
+/* Items [0, n) walk lane i, then steal; items [n, 2n) only steal, so a
+** thread that joins the job late (asleep, preempted) still helps. */
 static void lane_item(void *ctx, int i)
 {
     const lanes_job *j = ctx;
-    int ng = j->W->n_groups;
-    for (int k = 0; k < j->n_lanes; k++)
-        for (int u0, u1; claim(&j->lanes[(i + k) % j->n_lanes], k > 0, j->most, &u0, &u1);)
+    int ng = j->W->n_groups, n = j->n_lanes;
+    for (int k = 0; k < n; k++)
+        for (int u0, u1; claim(&j->lanes[(i + k) % n], k > 0 || i >= n, j->most, &u0, &u1);)
             j->W->tier->rect(j->W, j->a, 0, j->a->M, u0 * LANE_UNIT,
                              u1 * LANE_UNIT < ng ? u1 * LANE_UNIT : ng, j->y, NULL);
 }
@@ -577,7 +579,7 @@ static void run_lanes(const q8_weights *W, const q8_act *a, float *y, int n_thre
         atomic_init(&lanes[i].left, (uint64_t)((long)units * i / n) << 32
                                     | (uint64_t)((long)units * (i + 1) / n));
     lanes_job job = { W, a, y, n, most > 1 ? (uint32_t)most : 1, lanes };
-    pool_for(n_threads, n, lane_item, &job);
+    pool_for(n_threads, 2 * n, lane_item, &job);
 }
 
 void q8_prefetch_init(q8_prefetch *p, const q8_weights *W, size_t bytes, int part, int n_parts)
