@@ -97,20 +97,15 @@ static void matmul(fwd_state *f, float *y, const float *x, int n, const model_ma
     matmuls(f, x, n, 1, &w, &y);
 }
 
-static void add(float *y, const float *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        y[i] += b[i];
-}
-
-/* cos and sin of the angle pos * inv_freq[i] of each rotated pair, in
-** double so large positions keep their precision. */
+/* cos and sin of the angle pos * inv_freq[i] of each rotated pair (the
+** cosines, then the sines: vec.h), in double so large positions keep
+** their precision. */
 static void rope_angles(float *cs, int pos, const double *inv_freq, int half)
 {
     for (int i = 0; i < half; i++) {
         double a = pos * inv_freq[i];
-        cs[2 * i] = (float)cos(a);
-        cs[2 * i + 1] = (float)sin(a);
+        cs[i] = (float)cos(a);
+        cs[half + i] = (float)sin(a);
     }
 }
 
@@ -119,19 +114,11 @@ static void rope_angles(float *cs, int pos, const double *inv_freq, int half)
 ** by the row's angles; which dimensions form a pair depends on how the
 ** file lays out Q and K (see rope_pairing).
 */
-static void rope(float *x, int n_heads, int head_dim, int n_rot, rope_pairing pairing, const float *cs)
+static void rope(const fwd_state *f, float *x, int n_heads, const float *cs)
 {
-    int half = n_rot / 2;
-    for (int h = 0; h < n_heads; h++, x += head_dim) {
-        for (int i = 0; i < half; i++) {
-            int a = pairing == ROPE_ADJACENT ? 2 * i : i;
-            int b = pairing == ROPE_ADJACENT ? 2 * i + 1 : i + half;
-            float c = cs[2 * i], s = cs[2 * i + 1];
-            float x0 = x[a], x1 = x[b];
-            x[a] = x0 * c - x1 * s;
-            x[b] = x0 * s + x1 * c;
-        }
-    }
+    const copse_model_info *hp = &f->m->info;
+    for (int h = 0; h < n_heads; h++, x += hp->head_dim)
+        f->vec->rope(x, cs, hp->n_rot / 2, f->m->rope == ROPE_ADJACENT);
 }
 
 /* --------------------------------------------------------------- the blocks */
@@ -153,23 +140,20 @@ static void for_rows(fwd_state *f, int n, pool_fn fn, const void *arg, const fwd
     pool_for(n >= PARALLEL_ROWS ? f->n_threads : 1, n, fn, &j);
 }
 
-/* xb = norm(x) with weights w, for row r (a product's input). */
-static void norm_row(fwd_state *f, int r, const float *w)
-{
-    size_t d = (size_t)f->m->info.n_embd;
-    f->vec->rmsnorm(f->xb + r * d, f->x + r * d, w, (int)d, f->m->info.rms_eps);
-    quantize_row(f, r, f->xb + r * d);
-}
-
 /* x += xb (a sublayer's output), then xb = the next sublayer's input,
 ** norm(x) with the weights arg (none after the last layer). */
 static void residual_row(void *ctx, int r)
 {
     const rows_job *j = ctx;
-    size_t d = (size_t)j->f->m->info.n_embd;
-    add(j->f->x + r * d, j->f->xb + r * d, d);
-    if (j->arg)
-        norm_row(j->f, r, j->arg);
+    fwd_state *f = j->f;
+    size_t d = (size_t)f->m->info.n_embd;
+    float *x = f->x + r * d, *xb = f->xb + r * d;
+    if (!j->arg) {
+        f->vec->add(x, xb, d);
+        return;
+    }
+    f->vec->add_rmsnorm(xb, x, xb, j->arg, (int)d, f->m->info.rms_eps);
+    quantize_row(f, r, xb);
 }
 
 static void residual(fwd_state *f, int n, const float *next_norm)
@@ -203,12 +187,12 @@ static void qkv_row(void *ctx, int r)
     if (o->y->wqkv.q8)
         memcpy(q, k - qd, (size_t)qd * sizeof *q);
     if (o->y->bq) {
-        add(q, o->y->bq, qd);
-        add(k, o->y->bk, kvd);
-        add(v, o->y->bv, kvd);
+        f->vec->add(q, o->y->bq, qd);
+        f->vec->add(k, o->y->bk, kvd);
+        f->vec->add(v, o->y->bv, kvd);
     }
-    rope(q, hp->n_head, hp->head_dim, hp->n_rot, f->m->rope, cs);
-    rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, f->m->rope, cs);
+    rope(f, q, hp->n_head, cs);
+    rope(f, k, hp->n_head_kv, cs);
     kv_store(j->rows[r].seq, o->il, j->rows[r].pos, k, v);
 }
 
@@ -311,8 +295,10 @@ static void embed_row(void *ctx, int r)
     const rows_job *j = ctx;
     fwd_state *f = j->f;
     const copse_model_info *hp = &f->m->info;
-    model_embed(f->m, j->rows[r].token, f->x + r * (size_t)hp->n_embd);
-    norm_row(f, r, f->m->layers[0].attn_norm);
+    float *x = f->x + r * (size_t)hp->n_embd, *xb = f->xb + r * (size_t)hp->n_embd;
+    model_embed(f->m, j->rows[r].token, x);
+    f->vec->rmsnorm(xb, x, f->m->layers[0].attn_norm, hp->n_embd, hp->rms_eps);
+    quantize_row(f, r, xb);
     rope_angles(f->rope + (size_t)r * hp->n_rot, j->rows[r].pos, f->m->rope_inv_freq, hp->n_rot / 2);
 }
 

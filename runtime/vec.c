@@ -16,13 +16,40 @@ static void rmsnorm(float *out, const float *x, const float *w, int n, float eps
         out[i] = x[i] * scale * w[i];
 }
 
+static void add(float *x, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] += b[i];
+}
+
+static void add_rmsnorm(float *out, float *x, const float *dx, const float *w, int n, float eps)
+{
+    add(x, dx, (size_t)n);
+    rmsnorm(out, x, w, n, eps);
+}
+
+void vec_rope_from(float *x, const float *cs, int half, int adjacent, int i)
+{
+    for (; i < half; i++) {
+        float *a = adjacent ? x + 2 * i : x + i, *b = adjacent ? a + 1 : a + half;
+        float c = cs[i], s = cs[half + i], x0 = *a, x1 = *b;
+        *a = x0 * c - x1 * s;
+        *b = x0 * s + x1 * c;
+    }
+}
+
+static void rope(float *x, const float *cs, int half, int adjacent)
+{
+    vec_rope_from(x, cs, half, adjacent, 0);
+}
+
 static void swiglu(float *out, const float *gate, const float *up, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-const vec_kernels vec_scalar = { "scalar", rmsnorm, swiglu };
+const vec_kernels vec_scalar = { "scalar", rmsnorm, swiglu, add_rmsnorm, add, rope };
 
 /* The same rule as the attention kernels: the int8 tier says whether the
 ** scalar code is forced (COPSE_ISA=scalar) or AVX-512 runs, the CPU

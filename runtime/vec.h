@@ -16,12 +16,26 @@ typedef struct vec_kernels {
     void (*rmsnorm)(float *out, const float *x, const float *w, int n, float eps);
     /* out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + e^-g); out may be gate */
     void (*swiglu)(float *out, const float *gate, const float *up, size_t n);
+    /* x[i] += dx[i], then out = rmsnorm(x) as above, bit for bit: a
+    ** residual add and the next norm in one pass; out may be dx */
+    void (*add_rmsnorm)(float *out, float *x, const float *dx, const float *w, int n, float eps);
+    /* x[i] += b[i] */
+    void (*add)(float *x, const float *b, size_t n);
+    /* Rotate half pairs of x, pair i by the angle of cosine cs[i] and sine
+    ** cs[half + i]: a' = a cos - b sin, b' = a sin + b cos, with (a, b) =
+    ** (x[2i], x[2i + 1]) when adjacent, else (x[i], x[half + i]). Every
+    ** table gives the scalar results bit for bit. */
+    void (*rope)(float *x, const float *cs, int half, int adjacent);
 } vec_kernels;
+
+/* The scalar rope from pair i on: the SIMD kernels' tails. */
+void vec_rope_from(float *x, const float *cs, int half, int adjacent, int i);
 
 extern const vec_kernels vec_scalar;
 #if defined(__x86_64__)
 extern const vec_kernels vec_avx2;
 extern const vec_kernels vec_avx512;   /* needs AVX-512 F and DQ */
+void vec_rope_avx2(float *x, const float *cs, int half, int adjacent);   /* vec_avx2's */
 #endif
 
 /* The kernels for the int8 tier in force, as for attention (attention.h):

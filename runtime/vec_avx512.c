@@ -12,17 +12,29 @@ static inline __mmask16 lanes(size_t i, size_t n)
     return n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
 }
 
-static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
+/* rmsnorm, after x += dx when dx is given (in the loop that reads x). */
+static void norm(float *out, float *x, const float *dx, const float *w, int n, float eps)
 {
     __m512 a0 = _mm512_setzero_ps(), a1 = a0;
     size_t i = 0, len = (size_t)n;
     for (; i + 32 <= len; i += 32) {
         __m512 u = _mm512_loadu_ps(x + i), v = _mm512_loadu_ps(x + i + 16);
+        if (dx) {
+            u = _mm512_add_ps(u, _mm512_loadu_ps(dx + i));
+            v = _mm512_add_ps(v, _mm512_loadu_ps(dx + i + 16));
+            _mm512_storeu_ps(x + i, u);
+            _mm512_storeu_ps(x + i + 16, v);
+        }
         a0 = _mm512_fmadd_ps(u, u, a0);
         a1 = _mm512_fmadd_ps(v, v, a1);
     }
     for (; i < len; i += 16) {
-        __m512 u = _mm512_maskz_loadu_ps(lanes(i, len), x + i);
+        __mmask16 k = lanes(i, len);
+        __m512 u = _mm512_maskz_loadu_ps(k, x + i);
+        if (dx) {
+            u = _mm512_add_ps(u, _mm512_maskz_loadu_ps(k, dx + i));
+            _mm512_mask_storeu_ps(x + i, k, u);
+        }
         a0 = _mm512_fmadd_ps(u, u, a0);
     }
     float ss = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
@@ -44,6 +56,16 @@ static inline __m512 silu(__m512 g)
     return _mm512_mul_ps(g, _mm512_mask_mul_ps(r, below, e, r));
 }
 
+static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
+{
+    norm(out, (float *)x, NULL, w, n, eps);   /* no dx: x is only read */
+}
+
+static void add_rmsnorm(float *out, float *x, const float *dx, const float *w, int n, float eps)
+{
+    norm(out, x, dx, w, n, eps);
+}
+
 static void swiglu(float *out, const float *gate, const float *up, size_t n)
 {
     for (size_t i = 0; i < n; i += 16) {
@@ -53,4 +75,14 @@ static void swiglu(float *out, const float *gate, const float *up, size_t n)
     }
 }
 
-const vec_kernels vec_avx512 = { "avx512", rmsnorm, swiglu };
+static void add(float *x, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = lanes(i, n);
+        _mm512_mask_storeu_ps(x + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, x + i),
+                                                      _mm512_maskz_loadu_ps(k, b + i)));
+    }
+}
+
+/* A head's 32 pairs or fewer: AVX2's rope is as fast. */
+const vec_kernels vec_avx512 = { "avx512", rmsnorm, swiglu, add_rmsnorm, add, vec_rope_avx2 };

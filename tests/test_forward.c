@@ -2,14 +2,19 @@
 ** The forward pass's fused steps against their plain order, on the
 ** committed tiny models: the row passes that quantize a product's input
 ** as they write it give the logits of the separate quantization job, bit
-** for bit, whatever the thread count.
+** for bit, whatever the thread count. And the elementwise kernels the
+** passes fuse (vec.h) against the plain ones, bit for bit where vec.h
+** says so.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include "testutil.h"
 #include "copse.h"
 #include "forward.h"
+#include "vec.h"
+#include "q8.h"
 
 #define MODELS   "tests/data/models"
 #define PROMPT   20   /* rows: enough for the row passes to run in parallel */
@@ -97,11 +102,87 @@ START_TEST(quantize_in_rows_is_exact)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- kernels */
+
+/* The default table, and on x86 each SIMD one the CPU runs. */
+static const vec_kernels *table(int i)
+{
+#if defined(__x86_64__)
+    const vec_kernels *k[] = { &vec_avx2, &vec_avx512 };
+    const q8_kernels *needs[] = { &q8_tier_avx2, &q8_tier_avx512vnni };
+    if (i < 2)
+        return q8_tier_supported(needs[i]) ? k[i] : NULL;
+#endif
+    return i == 2 ? vec_kernels_default() : NULL;
+}
+
+static float uniform(uint64_t *seed, float lo, float hi)
+{
+    *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+    return lo + (hi - lo) * (float)((double)(*seed >> 11) / 9007199254740992.0);
+}
+
+static void assert_same(const float *got, const float *want, int n, const char *what, const char *k, int len)
+{
+    for (int i = 0; i < n; i++)
+        if (memcmp(&got[i], &want[i], sizeof *got))
+            ck_abort_msg("%s (%s, %d): [%d] is %.9g, the plain rule gives %.9g", what, k, len, i, got[i], want[i]);
+}
+
+/* rope at a real position's angles (llama's 10000^(-2i/n_rot)), both
+** pairings, every pair count up to 40 (all tails); add_rmsnorm against
+** add then the same table's rmsnorm; add against the scalar rule. */
+START_TEST(kernels_match_plain)
+{
+    const vec_kernels *k = table(_i);
+    if (!k) {
+        tu_skip("kernels_match_plain", "this CPU lacks the table's instructions");
+        return;
+    }
+    enum { MAX = 1536 };
+    static float x[MAX], y[MAX], w[MAX], dx[MAX], a[MAX], b[MAX], cs[MAX];
+    uint64_t seed = 7;
+    for (int half = 1; half <= 40; half++) {
+        for (int i = 0; i < half; i++) {
+            double angle = 1234 * pow(10000.0, -2.0 * i / (2 * half));
+            cs[i] = (float)cos(angle);
+            cs[half + i] = (float)sin(angle);
+        }
+        for (int adjacent = 0; adjacent <= 1; adjacent++) {
+            for (int i = 0; i < 2 * half; i++)
+                x[i] = y[i] = uniform(&seed, -8, 8);
+            vec_scalar.rope(x, cs, half, adjacent);
+            k->rope(y, cs, half, adjacent);
+            assert_same(y, x, 2 * half, adjacent ? "rope, adjacent pairs" : "rope, halves", k->name, half);
+        }
+    }
+    for (int len = 1; len <= 71; len++) {
+        int n = len <= 70 ? len : MAX;
+        for (int i = 0; i < n; i++) {
+            x[i] = y[i] = uniform(&seed, -30, 30);
+            dx[i] = uniform(&seed, -3, 3);
+            w[i] = uniform(&seed, -2, 2);
+        }
+        memcpy(b, dx, sizeof(float) * (size_t)n);
+        k->add_rmsnorm(b, y, b, w, n, 1e-5f);   /* out over dx, as the residual pass does */
+        vec_scalar.add(x, dx, (size_t)n);
+        assert_same(y, x, n, "add_rmsnorm's sum", k->name, n);
+        k->rmsnorm(a, x, w, n, 1e-5f);
+        assert_same(b, a, n, "add_rmsnorm's norm", k->name, n);
+        memcpy(y, x, sizeof(float) * (size_t)n);
+        vec_scalar.add(x, w, (size_t)n);
+        k->add(y, w, (size_t)n);
+        assert_same(y, x, n, "add", k->name, n);
+    }
+}
+END_TEST
+
 Suite *copse_suite_forward(void)
 {
     Suite *s = suite_create("forward");
     TCase *tc = tcase_create("fused");
     tcase_add_loop_test(tc, quantize_in_rows_is_exact, 0, N_TINY);
+    tcase_add_loop_test(tc, kernels_match_plain, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }
