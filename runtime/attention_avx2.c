@@ -27,44 +27,37 @@ static inline ALWAYS_INLINE __m256 load8(const void *block, size_t i, const int 
     return _mm256_loadu_ps((const float *)block + i);
 }
 
-/* The four queries of the tile starting at i (the last repeated past nq). */
-static inline void tile(const attn_fold *f, int i, const float *q[4])
-{
-    for (int k = 0; k < 4; k++)
-        q[k] = f->q[i + k < f->nq ? i + k : f->nq - 1];
-}
-
-/* Positions the queries [i, i + 4) read, at most. */
-static inline int tile_reach(const attn_fold *f, int i)
+/* Positions the queries [i, i + n) read, at most. */
+static inline int reach(const attn_fold *f, int i, int n)
 {
     int top = 0;
-    for (int k = i; k < i + 4 && k < f->nq; k++)
+    for (int k = i; k < i + n; k++)
         top = f->n_pos[k] > top ? f->n_pos[k] : top;
     return top;
 }
 
 /*
-** The micro-kernel of both products: for the four rows b[k] of a tile,
-** acc[k] += sum over j < n of b[k][j] * (row j of a block: nv vectors of
-** 8 from element i + j * stride). Scores take a = K (rows of 16
-** positions, nv 2) and b = the queries; weighted values take a = V (16 or
-** 8 dimensions) and b = the weights. Each row is loaded once for the
-** four; 4 nv chains. nv and f16 are constants once inlined, so the loops
-** unroll into registers.
+** The micro-kernel of both products: for the nq (up to four) rows b[k] of
+** a tile, acc[k] += sum over j < n of b[k][j] * (row j of a block: nv
+** vectors of 8 from element i + j * stride). Scores take a = K (rows of
+** 16 positions, nv 2) and b = the queries; weighted values take a = V (16
+** or 8 dimensions) and b = the weights. Each row is loaded once for the
+** nq; nq nv chains. nq, nv and f16 are constants once inlined, so the
+** loops unroll into registers.
 */
 typedef struct tile4 { __m256 v[4][2]; } tile4;
 
 static inline ALWAYS_INLINE tile4 mul4(tile4 t, const void *a, size_t i, size_t stride, int n,
-                                       const float *const b[4], const int nv, const int f16)
+                                       const float *const b[4], const int nq, const int nv, const int f16)
 {
     __m256 acc[4][2];
 #pragma GCC unroll 4
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < nq; k++)
         acc[k][0] = t.v[k][0], acc[k][1] = t.v[k][1];
     for (int j = 0; j < n; j++, i += stride) {
         __m256 x = load8(a, i, f16), y = nv == 2 ? load8(a, i + 8, f16) : x;
 #pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < nq; k++) {
             __m256 w = _mm256_broadcast_ss(b[k] + j);
             acc[k][0] = _mm256_fmadd_ps(w, x, acc[k][0]);
             if (nv == 2)
@@ -72,7 +65,7 @@ static inline ALWAYS_INLINE tile4 mul4(tile4 t, const void *a, size_t i, size_t 
         }
     }
 #pragma GCC unroll 4
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < nq; k++)
         t.v[k][0] = acc[k][0], t.v[k][1] = acc[k][1];
     return t;
 }
@@ -85,12 +78,13 @@ static inline tile4 zero4(void)
     return t;
 }
 
-/* Scores of four queries against one block: s[k][0..16) = q_k . K[t]. */
-static inline ALWAYS_INLINE void scores4(const float *const q[4], int hd, const void *kt, float *s, const int f16)
+/* Scores of nq queries against one block: s[k][0..16) = q_k . K[t]. */
+static inline ALWAYS_INLINE void scores4(const float *const q[4], int hd, const void *kt, float *s, const int nq,
+                                         const int f16)
 {
-    tile4 t = mul4(zero4(), kt, 0, KV_BLOCK, hd, q, 2, f16);
+    tile4 t = mul4(zero4(), kt, 0, KV_BLOCK, hd, q, nq, 2, f16);
 #pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < nq; k++) {
         _mm256_storeu_ps(s + k * ROW, t.v[k][0]);
         _mm256_storeu_ps(s + k * ROW + 8, t.v[k][1]);
     }
@@ -126,18 +120,19 @@ static inline float softmax_row(const attn_fold *f, int i, float *s, int top)
 }
 
 /* o_k = o_k c_k + sum over t < top of p_k[t] V[t], for dimensions
-** [d, d + 8 nv) of the four queries of the tile at i. */
+** [d, d + 8 nv) of the nq queries of the tile at i. */
 static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p, const float *c, int d, int top,
-                                       const int nv, const int f16)
+                                       const int nq, const int nv, const int f16)
 {
     tile4 t = zero4();
     for (int b = 0; b * KV_BLOCK < top; b++) {
         const float *const w[4] = { p + b * KV_BLOCK, p + ROW + b * KV_BLOCK, p + 2 * ROW + b * KV_BLOCK,
                                     p + 3 * ROW + b * KV_BLOCK };
         int n = top - b * KV_BLOCK < KV_BLOCK ? top - b * KV_BLOCK : KV_BLOCK;
-        t = mul4(t, f->v[b], (size_t)d, (size_t)f->hd, n, w, nv, f16);
+        t = mul4(t, f->v[b], (size_t)d, (size_t)f->hd, n, w, nq, nv, f16);
     }
-    for (int k = 0; k < 4 && i + k < f->nq; k++) {
+#pragma GCC unroll 4
+    for (int k = 0; k < nq; k++) {
         float *o = f->o + (size_t)f->state[i + k] * f->hd + d;
         __m256 ck = _mm256_set1_ps(c[k]);
         for (int j = 0; j < nv; j++)
@@ -146,29 +141,37 @@ static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p
 }
 
 /*
-** Four queries at a time, GEMM-like: their scores against every block
-** (each K row loaded once for the four), then each row's softmax, then
-** the weighted values (each V row loaded once for the four). A tile's
-** rows past nq repeat the last query; their results are not stored.
+** A tile of nq (1 to 4, a constant) queries from i, GEMM-like: their
+** scores against every block (each K row loaded once for the tile), then
+** each row's softmax, then the weighted values (each V row loaded once
+** for the tile). Exact widths: no query is computed that is not used.
 */
+static inline ALWAYS_INLINE void tile(const attn_fold *f, int i, const int nq, const int f16)
+{
+    int hd = f->hd, top = reach(f, i, nq), d = 0;
+    const float *q[4];
+    float *s = f->s, c[4];
+    for (int k = 0; k < nq; k++)
+        q[k] = f->q[i + k];
+    for (int b = 0; b * KV_BLOCK < top; b++)
+        scores4(q, hd, f->k[b], s + b * KV_BLOCK, nq, f16);
+    for (int k = 0; k < nq; k++)
+        c[k] = softmax_row(f, i + k, s + k * ROW, top);
+    for (; d + 16 <= hd; d += 16)
+        weigh(f, i, s, c, d, top, nq, 2, f16);
+    if (d < hd)   /* a head size of 8 mod 16 */
+        weigh(f, i, s, c, d, top, nq, 1, f16);
+}
+
 static inline ALWAYS_INLINE void fold_as(const attn_fold *f, const int f16)
 {
-    int hd = f->hd;
-    for (int i = 0; i < f->nq; i += 4) {
-        const float *q[4];
-        float *s = f->s, c[4];
-        int top = tile_reach(f, i);
-        tile(f, i, q);
-        for (int b = 0; b * KV_BLOCK < top; b++)
-            scores4(q, hd, f->k[b], s + b * KV_BLOCK, f16);
-        for (int k = 0; k < 4; k++)
-            c[k] = i + k < f->nq ? softmax_row(f, i + k, s + k * ROW, top) : 0;
-        int d = 0;
-        for (; d + 16 <= hd; d += 16)
-            weigh(f, i, s, c, d, top, 2, f16);
-        if (d < hd)   /* a head size of 8 mod 16 */
-            weigh(f, i, s, c, d, top, 1, f16);
-    }
+    for (int i = 0; i < f->nq; i += 4)
+        switch (f->nq - i) {
+        case 1: tile(f, i, 1, f16); break;
+        case 2: tile(f, i, 2, f16); break;
+        case 3: tile(f, i, 3, f16); break;
+        default: tile(f, i, 4, f16); break;
+        }
 }
 
 static void fold_avx2(const attn_fold *f)
