@@ -95,7 +95,7 @@ static inline ALWAYS_INLINE void scores4(const float *const q[4], int hd, const 
 ** to top (rounded up to a block: what its tile computed), fold their sum
 ** into l, and return the factor c = e^(m - m') that rescales what o held.
 */
-static inline float softmax_row(const attn_fold *f, int i, float *s, int top)
+static inline ALWAYS_INLINE float softmax_row(const attn_fold *f, int i, float *s, int top)
 {
     const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), sc = _mm256_set1_ps(f->scale);
     const __m256 minus_inf = _mm256_set1_ps(-INFINITY), lim = _mm256_set1_ps((float)f->n_pos[i]);

@@ -78,7 +78,7 @@ static inline ALWAYS_INLINE void scores(const attn_fold *f, int i, int b, float 
 
 /* Query i's scores to weights in place, 0 from n_pos to top (rounded up
 ** to a block); folds their sum into l and returns c = e^(m - m'). */
-static inline float softmax_row(const attn_fold *f, int i, float *s, int top)
+static inline ALWAYS_INLINE float softmax_row(const attn_fold *f, int i, float *s, int top)
 {
     int nb = (top + KV_BLOCK - 1) / KV_BLOCK, n = f->n_pos[i];
     __m512 x[ATTN_SPAN], most = _mm512_set1_ps(-INFINITY), sc = _mm512_set1_ps(f->scale);
