@@ -11,10 +11,11 @@
 ** row that reads it, with how many of its positions each reads. Runs of
 ** up to ATTN_SPAN consecutive blocks read by the same rows, all but the
 ** last in full (a shared prompt; one branch's own blocks), make one task,
-** so per-task costs (gathering, rescaling) are paid once per run.
-** A task's keys and values come from memory once for all its rows
-** (widened from f16 in registers as the kernels read them); each query keeps a running softmax (max m, sum l, weighted
-** values o), and the partial results of the tasks merge by log-sum-exp:
+** so per-task costs (a softmax's reductions, rescaling) are paid once per
+** run. A task's keys and values come from memory once for all its rows
+** (widened from f16 in registers as the kernels read them); each query
+** keeps a running softmax (max m, sum l, weighted values o), and the
+** partial results of the tasks merge by log-sum-exp:
 **     m' = max(m, m_b), o' = o e^(m - m') + o_b e^(m_b - m'), same for l,
 ** out = o / l at the end. So a step of B branches over a shared prompt
 ** reads the prompt's K/V once, not B times.
