@@ -239,6 +239,11 @@ static int step_vtokens(const copse_verifier *v, const copse_step *s, const char
 ** Score every candidate's path again from scratch, one sequence per path
 ** and nothing shared, and compare with the step scores the search reported
 ** (which came from forked, incrementally extended, rolled back sequences).
+** Attention folds a shared prompt and a branch's own blocks as separate
+** runs, one sequence's blocks as longer ones, so the two differ in float
+** rounding; int8 activations can turn that into a step of one quantum in
+** a later product. Seen: 2.7e-4 on a score; a wrong or misplaced token
+** moves a score by far more.
 */
 static void check_scores_from_scratch(const copse_verifier *v, const copse_result *r,
                                       const copse_result_info *in, const char *sep, int same_vocab)
@@ -275,7 +280,7 @@ static void check_scores_from_scratch(const copse_verifier *v, const copse_resul
             copse_batch b = { nv, seqs, vt, want };
             ck_assert_int_eq(copse_decode(ctx, &b, &err), COPSE_OK);
             float fresh = verifier_score(v, ctx, nv - 1, scratch);
-            ck_assert_msg(fabsf(fresh - s.score) < 1e-4f, "step %d: searched %.6f, from scratch %.6f",
+            ck_assert_msg(fabsf(fresh - s.score) < 1e-3f, "step %d: searched %.6f, from scratch %.6f",
                           steps[j], s.score, fresh);
             checked++;
             free(seqs);
