@@ -12,11 +12,6 @@
 **                 branches (--batch), weights streamed once for all of them
 **   step hot M    M tokens against one FFN matrix, repeated (cache-resident:
 **                 the arithmetic of a step without the memory traffic)
-**   step gaps M   the step with GAP_US of other work (arithmetic) on every
-**                 thread before each product, as in a decode step; GOPS of
-**                 the products' time alone. Then again with the gaps
-**                 requesting the first WARM_BYTES of each lane of the next
-**                 product (q8_prefetch)
 **   gemm          512 tokens against one matrix (prompt processing)
 **   prefill layer 512 tokens through the 7 matrices of one layer
 ** Times are the best of several runs: the machine is shared, so compare
@@ -116,81 +111,40 @@ static float *random_floats(size_t n)
 
 /* --------------------------------------------------------------- running */
 
-/* A decode step's other work per product, about (smol at 16 branches),
-** and the weights its gaps request ahead. */
-#define GAP_US 50
-#define WARM_BYTES ((size_t)1 << 20)
-
-/* What one timed run does: n_mats products of M tokens, with a gap
-** before each when gaps is set (warm: bytes its gaps request per lane). */
+/* What one timed run does: n_mats products of M tokens. */
 typedef struct job {
     q8_weights **W;
-    int n_mats, M, threads, gaps;
-    size_t warm;
+    int n_mats, M, threads;
     const float *x;
     float *y;
-    double product_seconds;   /* of the last run */
 } job;
-
-typedef struct gap_job {
-    const job *j;
-    const q8_weights *next;
-} gap_job;
-
-/* GAP_US of dependent arithmetic, requesting part i of the next
-** product's weights a few lines at a time. */
-static void gap_item(void *ctx, int i)
-{
-    const gap_job *g = ctx;
-    q8_prefetch p;
-    q8_prefetch_init(&p, g->next, g->j->warm, i, g->j->threads);
-    volatile float sink;
-    float a = 1.0f;
-    for (double t0 = bench_now(); bench_now() - t0 < GAP_US * 1e-6;)
-        for (int k = 0; k < 8; k++) {
-            for (int f = 0; f < 16; f++)
-                a = a * 0.999f + 0.001f;
-            q8_prefetch_step(&p, 8);
-        }
-    sink = a;
-    (void)sink;
-}
 
 static void run_mats(void *ctx)
 {
-    job *j = ctx;
+    const job *j = ctx;
     copse_error err;
-    j->product_seconds = 0;
-    for (int i = 0; i < j->n_mats; i++) {
-        if (j->gaps) {
-            gap_job g = { j, j->W[i] };
-            pool_for(j->threads, j->threads, gap_item, &g);
-        }
-        double t0 = bench_now();
+    for (int i = 0; i < j->n_mats; i++)
         if (q8_matmul(j->W[i], j->x, j->M, j->y, j->threads, &err)) {
             fprintf(stderr, "bench-kernels: %s\n", err.msg);
             exit(1);
         }
-        j->product_seconds += bench_now() - t0;
-    }
 }
 
 /* On one team for all the products, as the forward pass runs them. */
-static void run_job(job *j)
+static void run_job(const job *j)
 {
-    pool_team(j->threads, run_mats, j);
+    pool_team(j->threads, run_mats, (void *)j);
 }
 
-/* Best time of at least 3 runs and about min_seconds in all (of the
-** products alone when there are gaps). */
-static double best_time(job *j, double min_seconds)
+/* Best time of at least 3 runs and about min_seconds in all. */
+static double best_time(const job *j, double min_seconds)
 {
     run_job(j);   /* warm up: page faults, thread start */
     double best = 1e30, start = bench_now();
     for (int n = 0; n < 3 || bench_now() - start < min_seconds; n++) {
         double t0 = bench_now();
         run_job(j);
-        double t = j->gaps ? j->product_seconds : bench_now() - t0;
+        double t = bench_now() - t0;
         best = t < best ? t : best;
     }
     return best;
@@ -225,10 +179,9 @@ static result *add_result(const char *model, const q8_kernels *k, int threads, c
     return r;
 }
 
-/* Time M tokens through the matrices W[0..n) and record it; with gaps
-** set, a gap before each product (requesting warm bytes per lane). */
+/* Time M tokens through the matrices W[0..n) and record it. */
 static void measure(const char *model, const q8_kernels *k, int threads, const char *what,
-                    q8_weights **W, int n, int M, int gaps, size_t warm, double min_seconds)
+                    q8_weights **W, int n, int M, double min_seconds)
 {
     int maxk = 0, maxn = 0;
     double ops = 0, bytes = 0;
@@ -239,7 +192,7 @@ static void measure(const char *model, const q8_kernels *k, int threads, const c
         bytes += (double)q8_weights_bytes(W[i]);
     }
     float *x = random_floats((size_t)M * maxk), *y = malloc((size_t)M * maxn * sizeof *y);
-    job j = { W, n, M, threads, gaps, warm, x, y, 0 };
+    job j = { W, n, M, threads, x, y };
     result *r = add_result(model, k, threads, what);
     r->seconds = best_time(&j, min_seconds);
     r->M = M;
@@ -289,33 +242,26 @@ static void bench_model(const model_shape *m, const q8_kernels *k, const options
         char what[64];
         for (int i = MAT_UP; i <= MAT_DOWN && listed(o->cases, "hot"); i++) {
             snprintf(what, sizeof what, "gemv hot %s", mat_name[i]);
-            measure(m->name, k, th, what, &all[i], 1, 1, 0, 0, secs);
+            measure(m->name, k, th, what, &all[i], 1, 1, secs);
         }
         if (listed(o->cases, "decode"))
-            measure(m->name, k, th, "decode (all matrices)", all, n_all, 1, 0, 0, secs);
+            measure(m->name, k, th, "decode (all matrices)", all, n_all, 1, secs);
         for (int i = 0; i < o->n_batch && listed(o->cases, "stephot"); i++) {
             snprintf(what, sizeof what, "step hot M=%d %s", o->batch[i], mat_name[MAT_UP]);
-            measure(m->name, k, th, what, &all[MAT_UP], 1, o->batch[i], 0, 0, secs);
+            measure(m->name, k, th, what, &all[MAT_UP], 1, o->batch[i], secs);
         }
         for (int i = 0; i < o->n_batch && listed(o->cases, "step"); i++) {
             snprintf(what, sizeof what, "step M=%d (all matrices)", o->batch[i]);
-            measure(m->name, k, th, what, all, n_all, o->batch[i], 0, 0, secs);
+            measure(m->name, k, th, what, all, n_all, o->batch[i], secs);
         }
-        for (int i = 0; i < o->n_batch && listed(o->cases, "stepgaps"); i++)
-            for (int warm = 0; warm <= 1; warm++) {
-                snprintf(what, sizeof what, "step gaps M=%d%s", o->batch[i],
-                         warm ? ", prefetching" : "");
-                measure(m->name, k, th, what, all, n_all, o->batch[i], 1, warm ? WARM_BYTES : 0,
-                        secs);
-            }
         for (int i = MAT_Q; i <= MAT_DOWN && listed(o->cases, "gemm"); i++) {
             if (i == MAT_V || i == MAT_O || i == MAT_GATE)
                 continue;   /* same shapes as attn_k, attn_q, ffn_up */
             snprintf(what, sizeof what, "gemm %s", mat_name[i]);
-            measure(m->name, k, th, what, &all[i], 1, gemm_tokens, 0, 0, secs);
+            measure(m->name, k, th, what, &all[i], 1, gemm_tokens, secs);
         }
         if (listed(o->cases, "prefill"))
-            measure(m->name, k, th, "prefill layer", all, N_LAYER_MATS, gemm_tokens, 0, 0, secs);
+            measure(m->name, k, th, "prefill layer", all, N_LAYER_MATS, gemm_tokens, secs);
     }
     for (int i = 0; i < n_all; i++)
         q8_weights_free(all[i]);
@@ -447,7 +393,7 @@ static void usage(FILE *f)
             "                  whose gemm cases run 16 tokens instead of 512)\n"
             "  --models LIST   smol,qwen05 (default both)\n"
             "  --threads LIST  1,2 (default; 1 or 2 values)\n"
-            "  --cases LIST    hot,decode,stephot,step,stepgaps,gemm,prefill (default all)\n"
+            "  --cases LIST    hot,decode,stephot,step,gemm,prefill (default all)\n"
             "  --batch LIST    token counts of the step cases, comma-separated, each\n"
             "                  2..256 (default 16; 0 for none)\n");
 }

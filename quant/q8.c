@@ -561,38 +561,18 @@ static void lane_item(void *ctx, int i)
                              u1 * LANE_UNIT < ng ? u1 * LANE_UNIT : ng, j->y, NULL);
 }
 
-/* The lanes of a product on n_threads threads: n of them, lane i the
-** units [units * i / n, units * (i + 1) / n). */
-static int lane_count(const q8_weights *W, int n_threads, int *units)
-{
-    *units = (W->n_groups + LANE_UNIT - 1) / LANE_UNIT;
-    int n = n_threads < MAX_LANES ? n_threads : MAX_LANES;
-    return n < *units ? n : *units;
-}
-
 static void run_lanes(const q8_weights *W, const q8_act *a, float *y, int n_threads)
 {
     lane lanes[MAX_LANES];
-    int units, n = lane_count(W, n_threads, &units);
+    int units = (W->n_groups + LANE_UNIT - 1) / LANE_UNIT;
+    int n = n_threads < MAX_LANES ? n_threads : MAX_LANES;
+    n = n < units ? n : units;
     size_t most = CLAIM_BYTES / (LANE_UNIT * W->group_bytes);
     for (int i = 0; i < n; i++)
         atomic_init(&lanes[i].left, (uint64_t)((long)units * i / n) << 32
                                     | (uint64_t)((long)units * (i + 1) / n));
     lanes_job job = { W, a, y, n, most > 1 ? (uint32_t)most : 1, lanes };
     pool_for(n_threads, 2 * n, lane_item, &job);
-}
-
-void q8_prefetch_init(q8_prefetch *p, const q8_weights *W, size_t bytes, int part, int n_parts)
-{
-    int units, n = lane_count(W, n_parts, &units);
-    p->at = p->end = (const char *)W->data;
-    if (part < 0 || part >= n)
-        return;
-    size_t unit = LANE_UNIT * W->group_bytes, end = q8_weights_bytes(W);
-    size_t u0 = (size_t)((long)units * part / n), u1 = (size_t)((long)units * (part + 1) / n);
-    size_t lane_end = u1 * unit < end ? u1 * unit : end;
-    p->at += u0 * unit;
-    p->end += bytes < lane_end - u0 * unit ? u0 * unit + bytes : lane_end;
 }
 
 static void run(const q8_weights *W, const q8_act *a, float *y, int n_threads)

@@ -205,31 +205,4 @@ int q8_matmul_act(const q8_weights *W, const q8_act *a, float *y, int n_threads,
 int q8_matmul(const q8_weights *W, const float *x, int M, float *y, int n_threads,
               copse_error *err);
 
-/* --------------------------------------------------------------- prefetch */
-
-/*
-** Weights requested ahead of a product by other work that leaves memory
-** idle (a decode step's attention and row passes), so that the product
-** starts on weights in cache instead of waiting for memory each time.
-** A product of 2 to 32 tokens on n threads splits W into one lane per
-** thread; q8_prefetch_init(p, W, bytes, i, n) points p at the first
-** bytes of lane i (empty when i has no lane). Then q8_prefetch_step
-** requests a few lines at a time: call it often from the work that runs
-** on thread i meanwhile (a burst of requests stalls the thread that
-** issues them). It returns 0 once all of p is requested. Requests are
-** hints: they never fault and change no result.
-*/
-typedef struct q8_prefetch {
-    const char *at, *end;    /* the lines not yet requested */
-} q8_prefetch;
-
-void q8_prefetch_init(q8_prefetch *p, const q8_weights *W, size_t bytes, int part, int n_parts);
-
-static inline int q8_prefetch_step(q8_prefetch *p, int lines)
-{
-    for (; lines > 0 && p->at < p->end; lines--, p->at += 64)
-        __builtin_prefetch(p->at, 0, 3);
-    return p->at < p->end;
-}
-
 #endif

@@ -312,51 +312,6 @@ START_TEST(tiers_agree)
 }
 END_TEST
 
-/*
-** q8_prefetch part i of n: the front of the lane a product on n threads
-** gives thread i (units of 3 groups, lane i the units [u i / n, u (i+1) / n)),
-** at most the bytes asked and never past the lane; the parts of all lanes
-** tile the matrix; a part without a lane is empty; requests end with it.
-*/
-START_TEST(prefetch_covers_lane_fronts)
-{
-    const int N = 16 * 35 - 3, K = 64, units = 12;
-    float *w = calloc((size_t)N * K, sizeof *w);
-    q8_weights *W;
-    copse_error e;
-    ck_assert_int_eq(q8_weights_from_f32(&q8_tier_scalar, w, N, K, "w", &W, &e), COPSE_OK);
-    const char *data = (const char *)W->data;
-    size_t unit = 3 * W->group_bytes, total = q8_weights_bytes(W);
-    static const int parts[] = { 1, 2, 3, 5, 64 };
-    for (size_t k = 0; k < sizeof parts / sizeof *parts; k++) {
-        int n = parts[k], lanes = n < units ? n : units;
-        const char *next = data;
-        for (int i = -1; i <= n; i++) {
-            q8_prefetch p, few;
-            q8_prefetch_init(&p, W, (size_t)-1, i, n);
-            q8_prefetch_init(&few, W, 100, i, n);
-            if (i < 0 || i >= lanes) {
-                ck_assert_msg(p.at == p.end && few.at == few.end, "part %d of %d not empty", i, n);
-                continue;
-            }
-            size_t end = (size_t)(units * (i + 1) / lanes) * unit;
-            ck_assert_ptr_eq(p.at, data + (size_t)(units * i / lanes) * unit);
-            ck_assert_ptr_eq(p.at, next);
-            ck_assert_ptr_eq(p.end, data + (end < total ? end : total));
-            ck_assert_ptr_eq(few.at, p.at);
-            ck_assert_ptr_eq(few.end, p.at + 100);
-            ck_assert_int_eq(q8_prefetch_step(&few, 1), 1);
-            ck_assert_int_eq(q8_prefetch_step(&few, 1), 0);
-            ck_assert_int_eq(q8_prefetch_step(&few, 5), 0);
-            next = p.end;
-        }
-        ck_assert_ptr_eq(next, data + total);
-    }
-    q8_weights_free(W);
-    free(w);
-}
-END_TEST
-
 START_TEST(isa_errors)
 {
     copse_model *m;
@@ -555,7 +510,6 @@ Suite *copse_suite_int8(void)
     tcase_add_test(tc, stacks_parts_apart_in_the_file);
     tcase_add_test(tc, int8_keeps_no_f32_matrices);
     tcase_add_test(tc, tiers_agree);
-    tcase_add_test(tc, prefetch_covers_lane_fronts);
     tcase_add_test(tc, isa_errors);
     tcase_add_loop_test(tc, vec_kernels_match_scalar, 0, N_VEC_SIMDS);
     tcase_add_test(tc, perplexity_within_1pct);
