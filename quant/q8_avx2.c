@@ -4,7 +4,7 @@
 ** vpmaddwd sums the pairs into int32. Activations never hold -128, so a
 ** pair is at most 2*128*127 and the 16-bit step cannot saturate; weights
 ** may be -128 (|w| = 128 read as unsigned). Also the activation quantizer
-** of every x86 tier.
+** of the avxvnni tier (avx512vnni has its own).
 */
 #include <immintrin.h>
 #include "q8_simd.h"
