@@ -12,6 +12,9 @@
 #define TM 4   /* GEMM tile: tokens */
 #define GM 1   /*            groups */
 #define GV 2   /* GEMV tile: groups */
+#define PT 4   /* panel span: tokens */
+#define PG 1   /*            groups */
+#define PB 16  /*            blocks (the weights every token reuses from L1) */
 
 INLINE __m256i ymm_init(int32_t nsum) { (void)nsum; return _mm256_setzero_si256(); }
 INLINE __m256i ymm_prep(__m256i w) { return _mm256_abs_epi8(w); }
