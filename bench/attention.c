@@ -93,6 +93,7 @@ static double time_step(const copse_model_info *hp, kv_pool *pool, const fwd_row
         exit(1);
     }
     attn_build(&a, rows, n);
+    attn_layer L = { .il = 0, .q = q, .q_stride = (size_t)hp->n_head * hp->head_dim, .out = out };
     /* cold: the best of many single runs (each needs its own eviction) */
     int reps = evict_buf ? 40 : 7, iters = evict_buf ? 1 : 20;
     double best = 1e30;
@@ -100,7 +101,7 @@ static double time_step(const copse_model_info *hp, kv_pool *pool, const fwd_row
         evict();
         double t0 = now();
         for (int i = 0; i < iters; i++)
-            attn_run(&a, 0, q, out);
+            attn_run(&a, &L);
         double t = (now() - t0) / iters;
         best = t < best ? t : best;
     }

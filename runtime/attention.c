@@ -122,6 +122,7 @@ void attn_free(attn_plan *a)
     free(a->task);
     free(a->item);
     free(a->row_cum);
+    free(a->finished);
     free(a->acc);
     free(a->scratch);
     free(a->qs);
@@ -164,15 +165,19 @@ int attn_reserve(attn_plan *a, int n, int64_t n_item)
     if (n > a->cap_rows) {
         float *acc = malloc(acc_floats(a, n) * sizeof *acc);
         int64_t *row_cum = malloc(((size_t)n + 1) * sizeof *row_cum);
-        if (!acc || !row_cum) {
+        int *finished = malloc((size_t)n * sizeof *finished);
+        if (!acc || !row_cum || !finished) {
             free(acc);
             free(row_cum);
+            free(finished);
             return COPSE_E_NOMEM;
         }
         free(a->acc);
         free(a->row_cum);
+        free(a->finished);
         a->acc = acc;
         a->row_cum = row_cum;
+        a->finished = finished;
         a->cap_rows = n;
     }
     return COPSE_OK;
@@ -239,6 +244,12 @@ void attn_build(attn_plan *a, const fwd_row *rows, int n)
             attn_task *t = &a->task[mark[row_block(&rows[r], j, &limit)]];
             a->item[t->first + t->count++] = (attn_item){ r, limit };
         }
+    /* a row's new position is read by no other row if it alone reads its block */
+    a->apart = 1;
+    for (int r = 0; r < n; r++) {
+        a->apart &= a->task[mark[row_block(&rows[r], rows[r].pos / KV_BLOCK, &limit)]].count == 1;
+        a->finished[r] = 0;
+    }
     for (int k = 0; k < a->n_task; k++)
         mark[a->task[k].block[0]] = -1;
     make_spans(a);
@@ -345,8 +356,8 @@ static void prefetch_task(const attn_plan *a, int il, const attn_task *t, int h)
 
 /* Fold task t's K/V head h into the states of its items [i0, i1), a
 ** chunk of queries at a time, in the scratch of the given part. */
-static void fold_task(const attn_plan *a, int il, const attn_task *t, int h, int i0, int i1,
-                      const float *q, int part)
+static void fold_task(const attn_plan *a, const attn_layer *L, const attn_task *t, int h, int i0, int i1,
+                      int part)
 {
     int hd = a->head_dim, group = a->n_head / a->n_head_kv;
     int *n_pos = a->ints + (size_t)part * 2 * a->chunk, *state = n_pos + a->chunk;
@@ -355,16 +366,16 @@ static void fold_task(const attn_plan *a, int il, const attn_task *t, int h, int
                     .m = a->acc + n_states(a) * hd, .l = a->acc + n_states(a) * (hd + 1), .o = a->acc,
                     .s = a->scratch + (size_t)part * scratch_floats() };
     for (int b = 0; b < t->n_blocks; b++) {
-        f.k[b] = kv_key_block(a->pool, t->block[b], il, h);
-        f.v[b] = kv_value_block(a->pool, t->block[b], il, h);
+        f.k[b] = kv_key_block(a->pool, t->block[b], L->il, h);
+        f.v[b] = kv_value_block(a->pool, t->block[b], L->il, h);
     }
     for (int i = i0; i < i1;) {
         for (f.nq = 0; f.nq < a->chunk && i < i1; i++)
             for (int g = 0; g < group; g++, f.nq++) {
-                size_t s = state_of(a, a->item[i].row, h, g);
-                f.q[f.nq] = q + s * hd;
+                int r = a->item[i].row;
+                f.q[f.nq] = L->q + r * L->q_stride + (size_t)(h * group + g) * hd;
                 n_pos[f.nq] = (t->n_blocks - 1) * KV_BLOCK + a->item[i].limit;
-                state[f.nq] = (int)s;
+                state[f.nq] = (int)state_of(a, r, h, g);
             }
         a->k->fold(&f);
     }
@@ -383,25 +394,31 @@ static int next_task(const attn_plan *a, int k, int r0, int r1, int *i0, int *i1
     return k;
 }
 
-/* Rows [r0, r1) of KV head h: every task they read, then their output. */
-static void fold_rows(const attn_plan *a, int il, int h, int r0, int r1, const float *q, float *out, int part)
+/* Rows [r0, r1) of KV head h: readied if the part does that, every task
+** they read, then their output; rows this makes whole are done. */
+static void fold_rows(const attn_plan *a, const attn_layer *L, int h, int r0, int r1, int part)
 {
     int i0, i1, j0, j1;
+    if (L->prepare && a->apart)
+        for (int r = r0; r < r1; r++)
+            L->prepare(L->ctx, r, h);
     clear(a, h, r0, r1);
     for (int k = next_task(a, 0, r0, r1, &i0, &i1), next; k < a->n_task; k = next, i0 = j0, i1 = j1) {
         next = next_task(a, k + 1, r0, r1, &j0, &j1);
         if (next < a->n_task)
-            prefetch_task(a, il, &a->task[next], h);
-        fold_task(a, il, &a->task[k], h, i0, i1, q, part);
+            prefetch_task(a, L->il, &a->task[next], h);
+        fold_task(a, L, &a->task[k], h, i0, i1, part);
     }
-    finish(a, h, r0, r1, out);
+    finish(a, h, r0, r1, L->out);
+    if (L->done)
+        for (int r = r0; r < r1; r++)
+            if (__atomic_add_fetch(&a->finished[r], 1, __ATOMIC_ACQ_REL) % a->n_head_kv == 0)
+                L->done(L->ctx, r);
 }
 
 typedef struct attn_job {
     const attn_plan *a;
-    int il;
-    const float *q;
-    float *out;
+    const attn_layer *L;
 } attn_job;
 
 /* Part p of the work, in scratch p. */
@@ -413,12 +430,22 @@ static void fold_part(void *ctx, int p)
         int r0, r1;
         part_rows(a, p, h, &r0, &r1);
         if (r0 < r1)
-            fold_rows(a, j->il, h, r0, r1, j->q, j->out, p);
+            fold_rows(a, j->L, h, r0, r1, p);
     }
 }
 
-void attn_run(const attn_plan *a, int il, const float *q, float *out)
+/* Every head of row r readied, before any part folds. */
+static void prepare_row(void *ctx, int r)
 {
-    attn_job job = { a, il, q, out };
+    const attn_job *j = ctx;
+    for (int h = 0; h < j->a->n_head_kv; h++)
+        j->L->prepare(j->L->ctx, r, h);
+}
+
+void attn_run(const attn_plan *a, const attn_layer *L)
+{
+    attn_job job = { a, L };
+    if (L->prepare && !a->apart)
+        pool_for(a->parts, a->n_rows, prepare_row, &job);   /* on one thread if the work is small */
     pool_for(a->n_threads, a->parts, fold_part, &job);
 }

@@ -183,37 +183,37 @@ static void residual(fwd_state *f, int n, const float *next_norm)
     for_rows(f, n, residual_row, next_norm, NULL);
 }
 
-/* Where a layer's Q, K and V came out: K and V of row r at k + r * stride
-** (Q of the stacked product beside them, at k - qd). */
+/* A layer's Q, K and V as they came out of its products (row r's at q, k
+** and v + r * its stride), and what attention readies them for. */
 typedef struct qkv_out {
+    fwd_state *f;
     const model_layer *y;
+    const fwd_row *rows;
     int il;
-    float *k, *v;
-    size_t stride;
+    float *q, *k, *v;
+    size_t q_stride, kv_stride;
 } qkv_out;
 
-/* Biases and rope of row r's Q and K; Q to f->q, K and V to the cache.
-** Rows write different positions: kv_store of several rows may run at
-** once. */
-static void qkv_row(void *ctx, int r)
+/* Biases and rope of row r's queries of KV head h's group and of its key
+** of head h; key and value to the cache (attn_layer's prepare). Rows and
+** heads write different places: several may run at once. */
+static void qkv_head(void *ctx, int r, int h)
 {
-    const rows_job *j = ctx;
-    const qkv_out *o = j->arg;
-    fwd_state *f = j->f;
+    const qkv_out *o = ctx;
+    const fwd_state *f = o->f;
     const copse_model_info *hp = &f->m->info;
-    int qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
-    float *q = f->q + (size_t)r * qd, *k = o->k + r * o->stride, *v = o->v + r * o->stride;
+    int group = hp->n_head / hp->n_head_kv, hd = hp->head_dim;
+    size_t qh = (size_t)h * group * hd, kh = (size_t)h * hd;
+    float *q = o->q + r * o->q_stride + qh, *k = o->k + r * o->kv_stride + kh, *v = o->v + r * o->kv_stride + kh;
     const float *cs = f->rope + (size_t)r * hp->n_rot;
-    if (o->y->wqkv.q8)
-        memcpy(q, k - qd, (size_t)qd * sizeof *q);
     if (o->y->bq) {
-        f->vec->add(q, o->y->bq, qd);
-        f->vec->add(k, o->y->bk, kvd);
-        f->vec->add(v, o->y->bv, kvd);
+        f->vec->add(q, o->y->bq + qh, (size_t)group * hd);
+        f->vec->add(k, o->y->bk + kh, hd);
+        f->vec->add(v, o->y->bv + kh, hd);
     }
-    rope(f, q, hp->n_head, cs);
-    rope(f, k, hp->n_head_kv, cs);
-    kv_store(j->rows[r].seq, o->il, j->rows[r].pos, k, v);
+    rope(f, q, group, cs);
+    rope(f, k, 1, cs);
+    kv_store_head(o->rows[r].seq, o->il, o->rows[r].pos, h, k, v);
 }
 
 /*
@@ -243,47 +243,45 @@ static void prefetch_stores(const fwd_row *rows, int n, int il)
 }
 
 /*
-** Q, K and V of every row; K and V go to the cache at the row's position.
+** Q, K and V of every row, as products leave them (o says where).
 ** The stacked product (model.h) leaves a row's Q, K and V side by side in
-** f->wide; Q moves to f->q, where attention reads it.
+** f->wide.
 */
-static void qkv(fwd_state *f, const model_layer *y, int il, const fwd_row *rows, int n)
+static void qkv(fwd_state *f, const model_layer *y, int il, const fwd_row *rows, int n, qkv_out *o)
 {
     const copse_model_info *hp = &f->m->info;
-    int qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
-    qkv_out o = { y, il, f->k, f->v, (size_t)kvd };
+    size_t qd = (size_t)hp->n_head * hp->head_dim, kvd = (size_t)hp->n_head_kv * hp->head_dim;
     prefetch_stores(rows, n, il);
     if (y->wqkv.q8) {
         matmul(f, f->wide, f->xb, n, &y->wqkv);
-        o.k = f->wide + qd;
-        o.v = o.k + kvd;
-        o.stride = (size_t)qd + 2 * (size_t)kvd;
+        *o = (qkv_out){ f, y, rows, il, f->wide, f->wide + qd, f->wide + qd + kvd, qd + 2 * kvd, qd + 2 * kvd };
     } else {
         matmuls(f, f->xb, n, 3, (const model_matrix *[]){ &y->wq, &y->wk, &y->wv },
                 (float *[]){ f->q, f->k, f->v });
+        *o = (qkv_out){ f, y, rows, il, f->q, f->k, f->v, qd, kvd };
     }
-    for_rows(f, n, qkv_row, &o, rows);
 }
 
-static void att_row(void *ctx, int r)
+/* Row r of the attention output is whole: quantize it for Wo. */
+static void att_done(void *ctx, int r)
 {
-    const rows_job *j = ctx;
-    const copse_model_info *hp = &j->f->m->info;
-    quantize_row(j->f, r, j->f->att + (size_t)r * hp->n_head * hp->head_dim);
+    const qkv_out *o = ctx;
+    const copse_model_info *hp = &o->f->m->info;
+    quantize_row(o->f, r, o->f->att + (size_t)r * hp->n_head * hp->head_dim);
 }
 
 /* From f->xb = norm(x). With grouped-query attention, n_head / n_head_kv
-** query heads share one key/value head. Attention's parts are cut by
-** heads, so no row of its output is whole before all end: a row pass of
-** its own quantizes it. */
+** query heads share one key/value head. Attention readies the queries,
+** keys and values (qkv_head) and quantizes each output row as it becomes
+** whole: no row passes of their own. */
 static void attention_block(fwd_state *f, int il, const fwd_row *rows, int n, const attn_plan *plan)
 {
     const model_layer *y = &f->m->layers[il];
-    qkv(f, y, il, rows, n);
-    attn_run(plan, il, f->q, f->att);
+    qkv_out o;
+    qkv(f, y, il, rows, n, &o);
     quantize_in_rows(f, f->att, n, f->m->info.n_head * f->m->info.head_dim);
-    if (f->act_of)
-        for_rows(f, n, att_row, NULL, NULL);
+    attn_layer L = { il, o.q, o.q_stride, f->att, qkv_head, f->act_of ? att_done : NULL, &o };
+    attn_run(plan, &L);
     matmul(f, f->xb, f->att, n, &y->wo);
     residual(f, n, y->ffn_norm);
 }

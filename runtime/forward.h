@@ -25,13 +25,32 @@ typedef struct fwd_row {
 ** The KV cache as the forward pass sees it. Before fwd_run the caller has
 ** given every position the batch writes a block that its sequence alone
 ** holds, and planned the batch's attention. Per layer, the forward pass
-** stores each row's key and value with kv_store (kv.h), then attn_run
+** stores each row's key and value with kv_store_head (kv.h), and attn_run
 ** writes out[r] (n_head * head_dim floats) = the attention of row r's
 ** queries q[r] (roped, n_head * head_dim) over positions 0..pos of its
 ** sequence, its own and earlier rows' included.
+**
+** What attn_run reads and calls for layer il: row r's queries at q + r *
+** q_stride, its output to out + r * n_head * head_dim. prepare(ctx, r, h),
+** if set, readies row r for KV head h: puts its queries of that head's
+** group in final form in place (bias, rope) and stores its key and value
+** of head h in the cache. attn_run calls it once for each row and head
+** before anything reads them: inside the part that folds them when no two
+** rows of the batch share a sequence (a decode step of branches: no pass
+** of its own), else in a pass before the folds. done(ctx, r), if set, is
+** called once row r's output is whole, on whichever thread finished it.
 */
 typedef struct attn_plan attn_plan;
-void attn_run(const attn_plan *a, int il, const float *q, float *out);
+typedef struct attn_layer {
+    int          il;
+    const float *q;
+    size_t       q_stride;
+    float       *out;
+    void       (*prepare)(void *ctx, int r, int h);
+    void       (*done)(void *ctx, int r);
+    void        *ctx;
+} attn_layer;
+void attn_run(const attn_plan *a, const attn_layer *L);
 
 typedef struct fwd_state fwd_state;
 

@@ -235,16 +235,21 @@ static void put(const kv_pool *p, void *dst, size_t stride, const float *x)
     }
 }
 
-void kv_store(copse_seq *s, int il, int pos, const float *k, const float *v)
+void kv_store_head(copse_seq *s, int il, int pos, int h, const float *k, const float *v)
 {
     kv_pool *p = s->pool;
-    int b = s->block[pos / KV_BLOCK], t = pos % KV_BLOCK, hd = p->head_dim;
+    int b = s->block[pos / KV_BLOCK], t = pos % KV_BLOCK;
     if (p->ref[b] != 1)   /* counted atomically: rows are stored in parallel */
         __atomic_fetch_add(&p->shared_writes, 1, __ATOMIC_RELAXED);
-    for (int h = 0; h < p->n_head_kv; h++) {
-        put(p, (uint8_t *)kv_key_block(p, b, il, h) + t * p->elt, KV_BLOCK, k + h * hd);
-        put(p, (uint8_t *)kv_value_block(p, b, il, h) + (size_t)t * hd * p->elt, 1, v + h * hd);
-    }
+    put(p, (uint8_t *)kv_key_block(p, b, il, h) + t * p->elt, KV_BLOCK, k);
+    put(p, (uint8_t *)kv_value_block(p, b, il, h) + (size_t)t * p->head_dim * p->elt, 1, v);
+}
+
+void kv_store(copse_seq *s, int il, int pos, const float *k, const float *v)
+{
+    size_t hd = (size_t)s->pool->head_dim;
+    for (int h = 0; h < s->pool->n_head_kv; h++)
+        kv_store_head(s, il, pos, h, k + h * hd, v + h * hd);
 }
 
 /* ------------------------------------------------------------------- stats */

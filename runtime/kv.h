@@ -91,9 +91,11 @@ int  kv_reserve(kv_pool *p, copse_seq *const *seqs, int n, int *need);
 void kv_prepare(copse_seq *s);
 
 /* Store the key and value vectors (n_head_kv * head_dim floats each) of
-** layer il at position pos of s, in a block s already holds. Threads may
-** store different positions at once (the forward pass's row loop does). */
+** layer il at position pos of s, in a block s already holds; or those of
+** KV head h only (head_dim floats each). Threads may store different
+** positions or heads at once (the forward pass does). */
 void kv_store(copse_seq *s, int il, int pos, const float *k, const float *v);
+void kv_store_head(copse_seq *s, int il, int pos, int h, const float *k, const float *v);
 
 /* K or V (one head, one layer) of a block, laid out as above. */
 void *kv_key_block(const kv_pool *p, int block, int il, int h);

@@ -914,7 +914,7 @@ START_TEST(attention_walk_matches_naive)
         ck_assert_int_gt(a.task[0].count * (sh->n_head / sh->n_head_kv), a.chunk);   /* several folds */
         for (size_t k = 0; k < n * qd; k++)
             out[k] = NAN;   /* what the last thread count wrote must not pass for this one's */
-        attn_run(&a, 1, q, out);
+        attn_run(&a, &(attn_layer){ .il = 1, .q = q, .q_stride = qd, .out = out });
         for (int r = 0; r < n; r++)
             check_row(w, &rows[r], q + r * qd, out + r * qd, nt);
         attn_free(&a);
