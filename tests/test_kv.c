@@ -864,12 +864,71 @@ static void check_row(const walk *w, const fwd_row *row, const float *q, const f
     }
 }
 
+/* attn_layer's hooks as a test sees them: prepare copies a row's queries
+** of a group in (attention finds NaN where it reads too early), done
+** records whether the row's output was whole. Each (row, head) and row is
+** touched by one thread at a time, as attn_run promises. */
+typedef struct hooks {
+    const copse_model_info *hp;
+    const float *src;
+    float *q, *out;
+    int *prepared, *done, *whole;   /* [row][kv head], [row], [row] */
+} hooks;
+
+static void hook_prepare(void *ctx, int r, int h)
+{
+    hooks *k = ctx;
+    size_t group = (size_t)k->hp->n_head / k->hp->n_head_kv, hd = (size_t)k->hp->head_dim;
+    size_t at = (size_t)r * k->hp->n_head * hd + h * group * hd;
+    memcpy(k->q + at, k->src + at, group * hd * sizeof *k->q);
+    k->prepared[r * k->hp->n_head_kv + h]++;
+}
+
+static void hook_done(void *ctx, int r)
+{
+    hooks *k = ctx;
+    size_t qd = (size_t)k->hp->n_head * k->hp->head_dim;
+    k->whole[r] = 1;
+    for (size_t d = 0; d < qd; d++)
+        k->whole[r] &= !isnan(k->out[r * qd + d]);
+    k->done[r]++;
+}
+
+/* attn_run of a built plan with the hooks: every row and head readied
+** once before it is read, every row done once when whole, the output
+** right. */
+static void run_hooked(const walk *w, const attn_plan *a, const fwd_row *rows, int n, const float *q, int nt)
+{
+    const copse_model_info *hp = &w->hp;
+    size_t qd = (size_t)hp->n_head * hp->head_dim;
+    hooks k = { hp, q, malloc(n * qd * sizeof(float)), malloc(n * qd * sizeof(float)),
+                calloc((size_t)n * hp->n_head_kv, sizeof(int)), calloc(n, sizeof(int)), calloc(n, sizeof(int)) };
+    for (size_t i = 0; i < n * qd; i++)
+        k.q[i] = k.out[i] = NAN;
+    attn_run(a, &(attn_layer){ .il = 1, .q = k.q, .q_stride = qd, .out = k.out, .prepare = hook_prepare,
+                                .done = hook_done, .ctx = &k });
+    for (int r = 0; r < n; r++) {
+        for (int h = 0; h < hp->n_head_kv; h++)
+            ck_assert_int_eq(k.prepared[r * hp->n_head_kv + h], 1);
+        ck_assert_int_eq(k.done[r], 1);
+        ck_assert_int_eq(k.whole[r], 1);
+        check_row(w, &rows[r], q + r * qd, k.out + r * qd, nt);
+    }
+    free(k.q);
+    free(k.out);
+    free(k.prepared);
+    free(k.done);
+    free(k.whole);
+}
+
 /*
 ** The plan and the threaded walk against a naive softmax in double:
 ** branches sharing blocks (a prompt block read by more queries than one
 ** fold takes), rows of one sequence at several positions, partial
 ** blocks, 1 to 3 threads with no threshold (heads cut between parts and
-** merged, or folded by one part alone). Loop index: a shape of
+** merged, or folded by one part alone); attn_layer's hooks on that batch
+** and on one of a row per branch (readied in a pass of their own, and
+** inside the parts). Loop index: a shape of
 ** walk_shapes, with f32 then f16 keys and values.
 */
 START_TEST(attention_walk_matches_naive)
@@ -901,6 +960,9 @@ START_TEST(attention_walk_matches_naive)
         for (int j = 0; j < add; j++)
             rows[n++] = (fwd_row){ &w->seq[i], len + j, 0, 0 };
     }
+    fwd_row own[WALK_SEQS];   /* each branch's last position: no row reads another's */
+    for (int i = 0; i < WALK_SEQS; i++)
+        own[i] = (fwd_row){ &w->seq[i], w->seq[i].len - 1, 0, 0 };
     size_t qd = (size_t)sh->n_head * sh->head_dim;
     float *q = malloc(n * qd * sizeof *q), *out = malloc(n * qd * sizeof *out);
     fill(q, n * qd, &rng);
@@ -908,7 +970,7 @@ START_TEST(attention_walk_matches_naive)
         attn_plan a;
         ck_assert_int_eq(attn_init(&a, &w->hp, &w->pool, nt), COPSE_OK);
         a.parallel_work = 0;
-        ck_assert_int_eq(attn_reserve(&a, n, attn_items(rows, n)), COPSE_OK);
+        ck_assert_int_eq(attn_reserve(&a, n, attn_items(rows, n) + attn_items(own, WALK_SEQS)), COPSE_OK);
         attn_build(&a, rows, n);
         ck_assert_int_lt(a.n_task, (int)attn_items(rows, n));   /* shared blocks were grouped */
         ck_assert_int_gt(a.task[0].count * (sh->n_head / sh->n_head_kv), a.chunk);   /* several folds */
@@ -917,6 +979,11 @@ START_TEST(attention_walk_matches_naive)
         attn_run(&a, &(attn_layer){ .il = 1, .q = q, .q_stride = qd, .out = out });
         for (int r = 0; r < n; r++)
             check_row(w, &rows[r], q + r * qd, out + r * qd, nt);
+        ck_assert(!a.apart);   /* rows of one sequence read each other's positions */
+        run_hooked(w, &a, rows, n, q, nt);
+        attn_build(&a, own, WALK_SEQS);
+        ck_assert(a.apart);
+        run_hooked(w, &a, own, WALK_SEQS, q, nt);
         attn_free(&a);
     }
     char why[256];
