@@ -398,12 +398,14 @@ static int next_task(const attn_plan *a, int k, int r0, int r1, int *i0, int *i1
 ** they read, then their output; rows this makes whole are done. */
 static void fold_rows(const attn_plan *a, const attn_layer *L, int h, int r0, int r1, int part)
 {
-    int i0, i1, j0, j1;
+    int i0, i1, j0, j1, k = next_task(a, 0, r0, r1, &i0, &i1);
+    if (k < a->n_task)   /* while the rows are readied */
+        prefetch_task(a, L->il, &a->task[k], h);
     if (L->prepare && a->apart)
         for (int r = r0; r < r1; r++)
             L->prepare(L->ctx, r, h);
     clear(a, h, r0, r1);
-    for (int k = next_task(a, 0, r0, r1, &i0, &i1), next; k < a->n_task; k = next, i0 = j0, i1 = j1) {
+    for (int next; k < a->n_task; k = next, i0 = j0, i1 = j1) {
         next = next_task(a, k + 1, r0, r1, &j0, &j1);
         if (next < a->n_task)
             prefetch_task(a, L->il, &a->task[next], h);
