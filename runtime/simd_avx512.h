@@ -8,7 +8,10 @@
 #include <immintrin.h>
 
 /* e^x for x <= 0, within 2 ulp of expf; below -87 gives about 1e-38, not 0
-** (the same polynomial as simd_avx2.h's exp_neg). */
+** (the same polynomial as simd_avx2.h's exp_neg). The scaling by 2^n is
+** one vscalefps instead of building 2^n in the exponent bits (a convert,
+** an add, a shift and a multiply): the same values for every x <= 0
+** (checked over all of them), fewer instructions on a SwiGLU's path. */
 static inline __m512 exp_neg16(__m512 x)
 {
     x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
@@ -23,8 +26,7 @@ static inline __m512 exp_neg16(__m512 x)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+    return _mm512_scalef_ps(p, n);
 }
 
 #endif

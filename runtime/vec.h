@@ -9,6 +9,7 @@
 #define COPSE_VEC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct vec_kernels {
     const char *name;
@@ -27,6 +28,15 @@ typedef struct vec_kernels {
     ** table gives the scalar results bit for bit. */
     void (*rope)(float *x, const float *cs, int half, int adjacent);
 } vec_kernels;
+
+/* Request the cache line of x + ahead (values) into L1, for the SIMD
+** kernels that read rows a product has pushed out to L3. An address
+** beyond an allocation does not fault; the integer arithmetic keeps it
+** defined. */
+static inline void vec_prefetch(const float *x, size_t ahead)
+{
+    __builtin_prefetch((const void *)((uintptr_t)x + ahead * sizeof *x), 0, 3);
+}
 
 /* The scalar rope from pair i on: the SIMD kernels' tails. */
 void vec_rope_from(float *x, const float *cs, int half, int adjacent, int i);
