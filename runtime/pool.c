@@ -15,6 +15,13 @@
 ** says so in a counter before looking once more at what it waits for,
 ** and who wakes looks at that counter after changing it (both in
 ** sequentially consistent order), so no wake-up is lost.
+**
+** A sleeper that has been signalled is not signalled again until it
+** sleeps anew: on a busy machine a woken thread can wait a long while
+** for a core, and every job published meanwhile found it still counted
+** asleep and made the system call again (a qwen05 B=16 decode on a
+** loaded 2-core machine: at 9 jobs in 10, twice as many as there were
+** sleeps).
 */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -30,6 +37,13 @@
 ** longer than the gaps between the loops of a pass. */
 #define SPINS 2000
 
+/* Where threads sleep waiting for one kind of news. */
+typedef struct bed {
+    _Atomic int    sleepers;   /* asleep, or about to be */
+    _Atomic int    signalled;  /* since the last of them went to sleep */
+    pthread_cond_t cond;
+} bed;
+
 typedef struct team {
     _Atomic uint64_t state;    /* generation << 40 | items << 20 | next */
     _Atomic int      done;     /* items of the current job finished */
@@ -37,10 +51,9 @@ typedef struct team {
     _Atomic(pool_fn) fn;
     _Atomic(void *)  ctx;
     _Atomic int      base;     /* the job's first item index */
-    _Atomic int      sleepers; /* helpers asleep, or about to be */
-    _Atomic int      caller_asleep;
     pthread_mutex_t  lock;
-    pthread_cond_t   work_ready, job_done;
+    bed              helpers;  /* wait for a job */
+    bed              caller;   /* waits for the job's last item */
 } team;
 
 /* The team whose body this thread is running, while it is not inside an
@@ -56,18 +69,17 @@ static void relax(void)
 #endif
 }
 
-static void wake(team *t, _Atomic int *asleep, pthread_cond_t *cond)
+static void wake(team *t, bed *b)
 {
-    if (atomic_load(asleep)) {
+    if (atomic_load(&b->sleepers) && !atomic_exchange(&b->signalled, 1)) {
         pthread_mutex_lock(&t->lock);
-        pthread_cond_broadcast(cond);
+        pthread_cond_broadcast(&b->cond);
         pthread_mutex_unlock(&t->lock);
     }
 }
 
-/* Wait until ready(t, arg): spin, then sleep on cond (counted in asleep). */
-static void wait_for(team *t, int (*ready)(team *, uint32_t), uint32_t arg,
-                     _Atomic int *asleep, pthread_cond_t *cond)
+/* Wait until ready(t, arg): spin, then sleep in b. */
+static void wait_for(team *t, int (*ready)(team *, uint32_t), uint32_t arg, bed *b)
 {
     for (int spins = 0; spins < SPINS; spins++) {
         if (ready(t, arg))
@@ -75,10 +87,14 @@ static void wait_for(team *t, int (*ready)(team *, uint32_t), uint32_t arg,
         relax();
     }
     pthread_mutex_lock(&t->lock);
-    atomic_fetch_add(asleep, 1);
-    while (!ready(t, arg))
-        pthread_cond_wait(cond, &t->lock);
-    atomic_fetch_sub(asleep, 1);
+    atomic_fetch_add(&b->sleepers, 1);
+    for (;;) {
+        atomic_store(&b->signalled, 0);   /* before the look: a wake after it signals */
+        if (ready(t, arg))
+            break;
+        pthread_cond_wait(&b->cond, &t->lock);
+    }
+    atomic_fetch_sub(&b->sleepers, 1);
     pthread_mutex_unlock(&t->lock);
 }
 
@@ -108,7 +124,7 @@ static void work(team *t, uint32_t gen)
         uint32_t n = (uint32_t)(atomic_load_explicit(&t->state, memory_order_relaxed) >> ITEM_BITS)
                      & ITEM_MASK;
         if ((uint32_t)atomic_fetch_add(&t->done, 1) + 1 == n)
-            wake(t, &t->caller_asleep, &t->job_done);
+            wake(t, &t->caller);
     }
 }
 
@@ -128,7 +144,7 @@ static int all_done(team *t, uint32_t n)
 static void serve(team *t)
 {
     for (uint32_t seen = 0;;) {
-        wait_for(t, news, seen, &t->sleepers, &t->work_ready);
+        wait_for(t, news, seen, &t->helpers);
         uint32_t gen = generation(atomic_load(&t->state));
         if (gen == seen)
             return;   /* over */
@@ -148,11 +164,11 @@ static void team_job(team *t, int base, int n, pool_fn fn, void *ctx)
     atomic_store_explicit(&t->base, base, memory_order_relaxed);
     atomic_store_explicit(&t->done, 0, memory_order_relaxed);
     atomic_store(&t->state, (uint64_t)gen << 40 | (uint64_t)n << ITEM_BITS);
-    wake(t, &t->sleepers, &t->work_ready);
+    wake(t, &t->helpers);
     current = NULL;
     work(t, gen);
     current = t;
-    wait_for(t, all_done, (uint32_t)n, &t->caller_asleep, &t->job_done);
+    wait_for(t, all_done, (uint32_t)n, &t->caller);
 }
 
 void pool_for(int n_threads, int n, pool_fn fn, void *ctx)
@@ -179,8 +195,8 @@ void pool_team(int n_threads, void (*body)(void *ctx), void *ctx)
         body(ctx);
         return;
     }
-    team t = { .lock = PTHREAD_MUTEX_INITIALIZER, .work_ready = PTHREAD_COND_INITIALIZER,
-               .job_done = PTHREAD_COND_INITIALIZER };
+    team t = { .lock = PTHREAD_MUTEX_INITIALIZER, .helpers.cond = PTHREAD_COND_INITIALIZER,
+               .caller.cond = PTHREAD_COND_INITIALIZER };
     #pragma omp parallel num_threads(n_threads)
     {
         if (omp_get_thread_num() == 0) {
@@ -188,12 +204,12 @@ void pool_team(int n_threads, void (*body)(void *ctx), void *ctx)
             body(ctx);
             current = NULL;
             atomic_store(&t.over, 1);
-            wake(&t, &t.sleepers, &t.work_ready);
+            wake(&t, &t.helpers);
         } else {
             serve(&t);
         }
     }
-    pthread_cond_destroy(&t.job_done);
-    pthread_cond_destroy(&t.work_ready);
+    pthread_cond_destroy(&t.caller.cond);
+    pthread_cond_destroy(&t.helpers.cond);
     pthread_mutex_destroy(&t.lock);
 }
