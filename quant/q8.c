@@ -512,15 +512,10 @@ static void matmul_item(void *ctx, int i)
 ** claim into the next; a thread whose lane is empty, or that comes late,
 ** takes halves from the back of the others'. A claim is at most
 ** CLAIM_BYTES of weights: a preempted thread holds up only that much.
-** The units of several matrices against the same activations (Q, K and
-** V; gate and up) line up as one run, so they make one job: one wait
-** for the team instead of one per matrix, and lanes that cross from one
-** matrix into the next.
 */
 #define LANE_TOKENS 32
 #define LANE_UNIT 3                     /* groups: every tier's tiles divide it */
 #define MAX_LANES 64
-#define MAX_MATS 8
 #define CLAIM_BYTES ((size_t)1 << 20)
 
 typedef struct lane {
@@ -528,11 +523,9 @@ typedef struct lane {
 } lane;
 
 typedef struct lanes_job {
-    const q8_weights *const *W;
-    float *const *y;
-    int count;
-    int first[MAX_MATS + 1];              /* matrix i's units: [first[i], first[i + 1]) */
+    const q8_weights *W;
     const q8_act *a;
+    float *y;
     int n_lanes;
     uint32_t most;                        /* units per claim */
     lane *lanes;
@@ -556,53 +549,38 @@ static int claim(lane *l, int back, uint32_t most, int *u0, int *u1)
     }
 }
 
-/* Units [u0, u1), which may cross from one matrix into the next. */
-static void run_units(const lanes_job *j, int u0, int u1)
-{
-    for (int i = 0; i < j->count; i++) {
-        int f = j->first[i], s = u0 > f ? u0 : f, e = u1 < j->first[i + 1] ? u1 : j->first[i + 1];
-        if (s >= e)
-            continue;
-        const q8_weights *W = j->W[i];
-        int g1 = (e - f) * LANE_UNIT;
-        W->tier->rect(W, j->a, 0, j->a->M, (s - f) * LANE_UNIT, g1 < W->n_groups ? g1 : W->n_groups,
-                      j->y[i], NULL);
-    }
-}
-
 /* Items [0, n) walk lane i, then steal; items [n, 2n) only steal, so a
 ** thread that joins the job late (asleep, preempted) still helps. */
 static void lane_item(void *ctx, int i)
 {
     const lanes_job *j = ctx;
-    int n = j->n_lanes;
+    int ng = j->W->n_groups, n = j->n_lanes;
     for (int k = 0; k < n; k++)
         for (int u0, u1; claim(&j->lanes[(i + k) % n], k > 0 || i >= n, j->most, &u0, &u1);)
-            run_units(j, u0, u1);
+            j->W->tier->rect(j->W, j->a, 0, j->a->M, u0 * LANE_UNIT,
+                             u1 * LANE_UNIT < ng ? u1 * LANE_UNIT : ng, j->y, NULL);
 }
 
-/* count <= MAX_MATS matrices of the same K, so of the same group_bytes. */
-static void run_lanes(const q8_weights *const *W, int count, const q8_act *a, float *const *y,
-                      int n_threads)
+static void run_lanes(const q8_weights *W, const q8_act *a, float *y, int n_threads)
 {
     lane lanes[MAX_LANES];
-    lanes_job job = { W, y, count, { 0 }, a, 0, 1, lanes };
-    for (int i = 0; i < count; i++)
-        job.first[i + 1] = job.first[i] + (W[i]->n_groups + LANE_UNIT - 1) / LANE_UNIT;
-    int units = job.first[count];
+    int units = (W->n_groups + LANE_UNIT - 1) / LANE_UNIT;
     int n = n_threads < MAX_LANES ? n_threads : MAX_LANES;
     n = n < units ? n : units;
-    size_t most = CLAIM_BYTES / (LANE_UNIT * W[0]->group_bytes);
+    size_t most = CLAIM_BYTES / (LANE_UNIT * W->group_bytes);
     for (int i = 0; i < n; i++)
         atomic_init(&lanes[i].left, (uint64_t)((long)units * i / n) << 32
                                     | (uint64_t)((long)units * (i + 1) / n));
-    job.n_lanes = n;
-    job.most = most > 1 ? (uint32_t)most : 1;
+    lanes_job job = { W, a, y, n, most > 1 ? (uint32_t)most : 1, lanes };
     pool_for(n_threads, 2 * n, lane_item, &job);
 }
 
 static void run(const q8_weights *W, const q8_act *a, float *y, int n_threads)
 {
+    if (a->M > 1 && a->M <= LANE_TOKENS) {
+        run_lanes(W, a, y, n_threads);
+        return;
+    }
     int ng = W->n_groups, n_chunks = (a->M + TOKEN_CHUNK - 1) / TOKEN_CHUNK;
     long per = (long)ng * n_chunks / (8L * n_threads);
     per = per < 1 ? 1 : per > ng ? ng : per > 12 ? per / 12 * 12 : per;
@@ -610,29 +588,14 @@ static void run(const q8_weights *W, const q8_act *a, float *y, int n_threads)
     pool_for(n_threads, (int)((ng + per - 1) / per) * n_chunks, matmul_item, &job);
 }
 
-int q8_matmul_act_n(const q8_weights *const *W, int count, const q8_act *a, float *const *y,
-                    int n_threads, copse_error *err)
-{
-    if (count < 1 || count > MAX_MATS || a->M < 1 || n_threads < 1)
-        return copse_fail(err, COPSE_E_ARG, "q8_matmul: %d matrices, %d tokens, %d threads",
-                          count, a->M, n_threads);
-    for (int i = 0; i < count; i++)
-        if (a->K != W[i]->K)
-            return copse_fail(err, COPSE_E_ARG, "q8_matmul: %d x %d activations against "
-                              "matrix %d of %d x %d", a->M, a->K, i, W[i]->n_rows, W[i]->K);
-    if (a->M > 1 && a->M <= LANE_TOKENS) {
-        run_lanes(W, count, a, y, n_threads);
-        return COPSE_OK;
-    }
-    for (int i = 0; i < count; i++)
-        run(W[i], a, y[i], n_threads);
-    return COPSE_OK;
-}
-
 int q8_matmul_act(const q8_weights *W, const q8_act *a, float *y, int n_threads,
                   copse_error *err)
 {
-    return q8_matmul_act_n(&W, 1, a, &y, n_threads, err);
+    if (a->K != W->K || a->M < 1 || n_threads < 1)
+        return copse_fail(err, COPSE_E_ARG, "q8_matmul: %d x %d activations against %d x %d "
+                          "weights on %d threads", a->M, a->K, W->n_rows, W->K, n_threads);
+    run(W, a, y, n_threads);
+    return COPSE_OK;
 }
 
 /* q8_matmul's activations, one buffer per calling thread, kept for the

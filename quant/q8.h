@@ -199,14 +199,6 @@ void q8_act_quantize_row(const q8_kernels *k, q8_act *a, int t, const float *x);
 int q8_matmul_act(const q8_weights *W, const q8_act *a, float *y, int n_threads,
                   copse_error *err);
 
-/* y[i] = the products of a against W[i] for count (1..8) matrices of the
-** same K, the same as count q8_matmul_act calls but as one job: for a
-** decode step's few tokens one wait for the threads instead of count,
-** and lanes that run from one matrix into the next (Q, K and V; gate and
-** up). */
-int q8_matmul_act_n(const q8_weights *const *W, int count, const q8_act *a, float *const *y,
-                    int n_threads, copse_error *err);
-
 /* Quantize x[M][W->K] and multiply: the one call the forward pass needs.
 ** The quantized activations go to a buffer of the calling thread that
 ** grows to the largest M*K seen and lives as long as the thread. */

@@ -256,50 +256,6 @@ out:
     src_w_free(&w);
 }
 
-/* Several matrices against one activation as one job (q8_matmul_act_n):
-** each result bit for bit tier k's kernel on that matrix alone, the
-** lanes crossing from matrix to matrix (row counts that leave a short
-** last unit), on 1 to 3 threads. */
-static void check_multi(const q8_kernels *k, int M, q8x_stats *st)
-{
-    enum { K = 64, COUNT = 3 };
-    static const int Ns[COUNT] = { 40, 16 * 35 - 3, 100 };
-    float *x = malloc((size_t)M * K * sizeof *x), *want[COUNT], *got[COUNT];
-    q8_weights *W[COUNT] = { NULL };
-    q8_act a = {0};
-    copse_error err;
-    make_x(x, M, K, X_RANDOM);
-    int rc = q8_act_quantize(k, x, M, K, &a, 1, &err);
-    for (int i = 0; i < COUNT; i++) {
-        src_w w;
-        src_w_make(&w, Ns[i], K, W_RANDOM);
-        if (!rc)
-            rc = q8_weights_from_q8_0(k, w.blocks, Ns[i], K, "test", &W[i], &err);
-        src_w_free(&w);
-        want[i] = malloc((size_t)M * Ns[i] * sizeof *want[i]);
-        got[i] = malloc((size_t)M * Ns[i] * sizeof *got[i]);
-        if (!rc)
-            k->rect(W[i], &a, 0, M, 0, W[i]->n_groups, want[i], NULL);
-    }
-    check(st, rc == COPSE_OK, "%s: setup failed: %s", k->name, rc ? err.msg : "");
-    for (int th = 1; th <= 3 && !rc; th++) {
-        for (int i = 0; i < COUNT; i++)
-            memset(got[i], 0xff, (size_t)M * Ns[i] * sizeof *got[i]);
-        int r = q8_matmul_act_n((const q8_weights *const *)W, COUNT, &a, got, th, &err);
-        for (int i = 0; i < COUNT; i++)
-            check(st, r == COPSE_OK && memcmp(want[i], got[i], (size_t)M * Ns[i] * sizeof *got[i]) == 0,
-                  "%s M=%d: q8_matmul_act_n on %d threads, matrix %d of %d rows differs", k->name, M,
-                  th, i, Ns[i]);
-    }
-    for (int i = 0; i < COUNT; i++) {
-        q8_weights_free(W[i]);
-        free(want[i]);
-        free(got[i]);
-    }
-    q8_act_free(&a);
-    free(x);
-}
-
 void q8x_check_tier(const q8_kernels *k, q8x_stats *st)
 {
     check_quantize_known(k, st);
@@ -331,10 +287,6 @@ void q8x_check_tier(const q8_kernels *k, q8x_stats *st)
     for (size_t m = 0; m < sizeof Ml / sizeof *Ml; m++)
         check_gemm(k, Ml[m], 16 * 35 - 3, 2 * Q8_BLOCK, W_RANDOM, X_RANDOM, st);
     check_gemm(k, 16, 16 * 67 - 9, 128 * Q8_BLOCK, W_RANDOM, X_RANDOM, st);
-    /* several matrices as one job: the lanes (2..32 tokens) and the split */
-    static const int Mm[] = { 2, 16, 33 };
-    for (size_t m = 0; m < sizeof Mm / sizeof *Mm; m++)
-        check_multi(k, Mm[m], st);
     /* the work split: token chunks, runs of groups (12 at a time here) */
     check_gemm(k, 70, 40, 64, W_RANDOM, X_RANDOM, st);
     check_gemm(k, 131, 3, 32, W_RANDOM, X_RANDOM, st);
@@ -438,14 +390,6 @@ void q8x_check_errors(q8x_stats *st)
     check(st, rc == COPSE_OK, "1 x 64 weights: %s", err.msg);
     check(st, q8_act_quantize(k, x, 1, 32, &a, 1, &err) == COPSE_OK, "act: %s", err.msg);
     check(st, !rc && q8_matmul_act(W, &a, x, 1, &err) == COPSE_E_ARG, "K mismatch accepted");
-    q8_weights *two[2] = { W, W }, *nine[9] = { W, W, W, W, W, W, W, W, W };
-    float *ys[9] = { x, x, x, x, x, x, x, x, x };
-    check(st, !rc && q8_matmul_act_n((const q8_weights *const *)two, 2, &a, ys, 1, &err) == COPSE_E_ARG
-          && strstr(err.msg, "matrix 0"), "K mismatch in a set accepted: %s", err.msg);
-    check(st, !rc && q8_matmul_act_n((const q8_weights *const *)nine, 9, &a, ys, 1, &err) == COPSE_E_ARG,
-          "a set of 9 matrices accepted");
-    check(st, !rc && q8_matmul_act_n((const q8_weights *const *)two, 0, &a, ys, 1, &err) == COPSE_E_ARG,
-          "an empty set accepted");
     check(st, q8_act_quantize(k, x, 0, 32, &a, 1, &err) == COPSE_E_ARG, "M = 0 accepted");
     q8_act_free(&a);
     q8_weights_free(W);
