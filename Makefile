@@ -122,7 +122,7 @@ test: deps
 	$(MAKE) sanitize
 
 sanitize:
-	$(MAKE) BUILD=build/asan SAN=1 OPT=-O1 test-run
+	$(MAKE) BUILD=$(BUILD)/asan SAN=1 OPT=-O1 test-run
 
 bench: $(BENCHES)
 
