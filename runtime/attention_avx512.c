@@ -40,67 +40,139 @@ static inline int reach(const attn_fold *f, int i, int n)
 /*
 ** Scores of the nq queries from i (a constant once inlined, like nb)
 ** against the nb blocks from b of the run: s[k * ROW + 16 j ...] = q_k .
-** K[t] for block b + j. nq nb chains; each K row is loaded (and widened)
-** once for the nq queries, each broadcast of a query value serves the nb
-** blocks.
+** K[t] for block b + j, unscaled. nq nb chains; each K row is loaded (and
+** widened) once for the nq queries, each broadcast of a query value
+** serves the nb blocks.
 */
 static inline ALWAYS_INLINE void scores(const attn_fold *f, int i, int b, float *s, const int nq, const int nb,
                                         const int f16)
 {
     const float *q[8];
-    __m512 a[8][4];
+    __m512 a[8][ATTN_SPAN];
 #pragma GCC unroll 8
     for (int k = 0; k < nq; k++) {
         q[k] = f->q[i + k];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int j = 0; j < nb; j++)
             a[k][j] = _mm512_setzero_ps();
     }
     for (int d = 0; d < f->hd; d++) {
-        __m512 x[4];
-#pragma GCC unroll 4
+        __m512 x[ATTN_SPAN];
+#pragma GCC unroll 8
         for (int j = 0; j < nb; j++)
             x[j] = load16(f->k[b + j], (size_t)d * KV_BLOCK, f16);
 #pragma GCC unroll 8
         for (int k = 0; k < nq; k++) {
             __m512 w = _mm512_set1_ps(q[k][d]);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int j = 0; j < nb; j++)
                 a[k][j] = _mm512_fmadd_ps(w, x[j], a[k][j]);
         }
     }
 #pragma GCC unroll 8
     for (int k = 0; k < nq; k++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int j = 0; j < nb; j++)
             _mm512_storeu_ps(s + k * ROW + j * KV_BLOCK, a[k][j]);
 }
 
-/* Query i's scores to weights in place, 0 from n_pos to top (rounded up
-** to a block); folds their sum into l and returns c = e^(m - m'). */
-static inline ALWAYS_INLINE float softmax_row(const attn_fold *f, int i, float *s, int top)
+/* Blocks one pass of scores takes for nq queries: as many as make 24
+** chains (with their K rows and a broadcast still in registers), so that
+** the K rows are read fewest times and a few queries' short runs still
+** have chains enough to hide the FMA's latency. */
+#define GROUP(nq) (24 / (nq) < ATTN_SPAN ? 24 / (nq) : ATTN_SPAN)
+
+/* Scores of the nq queries from i against the run's nb blocks. */
+static inline ALWAYS_INLINE void scores_all(const attn_fold *f, int i, float *s, int nb, const int nq, const int f16)
 {
-    int nb = (top + KV_BLOCK - 1) / KV_BLOCK, n = f->n_pos[i];
-    __m512 x[ATTN_SPAN], most = _mm512_set1_ps(-INFINITY), sc = _mm512_set1_ps(f->scale);
-    __mmask16 keep[ATTN_SPAN];
-    for (int b = 0; b < nb; b++) {
-        int left = n - b * KV_BLOCK;
-        keep[b] = left >= KV_BLOCK ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
-        x[b] = _mm512_mask_mul_ps(_mm512_set1_ps(-INFINITY), keep[b], _mm512_loadu_ps(s + b * KV_BLOCK), sc);
-        most = _mm512_max_ps(most, x[b]);
+    for (int b = 0; b < nb;) {
+        int n = nb - b < GROUP(nq) ? nb - b : GROUP(nq);
+        switch (n) {
+#define PASS(w) case w: if (w <= GROUP(nq)) scores(f, i, b, s + b * KV_BLOCK, nq, w, f16); break;
+        PASS(1) PASS(2) PASS(3) PASS(4) PASS(5) PASS(6) PASS(7) PASS(8)
+#undef PASS
+        }
+        b += n;
     }
-    float *m = f->m + f->state[i], *l = f->l + f->state[i];
-    float top_s = _mm512_reduce_max_ps(most), mx = top_s > *m ? top_s : *m;
-    float c = _mm512_cvtss_f32(exp_neg16(_mm512_set1_ps(*m - mx)));
-    __m512 mxv = _mm512_set1_ps(mx), sum = _mm512_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        __m512 e = _mm512_maskz_mov_ps(keep[b], exp_neg16(_mm512_sub_ps(x[b], mxv)));
-        sum = _mm512_add_ps(sum, e);
-        _mm512_storeu_ps(s + b * KV_BLOCK, e);
+}
+
+/* The positions of block b that a query reading n of them keeps. */
+static inline __mmask16 keep(int n, int b)
+{
+    int left = n - b * KV_BLOCK;
+    return left >= KV_BLOCK ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+}
+
+/* The max or sum over its lanes of each of v[0..8): v[k]'s in lane
+** LANE(k). A tree that halves the vectors' widths while it pairs them,
+** 23 operations for the eight, not eight reductions of 8 one after the
+** other. */
+static inline ALWAYS_INLINE __m512 across8(const __m512 *v, const int max)
+{
+#define COMBINE(a, b) (max ? _mm512_max_ps(a, b) : _mm512_add_ps(a, b))
+    __m512 w[4], u[2];
+    for (int p = 0; p < 4; p++)
+        w[p] = COMBINE(_mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                       _mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    for (int p = 0; p < 2; p++)
+        u[p] = COMBINE(_mm512_shuffle_f32x4(w[2 * p], w[2 * p + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_f32x4(w[2 * p], w[2 * p + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    __m512 z = COMBINE(_mm512_shuffle_ps(u[0], u[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                       _mm512_shuffle_ps(u[0], u[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    return COMBINE(z, _mm512_shuffle_ps(z, z, _MM_SHUFFLE(2, 3, 0, 1)));
+#undef COMBINE
+}
+
+/* The lane of row k in across8's result. */
+#define LANE(k) (4 * ((k) % 4) + 2 * ((k) / 4))
+
+/*
+** The tile's scores to weights in place: row k of s (query i + k) becomes
+** e^(scale s - m') up to its n_pos, 0 from there to the end of the nb
+** blocks; m' = max(m, scale s), l = l c + the weights' sum, and c[k] =
+** e^(m - m') rescales what o held. The rows go side by side (nq is a
+** constant), so their reductions and exponentials overlap. max(s) scale
+** is the largest scaled score exactly (rounding is monotonic), and
+** scale s - m' is one rounding, not the scalar code's two.
+*/
+static inline ALWAYS_INLINE void softmax(const attn_fold *f, int i, float *s, int nb, float *c, const int nq)
+{
+    __m512 v[8], sc = _mm512_set1_ps(f->scale);
+    float r[16], arg[16] = { 0 }, mx[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++)
+        v[k] = _mm512_set1_ps(-INFINITY);
+    for (int b = 0; b < nb; b++)
+#pragma GCC unroll 8
+        for (int k = 0; k < nq; k++)
+            v[k] = _mm512_mask_max_ps(v[k], keep(f->n_pos[i + k], b), v[k], _mm512_loadu_ps(s + k * ROW + b * KV_BLOCK));
+    _mm512_storeu_ps(r, across8(v, 1));
+#pragma GCC unroll 8
+    for (int k = 0; k < nq; k++) {
+        float m = f->m[f->state[i + k]], top = r[LANE(k)] * f->scale;
+        mx[k] = top > m ? top : m;
+        arg[k] = m - mx[k];
+        f->m[f->state[i + k]] = mx[k];
     }
-    *l = *l * c + _mm512_reduce_add_ps(sum);
-    *m = mx;
-    return c;
+    _mm512_storeu_ps(c, exp_neg16(_mm512_loadu_ps(arg)));
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++)
+        v[k] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++)
+#pragma GCC unroll 8
+        for (int k = 0; k < nq; k++) {
+            float *p = s + k * ROW + b * KV_BLOCK;
+            __m512 x = _mm512_fmsub_ps(_mm512_loadu_ps(p), sc, _mm512_set1_ps(mx[k]));
+            __m512 e = _mm512_maskz_mov_ps(keep(f->n_pos[i + k], b), exp_neg16(x));
+            v[k] = _mm512_add_ps(v[k], e);
+            _mm512_storeu_ps(p, e);
+        }
+    _mm512_storeu_ps(r, across8(v, 0));
+#pragma GCC unroll 8
+    for (int k = 0; k < nq; k++) {
+        float *l = f->l + f->state[i + k];
+        *l = *l * c[k] + r[LANE(k)];
+    }
 }
 
 /*
@@ -158,24 +230,17 @@ static inline ALWAYS_INLINE void weigh_all(const attn_fold *f, int i, const floa
 }
 
 /*
-** A tile of nq (1 to 8, a constant) queries from i: their scores, four
-** blocks at a time when there are at most four queries (two when more),
-** then each row's softmax, then the weighted values four queries at a
-** time. Exact widths: no query is computed that is not used.
+** A tile of nq (1 to 8, a constant) queries from i: their scores (passes
+** of GROUP(nq) blocks), the rows' softmax, then the weighted values four
+** queries at a time. Exact widths: no query is computed that is not used.
 */
 static inline ALWAYS_INLINE void tile(const attn_fold *f, int i, const int nq, const int f16)
 {
-    float *s = f->s, c[8];
-    int top = reach(f, i, nq), nb = (top + KV_BLOCK - 1) / KV_BLOCK, b = 0;
+    float *s = f->s, c[16];
+    int top = reach(f, i, nq), nb = (top + KV_BLOCK - 1) / KV_BLOCK;
     int top4[2] = { reach(f, i, nq < 4 ? nq : 4), nq > 4 ? reach(f, i + 4, nq - 4) : 0 };
-    for (; nq <= 4 && b + 4 <= nb; b += 4)
-        scores(f, i, b, s + b * KV_BLOCK, nq, 4, f16);
-    for (; b + 2 <= nb; b += 2)
-        scores(f, i, b, s + b * KV_BLOCK, nq, 2, f16);
-    if (b < nb)
-        scores(f, i, b, s + b * KV_BLOCK, nq, 1, f16);
-    for (int k = 0; k < nq; k++)   /* weights as far as the four-query tile of the row reads */
-        c[k] = softmax_row(f, i + k, s + (size_t)k * ROW, top4[k / 4]);
+    scores_all(f, i, s, nb, nq, f16);
+    softmax(f, i, s, nb, c, nq);
     if (nq > 4) {
         weigh_all(f, i, s, c, top4[0], 4, f16);
         weigh_all(f, i + 4, s + 4 * ROW, c + 4, top4[1], nq - 4, f16);
@@ -184,27 +249,29 @@ static inline ALWAYS_INLINE void tile(const attn_fold *f, int i, const int nq, c
     }
 }
 
-static inline ALWAYS_INLINE void fold_as(const attn_fold *f, const int f16)
-{
-    for (int i = 0; i < f->nq; i += 8)
-        switch (f->nq - i) {
-        case 1: tile(f, i, 1, f16); break;
-        case 2: tile(f, i, 2, f16); break;
-        case 3: tile(f, i, 3, f16); break;
-        case 4: tile(f, i, 4, f16); break;
-        case 5: tile(f, i, 5, f16); break;
-        case 6: tile(f, i, 6, f16); break;
-        case 7: tile(f, i, 7, f16); break;
-        default: tile(f, i, 8, f16); break;
-        }
-}
+/* A function per tile shape, each with registers of its own: inlined
+** into one fold, the inner loops' pointers were spilled. */
+#define TILES(f16) \
+    static void tile1_##f16(const attn_fold *f, int i) { tile(f, i, 1, f16); } \
+    static void tile2_##f16(const attn_fold *f, int i) { tile(f, i, 2, f16); } \
+    static void tile3_##f16(const attn_fold *f, int i) { tile(f, i, 3, f16); } \
+    static void tile4_##f16(const attn_fold *f, int i) { tile(f, i, 4, f16); } \
+    static void tile5_##f16(const attn_fold *f, int i) { tile(f, i, 5, f16); } \
+    static void tile6_##f16(const attn_fold *f, int i) { tile(f, i, 6, f16); } \
+    static void tile7_##f16(const attn_fold *f, int i) { tile(f, i, 7, f16); } \
+    static void tile8_##f16(const attn_fold *f, int i) { tile(f, i, 8, f16); }
+TILES(0)
+TILES(1)
+
+static void (*const tiles[2][8])(const attn_fold *, int) = {
+    { tile1_0, tile2_0, tile3_0, tile4_0, tile5_0, tile6_0, tile7_0, tile8_0 },
+    { tile1_1, tile2_1, tile3_1, tile4_1, tile5_1, tile6_1, tile7_1, tile8_1 },
+};
 
 static void fold_avx512(const attn_fold *f)
 {
-    if (f->f16)
-        fold_as(f, 1);
-    else
-        fold_as(f, 0);
+    for (int i = 0; i < f->nq; i += 8)
+        tiles[f->f16][(f->nq - i < 8 ? f->nq - i : 8) - 1](f, i);
 }
 
 static void narrow_avx512(uint16_t *dst, const float *src, size_t n)
