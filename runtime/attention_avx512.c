@@ -37,43 +37,59 @@ static inline int reach(const attn_fold *f, int i, int n)
     return top;
 }
 
+/* Interleaved sums over d the scores of nq queries and nb blocks keep,
+** so that at least 8 chains hide the FMA's latency (hd is a multiple of
+** 16, of 4 too). */
+#define WAYS(n) ((n) >= 8 ? 1 : (n) >= 4 ? 2 : 4)
+
 /*
 ** Scores of the nq queries from i (a constant once inlined, like nb)
 ** against the nb blocks from b of the run: s[k * ROW + 16 j ...] = q_k .
-** K[t] for block b + j, unscaled. nq nb chains; each K row is loaded (and
-** widened) once for the nq queries, each broadcast of a query value
-** serves the nb blocks.
+** K[t] for block b + j, unscaled. Each K row is loaded (and widened) once
+** for the nq queries, each broadcast of a query value serves the nb
+** blocks; nq nb chains, times WAYS(nq nb) sums over every WAYS'th d
+** added at the end where they are few.
 */
 static inline ALWAYS_INLINE void scores(const attn_fold *f, int i, int b, float *s, const int nq, const int nb,
                                         const int f16)
 {
+    const int W = WAYS(nq * nb);
     const float *q[8];
-    __m512 a[8][ATTN_SPAN];
+    __m512 a[4][8][ATTN_SPAN];
 #pragma GCC unroll 8
-    for (int k = 0; k < nq; k++) {
+    for (int k = 0; k < nq; k++)
         q[k] = f->q[i + k];
+#pragma GCC unroll 4
+    for (int w = 0; w < W; w++)
 #pragma GCC unroll 8
-        for (int j = 0; j < nb; j++)
-            a[k][j] = _mm512_setzero_ps();
-    }
-    for (int d = 0; d < f->hd; d++) {
-        __m512 x[ATTN_SPAN];
-#pragma GCC unroll 8
-        for (int j = 0; j < nb; j++)
-            x[j] = load16(f->k[b + j], (size_t)d * KV_BLOCK, f16);
-#pragma GCC unroll 8
-        for (int k = 0; k < nq; k++) {
-            __m512 w = _mm512_set1_ps(q[k][d]);
+        for (int k = 0; k < nq; k++)
 #pragma GCC unroll 8
             for (int j = 0; j < nb; j++)
-                a[k][j] = _mm512_fmadd_ps(w, x[j], a[k][j]);
+                a[w][k][j] = _mm512_setzero_ps();
+    for (int d = 0; d < f->hd; d += W)
+#pragma GCC unroll 4
+        for (int w = 0; w < W; w++) {
+            __m512 x[ATTN_SPAN];
+#pragma GCC unroll 8
+            for (int j = 0; j < nb; j++)
+                x[j] = load16(f->k[b + j], (size_t)(d + w) * KV_BLOCK, f16);
+#pragma GCC unroll 8
+            for (int k = 0; k < nq; k++) {
+                __m512 y = _mm512_set1_ps(q[k][d + w]);
+#pragma GCC unroll 8
+                for (int j = 0; j < nb; j++)
+                    a[w][k][j] = _mm512_fmadd_ps(y, x[j], a[w][k][j]);
+            }
         }
-    }
 #pragma GCC unroll 8
     for (int k = 0; k < nq; k++)
 #pragma GCC unroll 8
-        for (int j = 0; j < nb; j++)
-            _mm512_storeu_ps(s + k * ROW + j * KV_BLOCK, a[k][j]);
+        for (int j = 0; j < nb; j++) {
+#pragma GCC unroll 4
+            for (int w = 1; w < W; w++)
+                a[0][k][j] = _mm512_add_ps(a[0][k][j], a[w][k][j]);
+            _mm512_storeu_ps(s + k * ROW + j * KV_BLOCK, a[0][k][j]);
+        }
 }
 
 /* Blocks one pass of scores takes for nq queries: as many as make 24
