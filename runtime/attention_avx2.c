@@ -42,31 +42,61 @@ static inline int reach(const attn_fold *f, int i, int n)
 ** vectors of 8 from element i + j * stride). Scores take a = K (rows of
 ** 16 positions, nv 2) and b = the queries; weighted values take a = V (16
 ** or 8 dimensions) and b = the weights. Each row is loaded once for the
-** nq; nq nv chains. nq, nv and f16 are constants once inlined, so the
-** loops unroll into registers.
+** nq; nq nv chains, times WAYS(nq nv) sums over every WAYS'th j (added at
+** the end) where they are fewer than 8, too few to hide the FMA's latency
+** (at most 15 registers). nq, nv and f16 are constants once inlined, so
+** the loops unroll into registers.
 */
 typedef struct tile4 { __m256 v[4][2]; } tile4;
+
+#define WAYS(n) ((n) >= 8 ? 1 : (n) >= 4 ? 2 : 4)
 
 static inline ALWAYS_INLINE tile4 mul4(tile4 t, const void *a, size_t i, size_t stride, int n,
                                        const float *const b[4], const int nq, const int nv, const int f16)
 {
-    __m256 acc[4][2];
+    const int W = WAYS(nq * nv);
+    __m256 acc[4][4][2];
 #pragma GCC unroll 4
-    for (int k = 0; k < nq; k++)
-        acc[k][0] = t.v[k][0], acc[k][1] = t.v[k][1];
-    for (int j = 0; j < n; j++, i += stride) {
-        __m256 x = load8(a, i, f16), y = nv == 2 ? load8(a, i + 8, f16) : x;
+    for (int k = 0; k < nq; k++) {
+        acc[0][k][0] = t.v[k][0], acc[0][k][1] = t.v[k][1];
+#pragma GCC unroll 4
+        for (int w = 1; w < W; w++)
+            acc[w][k][0] = acc[w][k][1] = _mm256_setzero_ps();
+    }
+    int j = 0;
+    for (; j + W <= n; j += W)
+#pragma GCC unroll 4
+        for (int w = 0; w < W; w++) {
+            size_t at = i + (size_t)(j + w) * stride;
+            __m256 x = load8(a, at, f16), y = nv == 2 ? load8(a, at + 8, f16) : x;
+#pragma GCC unroll 4
+            for (int k = 0; k < nq; k++) {
+                __m256 c = _mm256_broadcast_ss(b[k] + j + w);
+                acc[w][k][0] = _mm256_fmadd_ps(c, x, acc[w][k][0]);
+                if (nv == 2)
+                    acc[w][k][1] = _mm256_fmadd_ps(c, y, acc[w][k][1]);
+            }
+        }
+    for (; j < n; j++) {   /* a block's last positions, fewer than W */
+        size_t at = i + (size_t)j * stride;
+        __m256 x = load8(a, at, f16), y = nv == 2 ? load8(a, at + 8, f16) : x;
 #pragma GCC unroll 4
         for (int k = 0; k < nq; k++) {
-            __m256 w = _mm256_broadcast_ss(b[k] + j);
-            acc[k][0] = _mm256_fmadd_ps(w, x, acc[k][0]);
+            __m256 c = _mm256_broadcast_ss(b[k] + j);
+            acc[0][k][0] = _mm256_fmadd_ps(c, x, acc[0][k][0]);
             if (nv == 2)
-                acc[k][1] = _mm256_fmadd_ps(w, y, acc[k][1]);
+                acc[0][k][1] = _mm256_fmadd_ps(c, y, acc[0][k][1]);
         }
     }
 #pragma GCC unroll 4
-    for (int k = 0; k < nq; k++)
-        t.v[k][0] = acc[k][0], t.v[k][1] = acc[k][1];
+    for (int k = 0; k < nq; k++) {
+#pragma GCC unroll 4
+        for (int w = 1; w < W; w++) {
+            acc[0][k][0] = _mm256_add_ps(acc[0][k][0], acc[w][k][0]);
+            acc[0][k][1] = _mm256_add_ps(acc[0][k][1], acc[w][k][1]);
+        }
+        t.v[k][0] = acc[0][k][0], t.v[k][1] = acc[0][k][1];
+    }
     return t;
 }
 
