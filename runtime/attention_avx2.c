@@ -120,33 +120,83 @@ static inline ALWAYS_INLINE void scores4(const float *const q[4], int hd, const 
     }
 }
 
+/* The max or sum over its lanes of each of v[0..4): v[k]'s in lane
+** LANE(k). A tree that halves the vectors' widths while it pairs them,
+** 11 operations for the four, not four reductions one after the other. */
+static inline ALWAYS_INLINE __m256 across4(const __m256 *v, const int max)
+{
+#define COMBINE(a, b) (max ? _mm256_max_ps(a, b) : _mm256_add_ps(a, b))
+    __m256 w[2];
+    for (int p = 0; p < 2; p++)
+        w[p] = COMBINE(_mm256_permute2f128_ps(v[2 * p], v[2 * p + 1], 0x20),
+                       _mm256_permute2f128_ps(v[2 * p], v[2 * p + 1], 0x31));
+    __m256 u = COMBINE(_mm256_shuffle_ps(w[0], w[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                       _mm256_shuffle_ps(w[0], w[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    return COMBINE(u, _mm256_shuffle_ps(u, u, _MM_SHUFFLE(2, 3, 0, 1)));
+#undef COMBINE
+}
+
+/* The lane of row k in across4's result. */
+#define LANE(k) (4 * ((k) % 2) + 2 * ((k) / 2))
+
 /*
-** Turn query i's scores into weights e^(s - m') in place, 0 from n_pos up
-** to top (rounded up to a block: what its tile computed), fold their sum
-** into l, and return the factor c = e^(m - m') that rescales what o held.
+** The tile's scores to weights in place: row k of s (query i + k) becomes
+** e^(scale s - m') up to its n_pos, 0 from there to top (rounded up to a
+** block: what its tile computed); m' = max(m, scale s), l = l c + the
+** weights' sum, and c[k] = e^(m - m') rescales what o held. The rows go
+** side by side (nq is a constant), so their reductions and exponentials
+** overlap. max(s) scale is the largest scaled score exactly (rounding is
+** monotonic), and scale s - m' is one rounding, not the scalar code's
+** two.
 */
-static inline ALWAYS_INLINE float softmax_row(const attn_fold *f, int i, float *s, int top)
+static inline ALWAYS_INLINE void softmax(const attn_fold *f, int i, float *s, int top, float *c, const int nq)
 {
     const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), sc = _mm256_set1_ps(f->scale);
-    const __m256 minus_inf = _mm256_set1_ps(-INFINITY), lim = _mm256_set1_ps((float)f->n_pos[i]);
     int nv = 2 * ((top + KV_BLOCK - 1) / KV_BLOCK);
-    __m256 x[2 * ATTN_SPAN], keep[2 * ATTN_SPAN], most = minus_inf;
-    for (int j = 0; j < nv; j++) {
-        keep[j] = _mm256_cmp_ps(_mm256_add_ps(iota, _mm256_set1_ps(8.0f * j)), lim, _CMP_LT_OQ);
-        x[j] = _mm256_blendv_ps(minus_inf, _mm256_mul_ps(_mm256_loadu_ps(s + 8 * j), sc), keep[j]);
-        most = _mm256_max_ps(most, x[j]);
+    __m256 v[4], lim[4];
+    float r[8], arg[8] = { 0 }, mx[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        v[k] = _mm256_set1_ps(-INFINITY);
+        lim[k] = _mm256_set1_ps(k < nq ? (float)f->n_pos[i + k] : 0);
     }
-    float *m = f->m + f->state[i], *l = f->l + f->state[i];
-    float top_s = hmax(most), mx = top_s > *m ? top_s : *m, c = expf(*m - mx);
-    __m256 mxv = _mm256_set1_ps(mx), sum = _mm256_setzero_ps();
     for (int j = 0; j < nv; j++) {
-        __m256 e = _mm256_and_ps(exp_neg(_mm256_sub_ps(x[j], mxv)), keep[j]);
-        sum = _mm256_add_ps(sum, e);
-        _mm256_storeu_ps(s + 8 * j, e);
+        __m256 at = _mm256_add_ps(iota, _mm256_set1_ps(8.0f * j));
+#pragma GCC unroll 4
+        for (int k = 0; k < nq; k++) {
+            __m256 keep = _mm256_cmp_ps(at, lim[k], _CMP_LT_OQ);
+            v[k] = _mm256_blendv_ps(v[k], _mm256_max_ps(v[k], _mm256_loadu_ps(s + k * ROW + 8 * j)), keep);
+        }
     }
-    *l = *l * c + hsum(sum);
-    *m = mx;
-    return c;
+    _mm256_storeu_ps(r, across4(v, 1));
+#pragma GCC unroll 4
+    for (int k = 0; k < nq; k++) {
+        float m = f->m[f->state[i + k]], top_s = r[LANE(k)] * f->scale;
+        mx[k] = top_s > m ? top_s : m;
+        arg[k] = m - mx[k];
+        f->m[f->state[i + k]] = mx[k];
+    }
+    _mm256_storeu_ps(c, exp_neg(_mm256_loadu_ps(arg)));
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++)
+        v[k] = _mm256_setzero_ps();
+    for (int j = 0; j < nv; j++) {
+        __m256 at = _mm256_add_ps(iota, _mm256_set1_ps(8.0f * j));
+#pragma GCC unroll 4
+        for (int k = 0; k < nq; k++) {
+            float *p = s + k * ROW + 8 * j;
+            __m256 x = _mm256_fmsub_ps(_mm256_loadu_ps(p), sc, _mm256_set1_ps(mx[k]));
+            __m256 e = _mm256_and_ps(exp_neg(x), _mm256_cmp_ps(at, lim[k], _CMP_LT_OQ));
+            v[k] = _mm256_add_ps(v[k], e);
+            _mm256_storeu_ps(p, e);
+        }
+    }
+    _mm256_storeu_ps(r, across4(v, 0));
+#pragma GCC unroll 4
+    for (int k = 0; k < nq; k++) {
+        float *l = f->l + f->state[i + k];
+        *l = *l * c[k] + r[LANE(k)];
+    }
 }
 
 /* o_k = o_k c_k + sum over t < top of p_k[t] V[t], for dimensions
@@ -180,13 +230,12 @@ static inline ALWAYS_INLINE void tile(const attn_fold *f, int i, const int nq, c
 {
     int hd = f->hd, top = reach(f, i, nq), d = 0;
     const float *q[4];
-    float *s = f->s, c[4];
+    float *s = f->s, c[8];
     for (int k = 0; k < nq; k++)
         q[k] = f->q[i + k];
     for (int b = 0; b * KV_BLOCK < top; b++)
         scores4(q, hd, f->k[b], s + b * KV_BLOCK, nq, f16);
-    for (int k = 0; k < nq; k++)
-        c[k] = softmax_row(f, i + k, s + k * ROW, top);
+    softmax(f, i, s, top, c, nq);
     for (; d + 16 <= hd; d += 16)
         weigh(f, i, s, c, d, top, nq, 2, f16);
     if (d < hd)   /* a head size of 8 mod 16 */
