@@ -123,6 +123,7 @@ void attn_free(attn_plan *a)
     free(a->item);
     free(a->row_cum);
     free(a->finished);
+    free(a->store);
     free(a->acc);
     free(a->scratch);
     free(a->qs);
@@ -165,19 +166,22 @@ int attn_reserve(attn_plan *a, int n, int64_t n_item)
     if (n > a->cap_rows) {
         float *acc = malloc(acc_floats(a, n) * sizeof *acc);
         int64_t *row_cum = malloc(((size_t)n + 1) * sizeof *row_cum);
-        int *finished = malloc((size_t)n * sizeof *finished);
-        if (!acc || !row_cum || !finished) {
+        int *finished = malloc((size_t)n * sizeof *finished), *store = malloc((size_t)n * 2 * sizeof *store);
+        if (!acc || !row_cum || !finished || !store) {
             free(acc);
             free(row_cum);
             free(finished);
+            free(store);
             return COPSE_E_NOMEM;
         }
         free(a->acc);
         free(a->row_cum);
         free(a->finished);
+        free(a->store);
         a->acc = acc;
         a->row_cum = row_cum;
         a->finished = finished;
+        a->store = store;
         a->cap_rows = n;
     }
     return COPSE_OK;
@@ -247,7 +251,9 @@ void attn_build(attn_plan *a, const fwd_row *rows, int n)
     /* a row's new position is read by no other row if it alone reads its block */
     a->apart = 1;
     for (int r = 0; r < n; r++) {
-        a->apart &= a->task[mark[row_block(&rows[r], rows[r].pos / KV_BLOCK, &limit)]].count == 1;
+        a->store[2 * r] = row_block(&rows[r], rows[r].pos / KV_BLOCK, &limit);
+        a->store[2 * r + 1] = rows[r].pos % KV_BLOCK;
+        a->apart &= a->task[mark[a->store[2 * r]]].count == 1;
         a->finished[r] = 0;
     }
     for (int k = 0; k < a->n_task; k++)
@@ -305,10 +311,13 @@ static size_t n_states(const attn_plan *a)
     return (size_t)a->n_rows * a->n_head;
 }
 
-/* The state of query head g of KV head h's group in row r. */
+/* The state of query head g of KV head h's group in row r: KV head by KV
+** head, so that parts which fold different heads of a row at once do not
+** write the same cache lines (each fold updates its queries' m and l). */
 static size_t state_of(const attn_plan *a, int r, int h, int g)
 {
-    return (size_t)r * a->n_head + (size_t)h * (a->n_head / a->n_head_kv) + g;
+    int group = a->n_head / a->n_head_kv;
+    return ((size_t)h * a->n_rows + r) * group + g;
 }
 
 /* Empty running softmaxes for KV head h's query heads in rows [r0, r1). */
@@ -333,7 +342,7 @@ static void finish(const attn_plan *a, int h, int r0, int r1, float *out)
     for (int r = r0; r < r1; r++)
         for (int g = 0; g < group; g++) {
             size_t s = state_of(a, r, h, g);
-            float inv = 1 / l[s], *restrict y = out + s * hd;
+            float inv = 1 / l[s], *restrict y = out + ((size_t)r * a->n_head + h * group + g) * hd;
             const float *restrict o = a->acc + s * hd;
             for (int d = 0; d < hd; d++)
                 y[d] = o[d] * inv;
@@ -394,9 +403,39 @@ static int next_task(const attn_plan *a, int k, int r0, int r1, int *i0, int *i1
     return k;
 }
 
+/* Row r's output of KV head h's group is final: done at once if the
+** group is whole units, else with the row's last head (a count per row,
+** whichever part folds that). The part that folds a head does its
+** rows' work that follows, their output still in its cache. */
+static void done_head(const attn_plan *a, const attn_layer *L, int r, int h)
+{
+    int span = a->n_head / a->n_head_kv * a->head_dim;
+    if (L->done_unit && span % L->done_unit == 0)
+        L->done(L->ctx, r, h * span, span);
+    else if (__atomic_add_fetch(&a->finished[r], 1, __ATOMIC_ACQ_REL) % a->n_head_kv == 0)
+        L->done(L->ctx, r, 0, a->n_head * a->head_dim);
+}
+
+/* Ask for the lines that row r's new key and value of head h go to:
+** where the part readies its rows, they come to the core that stores
+** them (from memory, or from the other core's cache where the forward
+** pass asked for them), and the stores do not wait for them one by one. */
+static void prefetch_store(const attn_plan *a, int il, int r, int h)
+{
+    const char *k = kv_key_block(a->pool, a->store[2 * r], il, h);
+    const char *v = (const char *)kv_value_block(a->pool, a->store[2 * r], il, h)
+                    + (size_t)a->store[2 * r + 1] * a->head_dim * a->pool->elt;
+    for (size_t off = 0; off < a->pool->head_bytes; off += 64)
+        __builtin_prefetch(k + off, 1);
+    for (size_t off = 0; off < (size_t)a->head_dim * a->pool->elt; off += 64)
+        __builtin_prefetch(v + off, 1);
+}
+
 /* Rows [r0, r1) of KV head h: readied if the part does that, every task
-** they read, then their output; rows this makes whole are done. */
-static void fold_rows(const attn_plan *a, const attn_layer *L, int h, int r0, int r1, int part)
+** they read, then their output; rows this makes whole are done. The
+** rows [n0, n1) that the part readies for head h + 1 have their store
+** lines asked for one a task meanwhile. */
+static void fold_rows(const attn_plan *a, const attn_layer *L, int h, int r0, int r1, int n0, int n1, int part)
 {
     int i0, i1, j0, j1, k = next_task(a, 0, r0, r1, &i0, &i1);
     if (k < a->n_task)   /* while the rows are readied */
@@ -409,13 +448,16 @@ static void fold_rows(const attn_plan *a, const attn_layer *L, int h, int r0, in
         next = next_task(a, k + 1, r0, r1, &j0, &j1);
         if (next < a->n_task)
             prefetch_task(a, L->il, &a->task[next], h);
+        if (n0 < n1)
+            prefetch_store(a, L->il, n0++, h + 1);
         fold_task(a, L, &a->task[k], h, i0, i1, part);
     }
+    while (n0 < n1)
+        prefetch_store(a, L->il, n0++, h + 1);
     finish(a, h, r0, r1, L->out);
     if (L->done)
         for (int r = r0; r < r1; r++)
-            if (__atomic_add_fetch(&a->finished[r], 1, __ATOMIC_ACQ_REL) % a->n_head_kv == 0)
-                L->done(L->ctx, r);
+            done_head(a, L, r, h);
 }
 
 typedef struct attn_job {
@@ -428,11 +470,16 @@ static void fold_part(void *ctx, int p)
 {
     const attn_job *j = ctx;
     const attn_plan *a = j->a;
-    for (int h = 0; h < a->n_head_kv; h++) {
-        int r0, r1;
+    int ready = j->L->prepare && a->apart, h = 0, r0, r1, n0, n1;
+    do
         part_rows(a, p, h, &r0, &r1);
+    while (r0 == r1 && ++h < a->n_head_kv);
+    for (int r = r0; ready && r < r1; r++)   /* the first rows readied: too soon to hide, but not one by one */
+        prefetch_store(a, j->L->il, r, h);
+    for (; h < a->n_head_kv; h++, r0 = n0, r1 = n1) {
+        part_rows(a, p, h + 1, &n0, &n1);   /* none past the last head */
         if (r0 < r1)
-            fold_rows(a, j->L, h, r0, r1, p);
+            fold_rows(a, j->L, h, r0, r1, n0, ready ? n1 : n0, p);
     }
 }
 

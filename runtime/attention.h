@@ -29,12 +29,15 @@
 ** that depend on the thread count only, never on timing. A head cut
 ** between two parts has its shared blocks read by both.
 **
-** A row's heads may be folded by different parts: a count of the heads
-** done per row tells the part that finishes the last one that the row is
-** whole (attn_layer's done). When no row reads another's new position
-** (branches, one row each), each part also readies the rows and heads it
-** folds (attn_layer's prepare) just before, so the keys and values just
-** stored are still in its cache and no pass of their own is needed.
+** A row's heads may be folded by different parts. The part that folds
+** one hands its rows' output of the head's group on (attn_layer's done)
+** while it is in its cache; where the step that follows needs whole rows
+** instead, a count of the heads done per row tells the part that
+** finishes the last one that the row is whole. When no row reads
+** another's new position (branches, one row each), each part also
+** readies the rows and heads it folds (attn_layer's prepare) just before,
+** so the keys and values just stored are still in its cache and no pass
+** of their own is needed.
 */
 #ifndef COPSE_ATTENTION_H
 #define COPSE_ATTENTION_H
@@ -106,9 +109,10 @@ struct attn_plan {
     int        n_task, n_item, cap_item;
     int64_t   *row_cum;     /* [n_rows + 1] positions the rows before each read */
     int        apart;       /* no row reads a position another row writes */
+    int       *store;       /* [n_rows][2] block and place in it of each row's new position */
     int       *finished;    /* [n_rows] heads of each row folded (atomic; a multiple of n_head_kv between runs) */
     int        parts;       /* the work cut in this many (1 below parallel_work) */
-    float     *acc;         /* o [rows][n_head][hd], m, l [rows][n_head] */
+    float     *acc;         /* o [n_head_kv][rows][group][hd], m, l [n_head_kv][rows][group] */
     int        chunk;       /* queries per fold: at least ATTN_CHUNK, whole groups, tiles of 8 if it can */
     float     *scratch;     /* per part: a fold's scores */
     const float **qs;       /* per part: [chunk] a fold's queries */

@@ -262,12 +262,16 @@ static void qkv(fwd_state *f, const model_layer *y, int il, const fwd_row *rows,
     }
 }
 
-/* Row r of the attention output is whole: quantize it for Wo. */
-static void att_done(void *ctx, int r)
+/* Values [d0, d0 + n) of row r of the attention output are final:
+** quantize them for Wo, whole blocks of the row (quantized block by block,
+** these come out as a quantization of the whole row would). */
+static void att_done(void *ctx, int r, int d0, int n)
 {
     const qkv_out *o = ctx;
-    const copse_model_info *hp = &o->f->m->info;
-    quantize_row(o->f, r, o->f->att + (size_t)r * hp->n_head * hp->head_dim);
+    fwd_state *f = o->f;
+    q8_act *a = &f->act;
+    size_t b = (size_t)r * a->nb + d0 / Q8_BLOCK;
+    f->m->tier->quantize(f->att + (size_t)r * a->K + d0, n, a->q + (size_t)r * a->K + d0, a->d + b, a->nsum + b);
 }
 
 /* From f->xb = norm(x). With grouped-query attention, n_head / n_head_kv
@@ -280,7 +284,7 @@ static void attention_block(fwd_state *f, int il, const fwd_row *rows, int n, co
     qkv_out o;
     qkv(f, y, il, rows, n, &o);
     quantize_in_rows(f, f->att, n, f->m->info.n_head * f->m->info.head_dim);
-    attn_layer L = { il, o.q, o.q_stride, f->att, qkv_head, f->act_of ? att_done : NULL, &o };
+    attn_layer L = { il, o.q, o.q_stride, f->att, qkv_head, f->act_of ? att_done : NULL, Q8_BLOCK, &o };
     attn_run(plan, &L);
     matmul(f, f->xb, f->att, n, &y->wo);
     residual(f, n, y->ffn_norm);

@@ -37,8 +37,12 @@ typedef struct fwd_row {
 ** of head h in the cache. attn_run calls it once for each row and head
 ** before anything reads them: inside the part that folds them when no two
 ** rows of the batch share a sequence (a decode step of branches: no pass
-** of its own), else in a pass before the folds. done(ctx, r), if set, is
-** called once row r's output is whole, on whichever thread finished it.
+** of its own), else in a pass before the folds. done(ctx, r, d0, n), if
+** set, is called once values [d0, d0 + n) of row r's output are final,
+** on the thread that finished them: each value once, in runs of a KV
+** head's group of query heads where a group is whole units of done_unit
+** values (a later step that works in blocks of that many: 0 for no such
+** unit), else of whole rows.
 */
 typedef struct attn_plan attn_plan;
 typedef struct attn_layer {
@@ -47,7 +51,8 @@ typedef struct attn_layer {
     size_t       q_stride;
     float       *out;
     void       (*prepare)(void *ctx, int r, int h);
-    void       (*done)(void *ctx, int r);
+    void       (*done)(void *ctx, int r, int d0, int n);
+    int          done_unit;
     void        *ctx;
 } attn_layer;
 void attn_run(const attn_plan *a, const attn_layer *L);

@@ -866,13 +866,15 @@ static void check_row(const walk *w, const fwd_row *row, const float *q, const f
 
 /* attn_layer's hooks as a test sees them: prepare copies a row's queries
 ** of a group in (attention finds NaN where it reads too early), done
-** records whether the row's output was whole. Each (row, head) and row is
-** touched by one thread at a time, as attn_run promises. */
+** counts each output value handed on and whether it was final then, and
+** the lengths of the runs. Each (row, head) and value is touched by one
+** thread at a time, as attn_run promises. */
 typedef struct hooks {
     const copse_model_info *hp;
     const float *src;
     float *q, *out;
-    int *prepared, *done, *whole;   /* [row][kv head], [row], [row] */
+    int *prepared, *done, *final;   /* [row][kv head], [row][value], [row][value] */
+    int unit, span, bad_run;        /* done_unit; a group's values; a run of neither length */
 } hooks;
 
 static void hook_prepare(void *ctx, int r, int h)
@@ -884,41 +886,63 @@ static void hook_prepare(void *ctx, int r, int h)
     k->prepared[r * k->hp->n_head_kv + h]++;
 }
 
-static void hook_done(void *ctx, int r)
+static void hook_done(void *ctx, int r, int d0, int n)
 {
     hooks *k = ctx;
-    size_t qd = (size_t)k->hp->n_head * k->hp->head_dim;
-    k->whole[r] = 1;
-    for (size_t d = 0; d < qd; d++)
-        k->whole[r] &= !isnan(k->out[r * qd + d]);
-    k->done[r]++;
+    int qd = k->hp->n_head * k->hp->head_dim, grouped = k->unit && k->span % k->unit == 0;
+    if (n != (grouped ? k->span : qd) || d0 % n || d0 < 0 || d0 + n > qd) {
+        k->bad_run = 1;
+        return;
+    }
+    for (int d = d0; d < d0 + n; d++) {
+        k->done[r * qd + d]++;
+        k->final[r * qd + d] = !isnan(k->out[r * qd + d]);
+    }
 }
 
-/* attn_run of a built plan with the hooks: every row and head readied
-** once before it is read, every row done once when whole, the output
-** right. */
-static void run_hooked(const walk *w, const attn_plan *a, const fwd_row *rows, int n, const float *q, int nt)
+/* attn_run of a built plan with the hooks, handing on runs of unit
+** values: every row and head readied once before it is read, every
+** output value done once when final, in runs of a group where a group is
+** whole units, else of whole rows; the output right. */
+static void run_hooked(const walk *w, const attn_plan *a, const fwd_row *rows, int n, const float *q, int nt,
+                       int unit)
 {
     const copse_model_info *hp = &w->hp;
     size_t qd = (size_t)hp->n_head * hp->head_dim;
     hooks k = { hp, q, malloc(n * qd * sizeof(float)), malloc(n * qd * sizeof(float)),
-                calloc((size_t)n * hp->n_head_kv, sizeof(int)), calloc(n, sizeof(int)), calloc(n, sizeof(int)) };
+                calloc((size_t)n * hp->n_head_kv, sizeof(int)), calloc(n * qd, sizeof(int)),
+                calloc(n * qd, sizeof(int)), unit, hp->n_head / hp->n_head_kv * hp->head_dim, 0 };
     for (size_t i = 0; i < n * qd; i++)
         k.q[i] = k.out[i] = NAN;
     attn_run(a, &(attn_layer){ .il = 1, .q = k.q, .q_stride = qd, .out = k.out, .prepare = hook_prepare,
-                                .done = hook_done, .ctx = &k });
+                                .done = hook_done, .done_unit = unit, .ctx = &k });
+    ck_assert_msg(!k.bad_run, "unit %d: a run of values done is neither a group (%d) nor a row", unit, k.span);
     for (int r = 0; r < n; r++) {
         for (int h = 0; h < hp->n_head_kv; h++)
             ck_assert_int_eq(k.prepared[r * hp->n_head_kv + h], 1);
-        ck_assert_int_eq(k.done[r], 1);
-        ck_assert_int_eq(k.whole[r], 1);
+        for (size_t d = 0; d < qd; d++) {
+            ck_assert_msg(k.done[r * qd + d] == 1, "unit %d, row %d, value %zu done %d times", unit, r, d,
+                          k.done[r * qd + d]);
+            ck_assert_msg(k.final[r * qd + d], "unit %d, row %d, value %zu done before it was final", unit, r, d);
+        }
         check_row(w, &rows[r], q + r * qd, k.out + r * qd, nt);
     }
     free(k.q);
     free(k.out);
     free(k.prepared);
     free(k.done);
-    free(k.whole);
+    free(k.final);
+}
+
+/* run_hooked with done in runs of a group (its values a multiple of
+** head_dim), of whole rows (no unit), and of whole rows again (a unit
+** that no group fills exactly). */
+static void run_hooked_units(const walk *w, const attn_plan *a, const fwd_row *rows, int n, const float *q, int nt)
+{
+    int span = w->hp.n_head / w->hp.n_head_kv * w->hp.head_dim;
+    run_hooked(w, a, rows, n, q, nt, w->hp.head_dim);
+    run_hooked(w, a, rows, n, q, nt, 0);
+    run_hooked(w, a, rows, n, q, nt, span + 1);
 }
 
 /*
@@ -980,10 +1004,10 @@ START_TEST(attention_walk_matches_naive)
         for (int r = 0; r < n; r++)
             check_row(w, &rows[r], q + r * qd, out + r * qd, nt);
         ck_assert(!a.apart);   /* rows of one sequence read each other's positions */
-        run_hooked(w, &a, rows, n, q, nt);
+        run_hooked_units(w, &a, rows, n, q, nt);
         attn_build(&a, own, WALK_SEQS);
         ck_assert(a.apart);
-        run_hooked(w, &a, own, WALK_SEQS, q, nt);
+        run_hooked_units(w, &a, own, WALK_SEQS, q, nt);
         attn_free(&a);
     }
     char why[256];
