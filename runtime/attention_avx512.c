@@ -37,9 +37,9 @@ static inline int reach(const attn_fold *f, int i, int n)
     return top;
 }
 
-/* Interleaved sums over d the scores of nq queries and nb blocks keep,
-** so that at least 8 chains hide the FMA's latency (hd is a multiple of
-** 16, of 4 too). */
+/* Interleaved sums over d that a pass of n chains (nq queries x nb
+** blocks) keeps: at least 8 chains hide the FMA's latency. hd, a
+** multiple of 16, divides by each. */
 #define WAYS(n) ((n) >= 8 ? 1 : (n) >= 4 ? 2 : 4)
 
 /*
