@@ -31,6 +31,7 @@ static void fold_scalar(const attn_fold *f)
         float *o = f->o + (size_t)f->state[i] * hd, mx = *m;
         for (int t = 0; t < f->n_pos[i]; t++) {
             const void *k = f->k[t / KV_BLOCK];
+            attn_ahead_request(f->ahead);
             float dot = 0;
             for (int d = 0; d < hd; d++)
                 dot += q[d] * elt(f, k, (size_t)d * KV_BLOCK + t % KV_BLOCK);
@@ -349,31 +350,48 @@ static void finish(const attn_plan *a, int h, int r0, int r1, float *out)
         }
 }
 
+void attn_ahead_task(attn_ahead *c, const kv_pool *pool, const attn_task *t, int il, int h)
+{
+    for (int b = 0; b < t->n_blocks; b++) {
+        c->run[b] = kv_key_block(pool, t->block[b], il, h);
+        c->run[t->n_blocks + b] = kv_value_block(pool, t->block[b], il, h);
+    }
+    c->n_run = 2 * t->n_blocks;
+    c->at = 0;
+    c->off = 0;
+    c->bytes = pool->head_bytes;
+}
+
+/* Ask for the lines c has not handed out yet. */
+static void request_rest(attn_ahead *c)
+{
+    for (const char *p; (p = attn_ahead_line(c));)
+        __builtin_prefetch(p);
+}
+
 /* Ask for task t's keys and values of head h ahead of time: a task's
 ** blocks lie anywhere in the pool, too scattered for the hardware to
 ** guess. */
 static void prefetch_task(const attn_plan *a, int il, const attn_task *t, int h)
 {
-    for (int b = 0; b < t->n_blocks; b++) {
-        const char *k = kv_key_block(a->pool, t->block[b], il, h), *v = kv_value_block(a->pool, t->block[b], il, h);
-        for (size_t off = 0; off < a->pool->head_bytes; off += 64) {
-            __builtin_prefetch(k + off);
-            __builtin_prefetch(v + off);
-        }
-    }
+    attn_ahead c;
+    attn_ahead_task(&c, a->pool, t, il, h);
+    request_rest(&c);
 }
 
 /* Fold task t's K/V head h into the states of its items [i0, i1), a
-** chunk of queries at a time, in the scratch of the given part. */
+** chunk of queries at a time, in the scratch of the given part, asking
+** for ahead's lines meanwhile: those a fold's steps leave (a short task)
+** right after it. */
 static void fold_task(const attn_plan *a, const attn_layer *L, const attn_task *t, int h, int i0, int i1,
-                      int part)
+                      int part, attn_ahead *ahead)
 {
     int hd = a->head_dim, group = a->n_head / a->n_head_kv;
     int *n_pos = a->ints + (size_t)part * 2 * a->chunk, *state = n_pos + a->chunk;
     attn_fold f = { .hd = hd, .n_blocks = t->n_blocks, .f16 = a->pool->f16, .q = a->qs + (size_t)part * a->chunk,
                     .n_pos = n_pos, .state = state, .scale = 1.0f / sqrtf((float)hd),
                     .m = a->acc + n_states(a) * hd, .l = a->acc + n_states(a) * (hd + 1), .o = a->acc,
-                    .s = a->scratch + (size_t)part * scratch_floats() };
+                    .s = a->scratch + (size_t)part * scratch_floats(), .ahead = ahead };
     for (int b = 0; b < t->n_blocks; b++) {
         f.k[b] = kv_key_block(a->pool, t->block[b], L->il, h);
         f.v[b] = kv_value_block(a->pool, t->block[b], L->il, h);
@@ -387,6 +405,7 @@ static void fold_task(const attn_plan *a, const attn_layer *L, const attn_task *
                 state[f.nq] = (int)state_of(a, r, h, g);
             }
         a->k->fold(&f);
+        request_rest(ahead);
     }
 }
 
@@ -445,12 +464,13 @@ static void fold_rows(const attn_plan *a, const attn_layer *L, int h, int r0, in
             L->prepare(L->ctx, r, h);
     clear(a, h, r0, r1);
     for (int next; k < a->n_task; k = next, i0 = j0, i1 = j1) {
+        attn_ahead ahead = { .n_run = 0 };
         next = next_task(a, k + 1, r0, r1, &j0, &j1);
         if (next < a->n_task)
-            prefetch_task(a, L->il, &a->task[next], h);
+            attn_ahead_task(&ahead, a->pool, &a->task[next], L->il, h);
         if (n0 < n1)
             prefetch_store(a, L->il, n0++, h + 1);
-        fold_task(a, L, &a->task[k], h, i0, i1, part);
+        fold_task(a, L, &a->task[k], h, i0, i1, part, &ahead);
     }
     while (n0 < n1)
         prefetch_store(a, L->il, n0++, h + 1);

@@ -50,6 +50,39 @@
 #define ATTN_CHUNK 32        /* queries one fold takes, at least (whole GQA groups) */
 
 /*
+** The lines of the task folded next, asked for one at a time while the
+** current task's arithmetic runs: a burst of them all at once stalls the
+** core that issues it. K runs of the task's blocks, then V runs, each of
+** bytes bytes; at and off say where the next line is.
+*/
+typedef struct attn_ahead {
+    const char *run[2 * ATTN_SPAN];
+    int         n_run, at;
+    size_t      off, bytes;
+} attn_ahead;
+
+/* The next line, NULL once every run's lines are handed out. */
+static inline const char *attn_ahead_line(attn_ahead *c)
+{
+    if (c->at == c->n_run)
+        return NULL;
+    const char *p = c->run[c->at] + c->off;
+    c->off += 64;
+    if (c->off >= c->bytes)
+        c->off = 0, c->at++;
+    return p;
+}
+
+/* Ask for the next line, if any (c NULL: none). Cheap enough for a
+** kernel's inner loop. */
+static inline void attn_ahead_request(attn_ahead *c)
+{
+    const char *p = c ? attn_ahead_line(c) : NULL;
+    if (p)
+        __builtin_prefetch(p);
+}
+
+/*
 ** One fold: a chunk of queries against the K/V head of one task, read
 ** where the cache holds it (halves are widened in registers, no copy).
 ** k[b] is the task's block b's K (hd x KV_BLOCK, transposed), v[b] its V
@@ -67,6 +100,7 @@ typedef struct attn_fold {
     float         scale;
     float        *m, *l, *o;
     float        *s;         /* scratch: [ATTN_TILE][ATTN_SPAN * KV_BLOCK], a tile's scores */
+    attn_ahead   *ahead;     /* the next task's lines, asked for a step of the kernel at a time (NULL: none) */
 } attn_fold;
 
 /* Per-ISA kernels (attention.c is the scalar specification). */
@@ -128,6 +162,9 @@ int64_t attn_items(const fwd_row *rows, int n);
 /* Room for plans of n rows and n_item items; COPSE_E_NOMEM leaves the
 ** plan as it was. */
 int  attn_reserve(attn_plan *a, int n, int64_t n_item);
+
+/* Point c at task t's K and V of layer il, head h. */
+void attn_ahead_task(attn_ahead *c, const kv_pool *pool, const attn_task *t, int il, int h);
 
 /* Group reserved rows by block and cut the work into parts. Their
 ** sequences must hold every block up to each row's position. */

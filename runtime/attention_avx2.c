@@ -45,14 +45,15 @@ static inline int reach(const attn_fold *f, int i, int n)
 ** nq; nq nv chains, times WAYS(nq nv) sums over every WAYS'th j (added at
 ** the end) where they are fewer than 8, too few to hide the FMA's latency
 ** (at most 15 registers). nq, nv and f16 are constants once inlined, so
-** the loops unroll into registers.
+** the loops unroll into registers. Each step asks for one of ahead's lines.
 */
 typedef struct tile4 { __m256 v[4][2]; } tile4;
 
 #define WAYS(n) ((n) >= 8 ? 1 : (n) >= 4 ? 2 : 4)
 
 static inline ALWAYS_INLINE tile4 mul4(tile4 t, const void *a, size_t i, size_t stride, int n,
-                                       const float *const b[4], const int nq, const int nv, const int f16)
+                                       const float *const b[4], attn_ahead *ahead, const int nq, const int nv,
+                                       const int f16)
 {
     const int W = WAYS(nq * nv);
     __m256 acc[4][4][2];
@@ -64,7 +65,8 @@ static inline ALWAYS_INLINE tile4 mul4(tile4 t, const void *a, size_t i, size_t 
             acc[w][k][0] = acc[w][k][1] = _mm256_setzero_ps();
     }
     int j = 0;
-    for (; j + W <= n; j += W)
+    for (; j + W <= n; j += W) {
+        attn_ahead_request(ahead);
 #pragma GCC unroll 4
         for (int w = 0; w < W; w++) {
             size_t at = i + (size_t)(j + w) * stride;
@@ -77,6 +79,7 @@ static inline ALWAYS_INLINE tile4 mul4(tile4 t, const void *a, size_t i, size_t 
                     acc[w][k][1] = _mm256_fmadd_ps(c, y, acc[w][k][1]);
             }
         }
+    }
     for (; j < n; j++) {   /* a block's last positions, fewer than W */
         size_t at = i + (size_t)j * stride;
         __m256 x = load8(a, at, f16), y = nv == 2 ? load8(a, at + 8, f16) : x;
@@ -109,10 +112,10 @@ static inline tile4 zero4(void)
 }
 
 /* Scores of nq queries against one block: s[k][0..16) = q_k . K[t]. */
-static inline ALWAYS_INLINE void scores4(const float *const q[4], int hd, const void *kt, float *s, const int nq,
-                                         const int f16)
+static inline ALWAYS_INLINE void scores4(const float *const q[4], int hd, const void *kt, float *s,
+                                         attn_ahead *ahead, const int nq, const int f16)
 {
-    tile4 t = mul4(zero4(), kt, 0, KV_BLOCK, hd, q, nq, 2, f16);
+    tile4 t = mul4(zero4(), kt, 0, KV_BLOCK, hd, q, ahead, nq, 2, f16);
 #pragma GCC unroll 4
     for (int k = 0; k < nq; k++) {
         _mm256_storeu_ps(s + k * ROW, t.v[k][0]);
@@ -209,7 +212,7 @@ static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p
         const float *const w[4] = { p + b * KV_BLOCK, p + ROW + b * KV_BLOCK, p + 2 * ROW + b * KV_BLOCK,
                                     p + 3 * ROW + b * KV_BLOCK };
         int n = top - b * KV_BLOCK < KV_BLOCK ? top - b * KV_BLOCK : KV_BLOCK;
-        t = mul4(t, f->v[b], (size_t)d, (size_t)f->hd, n, w, nq, nv, f16);
+        t = mul4(t, f->v[b], (size_t)d, (size_t)f->hd, n, w, f->ahead, nq, nv, f16);
     }
 #pragma GCC unroll 4
     for (int k = 0; k < nq; k++) {
@@ -234,7 +237,7 @@ static inline ALWAYS_INLINE void tile(const attn_fold *f, int i, const int nq, c
     for (int k = 0; k < nq; k++)
         q[k] = f->q[i + k];
     for (int b = 0; b * KV_BLOCK < top; b++)
-        scores4(q, hd, f->k[b], s + b * KV_BLOCK, nq, f16);
+        scores4(q, hd, f->k[b], s + b * KV_BLOCK, f->ahead, nq, f16);
     softmax(f, i, s, top, c, nq);
     for (; d + 16 <= hd; d += 16)
         weigh(f, i, s, c, d, top, nq, 2, f16);

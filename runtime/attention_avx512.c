@@ -66,7 +66,8 @@ static inline ALWAYS_INLINE void scores(const attn_fold *f, int i, int b, float 
 #pragma GCC unroll 8
             for (int j = 0; j < nb; j++)
                 a[w][k][j] = _mm512_setzero_ps();
-    for (int d = 0; d < f->hd; d += W)
+    for (int d = 0; d < f->hd; d += W) {
+        attn_ahead_request(f->ahead);
 #pragma GCC unroll 4
         for (int w = 0; w < W; w++) {
             __m512 x[ATTN_SPAN];
@@ -81,6 +82,7 @@ static inline ALWAYS_INLINE void scores(const attn_fold *f, int i, int b, float 
                     a[w][k][j] = _mm512_fmadd_ps(y, x[j], a[w][k][j]);
             }
         }
+    }
 #pragma GCC unroll 8
     for (int k = 0; k < nq; k++)
 #pragma GCC unroll 8
@@ -237,6 +239,7 @@ static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p
         const float *pb = p + b * KV_BLOCK;
         for (int t = 0; t < n; t++) {
             __m512 x[4];
+            attn_ahead_request(f->ahead);
 #pragma GCC unroll 4
             for (int j = 0; j < nv; j++)
                 x[j] = load16(f->v[b], (size_t)t * f->hd + d + 16 * j, f16);

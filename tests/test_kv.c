@@ -1023,6 +1023,33 @@ START_TEST(attention_walk_matches_naive)
 }
 END_TEST
 
+/* The lines the fold kernels ask for ahead: every line of the task's K
+** runs, block by block, then of its V runs, each once, then none. */
+START_TEST(ahead_hands_out_each_line_once)
+{
+    copse_model_info hp = { .n_layer = 2, .n_head = 4, .n_head_kv = 2, .head_dim = 48 };
+    kv_pool pool;
+    ck_assert_int_eq(kv_pool_init(&pool, &hp, 12, _i), COPSE_OK);
+    attn_task t = { .n_blocks = 3, .block = { 7, 2, 10 } };
+    attn_ahead c;
+    attn_ahead_task(&c, &pool, &t, 1, 1);
+    size_t lines = (pool.head_bytes + 63) / 64;
+    ck_assert_uint_gt(lines, 1);
+    for (int r = 0; r < 2 * t.n_blocks; r++) {
+        int b = t.block[r % t.n_blocks];
+        const char *run = r < t.n_blocks ? kv_key_block(&pool, b, 1, 1) : kv_value_block(&pool, b, 1, 1);
+        for (size_t j = 0; j < lines; j++)
+            ck_assert_ptr_eq(attn_ahead_line(&c), run + 64 * j);
+    }
+    for (int j = 0; j < 3; j++)
+        ck_assert_ptr_null(attn_ahead_line(&c));
+    attn_ahead_request(&c);   /* done: nothing, and no step past the end */
+    attn_ahead_request(NULL);
+    ck_assert_int_eq(c.at, c.n_run);
+    kv_pool_free(&pool);
+}
+END_TEST
+
 Suite *copse_suite_kv(void)
 {
     Suite *s = suite_create("kv");
@@ -1045,6 +1072,7 @@ Suite *copse_suite_kv(void)
     tcase_add_loop_test(tc, simd_kernels_equal_scalar, 0, 2 * (int)(sizeof simds / sizeof simds[0]));
 #endif
     tcase_add_loop_test(tc, attention_walk_matches_naive, 0, 2 * N_WALK_SHAPES);
+    tcase_add_loop_test(tc, ahead_hands_out_each_line_once, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
