@@ -106,7 +106,8 @@ static double time_step(const copse_model_info *hp, kv_pool *pool, const fwd_row
         exit(1);
     }
     attn_build(&a, rows, n);
-    attn_layer L = { .il = 0, .q = q, .q_stride = (size_t)hp->n_head * hp->head_dim, .out = out };
+    attn_layer L = { .il = 0, .q = q, .q_stride = (size_t)hp->n_head * hp->head_dim,
+                     .q_head = (size_t)hp->n_head / hp->n_head_kv * hp->head_dim, .out = out };
     /* cold: the best of many single runs (each needs its own eviction) */
     int reps = evict_buf ? 40 : 7, iters = evict_buf ? 1 : 20;
     double best = 1e30;

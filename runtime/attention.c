@@ -400,7 +400,7 @@ static void fold_task(const attn_plan *a, const attn_layer *L, const attn_task *
         for (f.nq = 0; f.nq < a->chunk && i < i1; i++)
             for (int g = 0; g < group; g++, f.nq++) {
                 int r = a->item[i].row;
-                f.q[f.nq] = L->q + r * L->q_stride + (size_t)(h * group + g) * hd;
+                f.q[f.nq] = L->q + r * L->q_stride + h * L->q_head + (size_t)g * hd;
                 n_pos[f.nq] = (t->n_blocks - 1) * KV_BLOCK + a->item[i].limit;
                 state[f.nq] = (int)state_of(a, r, h, g);
             }
@@ -480,6 +480,20 @@ static void fold_rows(const attn_plan *a, const attn_layer *L, int h, int r0, in
             done_head(a, L, r, h);
 }
 
+/* Part p's queries, keys and values, before any of its folds: first of
+** the heads it shares with another part, so that both read the head's
+** share of the product's weights at the same time, not one from the
+** other's cache later. */
+static void produce_part(const attn_plan *a, const attn_layer *L, int p)
+{
+    for (int whole = 0; whole < 2; whole++)
+        for (int h = 0, r0, r1; h < a->n_head_kv; h++) {
+            part_rows(a, p, h, &r0, &r1);
+            if (r0 < r1 && (r0 == 0 && r1 == a->n_rows) == whole)
+                L->produce(L->ctx, h, r0, r1);
+        }
+}
+
 typedef struct attn_job {
     const attn_plan *a;
     const attn_layer *L;
@@ -494,8 +508,10 @@ static void fold_part(void *ctx, int p)
     do
         part_rows(a, p, h, &r0, &r1);
     while (r0 == r1 && ++h < a->n_head_kv);
-    for (int r = r0; ready && r < r1; r++)   /* the first rows readied: too soon to hide, but not one by one */
+    for (int r = r0; ready && r < r1; r++)   /* the first rows readied: during the product, or not one by one */
         prefetch_store(a, j->L->il, r, h);
+    if (j->L->produce && attn_in_parts(a))
+        produce_part(a, j->L, p);
     for (; h < a->n_head_kv; h++, r0 = n0, r1 = n1) {
         part_rows(a, p, h + 1, &n0, &n1);   /* none past the last head */
         if (r0 < r1)
@@ -511,9 +527,16 @@ static void prepare_row(void *ctx, int r)
         j->L->prepare(j->L->ctx, r, h);
 }
 
+int attn_in_parts(const attn_plan *a)
+{
+    return a->apart && a->parts > 1;
+}
+
 void attn_run(const attn_plan *a, const attn_layer *L)
 {
     attn_job job = { a, L };
+    for (int h = 0; L->produce && !attn_in_parts(a) && h < a->n_head_kv; h++)
+        L->produce(L->ctx, h, 0, a->n_rows);
     if (L->prepare && !a->apart)
         pool_for(a->parts, a->n_rows, prepare_row, &job);   /* on one thread if the work is small */
     pool_for(a->n_threads, a->parts, fold_part, &job);

@@ -35,8 +35,10 @@ struct fwd_state {
     float *gate, *up;  /* [rows][n_ff] */
     float *rope;       /* [rows][n_rot/2][2] cos and sin of each pair's angle */
     float *wide;       /* int8 path: [rows][the wider of q + 2 kv, 2 n_ff], stacked products */
-    q8_act act;        /* the int8 path: the last matrix input, quantized */
-    const float *act_of;   /* the rows act holds, quantized by the row pass that wrote them */
+    q8_act act;        /* the int8 path: a matrix input, quantized */
+    q8_act att_act;    /* attention's output, quantized while the QKV product may still read act */
+    const float *act_of;   /* rows quantized by the row pass that wrote them, */
+    q8_act *act_made;      /* into this */
     const vec_kernels *vec;   /* the elementwise kernels */
 };
 
@@ -46,42 +48,54 @@ int fwd_quantize_in_rows = 1;
 
 /*
 ** On the int8 path, a row pass that writes a product's input x (n rows of
-** k) quantizes each row as soon as it is written: no job of its own for
-** the quantization, and the row is still in cache. Call before the pass;
-** the product that reads x finds it done. Cannot fail: fwd_reserve made
-** room for it.
+** k) quantizes each row into a as soon as it is written: no job of its
+** own for the quantization, and the row is still in cache. Call before
+** the pass; the product that reads x finds it done. Cannot fail:
+** fwd_reserve made room for it.
 */
-static void quantize_in_rows(fwd_state *f, const float *x, int n, int k)
+static void quantize_in_rows(fwd_state *f, q8_act *a, const float *x, int n, int k)
 {
     f->act_of = NULL;
-    if (f->m->tier && fwd_quantize_in_rows && !q8_act_shape(&f->act, n, k, NULL))
+    if (f->m->tier && fwd_quantize_in_rows && !q8_act_shape(a, n, k, NULL)) {
         f->act_of = x;
+        f->act_made = a;
+    }
 }
 
 /* Row r of such a pass's output, once written. */
 static void quantize_row(fwd_state *f, int r, const float *row)
 {
     if (f->act_of)
-        q8_act_quantize_row(f->m->tier, &f->act, r, row);
+        q8_act_quantize_row(f->m->tier, f->act_made, r, row);
+}
+
+/* x[n][k] quantized for an int8 product: by the pass that wrote it, else
+** now, which cannot fail: fwd_reserve made room for it and the shapes
+** were checked at load. */
+static const q8_act *quantized(fwd_state *f, const float *x, int n, int k)
+{
+    int made = x == f->act_of;
+    f->act_of = NULL;
+    if (made)
+        return f->act_made;
+    q8_act_quantize(f->m->tier, x, n, k, &f->act, f->n_threads, NULL);
+    return &f->act;
 }
 
 /*
 ** y_i[n][n_out] = x[n][n_in] · W_iᵀ for count matrices of the same n_in.
 ** All weight reads go through here. The int8 ones share one quantization
-** of x (unless the pass that wrote x made it), which cannot fail:
-** fwd_reserve made room for it and the shapes were checked at load.
+** of x.
 */
 static void matmuls(fwd_state *f, const float *x, int n, int count,
                     const model_matrix *const *w, float *const *y)
 {
-    int quantized = x == f->act_of;
-    f->act_of = NULL;
+    const q8_act *a = NULL;
     for (int i = 0; i < count; i++) {
         const model_matrix *m = w[i];
         if (m->q8) {
-            if (!quantized++)
-                q8_act_quantize(m->q8->tier, x, n, m->n_in, &f->act, f->n_threads, NULL);
-            q8_matmul_act(m->q8, &f->act, y[i], f->n_threads, NULL);
+            a = a ? a : quantized(f, x, n, m->n_in);
+            q8_matmul_act(m->q8, a, y[i], f->n_threads, NULL);
         } else if (n == 1) {
             cblas_sgemv(CblasRowMajor, CblasNoTrans, m->n_out, m->n_in, 1.0f, m->f32, m->n_in,
                         x, 1, 0.0f, y[i], 1);
@@ -179,19 +193,22 @@ static void residual_row(void *ctx, int r)
 static void residual(fwd_state *f, int n, const float *next_norm)
 {
     if (next_norm)
-        quantize_in_rows(f, f->xb, n, f->m->info.n_embd);
+        quantize_in_rows(f, &f->act, f->xb, n, f->m->info.n_embd);
     for_rows(f, n, residual_row, next_norm, NULL);
 }
 
-/* A layer's Q, K and V as they came out of its products (row r's at q, k
-** and v + r * its stride), and what attention readies them for. */
+/* A layer's Q, K and V as they come out of its products (row r's KV
+** head h's at q, k and v + r * its stride + h * its head stride), and
+** what attention readies them for; act is the stacked product's input
+** where attention computes it. */
 typedef struct qkv_out {
     fwd_state *f;
     const model_layer *y;
     const fwd_row *rows;
     int il;
     float *q, *k, *v;
-    size_t q_stride, kv_stride;
+    size_t q_stride, kv_stride, q_head, kv_head;
+    const q8_act *act;
 } qkv_out;
 
 /* Biases and rope of row r's queries of KV head h's group and of its key
@@ -204,7 +221,8 @@ static void qkv_head(void *ctx, int r, int h)
     const copse_model_info *hp = &f->m->info;
     int group = hp->n_head / hp->n_head_kv, hd = hp->head_dim;
     size_t qh = (size_t)h * group * hd, kh = (size_t)h * hd;
-    float *q = o->q + r * o->q_stride + qh, *k = o->k + r * o->kv_stride + kh, *v = o->v + r * o->kv_stride + kh;
+    float *q = o->q + r * o->q_stride + h * o->q_head, *k = o->k + r * o->kv_stride + h * o->kv_head;
+    float *v = o->v + r * o->kv_stride + h * o->kv_head;
     const float *cs = f->rope + (size_t)r * hp->n_rot;
     if (o->y->bq) {
         f->vec->add(q, o->y->bq + qh, (size_t)group * hd);
@@ -242,24 +260,49 @@ static void prefetch_stores(const fwd_row *rows, int n, int il)
     }
 }
 
+/* Rows [r0, r1) of the stacked product's KV head h (attn_layer's
+** produce): a run of whole groups (model.h). */
+static void qkv_rows(void *ctx, int h, int r0, int r1)
+{
+    const qkv_out *o = ctx;
+    const q8_weights *W = o->y->wqkv.q8;
+    int per = W->n_groups / o->f->m->info.n_head_kv;
+    W->tier->rect(W, o->act, r0, r1, h * per, (h + 1) * per, o->f->wide, NULL);
+}
+
+/* Rows from which each part of attention computes the Q, K and V of the
+** heads it folds, where the stacked product's heads are whole groups:
+** then no core reads what the other wrote. Fewer rows would cut the
+** product's weights unevenly between the threads. */
+#define PRODUCE_ROWS 4
+
 /*
-** Q, K and V of every row, as products leave them (o says where).
-** The stacked product (model.h) leaves a row's Q, K and V side by side in
-** f->wide.
+** Q, K and V of every row, as products leave them (o says where), or as
+** attention will leave them (o->act set). The stacked product (model.h)
+** leaves a row's Q, K and V head by head in f->wide.
 */
-static void qkv(fwd_state *f, const model_layer *y, int il, const fwd_row *rows, int n, qkv_out *o)
+static void qkv(fwd_state *f, const model_layer *y, int il, const fwd_row *rows, int n, const attn_plan *plan,
+                qkv_out *o)
 {
     const copse_model_info *hp = &f->m->info;
-    size_t qd = (size_t)hp->n_head * hp->head_dim, kvd = (size_t)hp->n_head_kv * hp->head_dim;
-    prefetch_stores(rows, n, il);
-    if (y->wqkv.q8) {
-        matmul(f, f->wide, f->xb, n, &y->wqkv);
-        *o = (qkv_out){ f, y, rows, il, f->wide, f->wide + qd, f->wide + qd + kvd, qd + 2 * kvd, qd + 2 * kvd };
-    } else {
+    size_t hd = (size_t)hp->head_dim, group = (size_t)(hp->n_head / hp->n_head_kv);
+    size_t qd = (size_t)hp->n_head * hd, kvd = (size_t)hp->n_head_kv * hd, stride = qd + 2 * kvd;
+    if (!y->wqkv.q8) {
+        prefetch_stores(rows, n, il);
         matmuls(f, f->xb, n, 3, (const model_matrix *[]){ &y->wq, &y->wk, &y->wv },
                 (float *[]){ f->q, f->k, f->v });
-        *o = (qkv_out){ f, y, rows, il, f->q, f->k, f->v, qd, kvd };
+        *o = (qkv_out){ f, y, rows, il, f->q, f->k, f->v, qd, kvd, group * hd, hd, NULL };
+        return;
     }
+    float *w = f->wide;
+    *o = (qkv_out){ f, y, rows, il, w, w + group * hd, w + (group + 1) * hd, stride, stride,
+                    (group + 2) * hd, (group + 2) * hd, NULL };
+    if (n >= PRODUCE_ROWS && attn_in_parts(plan) && (group + 2) * hd % Q8_GROUP == 0) {
+        o->act = quantized(f, f->xb, n, hp->n_embd);
+        return;
+    }
+    prefetch_stores(rows, n, il);
+    matmul(f, w, f->xb, n, &y->wqkv);
 }
 
 /* Values [d0, d0 + n) of row r of the attention output are final:
@@ -269,7 +312,7 @@ static void att_done(void *ctx, int r, int d0, int n)
 {
     const qkv_out *o = ctx;
     fwd_state *f = o->f;
-    q8_act *a = &f->act;
+    q8_act *a = &f->att_act;
     size_t b = (size_t)r * a->nb + d0 / Q8_BLOCK;
     f->m->tier->quantize(f->att + (size_t)r * a->K + d0, n, a->q + (size_t)r * a->K + d0, a->d + b, a->nsum + b);
 }
@@ -282,9 +325,11 @@ static void attention_block(fwd_state *f, int il, const fwd_row *rows, int n, co
 {
     const model_layer *y = &f->m->layers[il];
     qkv_out o;
-    qkv(f, y, il, rows, n, &o);
-    quantize_in_rows(f, f->att, n, f->m->info.n_head * f->m->info.head_dim);
-    attn_layer L = { il, o.q, o.q_stride, f->att, qkv_head, f->act_of ? att_done : NULL, Q8_BLOCK, &o };
+    qkv(f, y, il, rows, n, plan, &o);
+    quantize_in_rows(f, &f->att_act, f->att, n, f->m->info.n_head * f->m->info.head_dim);
+    attn_layer L = { .il = il, .q = o.q, .q_stride = o.q_stride, .q_head = o.q_head, .out = f->att,
+                     .produce = o.act ? qkv_rows : NULL, .prepare = qkv_head,
+                     .done = f->act_of ? att_done : NULL, .done_unit = Q8_BLOCK, .ctx = &o };
     attn_run(plan, &L);
     matmul(f, f->xb, f->att, n, &y->wo);
     residual(f, n, y->ffn_norm);
@@ -318,7 +363,7 @@ static void ffn_block(fwd_state *f, int il, int n)
         matmuls(f, f->xb, n, 2, (const model_matrix *[]){ &y->w_gate, &y->w_up },
                 (float *[]){ f->gate, f->up });
     }
-    quantize_in_rows(f, f->gate, n, f->m->info.n_ff);
+    quantize_in_rows(f, &f->act, f->gate, n, f->m->info.n_ff);
     for_rows(f, n, swiglu_row, &o, NULL);
     matmul(f, f->xb, f->gate, n, &y->w_down);
     residual(f, n, il + 1 < f->m->info.n_layer ? f->m->layers[il + 1].attn_norm : NULL);
@@ -339,7 +384,7 @@ static void embed_row(void *ctx, int r)
 /* x = the rows' embeddings, xb = the first layer's norm(x). */
 static void embed(fwd_state *f, const fwd_row *rows, int n)
 {
-    quantize_in_rows(f, f->xb, n, f->m->info.n_embd);
+    quantize_in_rows(f, &f->act, f->xb, n, f->m->info.n_embd);
     for_rows(f, n, embed_row, NULL, rows);
 }
 
@@ -407,8 +452,8 @@ static void free_rows(fwd_state *f)
     free(f->wide);
 }
 
-/* Room in f->act for n rows of the widest matrix input, made by
-** quantizing that many zeros (a failure keeps the old buffer). */
+/* Room in f->act and f->att_act for n rows of the widest matrix input,
+** made by quantizing that many zeros (a failure keeps the old buffers). */
 static int reserve_act(fwd_state *f, int n)
 {
     const copse_model_info *hp = &f->m->info;
@@ -417,6 +462,7 @@ static int reserve_act(fwd_state *f, int n)
     k = (k + Q8_BLOCK - 1) / Q8_BLOCK * Q8_BLOCK;
     float *zero = calloc((size_t)n * k, sizeof *zero);
     int rc = zero ? q8_act_quantize(f->m->tier, zero, n, k, &f->act, 1, NULL) : COPSE_E_NOMEM;
+    rc = rc ? rc : q8_act_quantize(f->m->tier, zero, n, k, &f->att_act, 1, NULL);
     free(zero);
     return rc;
 }
@@ -471,5 +517,6 @@ void fwd_free(fwd_state *f)
         return;
     free_rows(f);
     q8_act_free(&f->act);
+    q8_act_free(&f->att_act);
     free(f);
 }

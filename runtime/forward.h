@@ -30,32 +30,42 @@ typedef struct fwd_row {
 ** queries q[r] (roped, n_head * head_dim) over positions 0..pos of its
 ** sequence, its own and earlier rows' included.
 **
-** What attn_run reads and calls for layer il: row r's queries at q + r *
-** q_stride, its output to out + r * n_head * head_dim. prepare(ctx, r, h),
-** if set, readies row r for KV head h: puts its queries of that head's
-** group in final form in place (bias, rope) and stores its key and value
-** of head h in the cache. attn_run calls it once for each row and head
-** before anything reads them: inside the part that folds them when no two
-** rows of the batch share a sequence (a decode step of branches: no pass
-** of its own), else in a pass before the folds. done(ctx, r, d0, n), if
-** set, is called once values [d0, d0 + n) of row r's output are final,
-** on the thread that finished them: each value once, in runs of a KV
-** head's group of query heads where a group is whole units of done_unit
-** values (a later step that works in blocks of that many: 0 for no such
-** unit), else of whole rows.
+** What attn_run reads and calls for layer il: query g of KV head h's
+** group of row r at q + r * q_stride + h * q_head + g * head_dim, its
+** output to out + r * n_head * head_dim. prepare(ctx, r, h), if set,
+** readies row r for KV head h: puts its queries of that head's group in
+** final form in place (bias, rope) and stores its key and value of head h
+** in the cache. attn_run calls it once for each row and head before
+** anything reads them: inside the part that folds them when no two rows
+** of the batch share a sequence (a decode step of branches: no pass of
+** its own), else in a pass before the folds. produce(ctx, h, r0, r1), if
+** set, first computes what prepare readies, for KV head h of rows [r0,
+** r1): once for each row and head, before prepare. Where
+** attn_in_parts(plan), it runs inside the part that folds those rows, so
+** no core reads what another wrote (else all of it before anything
+** else, on the calling thread: set it only where attn_in_parts holds).
+** done(ctx, r, d0, n), if set, is called once values [d0, d0 + n) of row
+** r's output are final, on the thread that finished them: each value
+** once, in runs of a KV head's group of query heads where a group is
+** whole units of done_unit values (a later step that works in blocks of
+** that many: 0 for no such unit), else of whole rows.
 */
 typedef struct attn_plan attn_plan;
 typedef struct attn_layer {
     int          il;
     const float *q;
-    size_t       q_stride;
+    size_t       q_stride, q_head;
     float       *out;
+    void       (*produce)(void *ctx, int h, int r0, int r1);
     void       (*prepare)(void *ctx, int r, int h);
     void       (*done)(void *ctx, int r, int d0, int n);
     int          done_unit;
     void        *ctx;
 } attn_layer;
 void attn_run(const attn_plan *a, const attn_layer *L);
+
+/* Whether attn_run readies rows inside the parts, on more than one. */
+int attn_in_parts(const attn_plan *a);
 
 typedef struct fwd_state fwd_state;
 

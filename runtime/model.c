@@ -351,16 +351,18 @@ static int matrix(loader *L, const char *name, int n_in, int n_out, model_matrix
 }
 
 /* Matrices of one input as one stacked int8 matrix (model.h) when they
-** are int8 of one type, else each on its own. Parts that follow each other
-** in the file are packed from the mapping; others are first copied
-** together, and the copy lives only until it is packed. */
-static int stacked(loader *L, const gguf_tensor *const *part, int count, const char *name,
+** are int8 of one type, else each on its own. Each part is cut into
+** pieces runs of equal rows, and the stack holds every part's first run,
+** then every part's second, and so on. With one piece, parts that follow
+** each other in the file are packed from the mapping; otherwise they are
+** first copied together, and the copy lives only until it is packed. */
+static int stacked(loader *L, const gguf_tensor *const *part, int count, int pieces, const char *name,
                    model_matrix *stack, model_matrix *const *each)
 {
-    int one = L->m->tier && part[0]->ne[0] % Q8_BLOCK == 0, adjacent = 1;
+    int one = L->m->tier && part[0]->ne[0] % Q8_BLOCK == 0, adjacent = pieces == 1;
     uint64_t rows = 0, bytes = 0;
     for (int i = 0; i < count; i++) {
-        one &= part[i]->type == part[0]->type;
+        one &= part[i]->type == part[0]->type && part[i]->ne[1] % pieces == 0;
         adjacent &= i == 0 || (const uint8_t *)part[i]->data == (const uint8_t *)part[0]->data + bytes;
         rows += part[i]->ne[1];
         bytes += part[i]->nbytes;
@@ -382,8 +384,12 @@ static int stacked(loader *L, const gguf_tensor *const *part, int count, const c
     all.nbytes = bytes;
     all.data = adjacent ? part[0]->data : buf;
     size_t off = 0;
-    for (int i = 0; buf && i < count; off += part[i++]->nbytes)
-        memcpy(buf + off, part[i]->data, part[i]->nbytes);
+    for (int k = 0; buf && k < pieces; k++)
+        for (int i = 0; i < count; i++) {
+            size_t run = part[i]->nbytes / pieces;   /* rows are whole bytes in every type loaded */
+            memcpy(buf + off, (const uint8_t *)part[i]->data + k * run, run);
+            off += run;
+        }
     rc = load_matrix(L, &all, stack);
     free(buf);
     return rc;
@@ -416,10 +422,10 @@ static int load_layer(loader *L, int il, model_layer *y)
         (rc = find(L, blk(b, il, "ffn_up.weight"), d, ff, 1, &tu)) ||
         (rc = matrix(L, blk(b, il, "ffn_down.weight"), ff, d, &y->w_down)))
         return rc;
-    if ((rc = stacked(L, (const gguf_tensor *[]){ tq, tk, tv }, 3, blk(b, il, "attn_qkv"), &y->wqkv,
+    if ((rc = stacked(L, (const gguf_tensor *[]){ tq, tk, tv }, 3, hp->n_head_kv, blk(b, il, "attn_qkv"), &y->wqkv,
                       (model_matrix *[]){ &y->wq, &y->wk, &y->wv })))
         return rc;
-    return stacked(L, (const gguf_tensor *[]){ tg, tu }, 2, blk(b, il, "ffn_gate_up"), &y->w_gate_up,
+    return stacked(L, (const gguf_tensor *[]){ tg, tu }, 2, 1, blk(b, il, "ffn_gate_up"), &y->w_gate_up,
                    (model_matrix *[]){ &y->w_gate, &y->w_up });
 }
 

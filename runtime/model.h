@@ -27,9 +27,12 @@ typedef struct model_matrix {
     q8_weights  *q8;        /* the int8 path, else NULL */
 } model_matrix;
 
-/* On the int8 path Q, K and V are stacked into wqkv (their rows in that
-** order), gate and up into w_gate_up, and the separate ones are empty
-** (n_out 0): one product per input instead of three or two. */
+/* On the int8 path Q, K and V are stacked into wqkv, gate and up into
+** w_gate_up (their rows in that order), and the separate ones are empty
+** (n_out 0): one product per input instead of three or two. wqkv's rows
+** go KV head by KV head: the query rows of head h's group, then its key
+** rows, then its value rows, so that the thread which attends with a
+** head can compute just that head's part of the product. */
 typedef struct model_layer {
     const float *attn_norm;             /* [n_embd] */
     model_matrix wq, wk, wv, wo;

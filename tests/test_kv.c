@@ -864,25 +864,45 @@ static void check_row(const walk *w, const fwd_row *row, const float *q, const f
     }
 }
 
-/* attn_layer's hooks as a test sees them: prepare copies a row's queries
-** of a group in (attention finds NaN where it reads too early), done
-** counts each output value handed on and whether it was final then, and
-** the lengths of the runs. Each (row, head) and value is touched by one
-** thread at a time, as attn_run promises. */
+/* attn_layer's hooks as a test sees them: produce copies a row's
+** queries of a group from src to made, prepare from made (or src, with
+** no produce) to q, one head_dim of NaN between groups (attention finds
+** NaN where it reads too early or in the wrong place), done counts each
+** output value handed on and whether it was final then, and the lengths
+** of the runs. Each (row, head) and value is touched by one thread at a
+** time, as attn_run promises. */
 typedef struct hooks {
     const copse_model_info *hp;
     const float *src;
-    float *q, *out;
-    int *prepared, *done, *final;   /* [row][kv head], [row][value], [row][value] */
+    float *made, *q, *out;
+    int *produced, *prepared, *done, *final;   /* [row][kv head] twice, [row][value] twice */
     int unit, span, bad_run;        /* done_unit; a group's values; a run of neither length */
 } hooks;
+
+/* Where row r's group of KV head h is in src and made, and in q. */
+static size_t src_at(const hooks *k, int r, int h)
+{
+    return ((size_t)r * k->hp->n_head_kv + h) * k->span;
+}
+
+static size_t q_at(const hooks *k, int r, int h)
+{
+    return ((size_t)r * k->hp->n_head_kv + h) * (k->span + k->hp->head_dim);
+}
+
+static void hook_produce(void *ctx, int h, int r0, int r1)
+{
+    hooks *k = ctx;
+    for (int r = r0; r < r1; r++) {
+        memcpy(k->made + src_at(k, r, h), k->src + src_at(k, r, h), k->span * sizeof *k->made);
+        k->produced[r * k->hp->n_head_kv + h]++;
+    }
+}
 
 static void hook_prepare(void *ctx, int r, int h)
 {
     hooks *k = ctx;
-    size_t group = (size_t)k->hp->n_head / k->hp->n_head_kv, hd = (size_t)k->hp->head_dim;
-    size_t at = (size_t)r * k->hp->n_head * hd + h * group * hd;
-    memcpy(k->q + at, k->src + at, group * hd * sizeof *k->q);
+    memcpy(k->q + q_at(k, r, h), (k->made ? k->made : k->src) + src_at(k, r, h), k->span * sizeof *k->q);
     k->prepared[r * k->hp->n_head_kv + h]++;
 }
 
@@ -900,26 +920,34 @@ static void hook_done(void *ctx, int r, int d0, int n)
     }
 }
 
-/* attn_run of a built plan with the hooks, handing on runs of unit
-** values: every row and head readied once before it is read, every
-** output value done once when final, in runs of a group where a group is
-** whole units, else of whole rows; the output right. */
+/* attn_run of a built plan with the hooks (produce too if asked),
+** handing on runs of unit values: every row and head produced and
+** readied once before it is read, every output value done once when
+** final, in runs of a group where a group is whole units, else of whole
+** rows; the output right. */
 static void run_hooked(const walk *w, const attn_plan *a, const fwd_row *rows, int n, const float *q, int nt,
-                       int unit)
+                       int unit, int produce)
 {
     const copse_model_info *hp = &w->hp;
-    size_t qd = (size_t)hp->n_head * hp->head_dim;
-    hooks k = { hp, q, malloc(n * qd * sizeof(float)), malloc(n * qd * sizeof(float)),
+    size_t qd = (size_t)hp->n_head * hp->head_dim, hd = (size_t)hp->head_dim;
+    size_t wide = qd + hp->n_head_kv * hd;   /* a row of q: each group followed by a gap */
+    hooks k = { hp, q, produce ? malloc(n * qd * sizeof(float)) : NULL, malloc(n * wide * sizeof(float)),
+                malloc(n * qd * sizeof(float)), calloc((size_t)n * hp->n_head_kv, sizeof(int)),
                 calloc((size_t)n * hp->n_head_kv, sizeof(int)), calloc(n * qd, sizeof(int)),
                 calloc(n * qd, sizeof(int)), unit, hp->n_head / hp->n_head_kv * hp->head_dim, 0 };
+    for (size_t i = 0; i < n * wide; i++)
+        k.q[i] = NAN;
     for (size_t i = 0; i < n * qd; i++)
-        k.q[i] = k.out[i] = NAN;
-    attn_run(a, &(attn_layer){ .il = 1, .q = k.q, .q_stride = qd, .out = k.out, .prepare = hook_prepare,
+        k.out[i] = produce ? k.made[i] = NAN : NAN;
+    attn_run(a, &(attn_layer){ .il = 1, .q = k.q, .q_stride = wide, .q_head = k.span + hd, .out = k.out,
+                                .produce = produce ? hook_produce : NULL, .prepare = hook_prepare,
                                 .done = hook_done, .done_unit = unit, .ctx = &k });
     ck_assert_msg(!k.bad_run, "unit %d: a run of values done is neither a group (%d) nor a row", unit, k.span);
     for (int r = 0; r < n; r++) {
-        for (int h = 0; h < hp->n_head_kv; h++)
+        for (int h = 0; h < hp->n_head_kv; h++) {
             ck_assert_int_eq(k.prepared[r * hp->n_head_kv + h], 1);
+            ck_assert_int_eq(k.produced[r * hp->n_head_kv + h], produce);
+        }
         for (size_t d = 0; d < qd; d++) {
             ck_assert_msg(k.done[r * qd + d] == 1, "unit %d, row %d, value %zu done %d times", unit, r, d,
                           k.done[r * qd + d]);
@@ -927,8 +955,10 @@ static void run_hooked(const walk *w, const attn_plan *a, const fwd_row *rows, i
         }
         check_row(w, &rows[r], q + r * qd, k.out + r * qd, nt);
     }
+    free(k.made);
     free(k.q);
     free(k.out);
+    free(k.produced);
     free(k.prepared);
     free(k.done);
     free(k.final);
@@ -936,13 +966,14 @@ static void run_hooked(const walk *w, const attn_plan *a, const fwd_row *rows, i
 
 /* run_hooked with done in runs of a group (its values a multiple of
 ** head_dim), of whole rows (no unit), and of whole rows again (a unit
-** that no group fills exactly). */
+** that no group fills exactly); the first also with produce. */
 static void run_hooked_units(const walk *w, const attn_plan *a, const fwd_row *rows, int n, const float *q, int nt)
 {
     int span = w->hp.n_head / w->hp.n_head_kv * w->hp.head_dim;
-    run_hooked(w, a, rows, n, q, nt, w->hp.head_dim);
-    run_hooked(w, a, rows, n, q, nt, 0);
-    run_hooked(w, a, rows, n, q, nt, span + 1);
+    run_hooked(w, a, rows, n, q, nt, w->hp.head_dim, 0);
+    run_hooked(w, a, rows, n, q, nt, w->hp.head_dim, 1);
+    run_hooked(w, a, rows, n, q, nt, 0, 0);
+    run_hooked(w, a, rows, n, q, nt, span + 1, 0);
 }
 
 /*
@@ -1000,7 +1031,7 @@ START_TEST(attention_walk_matches_naive)
         ck_assert_int_gt(a.task[0].count * (sh->n_head / sh->n_head_kv), a.chunk);   /* several folds */
         for (size_t k = 0; k < n * qd; k++)
             out[k] = NAN;   /* what the last thread count wrote must not pass for this one's */
-        attn_run(&a, &(attn_layer){ .il = 1, .q = q, .q_stride = qd, .out = out });
+        attn_run(&a, &(attn_layer){ .il = 1, .q = q, .q_stride = qd, .q_head = qd / sh->n_head_kv, .out = out });
         for (int r = 0; r < n; r++)
             check_row(w, &rows[r], q + r * qd, out + r * qd, nt);
         ck_assert(!a.apart);   /* rows of one sequence read each other's positions */
