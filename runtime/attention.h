@@ -37,7 +37,9 @@
 ** another's new position (branches, one row each), each part also
 ** readies the rows and heads it folds (attn_layer's prepare) just before,
 ** so the keys and values just stored are still in its cache and no pass
-** of their own is needed.
+** of their own is needed; given attn_layer's produce, it first computes
+** those rows' queries, keys and values of its heads itself (its share of
+** the QKV product), so that no core reads what the other one wrote.
 */
 #ifndef COPSE_ATTENTION_H
 #define COPSE_ATTENTION_H
