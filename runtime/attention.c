@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "attention.h"
 #include "pool.h"
 #include "q8.h"
@@ -13,6 +14,25 @@
 /* Multiply-adds below which attention runs on one thread: waking the
 ** others costs more than a short step's attention. */
 #define PARALLEL_WORK (1 << 15)
+
+/* How a part's share follows the speeds measured: a quarter of the way to
+** where the last run says the parts would have ended together (one run's
+** timing is noisy: an interrupt, a page fault), by at most STEP_SHARE of
+** the line, and never below MIN_SHARE of an equal share (a part must keep
+** work enough to be timed). */
+#define LEARN_RATE 0.25
+#define STEP_SHARE 0.05
+#define MIN_SHARE  0.25
+
+/* A part of a run as timed: seconds of its start and end, the thread
+** that ran it, the work it had (its rows' positions, all heads), and
+** the share at which it would have ended with the others. */
+struct attn_time {
+    double      t0, t1;
+    const void *thread;
+    int64_t     work;
+    double      target;
+};
 
 /* ------------------------------------------------------------ the kernels */
 
@@ -115,7 +135,14 @@ int attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_thr
     a->scratch = malloc((size_t)n_threads * scratch_floats() * sizeof *a->scratch);
     a->qs = malloc((size_t)n_threads * a->chunk * sizeof *a->qs);
     a->ints = malloc((size_t)n_threads * 2 * a->chunk * sizeof *a->ints);
-    return a->scratch && a->qs && a->ints ? COPSE_OK : COPSE_E_NOMEM;
+    a->share = malloc((size_t)n_threads * sizeof *a->share);
+    a->cut = malloc(((size_t)n_threads + 1) * sizeof *a->cut);
+    a->time = calloc((size_t)n_threads, sizeof *a->time);
+    if (!a->scratch || !a->qs || !a->ints || !a->share || !a->cut || !a->time)
+        return COPSE_E_NOMEM;
+    for (int p = 0; p < n_threads; p++)
+        a->share[p] = 1.0 / n_threads;
+    return COPSE_OK;
 }
 
 void attn_free(attn_plan *a)
@@ -129,6 +156,9 @@ void attn_free(attn_plan *a)
     free(a->scratch);
     free(a->qs);
     free(a->ints);
+    free(a->share);
+    free(a->cut);
+    free(a->time);
     memset(a, 0, sizeof *a);
 }
 
@@ -285,12 +315,12 @@ static int first_row(const attn_plan *a, int64_t x)
 }
 
 /* The rows [*r0, *r1) of KV head h that part p folds: those whose work
-** starts in the part's share of the line, [W p / parts, W (p + 1) / parts). */
+** starts in the part's share of the line, [cut[p], cut[p + 1]). */
 static void part_rows(const attn_plan *a, int p, int h, int *r0, int *r1)
 {
-    int64_t per_head = a->row_cum[a->n_rows], w = per_head * a->n_head_kv;
-    *r0 = first_row(a, w * p / a->parts - per_head * h);
-    *r1 = first_row(a, w * (p + 1) / a->parts - per_head * h);
+    int64_t per_head = a->row_cum[a->n_rows];
+    *r0 = first_row(a, a->cut[p] - per_head * h);
+    *r1 = first_row(a, a->cut[p + 1] - per_head * h);
 }
 
 /* The first of task t's items from row r on. */
@@ -382,11 +412,13 @@ static void prefetch_task(const attn_plan *a, int il, const attn_task *t, int h)
 /* Fold task t's K/V head h into the states of its items [i0, i1), a
 ** chunk of queries at a time, in the scratch of the given part, asking
 ** for ahead's lines meanwhile: those a fold's steps leave (a short task)
-** right after it. */
+** right after it. The kernels' tiles and the chunks count from the
+** task's first item where the cut moves (attention.h), else from i0. */
 static void fold_task(const attn_plan *a, const attn_layer *L, const attn_task *t, int h, int i0, int i1,
                       int part, attn_ahead *ahead)
 {
-    int hd = a->head_dim, group = a->n_head / a->n_head_kv;
+    int hd = a->head_dim, group = a->n_head / a->n_head_kv, rows = a->chunk / group;
+    int lo = attn_in_parts(a) ? t->first : i0, hi = attn_in_parts(a) ? t->first + t->count : i1;
     int *n_pos = a->ints + (size_t)part * 2 * a->chunk, *state = n_pos + a->chunk;
     attn_fold f = { .hd = hd, .n_blocks = t->n_blocks, .f16 = a->pool->f16, .q = a->qs + (size_t)part * a->chunk,
                     .n_pos = n_pos, .state = state, .scale = 1.0f / sqrtf((float)hd),
@@ -396,8 +428,11 @@ static void fold_task(const attn_plan *a, const attn_layer *L, const attn_task *
         f.k[b] = kv_key_block(a->pool, t->block[b], L->il, h);
         f.v[b] = kv_value_block(a->pool, t->block[b], L->il, h);
     }
+    f.total = (hi - lo) * group;
     for (int i = i0; i < i1;) {
-        for (f.nq = 0; f.nq < a->chunk && i < i1; i++)
+        int end = lo + ((i - lo) / rows + 1) * rows;
+        f.first = (i - lo) * group;
+        for (f.nq = 0; i < end && i < i1; i++)
             for (int g = 0; g < group; g++, f.nq++) {
                 int r = a->item[i].row;
                 f.q[f.nq] = L->q + r * L->q_stride + h * L->q_head + (size_t)g * hd;
@@ -499,11 +534,23 @@ typedef struct attn_job {
     const attn_layer *L;
 } attn_job;
 
-/* Part p of the work, in scratch p. */
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Which thread this is: the address of something each has its own of. */
+static _Thread_local char thread_mark;
+
+/* Part p of the work, in scratch p, timed. */
 static void fold_part(void *ctx, int p)
 {
     const attn_job *j = ctx;
     const attn_plan *a = j->a;
+    a->time[p].t0 = now();
+    a->time[p].thread = &thread_mark;
     int ready = j->L->prepare && a->apart, h = 0, r0, r1, n0, n1;
     do
         part_rows(a, p, h, &r0, &r1);
@@ -517,6 +564,7 @@ static void fold_part(void *ctx, int p)
         if (r0 < r1)
             fold_rows(a, j->L, h, r0, r1, n0, ready ? n1 : n0, p);
     }
+    a->time[p].t1 = now();
 }
 
 /* Every head of row r readied, before any part folds. */
@@ -532,12 +580,83 @@ int attn_in_parts(const attn_plan *a)
     return a->apart && a->parts > 1;
 }
 
+/* Where the parts' shares of the line start: shares that follow speed
+** where the results do not depend on the cut, else equal ones. */
+static void place_cuts(const attn_plan *a)
+{
+    int64_t w = a->row_cum[a->n_rows] * a->n_head_kv;
+    double at = 0;
+    for (int p = 0; p < a->parts; p++) {
+        a->cut[p] = attn_in_parts(a) ? llround(w * at) : w * p / a->parts;
+        at += a->share[p];
+    }
+    a->cut[a->parts] = w;
+}
+
+/* The work of part p's rows over all heads, in positions. */
+static int64_t part_work(const attn_plan *a, int p)
+{
+    int64_t work = 0;
+    for (int h = 0, r0, r1; h < a->n_head_kv; h++) {
+        part_rows(a, p, h, &r0, &r1);
+        work += a->row_cum[r1] - a->row_cum[r0];
+    }
+    return work;
+}
+
+/*
+** Each part's share a step towards where the run just timed says all
+** would end together: part p, started s_p after the first and taking u_p
+** seconds a unit of work, ends together with the others at T if its
+** share is (T - s_p) / u_p of the line's W units, T such that they add
+** up to W. Nothing is learned where a thread ran more parts than one (they
+** ran one after the other) or a part had no work to time.
+*/
+static void learn_shares(const attn_plan *a)
+{
+    int n = a->parts;
+    double w = (double)(a->row_cum[a->n_rows] * a->n_head_kv), first = a->time[0].t0, speed = 0, lead = 0;
+    for (int p = 0; p < n; p++) {
+        a->time[p].work = part_work(a, p);
+        if (a->time[p].work == 0 || !(a->time[p].t1 > a->time[p].t0))
+            return;
+        for (int q = 0; q < p; q++)
+            if (a->time[q].thread == a->time[p].thread)
+                return;
+        first = a->time[p].t0 < first ? a->time[p].t0 : first;
+    }
+    double sum = 0;
+    for (int p = 0; p < n; p++) {
+        double u = (a->time[p].t1 - a->time[p].t0) / (double)a->time[p].work;
+        speed += 1 / u;
+        lead += (a->time[p].t0 - first) / u;
+    }
+    double end = (w + lead) / speed;
+    for (int p = 0; p < n; p++) {
+        double u = (a->time[p].t1 - a->time[p].t0) / (double)a->time[p].work;
+        double x = (end - (a->time[p].t0 - first)) / u / w;
+        a->time[p].target = x > MIN_SHARE / n ? x : MIN_SHARE / n;
+        sum += a->time[p].target;
+    }
+    double total = 0;
+    for (int p = 0; p < n; p++) {
+        double step = LEARN_RATE * (a->time[p].target / sum - a->share[p]);
+        a->share[p] += step > STEP_SHARE ? STEP_SHARE : step < -STEP_SHARE ? -STEP_SHARE : step;
+        total += a->share[p];
+    }
+    for (int p = 0; p < n; p++)
+        a->share[p] /= total;
+}
+
 void attn_run(const attn_plan *a, const attn_layer *L)
 {
     attn_job job = { a, L };
+    place_cuts(a);
     for (int h = 0; L->produce && !attn_in_parts(a) && h < a->n_head_kv; h++)
         L->produce(L->ctx, h, 0, a->n_rows);
     if (L->prepare && !a->apart)
         pool_for(a->parts, a->n_rows, prepare_row, &job);   /* on one thread if the work is small */
     pool_for(a->n_threads, a->parts, fold_part, &job);
+    if (attn_in_parts(a))
+        learn_shares(a);
 }

@@ -22,12 +22,24 @@
 **
 ** The work is cut into one part per thread (pool.h: whichever thread
 ** runs it) along a line that goes KV head by KV head and, within a head,
-** row by row, a row weighing the positions it reads: contiguous runs of
-** about equal work. A part folds, for each head it has rows of, every
-** task of the head for just those rows, so each query's state is one
-** part's alone: no partial results to merge across threads, and results
-** that depend on the thread count only, never on timing. A head cut
-** between two parts has its shared blocks read by both.
+** row by row, a row weighing the positions it reads: contiguous runs. A
+** part folds, for each head it has rows of, every task of the head for
+** just those rows, so each query's state is one part's alone: no partial
+** results to merge across threads. A head cut between two parts has its
+** shared blocks read by both. Where no row reads another's new position
+** (branches), the cut follows the threads' measured speed: cores differ
+** (hybrid laptops, a busy neighbour, a host's uneven vCPUs), and equal
+** shares would leave the faster thread waiting. Each run times its parts
+** and moves each part's share a step towards the one at which all would
+** have ended together (only when the parts ran on as many threads at
+** once: pool.h's caller runs the first part, the helpers the others),
+** and the next run cuts there. The results do not depend on the cut: a
+** fold's kernels tile a task's queries counted from its first query,
+** whichever part holds them (attn_fold), so a query's arithmetic is the
+** same wherever the cut falls, and the same for any thread count. Other
+** batches (a prompt's rows, which read each other's positions) keep the
+** equal cut and tile each part's queries from its first, their results
+** depending on the thread count only.
 **
 ** A row's heads may be folded by different parts. The part that folds
 ** one hands its rows' output of the head's group on (attn_layer's done)
@@ -93,9 +105,16 @@ static inline void attn_ahead_request(attn_ahead *c)
 ** KV_BLOCK: positions past that are never used, whatever they hold (those
 ** past every query's reach are never read). Its running softmax is
 ** m[state[i]], l[state[i]], o[state[i] * hd ...].
+**
+** The queries are [first, first + nq) of the total that read the task
+** (total < first + nq counts as first + nq), folded by as many calls as
+** it takes: the kernels cut all of them into tiles counted from the
+** first, so each query's arithmetic, rounding included, is the same
+** whichever call holds it and whichever queries share that call.
 */
 typedef struct attn_fold {
     int           nq, hd, n_blocks, f16;
+    int           first, total;
     const float **q;         /* [nq] each query's hd values */
     const int    *n_pos, *state;
     const void   *k[ATTN_SPAN], *v[ATTN_SPAN];
@@ -148,6 +167,9 @@ struct attn_plan {
     int       *store;       /* [n_rows][2] block and place in it of each row's new position */
     int       *finished;    /* [n_rows] heads of each row folded (atomic; a multiple of n_head_kv between runs) */
     int        parts;       /* the work cut in this many (1 below parallel_work) */
+    double    *share;       /* [n_threads] each part's share of the line where the cut follows speed (sums to 1) */
+    int64_t   *cut;         /* [n_threads + 1] where each part's share of a run's line starts */
+    struct attn_time *time; /* [n_threads] a run's parts as timed */
     float     *acc;         /* o [n_head_kv][rows][group][hd], m, l [n_head_kv][rows][group] */
     int        chunk;       /* queries per fold: at least ATTN_CHUNK, whole groups, tiles of 8 if it can */
     float     *scratch;     /* per part: a fold's scores */

@@ -42,20 +42,23 @@ static inline int reach(const attn_fold *f, int i, int n)
 ** vectors of 8 from element i + j * stride). Scores take a = K (rows of
 ** 16 positions, nv 2) and b = the queries; weighted values take a = V (16
 ** or 8 dimensions) and b = the weights. Each row is loaded once for the
-** nq; nq nv chains, times WAYS(nq nv) sums over every WAYS'th j (added at
-** the end) where they are fewer than 8, too few to hide the FMA's latency
-** (at most 15 registers). nq, nv and f16 are constants once inlined, so
-** the loops unroll into registers. Each step asks for one of ahead's lines.
+** nq; nq nv chains, times W = WAYS(nn nv) sums over every W'th j (added
+** at the end) where a whole tile of nn rows has fewer than 8, too few to
+** hide the FMA's latency (at most 15 registers). Row j goes to sum j % W
+** whatever n is, so a row's rounding depends neither on how many rows of
+** the tile a fold holds nor on how far the others read. nq, nn, nv and
+** f16 are constants once inlined, so the loops unroll into registers.
+** Each step asks for one of ahead's lines.
 */
 typedef struct tile4 { __m256 v[4][2]; } tile4;
 
 #define WAYS(n) ((n) >= 8 ? 1 : (n) >= 4 ? 2 : 4)
 
 static inline ALWAYS_INLINE tile4 mul4(tile4 t, const void *a, size_t i, size_t stride, int n,
-                                       const float *const b[4], attn_ahead *ahead, const int nq, const int nv,
-                                       const int f16)
+                                       const float *const b[4], attn_ahead *ahead, const int nq, const int nn,
+                                       const int nv, const int f16)
 {
-    const int W = WAYS(nq * nv);
+    const int W = WAYS(nn * nv);
     __m256 acc[4][4][2];
 #pragma GCC unroll 4
     for (int k = 0; k < nq; k++) {
@@ -80,15 +83,18 @@ static inline ALWAYS_INLINE tile4 mul4(tile4 t, const void *a, size_t i, size_t 
             }
         }
     }
-    for (; j < n; j++) {   /* a block's last positions, fewer than W */
-        size_t at = i + (size_t)j * stride;
+#pragma GCC unroll 4
+    for (int w = 0; w < W - 1; w++) {   /* a block's last positions, fewer than W */
+        if (j + w >= n)
+            break;
+        size_t at = i + (size_t)(j + w) * stride;
         __m256 x = load8(a, at, f16), y = nv == 2 ? load8(a, at + 8, f16) : x;
 #pragma GCC unroll 4
         for (int k = 0; k < nq; k++) {
-            __m256 c = _mm256_broadcast_ss(b[k] + j);
-            acc[0][k][0] = _mm256_fmadd_ps(c, x, acc[0][k][0]);
+            __m256 c = _mm256_broadcast_ss(b[k] + j + w);
+            acc[w][k][0] = _mm256_fmadd_ps(c, x, acc[w][k][0]);
             if (nv == 2)
-                acc[0][k][1] = _mm256_fmadd_ps(c, y, acc[0][k][1]);
+                acc[w][k][1] = _mm256_fmadd_ps(c, y, acc[w][k][1]);
         }
     }
 #pragma GCC unroll 4
@@ -111,11 +117,12 @@ static inline tile4 zero4(void)
     return t;
 }
 
-/* Scores of nq queries against one block: s[k][0..16) = q_k . K[t]. */
+/* Scores of nq queries of a tile of nn against one block: s[k][0..16) =
+** q_k . K[t]. */
 static inline ALWAYS_INLINE void scores4(const float *const q[4], int hd, const void *kt, float *s,
-                                         attn_ahead *ahead, const int nq, const int f16)
+                                         attn_ahead *ahead, const int nq, const int nn, const int f16)
 {
-    tile4 t = mul4(zero4(), kt, 0, KV_BLOCK, hd, q, ahead, nq, 2, f16);
+    tile4 t = mul4(zero4(), kt, 0, KV_BLOCK, hd, q, ahead, nq, nn, 2, f16);
 #pragma GCC unroll 4
     for (int k = 0; k < nq; k++) {
         _mm256_storeu_ps(s + k * ROW, t.v[k][0]);
@@ -203,16 +210,16 @@ static inline ALWAYS_INLINE void softmax(const attn_fold *f, int i, float *s, in
 }
 
 /* o_k = o_k c_k + sum over t < top of p_k[t] V[t], for dimensions
-** [d, d + 8 nv) of the nq queries of the tile at i. */
+** [d, d + 8 nv) of the nq queries at i of a tile of nn. */
 static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p, const float *c, int d, int top,
-                                       const int nq, const int nv, const int f16)
+                                       const int nq, const int nn, const int nv, const int f16)
 {
     tile4 t = zero4();
     for (int b = 0; b * KV_BLOCK < top; b++) {
         const float *const w[4] = { p + b * KV_BLOCK, p + ROW + b * KV_BLOCK, p + 2 * ROW + b * KV_BLOCK,
                                     p + 3 * ROW + b * KV_BLOCK };
         int n = top - b * KV_BLOCK < KV_BLOCK ? top - b * KV_BLOCK : KV_BLOCK;
-        t = mul4(t, f->v[b], (size_t)d, (size_t)f->hd, n, w, f->ahead, nq, nv, f16);
+        t = mul4(t, f->v[b], (size_t)d, (size_t)f->hd, n, w, f->ahead, nq, nn, nv, f16);
     }
 #pragma GCC unroll 4
     for (int k = 0; k < nq; k++) {
@@ -224,12 +231,12 @@ static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p
 }
 
 /*
-** A tile of nq (1 to 4, a constant) queries from i, GEMM-like: their
-** scores against every block (each K row loaded once for the tile), then
-** each row's softmax, then the weighted values (each V row loaded once
-** for the tile). Exact widths: no query is computed that is not used.
+** nq (1 to 4, a constant) queries from i of a tile of nn, GEMM-like:
+** their scores against every block (each K row loaded once for them),
+** then each row's softmax, then the weighted values (each V row loaded
+** once for them). Exact widths: no query is computed that is not used.
 */
-static inline ALWAYS_INLINE void tile(const attn_fold *f, int i, const int nq, const int f16)
+static inline ALWAYS_INLINE void tile(const attn_fold *f, int i, const int nq, const int nn, const int f16)
 {
     int hd = f->hd, top = reach(f, i, nq), d = 0;
     const float *q[4];
@@ -237,23 +244,28 @@ static inline ALWAYS_INLINE void tile(const attn_fold *f, int i, const int nq, c
     for (int k = 0; k < nq; k++)
         q[k] = f->q[i + k];
     for (int b = 0; b * KV_BLOCK < top; b++)
-        scores4(q, hd, f->k[b], s + b * KV_BLOCK, f->ahead, nq, f16);
+        scores4(q, hd, f->k[b], s + b * KV_BLOCK, f->ahead, nq, nn, f16);
     softmax(f, i, s, top, c, nq);
     for (; d + 16 <= hd; d += 16)
-        weigh(f, i, s, c, d, top, nq, 2, f16);
+        weigh(f, i, s, c, d, top, nq, nn, 2, f16);
     if (d < hd)   /* a head size of 8 mod 16 */
-        weigh(f, i, s, c, d, top, nq, 1, f16);
+        weigh(f, i, s, c, d, top, nq, nn, 1, f16);
 }
 
+/* Tiles of four of the task's queries counted from its first, the
+** fold's share of each (attention.h). */
 static inline ALWAYS_INLINE void fold_as(const attn_fold *f, const int f16)
 {
-    for (int i = 0; i < f->nq; i += 4)
-        switch (f->nq - i) {
-        case 1: tile(f, i, 1, f16); break;
-        case 2: tile(f, i, 2, f16); break;
-        case 3: tile(f, i, 3, f16); break;
-        default: tile(f, i, 4, f16); break;
+    int total = f->total > f->first + f->nq ? f->total : f->first + f->nq;
+    for (int at = f->first - f->first % 4; at < f->first + f->nq; at += 4) {
+        int i0 = at > f->first ? at : f->first, i1 = at + 4 < f->first + f->nq ? at + 4 : f->first + f->nq;
+        int i = i0 - f->first, nn = total - at < 4 ? total - at : 4;
+        switch ((i1 - i0) * 8 + nn) {
+#define TILE(nq, nn) case (nq) * 8 + (nn): tile(f, i, nq, nn, f16); break;
+        TILE(1, 1) TILE(1, 2) TILE(1, 3) TILE(1, 4) TILE(2, 2) TILE(2, 3) TILE(2, 4) TILE(3, 3) TILE(3, 4) TILE(4, 4)
+#undef TILE
         }
+    }
 }
 
 static void fold_avx2(const attn_fold *f)

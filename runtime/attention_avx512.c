@@ -37,23 +37,22 @@ static inline int reach(const attn_fold *f, int i, int n)
     return top;
 }
 
-/* Interleaved sums over d that a pass of n chains (nq queries x nb
-** blocks) keeps: at least 8 chains hide the FMA's latency. hd, a
-** multiple of 16, divides by each. */
+/* Interleaved sums over d that a pass of n chains (a whole tile's
+** queries x nb blocks) keeps: at least 8 chains hide the FMA's latency.
+** hd, a multiple of 16, divides by each. */
 #define WAYS(n) ((n) >= 8 ? 1 : (n) >= 4 ? 2 : 4)
 
 /*
-** Scores of the nq queries from i (a constant once inlined, like nb)
-** against the nb blocks from b of the run: s[k * ROW + 16 j ...] = q_k .
-** K[t] for block b + j, unscaled. Each K row is loaded (and widened) once
-** for the nq queries, each broadcast of a query value serves the nb
-** blocks; nq nb chains, times WAYS(nq nb) sums over every WAYS'th d
-** added at the end where they are few.
+** Scores of the nq queries from i (a constant once inlined, like nb and
+** W) against the nb blocks from b of the run: s[k * ROW + 16 j ...] =
+** q_k . K[t] for block b + j, unscaled. Each K row is loaded (and
+** widened) once for the nq queries, each broadcast of a query value
+** serves the nb blocks; nq nb chains, times W sums over every W'th d
+** added at the end.
 */
 static inline ALWAYS_INLINE void scores(const attn_fold *f, int i, int b, float *s, const int nq, const int nb,
-                                        const int f16)
+                                        const int W, const int f16)
 {
-    const int W = WAYS(nq * nb);
     const float *q[8];
     __m512 a[4][8][ATTN_SPAN];
 #pragma GCC unroll 8
@@ -94,19 +93,35 @@ static inline ALWAYS_INLINE void scores(const attn_fold *f, int i, int b, float 
         }
 }
 
-/* Blocks one pass of scores takes for nq queries: as many as make 24
-** chains (with their K rows and a broadcast still in registers), so that
-** the K rows are read fewest times and a few queries' short runs still
-** have chains enough to hide the FMA's latency. */
+/* Blocks one pass of scores takes for a tile of nq queries: as many as
+** make 24 chains (with their K rows and a broadcast still in registers),
+** so that the K rows are read fewest times and a few queries' short runs
+** still have chains enough to hide the FMA's latency. */
 #define GROUP(nq) (24 / (nq) < ATTN_SPAN ? 24 / (nq) : ATTN_SPAN)
 
-/* Scores of the nq queries from i against the run's nb blocks. */
-static inline ALWAYS_INLINE void scores_all(const attn_fold *f, int i, float *s, int nb, const int nq, const int f16)
+/* scores with w sums (at most WAYS(nq nb): a part of a tile has no more
+** registers' worth of chains than the tile). */
+static inline ALWAYS_INLINE void scores_ways(const attn_fold *f, int i, int b, float *s, const int nq, const int nb,
+                                             int w, const int f16)
+{
+    if (w == 1 || WAYS(nq * nb) == 1)
+        scores(f, i, b, s, nq, nb, 1, f16);
+    else if (w == 2 || WAYS(nq * nb) == 2)
+        scores(f, i, b, s, nq, nb, 2, f16);
+    else
+        scores(f, i, b, s, nq, nb, 4, f16);
+}
+
+/* Scores of the nq queries from i against the run's nb blocks, in the
+** passes and sums of their whole tile of nn: a query's rounding does not
+** depend on how much of the tile a fold holds. */
+static inline ALWAYS_INLINE void scores_all(const attn_fold *f, int i, float *s, int nb, const int nq, int nn,
+                                            const int f16)
 {
     for (int b = 0; b < nb;) {
-        int n = nb - b < GROUP(nq) ? nb - b : GROUP(nq);
+        int n = nb - b < GROUP(nn) ? nb - b : GROUP(nn), w = WAYS(nn * n);
         switch (n) {
-#define PASS(w) case w: if (w <= GROUP(nq)) scores(f, i, b, s + b * KV_BLOCK, nq, w, f16); break;
+#define PASS(c) case c: if (c <= GROUP(nq)) scores_ways(f, i, b, s + b * KV_BLOCK, nq, c, w, f16); break;
         PASS(1) PASS(2) PASS(3) PASS(4) PASS(5) PASS(6) PASS(7) PASS(8)
 #undef PASS
         }
@@ -275,16 +290,17 @@ static inline ALWAYS_INLINE void weigh_all(const attn_fold *f, int i, const floa
 }
 
 /*
-** A tile of nq (1 to 8, a constant) queries from i: their scores (passes
-** of GROUP(nq) blocks), the rows' softmax, then the weighted values four
-** queries at a time. Exact widths: no query is computed that is not used.
+** nq (1 to 8, a constant) queries from i of a tile of nn: their scores
+** (passes of GROUP(nn) blocks), the rows' softmax, then the weighted
+** values four queries at a time. Exact widths: no query is computed that
+** is not used.
 */
-static inline ALWAYS_INLINE void tile(const attn_fold *f, int i, const int nq, const int f16)
+static inline ALWAYS_INLINE void tile(const attn_fold *f, int i, int nn, const int nq, const int f16)
 {
     float *s = f->s, c[16];
     int top = reach(f, i, nq), nb = (top + KV_BLOCK - 1) / KV_BLOCK;
     int top4[2] = { reach(f, i, nq < 4 ? nq : 4), nq > 4 ? reach(f, i + 4, nq - 4) : 0 };
-    scores_all(f, i, s, nb, nq, f16);
+    scores_all(f, i, s, nb, nq, nn, f16);
     softmax(f, i, s, nb, c, nq);
     if (nq > 4) {
         weigh_all(f, i, s, c, top4[0], 4, f16);
@@ -297,26 +313,31 @@ static inline ALWAYS_INLINE void tile(const attn_fold *f, int i, const int nq, c
 /* A function per tile shape, each with registers of its own: inlined
 ** into one fold, the inner loops' pointers were spilled. */
 #define TILES(f16) \
-    static void tile1_##f16(const attn_fold *f, int i) { tile(f, i, 1, f16); } \
-    static void tile2_##f16(const attn_fold *f, int i) { tile(f, i, 2, f16); } \
-    static void tile3_##f16(const attn_fold *f, int i) { tile(f, i, 3, f16); } \
-    static void tile4_##f16(const attn_fold *f, int i) { tile(f, i, 4, f16); } \
-    static void tile5_##f16(const attn_fold *f, int i) { tile(f, i, 5, f16); } \
-    static void tile6_##f16(const attn_fold *f, int i) { tile(f, i, 6, f16); } \
-    static void tile7_##f16(const attn_fold *f, int i) { tile(f, i, 7, f16); } \
-    static void tile8_##f16(const attn_fold *f, int i) { tile(f, i, 8, f16); }
+    static void tile1_##f16(const attn_fold *f, int i, int nn) { tile(f, i, nn, 1, f16); } \
+    static void tile2_##f16(const attn_fold *f, int i, int nn) { tile(f, i, nn, 2, f16); } \
+    static void tile3_##f16(const attn_fold *f, int i, int nn) { tile(f, i, nn, 3, f16); } \
+    static void tile4_##f16(const attn_fold *f, int i, int nn) { tile(f, i, nn, 4, f16); } \
+    static void tile5_##f16(const attn_fold *f, int i, int nn) { tile(f, i, nn, 5, f16); } \
+    static void tile6_##f16(const attn_fold *f, int i, int nn) { tile(f, i, nn, 6, f16); } \
+    static void tile7_##f16(const attn_fold *f, int i, int nn) { tile(f, i, nn, 7, f16); } \
+    static void tile8_##f16(const attn_fold *f, int i, int nn) { tile(f, i, nn, 8, f16); }
 TILES(0)
 TILES(1)
 
-static void (*const tiles[2][8])(const attn_fold *, int) = {
+static void (*const tiles[2][8])(const attn_fold *, int, int) = {
     { tile1_0, tile2_0, tile3_0, tile4_0, tile5_0, tile6_0, tile7_0, tile8_0 },
     { tile1_1, tile2_1, tile3_1, tile4_1, tile5_1, tile6_1, tile7_1, tile8_1 },
 };
 
+/* Tiles of eight of the task's queries counted from its first, the
+** fold's share of each (attention.h). */
 static void fold_avx512(const attn_fold *f)
 {
-    for (int i = 0; i < f->nq; i += 8)
-        tiles[f->f16][(f->nq - i < 8 ? f->nq - i : 8) - 1](f, i);
+    int total = f->total > f->first + f->nq ? f->total : f->first + f->nq;
+    for (int at = f->first - f->first % 8; at < f->first + f->nq; at += 8) {
+        int i0 = at > f->first ? at : f->first, i1 = at + 8 < f->first + f->nq ? at + 8 : f->first + f->nq;
+        tiles[f->f16][i1 - i0 - 1](f, i0 - f->first, total - at < 8 ? total - at : 8);
+    }
 }
 
 static void narrow_avx512(uint16_t *dst, const float *src, size_t n)

@@ -671,23 +671,22 @@ static void fill(float *x, size_t n, uint64_t *rng)
     }
 }
 
-#if defined(__x86_64__)
-/* One fold of nq queries with lengths n_pos[i] by the kernels k, from the
-** given start states; keys and values as floats, or halves if f16 (kt16,
-** v16), n_blocks blocks one after the other. */
-static void run_fold(const attn_kernels *k, int nq, int hd, int n_blocks, const float *q, const int *n_pos,
-                     const float *kt, const float *v, const uint16_t *kt16, const uint16_t *v16, int f16,
-                     float *m, float *l, float *o)
+/* One fold of queries [i0, i1) of nq with lengths n_pos[i] by the
+** kernels k, from the given start states; keys and values as floats, or
+** halves if f16 (kt16, v16), n_blocks blocks one after the other. */
+static void run_fold(const attn_kernels *k, int i0, int i1, int nq, int hd, int n_blocks, const float *q,
+                     const int *n_pos, const float *kt, const float *v, const uint16_t *kt16, const uint16_t *v16,
+                     int f16, float *m, float *l, float *o)
 {
     static float s[ATTN_TILE * ATTN_SPAN * KV_BLOCK];
     const float *qs[ATTN_CHUNK];
     int state[ATTN_CHUNK];
-    for (int i = 0; i < nq; i++) {
-        qs[i] = q + (size_t)i * hd;
-        state[i] = nq - 1 - i;   /* states in another order than the queries */
+    for (int i = i0; i < i1; i++) {
+        qs[i - i0] = q + (size_t)i * hd;
+        state[i - i0] = nq - 1 - i;   /* states in another order than the queries */
     }
-    attn_fold f = { .nq = nq, .hd = hd, .n_blocks = n_blocks, .f16 = f16, .q = qs, .n_pos = n_pos,
-                    .state = state, .scale = 0.125f, .m = m, .l = l, .o = o, .s = s };
+    attn_fold f = { .nq = i1 - i0, .hd = hd, .n_blocks = n_blocks, .f16 = f16, .q = qs, .n_pos = n_pos + i0,
+                    .first = i0, .total = nq, .state = state, .scale = 0.125f, .m = m, .l = l, .o = o, .s = s };
     for (int b = 0; b < n_blocks; b++) {
         size_t at = (size_t)b * hd * KV_BLOCK;
         f.k[b] = f16 ? (const void *)(kt16 + at) : (const void *)(kt + at);
@@ -696,6 +695,79 @@ static void run_fold(const attn_kernels *k, int nq, int hd, int n_blocks, const 
     k->fold(&f);
 }
 
+/* Kernel sets for the tests below that need none in particular. */
+static const attn_kernels *any_kernels[] = {
+    &attn_scalar,
+#if defined(__x86_64__)
+    &attn_avx2, &attn_avx512,
+#endif
+};
+
+/* Whether this CPU has what kernels k need. */
+static int runs_here(const attn_kernels *k)
+{
+#if defined(__x86_64__)
+    if (k == &attn_avx2)
+        return q8_tier_supported(&q8_tier_avx2);
+    if (k == &attn_avx512)
+        return q8_tier_supported(&q8_tier_avx512vnni);
+#endif
+    return k != NULL;
+}
+
+/*
+** A fold's queries come out bit for bit the same however the calls that
+** fold a task split them (attention.h: tiles count from the task's first
+** query): every split of 1 to 19 queries into two calls against the
+** whole in one, runs of 1 to ATTN_SPAN blocks, queries reading different
+** lengths of the last block, f32 and f16. Loop index: the kernel set,
+** then f32 or f16 keys and values.
+*/
+START_TEST(folds_split_anywhere_agree)
+{
+    const attn_kernels *k = any_kernels[_i / 2];
+    int f16 = _i % 2, hd = 32;
+    if (!runs_here(k)) {
+        tu_skip("folds_split_anywhere_agree", "this CPU lacks the instructions");
+        return;
+    }
+    enum { NQ = 19, KV_N = ATTN_SPAN * 32 * KV_BLOCK };
+    static float q[NQ * 32], kt[KV_N], v[KV_N];
+    static uint16_t kt16[KV_N], v16[KV_N];
+    static float m[2][NQ], l[2][NQ], o[2][NQ * 32];
+    uint64_t rng = 11;
+    fill(q, NQ * 32, &rng);
+    fill(kt, KV_N, &rng);
+    fill(v, KV_N, &rng);
+    for (int i = 0; i < KV_N; i++)
+        kt16[i] = copse_f32_to_f16(kt[i]), v16[i] = copse_f32_to_f16(v[i]);
+    for (int nq = 1; nq <= NQ; nq++)
+        for (int n_blocks = 1; n_blocks <= ATTN_SPAN; n_blocks++) {
+            int n_pos[NQ];
+            for (int i = 0; i < nq; i++)
+                n_pos[i] = (n_blocks - 1) * KV_BLOCK + 1 + (i * 5 + n_blocks) % KV_BLOCK;
+            for (int cut = 0; cut <= nq; cut++) {
+                for (int x = 0; x < 2; x++)
+                    for (int i = 0; i < nq; i++) {
+                        m[x][i] = i % 2 ? -INFINITY : 0.5f, l[x][i] = i % 2 ? 0 : 1.5f;
+                        for (int d = 0; d < hd; d++)
+                            o[x][i * hd + d] = i % 2 ? 0 : 0.125f;
+                    }
+                run_fold(k, 0, nq, nq, hd, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[0], l[0], o[0]);
+                if (cut > 0)
+                    run_fold(k, 0, cut, nq, hd, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[1], l[1], o[1]);
+                if (cut < nq)
+                    run_fold(k, cut, nq, nq, hd, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[1], l[1], o[1]);
+                ck_assert_msg(!memcmp(m[0], m[1], nq * sizeof(float)) && !memcmp(l[0], l[1], nq * sizeof(float))
+                              && !memcmp(o[0], o[1], (size_t)nq * hd * sizeof(float)),
+                              "%s f16 %d: %d queries, %d blocks, split at %d: not the whole fold's bits", k->name,
+                              f16, nq, n_blocks, cut);
+            }
+        }
+}
+END_TEST
+
+#if defined(__x86_64__)
 /* The SIMD kernel sets, the int8 tier that implies each, and the head
 ** sizes they take a multiple of. */
 static const struct simd { const attn_kernels *k; const q8_kernels *tier; int hd_step; } simds[] = {
@@ -749,8 +821,9 @@ START_TEST(simd_kernels_equal_scalar)
                             for (int d = 0; d < hd; d++)
                                 o[k][i * hd + d] = i % 2 ? 0 : 0.25f;
                         }
-                    run_fold(&attn_scalar, nq, hd, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[0], l[0], o[0]);
-                    run_fold(sd->k, nq, hd, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[1], l[1], o[1]);
+                    run_fold(&attn_scalar, 0, nq, nq, hd, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[0], l[0],
+                             o[0]);
+                    run_fold(sd->k, 0, nq, nq, hd, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[1], l[1], o[1]);
                     for (int i = 0; i < nq; i++) {
                         ck_assert_msg(fabsf(m[1][i] - m[0][i]) <= 1e-5f * (1 + fabsf(m[0][i])),
                                       "hd %d nq %d blocks %d f16 %d: m %g vs %g", hd, nq, n_blocks, f16, m[1][i], m[0][i]);
@@ -813,6 +886,33 @@ typedef struct walk {
 static float *walk_kv(walk *w, int i, int il, int pos)
 {
     return w->kv + (((size_t)i * 2 + il) * WALK_POS + pos) * 2 * w->kv_dim;
+}
+
+/* A walk of the given shape with empty sequences, f16 or f32. */
+static walk *walk_new(const struct walk_shape *sh, int f16)
+{
+    walk *w = calloc(1, sizeof *w);
+    w->hp = (copse_model_info){ .n_layer = 2, .n_head = sh->n_head, .n_head_kv = sh->n_head_kv,
+                                .head_dim = sh->head_dim };
+    w->kv_dim = sh->n_head_kv * sh->head_dim;
+    w->kv = malloc((size_t)WALK_SEQS * 2 * WALK_POS * 2 * w->kv_dim * sizeof *w->kv);
+    ck_assert_int_eq(kv_pool_init(&w->pool, &w->hp, WALK_BLOCKS, f16), COPSE_OK);
+    for (int i = 0; i < WALK_SEQS; i++)
+        kv_seq_link(&w->pool, &w->seq[i]);
+    return w;
+}
+
+/* Free a walk, checking that its pool was sound and gets every block back. */
+static void walk_free(walk *w)
+{
+    char why[256];
+    ck_assert_msg(kv_check(&w->pool, why, sizeof why) == COPSE_OK, "%s", why);
+    for (int i = 0; i < WALK_SEQS; i++)
+        kv_seq_unlink(&w->seq[i]);
+    ck_assert_int_eq(w->pool.n_free, WALK_BLOCKS);
+    kv_pool_free(&w->pool);
+    free(w->kv);
+    free(w);
 }
 
 static void walk_append(walk *w, int i, int n, uint64_t *rng)
@@ -988,16 +1088,9 @@ static void run_hooked_units(const walk *w, const attn_plan *a, const fwd_row *r
 */
 START_TEST(attention_walk_matches_naive)
 {
-    walk *w = calloc(1, sizeof *w);
     const struct walk_shape *sh = &walk_shapes[_i % N_WALK_SHAPES];
-    w->hp = (copse_model_info){ .n_layer = 2, .n_head = sh->n_head, .n_head_kv = sh->n_head_kv,
-                                .head_dim = sh->head_dim };
-    w->kv_dim = sh->n_head_kv * sh->head_dim;
-    w->kv = malloc((size_t)WALK_SEQS * 2 * WALK_POS * 2 * w->kv_dim * sizeof *w->kv);
-    ck_assert_int_eq(kv_pool_init(&w->pool, &w->hp, WALK_BLOCKS, _i >= N_WALK_SHAPES), COPSE_OK);
+    walk *w = walk_new(sh, _i >= N_WALK_SHAPES);
     uint64_t rng = 99;
-    for (int i = 0; i < WALK_SEQS; i++)
-        kv_seq_link(&w->pool, &w->seq[i]);
     walk_append(w, 0, 37, &rng);
     for (int i = 1; i < WALK_SEQS; i++) {
         ck_assert_int_eq(kv_share(&w->seq[i], &w->seq[0]), COPSE_OK);
@@ -1041,16 +1134,75 @@ START_TEST(attention_walk_matches_naive)
         run_hooked_units(w, &a, own, WALK_SEQS, q, nt);
         attn_free(&a);
     }
-    char why[256];
-    ck_assert_msg(kv_check(&w->pool, why, sizeof why) == COPSE_OK, "%s", why);
-    for (int i = 0; i < WALK_SEQS; i++)
-        kv_seq_unlink(&w->seq[i]);
-    ck_assert_int_eq(w->pool.n_free, WALK_BLOCKS);
-    kv_pool_free(&w->pool);
     free(q);
     free(out);
-    free(w->kv);
-    free(w);
+    walk_free(w);
+}
+END_TEST
+
+/*
+** Branches' attention (no row reads another's position: the cut between
+** parts moves with the threads' speed) is bit for bit the same wherever
+** the cut falls: at every row of every head (inside a head whose shared
+** blocks both parts read, and at its edges) and inside rows, against one
+** part alone; the parts' shares stay a partition after the runs learn
+** from them. Loop index: a shape of walk_shapes, with f32 then f16 keys
+** and values.
+*/
+START_TEST(attention_cut_does_not_matter)
+{
+    const struct walk_shape *sh = &walk_shapes[_i % N_WALK_SHAPES];
+    walk *w = walk_new(sh, _i >= N_WALK_SHAPES);
+    uint64_t rng = 5;
+    walk_append(w, 0, 37, &rng);   /* two blocks shared whole, runs too short for every tile to take them alike */
+    fwd_row rows[WALK_SEQS];
+    for (int i = 0; i < WALK_SEQS; i++) {
+        if (i)
+            ck_assert_int_eq(kv_share(&w->seq[i], &w->seq[0]), COPSE_OK);
+        walk_append(w, i, 1 + i % 3, &rng);
+        rows[i] = (fwd_row){ &w->seq[i], w->seq[i].len - 1, 0, 0 };
+    }
+    size_t qd = (size_t)sh->n_head * sh->head_dim;
+    float *q = malloc(WALK_SEQS * qd * sizeof *q), *out[2];
+    out[0] = malloc(WALK_SEQS * qd * sizeof(float));
+    out[1] = malloc(WALK_SEQS * qd * sizeof(float));
+    fill(q, WALK_SEQS * qd, &rng);
+    attn_plan a[2];
+    for (int x = 0; x < 2; x++) {
+        ck_assert_int_eq(attn_init(&a[x], &w->hp, &w->pool, 1 + x), COPSE_OK);
+        a[x].parallel_work = 0;
+        ck_assert_int_eq(attn_reserve(&a[x], WALK_SEQS, attn_items(rows, WALK_SEQS)), COPSE_OK);
+        attn_build(&a[x], rows, WALK_SEQS);
+    }
+    ck_assert(a[1].apart && a[1].parts == 2);
+    attn_layer L = { .il = 1, .q = q, .q_stride = qd, .q_head = qd / sh->n_head_kv, .out = out[0] };
+    attn_run(&a[0], &L);
+    L.out = out[1];
+    int64_t per_head = a[1].row_cum[WALK_SEQS], line = per_head * sh->n_head_kv;
+    for (int h = 0; h < sh->n_head_kv; h++)
+        for (int r = 0; r <= WALK_SEQS; r++)
+            for (int inside = 0; inside < 2; inside++) {
+                int64_t at = per_head * h + a[1].row_cum[r] + inside;
+                if (at > line)
+                    continue;
+                for (size_t k = 0; k < WALK_SEQS * qd; k++)
+                    out[1][k] = NAN;
+                a[1].share[0] = (double)at / (double)line;
+                a[1].share[1] = 1 - a[1].share[0];
+                attn_run(&a[1], &L);
+                ck_assert_msg(!memcmp(out[0], out[1], WALK_SEQS * qd * sizeof(float)),
+                              "%d/%d heads, hd %d: cut at head %d row %d (+%d) changes the result", sh->n_head,
+                              sh->n_head_kv, sh->head_dim, h, r, inside);
+                double sum = a[1].share[0] + a[1].share[1];
+                ck_assert_msg(fabs(sum - 1) < 1e-12 && a[1].share[0] >= 0 && a[1].share[1] >= 0, "shares %g %g",
+                              a[1].share[0], a[1].share[1]);
+            }
+    for (int x = 0; x < 2; x++)
+        attn_free(&a[x]);
+    free(q);
+    free(out[0]);
+    free(out[1]);
+    walk_free(w);
 }
 END_TEST
 
@@ -1104,6 +1256,8 @@ Suite *copse_suite_kv(void)
 #endif
     tcase_add_loop_test(tc, attention_walk_matches_naive, 0, 2 * N_WALK_SHAPES);
     tcase_add_loop_test(tc, ahead_hands_out_each_line_once, 0, 2);
+    tcase_add_loop_test(tc, attention_cut_does_not_matter, 0, 2 * N_WALK_SHAPES);
+    tcase_add_loop_test(tc, folds_split_anywhere_agree, 0, 2 * (int)(sizeof any_kernels / sizeof any_kernels[0]));
     suite_add_tcase(s, tc);
     return s;
 }
