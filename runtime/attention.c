@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <omp.h>
 #include "attention.h"
 #include "pool.h"
 #include "q8.h"
@@ -24,10 +25,12 @@
 #define STEP_SHARE 0.05
 #define MIN_SHARE  0.25
 
-/* A part of a run as timed: seconds of its start and end, the thread
-** that ran it, the work it had (its rows' positions, all heads), and
-** the share at which it would have ended with the others. */
+/* A part of a run: whether a thread has taken it; as timed, seconds of
+** its start and end, the thread that ran it, the work it had (its rows'
+** positions, all heads), and the share at which it would have ended
+** with the others. */
 struct attn_time {
+    int         taken;
     double      t0, t1;
     const void *thread;
     int64_t     work;
@@ -544,11 +547,25 @@ static double now(void)
 /* Which thread this is: the address of something each has its own of. */
 static _Thread_local char thread_mark;
 
-/* Part p of the work, in scratch p, timed. */
-static void fold_part(void *ctx, int p)
+/* The part a thread runs: its own (by its number in the team), so that a
+** part's share keeps following one thread's speed whichever claims an
+** item first, or the next one nobody has taken. */
+static int take_part(const attn_plan *a)
+{
+    for (int k = 0, own = omp_get_thread_num() % a->parts;; k++) {
+        int p = (own + k) % a->parts;
+        if (!__atomic_exchange_n(&a->time[p].taken, 1, __ATOMIC_ACQ_REL))
+            return p;
+    }
+}
+
+/* One of the parts of the work, in its scratch, timed (the item says
+** none in particular: take_part chooses). */
+static void fold_part(void *ctx, int item)
 {
     const attn_job *j = ctx;
     const attn_plan *a = j->a;
+    int p = take_part(a);
     a->time[p].t0 = now();
     a->time[p].thread = &thread_mark;
     int ready = j->L->prepare && a->apart, h = 0, r0, r1, n0, n1;
@@ -591,6 +608,8 @@ static void place_cuts(const attn_plan *a)
         at += a->share[p];
     }
     a->cut[a->parts] = w;
+    for (int p = 0; p < a->parts; p++)
+        a->time[p].taken = 0;
 }
 
 /* The work of part p's rows over all heads, in positions. */
