@@ -8,6 +8,9 @@
 #include <string.h>
 #include <time.h>
 #include <omp.h>
+#if defined(__linux__)
+#include <sched.h>
+#endif
 #include "attention.h"
 #include "pool.h"
 #include "q8.h"
@@ -25,6 +28,11 @@
 #define STEP_SHARE 0.05
 #define MIN_SHARE  0.25
 
+/* Speeds further apart than this are not the cores' (a hybrid laptop's
+** are within 2.5x) but a thread that the system set aside for a while,
+** an event no cut can foresee: such a run teaches nothing. */
+#define MAX_SPEEDS 4.0
+
 /* A part of a run: whether a thread has taken it; as timed, seconds of
 ** its start and end, the thread that ran it, the work it had (its rows'
 ** positions, all heads), and the share at which it would have ended
@@ -32,6 +40,7 @@
 struct attn_time {
     int         taken;
     double      t0, t1;
+    int         cpu0, cpu1;   /* where it started and ended (-1: unknown) */
     const void *thread;
     int64_t     work;
     double      target;
@@ -547,6 +556,16 @@ static double now(void)
 /* Which thread this is: the address of something each has its own of. */
 static _Thread_local char thread_mark;
 
+/* The CPU this thread runs on, -1 if the system does not say. */
+static int this_cpu(void)
+{
+#if defined(__linux__)
+    return sched_getcpu();
+#else
+    return -1;
+#endif
+}
+
 /* The part a thread runs: its own (by its number in the team), so that a
 ** part's share keeps following one thread's speed whichever claims an
 ** item first, or the next one nobody has taken. */
@@ -567,6 +586,7 @@ static void fold_part(void *ctx, int item)
     const attn_plan *a = j->a;
     int p = take_part(a);
     a->time[p].t0 = now();
+    a->time[p].cpu0 = this_cpu();
     a->time[p].thread = &thread_mark;
     int ready = j->L->prepare && a->apart, h = 0, r0, r1, n0, n1;
     do
@@ -582,6 +602,7 @@ static void fold_part(void *ctx, int item)
             fold_rows(a, j->L, h, r0, r1, n0, ready ? n1 : n0, p);
     }
     a->time[p].t1 = now();
+    a->time[p].cpu1 = this_cpu();
 }
 
 /* Every head of row r readied, before any part folds. */
@@ -628,22 +649,34 @@ static int64_t part_work(const attn_plan *a, int p)
 ** would end together: part p, started s_p after the first and taking u_p
 ** seconds a unit of work, ends together with the others at T if its
 ** share is (T - s_p) / u_p of the line's W units, T such that they add
-** up to W. Nothing is learned where a thread ran more parts than one (they
-** ran one after the other) or a part had no work to time.
+** up to W. Nothing is learned unless the parts ran at the same time
+** (none started after another had ended) on as many threads and CPUs
+** (two threads on one CPU take turns: on a busy machine, the one that
+** waits looks slow), each had work to time, and their speeds are within
+** MAX_SPEEDS of each other.
 */
 static void learn_shares(const attn_plan *a)
 {
     int n = a->parts;
     double w = (double)(a->row_cum[a->n_rows] * a->n_head_kv), first = a->time[0].t0, speed = 0, lead = 0;
+    double fast = INFINITY, slow = 0;
     for (int p = 0; p < n; p++) {
         a->time[p].work = part_work(a, p);
         if (a->time[p].work == 0 || !(a->time[p].t1 > a->time[p].t0))
             return;
+        if (a->time[p].cpu0 != a->time[p].cpu1)
+            return;
         for (int q = 0; q < p; q++)
-            if (a->time[q].thread == a->time[p].thread)
+            if (a->time[q].thread == a->time[p].thread || a->time[q].t0 >= a->time[p].t1
+                || a->time[p].t0 >= a->time[q].t1 || (a->time[q].cpu0 == a->time[p].cpu0 && a->time[p].cpu0 >= 0))
                 return;
+        double u = (a->time[p].t1 - a->time[p].t0) / (double)a->time[p].work;
+        fast = u < fast ? u : fast;
+        slow = u > slow ? u : slow;
         first = a->time[p].t0 < first ? a->time[p].t0 : first;
     }
+    if (slow > MAX_SPEEDS * fast)
+        return;
     double sum = 0;
     for (int p = 0; p < n; p++) {
         double u = (a->time[p].t1 - a->time[p].t0) / (double)a->time[p].work;
