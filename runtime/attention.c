@@ -312,13 +312,16 @@ void attn_build(attn_plan *a, const fwd_row *rows, int n)
 /* ---------------------------------------------------------------- the walk */
 
 /* The first row whose work starts at or after x on a head's line (n_rows
-** if none). */
+** if none); where the cut follows speed, whose work's middle is: a row
+** goes to the part that holds most of it, so that a cut a little off an
+** edge (a learned share near 1/2 with one row per head) does not hand a
+** whole head to the other part. */
 static int first_row(const attn_plan *a, int64_t x)
 {
-    int lo = 0, hi = a->n_rows;
+    int lo = 0, hi = a->n_rows, mid_of_row = attn_in_parts(a);
     while (lo < hi) {
         int mid = (lo + hi) / 2;
-        if (a->row_cum[mid] < x)
+        if ((mid_of_row ? (a->row_cum[mid] + a->row_cum[mid + 1]) / 2 : a->row_cum[mid]) < x)
             lo = mid + 1;
         else
             hi = mid;
