@@ -31,9 +31,10 @@
 ** (hybrid laptops, a busy neighbour, a host's uneven vCPUs), and equal
 ** shares would leave the faster thread waiting. Each run times its parts
 ** and moves each part's share a step towards the one at which all would
-** have ended together (only when the parts ran on as many threads at
-** once: pool.h's caller runs the first part, the helpers the others),
-** and the next run cuts there. The results do not depend on the cut: a
+** have ended together (only from runs where the parts ran at once on as
+** many threads and CPUs; each thread takes the part of its number in the
+** team), and the next run cuts there, unless that is within a few
+** percent of the equal cut. The results do not depend on the cut: a
 ** fold's kernels tile a task's queries counted from its first query,
 ** whichever part holds them (attn_fold), so a query's arithmetic is the
 ** same wherever the cut falls, and the same for any thread count. Other
