@@ -13,8 +13,7 @@
 **   x += Wo · attention(rope(Wq·norm(x) + bq), rope(Wk·norm(x) + bk), Wv·norm(x) + bv)
 **   x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
 ** then logits = Wout · norm(x). Each residual add and the norm after it
-** are one pass over the rows (one wait for the threads, not two); on the
-** int8 path the gate and up product computes the SwiGLU itself.
+** are one pass over the rows (one wait for the threads, not two).
 */
 #include <math.h>
 #include <stdlib.h>
@@ -37,7 +36,7 @@ struct fwd_state {
     float *rope;       /* [rows][n_rot/2][2] cos and sin of each pair's angle */
     float *wide;       /* int8 path: [rows][the wider of q + 2 kv, 2 n_ff], stacked products */
     q8_act act;        /* the int8 path: a matrix input, quantized */
-    q8_act out_act;    /* attention's or SwiGLU's output, quantized while a product may still read act */
+    q8_act att_act;    /* attention's output, quantized while the QKV product may still read act */
     const float *act_of;   /* rows quantized by the row pass that wrote them, */
     q8_act *act_made;      /* into this */
     const vec_kernels *vec;   /* the elementwise kernels */
@@ -313,7 +312,7 @@ static void att_done(void *ctx, int r, int d0, int n)
 {
     const qkv_out *o = ctx;
     fwd_state *f = o->f;
-    q8_act *a = &f->out_act;
+    q8_act *a = &f->att_act;
     size_t b = (size_t)r * a->nb + d0 / Q8_BLOCK;
     f->m->tier->quantize(f->att + (size_t)r * a->K + d0, n, a->q + (size_t)r * a->K + d0, a->d + b, a->nsum + b);
 }
@@ -327,7 +326,7 @@ static void attention_block(fwd_state *f, int il, const fwd_row *rows, int n, co
     const model_layer *y = &f->m->layers[il];
     qkv_out o;
     qkv(f, y, il, rows, n, plan, &o);
-    quantize_in_rows(f, &f->out_act, f->att, n, f->m->info.n_head * f->m->info.head_dim);
+    quantize_in_rows(f, &f->att_act, f->att, n, f->m->info.n_head * f->m->info.head_dim);
     attn_layer L = { .il = il, .q = o.q, .q_stride = o.q_stride, .q_head = o.q_head, .out = f->att,
                      .produce = o.act ? qkv_rows : NULL, .prepare = qkv_head,
                      .done = f->act_of ? att_done : NULL, .done_unit = Q8_BLOCK, .ctx = &o };
@@ -336,72 +335,36 @@ static void attention_block(fwd_state *f, int il, const fwd_row *rows, int n, co
     residual(f, n, y->ffn_norm);
 }
 
-/* A layer's gate and up products as they leave them: row r's features
-** in runs of run, the gate of feature c at gate + r * stride + c / run *
-** step + c % run, its up at up + the same. */
+/* A layer's gate and up products: row r's at gate/up + r * stride. */
 typedef struct ffn_out {
-    fwd_state *f;
     const float *gate, *up;
-    size_t stride, run, step;
+    size_t stride;
 } ffn_out;
-
-/* f->gate's row r, features [c0, c1) (whole runs) = silu(gate) * up. */
-static void swiglu_span(const ffn_out *o, int r, size_t c0, size_t c1)
-{
-    const fwd_state *f = o->f;
-    float *out = f->gate + (size_t)r * f->m->info.n_ff;
-    for (size_t c = c0; c < c1; c += o->run) {
-        size_t at = r * o->stride + c / o->run * o->step;
-        f->vec->swiglu(out + c, o->gate + at, o->up + at, o->run);
-    }
-}
 
 static void swiglu_row(void *ctx, int r)
 {
     const rows_job *j = ctx;
-    swiglu_span(j->arg, r, 0, (size_t)j->f->m->info.n_ff);
-    quantize_row(j->f, r, j->f->gate + r * (size_t)j->f->m->info.n_ff);
+    const ffn_out *o = j->arg;
+    size_t ff = (size_t)j->f->m->info.n_ff;
+    j->f->vec->swiglu(j->f->gate + r * ff, o->gate + r * o->stride, o->up + r * o->stride, ff);
+    quantize_row(j->f, r, j->f->gate + r * ff);
 }
 
-/* Rows [n0, n1) of the stacked product, tokens [t0, t1), are final (runs
-** of a block's gate and up): their SwiGLU, quantized for the down product
-** block by block, which gives what quantizing the whole row would. */
-static void swiglu_then(void *ctx, int t0, int t1, int n0, int n1)
-{
-    const ffn_out *o = ctx;
-    fwd_state *f = o->f;
-    q8_act *a = &f->out_act;
-    size_t c0 = (size_t)n0 / 2, c1 = (size_t)n1 / 2;
-    for (int t = t0; t < t1; t++) {
-        swiglu_span(o, t, c0, c1);
-        size_t at = (size_t)t * a->K + c0, b = (size_t)t * a->nb + c0 / Q8_BLOCK;
-        f->m->tier->quantize(f->gate + at, (int)(c1 - c0), a->q + at, a->d + b, a->nsum + b);
-    }
-}
-
-/* From f->xb = norm(x); leaves f->xb = the next layer's norm(x). Where
-** the stacked product's runs are blocks of the down product's input, it
-** leaves that input quantized: no row pass between the two. */
+/* From f->xb = norm(x); leaves f->xb = the next layer's norm(x). */
 static void ffn_block(fwd_state *f, int il, int n)
 {
     const model_layer *y = &f->m->layers[il];
-    size_t ff = (size_t)f->m->info.n_ff, run = (size_t)y->gate_up_run;
-    ffn_out o = { f, f->gate, f->up, ff, ff, 0 };
-    int fused = 0;
-    if (y->w_gate_up.q8) {
-        const q8_act *a = quantized(f, f->xb, n, f->m->info.n_embd);
-        o = (ffn_out){ f, f->wide, f->wide + run, 2 * ff, run, 2 * run };
-        quantize_in_rows(f, &f->out_act, f->gate, n, (int)ff);
-        fused = f->act_of && run == Q8_BLOCK;
-        q8_then then = { 2 * Q8_BLOCK, swiglu_then, &o };
-        q8_matmul_then(y->w_gate_up.q8, a, f->wide, f->n_threads, fused ? &then : NULL, NULL);
+    size_t ff = (size_t)f->m->info.n_ff;
+    ffn_out o = { f->gate, f->up, ff };
+    if (y->w_gate_up.q8) {   /* stacked: a row's gate and up side by side */
+        matmul(f, f->wide, f->xb, n, &y->w_gate_up);
+        o = (ffn_out){ f->wide, f->wide + ff, 2 * ff };
     } else {
         matmuls(f, f->xb, n, 2, (const model_matrix *[]){ &y->w_gate, &y->w_up },
                 (float *[]){ f->gate, f->up });
-        quantize_in_rows(f, &f->out_act, f->gate, n, (int)ff);
     }
-    if (!fused)
-        for_rows(f, n, swiglu_row, &o, NULL);
+    quantize_in_rows(f, &f->act, f->gate, n, f->m->info.n_ff);
+    for_rows(f, n, swiglu_row, &o, NULL);
     matmul(f, f->xb, f->gate, n, &y->w_down);
     residual(f, n, il + 1 < f->m->info.n_layer ? f->m->layers[il + 1].attn_norm : NULL);
 }
@@ -489,7 +452,7 @@ static void free_rows(fwd_state *f)
     free(f->wide);
 }
 
-/* Room in f->act and f->out_act for n rows of the widest matrix input,
+/* Room in f->act and f->att_act for n rows of the widest matrix input,
 ** made by quantizing that many zeros (a failure keeps the old buffers). */
 static int reserve_act(fwd_state *f, int n)
 {
@@ -499,7 +462,7 @@ static int reserve_act(fwd_state *f, int n)
     k = (k + Q8_BLOCK - 1) / Q8_BLOCK * Q8_BLOCK;
     float *zero = calloc((size_t)n * k, sizeof *zero);
     int rc = zero ? q8_act_quantize(f->m->tier, zero, n, k, &f->act, 1, NULL) : COPSE_E_NOMEM;
-    rc = rc ? rc : q8_act_quantize(f->m->tier, zero, n, k, &f->out_act, 1, NULL);
+    rc = rc ? rc : q8_act_quantize(f->m->tier, zero, n, k, &f->att_act, 1, NULL);
     free(zero);
     return rc;
 }
@@ -554,6 +517,6 @@ void fwd_free(fwd_state *f)
         return;
     free_rows(f);
     q8_act_free(&f->act);
-    q8_act_free(&f->out_act);
+    q8_act_free(&f->att_act);
     free(f);
 }
