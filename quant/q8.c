@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include "q8.h"
 #include "error.h"
 #include "pool.h"
@@ -165,22 +166,51 @@ int q8_tier_default(const q8_kernels **out, copse_error *err)
 
 /* ----------------------------------------------------------------- memory */
 
-/* 64-byte aligned, size rounded up to 64. Big buffers get 2 MiB alignment
+/*
+** 64-byte aligned, size rounded up to 64. Big buffers get 2 MiB alignment
 ** and transparent huge pages: a GEMV streams them, and with 4 KiB pages
-** the hardware prefetcher would stop at every page boundary. */
+** the hardware prefetcher would stop at every page boundary. They are
+** mapped here, not taken from malloc: once a program frees a big block,
+** glibc raises its mmap threshold and serves the next ones from pages its
+** heap has already faulted in as 4 KiB pages, where the advice comes too
+** late (a 9 MB stacking buffer the loader freed per layer once left
+** qwen05's down matrices, from layer 2 on, on 4 KiB pages).
+*/
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/* Bytes q8_alloc(size) maps: whole pages; 0 for a buffer from malloc. */
+static size_t q8_mapped(size_t size)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return size < 2 * HUGE_PAGE ? 0 : (size + page - 1) / page * page;
+}
+
 static void *q8_alloc(size_t size)
 {
-    const size_t huge = (size_t)2 << 20;
-    size = (size + 63) & ~(size_t)63;
-    if (size < 2 * huge)
-        return aligned_alloc(64, size);
-    void *p;
-    if (posix_memalign(&p, huge, size))
+    size_t map = q8_mapped(size);
+    if (!map)
+        return aligned_alloc(64, (size + 63) & ~(size_t)63);
+    uint8_t *p = mmap(NULL, map + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
         return NULL;
+    size_t lead = (HUGE_PAGE - (uintptr_t)p % HUGE_PAGE) % HUGE_PAGE;
+    if (lead)
+        munmap(p, lead);
+    munmap(p + lead + map, HUGE_PAGE - lead);
 #ifdef MADV_HUGEPAGE
-    madvise(p, size & ~(huge - 1), MADV_HUGEPAGE);   /* advice only: failure is harmless */
+    madvise(p + lead, map & ~(HUGE_PAGE - 1), MADV_HUGEPAGE);   /* advice only: failure is harmless */
 #endif
-    return p;
+    return p + lead;
+}
+
+/* Free what q8_alloc(size) returned. */
+static void q8_free(void *p, size_t size)
+{
+    size_t map = q8_mapped(size);
+    if (!map)
+        free(p);
+    else if (p)
+        munmap(p, map);
 }
 
 /* ---------------------------------------------------------------- weights */
@@ -248,7 +278,7 @@ static void put_block(q8_weights *W, int n, int b, uint16_t d, const int8_t *q)
 void q8_weights_free(q8_weights *W)
 {
     if (W) {
-        free(W->data);
+        q8_free(W->data, (size_t)W->n_groups * W->group_bytes);
         free(W);
     }
 }
@@ -415,7 +445,7 @@ void q8_weights_row(const q8_weights *W, int r, float *out)
 void q8_act_free(q8_act *a)
 {
     if (a) {
-        free(a->mem);
+        q8_free(a->mem, a->cap);
         memset(a, 0, sizeof *a);
     }
 }
@@ -432,7 +462,7 @@ int q8_act_shape(q8_act *a, int M, int K, copse_error *err)
         if (!mem)
             return copse_fail(err, COPSE_E_NOMEM, "q8 activations: out of memory for %d x %d",
                               M, K);
-        free(a->mem);
+        q8_free(a->mem, a->cap);
         a->mem = mem;
         a->cap = need;
     }

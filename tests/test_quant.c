@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include "testutil.h"
 #include "q8.h"
 #include "q8_exact.h"
@@ -81,6 +84,48 @@ START_TEST(copse_isa)
 }
 END_TEST
 
+/*
+** Big buffers (a model's larger matrices, a prompt's activations) start
+** on a 2 MiB boundary with none of their pages faulted in yet, whatever
+** the program did with malloc before: once glibc has freed a big block it
+** serves big ones from heap pages already faulted in as 4 KiB pages,
+** where the huge-page advice comes too late (model.c's stacking buffer
+** once cost qwen05's down matrices their huge pages that way).
+*/
+START_TEST(big_buffers_fresh_and_aligned)
+{
+    enum { M = 96, K = 65536, N = 4096, WK = 1024 };
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    void *(*volatile alloc)(size_t) = malloc;   /* opaque: the compiler keeps the blocks */
+    for (size_t mb = 16; mb >= 8; mb /= 2) {    /* a big free, then a big block from the heap */
+        char *p = alloc(mb << 20);
+        ck_assert_ptr_nonnull(p);
+        memset(p, 1, mb << 20);
+        free(p);
+    }
+    q8_act a = { 0 };
+    ck_assert_int_eq(q8_act_shape(&a, M, K, NULL), COPSE_OK);
+    ck_assert_uint_eq((uintptr_t)a.mem % huge, 0);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = a.cap / page;
+    unsigned char *in = malloc(pages);
+    ck_assert_int_eq(mincore(a.mem, pages * page, in), 0);
+    size_t resident = 0;
+    for (size_t i = 0; i < pages; i++)
+        resident += in[i] & 1;
+    ck_assert_msg(resident == 0, "%zu of %zu pages of new activations already faulted in",
+                  resident, pages);
+    free(in);
+    q8_act_free(&a);
+
+    float *w = calloc((size_t)N * WK, sizeof *w);
+    q8_weights *W;
+    ck_assert_int_eq(q8_weights_from_f32(&q8_tier_scalar, w, N, WK, "big", &W, NULL), COPSE_OK);
+    ck_assert_uint_eq((uintptr_t)W->data % huge, 0);
+    q8_weights_free(W);
+    free(w);
+}
+END_TEST
+
 Suite *copse_suite_quant(void)
 {
     Suite *s = suite_create("quant");
@@ -90,6 +135,7 @@ Suite *copse_suite_quant(void)
     tcase_add_loop_test(tc, tier_exact, 0, n);
     tcase_add_test(tc, errors);
     tcase_add_test(tc, copse_isa);
+    tcase_add_test(tc, big_buffers_fresh_and_aligned);
     suite_add_tcase(s, tc);
     return s;
 }
