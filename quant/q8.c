@@ -512,25 +512,43 @@ int q8_act_quantize(const q8_kernels *k, const float *x, int M, int K, q8_act *a
 ** tokens' activations stay in L2 while the weight rows stream past once. */
 #define TOKEN_CHUNK 64
 
+/* Tokens [t0, t1) of groups [g0, g1) into y, then what the caller does
+** with them (q8_matmul_then). */
+static void part(const q8_weights *W, const q8_act *a, int t0, int t1, int g0, int g1, float *y,
+                 const q8_then *then)
+{
+    W->tier->rect(W, a, t0, t1, g0, g1, y, NULL);
+    if (then) {
+        int n1 = g1 * Q8_GROUP;
+        then->fn(then->ctx, t0, t1, g0 * Q8_GROUP, n1 < W->n_rows ? n1 : W->n_rows);
+    }
+}
+
 /* Threads take items as they finish the previous one, so a thread the OS
 ** preempts (a laptop runs other programs) delays only its own item, not a
 ** fixed half of the work. About 8 items per thread, with runs as long as
 ** that allows (wide tiles); runs of more than 12 groups are multiples of
-** 12, which every tier's tiles divide. */
+** 12, which every tier's tiles divide, and all are whole units of then's. */
 typedef struct matmul_job {
     const q8_weights *W;
     const q8_act *a;
     float *y;
+    const q8_then *then;
     int per, n_chunks;
 } matmul_job;
 
+/* With a then, an item goes a few of its units at a time (3, which every
+** tier's tiles divide): then reads what it finds in L2, not a prompt's
+** whole item (64 tokens of 144 groups are 590 KB). */
 static void matmul_item(void *ctx, int i)
 {
     const matmul_job *j = ctx;
     int ng = j->W->n_groups, M = j->a->M;
     int g0 = i / j->n_chunks * j->per, t0 = i % j->n_chunks * TOKEN_CHUNK;
-    j->W->tier->rect(j->W, j->a, t0, t0 + TOKEN_CHUNK < M ? t0 + TOKEN_CHUNK : M,
-                     g0, g0 + j->per < ng ? g0 + j->per : ng, j->y, NULL);
+    int g1 = g0 + j->per < ng ? g0 + j->per : ng, step = j->then ? 3 * j->then->unit / Q8_GROUP : g1 - g0;
+    for (int g = g0; g < g1; g += step)
+        part(j->W, j->a, t0, t0 + TOKEN_CHUNK < M ? t0 + TOKEN_CHUNK : M, g, g + step < g1 ? g + step : g1,
+             j->y, j->then);
 }
 
 /*
@@ -542,6 +560,7 @@ static void matmul_item(void *ctx, int i)
 ** claim into the next; a thread whose lane is empty, or that comes late,
 ** takes halves from the back of the others'. A claim is at most
 ** CLAIM_BYTES of weights: a preempted thread holds up only that much.
+** Lanes go in units of then's runs where the caller has a then.
 */
 #define LANE_TOKENS 32
 #define LANE_UNIT 3                     /* groups: every tier's tiles divide it */
@@ -556,7 +575,8 @@ typedef struct lanes_job {
     const q8_weights *W;
     const q8_act *a;
     float *y;
-    int n_lanes;
+    const q8_then *then;
+    int unit, n_lanes;                    /* groups per unit, lanes */
     uint32_t most;                        /* units per claim */
     lane *lanes;
 } lanes_job;
@@ -587,45 +607,56 @@ static void lane_item(void *ctx, int i)
     int ng = j->W->n_groups, n = j->n_lanes;
     for (int k = 0; k < n; k++)
         for (int u0, u1; claim(&j->lanes[(i + k) % n], k > 0 || i >= n, j->most, &u0, &u1);)
-            j->W->tier->rect(j->W, j->a, 0, j->a->M, u0 * LANE_UNIT,
-                             u1 * LANE_UNIT < ng ? u1 * LANE_UNIT : ng, j->y, NULL);
+            part(j->W, j->a, 0, j->a->M, u0 * j->unit, u1 * j->unit < ng ? u1 * j->unit : ng,
+                 j->y, j->then);
 }
 
-static void run_lanes(const q8_weights *W, const q8_act *a, float *y, int n_threads)
+static void run_lanes(const q8_weights *W, const q8_act *a, float *y, int n_threads,
+                      const q8_then *then)
 {
     lane lanes[MAX_LANES];
-    int units = (W->n_groups + LANE_UNIT - 1) / LANE_UNIT;
+    int unit = then ? then->unit / Q8_GROUP : LANE_UNIT, units = (W->n_groups + unit - 1) / unit;
     int n = n_threads < MAX_LANES ? n_threads : MAX_LANES;
     n = n < units ? n : units;
-    size_t most = CLAIM_BYTES / (LANE_UNIT * W->group_bytes);
+    size_t most = CLAIM_BYTES / ((size_t)unit * W->group_bytes);
     for (int i = 0; i < n; i++)
         atomic_init(&lanes[i].left, (uint64_t)((long)units * i / n) << 32
                                     | (uint64_t)((long)units * (i + 1) / n));
-    lanes_job job = { W, a, y, n, most > 1 ? (uint32_t)most : 1, lanes };
+    lanes_job job = { W, a, y, then, unit, n, most > 1 ? (uint32_t)most : 1, lanes };
     pool_for(n_threads, 2 * n, lane_item, &job);
 }
 
-static void run(const q8_weights *W, const q8_act *a, float *y, int n_threads)
+static void run(const q8_weights *W, const q8_act *a, float *y, int n_threads, const q8_then *then)
 {
     if (a->M > 1 && a->M <= LANE_TOKENS) {
-        run_lanes(W, a, y, n_threads);
+        run_lanes(W, a, y, n_threads, then);
         return;
     }
     int ng = W->n_groups, n_chunks = (a->M + TOKEN_CHUNK - 1) / TOKEN_CHUNK;
-    long per = (long)ng * n_chunks / (8L * n_threads);
+    long per = (long)ng * n_chunks / (8L * n_threads), unit = then ? then->unit / Q8_GROUP : 1;
     per = per < 1 ? 1 : per > ng ? ng : per > 12 ? per / 12 * 12 : per;
-    matmul_job job = { W, a, y, (int)per, n_chunks };
+    per = (per + unit - 1) / unit * unit;
+    matmul_job job = { W, a, y, then, (int)per, n_chunks };
     pool_for(n_threads, (int)((ng + per - 1) / per) * n_chunks, matmul_item, &job);
+}
+
+int q8_matmul_then(const q8_weights *W, const q8_act *a, float *y, int n_threads,
+                   const q8_then *then, copse_error *err)
+{
+    if (a->K != W->K || a->M < 1 || n_threads < 1)
+        return copse_fail(err, COPSE_E_ARG, "q8_matmul: %d x %d activations against %d x %d "
+                          "weights on %d threads", a->M, a->K, W->n_rows, W->K, n_threads);
+    if (then && (then->unit < Q8_GROUP || then->unit % Q8_GROUP || !then->fn))
+        return copse_fail(err, COPSE_E_ARG, "q8_matmul: runs of %d rows (a positive multiple "
+                          "of %d, with a function)", then->unit, Q8_GROUP);
+    run(W, a, y, n_threads, then);
+    return COPSE_OK;
 }
 
 int q8_matmul_act(const q8_weights *W, const q8_act *a, float *y, int n_threads,
                   copse_error *err)
 {
-    if (a->K != W->K || a->M < 1 || n_threads < 1)
-        return copse_fail(err, COPSE_E_ARG, "q8_matmul: %d x %d activations against %d x %d "
-                          "weights on %d threads", a->M, a->K, W->n_rows, W->K, n_threads);
-    run(W, a, y, n_threads);
-    return COPSE_OK;
+    return q8_matmul_then(W, a, y, n_threads, NULL, err);
 }
 
 /* q8_matmul's activations, one buffer per calling thread, kept for the

@@ -199,6 +199,25 @@ void q8_act_quantize_row(const q8_kernels *k, q8_act *a, int t, const float *x);
 int q8_matmul_act(const q8_weights *W, const q8_act *a, float *y, int n_threads,
                   copse_error *err);
 
+/*
+** The same, finishing the job as it goes: once the product has written
+** tokens [t0, t1) of rows [n0, n1) of y, the thread that wrote them calls
+** then->fn(then->ctx, t0, t1, n0, n1), on any thread, several at once.
+** Rows come in runs of then->unit (a positive multiple of 16; the last
+** run may end at n_rows), so fn may use a run as soon as it has it (the
+** forward pass computes SwiGLU from a run's gate and up rows and
+** quantizes it for the next product). Each token and row is in exactly
+** one call, after its value is final.
+*/
+typedef struct q8_then {
+    int   unit;
+    void (*fn)(void *ctx, int t0, int t1, int n0, int n1);
+    void *ctx;
+} q8_then;
+
+int q8_matmul_then(const q8_weights *W, const q8_act *a, float *y, int n_threads,
+                   const q8_then *then, copse_error *err);
+
 /* Quantize x[M][W->K] and multiply: the one call the forward pass needs.
 ** The quantized activations go to a buffer of the calling thread that
 ** grows to the largest M*K seen and lives as long as the thread. */

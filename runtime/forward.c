@@ -335,36 +335,74 @@ static void attention_block(fwd_state *f, int il, const fwd_row *rows, int n, co
     residual(f, n, y->ffn_norm);
 }
 
-/* A layer's gate and up products: row r's at gate/up + r * stride. */
+/* A layer's gate and up products as they leave them: row r's features
+** in runs of run, the gate of feature c at gate + r * stride + c / run *
+** step + c % run, its up at up + the same. */
 typedef struct ffn_out {
+    fwd_state *f;
     const float *gate, *up;
-    size_t stride;
+    size_t stride, run, step;
 } ffn_out;
+
+/* f->gate's row r, features [c0, c1) (whole runs) = silu(gate) * up. */
+static void swiglu_span(const ffn_out *o, int r, size_t c0, size_t c1)
+{
+    const fwd_state *f = o->f;
+    float *out = f->gate + (size_t)r * f->m->info.n_ff;
+    for (size_t c = c0; c < c1; c += o->run) {
+        size_t at = r * o->stride + c / o->run * o->step;
+        f->vec->swiglu(out + c, o->gate + at, o->up + at, o->run);
+    }
+}
 
 static void swiglu_row(void *ctx, int r)
 {
     const rows_job *j = ctx;
-    const ffn_out *o = j->arg;
-    size_t ff = (size_t)j->f->m->info.n_ff;
-    j->f->vec->swiglu(j->f->gate + r * ff, o->gate + r * o->stride, o->up + r * o->stride, ff);
-    quantize_row(j->f, r, j->f->gate + r * ff);
+    swiglu_span(j->arg, r, 0, (size_t)j->f->m->info.n_ff);
+    quantize_row(j->f, r, j->f->gate + r * (size_t)j->f->m->info.n_ff);
 }
 
-/* From f->xb = norm(x); leaves f->xb = the next layer's norm(x). */
+/* Rows [n0, n1) of the stacked product, tokens [t0, t1), are final (runs
+** of a block's gate and up): their SwiGLU, quantized for the down product
+** block by block, which gives what quantizing the whole row would. */
+static void swiglu_then(void *ctx, int t0, int t1, int n0, int n1)
+{
+    const ffn_out *o = ctx;
+    fwd_state *f = o->f;
+    q8_act *a = &f->att_act;
+    size_t c0 = (size_t)n0 / 2, c1 = (size_t)n1 / 2;
+    for (int t = t0; t < t1; t++) {
+        swiglu_span(o, t, c0, c1);
+        size_t at = (size_t)t * a->K + c0, b = (size_t)t * a->nb + c0 / Q8_BLOCK;
+        f->m->tier->quantize(f->gate + at, (int)(c1 - c0), a->q + at, a->d + b, a->nsum + b);
+    }
+}
+
+/* From f->xb = norm(x); leaves f->xb = the next layer's norm(x). Where
+** the stacked product's runs are blocks of the down product's input, it
+** leaves that input quantized: no row pass between the two. The down
+** product's input goes to att_act, free once the Wo product has read it:
+** the gate and up product still reads act. */
 static void ffn_block(fwd_state *f, int il, int n)
 {
     const model_layer *y = &f->m->layers[il];
-    size_t ff = (size_t)f->m->info.n_ff;
-    ffn_out o = { f->gate, f->up, ff };
-    if (y->w_gate_up.q8) {   /* stacked: a row's gate and up side by side */
-        matmul(f, f->wide, f->xb, n, &y->w_gate_up);
-        o = (ffn_out){ f->wide, f->wide + ff, 2 * ff };
+    size_t ff = (size_t)f->m->info.n_ff, run = (size_t)y->gate_up_run;
+    ffn_out o = { f, f->gate, f->up, ff, ff, 0 };
+    int fused = 0;
+    if (y->w_gate_up.q8) {
+        const q8_act *a = quantized(f, f->xb, n, f->m->info.n_embd);
+        o = (ffn_out){ f, f->wide, f->wide + run, 2 * ff, run, 2 * run };
+        quantize_in_rows(f, &f->att_act, f->gate, n, (int)ff);
+        fused = f->act_of && run == Q8_BLOCK;
+        q8_then then = { 2 * Q8_BLOCK, swiglu_then, &o };
+        q8_matmul_then(y->w_gate_up.q8, a, f->wide, f->n_threads, fused ? &then : NULL, NULL);
     } else {
         matmuls(f, f->xb, n, 2, (const model_matrix *[]){ &y->w_gate, &y->w_up },
                 (float *[]){ f->gate, f->up });
+        quantize_in_rows(f, &f->att_act, f->gate, n, (int)ff);
     }
-    quantize_in_rows(f, &f->act, f->gate, n, f->m->info.n_ff);
-    for_rows(f, n, swiglu_row, &o, NULL);
+    if (!fused)
+        for_rows(f, n, swiglu_row, &o, NULL);
     matmul(f, f->xb, f->gate, n, &y->w_down);
     residual(f, n, il + 1 < f->m->info.n_layer ? f->m->layers[il + 1].attn_norm : NULL);
 }

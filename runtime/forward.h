@@ -89,8 +89,10 @@ void fwd_run(fwd_state *f, const fwd_row *rows, int n, const attn_plan *plan,
              float *logits, float *hidden);
 
 /* On the int8 path the row passes quantize the products' inputs as they
-** write them (1, the default); 0 leaves it to the products, the plain
-** order the fused one is tested against: the same values, bit for bit. */
+** write them, and the gate and up product computes SwiGLU and quantizes
+** it (1, the default); 0 leaves SwiGLU to a row pass and quantizing to the
+** products, the plain order the fused one is tested against: the same
+** values, bit for bit. */
 extern int fwd_quantize_in_rows;
 
 #endif

@@ -425,8 +425,9 @@ static int load_layer(loader *L, int il, model_layer *y)
     if ((rc = stacked(L, (const gguf_tensor *[]){ tq, tk, tv }, 3, hp->n_head_kv, blk(b, il, "attn_qkv"), &y->wqkv,
                       (model_matrix *[]){ &y->wq, &y->wk, &y->wv })))
         return rc;
-    return stacked(L, (const gguf_tensor *[]){ tg, tu }, 2, 1, blk(b, il, "ffn_gate_up"), &y->w_gate_up,
-                   (model_matrix *[]){ &y->w_gate, &y->w_up });
+    y->gate_up_run = ff % Q8_BLOCK ? ff : Q8_BLOCK;
+    return stacked(L, (const gguf_tensor *[]){ tg, tu }, 2, ff / y->gate_up_run, blk(b, il, "ffn_gate_up"),
+                   &y->w_gate_up, (model_matrix *[]){ &y->w_gate, &y->w_up });
 }
 
 /* The angle per position of each rotated pair: base^(-2i/n_rot), divided

@@ -32,7 +32,12 @@ typedef struct model_matrix {
 ** (n_out 0): one product per input instead of three or two. wqkv's rows
 ** go KV head by KV head: the query rows of head h's group, then its key
 ** rows, then its value rows, so that the thread which attends with a
-** head can compute just that head's part of the product. */
+** head can compute just that head's part of the product. w_gate_up's rows
+** alternate in runs of gate_up_run: gate's first run, up's first run,
+** gate's second, ... With runs of Q8_BLOCK (when n_ff allows), a run of
+** the product's output holds the gate and up of one block of the down
+** product's input: the product computes SwiGLU and quantizes it as it
+** goes (forward.c). */
 typedef struct model_layer {
     const float *attn_norm;             /* [n_embd] */
     model_matrix wq, wk, wv, wo;
@@ -41,6 +46,7 @@ typedef struct model_layer {
     const float *ffn_norm;              /* [n_embd] */
     model_matrix w_gate, w_up, w_down;  /* SwiGLU: down(silu(gate x) * up x) */
     model_matrix w_gate_up;
+    int          gate_up_run;           /* rows; n_ff when gate and up are side by side */
 } model_layer;
 
 struct copse_model {

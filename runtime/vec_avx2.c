@@ -59,14 +59,14 @@ static void add_rmsnorm(float *out, float *x, const float *dx, const float *w, i
 }
 
 /* As vec_avx512.c's: the rows come from L3, so request them AHEAD values
-** on, a line (two vectors) per step. */
+** on, a line (two vectors) per step; a run that short is in cache. */
 #define AHEAD 512
 
 static void swiglu(float *out, const float *gate, const float *up, size_t n)
 {
-    size_t i = 0;
+    size_t i = 0, ahead = n > AHEAD ? AHEAD : 0;
     for (; i + 16 <= n; i += 16) {
-        vec_prefetch(gate + i, AHEAD), vec_prefetch(up + i, AHEAD);
+        vec_prefetch(gate + i, ahead), vec_prefetch(up + i, ahead);
         __m256 a = _mm256_mul_ps(silu(_mm256_loadu_ps(gate + i)), _mm256_loadu_ps(up + i));
         __m256 b = _mm256_mul_ps(silu(_mm256_loadu_ps(gate + i + 8)), _mm256_loadu_ps(up + i + 8));
         _mm256_storeu_ps(out + i, a);   /* after both loads: out may be gate */

@@ -74,15 +74,18 @@ static void add_rmsnorm(float *out, float *x, const float *dx, const float *w, i
 ** AHEAD values on, two vectors at a time so that the two exponentials
 ** overlap. Past the end of a row it requests what follows the row in
 ** memory, which the next row's pass reads (stacked gate | up products).
+** A run of AHEAD values or fewer is in cache (a product has just written
+** it, forward.c): requests past it would only fetch lines that another
+** core may be writing, so they stay on the lines it reads.
 */
 #define AHEAD 512
 
 static void swiglu(float *out, const float *gate, const float *up, size_t n)
 {
-    size_t i = 0;
+    size_t i = 0, ahead = n > AHEAD ? AHEAD : 0;
     for (; i + 32 <= n; i += 32) {
-        vec_prefetch(gate + i, AHEAD), vec_prefetch(gate + i + 16, AHEAD);
-        vec_prefetch(up + i, AHEAD), vec_prefetch(up + i + 16, AHEAD);
+        vec_prefetch(gate + i, ahead), vec_prefetch(gate + i + 16, ahead);
+        vec_prefetch(up + i, ahead), vec_prefetch(up + i + 16, ahead);
         __m512 a = _mm512_mul_ps(silu(_mm512_loadu_ps(gate + i)), _mm512_loadu_ps(up + i));
         __m512 b = _mm512_mul_ps(silu(_mm512_loadu_ps(gate + i + 16)), _mm512_loadu_ps(up + i + 16));
         _mm512_storeu_ps(out + i, a);   /* after both loads: out may be gate */

@@ -1,9 +1,11 @@
 /*
 ** The forward pass's fused steps against their plain order, on the
 ** committed tiny models: the row passes that quantize a product's input
-** as they write it give the logits of the separate quantization job, bit
-** for bit, whatever the thread count. And the elementwise kernels the
-** passes fuse (vec.h) against the plain ones, bit for bit where vec.h
+** as they write it, and the gate and up product that computes SwiGLU and
+** quantizes it as it goes, give the logits of the separate row pass and
+** quantization job, bit for bit, whatever the thread count. The stacked
+** gate and up rows alternate as model.h says. And the elementwise kernels
+** the passes fuse (vec.h) against the plain ones, bit for bit where vec.h
 ** says so.
 */
 #include <stdio.h>
@@ -17,10 +19,11 @@
 #include "q8.h"
 
 #define MODELS   "tests/data/models"
-#define PROMPT   20   /* rows: enough for the row passes to run in parallel */
+#define PROMPT   40   /* rows: the row passes run in parallel, the products in chunks */
 #define BRANCHES 16
 #define STEPS    3
-#define N_ROWS   (PROMPT + STEPS * BRANCHES)
+#define SOLO     2    /* steps of one branch alone: one-token products */
+#define N_ROWS   (PROMPT + STEPS * BRANCHES + SOLO)
 
 static const char *const tiny[] = {
     "tiny-llama", "tiny-llama-gqa-untied", "tiny-qwen2", "tiny-llama-wide", "tiny-qwen2-rot",
@@ -41,13 +44,14 @@ static float *keep(const copse_ctx *c, int n, int nv, float *out)
 /*
 ** Every logit of a small tree (N_ROWS rows): a prompt decoded in one
 ** batch, then BRANCHES branches forked from it decoding STEPS steps
-** together. The int8 path with f16 KV, as copse runs by default.
+** together, then the first one SOLO steps alone. The int8 path with f16
+** KV, as copse runs by default.
 */
 static float *tree_logits(copse_model *m, int n_threads)
 {
     int nv = copse_n_vocab(m);
     copse_ctx_params cp = copse_ctx_default_params();
-    cp.n_ctx = PROMPT + STEPS;
+    cp.n_ctx = PROMPT + STEPS + SOLO;
     cp.n_threads = n_threads;
     copse_ctx *c;
     copse_error e;
@@ -70,6 +74,12 @@ static float *tree_logits(copse_model *m, int n_threads)
         copse_batch batch = { BRANCHES, br, tok, want };
         ck_assert_msg(copse_decode(c, &batch, &e) == COPSE_OK, "%s", e.msg);
         at = keep(c, BRANCHES, nv, at);
+    }
+    for (int s = 0; s < SOLO; s++) {
+        tok[0] = (int32_t)((s * 59 + 3) % nv);
+        copse_batch batch = { 1, br, tok, want };
+        ck_assert_msg(copse_decode(c, &batch, &e) == COPSE_OK, "%s", e.msg);
+        at = keep(c, 1, nv, at);
     }
     for (int b = 0; b < BRANCHES; b++)
         copse_seq_free(br[b]);
@@ -102,6 +112,56 @@ START_TEST(quantize_in_rows_is_exact)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ layout */
+
+/* Whether row q (quantized) holds row x's values: within a little over
+** half a step of x's blocks' quantization. */
+static int holds(const float *q, const float *x, int n)
+{
+    for (int b = 0; b < n; b += Q8_BLOCK) {
+        float amax = 0;
+        for (int i = b; i < b + Q8_BLOCK; i++)
+            amax = fmaxf(amax, fabsf(x[i]));
+        for (int i = b; i < b + Q8_BLOCK; i++)
+            if (fabsf(q[i] - x[i]) > 0.6f * amax / 127)
+                return 0;
+    }
+    return 1;
+}
+
+/* Each row of the stacked gate and up matrix holds the f32 path's gate or
+** up row that model.h's runs put there, and not the row of the other. */
+START_TEST(gate_up_rows_alternate_in_runs)
+{
+    char path[256];
+    snprintf(path, sizeof path, MODELS "/%s.gguf", tiny[_i]);
+    copse_model_params p = copse_model_default_params();
+    copse_model *m, *ref;
+    copse_error e;
+    ck_assert_msg(copse_model_load(path, &p, &m, &e) == COPSE_OK, "%s: %s", path, e.msg);
+    p.weights_f32 = 1;
+    ck_assert_msg(copse_model_load(path, &p, &ref, &e) == COPSE_OK, "%s: %s", path, e.msg);
+    int K = m->info.n_embd, run = Q8_BLOCK;
+    float *row = malloc(sizeof(float) * (size_t)K);
+    for (int il = 0; il < m->info.n_layer; il++) {
+        const model_layer *y = &m->layers[il], *r = &ref->layers[il];
+        ck_assert_ptr_nonnull(y->w_gate_up.q8);
+        ck_assert_int_eq(y->gate_up_run, run);
+        for (int n = 0; n < 2 * m->info.n_ff; n++) {
+            int c = n / (2 * run) * run + n % run, up = n % (2 * run) >= run;
+            const float *want = (up ? r->w_up.f32 : r->w_gate.f32) + (size_t)c * K;
+            const float *other = (up ? r->w_gate.f32 : r->w_up.f32) + (size_t)c * K;
+            q8_weights_row(y->w_gate_up.q8, n, row);
+            ck_assert_msg(holds(row, want, K) && !holds(row, other, K), "%s, layer %d: row %d is "
+                          "not %s's feature %d", tiny[_i], il, n, up ? "up" : "gate", c);
+        }
+    }
+    free(row);
+    copse_model_free(m);
+    copse_model_free(ref);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- kernels */
 
 /* The default table, and on x86 each SIMD one the CPU runs. */
@@ -131,7 +191,8 @@ static void assert_same(const float *got, const float *want, int n, const char *
 
 /* rope at a real position's angles (llama's 10000^(-2i/n_rot)), both
 ** pairings, every pair count up to 40 (all tails); add_rmsnorm against
-** add then the same table's rmsnorm; add against the scalar rule. */
+** add then the same table's rmsnorm; add against the scalar rule; SwiGLU
+** in runs of a block against one call for the row. */
 START_TEST(kernels_match_plain)
 {
     const vec_kernels *k = table(_i);
@@ -174,6 +235,14 @@ START_TEST(kernels_match_plain)
         k->add(y, w, (size_t)n);
         assert_same(y, x, n, "add", k->name, n);
     }
+    for (int i = 0; i < MAX; i++) {
+        x[i] = uniform(&seed, -12, 12);
+        w[i] = uniform(&seed, -2, 2);
+    }
+    k->swiglu(a, x, w, MAX);
+    for (int c = 0; c < MAX; c += Q8_BLOCK)   /* as the gate and up product computes it */
+        k->swiglu(b + c, x + c, w + c, Q8_BLOCK);
+    assert_same(b, a, MAX, "swiglu in runs of a block", k->name, MAX);
 }
 END_TEST
 
@@ -182,6 +251,7 @@ Suite *copse_suite_forward(void)
     Suite *s = suite_create("forward");
     TCase *tc = tcase_create("fused");
     tcase_add_loop_test(tc, quantize_in_rows_is_exact, 0, N_TINY);
+    tcase_add_loop_test(tc, gate_up_rows_alternate_in_runs, 0, N_TINY);
     tcase_add_loop_test(tc, kernels_match_plain, 0, 3);
     suite_add_tcase(s, tc);
     return s;

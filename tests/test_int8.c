@@ -94,6 +94,12 @@ static void random_tokens(int32_t *tok, int n, int n_vocab, uint64_t seed)
     }
 }
 
+static float uniform(uint64_t *seed, float lo, float hi)
+{
+    *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+    return lo + (hi - lo) * (float)((double)(*seed >> 11) / 9007199254740992.0);
+}
+
 static int argmax(const float *x, int n)
 {
     int best = 0;
@@ -403,6 +409,100 @@ START_TEST(vec_kernels_match_scalar)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- epilogue */
+
+/* What a product's then calls saw (q8_matmul_then): every token and row is
+** in exactly one call, in whole runs, after its final value is in y. */
+typedef struct then_seen {
+    const float *y, *want;   /* y as the product leaves it */
+    int M, N, unit;
+    int *count;              /* [M][N] calls that covered the value */
+    int bad_run, early;      /* calls off the runs; values not final when called */
+} then_seen;
+
+static void then_record(void *ctx, int t0, int t1, int n0, int n1)
+{
+    then_seen *s = ctx;
+    if (t0 < 0 || t1 > s->M || t0 >= t1 || n0 < 0 || n1 > s->N || n0 >= n1 || n0 % s->unit
+        || (n1 % s->unit && n1 != s->N)) {
+        __atomic_fetch_add(&s->bad_run, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    for (int t = t0; t < t1; t++)
+        for (int n = n0; n < n1; n++) {
+            size_t i = (size_t)t * s->N + n;
+            __atomic_fetch_add(&s->count[i], 1, __ATOMIC_RELAXED);
+            if (memcmp(&s->y[i], &s->want[i], sizeof *s->y))
+                __atomic_fetch_add(&s->early, 1, __ATOMIC_RELAXED);
+        }
+}
+
+/*
+** Each tier, on both of a product's paths (one token, a few, a prompt's
+** chunks), 1 and 2 threads, runs of 1, 3 and 4 groups against rows that
+** end inside a run: y starts as NaN, so a call before its values are
+** written sees NaN, and a skipped or repeated call leaves a count of 0 or
+** 2. Runs that are not whole groups are refused.
+*/
+START_TEST(then_sees_each_value_once_when_final)
+{
+    enum { N = 16 * 13 + 5, K = 96, MAX_M = 70 };
+    static const int Ms[] = { 1, 2, 16, 32, 33, MAX_M }, units[] = { 16, 48, 64 };
+    int n_tiers;
+    const q8_kernels *const *tiers = q8_tiers(&n_tiers);
+    float *w = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * MAX_M * K);
+    float *want = malloc(sizeof(float) * MAX_M * N), *y = malloc(sizeof(float) * MAX_M * N);
+    int *count = malloc(sizeof(int) * MAX_M * N);
+    uint64_t seed = 5;
+    for (int i = 0; i < N * K; i++)
+        w[i] = uniform(&seed, -1, 1);
+    for (int i = 0; i < MAX_M * K; i++)
+        x[i] = uniform(&seed, -2, 2);
+    for (int i = 0; i < n_tiers; i++) {
+        if (!q8_tier_supported(tiers[i]))
+            continue;
+        q8_weights *W;
+        q8_act a = { 0 };
+        copse_error e;
+        ck_assert_msg(q8_weights_from_f32(tiers[i], w, N, K, "w", &W, &e) == COPSE_OK, "%s", e.msg);
+        for (size_t m = 0; m < sizeof Ms / sizeof Ms[0]; m++) {
+            int M = Ms[m];
+            ck_assert_int_eq(q8_act_quantize(tiers[i], x, M, K, &a, 1, NULL), COPSE_OK);
+            ck_assert_int_eq(q8_matmul_act(W, &a, want, 1, NULL), COPSE_OK);
+            for (size_t u = 0; u < sizeof units / sizeof units[0]; u++)
+                for (int threads = 1; threads <= 2; threads++) {
+                    for (int j = 0; j < M * N; j++)
+                        y[j] = NAN;
+                    memset(count, 0, sizeof(int) * (size_t)(M * N));
+                    then_seen s = { y, want, M, N, units[u], count, 0, 0 };
+                    q8_then then = { units[u], then_record, &s };
+                    ck_assert_int_eq(q8_matmul_then(W, &a, y, threads, &then, NULL), COPSE_OK);
+                    const char *tier = tiers[i]->name;
+                    ck_assert_msg(!s.bad_run, "%s, %d tokens, runs of %d, %d threads: %d calls off the runs",
+                                  tier, M, units[u], threads, s.bad_run);
+                    ck_assert_msg(!s.early, "%s, %d tokens, runs of %d, %d threads: %d values not final "
+                                  "when called", tier, M, units[u], threads, s.early);
+                    for (int j = 0; j < M * N; j++)
+                        ck_assert_msg(count[j] == 1, "%s, %d tokens, runs of %d, %d threads: token %d, "
+                                      "row %d in %d calls", tier, M, units[u], threads, j / N, j % N,
+                                      count[j]);
+                }
+        }
+        copse_error e2;
+        q8_then odd = { 24, then_record, NULL };
+        ck_assert_int_eq(q8_matmul_then(W, &a, y, 1, &odd, &e2), COPSE_E_ARG);
+        ck_assert_msg(strstr(e2.msg, "runs of 24 rows"), "%s", e2.msg);
+        q8_act_free(&a);
+        q8_weights_free(W);
+    }
+    free(w);
+    free(x);
+    free(want);
+    free(y);
+    free(count);
+}
+END_TEST
+
 /* -------------------------------------------------------------- perplexity */
 
 /* copse perplexity's measure: windows of n_ctx tokens from BOS, the second
@@ -512,6 +612,7 @@ Suite *copse_suite_int8(void)
     tcase_add_test(tc, tiers_agree);
     tcase_add_test(tc, isa_errors);
     tcase_add_loop_test(tc, vec_kernels_match_scalar, 0, N_VEC_SIMDS);
+    tcase_add_test(tc, then_sees_each_value_once_when_final);
     tcase_add_test(tc, perplexity_within_1pct);
     tcase_add_test(tc, run_reports_kernels);
     suite_add_tcase(s, tc);
