@@ -537,15 +537,17 @@ typedef struct matmul_job {
     int per, n_chunks;
 } matmul_job;
 
-/* With a then, an item goes a few of its units at a time (3, which every
+/* With a then, an item goes 12 of its units at a time (which every
 ** tier's tiles divide): then reads what it finds in L2, not a prompt's
-** whole item (64 tokens of 144 groups are 590 KB). */
+** whole item (64 tokens of 144 groups are 590 KB), and is not called so
+** often that its per-call cost shows (3 units at a time: smol prefill
+** 1.02x, 2/5 pairs lower; 12: 0.99x, 4/5). */
 static void matmul_item(void *ctx, int i)
 {
     const matmul_job *j = ctx;
     int ng = j->W->n_groups, M = j->a->M;
     int g0 = i / j->n_chunks * j->per, t0 = i % j->n_chunks * TOKEN_CHUNK;
-    int g1 = g0 + j->per < ng ? g0 + j->per : ng, step = j->then ? 3 * j->then->unit / Q8_GROUP : g1 - g0;
+    int g1 = g0 + j->per < ng ? g0 + j->per : ng, step = j->then ? 12 * j->then->unit / Q8_GROUP : g1 - g0;
     for (int g = g0; g < g1; g += step)
         part(j->W, j->a, t0, t0 + TOKEN_CHUNK < M ? t0 + TOKEN_CHUNK : M, g, g + step < g1 ? g + step : g1,
              j->y, j->then);
@@ -560,7 +562,11 @@ static void matmul_item(void *ctx, int i)
 ** claim into the next; a thread whose lane is empty, or that comes late,
 ** takes halves from the back of the others'. A claim is at most
 ** CLAIM_BYTES of weights: a preempted thread holds up only that much.
-** Lanes go in units of then's runs where the caller has a then.
+** Lanes go in units of then's runs where the caller has a then, one
+** token too: then writes its output's scales a few to a cache line, and
+** one token's items, handed to the threads in turn, had both threads
+** writing the same lines at every item (qwen05 B=1 step 1.05-1.12x base;
+** in lanes they meet only where a claim ends, 0.97x).
 */
 #define LANE_TOKENS 32
 #define LANE_UNIT 3                     /* groups: every tier's tiles divide it */
@@ -628,7 +634,7 @@ static void run_lanes(const q8_weights *W, const q8_act *a, float *y, int n_thre
 
 static void run(const q8_weights *W, const q8_act *a, float *y, int n_threads, const q8_then *then)
 {
-    if (a->M > 1 && a->M <= LANE_TOKENS) {
+    if (a->M <= LANE_TOKENS && (a->M > 1 || then)) {
         run_lanes(W, a, y, n_threads, then);
         return;
     }
