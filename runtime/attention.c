@@ -264,6 +264,7 @@ static void make_spans(attn_plan *a)
         if (s && continues(a, s, t)) {
             s->block[s->n_blocks++] = t->block[0];
             s->first = t->first;
+            s->reach = t->reach;
         } else {
             a->task[n++] = *t;
         }
@@ -295,6 +296,7 @@ void attn_build(attn_plan *a, const fwd_row *rows, int n)
         for (int j = 0; j <= rows[r].pos / KV_BLOCK; j++) {
             attn_task *t = &a->task[mark[row_block(&rows[r], j, &limit)]];
             a->item[t->first + t->count++] = (attn_item){ r, limit };
+            t->reach = limit > t->reach ? limit : t->reach;
         }
     /* a row's new position is read by no other row if it alone reads its block */
     a->apart = 1;
@@ -410,6 +412,7 @@ void attn_ahead_task(attn_ahead *c, const kv_pool *pool, const attn_task *t, int
     c->at = 0;
     c->off = 0;
     c->bytes = pool->head_bytes;
+    c->last = (size_t)t->reach * pool->head_dim * pool->elt;
 }
 
 /* Ask for the lines c has not handed out yet. */

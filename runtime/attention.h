@@ -68,12 +68,15 @@
 ** The lines of the task folded next, asked for one at a time while the
 ** current task's arithmetic runs: a burst of them all at once stalls the
 ** core that issues it. K runs of the task's blocks, then V runs, each of
-** bytes bytes; at and off say where the next line is.
+** bytes bytes but the last, of last: the V rows of the positions the
+** task's rows read, no more (a branch's last block is mostly not yet
+** written; its unread rows would cost the core as much to bring in as
+** those it reads). at and off say where the next line is.
 */
 typedef struct attn_ahead {
     const char *run[2 * ATTN_SPAN];
     int         n_run, at;
-    size_t      off, bytes;
+    size_t      off, bytes, last;
 } attn_ahead;
 
 /* The next line, NULL once every run's lines are handed out. */
@@ -83,7 +86,7 @@ static inline const char *attn_ahead_line(attn_ahead *c)
         return NULL;
     const char *p = c->run[c->at] + c->off;
     c->off += 64;
-    if (c->off >= c->bytes)
+    if (c->off >= (c->at == c->n_run - 1 ? c->last : c->bytes))
         c->off = 0, c->at++;
     return p;
 }
@@ -152,6 +155,7 @@ typedef struct attn_task {
     int j;                   /* the first block's index in the tables */
     int n_blocks, block[ATTN_SPAN];
     int first, count;        /* its items, in row order */
+    int reach;               /* positions of the last block any of them reads */
 } attn_task;
 
 struct attn_plan {

@@ -1086,6 +1086,20 @@ static void run_hooked_units(const walk *w, const attn_plan *a, const fwd_row *r
 ** inside the parts). Loop index: a shape of
 ** walk_shapes, with f32 then f16 keys and values.
 */
+/* Each task's reach is the most positions of its last block that any of
+** its rows reads (what attn_ahead_task asks for of its last V run). */
+static void check_reach(const attn_plan *a)
+{
+    for (int k = 0; k < a->n_task; k++) {
+        const attn_task *t = &a->task[k];
+        int most = 0;
+        for (int i = t->first; i < t->first + t->count; i++)
+            most = a->item[i].limit > most ? a->item[i].limit : most;
+        ck_assert_int_eq(t->reach, most);
+        ck_assert_int_ge(t->reach, 1);
+    }
+}
+
 START_TEST(attention_walk_matches_naive)
 {
     const struct walk_shape *sh = &walk_shapes[_i % N_WALK_SHAPES];
@@ -1120,6 +1134,7 @@ START_TEST(attention_walk_matches_naive)
         a.parallel_work = 0;
         ck_assert_int_eq(attn_reserve(&a, n, attn_items(rows, n) + attn_items(own, WALK_SEQS)), COPSE_OK);
         attn_build(&a, rows, n);
+        check_reach(&a);
         ck_assert_int_lt(a.n_task, (int)attn_items(rows, n));   /* shared blocks were grouped */
         ck_assert_int_gt(a.task[0].count * (sh->n_head / sh->n_head_kv), a.chunk);   /* several folds */
         for (size_t k = 0; k < n * qd; k++)
@@ -1130,6 +1145,7 @@ START_TEST(attention_walk_matches_naive)
         ck_assert(!a.apart);   /* rows of one sequence read each other's positions */
         run_hooked_units(w, &a, rows, n, q, nt);
         attn_build(&a, own, WALK_SEQS);
+        check_reach(&a);
         ck_assert(a.apart);
         run_hooked_units(w, &a, own, WALK_SEQS, q, nt);
         attn_free(&a);
@@ -1207,28 +1223,34 @@ START_TEST(attention_cut_does_not_matter)
 END_TEST
 
 /* The lines the fold kernels ask for ahead: every line of the task's K
-** runs, block by block, then of its V runs, each once, then none. */
+** runs, block by block, then of its V runs, each once, then none; of the
+** last V run only the lines of the positions read (a last block read in
+** full, in part, and one position of it). */
 START_TEST(ahead_hands_out_each_line_once)
 {
     copse_model_info hp = { .n_layer = 2, .n_head = 4, .n_head_kv = 2, .head_dim = 48 };
     kv_pool pool;
     ck_assert_int_eq(kv_pool_init(&pool, &hp, 12, _i), COPSE_OK);
-    attn_task t = { .n_blocks = 3, .block = { 7, 2, 10 } };
-    attn_ahead c;
-    attn_ahead_task(&c, &pool, &t, 1, 1);
-    size_t lines = (pool.head_bytes + 63) / 64;
+    size_t lines = (pool.head_bytes + 63) / 64, row = (size_t)hp.head_dim * pool.elt;
     ck_assert_uint_gt(lines, 1);
-    for (int r = 0; r < 2 * t.n_blocks; r++) {
-        int b = t.block[r % t.n_blocks];
-        const char *run = r < t.n_blocks ? kv_key_block(&pool, b, 1, 1) : kv_value_block(&pool, b, 1, 1);
-        for (size_t j = 0; j < lines; j++)
-            ck_assert_ptr_eq(attn_ahead_line(&c), run + 64 * j);
+    const int reach[] = { KV_BLOCK, 5, 1 };
+    for (int x = 0; x < 3; x++) {
+        attn_task t = { .n_blocks = 3, .block = { 7, 2, 10 }, .reach = reach[x] };
+        attn_ahead c;
+        attn_ahead_task(&c, &pool, &t, 1, 1);
+        for (int r = 0; r < 2 * t.n_blocks; r++) {
+            int b = t.block[r % t.n_blocks];
+            const char *run = r < t.n_blocks ? kv_key_block(&pool, b, 1, 1) : kv_value_block(&pool, b, 1, 1);
+            size_t n = r < 2 * t.n_blocks - 1 ? lines : (reach[x] * row + 63) / 64;
+            for (size_t j = 0; j < n; j++)
+                ck_assert_ptr_eq(attn_ahead_line(&c), run + 64 * j);
+        }
+        for (int j = 0; j < 3; j++)
+            ck_assert_ptr_null(attn_ahead_line(&c));
+        attn_ahead_request(&c);   /* done: nothing, and no step past the end */
+        attn_ahead_request(NULL);
+        ck_assert_int_eq(c.at, c.n_run);
     }
-    for (int j = 0; j < 3; j++)
-        ck_assert_ptr_null(attn_ahead_line(&c));
-    attn_ahead_request(&c);   /* done: nothing, and no step past the end */
-    attn_ahead_request(NULL);
-    ck_assert_int_eq(c.at, c.n_run);
     kv_pool_free(&pool);
 }
 END_TEST
