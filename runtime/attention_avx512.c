@@ -243,8 +243,8 @@ static inline ALWAYS_INLINE void softmax(const attn_fold *f, int i, float *s, in
 static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p, const float *c, int d, int top,
                                        const int nq, const int nv, const int f16)
 {
-    __m512 acc[4][4];
-#pragma GCC unroll 4
+    __m512 acc[8][4];
+#pragma GCC unroll 8
     for (int k = 0; k < nq; k++)
 #pragma GCC unroll 4
         for (int j = 0; j < nv; j++)
@@ -258,7 +258,7 @@ static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p
 #pragma GCC unroll 4
             for (int j = 0; j < nv; j++)
                 x[j] = load16(f->v[b], (size_t)t * f->hd + d + 16 * j, f16);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int k = 0; k < nq; k++) {
                 __m512 w = _mm512_set1_ps(pb[k * ROW + t]);
 #pragma GCC unroll 4
@@ -267,7 +267,7 @@ static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p
             }
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int k = 0; k < nq; k++) {
         float *o = f->o + (size_t)f->state[i + k] * f->hd + d;
         __m512 ck = _mm512_set1_ps(c[k]);
@@ -277,36 +277,39 @@ static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p
     }
 }
 
-/* The weighted values of the nq (up to 4) queries from i, whose weights
-** are at p (0 from each one's n_pos up to top) and factors at c. */
+/* The weighted values of the nq queries from i (up to 4, or a whole tile
+** of 8), whose weights are at p (0 from each one's n_pos up to top) and
+** factors at c, in strips of WIDTH(nq) vectors: a whole tile in strips of
+** two, so that it makes one pass over V, not two (a shared prompt's V rows
+** come from L2 half as often; a value's sum is the same either way). */
+#define WIDTH(nq) ((nq) == 8 ? 2 : 4)
 static inline ALWAYS_INLINE void weigh_all(const attn_fold *f, int i, const float *p, const float *c, int top,
                                            const int nq, const int f16)
 {
     int d = 0;
-    for (; d + 64 <= f->hd; d += 64)
-        weigh(f, i, p, c, d, top, nq, 4, f16);
-    for (; d < f->hd; d += 16)   /* head sizes that are not a multiple of 64 */
+    for (; d + 16 * WIDTH(nq) <= f->hd; d += 16 * WIDTH(nq))
+        weigh(f, i, p, c, d, top, nq, WIDTH(nq), f16);
+    for (; d < f->hd; d += 16)   /* head sizes that are not a multiple of the strip */
         weigh(f, i, p, c, d, top, nq, 1, f16);
 }
 
 /*
 ** nq (1 to 8, a constant) queries from i of a tile of nn: their scores
 ** (passes of GROUP(nn) blocks), the rows' softmax, then the weighted
-** values four queries at a time. Exact widths: no query is computed that
-** is not used.
+** values (weigh_all). Exact widths: no query is computed that is not
+** used.
 */
 static inline ALWAYS_INLINE void tile(const attn_fold *f, int i, int nn, const int nq, const int f16)
 {
     float *s = f->s, c[16];
     int top = reach(f, i, nq), nb = (top + KV_BLOCK - 1) / KV_BLOCK;
-    int top4[2] = { reach(f, i, nq < 4 ? nq : 4), nq > 4 ? reach(f, i + 4, nq - 4) : 0 };
     scores_all(f, i, s, nb, nq, nn, f16);
     softmax(f, i, s, nb, c, nq);
-    if (nq > 4) {
-        weigh_all(f, i, s, c, top4[0], 4, f16);
-        weigh_all(f, i + 4, s + 4 * ROW, c + 4, top4[1], nq - 4, f16);
-    } else {
-        weigh_all(f, i, s, c, top4[0], nq, f16);
+    if (nq == 8 || nq <= 4) {
+        weigh_all(f, i, s, c, top, nq, f16);
+    } else {   /* a part of a tile: two groups, the second of 1 to 3 (faster than strips of two) */
+        weigh_all(f, i, s, c, reach(f, i, 4), 4, f16);
+        weigh_all(f, i + 4, s + 4 * ROW, c + 4, reach(f, i + 4, nq - 4), nq - 4, f16);
     }
 }
 
