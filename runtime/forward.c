@@ -36,7 +36,7 @@ struct fwd_state {
     float *rope;       /* [rows][n_rot/2][2] cos and sin of each pair's angle */
     float *wide;       /* int8 path: [rows][the wider of q + 2 kv, 2 n_ff], stacked products */
     q8_act act;        /* the int8 path: a matrix input, quantized */
-    q8_act att_act;    /* attention's output, quantized while the QKV product may still read act */
+    q8_act out_act;    /* a sublayer's own output quantized (attention's, SwiGLU's) while act may still be read */
     const float *act_of;   /* rows quantized by the row pass that wrote them, */
     q8_act *act_made;      /* into this */
     const vec_kernels *vec;   /* the elementwise kernels */
@@ -312,7 +312,7 @@ static void att_done(void *ctx, int r, int d0, int n)
 {
     const qkv_out *o = ctx;
     fwd_state *f = o->f;
-    q8_act *a = &f->att_act;
+    q8_act *a = &f->out_act;
     size_t b = (size_t)r * a->nb + d0 / Q8_BLOCK;
     f->m->tier->quantize(f->att + (size_t)r * a->K + d0, n, a->q + (size_t)r * a->K + d0, a->d + b, a->nsum + b);
 }
@@ -326,7 +326,7 @@ static void attention_block(fwd_state *f, int il, const fwd_row *rows, int n, co
     const model_layer *y = &f->m->layers[il];
     qkv_out o;
     qkv(f, y, il, rows, n, plan, &o);
-    quantize_in_rows(f, &f->att_act, f->att, n, f->m->info.n_head * f->m->info.head_dim);
+    quantize_in_rows(f, &f->out_act, f->att, n, f->m->info.n_head * f->m->info.head_dim);
     attn_layer L = { .il = il, .q = o.q, .q_stride = o.q_stride, .q_head = o.q_head, .out = f->att,
                      .produce = o.act ? qkv_rows : NULL, .prepare = qkv_head,
                      .done = f->act_of ? att_done : NULL, .done_unit = Q8_BLOCK, .ctx = &o };
@@ -369,7 +369,7 @@ static void swiglu_then(void *ctx, int t0, int t1, int n0, int n1)
 {
     const ffn_out *o = ctx;
     fwd_state *f = o->f;
-    q8_act *a = &f->att_act;
+    q8_act *a = &f->out_act;
     size_t c0 = (size_t)n0 / 2, c1 = (size_t)n1 / 2;
     for (int t = t0; t < t1; t++) {
         swiglu_span(o, t, c0, c1);
@@ -381,7 +381,7 @@ static void swiglu_then(void *ctx, int t0, int t1, int n0, int n1)
 /* From f->xb = norm(x); leaves f->xb = the next layer's norm(x). Where
 ** the stacked product's runs are blocks of the down product's input, it
 ** leaves that input quantized: no row pass between the two. The down
-** product's input goes to att_act, free once the Wo product has read it:
+** product's input goes to out_act, free once the Wo product has read it:
 ** the gate and up product still reads act. */
 static void ffn_block(fwd_state *f, int il, int n)
 {
@@ -392,14 +392,14 @@ static void ffn_block(fwd_state *f, int il, int n)
     if (y->w_gate_up.q8) {
         const q8_act *a = quantized(f, f->xb, n, f->m->info.n_embd);
         o = (ffn_out){ f, f->wide, f->wide + run, 2 * ff, run, 2 * run };
-        quantize_in_rows(f, &f->att_act, f->gate, n, (int)ff);
+        quantize_in_rows(f, &f->out_act, f->gate, n, (int)ff);
         fused = f->act_of && run == Q8_BLOCK;
         q8_then then = { 2 * Q8_BLOCK, swiglu_then, &o };
         q8_matmul_then(y->w_gate_up.q8, a, f->wide, f->n_threads, fused ? &then : NULL, NULL);
     } else {
         matmuls(f, f->xb, n, 2, (const model_matrix *[]){ &y->w_gate, &y->w_up },
                 (float *[]){ f->gate, f->up });
-        quantize_in_rows(f, &f->att_act, f->gate, n, (int)ff);
+        quantize_in_rows(f, &f->out_act, f->gate, n, (int)ff);
     }
     if (!fused)
         for_rows(f, n, swiglu_row, &o, NULL);
@@ -490,7 +490,7 @@ static void free_rows(fwd_state *f)
     free(f->wide);
 }
 
-/* Room in f->act and f->att_act for n rows of the widest matrix input,
+/* Room in f->act and f->out_act for n rows of the widest matrix input,
 ** made by quantizing that many zeros (a failure keeps the old buffers). */
 static int reserve_act(fwd_state *f, int n)
 {
@@ -500,7 +500,7 @@ static int reserve_act(fwd_state *f, int n)
     k = (k + Q8_BLOCK - 1) / Q8_BLOCK * Q8_BLOCK;
     float *zero = calloc((size_t)n * k, sizeof *zero);
     int rc = zero ? q8_act_quantize(f->m->tier, zero, n, k, &f->act, 1, NULL) : COPSE_E_NOMEM;
-    rc = rc ? rc : q8_act_quantize(f->m->tier, zero, n, k, &f->att_act, 1, NULL);
+    rc = rc ? rc : q8_act_quantize(f->m->tier, zero, n, k, &f->out_act, 1, NULL);
     free(zero);
     return rc;
 }
@@ -555,6 +555,6 @@ void fwd_free(fwd_state *f)
         return;
     free_rows(f);
     q8_act_free(&f->act);
-    q8_act_free(&f->att_act);
+    q8_act_free(&f->out_act);
     free(f);
 }
