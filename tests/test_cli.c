@@ -12,6 +12,10 @@
 
 #define MODEL "tests/data/models/tiny-llama.gguf"
 
+/* snprintf into the array buf, failing the test where the text would not
+** fit: a cut-off command would test something else. */
+#define PRINT(buf, ...) ck_assert_int_lt(snprintf(buf, sizeof buf, __VA_ARGS__), (int)sizeof buf)
+
 static copse_model *load(copse_ctx **ctx)
 {
     copse_error e;
@@ -191,18 +195,18 @@ START_TEST(kv_options_every_command)
     if (!copse)
         return;
     char data[1024], table[1024], cmds[5][1024], cmd[2048], out[4096];
-    snprintf(data, sizeof data, "%s/test_cli_kv.jsonl", tu_build_dir());
-    snprintf(table, sizeof table, "%s/test_cli_kv.table", tu_build_dir());
+    PRINT(data, "%s/test_cli_kv.jsonl", tu_build_dir());
+    PRINT(table, "%s/test_cli_kv.table", tu_build_dir());
     FILE *f = fopen(data, "w");
     ck_assert_ptr_nonnull(f);
     fputs("{\"question\":\"1+1?\",\"answer\":\"2\",\"level\":1}\n", f);
     fclose(f);
     const char *search = "-m " MODEL " -t 1 --prm " MODEL " --prm-kind labels --n 2 --max-tokens 40";
-    snprintf(cmds[0], sizeof cmds[0], "run -m " MODEL " -t 1 -p 'word word word word'");
-    snprintf(cmds[1], sizeof cmds[1], "perplexity -m " MODEL " -t 1 -f tests/data/math-problems.txt --ctx 32 --chunks 1");
-    snprintf(cmds[2], sizeof cmds[2], "solve %s '1+1?'", search);
-    snprintf(cmds[3], sizeof cmds[3], "tune %s -q --data '%s' -o '%s' --budgets 2", search, data, table);
-    snprintf(cmds[4], sizeof cmds[4], "eval %s -q --data '%s' --budgets 2 --run-budgets 2 --runs none", search, data);
+    PRINT(cmds[0], "run -m " MODEL " -t 1 -p 'word word word word'");
+    PRINT(cmds[1], "perplexity -m " MODEL " -t 1 -f tests/data/math-problems.txt --ctx 32 --chunks 1");
+    PRINT(cmds[2], "solve %s '1+1?'", search);
+    PRINT(cmds[3], "tune %s -q --data '%s' -o '%s' --budgets 2", search, data, table);
+    PRINT(cmds[4], "eval %s -q --data '%s' --budgets 2 --run-budgets 2 --runs none", search, data);
     static const struct { const char *opts, *msg; } fail[] = {
         { "--kv-mem 1K", "less than one KV block (8192 bytes" },
         { "--kv-mem 12K --kv-f32", "less than one KV block (16384 bytes" },
@@ -212,16 +216,16 @@ START_TEST(kv_options_every_command)
     static const char *const bad[] = { "12X", "0", "-1", "2T", "1025G", "16KB", "K", "" };
     for (int c = 0; c < 5; c++) {
         for (size_t i = 0; i < sizeof fail / sizeof *fail; i++) {
-            snprintf(cmd, sizeof cmd, "'%s' %s %s 2>&1", copse, cmds[c], fail[i].opts);
+            PRINT(cmd, "'%s' %s %s 2>&1", copse, cmds[c], fail[i].opts);
             ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
             ck_assert_msg(strstr(out, fail[i].msg), "%s %s: %s", cmds[c], fail[i].opts, out);
         }
         for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-            snprintf(cmd, sizeof cmd, "'%s' %s --kv-mem '%s' 2>&1", copse, cmds[c], bad[i]);
+            PRINT(cmd, "'%s' %s --kv-mem '%s' 2>&1", copse, cmds[c], bad[i]);
             ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
             ck_assert_msg(strstr(out, "--kv-mem takes a byte count"), "%s --kv-mem '%s': %s", cmds[c], bad[i], out);
         }
-        snprintf(cmd, sizeof cmd, "'%s' %.*s --help", copse, (int)strcspn(cmds[c], " "), cmds[c]);
+        PRINT(cmd, "'%s' %.*s --help", copse, (int)strcspn(cmds[c], " "), cmds[c]);
         char help[16384];
         ck_assert_int_eq(tu_run(cmd, help, sizeof help), 0);
         ck_assert_msg(count(help, "--kv-mem BYTES") == 1 && count(help, "--kv-mem") == 1 &&
@@ -229,9 +233,9 @@ START_TEST(kv_options_every_command)
     }
     /* with room, the same perplexity as without the options */
     char want[4096];
-    snprintf(cmd, sizeof cmd, "'%s' %s --json", copse, cmds[1]);
+    PRINT(cmd, "'%s' %s --json", copse, cmds[1]);
     ck_assert_int_eq(tu_run(cmd, want, sizeof want), 0);
-    snprintf(cmd, sizeof cmd, "'%s' %s --json --kv-mem 16K", copse, cmds[1]);
+    PRINT(cmd, "'%s' %s --json --kv-mem 16K", copse, cmds[1]);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
     ck_assert_double_eq(atof(json_field(out, "ppl")), atof(json_field(want, "ppl")));
     unlink(data);
