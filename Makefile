@@ -1,6 +1,7 @@
 # copse — build, test, demo.
 #
-#   make            libcopse.a, the copse command and the tools
+#   make            installs missing packages (make deps), then builds
+#                   libcopse.a, the copse command and the tools (make build)
 #   make test       the unit tests, then the same tests under ASan+UBSan
 #   make demo       build and run the main job on the bundled model
 #   make eval       the accuracy-versus-compute study on the bundled models (eval/)
@@ -65,8 +66,12 @@ SUITES   := $(patsubst tests/test_%.c,%,$(filter tests/test_%.c,$(TEST_SRC)))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all lib test test-run sanitize demo eval report deps clean bench FORCE
-all: $(LIB) $(COPSE) $(TOOLS) $(BENCHES)
+.PHONY: all build lib test test-run sanitize demo eval report deps clean bench FORCE
+# deps first, then a fresh make: pkg-config's flags above are read once a
+# fresh machine has the packages, not before.
+all: deps
+	@$(MAKE) --no-print-directory build
+build: $(LIB) $(COPSE) $(TOOLS) $(BENCHES)
 FORCE:
 lib: $(LIB)
 
@@ -126,7 +131,7 @@ sanitize:
 
 bench: $(BENCHES)
 
-demo: deps all
+demo: all
 	@sh tools/demo.sh $(BUILD)
 
 # the bundled models: data, training (hours on two cores, niced; rerunning
