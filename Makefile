@@ -166,7 +166,8 @@ report:
 	sh tools/plot-eval.sh $(EVAL_DIR)/results.csv $(EVAL_DIR)
 
 # ------------------------------------------------------------------ packages
-DEB_PKGS := gcc make pkg-config libopenblas-dev check python3-numpy
+# (+=: quant/quant.mk, included above, adds the cross-compiler and qemu)
+DEB_PKGS += gcc make pkg-config libopenblas-dev check python3-numpy
 # only for make report
 REPORT_PKGS := gnuplot-nox
 
