@@ -38,7 +38,7 @@ fuzz: $(FUZZ_DIR)/fuzz_gguf fuzz-seeds
 	  $(FUZZ_DIR)/corpus $(FUZZ_DIR)/seeds tests/data/gguf
 
 # The model loader under libFuzzer (make fuzz-model [FUZZ_SECONDS=600]):
-# the whole library built again with clang, instrumented, in its own
+# the whole library built again with clang, its portable code instrumented, in its own
 # BUILD. Seeds are small models from our mkmodel (every architecture,
 # tensor type and head it writes) and the test models; new inputs go to
 # $(BUILD)/fuzz/model-corpus, crashes to $(BUILD)/fuzz/crashes.
