@@ -1,6 +1,6 @@
 # copse — build, test, demo.
 #
-#   make            installs missing packages (make deps), then builds
+#   make            installs the missing packages it needs, then builds
 #                   libcopse.a, the copse command and the tools (make build)
 #   make test       the unit tests, then the same tests under ASan+UBSan
 #   make demo       build and run the main job on the bundled model
@@ -67,9 +67,10 @@ SUITES   := $(patsubst tests/test_%.c,%,$(filter tests/test_%.c,$(TEST_SRC)))
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 .PHONY: all build lib test test-run sanitize demo eval report deps clean bench FORCE
-# deps first, then a fresh make: pkg-config's flags above are read once a
-# fresh machine has the packages, not before.
-all: deps
+# The packages building needs first (not the tests' ones), then a fresh
+# make: pkg-config's flags above are read once a fresh machine has them.
+all:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(BUILD_PKGS)"
 	@$(MAKE) --no-print-directory build
 build: $(LIB) $(COPSE) $(TOOLS) $(BENCHES)
 FORCE:
@@ -166,8 +167,10 @@ report:
 	sh tools/plot-eval.sh $(EVAL_DIR)/results.csv $(EVAL_DIR)
 
 # ------------------------------------------------------------------ packages
-# (+=: quant/quant.mk, included above, adds the cross-compiler and qemu)
-DEB_PKGS += gcc make pkg-config libopenblas-dev check python3-numpy
+# what make (building) needs; make test needs all of DEB_PKGS (+=:
+# quant/quant.mk, included above, adds the cross-compiler and qemu)
+BUILD_PKGS := gcc make pkg-config libopenblas-dev
+DEB_PKGS += $(BUILD_PKGS) check python3-numpy
 # only for make report
 REPORT_PKGS := gnuplot-nox
 
