@@ -1,7 +1,8 @@
 /*
 ** bench-kernels: int8 kernel throughput per ISA tier on the matrix shapes
-** of the smol and qwen05 models, against this machine's measured peaks
-** (../shared/PEERS.md), as a markdown table or JSON.
+** of the smol and qwen05 models, against the development machine's measured
+** peaks (../shared/PEERS.md) and against this one's, measured in the same
+** run, as a markdown table or JSON.
 **
 ** Cases, per model and thread count:
 **   gemv hot      one token against one FFN matrix, repeated (cache-resident)
@@ -107,6 +108,97 @@ static float *random_floats(size_t n)
     for (size_t i = 0; i < n; i++)
         x[i] = (float)(int64_t)(rnd64() >> 40) / (float)(1 << 23) - 1.0f;
     return x;
+}
+
+/* --------------------------------------------------- this machine's peak */
+
+/*
+** A tier's int8 peak as this run measures it: its multiply-add
+** instruction in independent chains (enough to cover the latency on every
+** port that runs it), registers only, on each thread. PEERS.md's figures
+** are another machine's: the same kernel on a machine with half the
+** vector throughput shows half the fraction of those, while its share of
+** this machine's peak says how far its arithmetic is from what the
+** hardware here can do. AVX2 has no int8 dot product: its peak is the
+** vpmaddubsw, vpmaddwd, vpaddd chain its kernels use.
+*/
+typedef struct peak_loop {
+    const char *tier;
+    void (*run)(long n);   /* n iterations */
+    int macs;              /* multiply-adds per iteration */
+} peak_loop;
+
+#if defined(__x86_64__)
+#define X12(a, b) a "0" b a "1" b a "2" b a "3" b a "4" b a "5" b \
+                  a "6" b a "7" b a "8" b a "9" b a "10" b a "11" b
+#define CLOBBER12 "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", \
+                  "xmm8", "xmm9", "xmm10", "xmm11"
+
+static void loop_avx512vnni(long n)
+{
+    for (long i = 0; i < n; i++)
+        __asm__ volatile(X12("vpdpbusd %%zmm12, %%zmm13, %%zmm", "\n\t") ::: CLOBBER12, "xmm12", "xmm13");
+}
+
+static void loop_avxvnni(long n)
+{
+    for (long i = 0; i < n; i++)
+        __asm__ volatile(X12("%{vex%} vpdpbusd %%ymm12, %%ymm13, %%ymm", "\n\t") ::: CLOBBER12, "xmm12", "xmm13");
+}
+
+#define MADD(t, acc) "vpmaddubsw %%ymm12, %%ymm13, %%ymm" t "\n\t" \
+                     "vpmaddwd %%ymm14, %%ymm" t ", %%ymm" t "\n\t"   \
+                     "vpaddd %%ymm" t ", %%ymm" acc ", %%ymm" acc "\n\t"
+
+static void loop_avx2(long n)   /* 12 products of 32 multiply-adds, into 4 sums */
+{
+    for (long i = 0; i < n; i++)
+        __asm__ volatile(MADD("4", "0") MADD("5", "1") MADD("6", "2") MADD("7", "3")
+                         MADD("8", "0") MADD("9", "1") MADD("10", "2") MADD("11", "3")
+                         MADD("4", "0") MADD("5", "1") MADD("6", "2") MADD("7", "3")
+                         ::: CLOBBER12, "xmm12", "xmm13", "xmm14");
+}
+#undef MADD
+
+static const peak_loop peak_loops[] = {
+    { "avx2", loop_avx2, 12 * 32 },
+    { "avxvnni", loop_avxvnni, 12 * 32 },
+    { "avx512vnni", loop_avx512vnni, 12 * 64 },
+};
+#else
+static const peak_loop peak_loops[] = { { NULL, NULL, 0 } };   /* none measured */
+#endif
+
+static double peak_now[sizeof peak_loops / sizeof *peak_loops][2];   /* GOPS, 1 and 2 threads */
+
+/* GOPS of loop on n threads (each runs it), best of at least 3 runs and
+** about min_seconds in all. */
+static double measure_peak(const peak_loop *l, int threads, double min_seconds)
+{
+    long n = 1 << 16;
+    double best = 1e30, start = bench_now();
+    for (int r = 0; r < 3 || bench_now() - start < min_seconds; r++) {
+        double t0 = bench_now();
+#pragma omp parallel num_threads(threads)
+        l->run(n);
+        double t = bench_now() - t0;
+        if (t < 0.02) {   /* too short to time: longer, and this one does not count */
+            n *= 4;
+            r--;
+            continue;
+        }
+        best = t < best ? t : best;
+    }
+    return 2.0 * l->macs * (double)n * threads / best / 1e9;
+}
+
+static void measure_peaks(const q8_kernels *k, const int *threads, int n_threads, double min_seconds)
+{
+    for (size_t i = 0; i < sizeof peak_loops / sizeof *peak_loops; i++)
+        if (peak_loops[i].tier && !strcmp(peak_loops[i].tier, k->name))
+            for (int t = 0; t < n_threads; t++)
+                if (threads[t] <= 2 && !peak_now[i][threads[t] - 1])
+                    peak_now[i][threads[t] - 1] = measure_peak(&peak_loops[i], threads[t], min_seconds);
 }
 
 /* --------------------------------------------------------------- running */
@@ -290,18 +382,35 @@ static double fraction(const result *r)
     return p > 0 ? r->ops / r->seconds / 1e9 / p : 0;
 }
 
-/* Decode against the read bandwidth measured in this run; 0 otherwise. */
+/* This run's peak of the tier's instruction on so many threads; 0 when
+** not measured. */
+static double peak_gops_now(const char *tier, int threads)
+{
+    for (size_t i = 0; i < sizeof peak_loops / sizeof *peak_loops; i++)
+        if (peak_loops[i].tier && !strcmp(peak_loops[i].tier, tier) && threads >= 1 && threads <= 2)
+            return peak_now[i][threads - 1];
+    return 0;
+}
+
+/* fraction's, against the ceiling measured in this run: the plain read for
+** decode, the tier's instruction otherwise; 0 when not measured. */
 static double fraction_now(const result *r)
 {
-    if (!is_decode(r) || r->threads > 2 || read_now[r->threads - 1] <= 0)
+    if (r->threads > 2)
         return 0;
-    return r->bytes / r->seconds / 1e9 / read_now[r->threads - 1];
+    if (is_decode(r))
+        return read_now[r->threads - 1] > 0 ? r->bytes / r->seconds / 1e9 / read_now[r->threads - 1] : 0;
+    double p = peak_gops_now(r->tier, r->threads);
+    return p > 0 ? r->ops / r->seconds / 1e9 / p : 0;
 }
 
 static void print_json(void)
 {
-    printf("{\n  \"read_gbps_this_run\": [%.4g, %.4g],\n", read_now[0], read_now[1]);
-    printf("  \"peaks\": {\"dram_gbps\": [%g, %g]", dram_gbps[0], dram_gbps[1]);
+    printf("{\n  \"read_gbps_this_run\": [%.4g, %.4g],\n  \"peak_gops_this_run\": {", read_now[0], read_now[1]);
+    for (size_t i = 0, n = 0; i < sizeof peak_loops / sizeof *peak_loops; i++)
+        if (peak_now[i][0] > 0 || peak_now[i][1] > 0)
+            printf("%s\"%s\": [%.4g, %.4g]", n++ ? ", " : "", peak_loops[i].tier, peak_now[i][0], peak_now[i][1]);
+    printf("},\n  \"peaks\": {\"dram_gbps\": [%g, %g]", dram_gbps[0], dram_gbps[1]);
     for (size_t i = 0; i < sizeof peaks / sizeof *peaks; i++)
         printf(", \"%s_gops\": [%g, %g]", peaks[i].tier, peaks[i].gops[0], peaks[i].gops[1]);
     printf("},\n  \"results\": [\n");
@@ -310,7 +419,7 @@ static void print_json(void)
         printf("    {\"model\": \"%s\", \"case\": \"%s\", \"tier\": \"%s\", \"threads\": %d, "
                "\"M\": %d, \"N\": %d, \"K\": %d, \"seconds\": %.6g, \"gops\": %.4g, "
                "\"gbps\": %.4g, \"tokens_per_s\": %.4g, \"fraction_of_ceiling\": %.3f, "
-               "\"fraction_of_read_this_run\": %.3f}%s\n",
+               "\"fraction_of_ceiling_this_run\": %.3f}%s\n",
                r->model, r->what, r->tier, r->threads, r->M, r->N, r->K, r->seconds,
                r->ops / r->seconds / 1e9, r->bytes / r->seconds / 1e9, r->M / r->seconds,
                fraction(r), fraction_now(r), i + 1 < n_results ? "," : "");
@@ -331,9 +440,13 @@ static void print_markdown(void)
             tiers[nt++] = results[i].tier;
     }
     printf("int8 kernels: GOPS (decode: GB/s of weights), in brackets the fraction of the "
-           "ceiling:\nthe int8 peak of the tier (PEERS.md); for decode the DRAM bandwidth of "
-           "PEERS.md (%g/%g GB/s at 1/2 threads)\n/ a plain 1 GiB read measured in this run "
-           "(%.1f/%.1f GB/s).\n\n| model | case | M x N x K | threads |",
+           "ceiling\nof PEERS.md's machine / of this one, measured in this run: the int8 peak "
+           "of the tier\n(PEERS.md; here its multiply-add instruction alone, GOPS at 1/2 threads:");
+    for (size_t i = 0; i < sizeof peak_loops / sizeof *peak_loops; i++)
+        if (peak_now[i][0] > 0 || peak_now[i][1] > 0)
+            printf(" %s %.0f/%.0f", peak_loops[i].tier, peak_now[i][0], peak_now[i][1]);
+    printf(");\nfor decode the DRAM bandwidth (PEERS.md: %g/%g GB/s; "
+           "here a plain 1 GiB read, %.1f/%.1f GB/s).\n\n| model | case | M x N x K | threads |",
            dram_gbps[0], dram_gbps[1], read_now[0], read_now[1]);
     for (int t = 0; t < nt; t++)
         printf(" %s |", tiers[t]);
@@ -475,6 +588,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "bench-kernels: tier %s: not supported here, skipped\n", k->name);
                 continue;
             }
+            if (listed(o.cases, "hot") || listed(o.cases, "stephot") || listed(o.cases, "step")
+                || listed(o.cases, "gemm") || listed(o.cases, "prefill"))
+                measure_peaks(k, o.threads, o.n_threads, o.quick ? 0.1 : 0.5);
             fprintf(stderr, "bench-kernels: %s on %s...\n", models[mi].name, k->name);
             bench_model(&models[mi], k, &o);
             any = 1;
