@@ -166,7 +166,7 @@ static const peak_loop peak_loops[] = {
     { "avx512vnni", loop_avx512vnni, 12 * 64 },
 };
 #else
-static const peak_loop peak_loops[] = { { NULL, NULL, 0 } };   /* none measured */
+static const peak_loop peak_loops[] = { { "", NULL, 0 } };   /* no tier is called "": none measured */
 #endif
 
 static double peak_now[sizeof peak_loops / sizeof *peak_loops][2];   /* GOPS, 1 and 2 threads */
@@ -195,7 +195,7 @@ static double measure_peak(const peak_loop *l, int threads, double min_seconds)
 static void measure_peaks(const q8_kernels *k, const int *threads, int n_threads, double min_seconds)
 {
     for (size_t i = 0; i < sizeof peak_loops / sizeof *peak_loops; i++)
-        if (peak_loops[i].tier && !strcmp(peak_loops[i].tier, k->name))
+        if (!strcmp(peak_loops[i].tier, k->name))
             for (int t = 0; t < n_threads; t++)
                 if (threads[t] <= 2 && !peak_now[i][threads[t] - 1])
                     peak_now[i][threads[t] - 1] = measure_peak(&peak_loops[i], threads[t], min_seconds);
@@ -387,7 +387,7 @@ static double fraction(const result *r)
 static double peak_gops_now(const char *tier, int threads)
 {
     for (size_t i = 0; i < sizeof peak_loops / sizeof *peak_loops; i++)
-        if (peak_loops[i].tier && !strcmp(peak_loops[i].tier, tier) && threads >= 1 && threads <= 2)
+        if (!strcmp(peak_loops[i].tier, tier) && threads >= 1 && threads <= 2)
             return peak_now[i][threads - 1];
     return 0;
 }
