@@ -279,7 +279,7 @@ int copse_decode(copse_ctx *c, const copse_batch *b, copse_error *err)
     copse_error_clear(err);
     if (!c)
         return copse_fail(err, COPSE_E_ARG, "copse_decode: ctx is NULL");
-    int n_distinct, rc;
+    int n_distinct = 0, rc;   /* set by lay_out; gcc for aarch64 cannot see it is */
     if ((rc = lay_out(c, b, &n_distinct, err)) || (rc = reserve(c, b->n, n_distinct, err)))
         return rc;
     for (int i = 0; i < n_distinct; i++)
