@@ -123,7 +123,7 @@ EXTRA_TESTS :=
 
 test-run: $(TESTBIN) $(TESTDATA) $(COPSE) $(TOOLS) $(EXTRA_TESTS)
 	@echo "== unit tests ($(BUILD))"
-	COPSE_BUILD=$(BUILD) ./$(TESTBIN)
+	COPSE_BUILD=$(BUILD) $(TESTBIN)
 
 test: deps
 	$(MAKE) test-run
