@@ -96,6 +96,8 @@ int main(int argc, char **argv)
         ks[n++] = &attn_avx2;
     if (def == &attn_avx512)
         ks[n++] = &attn_avx512;
+#elif defined(__aarch64__)
+    ks[n++] = &attn_neon;
 #endif
     for (int b = 0; b < ATTN_SPAN; b++)
         for (int i = 0; i < HD * KV_BLOCK; i++)

@@ -107,8 +107,12 @@ const attn_kernels *attn_kernels_default(void)
         return &attn_avx512;
     if (q8_tier_supported(&q8_tier_avx2))
         return &attn_avx2;
-#endif
     return &attn_scalar;
+#elif defined(__aarch64__)
+    return &attn_neon;   /* a NEON tier */
+#else
+    return &attn_scalar;
+#endif
 }
 
 /* The default kernels, or slower ones where the head size does not suit

@@ -128,6 +128,15 @@ typedef struct attn_fold {
     attn_ahead   *ahead;     /* the next task's lines, asked for a step of the kernel at a time (NULL: none) */
 } attn_fold;
 
+/* Positions the queries [i, i + n) of a fold read, at most. */
+static inline int attn_reach(const attn_fold *f, int i, int n)
+{
+    int top = 0;
+    for (int k = i; k < i + n; k++)
+        top = f->n_pos[k] > top ? f->n_pos[k] : top;
+    return top;
+}
+
 /* Per-ISA kernels (attention.c is the scalar specification). */
 typedef struct attn_kernels {
     const char *name;
@@ -140,12 +149,14 @@ extern const attn_kernels attn_scalar;
 #if defined(__x86_64__)
 extern const attn_kernels attn_avx2;   /* needs AVX2, FMA, F16C and hd % 8 == 0 */
 extern const attn_kernels attn_avx512; /* needs AVX-512 F and hd % 16 == 0 */
+#elif defined(__aarch64__)
+extern const attn_kernels attn_neon;   /* needs hd % 4 == 0 */
 #endif
 
 /* The kernels for the int8 tier in force (q8.h; COPSE_ISA may force
-** one): avx512 with avx512vnni, avx2 with the other x86 SIMD tiers, else
-** scalar. A plan falls back to slower ones for head sizes that do not
-** suit them. */
+** one): avx512 with avx512vnni, avx2 with the other x86 SIMD tiers, neon
+** with the NEON tiers, else scalar. A plan falls back to slower ones for
+** head sizes that do not suit them. */
 const attn_kernels *attn_kernels_default(void);
 
 /* A row of a task and the positions of the task's last block it reads. */

@@ -27,15 +27,6 @@ static inline ALWAYS_INLINE __m256 load8(const void *block, size_t i, const int 
     return _mm256_loadu_ps((const float *)block + i);
 }
 
-/* Positions the queries [i, i + n) read, at most. */
-static inline int reach(const attn_fold *f, int i, int n)
-{
-    int top = 0;
-    for (int k = i; k < i + n; k++)
-        top = f->n_pos[k] > top ? f->n_pos[k] : top;
-    return top;
-}
-
 /*
 ** The micro-kernel of both products: for the nq (up to four) rows b[k] of
 ** a tile, acc[k] += sum over j < n of b[k][j] * (row j of a block: nv
@@ -209,18 +200,11 @@ static inline ALWAYS_INLINE void softmax(const attn_fold *f, int i, float *s, in
     }
 }
 
-/* o_k = o_k c_k + sum over t < top of p_k[t] V[t], for dimensions
-** [d, d + 8 nv) of the nq queries at i of a tile of nn. */
-static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p, const float *c, int d, int top,
-                                       const int nq, const int nn, const int nv, const int f16)
+/* o_k = o_k c_k + t_k, for dimensions [d, d + 8 nv) of the nq queries
+** at i. */
+static inline ALWAYS_INLINE void rescale_add(const attn_fold *f, int i, const float *c, int d, tile4 t,
+                                             const int nq, const int nv)
 {
-    tile4 t = zero4();
-    for (int b = 0; b * KV_BLOCK < top; b++) {
-        const float *const w[4] = { p + b * KV_BLOCK, p + ROW + b * KV_BLOCK, p + 2 * ROW + b * KV_BLOCK,
-                                    p + 3 * ROW + b * KV_BLOCK };
-        int n = top - b * KV_BLOCK < KV_BLOCK ? top - b * KV_BLOCK : KV_BLOCK;
-        t = mul4(t, f->v[b], (size_t)d, (size_t)f->hd, n, w, f->ahead, nq, nn, nv, f16);
-    }
 #pragma GCC unroll 4
     for (int k = 0; k < nq; k++) {
         float *o = f->o + (size_t)f->state[i + k] * f->hd + d;
@@ -230,51 +214,8 @@ static inline ALWAYS_INLINE void weigh(const attn_fold *f, int i, const float *p
     }
 }
 
-/*
-** nq (1 to 4, a constant) queries from i of a tile of nn, GEMM-like:
-** their scores against every block (each K row loaded once for them),
-** then each row's softmax, then the weighted values (each V row loaded
-** once for them). Exact widths: no query is computed that is not used.
-*/
-static inline ALWAYS_INLINE void tile(const attn_fold *f, int i, const int nq, const int nn, const int f16)
-{
-    int hd = f->hd, top = reach(f, i, nq), d = 0;
-    const float *q[4];
-    float *s = f->s, c[8];
-    for (int k = 0; k < nq; k++)
-        q[k] = f->q[i + k];
-    for (int b = 0; b * KV_BLOCK < top; b++)
-        scores4(q, hd, f->k[b], s + b * KV_BLOCK, f->ahead, nq, nn, f16);
-    softmax(f, i, s, top, c, nq);
-    for (; d + 16 <= hd; d += 16)
-        weigh(f, i, s, c, d, top, nq, nn, 2, f16);
-    if (d < hd)   /* a head size of 8 mod 16 */
-        weigh(f, i, s, c, d, top, nq, nn, 1, f16);
-}
-
-/* Tiles of four of the task's queries counted from its first, the
-** fold's share of each (attention.h). */
-static inline ALWAYS_INLINE void fold_as(const attn_fold *f, const int f16)
-{
-    int total = f->total > f->first + f->nq ? f->total : f->first + f->nq;
-    for (int at = f->first - f->first % 4; at < f->first + f->nq; at += 4) {
-        int i0 = at > f->first ? at : f->first, i1 = at + 4 < f->first + f->nq ? at + 4 : f->first + f->nq;
-        int i = i0 - f->first, nn = total - at < 4 ? total - at : 4;
-        switch ((i1 - i0) * 8 + nn) {
-#define TILE(nq, nn) case (nq) * 8 + (nn): tile(f, i, nq, nn, f16); break;
-        TILE(1, 1) TILE(1, 2) TILE(1, 3) TILE(1, 4) TILE(2, 2) TILE(2, 3) TILE(2, 4) TILE(3, 3) TILE(3, 4) TILE(4, 4)
-#undef TILE
-        }
-    }
-}
-
-static void fold_avx2(const attn_fold *f)
-{
-    if (f->f16)
-        fold_as(f, 1);
-    else
-        fold_as(f, 0);
-}
+#define VEC 8
+#include "attention_tile4.inc"
 
 static void narrow_avx2(uint16_t *dst, const float *src, size_t n)
 {
@@ -285,4 +226,4 @@ static void narrow_avx2(uint16_t *dst, const float *src, size_t n)
         dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
 }
 
-const attn_kernels attn_avx2 = { "avx2", fold_avx2, narrow_avx2 };
+const attn_kernels attn_avx2 = { "avx2", fold, narrow_avx2 };

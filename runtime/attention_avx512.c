@@ -28,15 +28,6 @@ static inline ALWAYS_INLINE __m512 load16(const void *block, size_t i, const int
     return _mm512_loadu_ps((const float *)block + i);
 }
 
-/* Positions the queries [i, i + n) read, at most. */
-static inline int reach(const attn_fold *f, int i, int n)
-{
-    int top = 0;
-    for (int k = i; k < i + n; k++)
-        top = f->n_pos[k] > top ? f->n_pos[k] : top;
-    return top;
-}
-
 /* Interleaved sums over d that a pass of n chains (a whole tile's
 ** queries x nb blocks) keeps: at least 8 chains hide the FMA's latency.
 ** hd, a multiple of 16, divides by each. */
@@ -302,14 +293,14 @@ static inline ALWAYS_INLINE void weigh_all(const attn_fold *f, int i, const floa
 static inline ALWAYS_INLINE void tile(const attn_fold *f, int i, int nn, const int nq, const int f16)
 {
     float *s = f->s, c[16];
-    int top = reach(f, i, nq), nb = (top + KV_BLOCK - 1) / KV_BLOCK;
+    int top = attn_reach(f, i, nq), nb = (top + KV_BLOCK - 1) / KV_BLOCK;
     scores_all(f, i, s, nb, nq, nn, f16);
     softmax(f, i, s, nb, c, nq);
     if (nq == 8 || nq <= 4) {
         weigh_all(f, i, s, c, top, nq, f16);
     } else {   /* a part of a tile: two groups, the second of 1 to 3 (faster than strips of two) */
-        weigh_all(f, i, s, c, reach(f, i, 4), 4, f16);
-        weigh_all(f, i + 4, s + 4 * ROW, c + 4, reach(f, i + 4, nq - 4), nq - 4, f16);
+        weigh_all(f, i, s, c, attn_reach(f, i, 4), 4, f16);
+        weigh_all(f, i + 4, s + 4 * ROW, c + 4, attn_reach(f, i + 4, nq - 4), nq - 4, f16);
     }
 }
 

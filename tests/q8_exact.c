@@ -3,32 +3,10 @@
 ** q8.h, reading the unpacked source data (not the packed layout).
 */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "q8_exact.h"
-
-/* ------------------------------------------------------------- reporting */
-
-/* Count one comparison; print the first failures. */
-static void check(q8x_stats *st, int ok, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void check(q8x_stats *st, int ok, const char *fmt, ...)
-{
-    if (ok) {
-        st->passed++;
-        return;
-    }
-    if (st->failed++ < 20) {
-        va_list ap;
-        va_start(ap, fmt);
-        fputs("q8 FAIL: ", stderr);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
-        va_end(ap);
-    }
-}
 
 /* ------------------------------------------------------------------- data */
 
@@ -140,7 +118,7 @@ static int same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
 
 /* ------------------------------------------------------------- the checks */
 
-static void check_quantize(const q8_kernels *k, int K, int pat, q8x_stats *st)
+static void check_quantize(const q8_kernels *k, int K, int pat, exact_stats *st)
 {
     int nb = K / Q8_BLOCK;
     float *x = malloc((size_t)K * sizeof *x), d[2][64];
@@ -152,16 +130,16 @@ static void check_quantize(const q8_kernels *k, int K, int pat, q8x_stats *st)
     for (int b = 0; b < nb; b++) {
         int32_t sum = 0;
         for (int i = b * Q8_BLOCK; i < (b + 1) * Q8_BLOCK; i++) {
-            check(st, q[0][i] == q[1][i] && q[0][i] != -128, "%s quantize K=%d %s: q[%d] %d vs "
+            exact_check(st, "q8", q[0][i] == q[1][i] && q[0][i] != -128, "%s quantize K=%d %s: q[%d] %d vs "
                   "scalar %d", k->name, K, xpat_name[pat], i, q[1][i], q[0][i]);
             sum += q[0][i];
         }
-        check(st, same_bits(d[0][b], d[1][b]) && ns[0][b] == ns[1][b] && ns[0][b] == -128 * sum,
+        exact_check(st, "q8", same_bits(d[0][b], d[1][b]) && ns[0][b] == ns[1][b] && ns[0][b] == -128 * sum,
               "%s quantize K=%d %s block %d: d %a nsum %d vs scalar %a %d (sum %d)", k->name, K,
               xpat_name[pat], b, d[1][b], ns[1][b], d[0][b], ns[0][b], sum);
         if (pat == X_INTS) /* the exact case must really be exact */
             for (int i = b * Q8_BLOCK; i < (b + 1) * Q8_BLOCK; i++)
-                check(st, d[0][b] == 1.0f && q[0][i] == (int8_t)x[i],
+                exact_check(st, "q8", d[0][b] == 1.0f && q[0][i] == (int8_t)x[i],
                       "quantize of integers %g -> %d (d %g)", x[i], q[0][i], d[0][b]);
     }
     free(x);
@@ -171,7 +149,7 @@ static void check_quantize(const q8_kernels *k, int K, int pat, q8x_stats *st)
 
 /* Known answers: ties go to even, a NaN to -127 (and is not the maximum),
 ** a zero block has scale 0. */
-static void check_quantize_known(const q8_kernels *k, q8x_stats *st)
+static void check_quantize_known(const q8_kernels *k, exact_stats *st)
 {
     float x[3 * Q8_BLOCK] = { 127, 2.5f, -3.5f, 0.5f, -0.5f, 1.5f, NAN, 126.5f };
     static const int8_t want[] = { 127, 2, -4, 0, 0, 2, -127, 126 };
@@ -186,7 +164,7 @@ static void check_quantize_known(const q8_kernels *k, q8x_stats *st)
           && d[2] == 2.0f && q[64] == -127 && q[65] == 2 && q[66] == 2 && ns[2] == -128 * -123;
     for (int i = 0; i < Q8_BLOCK; i++)
         ok &= q[i] == (i < 8 ? want[i] : 0) && q[Q8_BLOCK + i] == 0;
-    check(st, ok, "%s: quantize known answers: d %g %g %g, nsum %d %d %d, q %d %d %d %d %d %d %d "
+    exact_check(st, "q8", ok, "%s: quantize known answers: d %g %g %g, nsum %d %d %d, q %d %d %d %d %d %d %d "
           "%d", k->name, d[0], d[1], d[2], ns[0], ns[1], ns[2], q[0], q[1], q[2], q[3], q[4], q[5],
           q[6], q[7]);
 }
@@ -194,7 +172,7 @@ static void check_quantize_known(const q8_kernels *k, q8x_stats *st)
 /* One shape and pattern: raw sums and results of tier k's kernel over the
 ** whole rectangle (every tile shape and tail) against the reference, and
 ** q8_matmul_act on 1 to 3 threads (the work split) against the kernel. */
-static void check_gemm(const q8_kernels *k, int M, int N, int K, int wp, int xp, q8x_stats *st)
+static void check_gemm(const q8_kernels *k, int M, int N, int K, int wp, int xp, exact_stats *st)
 {
     src_w w;
     src_w_make(&w, N, K, wp);
@@ -206,7 +184,7 @@ static void check_gemm(const q8_kernels *k, int M, int N, int K, int wp, int xp,
     int rc = q8_weights_from_q8_0(k, w.blocks, N, K, "test", &W, &err);
     if (!rc)
         rc = q8_act_quantize(k, x, M, K, &a, 1, &err);
-    check(st, rc == COPSE_OK, "%s: setup failed: %s", k->name, rc ? err.msg : "");
+    exact_check(st, "q8", rc == COPSE_OK, "%s: setup failed: %s", k->name, rc ? err.msg : "");
     if (rc)
         goto out;
     int nb = K / Q8_BLOCK, ng = W->n_groups;
@@ -225,11 +203,11 @@ static void check_gemm(const q8_kernels *k, int M, int N, int K, int wp, int xp,
                     int32_t want = n < N ? ref_sum(&w, n, b, a.q + (size_t)t * K) : 0;
                     int32_t got = raw[(((size_t)t * ng + g) * nb + b) * Q8_GROUP + r];
                     if (got != want && bad++ == 0)
-                        check(st, 0, "%s %dx%dx%d w %s x %s: int32 sum t%d row %d block %d: %d, "
+                        exact_check(st, "q8", 0, "%s %dx%dx%d w %s x %s: int32 sum t%d row %d block %d: %d, "
                               "want %d", k->name, M, N, K, wpat_name[wp], xpat_name[xp], t, n, b,
                               got, want);
                 }
-    check(st, bad == 0, "%s %dx%dx%d: %d wrong int32 block sums", k->name, M, N, K, bad);
+    exact_check(st, "q8", bad == 0, "%s %dx%dx%d: %d wrong int32 block sums", k->name, M, N, K, bad);
 
     k->rect(W, &a, 0, M, 0, ng, y[0], NULL);
     bad = 0;
@@ -237,13 +215,13 @@ static void check_gemm(const q8_kernels *k, int M, int N, int K, int wp, int xp,
         for (int n = 0; n < N; n++) {
             float want = ref_out(&w, n, &a, t), got = y[0][(size_t)t * N + n];
             if (!same_bits(got, want) && bad++ == 0)
-                check(st, 0, "%s %dx%dx%d w %s x %s: y[%d][%d] = %.9g, want %.9g", k->name, M, N,
+                exact_check(st, "q8", 0, "%s %dx%dx%d w %s x %s: y[%d][%d] = %.9g, want %.9g", k->name, M, N,
                       K, wpat_name[wp], xpat_name[xp], t, n, got, want);
         }
-    check(st, bad == 0, "%s %dx%dx%d: %d results differ from the reference", k->name, M, N, K, bad);
+    exact_check(st, "q8", bad == 0, "%s %dx%dx%d: %d results differ from the reference", k->name, M, N, K, bad);
     for (int th = 1; th <= 3; th++) {
         rc = q8_matmul_act(W, &a, y[th], th, &err);
-        check(st, rc == COPSE_OK && memcmp(y[0], y[th], (size_t)M * N * sizeof *y[0]) == 0,
+        exact_check(st, "q8", rc == COPSE_OK && memcmp(y[0], y[th], (size_t)M * N * sizeof *y[0]) == 0,
               "%s %dx%dx%d: q8_matmul_act on %d threads differs", k->name, M, N, K, th);
     }
     free(raw);
@@ -256,7 +234,7 @@ out:
     src_w_free(&w);
 }
 
-void q8x_check_tier(const q8_kernels *k, q8x_stats *st)
+void q8x_check_tier(const q8_kernels *k, exact_stats *st)
 {
     check_quantize_known(k, st);
     for (int K = Q8_BLOCK; K <= 20 * Q8_BLOCK; K += Q8_BLOCK)
@@ -308,7 +286,7 @@ void q8x_check_tier(const q8_kernels *k, q8x_stats *st)
 **   |y' - y| <= sum_k |x| dw/2 + |w| dx/2 + dw dx/4  +  2^-18 sum_k |x w'|
 ** the last term covering f32 rounding of the scales and the block sums.
 */
-void q8x_check_f32_bound(const q8_kernels *k, q8x_stats *st)
+void q8x_check_f32_bound(const q8_kernels *k, exact_stats *st)
 {
     const int M = 7, N = 37, K = 256;
     float *w = malloc((size_t)N * K * sizeof *w), *x = malloc((size_t)M * K * sizeof *x);
@@ -321,13 +299,13 @@ void q8x_check_f32_bound(const q8_kernels *k, q8x_stats *st)
     int rc = q8_weights_from_f32(k, w, N, K, "w", &W, &err);
     if (!rc)
         rc = q8_matmul(W, x, M, y, 2, &err);
-    check(st, rc == COPSE_OK, "%s: f32 weights: %s", k->name, rc ? err.msg : "");
+    exact_check(st, "q8", rc == COPSE_OK, "%s: f32 weights: %s", k->name, rc ? err.msg : "");
     double worst = 0;
     for (int n = 0; n < N && !rc; n++) {
         q8_weights_row(W, n, row);
         for (int i = 0; i < K; i++) {
             float dw = q8_weight_scale(W, n, i / Q8_BLOCK);
-            check(st, fabsf(row[i] - w[(size_t)n * K + i]) <= dw / 2,
+            exact_check(st, "q8", fabsf(row[i] - w[(size_t)n * K + i]) <= dw / 2,
                   "%s: w[%d][%d] = %g dequantizes to %g (step %g)", k->name, n, i,
                   w[(size_t)n * K + i], row[i], dw);
         }
@@ -346,12 +324,12 @@ void q8x_check_f32_bound(const q8_kernels *k, q8x_stats *st)
             bound += mag * ldexp(1, -18);
             double e = fabs(y[(size_t)t * N + n] - exact);
             worst = fmax(worst, e / bound);
-            check(st, e <= bound, "%s: y[%d][%d] = %.9g, f32 %.9g, error %.3g > bound %.3g",
+            exact_check(st, "q8", e <= bound, "%s: y[%d][%d] = %.9g, f32 %.9g, error %.3g > bound %.3g",
                   k->name, t, n, y[(size_t)t * N + n], exact, e, bound);
         }
     }
     /* a bound far above the errors would pass anything: it must be met tightly somewhere */
-    check(st, rc || worst > 0.01, "%s: errors at most %.3g of the bound: bound too loose",
+    exact_check(st, "q8", rc || worst > 0.01, "%s: errors at most %.3g of the bound: bound too loose",
           k->name, worst);
     q8_weights_free(W);
     free(w);
@@ -362,7 +340,7 @@ void q8x_check_f32_bound(const q8_kernels *k, q8x_stats *st)
 
 /* ----------------------------------------------------------------- errors */
 
-void q8x_check_errors(q8x_stats *st)
+void q8x_check_errors(exact_stats *st)
 {
     const q8_kernels *k = &q8_tier_scalar, *got;
     copse_error err;
@@ -370,38 +348,38 @@ void q8x_check_errors(q8x_stats *st)
     float x[64] = {0};
     uint8_t blocks[2 * 34] = {0};
 
-    check(st, q8_weights_from_f32(k, x, 1, 48, "t", &W, &err) == COPSE_E_UNSUPPORTED && !W,
+    exact_check(st, "q8", q8_weights_from_f32(k, x, 1, 48, "t", &W, &err) == COPSE_E_UNSUPPORTED && !W,
           "K = 48 accepted");
-    check(st, q8_weights_from_f32(k, x, 0, 32, "t", &W, &err) == COPSE_E_ARG, "0 rows accepted");
+    exact_check(st, "q8", q8_weights_from_f32(k, x, 0, 32, "t", &W, &err) == COPSE_E_ARG, "0 rows accepted");
     x[5] = NAN;
-    check(st, q8_weights_from_f32(k, x, 2, 32, "t", &W, &err) == COPSE_E_FORMAT
+    exact_check(st, "q8", q8_weights_from_f32(k, x, 2, 32, "t", &W, &err) == COPSE_E_FORMAT
           && strstr(err.msg, "row 0, column 5"), "NaN weight: %s", err.msg);
     x[5] = 1e30f;
-    check(st, q8_weights_from_f32(k, x, 2, 32, "t", &W, &err) == COPSE_E_FORMAT,
+    exact_check(st, "q8", q8_weights_from_f32(k, x, 2, 32, "t", &W, &err) == COPSE_E_FORMAT,
           "weight beyond an fp16 scale accepted");
     blocks[34] = 0x00;
     blocks[35] = 0x7c;   /* +inf scale in row 1 */
-    check(st, q8_weights_from_q8_0(k, blocks, 2, 32, "t", &W, &err) == COPSE_E_FORMAT
+    exact_check(st, "q8", q8_weights_from_q8_0(k, blocks, 2, 32, "t", &W, &err) == COPSE_E_FORMAT
           && strstr(err.msg, "row 1, block 0"), "inf scale: %s", err.msg);
 
     x[5] = 1.0f;
     q8_act a = {0};
     int rc = q8_weights_from_f32(k, x, 1, 64, "t", &W, &err);
-    check(st, rc == COPSE_OK, "1 x 64 weights: %s", err.msg);
-    check(st, q8_act_quantize(k, x, 1, 32, &a, 1, &err) == COPSE_OK, "act: %s", err.msg);
-    check(st, !rc && q8_matmul_act(W, &a, x, 1, &err) == COPSE_E_ARG, "K mismatch accepted");
-    check(st, q8_act_quantize(k, x, 0, 32, &a, 1, &err) == COPSE_E_ARG, "M = 0 accepted");
+    exact_check(st, "q8", rc == COPSE_OK, "1 x 64 weights: %s", err.msg);
+    exact_check(st, "q8", q8_act_quantize(k, x, 1, 32, &a, 1, &err) == COPSE_OK, "act: %s", err.msg);
+    exact_check(st, "q8", !rc && q8_matmul_act(W, &a, x, 1, &err) == COPSE_E_ARG, "K mismatch accepted");
+    exact_check(st, "q8", q8_act_quantize(k, x, 0, 32, &a, 1, &err) == COPSE_E_ARG, "M = 0 accepted");
     q8_act_free(&a);
     q8_weights_free(W);
 
-    check(st, q8_tier_by_name("sse9", &got, &err) == COPSE_E_ARG && !got, "unknown tier");
+    exact_check(st, "q8", q8_tier_by_name("sse9", &got, &err) == COPSE_E_ARG && !got, "unknown tier");
 #if defined(__x86_64__)
     const char *foreign = "neon";
 #else
     const char *foreign = "avx2";
 #endif
-    check(st, q8_tier_by_name(foreign, &got, &err) == COPSE_E_UNSUPPORTED, "foreign tier");
-    check(st, q8_tier_by_name("scalar", &got, &err) == COPSE_OK && got == k, "scalar tier");
+    exact_check(st, "q8", q8_tier_by_name(foreign, &got, &err) == COPSE_E_UNSUPPORTED, "foreign tier");
+    exact_check(st, "q8", q8_tier_by_name("scalar", &got, &err) == COPSE_OK && got == k, "scalar tier");
 }
 
 /* ---------------------------------------------------------------- tensors */
@@ -412,7 +390,7 @@ static int same_packing(const q8_weights *a, const q8_weights *b)
         && memcmp(a->data, b->data, q8_weights_bytes(a)) == 0;
 }
 
-void q8x_check_tensors(const q8_kernels *k, q8x_stats *st)
+void q8x_check_tensors(const q8_kernels *k, exact_stats *st)
 {
     enum { N = 19, K = 96 };
     float f[N * K];
@@ -431,7 +409,7 @@ void q8x_check_tensors(const q8_kernels *k, q8x_stats *st)
     };
     q8_weights *want = NULL, *got;
     copse_error err;
-    check(st, q8_weights_from_f32(k, f, N, K, "f", &want, &err) == COPSE_OK, "from_f32: %s", err.msg);
+    exact_check(st, "q8", q8_weights_from_f32(k, f, N, K, "f", &want, &err) == COPSE_OK, "from_f32: %s", err.msg);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         t.type = cases[i].type;
         t.data = cases[i].data;
@@ -439,20 +417,20 @@ void q8x_check_tensors(const q8_kernels *k, q8x_stats *st)
         q8_weights *ref = want;
         if (t.type == GGML_TYPE_Q8_0)
             q8_weights_from_q8_0(k, w.blocks, N, K, "q", &ref, &err);
-        check(st, rc == COPSE_OK && same_packing(got, ref) && got->tier == k,
+        exact_check(st, "q8", rc == COPSE_OK && same_packing(got, ref) && got->tier == k,
               "%s: tensor of type %u packs differently (%s)", k->name, t.type, rc ? err.msg : "");
         if (ref != want)
             q8_weights_free(ref);
         q8_weights_free(got);
     }
     t.type = GGML_TYPE_Q4_0;
-    check(st, q8_weights_from_tensor(k, &t, &got, &err) == COPSE_E_UNSUPPORTED && !got
+    exact_check(st, "q8", q8_weights_from_tensor(k, &t, &got, &err) == COPSE_E_UNSUPPORTED && !got
           && strstr(err.msg, "blk.0.ffn_up.weight") && strstr(err.msg, "Q4_0"),
           "Q4_0 tensor: %s", err.msg);
     t.type = GGML_TYPE_F32;
     t.n_dims = 3;
     t.ne[2] = 2;
-    check(st, q8_weights_from_tensor(k, &t, &got, &err) == COPSE_E_UNSUPPORTED && !got,
+    exact_check(st, "q8", q8_weights_from_tensor(k, &t, &got, &err) == COPSE_E_UNSUPPORTED && !got,
           "3-D tensor accepted");
     q8_weights_free(want);
     src_w_free(&w);

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <math.h>
 #include "testutil.h"
+#include "attn_exact.h"
 #include "copse.h"
 #include "model.h"
 #include "attention.h"
@@ -662,39 +663,6 @@ END_TEST
 
 /* ------------------------------------------------------------- attention */
 
-/* Random values in [-2, 2). */
-static void fill(float *x, size_t n, uint64_t *rng)
-{
-    for (size_t i = 0; i < n; i++) {
-        *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
-        x[i] = (float)((*rng >> 40) / (double)(1 << 24) * 4 - 2);
-    }
-}
-
-/* One fold of queries [i0, i1) of nq with lengths n_pos[i] by the
-** kernels k, from the given start states; keys and values as floats, or
-** halves if f16 (kt16, v16), n_blocks blocks one after the other. */
-static void run_fold(const attn_kernels *k, int i0, int i1, int nq, int hd, int n_blocks, const float *q,
-                     const int *n_pos, const float *kt, const float *v, const uint16_t *kt16, const uint16_t *v16,
-                     int f16, float *m, float *l, float *o)
-{
-    static float s[ATTN_TILE * ATTN_SPAN * KV_BLOCK];
-    const float *qs[ATTN_CHUNK];
-    int state[ATTN_CHUNK];
-    for (int i = i0; i < i1; i++) {
-        qs[i - i0] = q + (size_t)i * hd;
-        state[i - i0] = nq - 1 - i;   /* states in another order than the queries */
-    }
-    attn_fold f = { .nq = i1 - i0, .hd = hd, .n_blocks = n_blocks, .f16 = f16, .q = qs, .n_pos = n_pos + i0,
-                    .first = i0, .total = nq, .state = state, .scale = 0.125f, .m = m, .l = l, .o = o, .s = s };
-    for (int b = 0; b < n_blocks; b++) {
-        size_t at = (size_t)b * hd * KV_BLOCK;
-        f.k[b] = f16 ? (const void *)(kt16 + at) : (const void *)(kt + at);
-        f.v[b] = f16 ? (const void *)(v16 + at) : (const void *)(v + at);
-    }
-    k->fold(&f);
-}
-
 /* Kernel sets for the tests below that need none in particular. */
 static const attn_kernels *any_kernels[] = {
     &attn_scalar,
@@ -715,55 +683,18 @@ static int runs_here(const attn_kernels *k)
     return k != NULL;
 }
 
-/*
-** A fold's queries come out bit for bit the same however the calls that
-** fold a task split them (attention.h: tiles count from the task's first
-** query): every split of 1 to 19 queries into two calls against the
-** whole in one, runs of 1 to ATTN_SPAN blocks, queries reading different
-** lengths of the last block, f32 and f16. Loop index: the kernel set,
-** then f32 or f16 keys and values.
-*/
+/* attnx_check_split for each kernel set. Loop index: the kernel set, then
+** f32 or f16 keys and values. */
 START_TEST(folds_split_anywhere_agree)
 {
     const attn_kernels *k = any_kernels[_i / 2];
-    int f16 = _i % 2, hd = 32;
     if (!runs_here(k)) {
         tu_skip("folds_split_anywhere_agree", "this CPU lacks the instructions");
         return;
     }
-    enum { NQ = 19, KV_N = ATTN_SPAN * 32 * KV_BLOCK };
-    static float q[NQ * 32], kt[KV_N], v[KV_N];
-    static uint16_t kt16[KV_N], v16[KV_N];
-    static float m[2][NQ], l[2][NQ], o[2][NQ * 32];
-    uint64_t rng = 11;
-    fill(q, NQ * 32, &rng);
-    fill(kt, KV_N, &rng);
-    fill(v, KV_N, &rng);
-    for (int i = 0; i < KV_N; i++)
-        kt16[i] = copse_f32_to_f16(kt[i]), v16[i] = copse_f32_to_f16(v[i]);
-    for (int nq = 1; nq <= NQ; nq++)
-        for (int n_blocks = 1; n_blocks <= ATTN_SPAN; n_blocks++) {
-            int n_pos[NQ];
-            for (int i = 0; i < nq; i++)
-                n_pos[i] = (n_blocks - 1) * KV_BLOCK + 1 + (i * 5 + n_blocks) % KV_BLOCK;
-            for (int cut = 0; cut <= nq; cut++) {
-                for (int x = 0; x < 2; x++)
-                    for (int i = 0; i < nq; i++) {
-                        m[x][i] = i % 2 ? -INFINITY : 0.5f, l[x][i] = i % 2 ? 0 : 1.5f;
-                        for (int d = 0; d < hd; d++)
-                            o[x][i * hd + d] = i % 2 ? 0 : 0.125f;
-                    }
-                run_fold(k, 0, nq, nq, hd, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[0], l[0], o[0]);
-                if (cut > 0)
-                    run_fold(k, 0, cut, nq, hd, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[1], l[1], o[1]);
-                if (cut < nq)
-                    run_fold(k, cut, nq, nq, hd, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[1], l[1], o[1]);
-                ck_assert_msg(!memcmp(m[0], m[1], nq * sizeof(float)) && !memcmp(l[0], l[1], nq * sizeof(float))
-                              && !memcmp(o[0], o[1], (size_t)nq * hd * sizeof(float)),
-                              "%s f16 %d: %d queries, %d blocks, split at %d: not the whole fold's bits", k->name,
-                              f16, nq, n_blocks, cut);
-            }
-        }
+    exact_stats st = {0};
+    attnx_check_split(k, _i % 2, &st);
+    tu_exact_clean(_i % 2 ? "attention split, f16" : "attention split, f32", k->name, &st);
 }
 END_TEST
 
@@ -775,89 +706,17 @@ static const struct simd { const attn_kernels *k; const q8_kernels *tier; int hd
     { &attn_avx512, &q8_tier_avx512vnni, 16 },
 };
 
-/* The SIMD kernels against the scalar ones: runs of 1 to ATTN_SPAN blocks,
-** 1 to 11 queries of different lengths (every tile width, and a tile of
-** eight with a tail), head sizes 8..144, f32 and f16 keys and values, queries that
-** continue a running softmax, NaN in the positions no query reads. Loop
-** index: the kernel set, then f32 or f16 keys and values. */
+/* attnx_check_kernels for each SIMD kernel set this CPU runs. */
 START_TEST(simd_kernels_equal_scalar)
 {
-    const struct simd *sd = &simds[_i / 2];
-    int f16 = _i % 2;
+    const struct simd *sd = &simds[_i];
     if (!q8_tier_supported(sd->tier)) {
         tu_skip("simd_kernels_equal_scalar", "this CPU lacks the instructions");
         return;
     }
-    static const int hds[] = { 8, 16, 24, 48, 64, 128, 144 };
-    enum { KV_N = ATTN_SPAN * 144 * KV_BLOCK };
-    static float q[11 * 144], kt[KV_N], v[KV_N];
-    static uint16_t kt16[KV_N], v16[KV_N];
-    static float m[2][11], l[2][11], o[2][11 * 144];
-    uint64_t rng = 7;
-    for (size_t h = 0; h < sizeof hds / sizeof hds[0]; h++) {
-        int hd = hds[h];
-        if (hd % sd->hd_step)
-            continue;
-        for (int nq = 1; nq <= 11; nq++)
-            for (int n_blocks = 1; n_blocks <= ATTN_SPAN; n_blocks++)
-                for (int last = 1; last <= KV_BLOCK; last += 5) {
-                    int n_pos[11], reach = 0;
-                    for (int i = 0; i < nq; i++) {
-                        n_pos[i] = (n_blocks - 1) * KV_BLOCK + (i % 3 == 0 ? last : 1 + (last * 7 + i) % KV_BLOCK);
-                        reach = n_pos[i] > reach ? n_pos[i] : reach;
-                    }
-                    fill(q, (size_t)nq * hd, &rng);
-                    fill(kt, KV_N, &rng);
-                    fill(v, KV_N, &rng);
-                    if (reach % KV_BLOCK) {   /* the first position nobody reads, in the last block */
-                        kt[(size_t)(reach / KV_BLOCK) * hd * KV_BLOCK + (hd - 1) * KV_BLOCK + reach % KV_BLOCK] = NAN;
-                        v[(size_t)reach * hd] = NAN;
-                    }
-                    for (int i = 0; i < KV_N; i++)
-                        kt16[i] = copse_f32_to_f16(kt[i]), v16[i] = copse_f32_to_f16(v[i]);
-                    for (int k = 0; k < 2; k++)
-                        for (int i = 0; i < nq; i++) {
-                            m[k][i] = i % 2 ? -INFINITY : 1.5f, l[k][i] = i % 2 ? 0 : 2.0f;
-                            for (int d = 0; d < hd; d++)
-                                o[k][i * hd + d] = i % 2 ? 0 : 0.25f;
-                        }
-                    run_fold(&attn_scalar, 0, nq, nq, hd, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[0], l[0],
-                             o[0]);
-                    run_fold(sd->k, 0, nq, nq, hd, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[1], l[1], o[1]);
-                    for (int i = 0; i < nq; i++) {
-                        ck_assert_msg(fabsf(m[1][i] - m[0][i]) <= 1e-5f * (1 + fabsf(m[0][i])),
-                                      "hd %d nq %d blocks %d f16 %d: m %g vs %g", hd, nq, n_blocks, f16, m[1][i], m[0][i]);
-                        ck_assert_msg(fabsf(l[1][i] - l[0][i]) <= 1e-5f * l[0][i],
-                                      "hd %d nq %d blocks %d f16 %d: l %g vs %g", hd, nq, n_blocks, f16, l[1][i], l[0][i]);
-                    }
-                    for (int i = 0; i < nq * hd; i++)
-                        ck_assert_msg(fabsf(o[1][i] - o[0][i]) <= 1e-5f * (1 + fabsf(o[0][i])),
-                                      "hd %d nq %d blocks %d f16 %d: o[%d] %g vs %g", hd, nq, n_blocks, f16, i,
-                                      o[1][i], o[0][i]);
-                }
-    }
-    /* every half, its value as a float */
-    static float a[65536];
-    for (int i = 0; i < 65536; i++)
-        a[i] = copse_f16_to_f32((uint16_t)i);
-    /* narrowing rounds like the scalar code: every half, the midpoints
-    ** between neighbours (ties), overflow and random values */
-    static uint16_t h1[3 * 65536], h2[3 * 65536];
-    static float x[3 * 65536];
-    for (int i = 0; i < 65536; i++) {
-        x[i] = a[i];
-        x[65536 + i] = i < 65535 ? (a[i] + a[i + 1]) / 2 : 1e6f;
-    }
-    fill(x + 2 * 65536, 65536, &rng);
-    for (int i = 2 * 65536; i < 3 * 65536; i++)
-        x[i] *= (float)(i % 7) * 3e4f;
-    attn_scalar.narrow(h1, x, 3 * 65536);
-    sd->k->narrow(h2, x, 3 * 65536 - 3);
-    memcpy(h2 + 3 * 65536 - 3, h1 + 3 * 65536 - 3, 3 * sizeof *h2);
-    for (int i = 0; i < 3 * 65536; i++)
-        ck_assert_msg(h1[i] == h2[i] || (isnan(x[i]) && (h1[i] & 0x7c00) == 0x7c00 && (h2[i] & 0x7c00) == 0x7c00
-                                         && (h1[i] & 0x3ff) && (h2[i] & 0x3ff)),
-                      "%.9g: half %04x vs %04x", x[i], h1[i], h2[i]);
+    exact_stats st = {0};
+    attnx_check_kernels(sd->k, sd->hd_step, &st);
+    tu_exact_clean("attention against scalar", sd->k->name, &st);
 }
 END_TEST
 #endif
@@ -926,7 +785,7 @@ static void walk_append(walk *w, int i, int n, uint64_t *rng)
     for (int pos = s->len; pos < s->len + n; pos++)
         for (int il = 0; il < 2; il++) {
             float *kv = walk_kv(w, i, il, pos);
-            fill(kv, 2 * (size_t)w->kv_dim, rng);
+            attnx_fill(kv, 2 * (size_t)w->kv_dim, rng);
             kv_store(s, il, pos, kv, kv + w->kv_dim);
             for (int d = 0; w->pool.f16 && d < 2 * w->kv_dim; d++)
                 kv[d] = copse_f16_to_f32(copse_f32_to_f16(kv[d]));
@@ -1127,7 +986,7 @@ START_TEST(attention_walk_matches_naive)
         own[i] = (fwd_row){ &w->seq[i], w->seq[i].len - 1, 0, 0 };
     size_t qd = (size_t)sh->n_head * sh->head_dim;
     float *q = malloc(n * qd * sizeof *q), *out = malloc(n * qd * sizeof *out);
-    fill(q, n * qd, &rng);
+    attnx_fill(q, n * qd, &rng);
     for (int nt = 1; nt <= 3; nt++) {
         attn_plan a;
         ck_assert_int_eq(attn_init(&a, &w->hp, &w->pool, nt), COPSE_OK);
@@ -1182,7 +1041,7 @@ START_TEST(attention_cut_does_not_matter)
     float *q = malloc(WALK_SEQS * qd * sizeof *q), *out[2];
     out[0] = malloc(WALK_SEQS * qd * sizeof(float));
     out[1] = malloc(WALK_SEQS * qd * sizeof(float));
-    fill(q, WALK_SEQS * qd, &rng);
+    attnx_fill(q, WALK_SEQS * qd, &rng);
     attn_plan a[2];
     for (int x = 0; x < 2; x++) {
         ck_assert_int_eq(attn_init(&a[x], &w->hp, &w->pool, 1 + x), COPSE_OK);
@@ -1274,7 +1133,7 @@ Suite *copse_suite_kv(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("attention");
 #if defined(__x86_64__)
-    tcase_add_loop_test(tc, simd_kernels_equal_scalar, 0, 2 * (int)(sizeof simds / sizeof simds[0]));
+    tcase_add_loop_test(tc, simd_kernels_equal_scalar, 0, (int)(sizeof simds / sizeof simds[0]));
 #endif
     tcase_add_loop_test(tc, attention_walk_matches_naive, 0, 2 * N_WALK_SHAPES);
     tcase_add_loop_test(tc, ahead_hands_out_each_line_once, 0, 2);

@@ -13,13 +13,6 @@
 #include "q8.h"
 #include "q8_exact.h"
 
-static void assert_clean(const char *what, const q8x_stats *st)
-{
-    printf("  q8 %s: %d passed, %d failed\n", what, st->passed, st->failed);
-    ck_assert_int_eq(st->failed, 0);
-    ck_assert_int_gt(st->passed, 0);
-}
-
 /* One test per tier so a failure names it; tiers the CPU lacks skip. */
 START_TEST(tier_exact)
 {
@@ -31,19 +24,19 @@ START_TEST(tier_exact)
         tu_skip(k->name, "this CPU lacks the tier");
         return;
     }
-    q8x_stats st = {0};
+    exact_stats st = {0};
     q8x_check_tier(k, &st);
     q8x_check_f32_bound(k, &st);
     q8x_check_tensors(k, &st);
-    assert_clean(k->name, &st);
+    tu_exact_clean("q8", k->name, &st);
 }
 END_TEST
 
 START_TEST(errors)
 {
-    q8x_stats st = {0};
+    exact_stats st = {0};
     q8x_check_errors(&st);
-    assert_clean("errors", &st);
+    tu_exact_clean("q8", "errors", &st);
 }
 END_TEST
 

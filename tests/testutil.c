@@ -34,6 +34,13 @@ void tu_skip(const char *test, const char *why)
     fprintf(stderr, "SKIP %s: %s\n", test, why);
 }
 
+void tu_exact_clean(const char *who, const char *what, const exact_stats *st)
+{
+    printf("  %s %s: %d passed, %d failed\n", who, what, st->passed, st->failed);
+    ck_assert_int_eq(st->failed, 0);
+    ck_assert_int_gt(st->passed, 0);
+}
+
 char *tu_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");

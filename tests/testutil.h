@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <check.h>
+#include "exact.h"
 
 /* ../shared beside the checkout (or $COPSE_SHARED), or NULL when absent:
 ** tests that need it print why they skip and pass. */
@@ -17,6 +18,11 @@ const char *tu_path(const char *dir, const char *rel);
 
 /* Print a one-line skip notice for the running test. */
 void tu_skip(const char *test, const char *why);
+
+/* Print the counts of who's checks of what and fail the test unless they
+** compared something and every comparison held (the first failures are
+** on stderr). */
+void tu_exact_clean(const char *who, const char *what, const exact_stats *st);
 
 /* Read a whole file into a malloc'd buffer (NUL-terminated); NULL if absent. */
 char *tu_read_file(const char *path, size_t *len);

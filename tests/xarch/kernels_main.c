@@ -1,18 +1,28 @@
 /*
-** The int8 kernel checks without Check, for a cross-built binary run under
-** qemu (quant/quant.mk). Arguments name the tiers the emulated CPU must
-** support, the first being the one chosen by default, and !tier the ones
-** it must not; each supported tier runs the checks of tests/q8_exact.c.
-** Prints "N passed, M failed"; exits nonzero on any failure.
+** The int8 and attention kernel checks without Check, for a cross-built
+** binary run under qemu (quant/quant.mk). Arguments name the tiers the
+** emulated CPU must support, the first being the one chosen by default,
+** and !tier the ones it must not; each supported tier runs the checks of
+** tests/q8_exact.c, and the NEON attention kernels, the default's
+** companion, those of tests/attn_exact.c. Prints "N passed, M failed";
+** exits nonzero on any failure.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "attn_exact.h"
 #include "q8_exact.h"
+
+static void count(exact_stats *st, const char *what, const exact_stats *one)
+{
+    printf("%s: %d passed, %d failed\n", what, one->passed, one->failed);
+    st->passed += one->passed;
+    st->failed += one->failed;
+}
 
 int main(int argc, char **argv)
 {
-    q8x_stats st = {0};
+    exact_stats st = {0};
     const q8_kernels *k;
     copse_error err;
     if (argc < 2) {
@@ -38,15 +48,22 @@ int main(int argc, char **argv)
         }
         if (!want)
             continue;
-        q8x_stats one = {0};
+        exact_stats one = {0};
         q8x_check_tier(k, &one);
         q8x_check_f32_bound(k, &one);
         q8x_check_tensors(k, &one);
-        printf("tier %s: %d passed, %d failed\n", name, one.passed, one.failed);
-        st.passed += one.passed;
-        st.failed += one.failed;
+        printf("tier ");
+        count(&st, name, &one);
     }
     q8x_check_errors(&st);
+    const attn_kernels *a = attn_kernels_default();
+    exact_stats one = {0};
+    exact_check(&one, "attention", a == &attn_neon, "default attention kernels: %s, not neon", a->name);
+    attnx_check_kernels(&attn_neon, 4, &one);
+    for (int f16 = 0; f16 < 2; f16++)
+        attnx_check_split(&attn_neon, f16, &one);
+    attnx_check_weights(&attn_neon, &one);
+    count(&st, "attention neon", &one);
     printf("%d passed, %d failed\n", st.passed, st.failed);
     return st.failed != 0;
 }
