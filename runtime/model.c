@@ -185,6 +185,12 @@ static int read_hparams(loader *L, float *rope_scale)
     if (bad)
         return copse_fail(L->err, COPSE_E_FORMAT, "%s: %s (n_embd %d, n_head %d, n_head_kv %d, head size %d/%d, n_rot %d)",
                           path_of(L), bad, hp->n_embd, hp->n_head, hp->n_head_kv, key_len, val_len, hp->n_rot);
+    /* each layer is several tensors: a count no file could hold is refused
+    ** before the layers' tables are allocated (a few bytes could otherwise
+    ** ask for gigabytes) */
+    if ((uint64_t)hp->n_layer > L->m->gguf->n_tensors)
+        return copse_fail(L->err, COPSE_E_FORMAT, "%s: block_count %d, but the file has only %llu tensors",
+                          path_of(L), hp->n_layer, (unsigned long long)L->m->gguf->n_tensors);
     return COPSE_OK;
 }
 

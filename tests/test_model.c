@@ -387,6 +387,10 @@ START_TEST(load_errors)
                       COPSE_E_UNSUPPORTED, "unknown architecture 'llamx'");
     expect_load_error(patched("key", (patch){ S("llama.block_count"), -1, S("x") }),
                       COPSE_E_FORMAT, "missing metadata key 'llama.block_count'");
+    /* after the key: its value's type (4 bytes), then the value */
+    const uint32_t many = 1000000;
+    expect_load_error(patched("layers", (patch){ S("llama.block_count"), 4, (const char *)&many, 4 }),
+                      COPSE_E_FORMAT, "block_count 1000000, but the file has only");
     expect_load_error(patched("missing", (patch){ S("blk.1.ffn_up.weight"), -1, S("x") }),
                       COPSE_E_FORMAT, "missing tensor 'blk.1.ffn_up.weight'");
     /* after a 2-D tensor's name: n_dims (4 bytes), ne[0], ne[1] (8 each), type (4) */
@@ -398,7 +402,7 @@ START_TEST(load_errors)
     char missing[128];
     snprintf(missing, sizeof missing, "%s/absent.gguf", tmpdir);
     expect_load_error(missing, COPSE_E_IO, "absent.gguf");
-    static const char *const made[] = { "arch", "key", "missing", "type", "shape", "magic" };
+    static const char *const made[] = { "arch", "key", "layers", "missing", "type", "shape", "magic" };
     for (size_t i = 0; i < sizeof made / sizeof made[0]; i++) {
         char p[128];
         snprintf(p, sizeof p, "%s/%s.gguf", tmpdir, made[i]);
