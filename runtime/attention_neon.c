@@ -8,6 +8,7 @@
 #include <arm_neon.h>
 #include <math.h>
 #include "attention.h"
+#include "simd_neon.h"
 
 _Static_assert(KV_BLOCK == 16, "the kernels hold a block's scores in four vectors");
 _Static_assert(ATTN_TILE >= 4, "tiles of four queries");
@@ -25,26 +26,6 @@ static inline ALWAYS_INLINE float32x4_t load4(const void *block, size_t i, const
     if (f16)
         return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)block + i)));
     return vld1q_f32((const float *)block + i);
-}
-
-/* e^x for x <= 0 (the AVX2 kernels' polynomial): e^x = 2^n e^r with
-** |r| <= ln 2 / 2, ln 2 split so that n times its first part is exact;
-** below -87 the result is e^-87. */
-static inline float32x4_t exp_neg(float32x4_t x)
-{
-    x = vmaxq_f32(x, vdupq_n_f32(-87.0f));
-    float32x4_t n = vrndnq_f32(vmulq_n_f32(x, 1.44269504f));
-    float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
-    r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
-    float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
-    p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
-    p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), vmulq_f32(p, r), r);
-    int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127)), 23);
-    return vmulq_f32(p, vreinterpretq_f32_s32(e));
 }
 
 /*

@@ -53,7 +53,7 @@ const vec_kernels vec_scalar = { "scalar", rmsnorm, swiglu, add_rmsnorm, add, ro
 
 /* The same rule as the attention kernels: the int8 tier says whether the
 ** scalar code is forced (COPSE_ISA=scalar) or AVX-512 runs, the CPU
-** whether AVX2 does. */
+** whether AVX2 does; on aarch64 the NEON tiers bring the NEON kernels. */
 const vec_kernels *vec_kernels_default(void)
 {
     const q8_kernels *tier;
@@ -64,6 +64,10 @@ const vec_kernels *vec_kernels_default(void)
         return &vec_avx512;
     if (q8_tier_supported(&q8_tier_avx2))
         return &vec_avx2;
-#endif
     return &vec_scalar;
+#elif defined(__aarch64__)
+    return &vec_neon;   /* a NEON tier */
+#else
+    return &vec_scalar;
+#endif
 }

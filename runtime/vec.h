@@ -1,7 +1,8 @@
 /*
 ** The forward pass's f32 elementwise kernels, one table per ISA like the
 ** int8 and attention ones: vec.c holds the scalar specification and the
-** choice, vec_avx2.c the AVX2 + FMA versions (other summation orders and
+** choice, vec_avx2.c the AVX2 + FMA versions (vec_avx512.c and
+** vec_neon.c likewise; other summation orders and
 ** their own e^x, so results differ from the scalar ones in the last bits).
 ** Internal to copse.
 */
@@ -46,11 +47,13 @@ extern const vec_kernels vec_scalar;
 extern const vec_kernels vec_avx2;
 extern const vec_kernels vec_avx512;   /* needs AVX-512 F and DQ */
 void vec_rope_avx2(float *x, const float *cs, int half, int adjacent);   /* vec_avx2's */
+#elif defined(__aarch64__)
+extern const vec_kernels vec_neon;
 #endif
 
 /* The kernels for the int8 tier in force, as for attention (attention.h):
-** avx512 with avx512vnni, avx2 with the other x86 SIMD tiers, scalar
-** when COPSE_ISA=scalar. */
+** avx512 with avx512vnni, avx2 with the other x86 SIMD tiers, neon with
+** the NEON tiers, scalar when COPSE_ISA=scalar. */
 const vec_kernels *vec_kernels_default(void);
 
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <math.h>
 #include "testutil.h"
+#include "vec_exact.h"
 #include "copse.h"
 #include "forward.h"
 #include "vec.h"
@@ -176,23 +177,7 @@ static const vec_kernels *table(int i)
     return i == 2 ? vec_kernels_default() : NULL;
 }
 
-static float uniform(uint64_t *seed, float lo, float hi)
-{
-    *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
-    return lo + (hi - lo) * (float)((double)(*seed >> 11) / 9007199254740992.0);
-}
-
-static void assert_same(const float *got, const float *want, int n, const char *what, const char *k, int len)
-{
-    for (int i = 0; i < n; i++)
-        if (memcmp(&got[i], &want[i], sizeof *got))
-            ck_abort_msg("%s (%s, %d): [%d] is %.9g, the plain rule gives %.9g", what, k, len, i, got[i], want[i]);
-}
-
-/* rope at a real position's angles (llama's 10000^(-2i/n_rot)), both
-** pairings, every pair count up to 40 (all tails); add_rmsnorm against
-** add then the same table's rmsnorm; add against the scalar rule; SwiGLU
-** in runs of a block against one call for the row. */
+/* vecx_check_plain for each table. */
 START_TEST(kernels_match_plain)
 {
     const vec_kernels *k = table(_i);
@@ -200,49 +185,9 @@ START_TEST(kernels_match_plain)
         tu_skip("kernels_match_plain", "this CPU lacks the table's instructions");
         return;
     }
-    enum { MAX = 1536 };
-    static float x[MAX], y[MAX], w[MAX], dx[MAX], a[MAX], b[MAX], cs[MAX];
-    uint64_t seed = 7;
-    for (int half = 1; half <= 40; half++) {
-        for (int i = 0; i < half; i++) {
-            double angle = 1234 * pow(10000.0, -2.0 * i / (2 * half));
-            cs[i] = (float)cos(angle);
-            cs[half + i] = (float)sin(angle);
-        }
-        for (int adjacent = 0; adjacent <= 1; adjacent++) {
-            for (int i = 0; i < 2 * half; i++)
-                x[i] = y[i] = uniform(&seed, -8, 8);
-            vec_scalar.rope(x, cs, half, adjacent);
-            k->rope(y, cs, half, adjacent);
-            assert_same(y, x, 2 * half, adjacent ? "rope, adjacent pairs" : "rope, halves", k->name, half);
-        }
-    }
-    for (int len = 1; len <= 71; len++) {
-        int n = len <= 70 ? len : MAX;
-        for (int i = 0; i < n; i++) {
-            x[i] = y[i] = uniform(&seed, -30, 30);
-            dx[i] = uniform(&seed, -3, 3);
-            w[i] = uniform(&seed, -2, 2);
-        }
-        memcpy(b, dx, sizeof(float) * (size_t)n);
-        k->add_rmsnorm(b, y, b, w, n, 1e-5f);   /* out over dx, as the residual pass does */
-        vec_scalar.add(x, dx, (size_t)n);
-        assert_same(y, x, n, "add_rmsnorm's sum", k->name, n);
-        k->rmsnorm(a, x, w, n, 1e-5f);
-        assert_same(b, a, n, "add_rmsnorm's norm", k->name, n);
-        memcpy(y, x, sizeof(float) * (size_t)n);
-        vec_scalar.add(x, w, (size_t)n);
-        k->add(y, w, (size_t)n);
-        assert_same(y, x, n, "add", k->name, n);
-    }
-    for (int i = 0; i < MAX; i++) {
-        x[i] = uniform(&seed, -12, 12);
-        w[i] = uniform(&seed, -2, 2);
-    }
-    k->swiglu(a, x, w, MAX);
-    for (int c = 0; c < MAX; c += Q8_BLOCK)   /* as the gate and up product computes it */
-        k->swiglu(b + c, x + c, w + c, Q8_BLOCK);
-    assert_same(b, a, MAX, "swiglu in runs of a block", k->name, MAX);
+    exact_stats st = {0};
+    vecx_check_plain(k, &st);
+    tu_exact_clean("elementwise, bit for bit", k->name, &st);
 }
 END_TEST
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <math.h>
 #include "testutil.h"
+#include "vec_exact.h"
 #include "copse.h"
 #include "model.h"
 #include "vec.h"
@@ -347,23 +348,6 @@ END_TEST
 
 /* ------------------------------------------------------- elementwise kernels */
 
-/* v within tol of |w|, or 1e-30 for results near 0; NaN where w is NaN. */
-static void assert_near(float v, float w, float tol, const char *what, int n, int i)
-{
-    if (isnan(w)) {
-        ck_assert_msg(isnan(v), "%s, n %d, [%d]: %g, expected NaN", what, n, i, v);
-        return;
-    }
-    ck_assert_msg(fabsf(v - w) <= tol * fabsf(w) + 1e-30f, "%s, n %d, [%d]: %.9g, expected %.9g",
-                  what, n, i, v, w);
-}
-
-/*
-** Each table against the scalar specification: every length up to 70 (all
-** tails) and a row of n_ff, values up to ±90 (e^-x under- and overflows
-** in f32 past ±88), a zero and a NaN. rmsnorm sums in another order: its
-** scale may differ by a few units of 1e-7 per thousand values.
-*/
 #if defined(__x86_64__)
 /* The SIMD tables and the int8 tier whose instructions each needs. */
 static const struct vec_simd { const vec_kernels *k; const q8_kernels *tier; } vec_simds[] = {
@@ -375,7 +359,8 @@ static const struct vec_simd { const vec_kernels *k; const q8_kernels *tier; } v
 #define N_VEC_SIMDS 1
 #endif
 
-/* Loop index: a SIMD table (on x86; elsewhere the default one). */
+/* vecx_check_scalar. Loop index: a SIMD table (on x86; elsewhere the
+** default one). */
 START_TEST(vec_kernels_match_scalar)
 {
 #if defined(__x86_64__)
@@ -387,28 +372,9 @@ START_TEST(vec_kernels_match_scalar)
         tu_skip("vec_kernels_match_scalar", "no SIMD elementwise kernels of this kind on this CPU");
         return;
     }
-    enum { MAX_N = 1536 };
-    float x[MAX_N], w[MAX_N], a[MAX_N], b[MAX_N];
-    uint64_t seed = 3;
-    for (int len = 1; len <= 71; len++) {
-        int n = len <= 70 ? len : MAX_N;
-        for (int i = 0; i < n; i++) {
-            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-            double u = (double)(seed >> 11) / 9007199254740992.0;
-            x[i] = (float)(u * 180 - 90) / (i % 3 ? 1 : 16);
-            w[i] = (float)(u * 4 - 2);
-        }
-        x[n / 2] = 0;
-        vec_scalar.rmsnorm(a, x, w, n, 1e-5f);
-        k->rmsnorm(b, x, w, n, 1e-5f);
-        for (int i = 0; i < n; i++)
-            assert_near(b[i], a[i], 2e-6f, "rmsnorm", n, i);
-        x[n / 3] = NAN;
-        vec_scalar.swiglu(a, x, w, (size_t)n);
-        k->swiglu(b, x, w, (size_t)n);
-        for (int i = 0; i < n; i++)
-            assert_near(b[i], a[i], 4e-7f, "swiglu", n, i);
-    }
+    exact_stats st = {0};
+    vecx_check_scalar(k, &st);
+    tu_exact_clean("elementwise, against scalar", k->name, &st);
 }
 END_TEST
 

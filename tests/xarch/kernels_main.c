@@ -3,8 +3,8 @@
 ** binary run under qemu (quant/quant.mk). Arguments name the tiers the
 ** emulated CPU must support, the first being the one chosen by default,
 ** and !tier the ones it must not; each supported tier runs the checks of
-** tests/q8_exact.c, and the NEON attention kernels, the default's
-** companion, those of tests/attn_exact.c. Prints "N passed, M failed";
+** tests/q8_exact.c, and the NEON attention and elementwise kernels, the
+** default's companions, those of tests/attn_exact.c and vec_exact.c. Prints "N passed, M failed";
 ** exits nonzero on any failure.
 */
 #include <stdio.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 #include "attn_exact.h"
 #include "q8_exact.h"
+#include "vec_exact.h"
 
 static void count(exact_stats *st, const char *what, const exact_stats *one)
 {
@@ -64,6 +65,12 @@ int main(int argc, char **argv)
         attnx_check_split(&attn_neon, f16, &one);
     attnx_check_weights(&attn_neon, &one);
     count(&st, "attention neon", &one);
+    const vec_kernels *v = vec_kernels_default();
+    exact_stats ew = {0};
+    exact_check(&ew, "elementwise", v == &vec_neon, "default elementwise kernels: %s, not neon", v->name);
+    vecx_check_scalar(&vec_neon, &ew);
+    vecx_check_plain(&vec_neon, &ew);
+    count(&st, "elementwise neon", &ew);
     printf("%d passed, %d failed\n", st.passed, st.failed);
     return st.failed != 0;
 }
