@@ -23,7 +23,12 @@ CHECK_LIBS  := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsub
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter
-CPPFLAGS_ALL := -std=c11 -D_GNU_SOURCE -Iinclude -Iruntime -Iquant -Isearch $(BLAS_CFLAGS)
+# The scalar kernels are the specification the SIMD ones are held to, so
+# their roundings must not depend on the compiler: no a * b + c fused into
+# one rounding unless the code says so (gcc's ISO C mode already keeps
+# them apart; clang fuses by default, and did in the scalar rope on aarch64).
+FP_FLAGS := -ffp-contract=off
+CPPFLAGS_ALL := -std=c11 $(FP_FLAGS) -D_GNU_SOURCE -Iinclude -Iruntime -Iquant -Isearch $(BLAS_CFLAGS)
 ALL_CFLAGS = $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fopenmp $(SANFLAGS)
 LDLIBS_ALL = $(BLAS_LIBS) -lm -fopenmp $(SANFLAGS)
 

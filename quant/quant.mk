@@ -16,7 +16,7 @@ XARCH_SRC  := quant/q8.c quant/q8_scalar.c quant/q8_neon.c quant/q8_neondot.c \
               runtime/error.c runtime/gguf.c runtime/pool.c runtime/attention.c runtime/attention_neon.c \
               runtime/kv.c runtime/vec.c runtime/vec_neon.c tests/exact.c tests/q8_exact.c tests/attn_exact.c \
               tests/vec_exact.c tests/xarch/kernels_main.c
-XARCH_FLAGS = -std=c11 -D_GNU_SOURCE -Iinclude -Iruntime -Iquant -Itests $(WARN) -O2 -g -fopenmp
+XARCH_FLAGS = -std=c11 $(FP_FLAGS) -D_GNU_SOURCE -Iinclude -Iruntime -Iquant -Itests $(WARN) -O2 -g -fopenmp
 
 $(XARCH)/%.o: %.c
 	@mkdir -p $(@D)
