@@ -399,12 +399,17 @@ static void add_eog(copse_tokenizer *t, int32_t id)
     t->eog[t->n_eog++] = id;
 }
 
-/* What ends generation: EOS, EOT, EOM and the end-of-turn tokens chat
-** models use, found by their text since files rarely list them. */
+/*
+** What ends generation: EOS, EOT, EOM and the end-of-turn tokens chat
+** models use, found by their text since files rarely list them. Those
+** found by text become control tokens, as llama.cpp makes them: some
+** files mark one user-defined (Phi-3's </s>), and a user's text must
+** not end a sequence by spelling it.
+*/
 static int build_eog(copse_tokenizer *t, const gguf_file *g, copse_error *err)
 {
     static const char *const texts[] = {
-        "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+        "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>",
         "<|eom_id|>", "<EOT>", "<|end_of_text|>",
         ("<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"),  /* DeepSeek */
     };
@@ -417,7 +422,10 @@ static int build_eog(copse_tokenizer *t, const gguf_file *g, copse_error *err)
     add_eog(t, t->eom);
     for (int i = 0; i < N_TEXTS; i++) {
         int32_t id = tok_lookup(t, texts[i], strlen(texts[i]));
-        add_eog(t, id < t->n_vocab ? id : -1);
+        if (id < 0 || id >= t->n_vocab)
+            continue;
+        add_eog(t, id);
+        t->type[id] = TT_CONTROL;
     }
     return COPSE_OK;
 }
@@ -427,18 +435,18 @@ static int load(copse_tokenizer *t, const gguf_file *g, copse_error *err)
     int rc = load_kind(t, g, err);
     if (!rc)
         rc = load_tokens(t, g, err);
+    if (!rc)
+        rc = load_special_ids(t, g, err);
+    if (!rc)   /* it settles token types, which what follows indexes */
+        rc = build_eog(t, g, err);
     if (!rc && !t->spm)
         rc = bpe_load_merges(t, g, err);
     if (!rc && t->spm && spm_load(t))
         rc = nomem(err, g);
-    if (!rc)
-        rc = load_special_ids(t, g, err);
     if (!rc) {
         find_byte_tokens(t);
         rc = build_special(t, g, err);
     }
-    if (!rc)
-        rc = build_eog(t, g, err);
     return rc;
 }
 

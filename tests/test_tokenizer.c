@@ -57,6 +57,8 @@ START_TEST(pretok_gpt2)
     SPLITS("gpt-2", "a \tb", "a| |\t|b");
     SPLITS("gpt-2", "a\xff b", "a|\xff| b");         /* a stray byte is a symbol */
     SPLITS("gpt-2", "\xc3\x84pfel 4\xc2\xbd", "\xc3\x84pfel| 4\xc2\xbd");  /* ½ is a number */
+    /* a CJK Extension H letter (Unicode 15.0) ends a word, not a symbol run */
+    SPLITS("gpt-2", "x\xf0\xb1\x8d\x90's", "x\xf0\xb1\x8d\x90|'s");
     SPLITS("mpt", "x  y", "x| | y");
     SPLITS("gpt-2", "", "");
 }
@@ -101,6 +103,11 @@ START_TEST(unicode_basics)
     ck_assert_int_eq(uc_category(0x2014), UC_P);     /* — */
     ck_assert_int_eq(uc_category(0x1f600), UC_S);    /* 😀 */
     ck_assert_int_eq(uc_category(0x0378), UC_CN);
+    /* Unicode 15.1, as llama.cpp's tables: CJK Extension H (15.0) and I
+    ** (15.1) are letters, Garay (16.0) is not assigned yet. */
+    ck_assert_int_eq(uc_category(0x31350), UC_L);
+    ck_assert_int_eq(uc_category(0x2ebf0), UC_L);
+    ck_assert_int_eq(uc_category(0x10d50), UC_CN);
     ck_assert(uc_is_space(0x3000) && uc_is_space('\n') && !uc_is_space(0x200b));
     for (int b = 0; b < 256; b++)
         ck_assert_int_eq(uc_cp_to_byte(uc_byte_to_cp((uint8_t)b)), b);
@@ -586,6 +593,26 @@ START_TEST(unspellable_bytes)
 }
 END_TEST
 
+/* A token that ends generation is control even where the file says
+** user-defined: plain text never spells it, so a user cannot end a
+** sequence by typing it. */
+START_TEST(eog_text_is_control)
+{
+    static const char *toks[] = { "<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "<", "/", "s", ">" };
+    int32_t types[9] = { 2, 3, 4, 1, 1, 1, 1, 1, 1 };
+    vocab v;
+    copse_error e;
+    gguf_writer *w = minimal("llama", toks, 9);
+    gguf_writer_add_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, 9);
+    ck_assert_int_eq(vocab_open(w, &v, &e), COPSE_OK);
+    ck_assert(tokenizer_is_eog(v.t, 2));
+    ASSERT_IDS(v.t, "a</s>", 0, 3, 4, 5, 6, 7, 8);
+    ASSERT_IDS(v.t, "a</s>", COPSE_TOK_PARSE_SPECIAL, 3, 4, 2);
+    DECODES(v.t, 0, " a", 3, 4, 2);
+    vocab_close(&v);
+}
+END_TEST
+
 /* ------------------------------------------------- llama.cpp's test vectors */
 
 /* Token ids of one .out line; returns the count. */
@@ -736,6 +763,7 @@ Suite *copse_suite_tokenizer(void)
     tcase_add_test(tc, cli_tokenize);
     tcase_add_test(tc, load_errors);
     tcase_add_test(tc, unspellable_bytes);
+    tcase_add_test(tc, eog_text_is_control);
     tcase_add_test(tc, shared_vocab_vectors);
     suite_add_tcase(s, tc);
     return s;
