@@ -130,7 +130,9 @@ int tok_scratch_sym(tok_scratch *s, int n);
 
 /* The symbol spelled by text, or -1. */
 int32_t tok_lookup(const copse_tokenizer *t, const char *text, size_t len);
-/* Whether plain text may become this token: not control, unknown or byte. */
+/* Whether the mergers may make this token of plain text: not control,
+** unknown or byte, nor user-defined (cut out of the text before merging,
+** by its text as written, which in byte-level BPE is not its bytes). */
 int tok_is_text(const copse_tokenizer *t, int32_t id);
 /* Emit the token spelling byte b alone, else (SentencePiece) the unknown
 ** token; fails the output when there is neither. */

@@ -331,11 +331,14 @@ static int load_special_ids(copse_tokenizer *t, const gguf_file *g, copse_error 
 }
 
 /* The token standing for one byte: SentencePiece's <0xXX>, else a token
-** that is just that byte; for BPE the byte's GPT-2 character. */
+** that is just that byte; for BPE the byte's GPT-2 character. Only one
+** that decodes to the byte: DeepSeek-Coder adds the characters of bytes
+** UTF-8 never uses (ÿ, þ, ...) back as user-defined tokens, which stand
+** for those characters, not for the bytes. */
 static void find_byte_tokens(copse_tokenizer *t)
 {
     for (int b = 0; b < 256; b++) {
-        char s[8];
+        char s[8], piece[8];
         int32_t id;
         if (t->spm) {
             snprintf(s, sizeof s, "<0x%02X>", b);
@@ -347,7 +350,9 @@ static void find_byte_tokens(copse_tokenizer *t)
         } else {
             id = tok_lookup(t, s, (size_t)uc_encode(uc_byte_to_cp((uint8_t)b), (uint8_t *)s));
         }
-        t->byte_tok[b] = id < t->n_vocab ? id : -1;
+        int ok = id >= 0 && id < t->n_vocab && tokenizer_piece(t, id, piece, sizeof piece) == 1 &&
+                 (uint8_t)piece[0] == b;
+        t->byte_tok[b] = ok ? id : -1;
     }
 }
 
@@ -510,5 +515,5 @@ int tok_is_text(const copse_tokenizer *t, int32_t id)
     if (id < 0 || id >= t->n_vocab)
         return 0;
     int ty = t->type[id];
-    return ty != TT_CONTROL && ty != TT_UNKNOWN && ty != TT_BYTE;
+    return !tok_type_special(ty) && ty != TT_BYTE;
 }

@@ -590,6 +590,19 @@ START_TEST(unspellable_bytes)
     int32_t ids[8];
     ck_assert_int_eq(tokenizer_encode(v.t, "abc", 3, 0, ids, 8), -COPSE_E_UNSUPPORTED);
     vocab_close(&v);
+
+    /* DeepSeek-Coder's user-defined "ÿ" stands for that character, not
+    ** for the byte 0xff, whose GPT-2 character it shares */
+    static const char *ds[] = { "<|endoftext|>", "a", "\xc3\xbf" };
+    int32_t ds_types[3] = { 3, 1, 4 };
+    w = minimal("gpt2", ds, 3);
+    gguf_writer_add_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, ds_types, 3);
+    gguf_writer_add_arr_str(w, "tokenizer.ggml.merges", merges, 1);
+    ck_assert_int_eq(vocab_open(w, &v, &e), COPSE_OK);
+    ASSERT_IDS(v.t, "a\xc3\xbf", 0, 1, 2);
+    DECODES(v.t, 0, "a\xc3\xbf", 1, 2);
+    ck_assert_int_eq(tokenizer_encode(v.t, "a\xff", 2, 0, ids, 8), -COPSE_E_UNSUPPORTED);
+    vocab_close(&v);
 }
 END_TEST
 

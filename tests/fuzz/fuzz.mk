@@ -78,3 +78,17 @@ fuzz-model: $(FUZZ_DIR)/fuzz_model fuzz-model-seeds
 	$(FUZZ_DIR)/fuzz_model -max_total_time=$(FUZZ_SECONDS) -max_len=524288 -timeout=20 \
 	  -rss_limit_mb=4096 -dict=tests/fuzz/gguf.dict -artifact_prefix=$(FUZZ_DIR)/crashes/ \
 	  $(FUZZ_DIR)/model-corpus $(FUZZ_DIR)/model-seeds
+
+# The tokenizers under libFuzzer (make fuzz-text [FUZZ_SECONDS=600]): any
+# text through every ../shared/vocab vocabulary and the test models', held
+# to copse.h's promises (fuzz_text.c); the library is fuzz-model's build.
+$(FUZZ_DIR)/fuzz_text: tests/fuzz/fuzz_text.c include/copse.h fuzz-model-lib
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Iinclude -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) \
+	  -DFUZZ_SHARED='"$(SHARED)"' tests/fuzz/fuzz_text.c $(FUZZ_LIB)/libcopse.a $(BLAS_LIBS) \
+	  -lm -fopenmp -o $@
+
+.PHONY: fuzz-text
+fuzz-text: $(FUZZ_DIR)/fuzz_text
+	@mkdir -p $(FUZZ_DIR)/text-corpus $(FUZZ_DIR)/crashes
+	$(FUZZ_DIR)/fuzz_text -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+	  -rss_limit_mb=2048 -artifact_prefix=$(FUZZ_DIR)/crashes/ $(FUZZ_DIR)/text-corpus
