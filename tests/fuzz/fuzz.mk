@@ -92,3 +92,21 @@ fuzz-text: $(FUZZ_DIR)/fuzz_text
 	@mkdir -p $(FUZZ_DIR)/text-corpus $(FUZZ_DIR)/crashes
 	$(FUZZ_DIR)/fuzz_text -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
 	  -rss_limit_mb=2048 -artifact_prefix=$(FUZZ_DIR)/crashes/ $(FUZZ_DIR)/text-corpus
+
+# The answer checker under libFuzzer (make fuzz-answer [FUZZ_SECONDS=600]):
+# any bytes as a solution and as answers, held to answer.h's promises
+# (fuzz_answer.c); answer.c stands alone, so it is compiled in, instrumented.
+$(FUZZ_DIR)/fuzz_answer: tests/fuzz/fuzz_answer.c search/answer.c search/answer.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isearch tests/fuzz/fuzz_answer.c search/answer.c -o $@
+
+# Seeds: each line of ../shared's math sets (JSON: question, solution and
+# answer, the LaTeX a model writes), never committed.
+.PHONY: fuzz-answer
+fuzz-answer: $(FUZZ_DIR)/fuzz_answer
+	@mkdir -p $(FUZZ_DIR)/answer-corpus $(FUZZ_DIR)/answer-seeds $(FUZZ_DIR)/crashes
+	@for f in $(wildcard $(SHARED)/data/math/*.jsonl); do \
+	  head -n 400 $$f | split -l 1 - $(FUZZ_DIR)/answer-seeds/$$(basename $$f .jsonl)-; done
+	$(FUZZ_DIR)/fuzz_answer -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
+	  -rss_limit_mb=2048 -dict=tests/fuzz/answer.dict -artifact_prefix=$(FUZZ_DIR)/crashes/ \
+	  $(FUZZ_DIR)/answer-corpus $(FUZZ_DIR)/answer-seeds
