@@ -427,6 +427,19 @@ static void print_json(void)
     printf("  ]\n}\n");
 }
 
+/* A figure at 1/2 threads, "-" for a thread count not run. */
+static void print_per_thread(const double v[2], int decimals)
+{
+    for (int t = 0; t < 2; t++) {
+        if (t)
+            putchar('/');
+        if (v[t] > 0)
+            printf("%.*f", decimals, v[t]);
+        else
+            putchar('-');
+    }
+}
+
 /* One row per case and thread count, one column per tier. */
 static void print_markdown(void)
 {
@@ -442,12 +455,22 @@ static void print_markdown(void)
     printf("int8 kernels: GOPS (decode: GB/s of weights), in brackets the fraction of the "
            "ceiling\nof PEERS.md's machine / of this one, measured in this run: the int8 peak "
            "of the tier\n(PEERS.md; here its multiply-add instruction alone, GOPS at 1/2 threads:");
+    int n_peaks = 0;
     for (size_t i = 0; i < sizeof peak_loops / sizeof *peak_loops; i++)
-        if (peak_now[i][0] > 0 || peak_now[i][1] > 0)
-            printf(" %s %.0f/%.0f", peak_loops[i].tier, peak_now[i][0], peak_now[i][1]);
-    printf(");\nfor decode the DRAM bandwidth (PEERS.md: %g/%g GB/s; "
-           "here a plain 1 GiB read, %.1f/%.1f GB/s).\n\n| model | case | M x N x K | threads |",
-           dram_gbps[0], dram_gbps[1], read_now[0], read_now[1]);
+        if (peak_now[i][0] > 0 || peak_now[i][1] > 0) {
+            printf(" %s ", peak_loops[i].tier);
+            print_per_thread(peak_now[i], 0);
+            n_peaks++;
+        }
+    if (!n_peaks)   /* measured only with a compute case, and not for Arm tiers */
+        printf(" not measured");
+    printf(");\nfor decode the DRAM bandwidth (PEERS.md: %g/%g GB/s", dram_gbps[0], dram_gbps[1]);
+    if (read_now[0] > 0 || read_now[1] > 0) {   /* measured only with the decode case */
+        printf("; here a plain 1 GiB read, ");
+        print_per_thread(read_now, 1);
+        printf(" GB/s");
+    }
+    printf(").\n\n| model | case | M x N x K | threads |");
     for (int t = 0; t < nt; t++)
         printf(" %s |", tiers[t]);
     printf("\n|---|---|---|---|");
