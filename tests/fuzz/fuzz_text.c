@@ -21,7 +21,7 @@
 #define MAX_VOCABS 32
 
 static copse_model *vocabs[MAX_VOCABS];
-static int spm[MAX_VOCABS], n_vocabs;
+static int mark_is_space[MAX_VOCABS], n_vocabs;   /* reads U+2581 as a space */
 
 #define SPACE_MARK "\xe2\x96\x81"   /* U+2581, SentencePiece's space */
 
@@ -58,7 +58,7 @@ static void load_dir(const char *dir)
             continue;
         }
         vocabs[n_vocabs] = m;
-        spm[n_vocabs++] = !round_trips(m, SPACE_MARK, 3);
+        mark_is_space[n_vocabs++] = !round_trips(m, SPACE_MARK, 3);
     }
     closedir(d);
 }
@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(buf);
     CHECK(copse_detokenize(m, ids, n, flags, buf, back + 1) == back);
     CHECK(buf[back] == '\0');
-    if ((flags & COPSE_TOK_ADD_SPECIAL) && !(spm[v] && has_space_mark(data + 2, len)))
+    if ((flags & COPSE_TOK_ADD_SPECIAL) && !(mark_is_space[v] && has_space_mark(data + 2, len)))
         CHECK((size_t)back == len && !memcmp(buf, text, len));
     free(buf);
     free(ids);
