@@ -16,6 +16,8 @@ static void help(void)
            "(a final newline included).\n\n"
            "  -m, --model FILE   GGUF model or vocabulary file (required)\n"
            "  --ids              print only the ids, space-separated on one line\n"
+           "  --json             one JSON object: n_tokens, ids and pieces (a byte\n"
+           "                     that is not whole UTF-8 shows as U+FFFD)\n"
            "  --no-bos           add no BOS/EOS (by default they are added as the\n"
            "                     model's metadata says)\n"
            "  --parse-special    text such as <|im_start|> becomes its special token\n"
@@ -66,38 +68,56 @@ static void print_piece(const char *piece, int n)
     putchar('\'');
 }
 
-static int print_tokens(const copse_model *model, const int32_t *tok, int n, int ids_only)
+enum output { OUT_LINES, OUT_IDS, OUT_JSON };
+
+/* The piece of token id in *buf, grown as needed; its length, or -1. */
+static int piece_of(const copse_model *model, int32_t id, char **buf, int *cap)
 {
-    char small[256], *piece = small;
-    int cap = sizeof small, rc = 0;
+    int len = copse_token_piece(model, id, *buf, *cap);
+    if (len >= *cap) {
+        char *p = malloc((size_t)len + 1);
+        if (!p)
+            return -1;
+        free(*buf);
+        *buf = p;
+        *cap = len + 1;
+        len = copse_token_piece(model, id, *buf, *cap);
+    }
+    return len < 0 || len >= *cap ? -1 : len;
+}
+
+static int print_tokens(const copse_model *model, const int32_t *tok, int n, enum output out)
+{
+    char *piece = NULL;
+    int cap = 0, rc = 0;
+    if (out == OUT_JSON) {
+        printf("{\"n_tokens\": %d, \"ids\": [", n);
+        for (int i = 0; i < n; i++)
+            printf(i ? ", %d" : "%d", (int)tok[i]);
+        printf("], \"pieces\": [");
+    }
     for (int i = 0; i < n && !rc; i++) {
-        if (ids_only) {
+        if (out == OUT_IDS) {
             printf(i ? " %d" : "%d", (int)tok[i]);
             continue;
         }
-        int len = copse_token_piece(model, tok[i], piece, cap);
-        if (len >= cap) {
-            char *p = malloc((size_t)len + 1);
-            if (p) {
-                if (piece != small)
-                    free(piece);
-                piece = p;
-                cap = len + 1;
-                len = copse_token_piece(model, tok[i], piece, cap);
-            }
-        }
-        if (len < 0 || len >= cap) {
+        int len = piece_of(model, tok[i], &piece, &cap);
+        if (len < 0) {
             rc = cli_error(CMD, "cannot show token %d", (int)tok[i]);
-            break;
+        } else if (out == OUT_JSON) {
+            fputs(i ? ", " : "", stdout);
+            cli_json_str(stdout, piece, (size_t)len);
+        } else {
+            printf("%d\t", (int)tok[i]);
+            print_piece(piece, len);
+            putchar('\n');
         }
-        printf("%d\t", (int)tok[i]);
-        print_piece(piece, len);
-        putchar('\n');
     }
-    if (ids_only)
+    if (out == OUT_IDS)
         putchar('\n');
-    if (piece != small)
-        free(piece);
+    else if (out == OUT_JSON && !rc)
+        printf("]}\n");
+    free(piece);
     return rc;
 }
 
@@ -105,7 +125,8 @@ int cmd_tokenize(int argc, char **argv)
 {
     cli_model_opts mo = {0};
     unsigned flags = COPSE_TOK_ADD_SPECIAL;
-    int ids_only = 0, options = 1;
+    enum output out = OUT_LINES;
+    int options = 1;
     const char *text = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -118,7 +139,9 @@ int cmd_tokenize(int argc, char **argv)
                 return cli_usage_error(CMD, "%s needs a value", a);
             mo.model = argv[++i];
         } else if (options && !strcmp(a, "--ids")) {
-            ids_only = 1;
+            out = OUT_IDS;
+        } else if (options && !strcmp(a, "--json")) {
+            out = OUT_JSON;
         } else if (options && !strcmp(a, "--no-bos")) {
             flags &= ~COPSE_TOK_ADD_SPECIAL;
         } else if (options && !strcmp(a, "--parse-special")) {
@@ -145,7 +168,7 @@ int cmd_tokenize(int argc, char **argv)
     if (!rc) {
         int32_t *tok;
         int n = cli_tokenize(CMD, model, text ? text : input, len, flags, &tok);
-        rc = n < 0 ? 1 : print_tokens(model, tok, n, ids_only);
+        rc = n < 0 ? 1 : print_tokens(model, tok, n, out);
         if (n >= 0)
             free(tok);
         copse_model_free(model);

@@ -463,6 +463,11 @@ START_TEST(cli_tokenize)
              copse, vocab_path);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
     ck_assert_str_eq(out, "263\n");
+    snprintf(cmd, sizeof cmd, "printf 'hel\\n\\001\\377' | '%s' tokenize -m '%s' --no-bos --json 2>&1",
+             copse, vocab_path);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    ck_assert_str_eq(out, "{\"n_tokens\": 5, \"ids\": [256, 108, 10, 1, 255], "
+                          "\"pieces\": [\"he\", \"l\", \"\\n\", \"\\u0001\", \"\xef\xbf\xbd\"]}\n");
 
     snprintf(cmd, sizeof cmd, "'%s' tokenize -m '%s.none' hi 2>&1", copse, vocab_path);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
