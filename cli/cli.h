@@ -36,6 +36,8 @@ double cli_now(void);
 /* Write s (len bytes) as a JSON string literal; bytes that are not valid
 ** UTF-8 become U+FFFD. */
 void cli_json_str(FILE *f, const char *s, size_t len);
+/* Bytes of the well-formed UTF-8 character at s (n > 0 bytes left), or 0. */
+size_t cli_utf8_char(const unsigned char *s, size_t n);
 
 /* Options shared by the commands that load a model and run it in
 ** contexts of their own or copse_solve's. */

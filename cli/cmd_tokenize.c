@@ -24,20 +24,6 @@ static void help(void)
            "  -h, --help         this help\n");
 }
 
-/* Length of the complete UTF-8 character at s (n bytes left) if it is a
-** multi-byte one, else 0. */
-static int utf8_char(const unsigned char *s, int n)
-{
-    int len = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
-            : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
-    if (len > n)
-        return 0;
-    for (int i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    return len;
-}
-
 /* A piece in quotes: whole characters as they are, the rest escaped, so
 ** every byte shows and each token stays on one line. */
 static void print_piece(const char *piece, int n)
@@ -45,8 +31,8 @@ static void print_piece(const char *piece, int n)
     const unsigned char *p = (const unsigned char *)piece;
     putchar('\'');
     for (int i = 0; i < n; ) {
-        int len = utf8_char(p + i, n - i);
-        if (len) {
+        int len = (int)cli_utf8_char(p + i, (size_t)(n - i));
+        if (len > 1) {
             fwrite(p + i, 1, (size_t)len, stdout);
             i += len;
             continue;

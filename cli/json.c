@@ -1,7 +1,6 @@
 #include "cli.h"
 
-/* Bytes of the well-formed UTF-8 character at s (n bytes left), or 0. */
-static size_t utf8_char(const unsigned char *s, size_t n)
+size_t cli_utf8_char(const unsigned char *s, size_t n)
 {
     size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
                : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
@@ -20,7 +19,7 @@ void cli_json_str(FILE *f, const char *s, size_t len)
     fputc('"', f);
     for (size_t i = 0, n; i < len; i += n ? n : 1) {
         unsigned char c = (unsigned char)s[i];
-        n = utf8_char((const unsigned char *)s + i, len - i);
+        n = cli_utf8_char((const unsigned char *)s + i, len - i);
         if (n > 1) {
             fwrite(s + i, 1, n, f);
             continue;
