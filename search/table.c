@@ -20,6 +20,7 @@
 #include "error.h"
 
 #define MAX_EDGES 63
+#define MAX_WORDS (MAX_EDGES + 1)   /* the longest line: "edges" and its numbers */
 
 /* Difficulty bins by what Snell et al. found: on easy questions a verifier
 ** picks well among independent samples; on hard ones searching over steps
@@ -133,15 +134,15 @@ static int parse(char *text, const char *name, tune_table *t, copse_error *err)
     memset(t, 0, sizeof *t);
     t->n_bins = 1;
     for (char *line = text, *next; line && !bad; line = next) {
-        char *w[10], *ws = NULL;
+        char *w[MAX_WORDS + 1], *ws = NULL;   /* one more, to notice a line too long */
         int n = 0;
         if ((next = strchr(line, '\n')))
             *next++ = '\0';
         ln++;
-        for (char *tok = strtok_r(line, " \t\r", &ws); tok && n < 10; tok = strtok_r(NULL, " \t\r", &ws))
+        for (char *tok = strtok_r(line, " \t\r", &ws); tok && n <= MAX_WORDS; tok = strtok_r(NULL, " \t\r", &ws))
             w[n++] = tok;
         if (n && w[0][0] != '#')
-            bad = parse_line(t, w, n, &header);
+            bad = n > MAX_WORDS ? "too many fields" : parse_line(t, w, n, &header);
     }
     for (int i = 0; i < t->n_rows && !bad; i++)
         if (t->rows[i].bin >= t->n_bins)

@@ -220,6 +220,39 @@ START_TEST(table_round_trip)
     ck_assert_int_eq(eval_table_setting(&back, 0.3, 16, set, 1), -1);  /* weighted is not among them */
     table_free(&t);
     table_free(&back);
+
+    /* as many bins as copse tune makes (64): all come back (lines were
+    ** once cut at 10 words, so 11 bins and more could not be loaded) */
+    double many[63];
+    int pick[64 * 2];
+    double acc64[64 * 2];
+    for (int i = 0; i < 63; i++)
+        many[i] = (i + 1) / 64.0;
+    for (int i = 0; i < 64 * 2; i++) {
+        pick[i] = i % 4;
+        acc64[i] = 0.5;
+    }
+    ck_assert_int_eq(eval_table_make(2, many, 64, budgets, 2, set, pick, acc64, &t), COPSE_OK);
+    ck_assert_int_eq(table_save(&t, path, &err), COPSE_OK);
+    ck_assert_msg(table_load(path, &back, &err) == COPSE_OK, "%s", err.msg);
+    ck_assert_int_eq(back.n_bins, 64);
+    ck_assert_int_eq(back.n_rows, t.n_rows);
+    for (int i = 0; i < 63; i++)
+        ck_assert_double_eq_tol(back.edges[i], many[i], 1e-6);
+    ck_assert_int_eq(table_bin(&back, 0.999), 63);
+    table_free(&t);
+    table_free(&back);
+
+    /* one edge more than a table holds is an error, not cut short */
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("copse-tune 1\nprobes 1\nedges", f);
+    for (int i = 0; i < 64; i++)
+        fprintf(f, " %g", (i + 1) / 65.0);
+    fputs("\nrow 0 4 majority 1 1 majority\n", f);
+    fclose(f);
+    ck_assert_int_eq(table_load(path, &back, &err), COPSE_E_FORMAT);
+    ck_assert_msg(strstr(err.msg, ":3: too many fields") != NULL, "%s", err.msg);
     unlink(path);
 }
 END_TEST
