@@ -186,6 +186,19 @@ int table_builtin(tune_table *t, int have_verifier, copse_error *err)
     return rc;
 }
 
+/* v in the fewest digits (6 at least) that read back as v: close edges
+** stay apart, and 0.2 stays 0.2. */
+static void put_exact(FILE *f, double v)
+{
+    char s[32];
+    for (int digits = 6; digits <= 17; digits++) {
+        snprintf(s, sizeof s, "%.*g", digits, v);
+        if (strtod(s, NULL) == v)
+            break;
+    }
+    fprintf(f, " %s", s);
+}
+
 int table_save(const tune_table *t, const char *path, copse_error *err)
 {
     FILE *f = fopen(path, "w");
@@ -193,7 +206,7 @@ int table_save(const tune_table *t, const char *path, copse_error *err)
         return copse_fail(err, COPSE_E_IO, "%s: cannot write the tuning table: %s", path, strerror(errno));
     fprintf(f, "copse-tune 1\nprobes %d\nedges", t->probes);
     for (int i = 0; i < t->n_bins - 1; i++)
-        fprintf(f, " %.6g", t->edges[i]);
+        put_exact(f, t->edges[i]);
     fprintf(f, "\n# bin budget strategy m k pick accuracy\n");
     for (int i = 0; i < t->n_rows; i++) {
         const tune_row *r = &t->rows[i];

@@ -243,6 +243,15 @@ START_TEST(table_round_trip)
     table_free(&t);
     table_free(&back);
 
+    /* edges come back exactly, however close */
+    double close[2] = { 0.5, 0.5000001 };
+    ck_assert_int_eq(eval_table_make(2, close, 3, budgets, 2, set, pick, acc64, &t), COPSE_OK);
+    ck_assert_int_eq(table_save(&t, path, &err), COPSE_OK);
+    ck_assert_msg(table_load(path, &back, &err) == COPSE_OK, "%s", err.msg);
+    ck_assert(back.edges[0] == close[0] && back.edges[1] == close[1]);
+    table_free(&t);
+    table_free(&back);
+
     /* one edge more than a table holds is an error, not cut short */
     FILE *f = fopen(path, "w");
     ck_assert_ptr_nonnull(f);
