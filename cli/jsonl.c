@@ -87,6 +87,11 @@ static int string(jp *p, char **out)
         unsigned u = (unsigned char)*s;
         if (u < 0x20)
             break;
+        if (u >= 0x80) {   /* a byte of the file's UTF-8, kept as it is */
+            if (o)
+                *o++ = (char)u;
+            continue;
+        }
         if (u == '\\') {
             const char *esc = strchr("\"\\/bfnrt", *++s);
             if (*s == 'u') {

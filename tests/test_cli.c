@@ -1,6 +1,7 @@
 /*
 ** The copse command's run and perplexity, driven as a user would, checked
-** against the same computation done through the library.
+** against the same computation done through the library; and the reader of
+** the question sets eval and tune take.
 */
 #include <math.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 #include "testutil.h"
 #include "copse.h"
+#include "../cli/jsonl.h"
 
 #define MODEL "tests/data/models/tiny-llama.gguf"
 
@@ -281,6 +283,37 @@ static double reference_ppl(const char *text, int n_ctx, int *scored)
     return exp(nll / *scored);
 }
 
+/* The question sets of copse eval and tune: the file's UTF-8 comes through
+** byte for byte beside the escapes (its bytes were once read as Latin-1
+** code points: mojibake, written past the buffer on long lines). */
+START_TEST(question_set_utf8)
+{
+    char path[512], question[1024] = "", line[2048];
+    for (int i = 0; i < 60; i++)
+        strcat(question, "\xcf\x80\xe6\x95\xb0");          /* π数: more bytes than the line's rest */
+    PRINT(path, "%s/test_cli_utf8.jsonl", tu_build_dir());
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    PRINT(line, "{\"question\": \"%s\", \"answer\": \"\xe2\x88\x9a" "2\"}\n"
+                "{\"question\": \"caf\\u00e9 \\ud83d\\ude00 \\\"q\\\"\", \"answer\": 3, \"level\": 2}\n",
+          question);
+    fputs(line, f);
+    fclose(f);
+    int n;
+    cli_item *items = cli_items_read("test", path, &n);
+    ck_assert_ptr_nonnull(items);
+    ck_assert_int_eq(n, 2);
+    ck_assert_str_eq(items[0].question, question);
+    ck_assert_str_eq(items[0].answer, "\xe2\x88\x9a" "2");   /* √2 */
+    ck_assert_str_eq(items[1].question, "caf\xc3\xa9 \xf0\x9f\x98\x80 \"q\"");
+    ck_assert_str_eq(items[1].answer, "3");
+    ck_assert_int_eq(items[1].level, 2);
+    ck_assert_int_eq(items[1].line, 2);
+    cli_items_free(items, n);
+    unlink(path);
+}
+END_TEST
+
 START_TEST(perplexity_matches_definition)
 {
     const char *copse = tu_copse_bin("perplexity_matches_definition");
@@ -328,6 +361,7 @@ Suite *copse_suite_cli(void)
     tcase_add_test(tc, run_kv_options);
     tcase_add_test(tc, kv_options_every_command);
     tcase_add_test(tc, perplexity_matches_definition);
+    tcase_add_test(tc, question_set_utf8);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -110,3 +110,27 @@ fuzz-answer: $(FUZZ_DIR)/fuzz_answer
 	$(FUZZ_DIR)/fuzz_answer -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
 	  -rss_limit_mb=2048 -dict=tests/fuzz/answer.dict -artifact_prefix=$(FUZZ_DIR)/crashes/ \
 	  $(FUZZ_DIR)/answer-corpus $(FUZZ_DIR)/answer-seeds
+
+# The question-set and tuning-table readers under libFuzzer (make fuzz-files
+# [FUZZ_SECONDS=600]): any bytes as either file, held to what the readers
+# promise (fuzz_files.c); jsonl.c is compiled in, table.c comes instrumented
+# in fuzz-model's library build.
+$(FUZZ_DIR)/fuzz_files: tests/fuzz/fuzz_files.c cli/jsonl.c cli/jsonl.h include/copse.h fuzz-model-lib
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Iinclude -Icli -Isearch -Iruntime -g -O1 -fsanitize=fuzzer \
+	  $(FUZZ_SAN) tests/fuzz/fuzz_files.c cli/jsonl.c $(FUZZ_LIB)/libcopse.a $(BLAS_LIBS) \
+	  -lm -fopenmp -o $@
+
+# Seeds (the first byte picks the reader: odd a table, even a question set):
+# a table with every kind of line, and the first lines of ../shared's math sets.
+.PHONY: fuzz-files
+fuzz-files: $(FUZZ_DIR)/fuzz_files
+	@rm -rf $(FUZZ_DIR)/files-seeds && mkdir -p $(FUZZ_DIR)/files-corpus $(FUZZ_DIR)/files-seeds $(FUZZ_DIR)/crashes
+	@printf '\001copse-tune 1\n# bin budget strategy m k pick accuracy\nprobes 2\nedges 0.2 0.4\nrow 0 4 weighted 1 1 weighted 0.5\nrow 2 16 beam 4 1 best\n' \
+	  > $(FUZZ_DIR)/files-seeds/table
+	@printf '\000{"question": "What is 2 + \\"2\\"?", "answer": 4, "level": 1}\n\n{"question": "x\\u00e9", "answer": "\\\\frac{1}{2}"}\n' \
+	  > $(FUZZ_DIR)/files-seeds/set
+	@for f in $(wildcard $(SHARED)/data/math/*.jsonl); do \
+	  (printf '\000'; head -n 3 $$f) > $(FUZZ_DIR)/files-seeds/$$(basename $$f .jsonl); done
+	$(FUZZ_DIR)/fuzz_files -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
+	  -rss_limit_mb=2048 -dict=tests/fuzz/files.dict -artifact_prefix=$(FUZZ_DIR)/crashes/ \
+	  $(FUZZ_DIR)/files-corpus $(FUZZ_DIR)/files-seeds
