@@ -163,8 +163,9 @@ static int container(jp *p, int depth)
             if (*p->s != '"' || string(p, NULL))
                 return fail(p, "an object key is not a string");
             ws(p);
-            if (*p->s++ != ':')
+            if (*p->s != ':')
                 return fail(p, "a key has no ':' after it");
+            p->s++;
             ws(p);
         }
         if (value(p, depth + 1))
@@ -174,8 +175,9 @@ static int container(jp *p, int depth)
             p->s++;
             return 0;
         }
-        if (*p->s++ != ',')
+        if (*p->s != ',')
             return fail(p, "a ',' or closing bracket is missing");
+        p->s++;
         ws(p);
     }
 }
@@ -237,7 +239,9 @@ static const char *parse_line(const char *line, cli_item *it)
             break;
         }
         ws(&p);
-        if (*p.s++ != ':')
+        if (*p.s == ':')   /* never past the line's end */
+            p.s++;
+        else
             fail(&p, "a key has no ':' after it");
         ws(&p);
         if (!p.bad)
