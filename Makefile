@@ -8,6 +8,8 @@
 #   make report     plot eval/results.csv (needs gnuplot; make test does not)
 #   make sanitize   only the ASan+UBSan test run
 #   make deps       install missing Debian packages (or print the command)
+#   make fuzz, fuzz-model, fuzz-text, fuzz-answer, fuzz-files
+#                   libFuzzer on what copse reads (tests/fuzz/README)
 #
 # Everything goes to build/ (or $(BUILD)). CC=clang works too.
 
