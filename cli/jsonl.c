@@ -270,7 +270,7 @@ static const char *parse_line(const char *line, cli_item *it)
     free(level);
     if (!p.bad && (!it->question || !it->answer))
         fail(&p, "no \"question\" or no \"answer\"");
-    if (!p.bad && !it->question[0])
+    if (!p.bad && !it->question[strspn(it->question, " \t\r\n")])   /* as copse_solve refuses it */
         fail(&p, "the question is empty");
     return p.bad;
 }

@@ -484,8 +484,9 @@ typedef struct copse_result_info {
 /*
 ** Solve a question. verifier may be NULL for majority and revise (which
 ** then picks by majority); the other strategies need one. Errors:
-** COPSE_E_ARG naming the parameter (n < m, n not a multiple of m, an
-** unknown strategy, a strategy that needs a verifier without one, ...),
+** COPSE_E_ARG naming the parameter (an empty question, n < m, n not a
+** multiple of m, an unknown strategy, a strategy that needs a verifier
+** without one, ...),
 ** COPSE_E_KV_FULL when kv_bytes is too small for the search, and those of
 ** loading a table or decoding. On success *out holds the result, which the
 ** caller frees with copse_result_free.

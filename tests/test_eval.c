@@ -412,6 +412,7 @@ START_TEST(command_errors)
         { "{\"question\": \"Q?\", \"answer\": tru}", "\"question\" or \"answer\" is neither a string nor a number" },
         { "{\"question\": \"Q?\", \"answer\": 1, \"x\": 01}", "a value is not JSON" },
         { "{\"question\": \"Q?\", \"question\": \"R?\", \"answer\": 1}", "a key appears twice" },
+        { "{\"question\": \" \\n\", \"answer\": 1}", "the question is empty" },
     };
     for (size_t i = 0; i < sizeof bad_lines / sizeof *bad_lines; i++) {
         char text[256], want[256];

@@ -392,6 +392,9 @@ START_TEST(solve_bad_input)
     copse_result *r;
     copse_error err;
     ck_assert_int_eq(copse_solve(pm, v, NULL, &p, &r, &err), COPSE_E_ARG);
+    ck_assert_int_eq(copse_solve(pm, v, " \n\t", &p, &r, &err), COPSE_E_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "the question is empty"));
+    ck_assert_ptr_null(r);
     ck_assert_int_eq(copse_solve(NULL, v, QUESTION, &p, &r, &err), COPSE_E_ARG);
     ck_assert_int_eq(copse_strategy_by_name("beam"), COPSE_BEAM);
     ck_assert_int_eq(copse_strategy_by_name("bean"), -1);
