@@ -21,6 +21,11 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 ** [lo, hi]; on failure print why and return nonzero. */
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_float(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
+/* Parse a comma-separated list of whole numbers in [lo, hi] into out (at
+** most max of them, strictly ascending when ascending is set), their count
+** in *n_out; likewise. */
+int cli_parse_int_list(const char *cmd, const char *opt, const char *s, long lo, long hi, int max,
+                       int ascending, int *out, int *n_out);
 /* Parse a byte count: digits, optionally followed by K, M or G (binary
 ** multiples), from 1 byte to 1 TiB; likewise. */
 int cli_parse_bytes(const char *cmd, const char *opt, const char *s, uint64_t *out);

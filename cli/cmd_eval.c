@@ -66,24 +66,6 @@ typedef struct eval_opts {
 
 /* ------------------------------------------------------------- options */
 
-/* A comma-separated ascending list of budgets. */
-static int parse_budgets(const char *opt, const char *v, int *out, int *n_out)
-{
-    const char *p = v;
-    *n_out = 0;
-    while (*p) {
-        char *end;
-        long n = strtol(p, &end, 10);
-        if (end == p || (*end && *end != ',') || n < 1 || n > 1024)
-            return cli_usage_error(CMD, "%s takes whole numbers from 1 to 1024, comma-separated, not '%s'", opt, v);
-        if (*n_out == MAX_BUDGETS || (*n_out && n <= out[*n_out - 1]))
-            return cli_usage_error(CMD, "%s takes at most %d budgets in ascending order", opt, MAX_BUDGETS);
-        out[(*n_out)++] = (int)n;
-        p = *end ? end + 1 : end;
-    }
-    return *n_out ? 0 : cli_usage_error(CMD, "%s needs at least one budget", opt);
-}
-
 static int parse_run(const char *spec, size_t len, eval_setting *s)
 {
     char name[32];
@@ -147,9 +129,11 @@ static int more(void *state, int argc, char **argv, int *i)
         if (!strcmp(a, int_opts[k].name))
             return cli_parse_int(CMD, a, argv[++*i], int_opts[k].lo, int_opts[k].hi, int_dest[k]) ? 2 : 1;
     if (!strcmp(a, "--budgets"))
-        return parse_budgets(a, argv[++*i], o->budgets, &o->n_budgets) ? 2 : 1;
+        return cli_parse_int_list(CMD, a, argv[++*i], 1, 1024, MAX_BUDGETS, 1, o->budgets,
+                                  &o->n_budgets) ? 2 : 1;
     if (!strcmp(a, "--run-budgets"))
-        return parse_budgets(a, argv[++*i], o->run_budgets, &o->n_run_budgets) ? 2 : 1;
+        return cli_parse_int_list(CMD, a, argv[++*i], 1, 1024, MAX_BUDGETS, 1, o->run_budgets,
+                                  &o->n_run_budgets) ? 2 : 1;
     if (!strcmp(a, "--runs"))
         return parse_runs(argv[++*i], o) ? 2 : 1;
     return 0;

@@ -34,24 +34,6 @@ typedef struct tune_opts {
     int quiet;
 } tune_opts;
 
-static int parse_budgets(const char *v, tune_opts *o)
-{
-    char buf[256], *save = NULL;
-    long n;
-    if (strlen(v) >= sizeof buf)
-        return cli_usage_error(CMD, "--budgets is too long");
-    strcpy(buf, v);
-    o->n_budgets = 0;
-    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (o->n_budgets == 16)
-            return cli_usage_error(CMD, "--budgets takes at most 16 budgets");
-        if (cli_parse_int(CMD, "--budgets", t, 1, 65536, &n))
-            return 2;
-        o->budgets[o->n_budgets++] = (int)n;
-    }
-    return o->n_budgets ? 0 : cli_usage_error(CMD, "--budgets needs at least one budget");
-}
-
 static int more(void *state, int argc, char **argv, int *i)
 {
     tune_opts *o = state;
@@ -68,7 +50,7 @@ static int more(void *state, int argc, char **argv, int *i)
     else if (!strcmp(a, "-o"))
         o->out = v;
     else if (!strcmp(a, "--budgets"))
-        return parse_budgets(v, o) ? 2 : 1;
+        return cli_parse_int_list(CMD, a, v, 1, 65536, 16, 0, o->budgets, &o->n_budgets) ? 2 : 1;
     else if (!strcmp(a, "--probes"))
         return cli_parse_int(CMD, a, v, 1, 4096, &o->probes) ? 2 : 1;
     else if (!strcmp(a, "--bins"))

@@ -60,6 +60,27 @@ int cli_parse_float(const char *cmd, const char *opt, const char *s, double lo, 
     return 0;
 }
 
+int cli_parse_int_list(const char *cmd, const char *opt, const char *s, long lo, long hi, int max,
+                       int ascending, int *out, int *n_out)
+{
+    *n_out = 0;
+    for (const char *p = s; *p;) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || (*end && *end != ',') || errno || v < lo || v > hi || (*end && !end[1]))
+            return cli_usage_error(cmd, "%s takes whole numbers from %ld to %ld, comma-separated, not '%s'",
+                                   opt, lo, hi, s);
+        if (*n_out == max)
+            return cli_usage_error(cmd, "%s takes at most %d numbers", opt, max);
+        if (ascending && *n_out && v <= out[*n_out - 1])
+            return cli_usage_error(cmd, "%s takes its numbers in ascending order, not '%s'", opt, s);
+        out[(*n_out)++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    return *n_out ? 0 : cli_usage_error(cmd, "%s needs at least one number", opt);
+}
+
 int cli_parse_bytes(const char *cmd, const char *opt, const char *s, uint64_t *out)
 {
     char *end;
