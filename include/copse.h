@@ -280,7 +280,8 @@ copse_sampler *copse_sampler_new(const copse_sampler_params *params);
 void           copse_sampler_free(copse_sampler *s);
 
 /* Choose a token from n logits. The same seed and logits give the same
-** sequence of choices. */
+** sequence of choices. A NaN logit counts as -infinity (chosen only when
+** every logit is NaN or -infinity). */
 int32_t copse_sample(copse_sampler *s, const float *logits, int n);
 
 /* ------------------------------------------------------------------ search */

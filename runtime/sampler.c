@@ -73,11 +73,15 @@ void copse_sampler_free(copse_sampler *s)
     }
 }
 
+/* A NaN logit (a broken model's) ranks below every number: the candidates
+** need an order that is total, and such a token is never worth choosing. */
+static float rank(float logit) { return logit == logit ? logit : -INFINITY; }
+
 static int32_t argmax(const float *logits, int n)
 {
     int32_t best = 0;
     for (int i = 1; i < n; i++)
-        if (logits[i] > logits[best])
+        if (rank(logits[i]) > rank(logits[best]))
             best = i;
     return best;
 }
@@ -157,7 +161,7 @@ int32_t copse_sample(copse_sampler *s, const float *logits, int n)
     }
     cand *c = s->c;
     for (int i = 0; i < n; i++)
-        c[i] = (cand){ logits[i], i };
+        c[i] = (cand){ rank(logits[i]), i };
 
     /* c[0..m) are the candidates still allowed, c[0..sorted) in order. */
     int m = n, sorted;

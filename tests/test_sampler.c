@@ -131,6 +131,37 @@ START_TEST(wide_nucleus)
 }
 END_TEST
 
+/* A broken model's NaN logits: never chosen while a number is there, and
+** no truncation walks off its candidates (the quickselect once did, on an
+** order NaN made inconsistent). */
+START_TEST(nan_logits)
+{
+    enum { N = 1000 };
+    float *l = malloc(N * sizeof *l);
+    for (int i = 0; i < N; i++)
+        l[i] = i % 7 == 0 ? NAN : (float)(i % 13);
+    l[0] = NAN;   /* greedy starts its search here */
+    static const struct { float temp, top_p, min_p; int top_k; } ps[] = {
+        { 0, 1, 0, 0 }, { 0.8f, 1, 0, 40 }, { 0.8f, 0.9f, 0, 0 }, { 1, 1, 0.05f, 0 }, { 1, 1, 0, 0 },
+    };
+    for (size_t k = 0; k < sizeof ps / sizeof *ps; k++) {
+        copse_sampler *s = make(ps[k].temp, ps[k].top_k, ps[k].top_p, ps[k].min_p, 5);
+        for (int t = 0; t < 200; t++) {
+            int32_t id = copse_sample(s, l, N);
+            ck_assert_msg(id > 0 && id < N && id % 7 != 0, "setting %zu chose %d", k, id);
+        }
+        copse_sampler_free(s);
+    }
+    for (int i = 0; i < N; i++)
+        l[i] = NAN;
+    copse_sampler *s = make(0.8f, 40, 0.9f, 0, 5);
+    int32_t id = copse_sample(s, l, N);
+    ck_assert(id >= 0 && id < N);
+    copse_sampler_free(s);
+    free(l);
+}
+END_TEST
+
 Suite *copse_suite_sampler(void)
 {
     Suite *s = suite_create("sampler");
@@ -140,6 +171,7 @@ Suite *copse_suite_sampler(void)
     tcase_add_test(tc, temperature_distribution);
     tcase_add_test(tc, truncations);
     tcase_add_test(tc, wide_nucleus);
+    tcase_add_test(tc, nan_logits);
     suite_add_tcase(s, tc);
     return s;
 }
