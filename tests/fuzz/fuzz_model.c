@@ -4,8 +4,9 @@
 ** needs, its tensors' names, shapes and types, the tokenizer, and a
 ** verifier head. A rejected file must come with a message. A loaded one
 ** is used the way a caller would: tokenize and detokenize, decode a few
-** tokens in a small context and read every logit, make a verifier. ASan
-** and UBSan catch what goes wrong. Build and run: make fuzz-model.
+** tokens in a small context, read every logit and sample from them, make
+** a verifier. ASan and UBSan catch what goes wrong. Build and run:
+** make fuzz-model.
 */
 #include <stdio.h>
 #include <string.h>
@@ -53,12 +54,19 @@ static void decode(copse_model *m, const copse_model_info *info)
     rc = s ? copse_decode_tokens(c, s, t, 3, 1, &e) : COPSE_E_NOMEM;
     if (rc == COPSE_OK) {
         volatile float sum = 0;
+        copse_sampler_params sp = copse_sampler_default_params();
+        sp.top_k = 2;   /* the quickselect, which a NaN logit once broke */
+        copse_sampler *sm = copse_sampler_new(&sp);
+        CHECK(sm);
         for (int i = 0; i < 3; i++) {
             const float *l = copse_get_logits(c, i);
             CHECK(l);
             for (int k = 0; k < info->n_vocab; k++)
                 sum += l[k];
+            int32_t id = copse_sample(sm, l, info->n_vocab);
+            CHECK(id >= 0 && id < info->n_vocab);
         }
+        copse_sampler_free(sm);
     } else if (s) {
         failed(rc, &e);
     }
