@@ -26,7 +26,7 @@ import numpy as np
 SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f",
            7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 STRING, ARRAY = 8, 9
-F32, F16, Q8_0, BF16 = 0, 1, 8, 30
+F32, F16, BF16 = 0, 1, 30
 
 
 class Reader:
@@ -87,12 +87,121 @@ def decode(data, start, ne, t, name):
         x = np.frombuffer(data, "<f2", n, start)
     elif t == BF16:
         x = (np.frombuffer(data, "<u2", n, start).astype(np.uint32) << 16).view("<f4")
-    elif t == Q8_0:
-        blocks = np.frombuffer(data, np.dtype([("d", "<f2"), ("q", "i1", 32)]), n // 32, start)
-        x = blocks["d"].astype(np.float64)[:, None] * blocks["q"]
+    elif t in QUANTS:
+        size, layout, dequantize = QUANTS[t]
+        if n % size:
+            sys.exit(f"tensor {name}: {n} weights are not whole blocks of {size}")
+        x = dequantize(np.frombuffer(data, np.dtype(layout), n // size, start))
     else:
         sys.exit(f"tensor {name}: type {t} not supported")
     return x.astype(np.float64).reshape(list(reversed(ne)))
+
+
+# ------------------------------------------------------ block-quantized types
+# Each decoder does the arithmetic of ggml's dequantize_row_* in float32, in
+# the same order, so the weights are bit-identical to llama.cpp's.
+
+KVALUES_IQ4NL = np.array([-127, -104, -83, -65, -49, -35, -22, -10,
+                          1, 13, 25, 38, 53, 69, 89, 113], np.float32)
+
+
+def f32(x):
+    return x.astype(np.float32)
+
+
+def half(b, field):
+    """An f16 field as float32, one row a block."""
+    return f32(b[field])[:, None]
+
+
+def split(x, bits):
+    """The bits-wide fields of each byte, lowest first, on a new axis before the last."""
+    return (x[..., None, :] >> np.arange(0, 8, bits, dtype=np.uint8)[:, None]) & ((1 << bits) - 1)
+
+
+def q8_0(b):
+    """32 weights: d * q."""
+    return half(b, "d") * f32(b["qs"])
+
+
+def q4_q5(b):
+    """Q4_0, Q4_1, Q5_0, Q5_1: 32 weights, low nibbles first; bit i of qh is weight i's fifth."""
+    q = split(b["qs"], 4).reshape(len(b), 32)
+    if "qh" in b.dtype.names:
+        q = q | np.unpackbits(b["qh"], axis=1, bitorder="little") << 4
+    if "m" in b.dtype.names:  # q * d + m
+        return f32(q) * half(b, "d") + half(b, "m")
+    offset = 16 if "qh" in b.dtype.names else 8  # (q - offset) * d
+    return f32(q.astype(np.int8) - offset) * half(b, "d")
+
+
+def q2_k(b):
+    """256 weights, 16 groups: d * (scale & 15) * q - dmin * (scale >> 4), q of 2 bits."""
+    q = split(b["qs"].reshape(-1, 2, 32), 2).reshape(-1, 16, 16)
+    dl = half(b, "d") * f32(b["scales"] & 15)
+    ml = half(b, "dmin") * f32(b["scales"] >> 4)
+    return dl[..., None] * f32(q) - ml[..., None]
+
+
+def q3_k(b):
+    """256 weights, 16 groups: d * (scale - 32) * (q - 4), hmask holding q's third bit."""
+    s = b["scales"]  # 16 scales: low 4 bits in bytes 0-7, high 2 in bytes 8-11
+    low = np.concatenate([s[:, :8] & 15, s[:, :8] >> 4], 1)
+    scale = low | split(s[:, 8:], 2).reshape(-1, 16) << 4
+    dl = half(b, "d") * f32(scale.astype(np.int8) - 32)
+    q = split(b["qs"].reshape(-1, 2, 32), 2).reshape(-1, 8, 32) | split(b["hmask"], 1) << 2
+    return dl[..., None] * f32(q.reshape(-1, 16, 16).astype(np.int8) - 4)
+
+
+def q4_k_q5_k(b):
+    """256 weights, 8 groups: d * scale * q - dmin * min; Q5_K: bit g of qh is group g's fifth."""
+    s = b["scales"]  # get_scale_min_k4: 6-bit scales and mins, their top bits in bytes 0-7
+    scale = np.concatenate([s[:, 0:4] & 63, (s[:, 8:12] & 15) | (s[:, 0:4] >> 6 << 4)], 1)
+    mins = np.concatenate([s[:, 4:8] & 63, (s[:, 8:12] >> 4) | (s[:, 4:8] >> 6 << 4)], 1)
+    d1 = half(b, "d") * f32(scale)
+    m1 = half(b, "dmin") * f32(mins)
+    q = split(b["qs"].reshape(-1, 4, 32), 4).reshape(-1, 8, 32)
+    if "qh" in b.dtype.names:
+        q = q | split(b["qh"], 1) << 4
+    return d1[..., None] * f32(q) - m1[..., None]
+
+
+def q6_k(b):
+    """256 weights, 16 groups: d * scale * (q - 32), q of 6 bits."""
+    low = split(b["ql"].reshape(-1, 2, 64), 4).reshape(-1, 2, 4, 32)
+    q = (low | split(b["qh"].reshape(-1, 2, 32), 2) << 4).astype(np.int8) - 32
+    dl = half(b, "d") * f32(b["scales"])
+    return dl[..., None] * f32(q.reshape(-1, 16, 16))
+
+
+def iq4(b):
+    """IQ4_NL (32 weights) and IQ4_XS (256, 8 groups, d * (scale - 32)): nibbles index a table."""
+    q = KVALUES_IQ4NL[split(b["qs"].reshape(len(b), -1, 16), 4).reshape(len(b), -1, 32)]
+    dl = half(b, "d")
+    if "scales_h" in b.dtype.names:
+        g = np.arange(8)
+        low = b["scales_l"][:, g // 2] >> 4 * (g % 2) & 15
+        scale = low | (b["scales_h"][:, None] >> 2 * g & 3) << 4
+        dl = dl * f32(scale - 32)
+    return dl[..., None] * q
+
+
+D, DMIN, K = ("d", "<f2"), ("dmin", "<f2"), 256
+QUANTS = {  # ggml type: (weights a block, block layout as in ggml-common.h, decoder)
+    2: (32, [D, ("qs", "u1", 16)], q4_q5),  # Q4_0
+    3: (32, [D, ("m", "<f2"), ("qs", "u1", 16)], q4_q5),  # Q4_1
+    6: (32, [D, ("qh", "u1", 4), ("qs", "u1", 16)], q4_q5),  # Q5_0
+    7: (32, [D, ("m", "<f2"), ("qh", "u1", 4), ("qs", "u1", 16)], q4_q5),  # Q5_1
+    8: (32, [D, ("qs", "i1", 32)], q8_0),  # Q8_0
+    10: (K, [("scales", "u1", 16), ("qs", "u1", 64), D, DMIN], q2_k),  # Q2_K
+    11: (K, [("hmask", "u1", 32), ("qs", "u1", 64), ("scales", "u1", 12), D], q3_k),  # Q3_K
+    12: (K, [D, DMIN, ("scales", "u1", 12), ("qs", "u1", 128)], q4_k_q5_k),  # Q4_K
+    13: (K, [D, DMIN, ("scales", "u1", 12), ("qh", "u1", 32), ("qs", "u1", 128)],
+         q4_k_q5_k),  # Q5_K
+    14: (K, [("ql", "u1", 128), ("qh", "u1", 64), ("scales", "i1", 16), D], q6_k),  # Q6_K
+    20: (32, [D, ("qs", "u1", 16)], iq4),  # IQ4_NL
+    23: (K, [D, ("scales_h", "<u2"), ("scales_l", "u1", 4), ("qs", "u1", 128)], iq4),  # IQ4_XS
+}
 
 
 # ------------------------------------------------------------------- the model
