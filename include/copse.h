@@ -56,8 +56,10 @@ typedef struct copse_model_params {
     ** Run the f32 reference path: every matrix expanded to f32 and
     ** multiplied with BLAS (4x the memory of Q8_0, several times slower).
     ** By default (0) matrices are packed as int8 in blocks of 32 with one
-    ** scale each: Q8_0 tensors as they are, F32/F16/BF16 ones quantized at
-    ** load; activations are quantized the same way before each product.
+    ** scale each: Q8_0 tensors as they are, every other type decoded and
+    ** quantized at load (F32, F16, BF16 and llama.cpp's block formats Q4_0,
+    ** Q4_1, Q5_0, Q5_1, Q2_K ... Q6_K, IQ4_NL, IQ4_XS; other types fail with
+    ** COPSE_E_UNSUPPORTED naming the tensor); activations are quantized the same way before each product.
     ** The int8 kernels are the fastest this CPU supports, or the tier the
     ** COPSE_ISA environment variable names (scalar, avx2, avxvnni,
     ** avx512vnni, neon, neon-dotprod): loading fails with COPSE_E_ARG for an
@@ -351,8 +353,8 @@ copse_verifier_params copse_verifier_default_params(void);
 ** A verifier over a loaded model, which it borrows (the model must outlive
 ** it; it may be the policy itself). Fails with COPSE_E_FORMAT naming the
 ** file and tensor when the head the kind needs is missing or misshapen,
-** COPSE_E_UNSUPPORTED for a head tensor type other than F32, F16, BF16 and
-** Q8_0, COPSE_E_ARG for a label that is not exactly one token.
+** COPSE_E_UNSUPPORTED for a head tensor of a type the model loader cannot
+** decode (copse_model_params), COPSE_E_ARG for a label that is not exactly one token.
 */
 int copse_verifier_new(copse_model *model, const copse_verifier_params *params,
                        copse_verifier **out, copse_error *err);

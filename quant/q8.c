@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include "q8.h"
+#include "dequant.h"
 #include "error.h"
 #include "pool.h"
 
@@ -344,7 +345,7 @@ static int quantize_block(const float *x, uint16_t *d16, int8_t *q)
     return 0;
 }
 
-/* Quantize rows held as F32, F16 or BF16. */
+/* Quantize rows of any type dequant.h decodes, one row at a time. */
 static int quantize_rows(q8_weights *W, uint32_t type, const void *src, const char *name,
                          copse_error *err)
 {
@@ -353,16 +354,7 @@ static int quantize_rows(q8_weights *W, uint32_t type, const void *src, const ch
         return copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory", name);
     int rc = COPSE_OK;
     for (int n = 0; n < W->n_rows && !rc; n++) {
-        size_t off = (size_t)n * W->K;
-        const uint16_t *half = (const uint16_t *)src + off;
-        if (type == GGML_TYPE_F32)
-            memcpy(row, (const float *)src + off, (size_t)W->K * sizeof *row);
-        else if (type == GGML_TYPE_F16)
-            for (int k = 0; k < W->K; k++)
-                row[k] = copse_f16_to_f32(half[k]);
-        else
-            for (int k = 0; k < W->K; k++)
-                row[k] = copse_bf16_to_f32(half[k]);
+        dequant(type, src, (uint64_t)n * W->K, (uint64_t)W->K, row);
         for (int b = 0; b < W->nb; b++) {
             uint16_t d;
             int8_t q[Q8_BLOCK];
@@ -416,19 +408,14 @@ int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t,
     if (t->ne[0] > INT_MAX || t->ne[1] > INT_MAX)
         return copse_fail(err, COPSE_E_UNSUPPORTED, "tensor '%s': too large", t->name);
     int K = (int)t->ne[0], n_rows = (int)t->ne[1];
-    switch (t->type) {
-    case GGML_TYPE_Q8_0:
+
+    if (t->type == GGML_TYPE_Q8_0)
         return q8_weights_from_q8_0(k, t->data, n_rows, K, t->name, out, err);
-    case GGML_TYPE_F32:
-    case GGML_TYPE_F16:
-    case GGML_TYPE_BF16:
+    if (dequant_supported(t->type) && t->data)
         return from_rows(k, t->type, t->data, n_rows, K, t->name, out, err);
-    default: {
-        char buf[16];
-        return copse_fail(err, COPSE_E_UNSUPPORTED, "tensor '%s': type %s cannot be used as "
-                          "int8 weights", t->name, ggml_type_name(t->type, buf));
-    }
-    }
+    char buf[16];
+    return copse_fail(err, COPSE_E_UNSUPPORTED, "tensor '%s': type %s cannot be used as "
+                      "int8 weights", t->name, ggml_type_name(t->type, buf));
 }
 
 void q8_weights_row(const q8_weights *W, int r, float *out)

@@ -141,7 +141,8 @@ int q8_weights_from_q8_0(const q8_kernels *k, const void *blocks, int n_rows, in
 int q8_weights_from_f32(const q8_kernels *k, const float *src, int n_rows, int K,
                         const char *name, q8_weights **out, copse_error *err);
 
-/* A 2-D GGUF tensor of type F32, F16, BF16 or Q8_0 (ne[0] = K). */
+/* A 2-D GGUF tensor (ne[0] = K): Q8_0 bit for bit, any other type
+** dequant.h decodes as its f32 values would be. */
 int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t,
                            q8_weights **out, copse_error *err);
 

@@ -12,7 +12,7 @@ XCC        ?= aarch64-linux-gnu-gcc
 QEMU_A64   ?= qemu-aarch64
 XARCH      := $(BUILD)/xarch
 XARCH_BIN  := $(XARCH)/kernels
-XARCH_SRC  := quant/q8.c quant/q8_scalar.c quant/q8_neon.c quant/q8_neondot.c \
+XARCH_SRC  := quant/q8.c quant/dequant.c quant/q8_scalar.c quant/q8_neon.c quant/q8_neondot.c \
               runtime/error.c runtime/gguf.c runtime/pool.c runtime/attention.c runtime/attention_neon.c \
               runtime/kv.c runtime/vec.c runtime/vec_neon.c tests/exact.c tests/q8_exact.c tests/attn_exact.c \
               tests/vec_exact.c tests/xarch/kernels_main.c

@@ -47,8 +47,8 @@ static const type_info ggml_types[GGML_TYPE_COUNT] = {
     [GGML_TYPE_Q6_K] = {"Q6_K", 256, 210}, [GGML_TYPE_Q8_K] = {"Q8_K", 256, 292},
     [16] = {"IQ2_XXS", 256, 66}, [17] = {"IQ2_XS", 256, 74},
     [18] = {"IQ3_XXS", 256, 98}, [19] = {"IQ1_S", 256, 50},
-    [20] = {"IQ4_NL", 32, 18},   [21] = {"IQ3_S", 256, 110},
-    [22] = {"IQ2_S", 256, 82},   [23] = {"IQ4_XS", 256, 136},
+    [GGML_TYPE_IQ4_NL] = {"IQ4_NL", 32, 18}, [21] = {"IQ3_S", 256, 110},
+    [22] = {"IQ2_S", 256, 82}, [GGML_TYPE_IQ4_XS] = {"IQ4_XS", 256, 136},
     [24] = {"I8", 1, 1},  [25] = {"I16", 1, 2}, [26] = {"I32", 1, 4},
     [27] = {"I64", 1, 8}, [28] = {"F64", 1, 8}, [29] = {"IQ1_M", 256, 56},
     [GGML_TYPE_BF16] = {"BF16", 1, 2},
@@ -78,11 +78,16 @@ static uint64_t type_extent(const type_info *t, uint64_t n)
     return blocks > UINT64_MAX / t->size ? 0 : blocks * t->size;
 }
 
+uint32_t ggml_type_block(uint32_t type)
+{
+    const type_info *t = type_info_of(type);
+    return t ? t->blck : 0;
+}
+
 uint64_t ggml_type_nbytes(uint32_t type, uint64_t n)
 {
-    int readable = type == GGML_TYPE_F32 || type == GGML_TYPE_F16 ||
-                   type == GGML_TYPE_BF16 || type == GGML_TYPE_Q8_0;
-    return readable ? type_extent(&ggml_types[type], n) : 0;
+    const type_info *t = type_info_of(type);
+    return t ? type_extent(t, n) : 0;
 }
 
 /* -------------------------------------------------------- metadata values */

@@ -39,8 +39,9 @@ enum gguf_type {
     GGUF_TYPE_COUNT
 };
 
-/* Tensor element types (ggml numbering). copse computes with F32, F16,
-** BF16 and Q8_0; the others are named so errors can say what a file has. */
+/* Tensor element types (ggml numbering). Those copse decodes are listed by
+** dequant.h; every type ggml names has its size known, so any file's
+** tensors are checked and errors can say what a file has. */
 enum ggml_type {
     GGML_TYPE_F32  = 0,
     GGML_TYPE_F16  = 1,
@@ -56,6 +57,8 @@ enum ggml_type {
     GGML_TYPE_Q5_K = 13,
     GGML_TYPE_Q6_K = 14,
     GGML_TYPE_Q8_K = 15,
+    GGML_TYPE_IQ4_NL = 20,
+    GGML_TYPE_IQ4_XS = 23,
     GGML_TYPE_BF16 = 30,
     GGML_TYPE_COUNT = 40
 };
@@ -67,8 +70,12 @@ enum ggml_type {
 ** buf (at least 16 bytes). */
 const char *ggml_type_name(uint32_t type, char *buf);
 
-/* Bytes of n elements (n a multiple of the type's block size) for the four
-** types copse reads; 0 for any other type. */
+/* Elements per block of a type ggml names (1 for F32 and the like, 32 for
+** Q8_0, 256 for Q4_K); 0 for numbers ggml does not name. */
+uint32_t ggml_type_block(uint32_t type);
+
+/* Bytes of n elements of a type ggml names; 0 when n is not whole blocks,
+** the size overflows, or the type is unknown. */
 uint64_t ggml_type_nbytes(uint32_t type, uint64_t n);
 
 /* Bytes of one fixed-size metadata value in the file; 0 for STRING, ARRAY

@@ -314,8 +314,8 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type,
         n *= ne[d];
     }
     uint64_t nbytes = ggml_type_nbytes(type, n);
-    if (!nbytes || (type == GGML_TYPE_Q8_0 && ne[0] % QK8_0))
-        return fail(w, COPSE_E_ARG, name, "type not F32/F16/BF16/Q8_0, or ne[0] not whole blocks");
+    if (!nbytes || ne[0] % ggml_type_block(type))
+        return fail(w, COPSE_E_ARG, name, "unknown type, or ne[0] not whole blocks");
     if (w->n_t == w->cap_t) {
         uint64_t cap = w->cap_t ? 2 * w->cap_t : 16;
         wtensor *t = realloc(w->t, cap * sizeof *t);

@@ -4,7 +4,8 @@
 ** checked for presence, shape and type.
 **
 ** Matrices are packed as int8 for the kernel tier (q8.h): Q8_0 ones bit
-** for bit, F32/F16/BF16 ones quantized. A matrix whose rows are not whole
+** for bit, the others decoded (dequant.h) and quantized, so a Q4_K file
+** takes about twice its size in memory. A matrix whose rows are not whole
 ** blocks of 32 stays f32 (no real model has one). On the reference path
 ** (weights_f32) F32 tensors are used in place in the mapping and the rest
 ** are expanded once to f32 copies the model owns. Norms and biases are
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include "dequant.h"
 #include "model.h"
 #include "error.h"
 
@@ -232,45 +234,14 @@ static void *alloc_weights(size_t bytes)
     return p;
 }
 
-static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-
-/* Elements [first, first + n) of a tensor as f32; for Q8_0 (blocks of a
-** little-endian f16 scale then QK8_0 signed bytes) first and n are whole
-** blocks. */
-static void convert(const gguf_tensor *t, uint64_t first, uint64_t n, float *out)
-{
-    const uint8_t *p = t->data;
-    switch (t->type) {
-    case GGML_TYPE_F32:
-        memcpy(out, (const float *)t->data + first, n * sizeof *out);
-        break;
-    case GGML_TYPE_F16:
-        for (uint64_t i = 0; i < n; i++)
-            out[i] = copse_f16_to_f32(le16(p + 2 * (first + i)));
-        break;
-    case GGML_TYPE_BF16:
-        for (uint64_t i = 0; i < n; i++)
-            out[i] = copse_bf16_to_f32(le16(p + 2 * (first + i)));
-        break;
-    case GGML_TYPE_Q8_0:
-        for (uint64_t b = 0; b < n / QK8_0; b++) {
-            const uint8_t *blk = p + (first / QK8_0 + b) * (2 + QK8_0);
-            float d = copse_f16_to_f32(le16(blk));
-            for (int j = 0; j < QK8_0; j++)
-                out[b * QK8_0 + j] = d * (float)(int8_t)blk[2 + j];
-        }
-        break;
-    }
-}
-
 /* Expanding every weight of a large model takes seconds on one core. */
 static void dequantize(const gguf_tensor *t, float *out)
 {
-    const int64_t chunk = 1 << 16;   /* whole Q8_0 blocks */
+    const int64_t chunk = 1 << 16;   /* whole blocks of every type */
     int64_t n = (int64_t)t->nelements;
     #pragma omp parallel for
     for (int64_t i = 0; i < n; i += chunk)
-        convert(t, (uint64_t)i, (uint64_t)(n - i < chunk ? n - i : chunk), out + i);
+        dequant(t->type, t->data, (uint64_t)i, (uint64_t)(n - i < chunk ? n - i : chunk), out + i);
 }
 
 /*
@@ -296,13 +267,10 @@ static int find(loader *L, const char *name, int ne0, int ne1, int required, con
                           path_of(L), name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
                           (unsigned long long)t->ne[2], (unsigned long long)t->ne[3], want);
     }
-    int readable = t->type == GGML_TYPE_F32 || t->type == GGML_TYPE_F16 ||
-                   t->type == GGML_TYPE_BF16 || t->type == GGML_TYPE_Q8_0;
-    if (!readable || !t->data) {
+    if (!dequant_supported(t->type) || !t->data) {
         char buf[16];
-        return copse_fail(L->err, COPSE_E_UNSUPPORTED,
-                          "%s: tensor '%s' has type %s; copse reads F32, F16, BF16 and Q8_0",
-                          path_of(L), name, ggml_type_name(t->type, buf));
+        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: tensor '%s' has type %s; copse reads %s",
+                          path_of(L), name, ggml_type_name(t->type, buf), dequant_type_list());
     }
     *out = t;
     return COPSE_OK;
@@ -593,7 +561,7 @@ const gguf_file *model_gguf(const copse_model *m) { return m->gguf; }
 void model_embed(const copse_model *m, int32_t token, float *out)
 {
     uint64_t d = (uint64_t)m->info.n_embd;
-    convert(m->embd_tensor, (uint64_t)token * d, d, out);
+    dequant(m->embd_tensor->type, m->embd_tensor->data, (uint64_t)token * d, d, out);
 }
 
 uint64_t model_matrix_bytes(const copse_model *m)

@@ -15,35 +15,12 @@
 #include "search.h"
 #include "model.h"
 #include "error.h"
-#include "f16.h"
+#include "dequant.h"
 
 copse_verifier_params copse_verifier_default_params(void)
 {
     copse_verifier_params p = { .kind = COPSE_PRM_AUTO };
     return p;
-}
-
-static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-
-/* Value i of a tensor in any of the types copse reads. */
-static float tensor_value(const gguf_tensor *t, uint64_t i)
-{
-    const uint8_t *p = t->data;
-    switch (t->type) {
-    case GGML_TYPE_F16:
-        return copse_f16_to_f32(le16(p + 2 * i));
-    case GGML_TYPE_BF16:
-        return copse_bf16_to_f32(le16(p + 2 * i));
-    case GGML_TYPE_Q8_0: {
-        const uint8_t *blk = p + i / QK8_0 * (2 + QK8_0);
-        return copse_f16_to_f32(le16(blk)) * (float)(int8_t)blk[2 + i % QK8_0];
-    }
-    default: {
-        float f;
-        memcpy(&f, p + 4 * i, sizeof f);
-        return f;
-    }
-    }
 }
 
 /*
@@ -66,17 +43,15 @@ static int head_tensor(const copse_model *m, const char *name, int ne0, int ne1,
                           "expected [%d, %d]", g->path, name, (unsigned long long)t->ne[0],
                           (unsigned long long)t->ne[1], (unsigned long long)t->ne[2],
                           (unsigned long long)t->ne[3], ne0, ne1);
-    if (!t->data || (t->type != GGML_TYPE_F32 && t->type != GGML_TYPE_F16 &&
-                     t->type != GGML_TYPE_BF16 && t->type != GGML_TYPE_Q8_0)) {
+    if (!t->data || !dequant_supported(t->type)) {
         char buf[16];
-        return copse_fail(err, COPSE_E_UNSUPPORTED, "%s: PRM tensor '%s' has type %s; copse reads F32, "
-                          "F16, BF16 and Q8_0", g->path, name, ggml_type_name(t->type, buf));
+        return copse_fail(err, COPSE_E_UNSUPPORTED, "%s: PRM tensor '%s' has type %s; copse reads %s",
+                          g->path, name, ggml_type_name(t->type, buf), dequant_type_list());
     }
     float *f = malloc(t->nelements * sizeof *f);
     if (!f)
         return copse_fail(err, COPSE_E_NOMEM, "%s: no memory for PRM tensor '%s'", g->path, name);
-    for (uint64_t i = 0; i < t->nelements; i++)
-        f[i] = tensor_value(t, i);
+    dequant(t->type, t->data, 0, t->nelements, f);
     *out = f;
     return COPSE_OK;
 }

@@ -308,7 +308,11 @@ START_TEST(type_names_and_sizes)
     ck_assert_uint_eq(ggml_type_nbytes(GGML_TYPE_BF16, 3), 6);
     ck_assert_uint_eq(ggml_type_nbytes(GGML_TYPE_Q8_0, 64), 68);
     ck_assert_uint_eq(ggml_type_nbytes(GGML_TYPE_Q8_0, 40), 0);
-    ck_assert_uint_eq(ggml_type_nbytes(GGML_TYPE_Q4_K, 256), 0);
+    ck_assert_uint_eq(ggml_type_nbytes(GGML_TYPE_Q4_K, 512), 288);
+    ck_assert_uint_eq(ggml_type_nbytes(GGML_TYPE_Q4_K, 32), 0);
+    ck_assert_uint_eq(ggml_type_nbytes(31, 32), 0);
+    ck_assert_uint_eq(ggml_type_block(GGML_TYPE_Q6_K), 256);
+    ck_assert_uint_eq(ggml_type_block(31), 0);
     ck_assert_uint_eq(ggml_type_nbytes(GGML_TYPE_F32, 1ull << 62), 0);
 }
 END_TEST

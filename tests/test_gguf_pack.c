@@ -169,7 +169,7 @@ START_TEST(refuses_damage)
     refused(bin, &bad, bad.n, "trailing bytes");
 
     bad = b;
-    bad.d[at_tensors + 4 + strlen("blk.0.attn_q.weight")] = 2;   /* Q4_0: not a type copse writes */
+    bad.d[at_tensors + 4 + strlen("blk.0.attn_q.weight")] = 2;   /* Q4_0: 18 bytes a block, not f32's */
     refused(bin, &bad, bad.n, "does not match its type");
 }
 END_TEST

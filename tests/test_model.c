@@ -28,6 +28,8 @@ static const char *const goldens[] = {
     MODELS "/tiny-qwen2",             /* Q8_0, q/k/v biases, neox rope, 2 kv heads */
     MODELS "/tiny-llama-wide",        /* BF16, head size 24 != n_embd / n_head, rope_freqs, 1 kv head */
     MODELS "/tiny-qwen2-rot",         /* F32, rope over 8 of 16 dims, linear rope scaling */
+    MODELS "/tiny-llama-blocks",      /* every block format (Q4_0 ... IQ4_XS), one per matrix in turn */
+    MODELS "/tiny-qwen2-q4k",         /* Q4_K: q/k/v and gate/up stacked in a super-block format */
     "models/math-policy-f16",         /* the bundled policy, trained: golden from PyTorch (float64) */
     "models/math-policy-large-f16",   /* the larger policy, 8 layers, 10 heads / 2 kv heads: likewise */
 };
@@ -380,7 +382,7 @@ START_TEST(load_errors)
 {
     strcpy(tmpdir, "/tmp/copse-test-model-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    const uint32_t q4_0 = 2;
+    const uint32_t q8_1 = 9;   /* a type ggml names but no weight file uses */
     const uint64_t half = 32;
     /* the architecture value: its 8-byte length 5, then the text */
     expect_load_error(patched("arch", (patch){ S("\5\0\0\0\0\0\0\0llama"), -1, S("x") }),
@@ -394,8 +396,8 @@ START_TEST(load_errors)
     expect_load_error(patched("missing", (patch){ S("blk.1.ffn_up.weight"), -1, S("x") }),
                       COPSE_E_FORMAT, "missing tensor 'blk.1.ffn_up.weight'");
     /* after a 2-D tensor's name: n_dims (4 bytes), ne[0], ne[1] (8 each), type (4) */
-    expect_load_error(patched("type", (patch){ S("blk.1.ffn_up.weight"), 20, (const char *)&q4_0, 4 }),
-                      COPSE_E_UNSUPPORTED, "tensor 'blk.1.ffn_up.weight' has type Q4_0");
+    expect_load_error(patched("type", (patch){ S("blk.1.ffn_up.weight"), 20, (const char *)&q8_1, 4 }),
+                      COPSE_E_UNSUPPORTED, "tensor 'blk.1.ffn_up.weight' has type Q8_1; copse reads F32, F16");
     expect_load_error(patched("shape", (patch){ S("blk.0.attn_k.weight"), 12, (const char *)&half, 8 }),
                       COPSE_E_FORMAT, "tensor 'blk.0.attn_k.weight' has shape [64, 32, 1, 1], expected [64, 64]");
     expect_load_error(patched("magic", (patch){ S("GGUF"), -4, S("GGUG") }), COPSE_E_FORMAT, "not a GGUF file");
@@ -412,23 +414,49 @@ START_TEST(load_errors)
 }
 END_TEST
 
-/* The committed models are what tools/mkmodel writes from the command in
+/* The committed models are what tools/mkmodel writes from the commands in
 ** tests/data/models/README.md: same arguments, same bytes. */
+static const char *const made_models[][2] = {
+    { "tiny-qwen2", "--preset tiny-qwen2 --type q8_0" },
+    { "tiny-llama-blocks", "--preset tiny-llama --n-embd 256 --n-ff 256 --n-head 4 --n-head-kv 2 --tied 0 "
+                           "--type q4_0,q4_1,q5_0,q5_1,q2_k,q3_k,q4_k,q5_k,q6_k,iq4_nl,iq4_xs" },
+};
+
 START_TEST(mkmodel_reproduces_committed_model)
 {
-    char out[128], cmd[512];
+    char out[128], cmd[512], want[128];
     snprintf(out, sizeof out, "/tmp/copse-test-mkmodel-%d.gguf", (int)getpid());
-    snprintf(cmd, sizeof cmd, "%s/bin/mkmodel --preset tiny-qwen2 --type q8_0 -o %s", tu_build_dir(), out);
+    snprintf(cmd, sizeof cmd, "%s/bin/mkmodel %s -o %s", tu_build_dir(), made_models[_i][1], out);
+    snprintf(want, sizeof want, MODELS "/%s.gguf", made_models[_i][0]);
     ck_assert_int_eq(system(cmd), 0);
     size_t n1, n2;
-    char *a = tu_read_file(out, &n1), *b = tu_read_file(MODELS "/tiny-qwen2.gguf", &n2);
+    char *a = tu_read_file(out, &n1), *b = tu_read_file(want, &n2);
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(b);
     ck_assert_uint_eq(n1, n2);
-    ck_assert(memcmp(a, b, n1) == 0);
+    ck_assert_msg(memcmp(a, b, n1) == 0, "%s differs from what mkmodel writes", want);
     unlink(out);
     free(a);
     free(b);
+}
+END_TEST
+
+/* --type: a list of known names, each whose blocks divide the shape's rows. */
+START_TEST(mkmodel_refuses_bad_types)
+{
+    static const char *const cases[][2] = {
+        { "--preset tiny-llama --type q4_k", "Q4_K needs n_embd, n_ff and n_head * head_dim to be multiples of 256" },
+        { "--preset tiny-llama --type q4_0,", "--type takes up to 16 of" },
+        { "--preset tiny-llama --type q4_0,,q8_0", "--type takes up to 16 of" },
+        { "--preset tiny-llama --type iq2_xxs", "--type takes up to 16 of" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cmd[512], out[1024];
+        snprintf(cmd, sizeof cmd, "%s/bin/mkmodel %s -o /tmp/copse-test-mkmodel-bad-%d.gguf 2>&1",
+                 tu_build_dir(), cases[i][0], (int)getpid());
+        ck_assert_msg(tu_run(cmd, out, sizeof out) == 2 && strstr(out, cases[i][1]),
+                      "mkmodel %s: %s", cases[i][0], out);
+    }
 }
 END_TEST
 
@@ -445,7 +473,8 @@ Suite *copse_suite_model(void)
     tcase_add_test(tc, ctx_full_and_bad_token_change_nothing);
     tcase_add_test(tc, info_and_vocab_only);
     tcase_add_test(tc, load_errors);
-    tcase_add_test(tc, mkmodel_reproduces_committed_model);
+    tcase_add_loop_test(tc, mkmodel_reproduces_committed_model, 0, (int)(sizeof made_models / sizeof made_models[0]));
+    tcase_add_test(tc, mkmodel_refuses_bad_types);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include "gguf.h"
 #include "f16.h"
+#include "dequant.h"
 
 typedef struct shape {
     const char *preset, *arch;
@@ -78,10 +79,13 @@ static uint64_t tensor_stream(uint64_t seed, const char *name)
 
 /* ----------------------------------------------------------------- tensors */
 
+#define MAX_TYPES 16
+
 typedef struct maker {
-    gguf_writer *w;
-    uint32_t     type;   /* of the matrices; vectors stay F32 */
-    uint64_t     seed;
+    gguf_writer   *w;
+    const uint32_t *types;    /* the matrices take these in turn; vectors stay F32 */
+    int            n_types, next;
+    uint64_t       seed;
 } maker;
 
 static void put16(uint8_t *p, uint16_t h)
@@ -128,6 +132,63 @@ static void *convert(const float *x, uint64_t n, uint32_t type)
     return out;
 }
 
+/*
+** The block formats get random blocks, every bit drawn, so that loading
+** them exercises all of each format. Their f16 scale fields are then set:
+** a scale of 1, and where the format has a minimum, the one that centres
+** the values; then both are scaled so the tensor has the wanted spread.
+*/
+typedef struct block_scales {
+    uint32_t type;
+    struct { int off; float v; } f[2];   /* v == 0: no such field */
+} block_scales;
+
+static const block_scales block_formats[] = {
+    { GGML_TYPE_Q4_0, { { 0, 1 } } },    { GGML_TYPE_Q4_1, { { 0, 1 }, { 2, -7.5f } } },
+    { GGML_TYPE_Q5_0, { { 0, 1 } } },    { GGML_TYPE_Q5_1, { { 0, 1 }, { 2, -15.5f } } },
+    { GGML_TYPE_Q2_K, { { 80, 1 }, { 82, 1.5f } } }, { GGML_TYPE_Q3_K, { { 108, 1 } } },
+    { GGML_TYPE_Q4_K, { { 0, 1 }, { 2, 7.5f } } },   { GGML_TYPE_Q5_K, { { 0, 1 }, { 2, 15.5f } } },
+    { GGML_TYPE_Q6_K, { { 208, 1 } } },  { GGML_TYPE_IQ4_NL, { { 0, 1 } } },
+    { GGML_TYPE_IQ4_XS, { { 0, 1 } } },
+};
+
+static const block_scales *block_format(uint32_t type)
+{
+    for (size_t i = 0; i < sizeof block_formats / sizeof block_formats[0]; i++)
+        if (block_formats[i].type == type)
+            return &block_formats[i];
+    return NULL;
+}
+
+static void set_scales(uint8_t *blocks, uint64_t n_blocks, uint64_t size, const block_scales *bs, float factor)
+{
+    for (uint64_t b = 0; b < n_blocks; b++)
+        for (int i = 0; i < 2 && bs->f[i].v != 0; i++)
+            put16(blocks + b * size + bs->f[i].off, copse_f32_to_f16(bs->f[i].v * factor));
+}
+
+static void *random_blocks(uint64_t *s, uint64_t n, const block_scales *bs, double std)
+{
+    uint64_t blck = ggml_type_block(bs->type), size = ggml_type_nbytes(bs->type, blck), nb = n / blck;
+    uint8_t *out = malloc(nb * size);
+    float *x = malloc(n * sizeof *x);
+    if (!out || !x) {
+        free(out);
+        free(x);
+        return NULL;
+    }
+    for (uint64_t i = 0; i < nb * size; i++)
+        out[i] = (uint8_t)splitmix64(s);
+    set_scales(out, nb, size, bs, 1);
+    dequant(bs->type, out, 0, n, x);
+    double sum = 0;
+    for (uint64_t i = 0; i < n; i++)
+        sum += (double)x[i] * x[i];
+    set_scales(out, nb, size, bs, sum > 0 ? (float)(std / sqrt(sum / (double)n)) : 1);
+    free(x);
+    return out;
+}
+
 /* How a tensor's values are drawn: mean + std * normal, or uniform in [lo, hi]. */
 typedef struct init {
     double mean, std, lo, hi;
@@ -138,12 +199,19 @@ static int add_tensor(maker *mk, const char *name, int ne0, int ne1, init in)
     uint64_t ne[2] = { (uint64_t)ne0, (uint64_t)(ne1 ? ne1 : 1) };
     uint64_t n = ne[0] * ne[1];
     uint64_t s = tensor_stream(mk->seed, name);
+    uint32_t type = ne1 ? mk->types[mk->next++ % mk->n_types] : GGML_TYPE_F32;
+    const block_scales *bs = block_format(type);
+    if (bs) {
+        void *data = random_blocks(&s, n, bs, in.std);
+        int rc = data ? gguf_writer_add_tensor(mk->w, name, type, 2, ne, data) : -1;
+        free(data);
+        return rc;
+    }
     float *x = malloc(n * sizeof *x);
     if (!x)
         return -1;
     for (uint64_t i = 0; i < n; i++)
         x[i] = (float)(in.hi > in.lo ? in.lo + (in.hi - in.lo) * uniform(&s) : in.mean + in.std * normal(&s));
-    uint32_t type = ne1 ? mk->type : GGML_TYPE_F32;
     void *data = convert(x, n, type);
     int rc = data ? gguf_writer_add_tensor(mk->w, name, type, ne1 ? 2 : 1, ne, data) : -1;
     free(data);
@@ -504,7 +572,10 @@ static void usage(FILE *f)
         "  --rope-freqs 0|1   write rope_freqs.weight with random factors\n"
         "  --tied 0|1         output projection shared with token_embd\n"
         "  --bias 0|1         q/k/v biases (qwen2 has them)\n"
-        "  --type T           f32, f16, bf16 or q8_0 for the matrices (default f32)\n"
+        "  --type T[,T...]    the matrices' type (default f32): f32, f16, bf16, q8_0, or\n"
+        "                     random blocks of q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k,\n"
+        "                     q5_k, q6_k, iq4_nl, iq4_xs; with a list, the matrices\n"
+        "                     take its types in turn, in file order\n"
         "  --seed N           default 1\n"
         "  --vocab FILE       copy the tokenizer of a (vocab-only) GGUF, padded to n_vocab\n"
         "  --head H           none, value or two-class: add a random verifier (PRM) head\n"
@@ -541,7 +612,8 @@ static int parse_float(const char *opt, const char *s, float *out)
 
 typedef struct options {
     shape       sh;
-    uint32_t    type, file_type;
+    uint32_t    types[MAX_TYPES], file_type;
+    int         n_types;
     uint64_t    seed;
     const char *vocab, *out;
     int         vocab_given, head;
@@ -564,19 +636,36 @@ static int *int_option(options *o, const char *name)
     return NULL;
 }
 
+/* A type or a comma-separated list; the file type is the first one's. */
 static int parse_type(const char *s, options *o)
 {
     static const struct { const char *name; uint32_t type, file_type; } types[] = {
-        { "f32", GGML_TYPE_F32, 0 }, { "f16", GGML_TYPE_F16, 1 },
-        { "q8_0", GGML_TYPE_Q8_0, 7 }, { "bf16", GGML_TYPE_BF16, 32 },
+        { "f32", GGML_TYPE_F32, 0 },       { "f16", GGML_TYPE_F16, 1 },
+        { "q8_0", GGML_TYPE_Q8_0, 7 },     { "bf16", GGML_TYPE_BF16, 32 },
+        { "q4_0", GGML_TYPE_Q4_0, 2 },     { "q4_1", GGML_TYPE_Q4_1, 3 },
+        { "q5_0", GGML_TYPE_Q5_0, 8 },     { "q5_1", GGML_TYPE_Q5_1, 9 },
+        { "q2_k", GGML_TYPE_Q2_K, 10 },    { "q3_k", GGML_TYPE_Q3_K, 12 },
+        { "q4_k", GGML_TYPE_Q4_K, 15 },    { "q5_k", GGML_TYPE_Q5_K, 17 },
+        { "q6_k", GGML_TYPE_Q6_K, 18 },    { "iq4_nl", GGML_TYPE_IQ4_NL, 25 },
+        { "iq4_xs", GGML_TYPE_IQ4_XS, 30 },
     };
-    for (size_t i = 0; s && i < sizeof types / sizeof types[0]; i++)
-        if (!strcmp(s, types[i].name)) {
-            o->type = types[i].type;
+    o->n_types = 0;
+    for (const char *p = s; p && o->n_types < MAX_TYPES;) {
+        size_t len = strcspn(p, ","), i = 0;
+        while (i < sizeof types / sizeof types[0] &&
+               (strlen(types[i].name) != len || strncmp(p, types[i].name, len)))
+            i++;
+        if (i == sizeof types / sizeof types[0])
+            break;
+        if (!o->n_types)
             o->file_type = types[i].file_type;
+        o->types[o->n_types++] = types[i].type;
+        if (!p[len])
             return 0;
-        }
-    fprintf(stderr, "mkmodel: --type takes f32, f16, bf16 or q8_0\n");
+        p += len + 1;
+    }
+    fprintf(stderr, "mkmodel: --type takes up to %d of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1,\n"
+            "q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl and iq4_xs, separated by commas\n", MAX_TYPES);
     return -1;
 }
 
@@ -679,18 +768,26 @@ static int check_shape(options *o)
         bad = "n_rot must be even and at most the head size";
     else if (sh->n_vocab < 256 + N_CONTROL && !o->vocab)
         bad = "the synthetic vocabulary needs n_vocab >= 259";
-    else if (o->type == GGML_TYPE_Q8_0 &&
-             (sh->n_embd % QK8_0 || sh->n_ff % QK8_0 || (sh->n_head * sh->head_dim) % QK8_0))
-        bad = "q8_0 needs n_embd, n_ff and n_head * head_dim to be multiples of 32";
-    if (bad)
+    if (bad) {
         fprintf(stderr, "mkmodel: %s\n", bad);
-    return bad ? -1 : 0;
+        return -1;
+    }
+    for (int i = 0; i < o->n_types; i++) {
+        uint32_t blck = ggml_type_block(o->types[i]);
+        if (sh->n_embd % blck || sh->n_ff % blck || (sh->n_head * sh->head_dim) % blck) {
+            char buf[16];
+            fprintf(stderr, "mkmodel: %s needs n_embd, n_ff and n_head * head_dim to be multiples of %u\n",
+                    ggml_type_name(o->types[i], buf), blck);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
     options o = { .sh = { .arch = "llama", .rope_base = 1e4f, .eps = 1e-5f, .tied = 1 },
-                  .type = GGML_TYPE_F32, .seed = 1 };
+                  .types = { GGML_TYPE_F32 }, .n_types = 1, .seed = 1 };
     if (parse_args(argc, argv, &o))
         return 2;
     if (o.vocab) {
@@ -708,7 +805,7 @@ int main(int argc, char **argv)
     if (check_shape(&o))
         return 2;
     gguf_writer *w = gguf_writer_new(3);
-    maker mk = { w, o.type, o.seed };
+    maker mk = { .w = w, .types = o.types, .n_types = o.n_types, .seed = o.seed };
     copse_error err;
     int rc = !w || add_hparams(w, &o.sh, o.file_type)
           || (o.vocab ? add_file_tokenizer(w, o.vocab, o.sh.n_vocab) : add_synthetic_tokenizer(w, &o.sh, o.seed))

@@ -1,0 +1,293 @@
+/*
+** ggml's tensor formats decoded to f32 (see dequant.h).
+**
+** One decoder per format, each over whole blocks, written as the block's
+** layout reads: scales first, then the quants they multiply. Where ggml
+** computes a sub-block's scale once (d * sc) and then scale * q - min,
+** so does copse: the order of float operations fixes the rounding, and
+** the decoded values must be the ones the file's writer meant.
+** -ffp-contract=off (Makefile) keeps the compiler from fusing them.
+*/
+#include <string.h>
+#include "dequant.h"
+#include "f16.h"
+#include "gguf.h"
+
+static float f16_at(const uint8_t *p) { return copse_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+typedef void decode_fn(const uint8_t *src, uint64_t n_blocks, float *y);
+
+/* ------------------------------------------------------------ plain types */
+
+static void decode_f32(const uint8_t *src, uint64_t n, float *y)
+{
+    memcpy(y, src, n * sizeof *y);
+}
+
+static void decode_f16(const uint8_t *src, uint64_t n, float *y)
+{
+    for (uint64_t i = 0; i < n; i++)
+        y[i] = f16_at(src + 2 * i);
+}
+
+static void decode_bf16(const uint8_t *src, uint64_t n, float *y)
+{
+    for (uint64_t i = 0; i < n; i++)
+        y[i] = copse_bf16_to_f32((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
+}
+
+/* ------------------------------------------------- blocks of 32, one scale */
+
+/* Q8_0: f16 d, 32 int8. */
+static void decode_q8_0(const uint8_t *b, uint64_t n, float *y)
+{
+    for (; n--; b += 34, y += 32) {
+        float d = f16_at(b);
+        for (int j = 0; j < 32; j++)
+            y[j] = (float)(int8_t)b[2 + j] * d;
+    }
+}
+
+/*
+** The 4- and 5-bit formats of 32: element j < 16 is the low nibble of
+** byte j, element j + 16 its high nibble; a fifth bit, where there is one,
+** is bit j (resp. j + 16) of a little-endian u32. Signed ones (_0) are
+** offset by half their range; _1 ones add a per-block minimum m.
+*/
+static void decode_nibbles(const uint8_t *qs, uint32_t qh, int offset, float d, float m, int has_m,
+                           float *y)
+{
+    for (int j = 0; j < 16; j++) {
+        int x0 = ((qs[j] & 0xF) | (int)((qh >> j) << 4 & 0x10)) - offset;
+        int x1 = ((qs[j] >> 4) | (int)((qh >> (j + 12)) & 0x10)) - offset;
+        y[j] = has_m ? (float)x0 * d + m : (float)x0 * d;
+        y[j + 16] = has_m ? (float)x1 * d + m : (float)x1 * d;
+    }
+}
+
+/* Q4_0: f16 d, 16 bytes of nibbles; x = (q - 8) d. */
+static void decode_q4_0(const uint8_t *b, uint64_t n, float *y)
+{
+    for (; n--; b += 18, y += 32)
+        decode_nibbles(b + 2, 0, 8, f16_at(b), 0, 0, y);
+}
+
+/* Q4_1: f16 d, f16 m, nibbles; x = q d + m. */
+static void decode_q4_1(const uint8_t *b, uint64_t n, float *y)
+{
+    for (; n--; b += 20, y += 32)
+        decode_nibbles(b + 4, 0, 0, f16_at(b), f16_at(b + 2), 1, y);
+}
+
+/* Q5_0: f16 d, u32 fifth bits, nibbles; x = (q - 16) d. */
+static void decode_q5_0(const uint8_t *b, uint64_t n, float *y)
+{
+    for (; n--; b += 22, y += 32)
+        decode_nibbles(b + 6, le32(b + 2), 16, f16_at(b), 0, 0, y);
+}
+
+/* Q5_1: f16 d, f16 m, u32 fifth bits, nibbles; x = q d + m. */
+static void decode_q5_1(const uint8_t *b, uint64_t n, float *y)
+{
+    for (; n--; b += 24, y += 32)
+        decode_nibbles(b + 8, le32(b + 4), 0, f16_at(b), f16_at(b + 2), 1, y);
+}
+
+/* The IQ4 codebook: a 4-bit index picks a non-uniform level. */
+static const int8_t iq4_levels[16] = { -127, -104, -83, -65, -49, -35, -22, -10,
+                                       1, 13, 25, 38, 53, 69, 89, 113 };
+
+static void decode_iq4(const uint8_t *qs, float d, float *y)
+{
+    for (int j = 0; j < 16; j++) {
+        y[j] = d * (float)iq4_levels[qs[j] & 0xF];
+        y[j + 16] = d * (float)iq4_levels[qs[j] >> 4];
+    }
+}
+
+/* IQ4_NL: f16 d, 16 bytes of codebook indices. */
+static void decode_iq4_nl(const uint8_t *b, uint64_t n, float *y)
+{
+    for (; n--; b += 18, y += 32)
+        decode_iq4(b + 2, f16_at(b), y);
+}
+
+/* ------------------------------------------ super-blocks of 256 ("K" types) */
+
+/*
+** Q4_K and Q5_K keep eight 6-bit scales and eight 6-bit minimums in 12
+** bytes: for sub-block j < 4 the low 6 bits of bytes j and j + 4; for
+** j >= 4 a nibble of byte j + 4 with the top 2 bits of byte j - 4 (scale)
+** or of byte j (minimum) above it.
+*/
+static void scale_min_k4(const uint8_t *s, int j, int *sc, int *m)
+{
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xF) | (s[j - 4] >> 6) << 4;
+        *m = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+    }
+}
+
+/* Q4_K and Q5_K: f16 d, f16 dmin, 12 bytes of scales, (Q5_K: 32 bytes of
+** fifth bits,) 128 bytes of nibbles. Each 64 elements are two sub-blocks,
+** the low then the high nibbles of 32 bytes; x = d sc q - dmin m. */
+static void decode_k45(const uint8_t *b, int fifth, float *y)
+{
+    float d = f16_at(b), dmin = f16_at(b + 2);
+    const uint8_t *scales = b + 4, *qh = b + 16, *ql = b + (fifth ? 48 : 16);
+    for (int j = 0; j < 8; j += 2, ql += 32) {
+        int sc, m;
+        scale_min_k4(scales, j, &sc, &m);
+        float d1 = d * (float)sc, m1 = dmin * (float)m;
+        scale_min_k4(scales, j + 1, &sc, &m);
+        float d2 = d * (float)sc, m2 = dmin * (float)m;
+        for (int l = 0; l < 32; l++) {
+            int hi1 = fifth && qh[l] >> j & 1, hi2 = fifth && qh[l] >> (j + 1) & 1;
+            y[l] = d1 * (float)((ql[l] & 0xF) + 16 * hi1) - m1;
+            y[l + 32] = d2 * (float)((ql[l] >> 4) + 16 * hi2) - m2;
+        }
+        y += 64;
+    }
+}
+
+static void decode_q4_k(const uint8_t *b, uint64_t n, float *y)
+{
+    for (; n--; b += 144, y += 256)
+        decode_k45(b, 0, y);
+}
+
+static void decode_q5_k(const uint8_t *b, uint64_t n, float *y)
+{
+    for (; n--; b += 176, y += 256)
+        decode_k45(b, 1, y);
+}
+
+/*
+** Q2_K and Q3_K: 2-bit quants, four to a byte. Each 128 elements take 32
+** bytes: bits 2s..2s+1 of those bytes are elements 32s.. 32s+31, in two
+** sub-blocks of 16 with a scale each.
+**
+** Q2_K: 16 bytes of scales (low nibble scale, high nibble minimum), 64 of
+** quants, f16 d, f16 dmin; x = d sc q - dmin m.
+*/
+static void decode_q2_k(const uint8_t *b, uint64_t n, float *y)
+{
+    for (; n--; b += 84) {
+        const uint8_t *scales = b, *q = b + 16;
+        float d = f16_at(b + 80), dmin = f16_at(b + 82);
+        for (int half = 0, is = 0; half < 2; half++, q += 32)
+            for (int shift = 0; shift < 8; shift += 2)
+                for (int part = 0; part < 2; part++, is++, y += 16) {
+                    float dl = d * (float)(scales[is] & 0xF), ml = dmin * (float)(scales[is] >> 4);
+                    for (int l = 0; l < 16; l++)
+                        y[l] = dl * (float)(q[16 * part + l] >> shift & 3) - ml;
+                }
+    }
+}
+
+/*
+** Q3_K: 32 bytes of high bits, 64 of 2-bit quants, 12 of scales, f16 d.
+** The third bit of element 32s + l (per 128) is bit s of hmask[l]; when it
+** is clear the quant is 4 lower: x = d (sc - 32) (q - 4 [bit clear]).
+** Sixteen 6-bit scales: the low nibble of byte j (j < 8) or the high one
+** of byte j - 8, under bits 2(j / 4).. of byte 8 + j % 4.
+*/
+static int scale_k3(const uint8_t *s, int j)
+{
+    int lo = j < 8 ? s[j] & 0xF : s[j - 8] >> 4;
+    int hi = s[8 + j % 4] >> (2 * (j / 4)) & 3;
+    return (lo | hi << 4) - 32;
+}
+
+static void decode_q3_k(const uint8_t *b, uint64_t n, float *y)
+{
+    for (; n--; b += 110) {
+        const uint8_t *hmask = b, *q = b + 32, *scales = b + 96;
+        float d = f16_at(b + 108);
+        int bit = 0;
+        for (int half = 0, is = 0; half < 2; half++, q += 32)
+            for (int shift = 0; shift < 8; shift += 2, bit++)
+                for (int part = 0; part < 2; part++, is++, y += 16) {
+                    float dl = d * (float)scale_k3(scales, is);
+                    for (int l = 0; l < 16; l++) {
+                        int k = 16 * part + l;
+                        int x = (q[k] >> shift & 3) - (hmask[k] >> bit & 1 ? 0 : 4);
+                        y[l] = dl * (float)x;
+                    }
+                }
+    }
+}
+
+/*
+** Q6_K: 128 bytes of low nibbles, 64 of high 2-bit pairs, 16 int8 scales,
+** f16 d. Per 128 elements: element l + 32 i (l < 32, i < 4) has its low
+** nibble in ql[l + 32 (i & 1)] (high nibble when i >= 2), its top bits at
+** bits 2i of qh[l], and scale (l / 16) + 2i; x = d sc (q - 32).
+*/
+static void decode_q6_k(const uint8_t *b, uint64_t n, float *y)
+{
+    for (; n--; b += 210) {
+        const uint8_t *ql = b, *qh = b + 128;
+        const int8_t *sc = (const int8_t *)(b + 192);
+        float d = f16_at(b + 208);
+        for (int half = 0; half < 2; half++, ql += 64, qh += 32, sc += 8, y += 128)
+            for (int l = 0; l < 32; l++)
+                for (int i = 0; i < 4; i++) {
+                    int lo = ql[l + 32 * (i & 1)] >> (4 * (i >> 1)) & 0xF;
+                    int q = (lo | (qh[l] >> (2 * i) & 3) << 4) - 32;
+                    y[l + 32 * i] = d * (float)sc[l / 16 + 2 * i] * (float)q;
+                }
+    }
+}
+
+/* IQ4_XS: f16 d, u16 of scales' high bits, 4 bytes of their low nibbles,
+** 128 bytes of codebook indices; sub-block j of 32 has scale
+** d (ls - 32), ls 6 bits. */
+static void decode_iq4_xs(const uint8_t *b, uint64_t n, float *y)
+{
+    for (; n--; b += 136) {
+        float d = f16_at(b);
+        unsigned hi = (unsigned)(b[2] | b[3] << 8);
+        for (int j = 0; j < 8; j++, y += 32) {
+            int ls = (b[4 + j / 2] >> (4 * (j % 2)) & 0xF) | (int)(hi >> (2 * j) & 3) << 4;
+            decode_iq4(b + 8 + 16 * j, d * (float)(ls - 32), y);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ table */
+
+static decode_fn *const decoders[GGML_TYPE_COUNT] = {
+    [GGML_TYPE_F32] = decode_f32,       [GGML_TYPE_F16] = decode_f16,
+    [GGML_TYPE_BF16] = decode_bf16,     [GGML_TYPE_Q8_0] = decode_q8_0,
+    [GGML_TYPE_Q4_0] = decode_q4_0,     [GGML_TYPE_Q4_1] = decode_q4_1,
+    [GGML_TYPE_Q5_0] = decode_q5_0,     [GGML_TYPE_Q5_1] = decode_q5_1,
+    [GGML_TYPE_Q2_K] = decode_q2_k,     [GGML_TYPE_Q3_K] = decode_q3_k,
+    [GGML_TYPE_Q4_K] = decode_q4_k,     [GGML_TYPE_Q5_K] = decode_q5_k,
+    [GGML_TYPE_Q6_K] = decode_q6_k,     [GGML_TYPE_IQ4_NL] = decode_iq4_nl,
+    [GGML_TYPE_IQ4_XS] = decode_iq4_xs,
+};
+
+int dequant_supported(uint32_t type)
+{
+    return type < GGML_TYPE_COUNT && decoders[type];
+}
+
+const char *dequant_type_list(void)
+{
+    return "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS";
+}
+
+void dequant(uint32_t type, const void *data, uint64_t first, uint64_t n, float *out)
+{
+    uint64_t blck = ggml_type_block(type);
+    decoders[type]((const uint8_t *)data + ggml_type_nbytes(type, first), n / blck, out);
+}

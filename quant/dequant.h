@@ -1,0 +1,30 @@
+/*
+** ggml's tensor formats decoded to f32. Internal to copse.
+**
+** This is how copse reads every weight a GGUF file can give it: the f32
+** reference path expands tensors with it, and the int8 tier decodes a row
+** with it before quantizing the row to its own blocks (q8.h). The block
+** formats (Q4_0 ... Q6_K, IQ4_NL, IQ4_XS) are llama.cpp's; decoding follows
+** its order of float operations, so the values are the ones llama.cpp
+** computes with. Formats that need lookup grids (IQ1, IQ2, IQ3) or ternary
+** packing (TQ1_0, TQ2_0) are refused by name.
+*/
+#ifndef COPSE_DEQUANT_H
+#define COPSE_DEQUANT_H
+
+#include <stdint.h>
+
+/* 1 when values of this ggml type (enum ggml_type) can be decoded. */
+int dequant_supported(uint32_t type);
+
+/* "F32, F16, BF16, Q8_0, ..." : the decodable types, for error messages. */
+const char *dequant_type_list(void);
+
+/*
+** Elements [first, first + n) of data, an array of `type` laid out as in a
+** GGUF file, into out[n]. first and n are whole blocks of the type
+** (ggml_type_block); the type is one dequant_supported accepts.
+*/
+void dequant(uint32_t type, const void *data, uint64_t first, uint64_t n, float *out);
+
+#endif
