@@ -345,33 +345,54 @@ static int quantize_block(const float *x, uint16_t *d16, int8_t *q)
     return 0;
 }
 
-/* Quantize rows of any type dequant.h decodes, one row at a time. */
+/*
+** Quantize rows of any type dequant.h decodes. Loading a model is mostly
+** this, so threads share the rows, whole groups of Q8_GROUP each (no two
+** threads write one group). A bad value is reported for the first row
+** that has one, whichever thread finds it.
+*/
 static int quantize_rows(q8_weights *W, uint32_t type, const void *src, const char *name,
                          copse_error *err)
 {
-    float *row = malloc((size_t)W->K * sizeof *row);
-    if (!row)
-        return copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory", name);
-    int rc = COPSE_OK;
-    for (int n = 0; n < W->n_rows && !rc; n++) {
-        dequant(type, src, (uint64_t)n * W->K, (uint64_t)W->K, row);
-        for (int b = 0; b < W->nb; b++) {
-            uint16_t d;
-            int8_t q[Q8_BLOCK];
-            int bad = quantize_block(row + b * Q8_BLOCK, &d, q);
-            if (bad == Q8_BLOCK)
-                rc = copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, block %d: "
-                                "values too large for an fp16 scale", name, n, b);
-            else if (bad)
-                rc = copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, column %d is not "
-                                "finite", name, n, b * Q8_BLOCK - 1 - bad);
-            if (rc)
-                break;
-            put_block(W, n, b, d, q);
+    int first_bad = W->n_rows, bad_block = 0, bad_what = 0, nomem = 0;
+    #pragma omp parallel
+    {
+        float *row = malloc((size_t)W->K * sizeof *row);
+        #pragma omp for schedule(static, Q8_GROUP)
+        for (int n = 0; n < W->n_rows; n++) {
+            if (!row) {
+                #pragma omp atomic write
+                nomem = 1;
+                continue;
+            }
+            dequant(type, src, (uint64_t)n * W->K, (uint64_t)W->K, row);
+            for (int b = 0; b < W->nb; b++) {
+                uint16_t d;
+                int8_t q[Q8_BLOCK];
+                int bad = quantize_block(row + b * Q8_BLOCK, &d, q);
+                if (bad) {
+                    #pragma omp critical(q8_first_bad)
+                    if (n < first_bad) {
+                        first_bad = n;
+                        bad_block = b;
+                        bad_what = bad;
+                    }
+                    break;
+                }
+                put_block(W, n, b, d, q);
+            }
         }
+        free(row);
     }
-    free(row);
-    return rc;
+    if (nomem)
+        return copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory", name);
+    if (first_bad == W->n_rows)
+        return COPSE_OK;
+    if (bad_what == Q8_BLOCK)
+        return copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, block %d: values too large for "
+                          "an fp16 scale", name, first_bad, bad_block);
+    return copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, column %d is not finite", name,
+                      first_bad, bad_block * Q8_BLOCK - 1 - bad_what);
 }
 
 static int from_rows(const q8_kernels *k, uint32_t type, const void *src, int n_rows, int K,

@@ -355,8 +355,17 @@ void q8x_check_errors(exact_stats *st)
     exact_check(st, "q8", q8_weights_from_f32(k, x, 2, 32, "t", &W, &err) == COPSE_E_FORMAT
           && strstr(err.msg, "row 0, column 5"), "NaN weight: %s", err.msg);
     x[5] = 1e30f;
-    exact_check(st, "q8", q8_weights_from_f32(k, x, 2, 32, "t", &W, &err) == COPSE_E_FORMAT,
-          "weight beyond an fp16 scale accepted");
+    exact_check(st, "q8", q8_weights_from_f32(k, x, 2, 32, "t", &W, &err) == COPSE_E_FORMAT
+          && strstr(err.msg, "row 0, block 0: values too large"), "weight beyond an fp16 scale: %s", err.msg);
+    /* rows are quantized by several threads: the first bad row is named */
+    float *many = calloc(100 * 64, sizeof *many);
+    if (many) {
+        many[70 * 64 + 3] = INFINITY;
+        many[40 * 64 + 33] = NAN;
+        exact_check(st, "q8", q8_weights_from_f32(k, many, 100, 64, "t", &W, &err) == COPSE_E_FORMAT
+              && strstr(err.msg, "row 40, column 33 is not finite"), "NaN in rows 40 and 70: %s", err.msg);
+        free(many);
+    }
     blocks[34] = 0x00;
     blocks[35] = 0x7c;   /* +inf scale in row 1 */
     exact_check(st, "q8", q8_weights_from_q8_0(k, blocks, 2, 32, "t", &W, &err) == COPSE_E_FORMAT
