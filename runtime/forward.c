@@ -1,5 +1,5 @@
 /*
-** The forward pass of a llama / qwen2 transformer. Activations are f32;
+** The forward pass of a llama / qwen2 / qwen3 transformer. Activations are f32;
 ** the matrices are int8 (q8.h) or, on the reference path the int8 one is
 ** tested against, f32 (model.h). Written to be read: the per-ISA work is
 ** in the kernels (q8_*, attention_*, vec_*).
@@ -11,6 +11,7 @@
 **
 ** For each layer:
 **   x += Wo · attention(rope(Wq·norm(x) + bq), rope(Wk·norm(x) + bk), Wv·norm(x) + bv)
+**        (qwen3: no biases, and each head of Q and K RMS-normed before rope)
 **   x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
 ** then logits = Wout · norm(x). Each residual add and the norm after it
 ** are one pass over the rows (one wait for the threads, not two).
@@ -211,7 +212,7 @@ typedef struct qkv_out {
     const q8_act *act;
 } qkv_out;
 
-/* Biases and rope of row r's queries of KV head h's group and of its key
+/* Biases, norms and rope of row r's queries of KV head h's group and of its key
 ** of head h; key and value to the cache (attn_layer's prepare). Rows and
 ** heads write different places: several may run at once. */
 static void qkv_head(void *ctx, int r, int h)
@@ -228,6 +229,11 @@ static void qkv_head(void *ctx, int r, int h)
         f->vec->add(q, o->y->bq + qh, (size_t)group * hd);
         f->vec->add(k, o->y->bk + kh, hd);
         f->vec->add(v, o->y->bv + kh, hd);
+    }
+    if (o->y->q_norm) {
+        for (int g = 0; g < group; g++)
+            f->vec->rmsnorm(q + g * hd, q + g * hd, o->y->q_norm, hd, hp->rms_eps);
+        f->vec->rmsnorm(k, k, o->y->k_norm, hd, hp->rms_eps);
     }
     rope(f, q, group, cs);
     rope(f, k, 1, cs);

@@ -28,11 +28,13 @@ typedef struct arch_desc {
     const char  *name;
     rope_pairing rope;
     int          qkv_bias;
+    int          qk_norm;   /* each query and key head RMS-normed before rope */
 } arch_desc;
 
 static const arch_desc archs[] = {
-    { "llama", ROPE_ADJACENT, 0 },
-    { "qwen2", ROPE_HALVES,   1 },
+    { "llama", ROPE_ADJACENT, 0, 0 },
+    { "qwen2", ROPE_HALVES,   1, 0 },
+    { "qwen3", ROPE_HALVES,   0, 1 },
 };
 
 /* Every dimension read from a file must lie in [1, MAX_DIM]: far above any
@@ -127,7 +129,7 @@ static int read_arch(loader *L)
         if (!strcmp(m->arch, archs[i].name))
             L->arch = &archs[i];
     if (!L->arch)
-        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: unknown architecture '%s' (copse runs llama, qwen2)",
+        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: unknown architecture '%s' (copse runs llama, qwen2, qwen3)",
                           path_of(L), m->arch);
     m->rope = L->arch->rope;
     return COPSE_OK;
@@ -379,7 +381,7 @@ static int load_layer(loader *L, int il, model_layer *y)
 {
     const copse_model_info *hp = &L->m->info;
     int d = hp->n_embd, q = hp->n_head * hp->head_dim, kv = hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
-    int bias = L->arch->qkv_bias;
+    int bias = L->arch->qkv_bias, qk_norm = L->arch->qk_norm, hd = hp->head_dim;
     char b[64];
     const gguf_tensor *tq, *tk, *tv, *tg, *tu;
     int rc;
@@ -391,6 +393,8 @@ static int load_layer(loader *L, int il, model_layer *y)
         (rc = tensor(L, blk(b, il, "attn_q.bias"), q, 0, bias, &y->bq)) ||
         (rc = tensor(L, blk(b, il, "attn_k.bias"), kv, 0, bias, &y->bk)) ||
         (rc = tensor(L, blk(b, il, "attn_v.bias"), kv, 0, bias, &y->bv)) ||
+        (rc = tensor(L, blk(b, il, "attn_q_norm.weight"), hd, 0, qk_norm, &y->q_norm)) ||
+        (rc = tensor(L, blk(b, il, "attn_k_norm.weight"), hd, 0, qk_norm, &y->k_norm)) ||
         (rc = tensor(L, blk(b, il, "ffn_norm.weight"), d, 0, 1, &y->ffn_norm)) ||
         (rc = find(L, blk(b, il, "ffn_gate.weight"), d, ff, 1, &tg)) ||
         (rc = find(L, blk(b, il, "ffn_up.weight"), d, ff, 1, &tu)) ||

@@ -43,6 +43,8 @@ typedef struct model_layer {
     model_matrix wq, wk, wv, wo;
     model_matrix wqkv;
     const float *bq, *bk, *bv;          /* q/k/v biases, NULL when absent */
+    const float *q_norm, *k_norm;       /* [head_dim] RMS norm weights of each query and key
+                                           head before rope (qwen3), NULL when absent */
     const float *ffn_norm;              /* [n_embd] */
     model_matrix w_gate, w_up, w_down;  /* SwiGLU: down(silu(gate x) * up x) */
     model_matrix w_gate_up;

@@ -14,7 +14,7 @@
 
 typedef struct vec_kernels {
     const char *name;
-    /* out[i] = x[i] * w[i] / sqrt(mean of x² + eps), for n values */
+    /* out[i] = x[i] * w[i] / sqrt(mean of x² + eps), for n values; out may be x */
     void (*rmsnorm)(float *out, const float *x, const float *w, int n, float eps);
     /* out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + e^-g); out may be gate */
     void (*swiglu)(float *out, const float *gate, const float *up, size_t n);

@@ -1,5 +1,5 @@
 /*
-** mkmodel: write a GGUF model of any llama / qwen2 shape with seeded random
+** mkmodel: write a GGUF model of any llama / qwen2 / qwen3 shape with seeded random
 ** weights, for tests and benchmarks. The same arguments give the same bytes.
 **
 ** The tokenizer inside is either a synthetic byte-level BPE vocabulary of
@@ -29,15 +29,18 @@ typedef struct shape {
 } shape;
 
 static const shape presets[] = {
-    /* SmolLM2-135M and Qwen2.5-0.5B shapes */
-    { "smol",   "llama", 49152,  576, 30,  9, 3, 1536, 0, 0,  8192, 1e5f, 1e-5f, 1, 0, 0, 0 },
-    { "qwen05", "qwen2", 151936, 896, 24, 14, 2, 4864, 0, 0, 32768, 1e6f, 1e-6f, 1, 1, 0, 0 },
+    /* SmolLM2-135M, Qwen2.5-0.5B and Qwen3-0.6B shapes */
+    { "smol",    "llama", 49152,  576, 30,  9, 3, 1536, 0, 0,  8192, 1e5f, 1e-5f, 1, 0, 0, 0 },
+    { "qwen05",  "qwen2", 151936, 896, 24, 14, 2, 4864, 0, 0, 32768, 1e6f, 1e-6f, 1, 1, 0, 0 },
+    { "qwen3-06", "qwen3", 151936, 1024, 28, 16, 8, 3072, 128, 0, 40960, 1e6f, 1e-6f, 1, 0, 0, 0 },
     /* tiny models for the tests: vocab 320 = 256 bytes + 3 control + 61 merges */
     { "tiny-llama",            "llama", 320, 64, 2, 4, 4, 96, 0,  0, 64, 1e4f, 1e-5f, 1, 0, 0, 0 },
     { "tiny-llama-gqa-untied", "llama", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0 },
     { "tiny-qwen2",            "qwen2", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e6f, 1e-6f, 1, 1, 0, 0 },
     /* head size 24, not n_embd / n_head; per-pair rope factors (Llama 3.1 style) */
     { "tiny-llama-wide",       "llama", 320, 64, 2, 4, 1, 96, 24, 0, 64, 1e4f, 1e-5f, 0, 0, 1, 0 },
+    /* per-head q/k norms, head size 24 with n_embd / n_head 16, as Qwen3's 128 with 64 */
+    { "tiny-qwen3",            "qwen3", 320, 64, 2, 4, 2, 96, 24, 0, 64, 1e6f, 1e-6f, 1, 0, 0, 0 },
     /* rope over 8 of 16 dimensions (llama.cpp refuses this shape), linear scaling */
     { "tiny-qwen2-rot",        "qwen2", 320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-6f, 1, 1, 0, 4 },
 };
@@ -251,6 +254,9 @@ static int add_weights(maker *mk, const shape *sh)
           || add_matrix(mk, blk(b, il, "attn_k.weight"), d, kv)
           || add_matrix(mk, blk(b, il, "attn_v.weight"), d, kv)
           || add_matrix(mk, blk(b, il, "attn_output.weight"), q, d);
+        if (!strcmp(sh->arch, "qwen3"))
+            rc = rc || add_tensor(mk, blk(b, il, "attn_q_norm.weight"), hd, 0, near_one())
+                    || add_tensor(mk, blk(b, il, "attn_k_norm.weight"), hd, 0, near_one());
         if (sh->bias)
             rc = rc || add_tensor(mk, blk(b, il, "attn_q.bias"), q, 0, gaussian(0.5))
                     || add_tensor(mk, blk(b, il, "attn_k.bias"), kv, 0, gaussian(0.5))
@@ -418,7 +424,7 @@ static int add_synthetic_tokenizer(gguf_writer *w, const shape *sh, uint64_t see
 {
     vocab v = { 0 };
     int rc = synthetic_vocab(&v, sh->n_vocab, seed);
-    int qwen = !strcmp(sh->arch, "qwen2");
+    int qwen = !strncmp(sh->arch, "qwen", 4);
     if (!rc)
         rc = gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2")
           || gguf_writer_add_str(w, "tokenizer.ggml.pre", qwen ? "qwen2" : "gpt-2")
@@ -562,7 +568,7 @@ static void usage(FILE *f)
         "usage: mkmodel [--preset NAME] [OPTIONS] -o FILE.gguf\n"
         "Write a GGUF model with seeded random weights.\n\n"
         "  --preset NAME      start from a preset shape (below); options override it\n"
-        "  --arch A           llama or qwen2\n"
+        "  --arch A           llama, qwen2 or qwen3\n"
         "  --n-vocab N --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N\n"
         "  --head-dim N       head size (default n_embd / n_head)\n"
         "  --n-rot N          dimensions rope rotates (default the head size)\n"
@@ -704,11 +710,15 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--preset")) {
             continue;
         } else if (!strcmp(a, "--arch")) {
-            if (strcmp(v, "llama") && strcmp(v, "qwen2")) {
-                fprintf(stderr, "mkmodel: --arch takes llama or qwen2\n");
+            static const char *const archs[] = { "llama", "qwen2", "qwen3" };
+            size_t k = 0;
+            while (k < 3 && strcmp(v, archs[k]))
+                k++;
+            if (k == 3) {
+                fprintf(stderr, "mkmodel: --arch takes llama, qwen2 or qwen3\n");
                 return -1;
             }
-            o->sh.arch = !strcmp(v, "llama") ? "llama" : "qwen2";
+            o->sh.arch = archs[k];
         } else if (!strcmp(a, "--rope-base")) {
             if (parse_float(a, v, &o->sh.rope_base))
                 return -1;

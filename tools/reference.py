@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Reference forward pass for copse's test goldens, independent of the C code.
 
-Reads a llama or qwen2 GGUF with its own parser, runs the whole token
+Reads a llama, qwen2 or qwen3 GGUF with its own parser, runs the whole token
 sequence at once in float64 (causal mask, no cache) and writes every
 position's logits:
 
@@ -12,7 +12,7 @@ i32 tokens[n_tokens], f32 logits[n_tokens][n_vocab].
 
 RoPE is written with complex numbers for llama (GGUF stores its Q/K rows
 permuted so dimensions 2i, 2i+1 form one complex value) and with the
-rotate-half formula for qwen2 (dimension i pairs with i + n_rot/2).
+rotate-half formula for qwen2 and qwen3 (dimension i pairs with i + n_rot/2).
 Needs only numpy (Debian: python3-numpy).
 """
 import argparse
@@ -210,7 +210,7 @@ class Model:
     def __init__(self, path):
         meta, self.w = read_gguf(path)
         self.arch = arch = meta["general.architecture"]
-        if arch not in ("llama", "qwen2"):
+        if arch not in ("llama", "qwen2", "qwen3"):
             sys.exit(f"{path}: architecture {arch} not supported")
         hp = lambda key, default=None: meta.get(f"{arch}.{key}", default)
         self.n_layer = hp("block_count")
@@ -256,8 +256,10 @@ class Model:
             b = blk(f"attn_{name}.bias")
             return y if b is None else y + b
 
-        q = self.rope(proj("q").reshape(T, self.n_head, hd), pos)
-        k = self.rope(proj("k").reshape(T, self.n_kv, hd), pos)
+        q, k = proj("q").reshape(T, self.n_head, hd), proj("k").reshape(T, self.n_kv, hd)
+        if blk("attn_q_norm.weight") is not None:   # qwen3: every head normed before rope
+            q, k = self.norm(q, blk("attn_q_norm.weight")), self.norm(k, blk("attn_k_norm.weight"))
+        q, k = self.rope(q, pos), self.rope(k, pos)
         v = proj("v").reshape(T, self.n_kv, hd)
         group = self.n_head // self.n_kv
         k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
