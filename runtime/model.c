@@ -29,12 +29,14 @@ typedef struct arch_desc {
     rope_pairing rope;
     int          qkv_bias;
     int          qk_norm;   /* each query and key head RMS-normed before rope */
+    int          fused;     /* attn_qkv may hold Q, K, V; ffn_up holds gate then up */
 } arch_desc;
 
 static const arch_desc archs[] = {
-    { "llama", ROPE_ADJACENT, 0, 0 },
-    { "qwen2", ROPE_HALVES,   1, 0 },
-    { "qwen3", ROPE_HALVES,   0, 1 },
+    { "llama", ROPE_ADJACENT, 0, 0, 0 },
+    { "qwen2", ROPE_HALVES,   1, 0, 0 },
+    { "qwen3", ROPE_HALVES,   0, 1, 0 },
+    { "phi3",  ROPE_HALVES,   0, 0, 1 },
 };
 
 /* Every dimension read from a file must lie in [1, MAX_DIM]: far above any
@@ -129,7 +131,7 @@ static int read_arch(loader *L)
         if (!strcmp(m->arch, archs[i].name))
             L->arch = &archs[i];
     if (!L->arch)
-        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: unknown architecture '%s' (copse runs llama, qwen2, qwen3)",
+        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: unknown architecture '%s' (copse runs llama, qwen2, qwen3, phi3)",
                           path_of(L), m->arch);
     m->rope = L->arch->rope;
     return COPSE_OK;
@@ -371,6 +373,19 @@ static int stacked(loader *L, const gguf_tensor *const *part, int count, int pie
     return rc;
 }
 
+/* Rows [first, first + n) of a matrix: a view into the mapping, for the
+** matrices some files fuse (phi3's Q, K and V; its gate and up). */
+static gguf_tensor rows_of(const gguf_tensor *t, uint64_t first, uint64_t n)
+{
+    gguf_tensor v = *t;
+    uint64_t row = t->nbytes / t->ne[1];
+    v.ne[1] = n;
+    v.nelements = n * t->ne[0];
+    v.nbytes = n * row;
+    v.data = (const uint8_t *)t->data + first * row;
+    return v;
+}
+
 static const char *blk(char *buf, int il, const char *what)
 {
     snprintf(buf, 64, "blk.%d.%s", il, what);
@@ -383,12 +398,22 @@ static int load_layer(loader *L, int il, model_layer *y)
     int d = hp->n_embd, q = hp->n_head * hp->head_dim, kv = hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
     int bias = L->arch->qkv_bias, qk_norm = L->arch->qk_norm, hd = hp->head_dim;
     char b[64];
-    const gguf_tensor *tq, *tk, *tv, *tg, *tu;
+    const gguf_tensor *tq, *tk, *tv, *tg, *tu, *fused = NULL;
+    gguf_tensor part[3];
     int rc;
+    if (L->arch->fused && (rc = find(L, blk(b, il, "attn_qkv.weight"), d, q + 2 * kv, 0, &fused)))
+        return rc;
+    if (fused) {
+        part[0] = rows_of(fused, 0, (uint64_t)q);
+        part[1] = rows_of(fused, (uint64_t)q, (uint64_t)kv);
+        part[2] = rows_of(fused, (uint64_t)(q + kv), (uint64_t)kv);
+        tq = &part[0], tk = &part[1], tv = &part[2];
+    } else if ((rc = find(L, blk(b, il, "attn_q.weight"), d, q, 1, &tq)) ||
+               (rc = find(L, blk(b, il, "attn_k.weight"), d, kv, 1, &tk)) ||
+               (rc = find(L, blk(b, il, "attn_v.weight"), d, kv, 1, &tv))) {
+        return rc;
+    }
     if ((rc = tensor(L, blk(b, il, "attn_norm.weight"), d, 0, 1, &y->attn_norm)) ||
-        (rc = find(L, blk(b, il, "attn_q.weight"), d, q, 1, &tq)) ||
-        (rc = find(L, blk(b, il, "attn_k.weight"), d, kv, 1, &tk)) ||
-        (rc = find(L, blk(b, il, "attn_v.weight"), d, kv, 1, &tv)) ||
         (rc = matrix(L, blk(b, il, "attn_output.weight"), q, d, &y->wo)) ||
         (rc = tensor(L, blk(b, il, "attn_q.bias"), q, 0, bias, &y->bq)) ||
         (rc = tensor(L, blk(b, il, "attn_k.bias"), kv, 0, bias, &y->bk)) ||
@@ -396,10 +421,19 @@ static int load_layer(loader *L, int il, model_layer *y)
         (rc = tensor(L, blk(b, il, "attn_q_norm.weight"), hd, 0, qk_norm, &y->q_norm)) ||
         (rc = tensor(L, blk(b, il, "attn_k_norm.weight"), hd, 0, qk_norm, &y->k_norm)) ||
         (rc = tensor(L, blk(b, il, "ffn_norm.weight"), d, 0, 1, &y->ffn_norm)) ||
-        (rc = find(L, blk(b, il, "ffn_gate.weight"), d, ff, 1, &tg)) ||
-        (rc = find(L, blk(b, il, "ffn_up.weight"), d, ff, 1, &tu)) ||
         (rc = matrix(L, blk(b, il, "ffn_down.weight"), ff, d, &y->w_down)))
         return rc;
+    gguf_tensor gate_up[2];
+    if (L->arch->fused) {
+        if ((rc = find(L, blk(b, il, "ffn_up.weight"), d, 2 * ff, 1, &tu)))
+            return rc;
+        gate_up[0] = rows_of(tu, 0, (uint64_t)ff);
+        gate_up[1] = rows_of(tu, (uint64_t)ff, (uint64_t)ff);
+        tg = &gate_up[0], tu = &gate_up[1];
+    } else if ((rc = find(L, blk(b, il, "ffn_gate.weight"), d, ff, 1, &tg)) ||
+               (rc = find(L, blk(b, il, "ffn_up.weight"), d, ff, 1, &tu))) {
+        return rc;
+    }
     if ((rc = stacked(L, (const gguf_tensor *[]){ tq, tk, tv }, 3, hp->n_head_kv, blk(b, il, "attn_qkv"), &y->wqkv,
                       (model_matrix *[]){ &y->wq, &y->wk, &y->wv })))
         return rc;
@@ -416,6 +450,9 @@ static int load_rope(loader *L, float scale)
     const copse_model_info *hp = &L->m->info;
     int half = hp->n_rot / 2;
     const float *factors;
+    if (gguf_find_tensor(L->m->gguf, "rope_factors_long.weight"))
+        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: LongRoPE (rope_factors_long.weight, as in "
+                          "Phi-3 128k and Phi-3.5) is not supported", path_of(L));
     int rc = tensor(L, "rope_freqs.weight", half, 0, 0, &factors);
     if (rc)
         return rc;

@@ -29,6 +29,7 @@ static const char *const goldens[] = {
     MODELS "/tiny-llama-wide",        /* BF16, head size 24 != n_embd / n_head, rope_freqs, 1 kv head */
     MODELS "/tiny-qwen2-rot",         /* F32, rope over 8 of 16 dims, linear rope scaling */
     MODELS "/tiny-qwen3",             /* per-head q/k norms, head size 24 != n_embd / n_head, no biases */
+    MODELS "/tiny-phi3",              /* Q, K, V in one matrix and gate, up in another, 2 kv heads */
     MODELS "/tiny-llama-blocks",      /* every block format (Q4_0 ... IQ4_XS), one per matrix in turn */
     MODELS "/tiny-qwen2-q4k",         /* Q4_K: q/k/v and gate/up stacked in a super-block format */
     "models/math-policy-f16",         /* the bundled policy, trained: golden from PyTorch (float64) */

@@ -1,5 +1,5 @@
 /*
-** mkmodel: write a GGUF model of any llama / qwen2 / qwen3 shape with seeded random
+** mkmodel: write a GGUF model of any llama / qwen2 / qwen3 / phi3 shape with seeded random
 ** weights, for tests and benchmarks. The same arguments give the same bytes.
 **
 ** The tokenizer inside is either a synthetic byte-level BPE vocabulary of
@@ -41,6 +41,8 @@ static const shape presets[] = {
     { "tiny-llama-wide",       "llama", 320, 64, 2, 4, 1, 96, 24, 0, 64, 1e4f, 1e-5f, 0, 0, 1, 0 },
     /* per-head q/k norms, head size 24 with n_embd / n_head 16, as Qwen3's 128 with 64 */
     { "tiny-qwen3",            "qwen3", 320, 64, 2, 4, 2, 96, 24, 0, 64, 1e6f, 1e-6f, 1, 0, 0, 0 },
+    /* Q, K and V in one matrix, gate and up in another */
+    { "tiny-phi3",             "phi3",  320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0 },
     /* rope over 8 of 16 dimensions (llama.cpp refuses this shape), linear scaling */
     { "tiny-qwen2-rot",        "qwen2", 320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-6f, 1, 1, 0, 4 },
 };
@@ -247,13 +249,17 @@ static int add_weights(maker *mk, const shape *sh)
         rc = rc || add_tensor(mk, "output.weight", d, sh->n_vocab, gaussian(2 / sqrt(d)));
     if (sh->rope_freqs)
         rc = rc || add_tensor(mk, "rope_freqs.weight", sh->n_rot / 2, 0, (init){ 0, 0, 1, 4 });
+    int fused = !strcmp(sh->arch, "phi3");   /* attn_qkv, and ffn_up holding gate then up */
     for (int il = 0; il < sh->n_layer && !rc; il++) {
         char b[64];
-        rc = add_tensor(mk, blk(b, il, "attn_norm.weight"), d, 0, near_one())
-          || add_matrix(mk, blk(b, il, "attn_q.weight"), d, q)
-          || add_matrix(mk, blk(b, il, "attn_k.weight"), d, kv)
-          || add_matrix(mk, blk(b, il, "attn_v.weight"), d, kv)
-          || add_matrix(mk, blk(b, il, "attn_output.weight"), q, d);
+        rc = add_tensor(mk, blk(b, il, "attn_norm.weight"), d, 0, near_one());
+        if (fused)
+            rc = rc || add_matrix(mk, blk(b, il, "attn_qkv.weight"), d, q + 2 * kv);
+        else
+            rc = rc || add_matrix(mk, blk(b, il, "attn_q.weight"), d, q)
+                    || add_matrix(mk, blk(b, il, "attn_k.weight"), d, kv)
+                    || add_matrix(mk, blk(b, il, "attn_v.weight"), d, kv);
+        rc = rc || add_matrix(mk, blk(b, il, "attn_output.weight"), q, d);
         if (!strcmp(sh->arch, "qwen3"))
             rc = rc || add_tensor(mk, blk(b, il, "attn_q_norm.weight"), hd, 0, near_one())
                     || add_tensor(mk, blk(b, il, "attn_k_norm.weight"), hd, 0, near_one());
@@ -261,10 +267,13 @@ static int add_weights(maker *mk, const shape *sh)
             rc = rc || add_tensor(mk, blk(b, il, "attn_q.bias"), q, 0, gaussian(0.5))
                     || add_tensor(mk, blk(b, il, "attn_k.bias"), kv, 0, gaussian(0.5))
                     || add_tensor(mk, blk(b, il, "attn_v.bias"), kv, 0, gaussian(0.5));
-        rc = rc || add_tensor(mk, blk(b, il, "ffn_norm.weight"), d, 0, near_one())
-                || add_matrix(mk, blk(b, il, "ffn_gate.weight"), d, ff)
-                || add_matrix(mk, blk(b, il, "ffn_up.weight"), d, ff)
-                || add_matrix(mk, blk(b, il, "ffn_down.weight"), ff, d);
+        rc = rc || add_tensor(mk, blk(b, il, "ffn_norm.weight"), d, 0, near_one());
+        if (fused)
+            rc = rc || add_matrix(mk, blk(b, il, "ffn_up.weight"), d, 2 * ff);
+        else
+            rc = rc || add_matrix(mk, blk(b, il, "ffn_gate.weight"), d, ff)
+                    || add_matrix(mk, blk(b, il, "ffn_up.weight"), d, ff);
+        rc = rc || add_matrix(mk, blk(b, il, "ffn_down.weight"), ff, d);
     }
     return rc;
 }
@@ -568,7 +577,7 @@ static void usage(FILE *f)
         "usage: mkmodel [--preset NAME] [OPTIONS] -o FILE.gguf\n"
         "Write a GGUF model with seeded random weights.\n\n"
         "  --preset NAME      start from a preset shape (below); options override it\n"
-        "  --arch A           llama, qwen2 or qwen3\n"
+        "  --arch A           llama, qwen2, qwen3 or phi3\n"
         "  --n-vocab N --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N\n"
         "  --head-dim N       head size (default n_embd / n_head)\n"
         "  --n-rot N          dimensions rope rotates (default the head size)\n"
@@ -710,12 +719,12 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--preset")) {
             continue;
         } else if (!strcmp(a, "--arch")) {
-            static const char *const archs[] = { "llama", "qwen2", "qwen3" };
+            static const char *const archs[] = { "llama", "qwen2", "qwen3", "phi3" };
             size_t k = 0;
-            while (k < 3 && strcmp(v, archs[k]))
+            while (k < 4 && strcmp(v, archs[k]))
                 k++;
-            if (k == 3) {
-                fprintf(stderr, "mkmodel: --arch takes llama, qwen2 or qwen3\n");
+            if (k == 4) {
+                fprintf(stderr, "mkmodel: --arch takes llama, qwen2, qwen3 or phi3\n");
                 return -1;
             }
             o->sh.arch = archs[k];

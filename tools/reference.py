@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Reference forward pass for copse's test goldens, independent of the C code.
 
-Reads a llama, qwen2 or qwen3 GGUF with its own parser, runs the whole token
+Reads a llama, qwen2, qwen3 or phi3 GGUF with its own parser, runs the whole token
 sequence at once in float64 (causal mask, no cache) and writes every
 position's logits:
 
@@ -12,7 +12,7 @@ i32 tokens[n_tokens], f32 logits[n_tokens][n_vocab].
 
 RoPE is written with complex numbers for llama (GGUF stores its Q/K rows
 permuted so dimensions 2i, 2i+1 form one complex value) and with the
-rotate-half formula for qwen2 and qwen3 (dimension i pairs with i + n_rot/2).
+rotate-half formula for the others (dimension i pairs with i + n_rot/2).
 Needs only numpy (Debian: python3-numpy).
 """
 import argparse
@@ -210,9 +210,12 @@ class Model:
     def __init__(self, path):
         meta, self.w = read_gguf(path)
         self.arch = arch = meta["general.architecture"]
-        if arch not in ("llama", "qwen2", "qwen3"):
+        if arch not in ("llama", "qwen2", "qwen3", "phi3"):
             sys.exit(f"{path}: architecture {arch} not supported")
         hp = lambda key, default=None: meta.get(f"{arch}.{key}", default)
+        if arch == "phi3":   # one matrix for Q, K and V, one for gate then up
+            self.split_fused(hp("block_count"), hp("attention.head_count"),
+                             hp("attention.head_count_kv"), hp("feed_forward_length"))
         self.n_layer = hp("block_count")
         self.n_head = hp("attention.head_count")
         self.n_kv = hp("attention.head_count_kv", self.n_head)
@@ -225,6 +228,18 @@ class Model:
             freqs = freqs / self.w["rope_freqs.weight"]
         self.freqs = freqs
         self.out = self.w.get("output.weight", self.w["token_embd.weight"])
+
+    def split_fused(self, n_layer, n_head, n_kv, n_ff):
+        w = self.w
+        for i in range(n_layer):
+            qkv = w.get(f"blk.{i}.attn_qkv.weight")
+            if qkv is not None:
+                q = qkv.shape[0] * n_head // (n_head + 2 * n_kv)
+                kv = (qkv.shape[0] - q) // 2
+                w[f"blk.{i}.attn_q.weight"], w[f"blk.{i}.attn_k.weight"], w[f"blk.{i}.attn_v.weight"] = \
+                    qkv[:q], qkv[q:q + kv], qkv[q + kv:]
+            up = w[f"blk.{i}.ffn_up.weight"]
+            w[f"blk.{i}.ffn_gate.weight"], w[f"blk.{i}.ffn_up.weight"] = up[:n_ff], up[n_ff:]
 
     def rope(self, x, pos):
         """x: [T, heads, head_dim]; rotate the first n_rot dims of each head."""
