@@ -9,11 +9,13 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_solve(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 
 static const cli_command commands[] = {
     { "run",        "generate text from a prompt",                cmd_run },
     { "perplexity", "measure a model's perplexity on a text",     cmd_perplexity },
     { "tokenize",   "print the tokens of a text",                 cmd_tokenize },
+    { "info",       "describe a model file and what loading it costs", cmd_info },
     { "solve",      "answer a question by searching over sampled solutions", cmd_solve },
     { "tune",       "build the auto strategy's table from a validation set", cmd_tune },
     { "eval",       "measure accuracy against test-time compute over a question set", cmd_eval },

@@ -105,6 +105,10 @@ typedef struct copse_model_info {
                                 NULL on the f32 path and for a vocab-only model */
     int64_t n_params;
     uint64_t file_bytes;
+    uint64_t weight_bytes;   /* the matrices in memory as loaded: int8, or f32 on the
+                                reference path (0 for a vocab-only model) */
+    const char *tensor_types; /* the file's tensors counted by type, most first:
+                                 "Q5_0 132, F32 121, Q8_0 13" */
 } copse_model_info;
 
 void copse_model_get_info(const copse_model *model, copse_model_info *info);

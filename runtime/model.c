@@ -491,6 +491,34 @@ static int load_tensors(loader *L)
     return COPSE_OK;
 }
 
+/* "Q5_0 132, F32 121, ...": the file's tensors by type, most first. */
+static int count_types(loader *L)
+{
+    const gguf_file *g = L->m->gguf;
+    uint64_t count[GGML_TYPE_COUNT + 1] = { 0 };   /* the last: numbers ggml does not name */
+    for (uint64_t i = 0; i < g->n_tensors; i++)
+        count[g->tensors[i].type < GGML_TYPE_COUNT ? g->tensors[i].type : GGML_TYPE_COUNT]++;
+    char *s = own(L, malloc(GGML_TYPE_COUNT * 32));
+    if (!s)
+        return copse_fail(L->err, COPSE_E_NOMEM, "out of memory");
+    size_t len = 0;
+    s[0] = '\0';
+    for (;;) {
+        uint32_t best = 0;
+        for (uint32_t t = 1; t <= GGML_TYPE_COUNT; t++)
+            best = count[t] > count[best] ? t : best;
+        if (!count[best])
+            break;
+        char buf[16];
+        const char *name = best < GGML_TYPE_COUNT ? ggml_type_name(best, buf) : "unknown";
+        len += (size_t)snprintf(s + len, 32, "%s%s %llu", len ? ", " : "", name,
+                                (unsigned long long)count[best]);
+        count[best] = 0;
+    }
+    L->m->info.tensor_types = s;
+    return COPSE_OK;
+}
+
 /* ------------------------------------------------------------------ public */
 
 copse_model_params copse_model_default_params(void)
@@ -516,7 +544,7 @@ static int load(loader *L, const char *path, int vocab_only, int weights_f32)
     } else if ((rc = read_arch(L)) || (rc = read_hparams(L, &rope_scale))) {
         return rc;
     }
-    if ((rc = tokenizer_load(m->gguf, &m->tok, L->err)))
+    if ((rc = tokenizer_load(m->gguf, &m->tok, L->err)) || (rc = count_types(L)))
         return rc;
     m->info.n_vocab = tokenizer_n_vocab(m->tok);
     if (vocab_only)
@@ -555,6 +583,7 @@ int copse_model_load(const char *path, const copse_model_params *params,
     m->info.arch = m->arch;
     m->info.name = m->name;
     m->info.isa = m->tier ? m->tier->name : NULL;
+    m->info.weight_bytes = model_matrix_bytes(m);
     *out = m;
     return COPSE_OK;
 }

@@ -120,6 +120,38 @@ START_TEST(run_greedy_json)
 }
 END_TEST
 
+/* copse info: the file's tensor types counted, in text and JSON, and the
+** memory the weights take (every matrix 256 wide as int8 blocks of 32:
+** 32 + 2 bytes a block). */
+START_TEST(info_describes_model)
+{
+    const char *copse = tu_copse_bin("info_describes_model");
+    if (!copse)
+        return;
+    char cmd[1024], out[4096];
+    snprintf(cmd, sizeof cmd, "'%s' info -m tests/data/models/tiny-llama-blocks.gguf 2>&1", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "tensors     F32 5, Q4_0 2, Q4_1 2, Q5_0 2, Q5_1 2, Q2_K 2, Q3_K 1, Q4_K 1, Q5_K 1, "
+                              "Q6_K 1, IQ4_NL 1, IQ4_XS 1\n") && strstr(out, "llama \"copse-random-tiny-llama\""),
+                  "%s", out);
+    snprintf(cmd, sizeof cmd, "'%s' info -m tests/data/models/tiny-llama-blocks.gguf --json 2>&1", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    /* q 256x256, k, v 128x256 each, o 256x256, gate, up, down 256x256, per layer; output 320x256 */
+    long rows = 2 * (256 + 128 + 128 + 256 + 3 * 256) + 320, bytes = rows * (256 / 32) * 34;
+    char want[64];
+    snprintf(want, sizeof want, "\"weight_bytes\": %ld,", bytes);
+    ck_assert_msg(strstr(out, "\"tensor_types\": {\"F32\": 5, \"Q4_0\": 2,") && strstr(out, want) &&
+                  strstr(out, "\"n_head_kv\": 2,") && strstr(out, "\"weights\": \"int8\""), "%s (want %s)", out, want);
+    snprintf(cmd, sizeof cmd, "'%s' info 2>&1", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
+    snprintf(cmd, sizeof cmd, "'%s' info -m " MODEL " --weights f16 2>&1", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "--weights takes int8 or f32"), "%s", out);
+    snprintf(cmd, sizeof cmd, "'%s' info -m /nonexistent.gguf 2>&1", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
+}
+END_TEST
+
 START_TEST(run_errors)
 {
     const char *copse = tu_copse_bin("run_errors");
@@ -380,6 +412,7 @@ Suite *copse_suite_cli(void)
     TCase *tc = tcase_create("run");
     tcase_add_test(tc, run_greedy_json);
     tcase_add_test(tc, run_errors);
+    tcase_add_test(tc, info_describes_model);
     tcase_add_test(tc, run_kv_options);
     tcase_add_test(tc, kv_options_every_command);
     tcase_add_test(tc, perplexity_matches_definition);

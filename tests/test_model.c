@@ -320,6 +320,9 @@ START_TEST(info_and_vocab_only)
     /* embeddings and output 2*320*64, rope factors 12, norms 64 + 2*2*64,
     ** per layer q 64*96 + k,v 2*64*24 + o 96*64 + ffn 3*64*96 */
     ck_assert_int_eq(in.n_params, 2 * 320 * 64 + 12 + 64 + 2 * (2 * 64 + 2 * 64 * 96 + 2 * 64 * 24 + 3 * 64 * 96));
+    ck_assert_str_eq(in.tensor_types, "BF16 16, F32 6");   /* 2 + 7 per layer matrices; 5 norms, rope factors */
+    /* the reference path's matrices in f32: output, then per layer q, k, v, o and the ffn */
+    ck_assert_uint_eq(in.weight_bytes, 4 * (320 * 64 + 2 * (64 * 96 + 2 * 64 * 24 + 96 * 64 + 3 * 64 * 96)));
     copse_model_free(m);
 
     copse_model_params p = copse_model_default_params();

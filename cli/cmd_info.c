@@ -1,0 +1,117 @@
+/*
+** copse info: what a GGUF file holds and what loading it costs, before a
+** user runs it: architecture, shape, the tensors' types, and the memory
+** and time the weights take as copse loads them.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+
+static const char *CMD = "info";
+
+static void help(void)
+{
+    printf("usage: copse info -m MODEL.gguf [options]\n\n"
+           "Load a model and describe it: architecture, shape, the file's tensor types,\n"
+           "and the memory and time its weights take as loaded.\n\n"
+           "  -m, --model FILE   GGUF model file (required)\n"
+           "  --weights W        int8 (default) or f32 (reference): the path to measure\n"
+           "  --json             one JSON object instead of the table\n"
+           "  -h, --help         this help\n");
+}
+
+static double mib(uint64_t bytes) { return (double)bytes / (1 << 20); }
+
+static void print_table(const char *path, const copse_model_info *in, double load_s)
+{
+    printf("file        %s (%.1f MiB)\n", path, mib(in->file_bytes));
+    printf("model       %s \"%s\", %.1f M parameters\n", in->arch, in->name, (double)in->n_params / 1e6);
+    printf("shape       %d layers, width %d, %d heads (%d for keys and values) of %d, ffn %d, vocab %d\n",
+           in->n_layer, in->n_embd, in->n_head, in->n_head_kv, in->head_dim, in->n_ff, in->n_vocab);
+    printf("rope        base %g over %d of %d dimensions; trained context %d\n", (double)in->rope_base,
+           in->n_rot, in->head_dim, in->n_ctx_train);
+    printf("output      %s\n", in->tied_output ? "tied to the token embedding" : "its own matrix");
+    printf("tensors     %s\n", in->tensor_types);
+    printf("weights     %s%s%s: %.1f MiB in memory, loaded in %.2f s\n", in->isa ? "int8 (" : "f32",
+           in->isa ? in->isa : "", in->isa ? ")" : "", mib(in->weight_bytes), load_s);
+}
+
+/* "Q5_0 132, F32 121" as {"Q5_0": 132, "F32": 121}. */
+static void print_types_json(const char *s)
+{
+    putchar('{');
+    for (int first = 1; *s; first = 0) {
+        size_t name = strcspn(s, " ");
+        char *end;
+        unsigned long long n = strtoull(s + name, &end, 10);
+        printf("%s", first ? "" : ", ");
+        cli_json_str(stdout, s, name);
+        printf(": %llu", n);
+        s = end + strspn(end, ", ");
+    }
+    putchar('}');
+}
+
+static void print_json(const char *path, const copse_model_info *in, double load_s)
+{
+    printf("{\"file\": ");
+    cli_json_str(stdout, path, strlen(path));
+    printf(", \"file_bytes\": %llu, \"arch\": ", (unsigned long long)in->file_bytes);
+    cli_json_str(stdout, in->arch, strlen(in->arch));
+    printf(", \"name\": ");
+    cli_json_str(stdout, in->name, strlen(in->name));
+    printf(", \"n_params\": %lld, \"n_vocab\": %d, \"n_embd\": %d, \"n_layer\": %d, \"n_head\": %d, "
+           "\"n_head_kv\": %d, \"head_dim\": %d, \"n_ff\": %d, \"n_rot\": %d, \"rope_base\": %g, "
+           "\"n_ctx_train\": %d, \"tied_output\": %s, \"tensor_types\": ",
+           (long long)in->n_params, in->n_vocab, in->n_embd, in->n_layer, in->n_head, in->n_head_kv,
+           in->head_dim, in->n_ff, in->n_rot, (double)in->rope_base, in->n_ctx_train,
+           in->tied_output ? "true" : "false");
+    print_types_json(in->tensor_types);
+    printf(", \"weights\": \"%s\", \"isa\": ", in->isa ? "int8" : "f32");
+    if (in->isa)
+        cli_json_str(stdout, in->isa, strlen(in->isa));
+    else
+        printf("null");
+    printf(", \"weight_bytes\": %llu, \"load_s\": %.3f}\n", (unsigned long long)in->weight_bytes, load_s);
+}
+
+int cmd_info(int argc, char **argv)
+{
+    cli_model_opts mo = {0};
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            help();
+            return 0;
+        }
+        if ((!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--weights")) && i + 1 >= argc)
+            return cli_usage_error(CMD, "%s needs a value", a);
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            mo.model = argv[++i];
+        } else if (!strcmp(a, "--weights")) {
+            const char *w = argv[++i];
+            if (strcmp(w, "int8") && strcmp(w, "f32"))
+                return cli_usage_error(CMD, "--weights takes int8 or f32, not '%s'", w);
+            mo.weights_f32 = !strcmp(w, "f32");
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else {
+            return cli_usage_error(CMD, "unknown argument: %s", a);
+        }
+    }
+    double t0 = cli_now();
+    copse_model *model;
+    int rc = cli_open_model(CMD, &mo, 0, &model, NULL);
+    if (rc)
+        return rc;
+    double load_s = cli_now() - t0;
+    copse_model_info in;
+    copse_model_get_info(model, &in);
+    if (json)
+        print_json(mo.model, &in, load_s);
+    else
+        print_table(mo.model, &in, load_s);
+    copse_model_free(model);
+    return 0;
+}
