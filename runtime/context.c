@@ -146,7 +146,7 @@ int copse_ctx_new(copse_model *model, const copse_ctx_params *params,
         return copse_fail(err, COPSE_E_NOMEM, "copse_ctx_new: out of memory");
     c->model = model;
     c->n_ctx = n_ctx;
-    if (!(c->fwd = fwd_new(model, n_threads)) || kv_pool_init(&c->pool, &model->info, n_blocks, !p.kv_f32)
+    if (!(c->fwd = fwd_new(model, n_threads, n_ctx)) || kv_pool_init(&c->pool, &model->info, n_blocks, !p.kv_f32)
         || attn_init(&c->plan, &model->info, &c->pool, n_threads)) {
         copse_ctx_free(c);
         return copse_fail(err, COPSE_E_NOMEM, "copse_ctx_new: no memory for a KV pool of %d blocks "

@@ -27,6 +27,7 @@
 struct fwd_state {
     const copse_model *m;
     int    n_threads;
+    const double *inv_freq;   /* rope's angles per position for this context's length */
     int    cap;        /* rows the buffers below hold */
     float *x;          /* [rows][n_embd]   the residual stream */
     float *xb;         /* [rows][n_embd]   a sublayer's normalized input, then its output */
@@ -114,13 +115,13 @@ static void matmul(fwd_state *f, float *y, const float *x, int n, const model_ma
 
 /* cos and sin of the angle pos * inv_freq[i] of each rotated pair (the
 ** cosines, then the sines: vec.h), in double so large positions keep
-** their precision. */
-static void rope_angles(float *cs, int pos, const double *inv_freq, int half)
+** their precision, times mscale (1 but for LongRoPE). */
+static void rope_angles(float *cs, int pos, const double *inv_freq, int half, double mscale)
 {
     for (int i = 0; i < half; i++) {
         double a = pos * inv_freq[i];
-        cs[i] = (float)cos(a);
-        cs[half + i] = (float)sin(a);
+        cs[i] = (float)(cos(a) * mscale);
+        cs[half + i] = (float)(sin(a) * mscale);
     }
 }
 
@@ -422,7 +423,7 @@ static void embed_row(void *ctx, int r)
     model_embed(f->m, j->rows[r].token, x);
     f->vec->rmsnorm(xb, x, f->m->layers[0].attn_norm, hp->n_embd, hp->rms_eps);
     quantize_row(f, r, xb);
-    rope_angles(f->rope + (size_t)r * hp->n_rot, j->rows[r].pos, f->m->rope_inv_freq, hp->n_rot / 2);
+    rope_angles(f->rope + (size_t)r * hp->n_rot, j->rows[r].pos, f->inv_freq, hp->n_rot / 2, f->m->rope_mscale);
 }
 
 /* x = the rows' embeddings, xb = the first layer's norm(x). */
@@ -544,13 +545,14 @@ int fwd_reserve(fwd_state *f, int n)
     return COPSE_OK;
 }
 
-fwd_state *fwd_new(const copse_model *m, int n_threads)
+fwd_state *fwd_new(const copse_model *m, int n_threads, int n_ctx)
 {
     fwd_state *f = calloc(1, sizeof *f);
     if (!f)
         return NULL;
     f->m = m;
     f->n_threads = n_threads;
+    f->inv_freq = model_rope_freqs(m, n_ctx);
     f->vec = vec_kernels_default();
     return f;
 }

@@ -69,8 +69,9 @@ int attn_in_parts(const attn_plan *a);
 
 typedef struct fwd_state fwd_state;
 
-/* Scratch for running m on n_threads threads. NULL when out of memory. */
-fwd_state *fwd_new(const copse_model *m, int n_threads);
+/* Scratch for running m on n_threads threads in a context of n_ctx
+** positions (which fixes LongRoPE's angles). NULL when out of memory. */
+fwd_state *fwd_new(const copse_model *m, int n_threads, int n_ctx);
 void       fwd_free(fwd_state *f);
 
 /* Make room for batches of n rows (n <= FWD_MAX_ROWS); COPSE_E_NOMEM if

@@ -442,27 +442,51 @@ static int load_layer(loader *L, int il, model_layer *y)
                    &y->w_gate_up, (model_matrix *[]){ &y->w_gate, &y->w_up });
 }
 
-/* The angle per position of each rotated pair: base^(-2i/n_rot), divided
-** by the linear scaling factor and by rope_freqs.weight when the file has
-** one (Llama 3.1 and later ship their long-context correction that way). */
-static int load_rope(loader *L, float scale)
+/* The angle per position of each of half rotated pairs: base^(-2i/n_rot)
+** divided by the linear scaling factor and by factors[i] when given. A
+** factor that is not a positive number would make every angle of its pair
+** infinite or negative: refused. */
+static int rope_table(loader *L, float scale, const float *factors, const char *name, const double **out)
 {
     const copse_model_info *hp = &L->m->info;
     int half = hp->n_rot / 2;
-    const float *factors;
-    if (gguf_find_tensor(L->m->gguf, "rope_factors_long.weight"))
-        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: LongRoPE (rope_factors_long.weight, as in "
-                          "Phi-3 128k and Phi-3.5) is not supported", path_of(L));
-    int rc = tensor(L, "rope_freqs.weight", half, 0, 0, &factors);
-    if (rc)
-        return rc;
     double *f = own(L, malloc((size_t)half * sizeof *f));
     if (!f)
         return copse_fail(L->err, COPSE_E_NOMEM, "out of memory");
-    for (int i = 0; i < half; i++)
+    for (int i = 0; i < half; i++) {
+        if (factors && !(factors[i] > 0 && isfinite(factors[i])))
+            return copse_fail(L->err, COPSE_E_FORMAT, "%s: %s[%d] is %g, not a positive number",
+                              path_of(L), name, i, (double)factors[i]);
         f[i] = pow((double)hp->rope_base, -2.0 * i / hp->n_rot) / scale / (factors ? factors[i] : 1.0);
-    L->m->rope_inv_freq = f;
+    }
+    *out = f;
     return COPSE_OK;
+}
+
+/*
+** RoPE's angles. Llama 3.1 and later ship a long-context correction as
+** rope_freqs.weight, per-pair divisors of the angles. Phi-3's LongRoPE
+** ships two sets, rope_factors_short.weight for contexts up to
+** rope.scaling.original_context_length and rope_factors_long.weight for
+** longer ones, and scales cos and sin by rope.scaling.attn_factor; which
+** set a context uses is fixed by its length (model_rope_freqs), as in
+** llama.cpp, so the keys cached stay consistent.
+*/
+static int load_rope(loader *L, float scale)
+{
+    copse_model *m = L->m;
+    int half = m->info.n_rot / 2, rc;
+    const float *freqs, *f_long, *f_short;
+    if ((rc = tensor(L, "rope_freqs.weight", half, 0, 0, &freqs)) ||
+        (rc = tensor(L, "rope_factors_long.weight", half, 0, 0, &f_long)) ||
+        (rc = tensor(L, "rope_factors_short.weight", half, 0, f_long != NULL, &f_short)) ||
+        (rc = read_real(L, "rope.scaling.attn_factor", 1.0f, &m->rope_mscale)) ||
+        (rc = read_dim(L, "rope.scaling.original_context_length", m->info.n_ctx_train, &m->rope_ctx_orig)) ||
+        (rc = rope_table(L, scale, freqs ? freqs : f_short, freqs ? "rope_freqs.weight" : "rope_factors_short.weight",
+                         &m->rope_inv_freq)))
+        return rc;
+    return f_long && !freqs ? rope_table(L, scale, f_long, "rope_factors_long.weight", &m->rope_inv_freq_long)
+                            : COPSE_OK;
 }
 
 static int load_tensors(loader *L)
@@ -625,6 +649,11 @@ void copse_model_get_info(const copse_model *m, copse_model_info *info)
 }
 
 const copse_tokenizer *model_tokenizer(const copse_model *m) { return m->tok; }
+
+const double *model_rope_freqs(const copse_model *m, int n_ctx)
+{
+    return m->rope_inv_freq_long && n_ctx > m->rope_ctx_orig ? m->rope_inv_freq_long : m->rope_inv_freq;
+}
 
 const gguf_file *model_gguf(const copse_model *m) { return m->gguf; }
 

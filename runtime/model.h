@@ -58,6 +58,10 @@ struct copse_model {
 
     rope_pairing     rope;
     const double    *rope_inv_freq;     /* [n_rot/2] angle per position of each pair */
+    const double    *rope_inv_freq_long; /* LongRoPE's for contexts longer than rope_ctx_orig,
+                                           else NULL (model_rope_freqs chooses) */
+    int              rope_ctx_orig;
+    float            rope_mscale;       /* cos and sin are scaled by it (LongRoPE), else 1 */
 
     const q8_kernels *tier;             /* int8 kernels; NULL on the reference path */
     const gguf_tensor *embd_tensor;     /* token_embd, [n_vocab][n_embd], read a row at a time */
@@ -70,6 +74,10 @@ struct copse_model {
     int              n_owned, cap_owned;
     char            *arch, *name;
 };
+
+/* The angles per position of the rotated pairs for a context of n_ctx
+** positions. */
+const double *model_rope_freqs(const copse_model *m, int n_ctx);
 
 /* The model's tokenizer (never NULL for a loaded model). */
 const copse_tokenizer *model_tokenizer(const copse_model *m);

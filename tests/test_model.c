@@ -30,6 +30,7 @@ static const char *const goldens[] = {
     MODELS "/tiny-qwen2-rot",         /* F32, rope over 8 of 16 dims, linear rope scaling */
     MODELS "/tiny-qwen3",             /* per-head q/k norms, head size 24 != n_embd / n_head, no biases */
     MODELS "/tiny-phi3",              /* Q, K, V in one matrix and gate, up in another, 2 kv heads */
+    MODELS "/tiny-phi3-long",         /* LongRoPE's long factors and attn_factor, rope over 8 of 16 */
     MODELS "/tiny-llama-blocks",      /* every block format (Q4_0 ... IQ4_XS), one per matrix in turn */
     MODELS "/tiny-qwen2-q4k",         /* Q4_K: q/k/v and gate/up stacked in a super-block format */
     "models/math-policy-f16",         /* the bundled policy, trained: golden from PyTorch (float64) */
@@ -137,6 +138,24 @@ START_TEST(matches_reference)
     for (int i = 0; i < g.n; i++)
         assert_close(got + (size_t)i * g.n_vocab, g.logits + (size_t)i * g.n_vocab, g.n_vocab,
                      GOLDEN_TOL, name, i);
+    free(got);
+    copse_ctx_free(c);
+    copse_model_free(m);
+    free(g.buf);
+}
+END_TEST
+
+/* LongRoPE's short factors: a context no longer than the original one
+** (32 positions of tiny-phi3-long's 64) against reference.py --n-ctx 32. */
+START_TEST(longrope_short_context)
+{
+    golden g = read_golden(MODELS "/tiny-phi3-long.short");
+    copse_model *m = load(MODELS "/tiny-phi3-long");
+    copse_ctx *c = new_ctx(m, 32);
+    float *got = batch_logits(c, g.tok, g.n, g.n_vocab);
+    for (int i = 0; i < g.n; i++)
+        assert_close(got + (size_t)i * g.n_vocab, g.logits + (size_t)i * g.n_vocab, g.n_vocab,
+                     GOLDEN_TOL, "tiny-phi3-long, 32 positions", i);
     free(got);
     copse_ctx_free(c);
     copse_model_free(m);
@@ -471,6 +490,7 @@ Suite *copse_suite_model(void)
     TCase *tc = tcase_create("forward");
     tcase_add_loop_test(tc, matches_reference, 0, N_GOLDENS);
     tcase_add_loop_test(tc, one_at_a_time_equals_batch, 0, N_GOLDENS);
+    tcase_add_test(tc, longrope_short_context);
     tcase_add_test(tc, mixed_sequences_equal_alone);
     tcase_add_test(tc, long_batch_split);
     suite_add_tcase(s, tc);

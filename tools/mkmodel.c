@@ -26,25 +26,29 @@ typedef struct shape {
     int   tied, bias;
     int   rope_freqs;    /* write a rope_freqs.weight of random factors */
     float rope_scale;    /* > 0: linear rope scaling by this factor */
+    int   rope_factors;  /* LongRoPE (phi3): random short and long factors, an attn_factor,
+                            an original context of n_ctx / 2 */
 } shape;
 
 static const shape presets[] = {
     /* SmolLM2-135M, Qwen2.5-0.5B and Qwen3-0.6B shapes */
-    { "smol",    "llama", 49152,  576, 30,  9, 3, 1536, 0, 0,  8192, 1e5f, 1e-5f, 1, 0, 0, 0 },
-    { "qwen05",  "qwen2", 151936, 896, 24, 14, 2, 4864, 0, 0, 32768, 1e6f, 1e-6f, 1, 1, 0, 0 },
-    { "qwen3-06", "qwen3", 151936, 1024, 28, 16, 8, 3072, 128, 0, 40960, 1e6f, 1e-6f, 1, 0, 0, 0 },
+    { "smol",    "llama", 49152,  576, 30,  9, 3, 1536, 0, 0,  8192, 1e5f, 1e-5f, 1, 0, 0, 0, 0 },
+    { "qwen05",  "qwen2", 151936, 896, 24, 14, 2, 4864, 0, 0, 32768, 1e6f, 1e-6f, 1, 1, 0, 0, 0 },
+    { "qwen3-06", "qwen3", 151936, 1024, 28, 16, 8, 3072, 128, 0, 40960, 1e6f, 1e-6f, 1, 0, 0, 0, 0 },
     /* tiny models for the tests: vocab 320 = 256 bytes + 3 control + 61 merges */
-    { "tiny-llama",            "llama", 320, 64, 2, 4, 4, 96, 0,  0, 64, 1e4f, 1e-5f, 1, 0, 0, 0 },
-    { "tiny-llama-gqa-untied", "llama", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0 },
-    { "tiny-qwen2",            "qwen2", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e6f, 1e-6f, 1, 1, 0, 0 },
+    { "tiny-llama",            "llama", 320, 64, 2, 4, 4, 96, 0,  0, 64, 1e4f, 1e-5f, 1, 0, 0, 0, 0 },
+    { "tiny-llama-gqa-untied", "llama", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 0 },
+    { "tiny-qwen2",            "qwen2", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e6f, 1e-6f, 1, 1, 0, 0, 0 },
     /* head size 24, not n_embd / n_head; per-pair rope factors (Llama 3.1 style) */
-    { "tiny-llama-wide",       "llama", 320, 64, 2, 4, 1, 96, 24, 0, 64, 1e4f, 1e-5f, 0, 0, 1, 0 },
+    { "tiny-llama-wide",       "llama", 320, 64, 2, 4, 1, 96, 24, 0, 64, 1e4f, 1e-5f, 0, 0, 1, 0, 0 },
     /* per-head q/k norms, head size 24 with n_embd / n_head 16, as Qwen3's 128 with 64 */
-    { "tiny-qwen3",            "qwen3", 320, 64, 2, 4, 2, 96, 24, 0, 64, 1e6f, 1e-6f, 1, 0, 0, 0 },
+    { "tiny-qwen3",            "qwen3", 320, 64, 2, 4, 2, 96, 24, 0, 64, 1e6f, 1e-6f, 1, 0, 0, 0, 0 },
     /* Q, K and V in one matrix, gate and up in another */
-    { "tiny-phi3",             "phi3",  320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0 },
+    { "tiny-phi3",             "phi3",  320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 0 },
+    /* LongRoPE over 8 of 16 dimensions, as Phi-4-mini rotates 96 of 128 */
+    { "tiny-phi3-long",        "phi3",  320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 1 },
     /* rope over 8 of 16 dimensions (llama.cpp refuses this shape), linear scaling */
-    { "tiny-qwen2-rot",        "qwen2", 320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-6f, 1, 1, 0, 4 },
+    { "tiny-qwen2-rot",        "qwen2", 320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-6f, 1, 1, 0, 4, 0 },
 };
 #define N_PRESETS (int)(sizeof presets / sizeof presets[0])
 
@@ -249,6 +253,9 @@ static int add_weights(maker *mk, const shape *sh)
         rc = rc || add_tensor(mk, "output.weight", d, sh->n_vocab, gaussian(2 / sqrt(d)));
     if (sh->rope_freqs)
         rc = rc || add_tensor(mk, "rope_freqs.weight", sh->n_rot / 2, 0, (init){ 0, 0, 1, 4 });
+    if (sh->rope_factors)
+        rc = rc || add_tensor(mk, "rope_factors_long.weight", sh->n_rot / 2, 0, (init){ 0, 0, 1, 8 })
+                || add_tensor(mk, "rope_factors_short.weight", sh->n_rot / 2, 0, (init){ 0, 0, 1, 2 });
     int fused = !strcmp(sh->arch, "phi3");   /* attn_qkv, and ffn_up holding gate then up */
     for (int il = 0; il < sh->n_layer && !rc; il++) {
         char b[64];
@@ -565,6 +572,10 @@ static int add_hparams(gguf_writer *w, const shape *sh, uint32_t file_type)
     if (sh->rope_scale > 0)
         rc = rc || gguf_writer_add_str(w, KEY("rope.scaling.type"), "linear")
                 || gguf_writer_add_f32(w, KEY("rope.scaling.factor"), sh->rope_scale);
+    if (sh->rope_factors)   /* Phi-3's attn_factor for a context twice the original */
+        rc = rc || gguf_writer_add_u32(w, KEY("rope.scaling.original_context_length"), (uint32_t)(sh->n_ctx / 2))
+                || gguf_writer_add_f32(w, KEY("rope.scaling.attn_factor"),
+                                       (float)sqrt(1 + log(2.0) / log(sh->n_ctx / 2.0)));
 #undef KEY
     return rc;
 }
@@ -585,6 +596,8 @@ static void usage(FILE *f)
         "  --rope-base F --eps F\n"
         "  --rope-scale F     linear rope scaling factor (default none)\n"
         "  --rope-freqs 0|1   write rope_freqs.weight with random factors\n"
+        "  --rope-factors 0|1 LongRoPE: random short and long factors (phi3), an original\n"
+        "                     context of n_ctx / 2 and its attn_factor\n"
         "  --tied 0|1         output projection shared with token_embd\n"
         "  --bias 0|1         q/k/v biases (qwen2 has them)\n"
         "  --type T[,T...]    the matrices' type (default f32): f32, f16, bf16, q8_0, or\n"
@@ -639,11 +652,12 @@ static int *int_option(options *o, const char *name)
 {
     static const char *const names[] = {
         "--n-vocab", "--n-embd", "--n-layer", "--n-head", "--n-head-kv", "--n-ff",
-        "--head-dim", "--n-rot", "--n-ctx", "--tied", "--bias", "--rope-freqs",
+        "--head-dim", "--n-rot", "--n-ctx", "--tied", "--bias", "--rope-freqs", "--rope-factors",
     };
     int *const dest[] = {
         &o->sh.n_vocab, &o->sh.n_embd, &o->sh.n_layer, &o->sh.n_head, &o->sh.n_head_kv, &o->sh.n_ff,
         &o->sh.head_dim, &o->sh.n_rot, &o->sh.n_ctx, &o->sh.tied, &o->sh.bias, &o->sh.rope_freqs,
+        &o->sh.rope_factors,
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(name, names[i]))

@@ -207,7 +207,7 @@ QUANTS = {  # ggml type: (weights a block, block layout as in ggml-common.h, dec
 # ------------------------------------------------------------------- the model
 
 class Model:
-    def __init__(self, path):
+    def __init__(self, path, n_ctx=None):
         meta, self.w = read_gguf(path)
         self.arch = arch = meta["general.architecture"]
         if arch not in ("llama", "qwen2", "qwen3", "phi3"):
@@ -224,9 +224,15 @@ class Model:
         self.eps = hp("attention.layer_norm_rms_epsilon")
         scale = hp("rope.scaling.factor", 1.0) if hp("rope.scaling.type", "none") == "linear" else 1.0
         freqs = hp("rope.freq_base", 10000.0) ** (-np.arange(0, self.n_rot, 2) / self.n_rot) / scale
-        if "rope_freqs.weight" in self.w:
-            freqs = freqs / self.w["rope_freqs.weight"]
-        self.freqs = freqs
+        # LongRoPE (phi3): short factors up to the original context, long ones
+        # beyond, chosen by the context's length; cos and sin scaled
+        n_ctx = n_ctx or hp("context_length")
+        long_ctx = n_ctx > hp("rope.scaling.original_context_length", hp("context_length"))
+        for name in ("rope_freqs", "rope_factors_long" if long_ctx else "rope_factors_short"):
+            if f"{name}.weight" in self.w:
+                freqs = freqs / self.w[f"{name}.weight"]
+                break
+        self.freqs, self.mscale = freqs, hp("rope.scaling.attn_factor", 1.0)
         self.out = self.w.get("output.weight", self.w["token_embd.weight"])
 
     def split_fused(self, n_layer, n_head, n_kv, n_ff):
@@ -248,14 +254,14 @@ class Model:
         y = x.copy()
         if self.arch == "llama":
             z = x[..., 0:r:2] + 1j * x[..., 1:r:2]
-            z = z * np.exp(1j * angle)
+            z = z * np.exp(1j * angle) * self.mscale
             y[..., 0:r:2], y[..., 1:r:2] = z.real, z.imag
         else:
             rot = x[..., :r]
             half = np.concatenate([-rot[..., r // 2:], rot[..., :r // 2]], axis=-1)
             cos = np.cos(np.concatenate([angle, angle], axis=-1))
             sin = np.sin(np.concatenate([angle, angle], axis=-1))
-            y[..., :r] = rot * cos + half * sin
+            y[..., :r] = (rot * cos + half * sin) * self.mscale
         return y
 
     def norm(self, x, w):
@@ -305,8 +311,10 @@ def main():
     ap.add_argument("-o", "--out", required=True)
     ap.add_argument("--n-tokens", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--n-ctx", type=int, help="the context's length (default the model's): "
+                    "picks LongRoPE's factors")
     a = ap.parse_args()
-    m = Model(a.model)
+    m = Model(a.model, a.n_ctx)
     n_vocab = m.out.shape[0]
     tokens = np.random.RandomState(a.seed).randint(0, n_vocab, a.n_tokens).astype("<i4")
     logits = m.logits(tokens)
