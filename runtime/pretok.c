@@ -221,6 +221,53 @@ static int llama3_like(const span *s, int i, int max_digits)
 static int m_llama3(const span *s, int i) { return llama3_like(s, i, 3); }
 static int m_qwen2(const span *s, int i)  { return llama3_like(s, i, 1); }
 
+/*
+** gpt-4o (o200k) in the form llama.cpp runs it, where a word is letters
+** other than a-z, then letters other than A-Z, each run with an optional
+** lead character that is none of \r, \n, a letter or a number:
+**   [^\r\n\p{L}\p{N}]?A*B+C? | [^\r\n\p{L}\p{N}]?A+B*C? | \p{N}{1,3}
+**   | ?[^\s\p{L}\p{N}]+[\r\n/]* | \s*[\r\n]+ | \s+(?!\S) | \s+
+** with A the letters but a-z, B the letters but A-Z, C a contraction in
+** either case. Letters beyond ASCII are in both A and B.
+*/
+static int is_not_lower(const span *s, int i) { return is_L(s, i) && !(cp_at(s, i) >= 'a' && cp_at(s, i) <= 'z'); }
+static int is_not_upper(const span *s, int i) { return is_L(s, i) && !(cp_at(s, i) >= 'A' && cp_at(s, i) <= 'Z'); }
+static int is_slash_newline(const span *s, int i) { return is_newline(s, i) || cp_at(s, i) == '/'; }
+
+static int m_gpt4o(const span *s, int i)
+{
+    int j = i + (i < s->end && !is_newline(s, i) && !is_L(s, i) && !is_N(s, i));
+    /* A* then B+: B+ from where A's run ends, else (backtracking) from the
+    ** last B inside that run; failing both, A+ with an empty B* */
+    int a = run(s, j, is_not_lower), end = 0;
+    if (is_not_upper(s, a))
+        end = run(s, a, is_not_upper);
+    for (int k = a - 1; !end && k >= j; k--)
+        if (is_not_upper(s, k))
+            end = k + 1;
+    if (!end && a > j)
+        end = a;
+    if (end)
+        return end + contraction(s, end, 1) - i;
+    if (is_N(s, i)) {
+        int k = i;
+        while (is_N(s, k) && k - i < 3)
+            k++;
+        return k - i;
+    }
+    j = i + (cp_at(s, i) == ' ');
+    if (is_other(s, j))
+        return run(s, run(s, j, is_other), is_slash_newline) - i;
+    int nl = 0;
+    for (int k = i; is_space(s, k); k++)
+        if (is_newline(s, k))
+            nl = k + 1;
+    if (nl)
+        return nl - i;
+    int n = space_run(s, i);
+    return n ? n : 1;
+}
+
 /* \s?X+ for a class X */
 static int space_then(const span *s, int i, int (*in)(const span *, int))
 {
@@ -264,6 +311,7 @@ static const pretok pretoks[] = {
     { "llama3 llama-v3 llama-bpe falcon3 falcon-h1 pixtral", { m_llama3 }, 1, 1 },
     { "dbrx smaug-bpe", { m_llama3 }, 0, 0 },
     { "qwen2 deepseek-r1-qwen stablelm2 megrez", { m_qwen2 }, 0, 0 },
+    { "gpt-4o llama4", { m_gpt4o }, 0, 0 },
     { "starcoder refact command-r smollm codeshell exaone minerva-7b",
       { m_digit, m_gpt2 }, 0, 0 },
     { "falcon", { m_falcon_punct, m_gpt2, m_three_digits }, 0, 0 },
@@ -300,7 +348,7 @@ const char *pretok_names(void)
 {
     return "default, gpt-2, mpt, phi-2, olmo, jais, jina-*, llama3, llama-v3, llama-bpe, "
            "falcon3, falcon-h1, pixtral, dbrx, smaug-bpe, qwen2, deepseek-r1-qwen, stablelm2, "
-           "megrez, starcoder, refact, command-r, smollm, codeshell, exaone, minerva-7b, "
+           "megrez, gpt-4o, llama4, starcoder, refact, command-r, smollm, codeshell, exaone, minerva-7b, "
            "falcon, deepseek-coder, deepseek-llm";
 }
 

@@ -64,7 +64,7 @@ START_TEST(pretok_gpt2)
 }
 END_TEST
 
-START_TEST(pretok_llama3_qwen2)
+START_TEST(pretok_llama3_qwen2_gpt4o)
 {
     SPLITS("llama3", "Hello123456 world's", "Hello|123|456| world|'s");
     SPLITS("llama3", "WE'RE", "WE|'RE");              /* here they ignore case */
@@ -75,6 +75,14 @@ START_TEST(pretok_llama3_qwen2)
     SPLITS("llama-bpe", "12345", "123|45");
     SPLITS("qwen2", "abc 12345", "abc| |1|2|3|4|5");
     SPLITS("qwen2", "  \t x", "  \t| x");
+    /* gpt-4o: a word is letters but a-z, then letters but A-Z; its lead may
+    ** be punctuation; a contraction in either case ends it */
+    SPLITS("gpt-4o", "helloWorld HELLOworld", "hello|World| HELLOworld");
+    SPLITS("gpt-4o", "(hello I'M", "(hello| I'M");
+    SPLITS("gpt-4o", "\xc3\x89\xc3\x89" "a ABC's", "\xc3\x89\xc3\x89" "a| ABC's");   /* ÉÉa: É is in both classes */
+    SPLITS("gpt-4o", "\xc3\xa9" "AB x", "\xc3\xa9|AB| x");   /* éAB: B+ backs up to the é */
+    SPLITS("gpt-4o", "abc 12345", "abc| |123|45");
+    SPLITS("gpt-4o", "a/\n\nb", "a|/\n\n|b");
 }
 END_TEST
 
@@ -771,7 +779,7 @@ Suite *copse_suite_tokenizer(void)
     Suite *s = suite_create("tokenizer");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, pretok_gpt2);
-    tcase_add_test(tc, pretok_llama3_qwen2);
+    tcase_add_test(tc, pretok_llama3_qwen2_gpt4o);
     tcase_add_test(tc, pretok_staged);
     tcase_add_test(tc, unicode_basics);
     tcase_add_test(tc, spm_merges_by_score);
