@@ -191,13 +191,11 @@ static int m_gpt2(const span *s, int i)
     return n ? n : 1;
 }
 
-static int llama3_like(const span *s, int i, int max_digits)
+/* What llama3's and gpt-4o's patterns try after their words:
+**   \p{N}{1,max_digits} | ?[^\s\p{L}\p{N}]+T* | \s*[\r\n]+ | \s+(?!\S) | \s+
+** T being line breaks (and gpt-4o's '/'). */
+static int numbers_symbols_spaces(const span *s, int i, int max_digits, int (*tail)(const span *, int))
 {
-    int n = contraction(s, i, 1);
-    if (n)
-        return n;
-    if (!is_newline(s, i) && !is_N(s, i) && (is_L(s, i) || is_L(s, i + 1)))
-        return run(s, i + 1, is_L) - i;
     if (is_N(s, i)) {
         int k = i;
         while (is_N(s, k) && k - i < max_digits)
@@ -206,7 +204,7 @@ static int llama3_like(const span *s, int i, int max_digits)
     }
     int j = i + (cp_at(s, i) == ' ');
     if (is_other(s, j))
-        return run(s, run(s, j, is_other), is_newline) - i;
+        return run(s, run(s, j, is_other), tail) - i;
     /* \s*[\r\n]+ : whitespace through its last line break */
     int nl = 0;
     for (int k = i; is_space(s, k); k++)
@@ -214,8 +212,18 @@ static int llama3_like(const span *s, int i, int max_digits)
             nl = k + 1;
     if (nl)
         return nl - i;
-    n = space_run(s, i);
+    int n = space_run(s, i);
     return n ? n : 1;
+}
+
+static int llama3_like(const span *s, int i, int max_digits)
+{
+    int n = contraction(s, i, 1);
+    if (n)
+        return n;
+    if (!is_newline(s, i) && !is_N(s, i) && (is_L(s, i) || is_L(s, i + 1)))
+        return run(s, i + 1, is_L) - i;
+    return numbers_symbols_spaces(s, i, max_digits, is_newline);
 }
 
 static int m_llama3(const span *s, int i) { return llama3_like(s, i, 3); }
@@ -247,25 +255,7 @@ static int m_gpt4o(const span *s, int i)
             end = k + 1;
     if (!end && a > j)
         end = a;
-    if (end)
-        return end + contraction(s, end, 1) - i;
-    if (is_N(s, i)) {
-        int k = i;
-        while (is_N(s, k) && k - i < 3)
-            k++;
-        return k - i;
-    }
-    j = i + (cp_at(s, i) == ' ');
-    if (is_other(s, j))
-        return run(s, run(s, j, is_other), is_slash_newline) - i;
-    int nl = 0;
-    for (int k = i; is_space(s, k); k++)
-        if (is_newline(s, k))
-            nl = k + 1;
-    if (nl)
-        return nl - i;
-    int n = space_run(s, i);
-    return n ? n : 1;
+    return end ? end + contraction(s, end, 1) - i : numbers_symbols_spaces(s, i, 3, is_slash_newline);
 }
 
 /* \s?X+ for a class X */
