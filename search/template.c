@@ -43,7 +43,8 @@ static const struct signature {
     { CHAT_LLAMA3, { "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>" }, NULL },
     { CHAT_CHATML, { "<|im_start|>", "<|im_end|>", NULL }, "<|im_sep|>" },
     { CHAT_LLAMA2, { "[INST]", "[/INST]", "<<SYS>>" }, NULL },
-    { CHAT_PHI3,   { "<|user|>", "<|assistant|>", "<|end|>" }, NULL },
+    { CHAT_PHI3,   { "<|assistant|>", "<|end|>", NULL }, NULL },   /* as llama.cpp: Phi-4-mini
+                                                                   builds <|user|> from the role */
     { CHAT_COPSE_MATH, { "Question: ", "Answer:", NULL }, NULL },
 };
 

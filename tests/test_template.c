@@ -127,6 +127,9 @@ static const struct { const char *tmpl; int want; } excerpts[] = {
       "content.strip() + ' [/INST]' }}", CHAT_LLAMA2 },
     { "{% for message in messages %}{% if message['role'] == 'user' %}{{'<|user|>\\n' + message['content']"
       " + '<|end|>\\n'}}{% endif %}{% endfor %}{{ '<|assistant|>\\n' }}", CHAT_PHI3 },
+    /* Phi-4-mini spells the roles' markers from the role's name: no literal <|user|> */
+    { "{% for message in messages %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}"
+      "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}", CHAT_PHI3 },
     { "{{ 'Question: ' + messages[-1]['content'] + '\\nAnswer:\\n' }}", CHAT_COPSE_MATH },
     /* families copse does not render */
     { "{{'<|im_start|>' + message['role'] + '<|im_sep|>' + message['content'] + '<|im_end|>'}}", -1 },
@@ -195,7 +198,7 @@ static int choose(const char *chat_template, const char *prompt_template, const 
 START_TEST(for_gguf)
 {
     copse_error e;
-    const char *qwen = excerpts[0].tmpl, *gemma = excerpts[8].tmpl;
+    const char *qwen = excerpts[0].tmpl, *gemma = excerpts[9].tmpl;
     ck_assert_int_eq(choose(qwen, NULL, NULL, &e), CHAT_CHATML);
     ck_assert_int_eq(choose(excerpts[2].tmpl, NULL, NULL, &e), CHAT_LLAMA3);
     ck_assert_int_eq(choose(qwen, NULL, "llama2", &e), CHAT_LLAMA2);            /* the name wins */
