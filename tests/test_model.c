@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "testutil.h"
 #include "copse.h"
+#include "gguf.h"
 
 #define MODELS     "tests/data/models"
 #define GOLDEN_TOL 5e-5
@@ -160,6 +161,34 @@ START_TEST(longrope_short_context)
     copse_ctx_free(c);
     copse_model_free(m);
     free(g.buf);
+}
+END_TEST
+
+/* A LongRoPE factor of 0 would make its pair's angles infinite: refused,
+** naming the tensor and the pair. */
+START_TEST(longrope_bad_factor)
+{
+    const char *src = MODELS "/tiny-phi3-long.gguf";
+    gguf_file *g;
+    copse_error e;
+    ck_assert_int_eq(gguf_open(src, &g, &e), COPSE_OK);
+    const gguf_tensor *t = gguf_find_tensor(g, "rope_factors_long.weight");
+    ck_assert_ptr_nonnull(t);
+    size_t at = (size_t)((const uint8_t *)t->data - g->base) + 2 * sizeof(float), len;
+    gguf_close(g);
+    char *buf = tu_read_file(src, &len), path[64];
+    ck_assert_ptr_nonnull(buf);
+    memset(buf + at, 0, sizeof(float));
+    snprintf(path, sizeof path, "/tmp/copse-test-longrope-%d.gguf", (int)getpid());
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(buf, 1, len, f), len);
+    fclose(f);
+    free(buf);
+    copse_model *m;
+    ck_assert_int_eq(copse_model_load(path, NULL, &m, &e), COPSE_E_FORMAT);
+    ck_assert_msg(strstr(e.msg, "rope_factors_long.weight[2] is 0, not a positive number"), "%s", e.msg);
+    unlink(path);
 }
 END_TEST
 
@@ -491,6 +520,7 @@ Suite *copse_suite_model(void)
     tcase_add_loop_test(tc, matches_reference, 0, N_GOLDENS);
     tcase_add_loop_test(tc, one_at_a_time_equals_batch, 0, N_GOLDENS);
     tcase_add_test(tc, longrope_short_context);
+    tcase_add_test(tc, longrope_bad_factor);
     tcase_add_test(tc, mixed_sequences_equal_alone);
     tcase_add_test(tc, long_batch_split);
     suite_add_tcase(s, tc);
