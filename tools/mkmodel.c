@@ -436,14 +436,16 @@ static int synthetic_vocab(vocab *v, int n, uint64_t seed)
     return rc;
 }
 
-static int add_synthetic_tokenizer(gguf_writer *w, const shape *sh, uint64_t seed)
+/* pre: the pre-tokenizer's name, NULL for the architecture's usual one */
+static int add_synthetic_tokenizer(gguf_writer *w, const shape *sh, uint64_t seed, const char *pre)
 {
     vocab v = { 0 };
-    int rc = synthetic_vocab(&v, sh->n_vocab, seed);
-    int qwen = !strncmp(sh->arch, "qwen", 4);
+    int rc = synthetic_vocab(&v, sh->n_vocab, seed), qwen = !strncmp(sh->arch, "qwen", 4);
+    if (!pre)
+        pre = qwen ? "qwen2" : "gpt-2";
     if (!rc)
         rc = gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2")
-          || gguf_writer_add_str(w, "tokenizer.ggml.pre", qwen ? "qwen2" : "gpt-2")
+          || gguf_writer_add_str(w, "tokenizer.ggml.pre", pre)
           || gguf_writer_add_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.tok, (uint64_t)v.n)
           || gguf_writer_add_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, v.type, (uint64_t)v.n)
           || gguf_writer_add_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v.merge, (uint64_t)v.n_merge)
@@ -606,6 +608,8 @@ static void usage(FILE *f)
         "                     take its types in turn, in file order\n"
         "  --seed N           default 1\n"
         "  --vocab FILE       copy the tokenizer of a (vocab-only) GGUF, padded to n_vocab\n"
+        "  --pre NAME         the synthetic vocabulary's pre-tokenizer (default gpt-2, or\n"
+        "                     qwen2 for the qwen architectures)\n"
         "  --head H           none, value or two-class: add a random verifier (PRM) head\n"
         "  -o FILE            output path\n\npresets:");
     for (int i = 0; i < N_PRESETS; i++)
@@ -643,7 +647,7 @@ typedef struct options {
     uint32_t    types[MAX_TYPES], file_type;
     int         n_types;
     uint64_t    seed;
-    const char *vocab, *out;
+    const char *vocab, *out, *pre;
     int         vocab_given, head;
 } options;
 
@@ -760,6 +764,8 @@ static int parse_args(int argc, char **argv, options *o)
             o->seed = (uint64_t)n;
         } else if (!strcmp(a, "--vocab")) {
             o->vocab = v;
+        } else if (!strcmp(a, "--pre")) {
+            o->pre = v;
         } else if (!strcmp(a, "--head")) {
             static const char *const heads[] = { "none", "value", "two-class" };
             o->head = -1;
@@ -841,7 +847,7 @@ int main(int argc, char **argv)
     maker mk = { .w = w, .types = o.types, .n_types = o.n_types, .seed = o.seed };
     copse_error err;
     int rc = !w || add_hparams(w, &o.sh, o.file_type)
-          || (o.vocab ? add_file_tokenizer(w, o.vocab, o.sh.n_vocab) : add_synthetic_tokenizer(w, &o.sh, o.seed))
+          || (o.vocab ? add_file_tokenizer(w, o.vocab, o.sh.n_vocab) : add_synthetic_tokenizer(w, &o.sh, o.seed, o.pre))
           || add_weights(&mk, &o.sh) || add_head(&mk, &o.sh, o.head);
     if (rc)
         fprintf(stderr, "mkmodel: out of memory building %s\n", o.out);
