@@ -87,7 +87,7 @@ void copse_model_free(copse_model *model);
 /* Hyper-parameters and facts about a loaded model; strings live as long as
 ** the model. */
 typedef struct copse_model_info {
-    const char *arch;        /* "llama", "qwen2", "qwen3", "phi3" */
+    const char *arch;        /* "llama", "qwen2", "qwen3", "phi3", "smollm3" */
     const char *name;        /* general.name, or "" */
     int   n_vocab;
     int   n_embd;

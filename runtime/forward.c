@@ -1,5 +1,5 @@
 /*
-** The forward pass of a llama / qwen2 / qwen3 transformer. Activations are f32;
+** The forward pass of a llama / qwen2 / qwen3 / phi3 / smollm3 transformer. Activations are f32;
 ** the matrices are int8 (q8.h) or, on the reference path the int8 one is
 ** tested against, f32 (model.h). Written to be read: the per-ISA work is
 ** in the kernels (q8_*, attention_*, vec_*).
@@ -11,7 +11,8 @@
 **
 ** For each layer:
 **   x += Wo · attention(rope(Wq·norm(x) + bq), rope(Wk·norm(x) + bk), Wv·norm(x) + bv)
-**        (qwen3: no biases, and each head of Q and K RMS-normed before rope)
+**        (qwen3: no biases, and each head of Q and K RMS-normed before rope;
+**        smollm3: every fourth layer without rope)
 **   x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
 ** then logits = Wout · norm(x). Each residual add and the norm after it
 ** are one pass over the rows (one wait for the threads, not two).
@@ -236,8 +237,10 @@ static void qkv_head(void *ctx, int r, int h)
             f->vec->rmsnorm(q + g * hd, q + g * hd, o->y->q_norm, hd, hp->rms_eps);
         f->vec->rmsnorm(k, k, o->y->k_norm, hd, hp->rms_eps);
     }
-    rope(f, q, group, cs);
-    rope(f, k, 1, cs);
+    if (!o->y->no_rope) {
+        rope(f, q, group, cs);
+        rope(f, k, 1, cs);
+    }
     kv_store_head(o->rows[r].seq, o->il, o->rows[r].pos, h, k, v);
 }
 

@@ -30,13 +30,15 @@ typedef struct arch_desc {
     int          qkv_bias;
     int          qk_norm;   /* each query and key head RMS-normed before rope */
     int          fused;     /* attn_qkv may hold Q, K, V; ffn_up holds gate then up */
+    int          nope_step; /* every this many layers, the last uses no rope (0: none) */
 } arch_desc;
 
 static const arch_desc archs[] = {
-    { "llama", ROPE_ADJACENT, 0, 0, 0 },
-    { "qwen2", ROPE_HALVES,   1, 0, 0 },
-    { "qwen3", ROPE_HALVES,   0, 1, 0 },
-    { "phi3",  ROPE_HALVES,   0, 0, 1 },
+    { "llama",   ROPE_ADJACENT, 0, 0, 0, 0 },
+    { "qwen2",   ROPE_HALVES,   1, 0, 0, 0 },
+    { "qwen3",   ROPE_HALVES,   0, 1, 0, 0 },
+    { "phi3",    ROPE_HALVES,   0, 0, 1, 0 },
+    { "smollm3", ROPE_ADJACENT, 0, 0, 0, 4 },   /* layers 4, 8, ... attend without positions */
 };
 
 /* Every dimension read from a file must lie in [1, MAX_DIM]: far above any
@@ -131,7 +133,7 @@ static int read_arch(loader *L)
         if (!strcmp(m->arch, archs[i].name))
             L->arch = &archs[i];
     if (!L->arch)
-        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: unknown architecture '%s' (copse runs llama, qwen2, qwen3, phi3)",
+        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: unknown architecture '%s' (copse runs llama, qwen2, qwen3, phi3, smollm3)",
                           path_of(L), m->arch);
     m->rope = L->arch->rope;
     return COPSE_OK;
@@ -437,6 +439,7 @@ static int load_layer(loader *L, int il, model_layer *y)
     if ((rc = stacked(L, (const gguf_tensor *[]){ tq, tk, tv }, 3, hp->n_head_kv, blk(b, il, "attn_qkv"), &y->wqkv,
                       (model_matrix *[]){ &y->wq, &y->wk, &y->wv })))
         return rc;
+    y->no_rope = L->arch->nope_step && (il + 1) % L->arch->nope_step == 0;
     y->gate_up_run = ff % Q8_BLOCK ? ff : Q8_BLOCK;
     return stacked(L, (const gguf_tensor *[]){ tg, tu }, 2, ff / y->gate_up_run, blk(b, il, "ffn_gate_up"),
                    &y->w_gate_up, (model_matrix *[]){ &y->w_gate, &y->w_up });

@@ -49,6 +49,7 @@ typedef struct model_layer {
     model_matrix w_gate, w_up, w_down;  /* SwiGLU: down(silu(gate x) * up x) */
     model_matrix w_gate_up;
     int          gate_up_run;           /* rows; n_ff when gate and up are side by side */
+    int          no_rope;               /* queries and keys unrotated (smollm3's NoPE layers) */
 } model_layer;
 
 struct copse_model {

@@ -31,6 +31,7 @@ static const char *const goldens[] = {
     MODELS "/tiny-qwen2-rot",         /* F32, rope over 8 of 16 dims, linear rope scaling */
     MODELS "/tiny-qwen3",             /* per-head q/k norms, head size 24 != n_embd / n_head, no biases */
     MODELS "/tiny-phi3",              /* Q, K, V in one matrix and gate, up in another, 2 kv heads */
+    MODELS "/tiny-smollm3",           /* layer 4 of 4 without rope (NoPE) */
     MODELS "/tiny-phi3-long",         /* LongRoPE's long factors and attn_factor, rope over 8 of 16 */
     MODELS "/tiny-llama-blocks",      /* every block format (Q4_0 ... IQ4_XS), one per matrix in turn */
     MODELS "/tiny-qwen2-q4k",         /* Q4_K: q/k/v and gate/up stacked in a super-block format */

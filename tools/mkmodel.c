@@ -1,5 +1,5 @@
 /*
-** mkmodel: write a GGUF model of any llama / qwen2 / qwen3 / phi3 shape with seeded random
+** mkmodel: write a GGUF model of any llama / qwen2 / qwen3 / phi3 / smollm3 shape with seeded random
 ** weights, for tests and benchmarks. The same arguments give the same bytes.
 **
 ** The tokenizer inside is either a synthetic byte-level BPE vocabulary of
@@ -47,6 +47,8 @@ static const shape presets[] = {
     { "tiny-phi3",             "phi3",  320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 0 },
     /* LongRoPE over 8 of 16 dimensions, as Phi-4-mini rotates 96 of 128 */
     { "tiny-phi3-long",        "phi3",  320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 1 },
+    /* 4 layers: the fourth attends without rope */
+    { "tiny-smollm3",          "smollm3", 320, 64, 4, 4, 2, 96, 0, 0, 64, 1e4f, 1e-5f, 1, 0, 0, 0, 0 },
     /* rope over 8 of 16 dimensions (llama.cpp refuses this shape), linear scaling */
     { "tiny-qwen2-rot",        "qwen2", 320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-6f, 1, 1, 0, 4, 0 },
 };
@@ -590,7 +592,7 @@ static void usage(FILE *f)
         "usage: mkmodel [--preset NAME] [OPTIONS] -o FILE.gguf\n"
         "Write a GGUF model with seeded random weights.\n\n"
         "  --preset NAME      start from a preset shape (below); options override it\n"
-        "  --arch A           llama, qwen2, qwen3 or phi3\n"
+        "  --arch A           llama, qwen2, qwen3, phi3 or smollm3\n"
         "  --n-vocab N --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N\n"
         "  --head-dim N       head size (default n_embd / n_head)\n"
         "  --n-rot N          dimensions rope rotates (default the head size)\n"
@@ -737,12 +739,12 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--preset")) {
             continue;
         } else if (!strcmp(a, "--arch")) {
-            static const char *const archs[] = { "llama", "qwen2", "qwen3", "phi3" };
+            static const char *const archs[] = { "llama", "qwen2", "qwen3", "phi3", "smollm3" };
             size_t k = 0;
-            while (k < 4 && strcmp(v, archs[k]))
+            while (k < 5 && strcmp(v, archs[k]))
                 k++;
-            if (k == 4) {
-                fprintf(stderr, "mkmodel: --arch takes llama, qwen2, qwen3 or phi3\n");
+            if (k == 5) {
+                fprintf(stderr, "mkmodel: --arch takes llama, qwen2, qwen3, phi3 or smollm3\n");
                 return -1;
             }
             o->sh.arch = archs[k];

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Reference forward pass for copse's test goldens, independent of the C code.
 
-Reads a llama, qwen2, qwen3 or phi3 GGUF with its own parser, runs the whole token
+Reads a llama, qwen2, qwen3, phi3 or smollm3 GGUF with its own parser, runs the whole token
 sequence at once in float64 (causal mask, no cache) and writes every
 position's logits:
 
@@ -10,7 +10,7 @@ position's logits:
 Output (little-endian): b"CPLG", u32 version 1, u32 n_tokens, u32 n_vocab,
 i32 tokens[n_tokens], f32 logits[n_tokens][n_vocab].
 
-RoPE is written with complex numbers for llama (GGUF stores its Q/K rows
+RoPE is written with complex numbers for llama and smollm3 (GGUF stores its Q/K rows
 permuted so dimensions 2i, 2i+1 form one complex value) and with the
 rotate-half formula for the others (dimension i pairs with i + n_rot/2).
 Needs only numpy (Debian: python3-numpy).
@@ -210,7 +210,7 @@ class Model:
     def __init__(self, path, n_ctx=None):
         meta, self.w = read_gguf(path)
         self.arch = arch = meta["general.architecture"]
-        if arch not in ("llama", "qwen2", "qwen3", "phi3"):
+        if arch not in ("llama", "qwen2", "qwen3", "phi3", "smollm3"):
             sys.exit(f"{path}: architecture {arch} not supported")
         hp = lambda key, default=None: meta.get(f"{arch}.{key}", default)
         if arch == "phi3":   # one matrix for Q, K and V, one for gate then up
@@ -252,7 +252,7 @@ class Model:
         r = self.n_rot
         angle = pos[:, None, None] * self.freqs[None, None, :]
         y = x.copy()
-        if self.arch == "llama":
+        if self.arch in ("llama", "smollm3"):
             z = x[..., 0:r:2] + 1j * x[..., 1:r:2]
             z = z * np.exp(1j * angle) * self.mscale
             y[..., 0:r:2], y[..., 1:r:2] = z.real, z.imag
@@ -280,7 +280,8 @@ class Model:
         q, k = proj("q").reshape(T, self.n_head, hd), proj("k").reshape(T, self.n_kv, hd)
         if blk("attn_q_norm.weight") is not None:   # qwen3: every head normed before rope
             q, k = self.norm(q, blk("attn_q_norm.weight")), self.norm(k, blk("attn_k_norm.weight"))
-        q, k = self.rope(q, pos), self.rope(k, pos)
+        if not (self.arch == "smollm3" and (i + 1) % 4 == 0):   # its NoPE layers
+            q, k = self.rope(q, pos), self.rope(k, pos)
         v = proj("v").reshape(T, self.n_kv, hd)
         group = self.n_head // self.n_kv
         k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
