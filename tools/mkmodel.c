@@ -1,6 +1,6 @@
 /*
-** mkmodel: write a GGUF model of any llama / qwen2 / qwen3 / phi3 / smollm3 shape with seeded random
-** weights, for tests and benchmarks. The same arguments give the same bytes.
+** mkmodel: write a GGUF model of any llama / qwen2 / qwen3 / phi3 / smollm3 / gemma3 shape with
+** seeded random weights, for tests and benchmarks. The same arguments give the same bytes.
 **
 ** The tokenizer inside is either a synthetic byte-level BPE vocabulary of
 ** exactly n_vocab tokens (the 256 bytes, a few control tokens, then merges
@@ -28,29 +28,37 @@ typedef struct shape {
     float rope_scale;    /* > 0: linear rope scaling by this factor */
     int   rope_factors;  /* LongRoPE (phi3): random short and long factors, an attn_factor,
                             an original context of n_ctx / 2 */
+    int   window;        /* > 0: attention.sliding_window (gemma3's local layers) */
+    float rope_base_swa; /* gemma3: the local layers' rope base (unscaled) */
 } shape;
 
+/* Columns: preset, arch, n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, head_dim, n_rot,
+** n_ctx, rope_base, eps, tied, bias, rope_freqs, rope_scale, rope_factors, window, rope_base_swa. */
 static const shape presets[] = {
-    /* SmolLM2-135M, Qwen2.5-0.5B and Qwen3-0.6B shapes */
-    { "smol",    "llama", 49152,  576, 30,  9, 3, 1536, 0, 0,  8192, 1e5f, 1e-5f, 1, 0, 0, 0, 0 },
-    { "qwen05",  "qwen2", 151936, 896, 24, 14, 2, 4864, 0, 0, 32768, 1e6f, 1e-6f, 1, 1, 0, 0, 0 },
-    { "qwen3-06", "qwen3", 151936, 1024, 28, 16, 8, 3072, 128, 0, 40960, 1e6f, 1e-6f, 1, 0, 0, 0, 0 },
+    /* SmolLM2-135M, Qwen2.5-0.5B, Qwen3-0.6B and Gemma-3-1B shapes */
+    { "smol",    "llama", 49152,  576, 30,  9, 3, 1536, 0, 0,  8192, 1e5f, 1e-5f, 1, 0, 0, 0, 0, 0, 0 },
+    { "qwen05",  "qwen2", 151936, 896, 24, 14, 2, 4864, 0, 0, 32768, 1e6f, 1e-6f, 1, 1, 0, 0, 0, 0, 0 },
+    { "qwen3-06", "qwen3", 151936, 1024, 28, 16, 8, 3072, 128, 0, 40960, 1e6f, 1e-6f, 1, 0, 0, 0, 0, 0, 0 },
+    { "gemma3-1b", "gemma3", 262144, 1152, 26, 4, 1, 6912, 256, 0, 32768, 1e6f, 1e-6f, 1, 0, 0, 0, 0, 512, 1e4f },
     /* tiny models for the tests: vocab 320 = 256 bytes + 3 control + 61 merges */
-    { "tiny-llama",            "llama", 320, 64, 2, 4, 4, 96, 0,  0, 64, 1e4f, 1e-5f, 1, 0, 0, 0, 0 },
-    { "tiny-llama-gqa-untied", "llama", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 0 },
-    { "tiny-qwen2",            "qwen2", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e6f, 1e-6f, 1, 1, 0, 0, 0 },
+    { "tiny-llama",            "llama", 320, 64, 2, 4, 4, 96, 0,  0, 64, 1e4f, 1e-5f, 1, 0, 0, 0, 0, 0, 0 },
+    { "tiny-llama-gqa-untied", "llama", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 0, 0, 0 },
+    { "tiny-qwen2",            "qwen2", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e6f, 1e-6f, 1, 1, 0, 0, 0, 0, 0 },
     /* head size 24, not n_embd / n_head; per-pair rope factors (Llama 3.1 style) */
-    { "tiny-llama-wide",       "llama", 320, 64, 2, 4, 1, 96, 24, 0, 64, 1e4f, 1e-5f, 0, 0, 1, 0, 0 },
+    { "tiny-llama-wide",       "llama", 320, 64, 2, 4, 1, 96, 24, 0, 64, 1e4f, 1e-5f, 0, 0, 1, 0, 0, 0, 0 },
     /* per-head q/k norms, head size 24 with n_embd / n_head 16, as Qwen3's 128 with 64 */
-    { "tiny-qwen3",            "qwen3", 320, 64, 2, 4, 2, 96, 24, 0, 64, 1e6f, 1e-6f, 1, 0, 0, 0, 0 },
+    { "tiny-qwen3",            "qwen3", 320, 64, 2, 4, 2, 96, 24, 0, 64, 1e6f, 1e-6f, 1, 0, 0, 0, 0, 0, 0 },
     /* Q, K and V in one matrix, gate and up in another */
-    { "tiny-phi3",             "phi3",  320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 0 },
+    { "tiny-phi3",             "phi3",  320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 0, 0, 0 },
     /* LongRoPE over 8 of 16 dimensions, as Phi-4-mini rotates 96 of 128 */
-    { "tiny-phi3-long",        "phi3",  320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 1 },
+    { "tiny-phi3-long",        "phi3",  320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 1, 0, 0 },
     /* 4 layers: the fourth attends without rope */
-    { "tiny-smollm3",          "smollm3", 320, 64, 4, 4, 2, 96, 0, 0, 64, 1e4f, 1e-5f, 1, 0, 0, 0, 0 },
+    { "tiny-smollm3",          "smollm3", 320, 64, 4, 4, 2, 96, 0, 0, 64, 1e4f, 1e-5f, 1, 0, 0, 0, 0, 0, 0 },
+    /* 6 layers, the sixth global (rope base 1e6, linear scaling x2), the others local (a window
+       of 11, base 1e4, unscaled); head size 32, so Q is 128 wide against a width of 64 */
+    { "tiny-gemma3",           "gemma3", 320, 64, 6, 4, 1, 96, 32, 0, 64, 1e6f, 1e-6f, 1, 0, 0, 2, 0, 11, 1e4f },
     /* rope over 8 of 16 dimensions (llama.cpp refuses this shape), linear scaling */
-    { "tiny-qwen2-rot",        "qwen2", 320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-6f, 1, 1, 0, 4, 0 },
+    { "tiny-qwen2-rot",        "qwen2", 320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-6f, 1, 1, 0, 4, 0, 0, 0 },
 };
 #define N_PRESETS (int)(sizeof presets / sizeof presets[0])
 
@@ -259,6 +267,7 @@ static int add_weights(maker *mk, const shape *sh)
         rc = rc || add_tensor(mk, "rope_factors_long.weight", sh->n_rot / 2, 0, (init){ 0, 0, 1, 8 })
                 || add_tensor(mk, "rope_factors_short.weight", sh->n_rot / 2, 0, (init){ 0, 0, 1, 2 });
     int fused = !strcmp(sh->arch, "phi3");   /* attn_qkv, and ffn_up holding gate then up */
+    int gemma = !strcmp(sh->arch, "gemma3"); /* q/k norms, and norms after attention and ffn */
     for (int il = 0; il < sh->n_layer && !rc; il++) {
         char b[64];
         rc = add_tensor(mk, blk(b, il, "attn_norm.weight"), d, 0, near_one());
@@ -269,9 +278,11 @@ static int add_weights(maker *mk, const shape *sh)
                     || add_matrix(mk, blk(b, il, "attn_k.weight"), d, kv)
                     || add_matrix(mk, blk(b, il, "attn_v.weight"), d, kv);
         rc = rc || add_matrix(mk, blk(b, il, "attn_output.weight"), q, d);
-        if (!strcmp(sh->arch, "qwen3"))
+        if (!strcmp(sh->arch, "qwen3") || gemma)
             rc = rc || add_tensor(mk, blk(b, il, "attn_q_norm.weight"), hd, 0, near_one())
                     || add_tensor(mk, blk(b, il, "attn_k_norm.weight"), hd, 0, near_one());
+        if (gemma)
+            rc = rc || add_tensor(mk, blk(b, il, "post_attention_norm.weight"), d, 0, near_one());
         if (sh->bias)
             rc = rc || add_tensor(mk, blk(b, il, "attn_q.bias"), q, 0, gaussian(0.5))
                     || add_tensor(mk, blk(b, il, "attn_k.bias"), kv, 0, gaussian(0.5))
@@ -283,6 +294,8 @@ static int add_weights(maker *mk, const shape *sh)
             rc = rc || add_matrix(mk, blk(b, il, "ffn_gate.weight"), d, ff)
                     || add_matrix(mk, blk(b, il, "ffn_up.weight"), d, ff);
         rc = rc || add_matrix(mk, blk(b, il, "ffn_down.weight"), ff, d);
+        if (gemma)
+            rc = rc || add_tensor(mk, blk(b, il, "post_ffw_norm.weight"), d, 0, near_one());
     }
     return rc;
 }
@@ -555,6 +568,7 @@ static int add_hparams(gguf_writer *w, const shape *sh, uint32_t file_type)
 {
     char k[128], name[96];
     const char *a = sh->arch;
+    int gemma = !strcmp(a, "gemma3");
     snprintf(name, sizeof name, "copse-random-%s", sh->preset ? sh->preset : a);
 #define KEY(suffix) (snprintf(k, sizeof k, "%s.%s", a, suffix), k)
     int rc = gguf_writer_add_str(w, "general.architecture", a)
@@ -570,7 +584,7 @@ static int add_hparams(gguf_writer *w, const shape *sh, uint32_t file_type)
           || gguf_writer_add_f32(w, KEY("rope.freq_base"), sh->rope_base)
           || gguf_writer_add_u32(w, KEY("rope.dimension_count"), (uint32_t)sh->n_rot)
           || gguf_writer_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), sh->eps);
-    if (sh->head_dim * sh->n_head != sh->n_embd)
+    if (sh->head_dim * sh->n_head != sh->n_embd || gemma)
         rc = rc || gguf_writer_add_u32(w, KEY("attention.key_length"), (uint32_t)sh->head_dim)
                 || gguf_writer_add_u32(w, KEY("attention.value_length"), (uint32_t)sh->head_dim);
     if (sh->rope_scale > 0)
@@ -580,6 +594,10 @@ static int add_hparams(gguf_writer *w, const shape *sh, uint32_t file_type)
         rc = rc || gguf_writer_add_u32(w, KEY("rope.scaling.original_context_length"), (uint32_t)(sh->n_ctx / 2))
                 || gguf_writer_add_f32(w, KEY("rope.scaling.attn_factor"),
                                        (float)sqrt(1 + log(2.0) / log(sh->n_ctx / 2.0)));
+    if (sh->window > 0)
+        rc = rc || gguf_writer_add_u32(w, KEY("attention.sliding_window"), (uint32_t)sh->window);
+    if (gemma)   /* llama.cpp's default is 1e4 too, but real files write it */
+        rc = rc || gguf_writer_add_f32(w, KEY("rope.freq_base_swa"), sh->rope_base_swa);
 #undef KEY
     return rc;
 }
@@ -592,13 +610,17 @@ static void usage(FILE *f)
         "usage: mkmodel [--preset NAME] [OPTIONS] -o FILE.gguf\n"
         "Write a GGUF model with seeded random weights.\n\n"
         "  --preset NAME      start from a preset shape (below); options override it\n"
-        "  --arch A           llama, qwen2, qwen3, phi3 or smollm3\n"
+        "  --arch A           llama, qwen2, qwen3, phi3, smollm3 or gemma3\n"
         "  --n-vocab N --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N\n"
         "  --head-dim N       head size (default n_embd / n_head)\n"
         "  --n-rot N          dimensions rope rotates (default the head size)\n"
         "  --n-ctx N          context length\n"
         "  --rope-base F --eps F\n"
-        "  --rope-scale F     linear rope scaling factor (default none)\n"
+        "  --rope-scale F     linear rope scaling factor (default none; gemma3: its global\n"
+        "                     layers only)\n"
+        "  --window N         attention.sliding_window, 0 for none (gemma3: all but every\n"
+        "                     sixth layer attend to the last N positions)\n"
+        "  --rope-base-swa F  gemma3: the sliding-window layers' rope base (default 1e4)\n"
         "  --rope-freqs 0|1   write rope_freqs.weight with random factors\n"
         "  --rope-factors 0|1 LongRoPE: random short and long factors (phi3), an original\n"
         "                     context of n_ctx / 2 and its attn_factor\n"
@@ -659,11 +681,12 @@ static int *int_option(options *o, const char *name)
     static const char *const names[] = {
         "--n-vocab", "--n-embd", "--n-layer", "--n-head", "--n-head-kv", "--n-ff",
         "--head-dim", "--n-rot", "--n-ctx", "--tied", "--bias", "--rope-freqs", "--rope-factors",
+        "--window",
     };
     int *const dest[] = {
         &o->sh.n_vocab, &o->sh.n_embd, &o->sh.n_layer, &o->sh.n_head, &o->sh.n_head_kv, &o->sh.n_ff,
         &o->sh.head_dim, &o->sh.n_rot, &o->sh.n_ctx, &o->sh.tied, &o->sh.bias, &o->sh.rope_freqs,
-        &o->sh.rope_factors,
+        &o->sh.rope_factors, &o->sh.window,
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(name, names[i]))
@@ -739,12 +762,12 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--preset")) {
             continue;
         } else if (!strcmp(a, "--arch")) {
-            static const char *const archs[] = { "llama", "qwen2", "qwen3", "phi3", "smollm3" };
+            static const char *const archs[] = { "llama", "qwen2", "qwen3", "phi3", "smollm3", "gemma3" };
             size_t k = 0;
-            while (k < 5 && strcmp(v, archs[k]))
+            while (k < 6 && strcmp(v, archs[k]))
                 k++;
-            if (k == 5) {
-                fprintf(stderr, "mkmodel: --arch takes llama, qwen2, qwen3, phi3 or smollm3\n");
+            if (k == 6) {
+                fprintf(stderr, "mkmodel: --arch takes llama, qwen2, qwen3, phi3, smollm3 or gemma3\n");
                 return -1;
             }
             o->sh.arch = archs[k];
@@ -756,6 +779,9 @@ static int parse_args(int argc, char **argv, options *o)
                 return -1;
         } else if (!strcmp(a, "--rope-scale")) {
             if (parse_float(a, v, &o->sh.rope_scale))
+                return -1;
+        } else if (!strcmp(a, "--rope-base-swa")) {
+            if (parse_float(a, v, &o->sh.rope_base_swa))
                 return -1;
         } else if (!strcmp(a, "--type")) {
             if (parse_type(v, o))
@@ -798,6 +824,8 @@ static int check_shape(options *o)
         sh->n_rot = sh->head_dim;
     if (!sh->n_head_kv)
         sh->n_head_kv = sh->n_head;
+    if (!sh->rope_base_swa)
+        sh->rope_base_swa = 1e4f;
     const char *bad = NULL;
     if (!o->out)
         bad = "no output file (-o)";
