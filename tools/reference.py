@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Reference forward pass for copse's test goldens, independent of the C code.
 
-Reads a llama, qwen2, qwen3, phi3 or smollm3 GGUF with its own parser, runs the whole token
-sequence at once in float64 (causal mask, no cache) and writes every
+Reads a llama, qwen2, qwen3, phi3, smollm3 or gemma3 GGUF with its own parser, runs the whole
+token sequence at once in float64 (causal mask, no cache) and writes every
 position's logits:
 
     reference.py MODEL.gguf -o MODEL.logits [--n-tokens 20] [--seed 1]
@@ -13,6 +13,13 @@ i32 tokens[n_tokens], f32 logits[n_tokens][n_vocab].
 RoPE is written with complex numbers for llama and smollm3 (GGUF stores its Q/K rows
 permuted so dimensions 2i, 2i+1 form one complex value) and with the
 rotate-half formula for the others (dimension i pairs with i + n_rot/2).
+
+gemma3 as llama.cpp runs it: embeddings times sqrt(n_embd); q/k head norms; RMS norms
+after attention and after the FFN too (post_attention_norm, post_ffw_norm); GELU (tanh
+form) gating. With attention.sliding_window set, layer i is local unless
+i % pattern == pattern - 1 (attention.sliding_window_pattern, default 6, or one bool a
+layer): a local query at p sees keys p - window < p0 <= p, rotated with rope.freq_base_swa
+(default 1e4) and no scaling; the global layers take rope.freq_base and the linear scaling.
 Needs only numpy (Debian: python3-numpy).
 """
 import argparse
@@ -210,20 +217,34 @@ class Model:
     def __init__(self, path, n_ctx=None):
         meta, self.w = read_gguf(path)
         self.arch = arch = meta["general.architecture"]
-        if arch not in ("llama", "qwen2", "qwen3", "phi3", "smollm3"):
+        if arch not in ("llama", "qwen2", "qwen3", "phi3", "smollm3", "gemma3"):
             sys.exit(f"{path}: architecture {arch} not supported")
         hp = lambda key, default=None: meta.get(f"{arch}.{key}", default)
         if arch == "phi3":   # one matrix for Q, K and V, one for gate then up
             self.split_fused(hp("block_count"), hp("attention.head_count"),
                              hp("attention.head_count_kv"), hp("feed_forward_length"))
-        self.n_layer = hp("block_count")
+        self.n_layer = n_layer = hp("block_count")
+        self.n_embd = hp("embedding_length")
         self.n_head = hp("attention.head_count")
         self.n_kv = hp("attention.head_count_kv", self.n_head)
-        self.head_dim = hp("attention.key_length", hp("embedding_length") // self.n_head)
+        self.head_dim = hp("attention.key_length", self.n_embd // self.n_head)
         self.n_rot = hp("rope.dimension_count", self.head_dim)
         self.eps = hp("attention.layer_norm_rms_epsilon")
+        # scores scaled by 1/sqrt(head size); Gemma 3 27B (62 layers) by 1/sqrt(n_embd / n_head)
+        big = arch == "gemma3" and n_layer == 62
+        self.kq_scale = 1 / np.sqrt(self.n_embd // self.n_head if big else self.head_dim)
+        self.softcap = hp("final_logit_softcapping")
+        # gemma3's sliding window: which layers are local, and their rope base
+        self.window = hp("attention.sliding_window", 0) if arch == "gemma3" else 0
+        pattern = hp("attention.sliding_window_pattern", 6)
+        if isinstance(pattern, list):
+            self.local = [bool(b) for b in pattern]
+        else:   # llama.cpp's set_swa_pattern: a pattern of 0 makes every layer local
+            self.local = [pattern == 0 or i % pattern < pattern - 1 for i in range(n_layer)]
+        self.local = [self.window > 0 and b for b in self.local]
+        self.freqs_swa = self.inv_freq(hp("rope.freq_base_swa", 10000.0))
         scale = hp("rope.scaling.factor", 1.0) if hp("rope.scaling.type", "none") == "linear" else 1.0
-        freqs = hp("rope.freq_base", 10000.0) ** (-np.arange(0, self.n_rot, 2) / self.n_rot) / scale
+        freqs = self.inv_freq(hp("rope.freq_base", 10000.0)) / scale
         # LongRoPE (phi3): short factors up to the original context, long ones
         # beyond, chosen by the context's length; cos and sin scaled
         n_ctx = n_ctx or hp("context_length")
@@ -247,10 +268,13 @@ class Model:
             up = w[f"blk.{i}.ffn_up.weight"]
             w[f"blk.{i}.ffn_gate.weight"], w[f"blk.{i}.ffn_up.weight"] = up[:n_ff], up[n_ff:]
 
-    def rope(self, x, pos):
+    def inv_freq(self, base):
+        return base ** (-np.arange(0, self.n_rot, 2) / self.n_rot)
+
+    def rope(self, x, pos, freqs):
         """x: [T, heads, head_dim]; rotate the first n_rot dims of each head."""
         r = self.n_rot
-        angle = pos[:, None, None] * self.freqs[None, None, :]
+        angle = pos[:, None, None] * freqs[None, None, :]
         y = x.copy()
         if self.arch in ("llama", "smollm3"):
             z = x[..., 0:r:2] + 1j * x[..., 1:r:2]
@@ -280,13 +304,16 @@ class Model:
         q, k = proj("q").reshape(T, self.n_head, hd), proj("k").reshape(T, self.n_kv, hd)
         if blk("attn_q_norm.weight") is not None:   # qwen3: every head normed before rope
             q, k = self.norm(q, blk("attn_q_norm.weight")), self.norm(k, blk("attn_k_norm.weight"))
+        freqs = self.freqs_swa if self.local[i] else self.freqs
         if not (self.arch == "smollm3" and (i + 1) % 4 == 0):   # its NoPE layers
-            q, k = self.rope(q, pos), self.rope(k, pos)
+            q, k = self.rope(q, pos, freqs), self.rope(k, pos, freqs)
         v = proj("v").reshape(T, self.n_kv, hd)
         group = self.n_head // self.n_kv
         k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
-        s = np.einsum("thd,uhd->htu", q, k) / np.sqrt(hd)
-        s = np.where(np.tril(np.ones((T, T), bool))[None], s, -np.inf)
+        s = np.einsum("thd,uhd->htu", q, k) * self.kq_scale
+        ago = pos[:, None] - pos[None, :]   # query's position minus key's
+        seen = (ago >= 0) & (ago < self.window) if self.local[i] else ago >= 0
+        s = np.where(seen[None], s, -np.inf)
         p = np.exp(s - s.max(axis=-1, keepdims=True))
         p /= p.sum(axis=-1, keepdims=True)
         o = np.einsum("htu,uhd->thd", p, v).reshape(T, self.n_head * hd)
@@ -295,15 +322,29 @@ class Model:
     def ffn(self, x, i):
         g = x @ self.w[f"blk.{i}.ffn_gate.weight"].T
         u = x @ self.w[f"blk.{i}.ffn_up.weight"].T
-        return (g / (1 + np.exp(-g)) * u) @ self.w[f"blk.{i}.ffn_down.weight"].T
+        if self.arch == "gemma3":   # GELU, tanh approximation
+            a = 0.5 * g * (1 + np.tanh(np.sqrt(2 / np.pi) * (g + 0.044715 * g ** 3)))
+        else:   # SiLU
+            a = g / (1 + np.exp(-g))
+        return (a * u) @ self.w[f"blk.{i}.ffn_down.weight"].T
+
+    def post_norm(self, y, i, name):
+        """gemma3 norms each block's output before adding it to the residual."""
+        w = self.w.get(f"blk.{i}.{name}.weight")
+        return y if w is None else self.norm(y, w)
 
     def logits(self, tokens):
         pos = np.arange(len(tokens), dtype=np.float64)
         x = self.w["token_embd.weight"][tokens]
+        if self.arch == "gemma3":
+            x = x * np.sqrt(self.n_embd)
         for i in range(self.n_layer):
-            x = x + self.attention(self.norm(x, self.w[f"blk.{i}.attn_norm.weight"]), i, pos)
-            x = x + self.ffn(self.norm(x, self.w[f"blk.{i}.ffn_norm.weight"]), i)
-        return self.norm(x, self.w["output_norm.weight"]) @ self.out.T
+            a = self.attention(self.norm(x, self.w[f"blk.{i}.attn_norm.weight"]), i, pos)
+            x = x + self.post_norm(a, i, "post_attention_norm")
+            f = self.ffn(self.norm(x, self.w[f"blk.{i}.ffn_norm.weight"]), i)
+            x = x + self.post_norm(f, i, "post_ffw_norm")
+        y = self.norm(x, self.w["output_norm.weight"]) @ self.out.T
+        return y if not self.softcap else self.softcap * np.tanh(y / self.softcap)
 
 
 def main():
