@@ -101,7 +101,7 @@ static double time_step(const copse_model_info *hp, kv_pool *pool, const fwd_row
                         const float *q, float *out)
 {
     attn_plan a;
-    if (attn_init(&a, hp, pool, threads) || attn_reserve(&a, n, attn_items(rows, n))) {
+    if (attn_init(&a, hp, pool, threads, 0) || attn_reserve(&a, n, attn_items(rows, n))) {
         fprintf(stderr, "bench-attention: out of memory\n");
         exit(1);
     }

@@ -41,7 +41,7 @@ static const shape shapes[] = {
 static uint16_t kt[ATTN_SPAN][HD * KV_BLOCK], v[ATTN_SPAN][HD * KV_BLOCK];
 static float q[MAX_Q][HD], o[MAX_Q * HD], m[MAX_Q], l[MAX_Q], s[ATTN_TILE * ATTN_SPAN * KV_BLOCK];
 static const float *qs[MAX_Q];
-static int n_pos[MAX_Q], state[MAX_Q];
+static int from[MAX_Q], n_pos[MAX_Q], state[MAX_Q];
 
 static uint64_t rng = 0x9e3779b97f4a7c15u;
 
@@ -54,7 +54,7 @@ static float rnd(void)
 /* Best microseconds of one fold of the shape by kernels k. */
 static double time_fold(const attn_kernels *k, const shape *sh)
 {
-    attn_fold f = { .nq = sh->nq, .hd = HD, .n_blocks = sh->blocks, .f16 = 1, .q = qs, .n_pos = n_pos,
+    attn_fold f = { .nq = sh->nq, .hd = HD, .n_blocks = sh->blocks, .f16 = 1, .q = qs, .from = from, .n_pos = n_pos,
                     .state = state, .scale = 0.125f, .m = m, .l = l, .o = o, .s = s };
     for (int b = 0; b < sh->blocks; b++)
         f.k[b] = kt[b], f.v[b] = v[b];

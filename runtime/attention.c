@@ -66,7 +66,7 @@ static void fold_scalar(const attn_fold *f)
         const float *q = f->q[i];
         float s[ATTN_SPAN * KV_BLOCK], *m = f->m + f->state[i], *l = f->l + f->state[i];
         float *o = f->o + (size_t)f->state[i] * hd, mx = *m;
-        for (int t = 0; t < f->n_pos[i]; t++) {
+        for (int t = f->from[i]; t < f->n_pos[i]; t++) {
             const void *k = f->k[t / KV_BLOCK];
             attn_ahead_request(f->ahead);
             float dot = 0;
@@ -79,7 +79,7 @@ static void fold_scalar(const attn_fold *f)
         *l *= c;
         for (int d = 0; d < hd; d++)
             o[d] *= c;
-        for (int t = 0; t < f->n_pos[i]; t++) {
+        for (int t = f->from[i]; t < f->n_pos[i]; t++) {
             float p = expf(s[t] - mx);
             *l += p;
             for (int d = 0; d < hd; d++)
@@ -135,7 +135,7 @@ static size_t scratch_floats(void)
     return (size_t)ATTN_TILE * ATTN_SPAN * KV_BLOCK;
 }
 
-int attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_threads)
+int attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_threads, int window)
 {
     memset(a, 0, sizeof *a);
     a->pool = pool;
@@ -144,6 +144,8 @@ int attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_thr
     a->n_head_kv = hp->n_head_kv;
     a->head_dim = hp->head_dim;
     a->n_threads = n_threads;
+    a->window = window;
+    a->scale = 1.0f / sqrtf((float)hp->head_dim);
     a->parallel_work = PARALLEL_WORK;
     /* whole groups, and whole tiles of 8 queries where that is not too
     ** many (a tile's rows past the chunk would be computed for nothing) */
@@ -155,7 +157,7 @@ int attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_thr
         a->chunk *= 2;
     a->scratch = malloc((size_t)n_threads * scratch_floats() * sizeof *a->scratch);
     a->qs = malloc((size_t)n_threads * a->chunk * sizeof *a->qs);
-    a->ints = malloc((size_t)n_threads * 2 * a->chunk * sizeof *a->ints);
+    a->ints = malloc((size_t)n_threads * 3 * a->chunk * sizeof *a->ints);
     a->share = malloc((size_t)n_threads * sizeof *a->share);
     a->cut = malloc(((size_t)n_threads + 1) * sizeof *a->cut);
     a->time = calloc((size_t)n_threads, sizeof *a->time);
@@ -247,6 +249,12 @@ static int row_block(const fwd_row *row, int j, int *limit)
     return row->seq->block[j];
 }
 
+/* The first position a row reads: pos - window + 1 in a sliding window. */
+static int row_start(const attn_plan *a, const fwd_row *row)
+{
+    return a->window && row->pos >= a->window ? row->pos - a->window + 1 : 0;
+}
+
 /* Whether task t continues span s: the next block, read by the same rows,
 ** which read all of s's last block. */
 static int continues(const attn_plan *a, const attn_task *s, const attn_task *t)
@@ -259,13 +267,16 @@ static int continues(const attn_plan *a, const attn_task *s, const attn_task *t)
     return 1;
 }
 
-/* Merge runs of tasks into spans, in place. */
+/* Merge runs of tasks into spans, in place. A span's items are its last
+** block's (their limits), with its first block's starts. */
 static void make_spans(attn_plan *a)
 {
     int n = 0;
     for (int k = 0; k < a->n_task; k++) {
         attn_task *s = n ? &a->task[n - 1] : NULL, *t = &a->task[k];
         if (s && continues(a, s, t)) {
+            for (int i = 0; i < t->count; i++)
+                a->item[t->first + i].from = a->item[s->first + i].from;
             s->block[s->n_blocks++] = t->block[0];
             s->first = t->first;
             s->reach = t->reach;
@@ -282,7 +293,7 @@ void attn_build(attn_plan *a, const fwd_row *rows, int n)
     a->n_rows = n;
     a->n_task = 0;
     for (int r = 0; r < n; r++)
-        for (int j = 0; j <= rows[r].pos / KV_BLOCK; j++) {
+        for (int j = row_start(a, &rows[r]) / KV_BLOCK; j <= rows[r].pos / KV_BLOCK; j++) {
             int b = row_block(&rows[r], j, &limit);
             if (mark[b] < 0) {
                 mark[b] = a->n_task;
@@ -296,12 +307,15 @@ void attn_build(attn_plan *a, const fwd_row *rows, int n)
         a->n_item += a->task[k].count;
         a->task[k].count = 0;
     }
-    for (int r = 0; r < n; r++)
-        for (int j = 0; j <= rows[r].pos / KV_BLOCK; j++) {
+    for (int r = 0; r < n; r++) {
+        int start = row_start(a, &rows[r]);
+        for (int j = start / KV_BLOCK; j <= rows[r].pos / KV_BLOCK; j++) {
             attn_task *t = &a->task[mark[row_block(&rows[r], j, &limit)]];
-            a->item[t->first + t->count++] = (attn_item){ r, limit };
+            int from = j == start / KV_BLOCK ? start % KV_BLOCK : 0;
+            a->item[t->first + t->count++] = (attn_item){ r, limit, from };
             t->reach = limit > t->reach ? limit : t->reach;
         }
+    }
     /* a row's new position is read by no other row if it alone reads its block */
     a->apart = 1;
     for (int r = 0; r < n; r++) {
@@ -315,7 +329,7 @@ void attn_build(attn_plan *a, const fwd_row *rows, int n)
     make_spans(a);
     a->row_cum[0] = 0;
     for (int r = 0; r < n; r++)
-        a->row_cum[r + 1] = a->row_cum[r] + rows[r].pos + 1;
+        a->row_cum[r + 1] = a->row_cum[r] + rows[r].pos + 1 - row_start(a, &rows[r]);
     int64_t work = a->row_cum[n] * a->n_head * a->head_dim;
     a->parts = work >= a->parallel_work ? a->n_threads : 1;
 }
@@ -446,9 +460,9 @@ static void fold_task(const attn_plan *a, const attn_layer *L, const attn_task *
 {
     int hd = a->head_dim, group = a->n_head / a->n_head_kv, rows = a->chunk / group;
     int lo = attn_in_parts(a) ? t->first : i0, hi = attn_in_parts(a) ? t->first + t->count : i1;
-    int *n_pos = a->ints + (size_t)part * 2 * a->chunk, *state = n_pos + a->chunk;
+    int *n_pos = a->ints + (size_t)part * 3 * a->chunk, *state = n_pos + a->chunk, *from = state + a->chunk;
     attn_fold f = { .hd = hd, .n_blocks = t->n_blocks, .f16 = a->pool->f16, .q = a->qs + (size_t)part * a->chunk,
-                    .n_pos = n_pos, .state = state, .scale = 1.0f / sqrtf((float)hd),
+                    .from = from, .n_pos = n_pos, .state = state, .scale = a->scale,
                     .m = a->acc + n_states(a) * hd, .l = a->acc + n_states(a) * (hd + 1), .o = a->acc,
                     .s = a->scratch + (size_t)part * scratch_floats(), .ahead = ahead };
     for (int b = 0; b < t->n_blocks; b++) {
@@ -464,6 +478,7 @@ static void fold_task(const attn_plan *a, const attn_layer *L, const attn_task *
                 int r = a->item[i].row;
                 f.q[f.nq] = L->q + r * L->q_stride + h * L->q_head + (size_t)g * hd;
                 n_pos[f.nq] = (t->n_blocks - 1) * KV_BLOCK + a->item[i].limit;
+                from[f.nq] = a->item[i].from;
                 state[f.nq] = (int)state_of(a, r, h, g);
             }
         a->k->fold(&f);

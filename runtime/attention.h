@@ -3,7 +3,10 @@
 ** to copse.
 **
 ** Each row attends to positions 0..pos of its sequence, that is to the
-** first pos / KV_BLOCK + 1 blocks of its table (the last one up to pos).
+** first pos / KV_BLOCK + 1 blocks of its table (the last one up to pos);
+** in a plan with a sliding window (Gemma 3's local layers), to the last
+** window positions only: from the block that holds pos - window + 1, that
+** block from that position.
 ** A block always holds the same positions in every table that names it
 ** (forks copy tables, copy-on-write replaces in place), so rows of
 ** branches that share prefix blocks name the same block numbers, and the
@@ -105,10 +108,11 @@ static inline void attn_ahead_request(attn_ahead *c)
 ** where the cache holds it (halves are widened in registers, no copy).
 ** k[b] is the task's block b's K (hd x KV_BLOCK, transposed), v[b] its V
 ** (KV_BLOCK rows of hd), halves if f16 else floats. Query i reads
-** positions [0, n_pos[i]) of the run, 1 <= n_pos[i] <= n_blocks *
-** KV_BLOCK: positions past that are never used, whatever they hold (those
-** past every query's reach are never read). Its running softmax is
-** m[state[i]], l[state[i]], o[state[i] * hd ...].
+** positions [from[i], n_pos[i]) of the run, 0 <= from[i] < n_pos[i] <=
+** n_blocks * KV_BLOCK (from[i] > 0 only where a sliding window starts in
+** the run's first block): positions outside that are never used, whatever
+** they hold (those past every query's reach are never read). Its running
+** softmax is m[state[i]], l[state[i]], o[state[i] * hd ...].
 **
 ** The queries are [first, first + nq) of the total that read the task
 ** (total < first + nq counts as first + nq), folded by as many calls as
@@ -120,7 +124,7 @@ typedef struct attn_fold {
     int           nq, hd, n_blocks, f16;
     int           first, total;
     const float **q;         /* [nq] each query's hd values */
-    const int    *n_pos, *state;
+    const int    *from, *n_pos, *state;
     const void   *k[ATTN_SPAN], *v[ATTN_SPAN];
     float         scale;
     float        *m, *l, *o;
@@ -159,8 +163,10 @@ extern const attn_kernels attn_neon;   /* needs hd % 4 == 0 */
 ** head sizes that do not suit them. */
 const attn_kernels *attn_kernels_default(void);
 
-/* A row of a task and the positions of the task's last block it reads. */
-typedef struct attn_item { int row, limit; } attn_item;
+/* A row of a task, the positions of the task's last block it reads, and
+** the first position of the task's run it reads (0 but where a sliding
+** window starts inside the run's first block). */
+typedef struct attn_item { int row, limit, from; } attn_item;
 
 typedef struct attn_task {
     int j;                   /* the first block's index in the tables */
@@ -173,6 +179,8 @@ struct attn_plan {
     kv_pool   *pool;
     const attn_kernels *k;
     int        n_head, n_head_kv, head_dim, n_threads;
+    int        window;          /* a row at pos reads positions from pos - window + 1 on (0: from 0) */
+    float      scale;           /* of the scores: 1/sqrt(head_dim) unless the caller sets another */
     int64_t    parallel_work;   /* multiply-adds per layer from which threads join (read by attn_build) */
     int        n_rows, cap_rows;
     attn_task *task;        /* [n_task] distinct blocks read */
@@ -193,10 +201,12 @@ struct attn_plan {
     int       *ints;        /* per part: [2 * chunk] their n_pos and state */
 };
 
-int  attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_threads);
+/* A plan for attention over every earlier position, or over the last
+** window positions (a sliding window, 0 for none). */
+int  attn_init(attn_plan *a, const copse_model_info *hp, kv_pool *pool, int n_threads, int window);
 void attn_free(attn_plan *a);
 
-/* Items a plan of these rows needs: one per row and block it reads. */
+/* Items a plan of these rows needs, at most: one per row and block it reads. */
 int64_t attn_items(const fwd_row *rows, int n);
 
 /* Room for plans of n rows and n_item items; COPSE_E_NOMEM leaves the

@@ -142,7 +142,7 @@ static inline ALWAYS_INLINE __m256 across4(const __m256 *v, const int max)
 
 /*
 ** The tile's scores to weights in place: row k of s (query i + k) becomes
-** e^(scale s - m') up to its n_pos, 0 from there to top (rounded up to a
+** e^(scale s - m') in [from, n_pos), 0 elsewhere up to top (rounded up to a
 ** block: what its tile computed); m' = max(m, scale s), l = l c + the
 ** weights' sum, and c[k] = e^(m - m') rescales what o held. The rows go
 ** side by side (nq is a constant), so their reductions and exponentials
@@ -154,18 +154,19 @@ static inline ALWAYS_INLINE void softmax(const attn_fold *f, int i, float *s, in
 {
     const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), sc = _mm256_set1_ps(f->scale);
     int nv = 2 * ((top + KV_BLOCK - 1) / KV_BLOCK);
-    __m256 v[4], lim[4];
+    __m256 v[4], lim[4], low[4];
     float r[8], arg[8] = { 0 }, mx[4];
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
         v[k] = _mm256_set1_ps(-INFINITY);
         lim[k] = _mm256_set1_ps(k < nq ? (float)f->n_pos[i + k] : 0);
+        low[k] = _mm256_set1_ps(k < nq ? (float)f->from[i + k] : 0);
     }
     for (int j = 0; j < nv; j++) {
         __m256 at = _mm256_add_ps(iota, _mm256_set1_ps(8.0f * j));
 #pragma GCC unroll 4
         for (int k = 0; k < nq; k++) {
-            __m256 keep = _mm256_cmp_ps(at, lim[k], _CMP_LT_OQ);
+            __m256 keep = _mm256_and_ps(_mm256_cmp_ps(at, lim[k], _CMP_LT_OQ), _mm256_cmp_ps(at, low[k], _CMP_GE_OQ));
             v[k] = _mm256_blendv_ps(v[k], _mm256_max_ps(v[k], _mm256_loadu_ps(s + k * ROW + 8 * j)), keep);
         }
     }
@@ -187,7 +188,8 @@ static inline ALWAYS_INLINE void softmax(const attn_fold *f, int i, float *s, in
         for (int k = 0; k < nq; k++) {
             float *p = s + k * ROW + 8 * j;
             __m256 x = _mm256_fmsub_ps(_mm256_loadu_ps(p), sc, _mm256_set1_ps(mx[k]));
-            __m256 e = _mm256_and_ps(exp_neg(x), _mm256_cmp_ps(at, lim[k], _CMP_LT_OQ));
+            __m256 keep = _mm256_and_ps(_mm256_cmp_ps(at, lim[k], _CMP_LT_OQ), _mm256_cmp_ps(at, low[k], _CMP_GE_OQ));
+            __m256 e = _mm256_and_ps(exp_neg(x), keep);
             v[k] = _mm256_add_ps(v[k], e);
             _mm256_storeu_ps(p, e);
         }

@@ -146,11 +146,12 @@ static inline __m512 weights(__m512 x, __mmask16 keep)
     return _mm512_castsi512_ps(_mm512_maskz_add_epi32(keep, _mm512_castps_si512(p), e));
 }
 
-/* The positions of block b that a query reading n of them keeps. */
-static inline __mmask16 keep(int n, int b)
+/* The positions of block b that a query reading [from, n) keeps. */
+static inline __mmask16 keep(int from, int n, int b)
 {
-    int left = n - b * KV_BLOCK;
-    return left >= KV_BLOCK ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+    int left = n - b * KV_BLOCK, skip = from - b * KV_BLOCK;
+    __mmask16 below = left >= KV_BLOCK ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+    return skip <= 0 ? below : skip >= KV_BLOCK ? 0 : (__mmask16)(below & ~((1u << skip) - 1));
 }
 
 /* The max or sum over its lanes of each of v[0..8): v[k]'s in lane
@@ -178,7 +179,7 @@ static inline ALWAYS_INLINE __m512 across8(const __m512 *v, const int max)
 
 /*
 ** The tile's scores to weights in place: row k of s (query i + k) becomes
-** e^(scale s - m') up to its n_pos, 0 from there to the end of the nb
+** e^(scale s - m') from its from to its n_pos, 0 elsewhere up to the end of the nb
 ** blocks; m' = max(m, scale s), l = l c + the weights' sum, and c[k] =
 ** e^(m - m') rescales what o held. The rows go side by side (nq is a
 ** constant), so their reductions and exponentials overlap. max(s) scale
@@ -195,7 +196,7 @@ static inline ALWAYS_INLINE void softmax(const attn_fold *f, int i, float *s, in
     for (int b = 0; b < nb; b++)
 #pragma GCC unroll 8
         for (int k = 0; k < nq; k++)
-            v[k] = _mm512_mask_max_ps(v[k], keep(f->n_pos[i + k], b), v[k], _mm512_loadu_ps(s + k * ROW + b * KV_BLOCK));
+            v[k] = _mm512_mask_max_ps(v[k], keep(f->from[i + k], f->n_pos[i + k], b), v[k], _mm512_loadu_ps(s + k * ROW + b * KV_BLOCK));
     _mm512_storeu_ps(r, across8(v, 1));
 #pragma GCC unroll 8
     for (int k = 0; k < nq; k++) {
@@ -213,7 +214,7 @@ static inline ALWAYS_INLINE void softmax(const attn_fold *f, int i, float *s, in
         for (int k = 0; k < nq; k++) {
             float *p = s + k * ROW + b * KV_BLOCK;
             __m512 x = _mm512_fmsub_ps(_mm512_loadu_ps(p), sc, _mm512_set1_ps(mx[k]));
-            __m512 e = weights(x, keep(f->n_pos[i + k], b));
+            __m512 e = weights(x, keep(f->from[i + k], f->n_pos[i + k], b));
             v[k] = _mm512_add_ps(v[k], e);
             _mm512_storeu_ps(p, e);
         }

@@ -125,7 +125,7 @@ static inline ALWAYS_INLINE void scores4(const float *const q[4], int hd, const 
 
 /*
 ** The tile's scores to weights in place: row k of s (query i + k) becomes
-** e^(scale s - m') up to its n_pos, 0 from there to top (rounded up to a
+** e^(scale s - m') in [from, n_pos), 0 elsewhere up to top (rounded up to a
 ** block: what its tile computed); m' = max(m, scale s), l = l c + the
 ** weights' sum, and c[k] = e^(m - m') rescales what o held. max(s) scale
 ** is the largest scaled score exactly (rounding is monotonic), and scale s
@@ -135,18 +135,20 @@ static inline ALWAYS_INLINE void softmax(const attn_fold *f, int i, float *s, in
 {
     const float32x4_t iota = { 0, 1, 2, 3 };
     int nv = 4 * ((top + KV_BLOCK - 1) / KV_BLOCK);
-    float32x4_t v[4], lim[4];
+    float32x4_t v[4], lim[4], low[4];
     float arg[4] = { 0 }, mx[4];
 #pragma GCC unroll 4
     for (int k = 0; k < nq; k++) {
         v[k] = vdupq_n_f32(-INFINITY);
         lim[k] = vdupq_n_f32((float)f->n_pos[i + k]);
+        low[k] = vdupq_n_f32((float)f->from[i + k]);
     }
     for (int j = 0; j < nv; j++) {
         float32x4_t at = vaddq_f32(iota, vdupq_n_f32(4.0f * j));
 #pragma GCC unroll 4
         for (int k = 0; k < nq; k++)
-            v[k] = vbslq_f32(vcltq_f32(at, lim[k]), vmaxq_f32(v[k], vld1q_f32(s + k * ROW + 4 * j)), v[k]);
+            v[k] = vbslq_f32(vandq_u32(vcltq_f32(at, lim[k]), vcgeq_f32(at, low[k])),
+                             vmaxq_f32(v[k], vld1q_f32(s + k * ROW + 4 * j)), v[k]);
     }
 #pragma GCC unroll 4
     for (int k = 0; k < nq; k++) {
@@ -166,7 +168,8 @@ static inline ALWAYS_INLINE void softmax(const attn_fold *f, int i, float *s, in
             float *p = s + k * ROW + 4 * j;
             /* scale s - m' in one rounding: -(m' - s scale) */
             float32x4_t x = vnegq_f32(vfmsq_n_f32(vdupq_n_f32(mx[k]), vld1q_f32(p), f->scale));
-            float32x4_t e = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(exp_neg(x)), vcltq_f32(at, lim[k])));
+            uint32x4_t keep = vandq_u32(vcltq_f32(at, lim[k]), vcgeq_f32(at, low[k]));
+            float32x4_t e = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(exp_neg(x)), keep));
             v[k] = vaddq_f32(v[k], e);
             vst1q_f32(p, e);
         }

@@ -27,6 +27,7 @@ struct copse_ctx {
     fwd_state   *fwd;
     kv_pool      pool;
     attn_plan    plan;
+    attn_plan    local;       /* the local layers' (a sliding window), where the model has any */
     fwd_row     *rows;        /* the batch being decoded */
     copse_seq  **distinct;    /* its sequences, each once */
     int         *out;         /* logits slot of each entry, or -1 */
@@ -146,13 +147,16 @@ int copse_ctx_new(copse_model *model, const copse_ctx_params *params,
         return copse_fail(err, COPSE_E_NOMEM, "copse_ctx_new: out of memory");
     c->model = model;
     c->n_ctx = n_ctx;
+    int window = model->swa_window;
     if (!(c->fwd = fwd_new(model, n_threads, n_ctx)) || kv_pool_init(&c->pool, &model->info, n_blocks, !p.kv_f32)
-        || attn_init(&c->plan, &model->info, &c->pool, n_threads)) {
+        || attn_init(&c->plan, &model->info, &c->pool, n_threads, 0)
+        || (window && attn_init(&c->local, &model->info, &c->pool, n_threads, window))) {
         copse_ctx_free(c);
         return copse_fail(err, COPSE_E_NOMEM, "copse_ctx_new: no memory for a KV pool of %d blocks "
                           "(%zu bytes each) and %d threads' scratch", n_blocks,
                           kv_block_bytes(&model->info, !p.kv_f32), n_threads);
     }
+    c->plan.scale = c->local.scale = model->attn_scale;
     *out = c;
     return COPSE_OK;
 }
@@ -166,6 +170,7 @@ void copse_ctx_free(copse_ctx *c)
         copse_seq_free(c->pool.seqs);
     kv_pool_free(&c->pool);
     attn_free(&c->plan);
+    attn_free(&c->local);
     fwd_free(c->fwd);
     free(c->rows);
     free(c->distinct);
@@ -255,6 +260,7 @@ static int reserve(copse_ctx *c, int n, int n_distinct, copse_error *err)
     }
     int rows = n < FWD_MAX_ROWS ? n : FWD_MAX_ROWS, need;
     if (fwd_reserve(c->fwd, rows) || attn_reserve(&c->plan, rows, items)
+        || (c->model->swa_window && attn_reserve(&c->local, rows, items))
         || kv_reserve(&c->pool, c->distinct, n_distinct, &need))
         return copse_fail(err, COPSE_E_NOMEM, "copse_decode: out of memory for a batch of %d", n);
     if (need > c->pool.n_free)
@@ -295,7 +301,10 @@ int copse_decode(copse_ctx *c, const copse_batch *b, copse_error *err)
     for (int i = 0; i < b->n; i += FWD_MAX_ROWS) {
         int n = b->n - i < FWD_MAX_ROWS ? b->n - i : FWD_MAX_ROWS;
         attn_build(&c->plan, c->rows + i, n);
-        fwd_run(c->fwd, c->rows + i, n, &c->plan, first_slot(c->logits, c->out, i, n, n_vocab),
+        if (c->model->swa_window)
+            attn_build(&c->local, c->rows + i, n);
+        fwd_run(c->fwd, c->rows + i, n, &c->plan, c->model->swa_window ? &c->local : NULL,
+                first_slot(c->logits, c->out, i, n, n_vocab),
                 first_slot(c->hidden, c->hout, i, n, n_embd));
     }
     for (int i = 0; i < n_distinct; i++) {

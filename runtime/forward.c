@@ -1,5 +1,5 @@
 /*
-** The forward pass of a llama / qwen2 / qwen3 / phi3 / smollm3 transformer. Activations are f32;
+** The forward pass of a llama / qwen2 / qwen3 / phi3 / smollm3 / gemma3 transformer. Activations are f32;
 ** the matrices are int8 (q8.h) or, on the reference path the int8 one is
 ** tested against, f32 (model.h). Written to be read: the per-ISA work is
 ** in the kernels (q8_*, attention_*, vec_*).
@@ -16,6 +16,11 @@
 **   x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
 ** then logits = Wout · norm(x). Each residual add and the norm after it
 ** are one pass over the rows (one wait for the threads, not two).
+** gemma3 scales the embedding by sqrt(n_embd), RMS-norms each sublayer's
+** output before adding it (x += norm(Wo · ...), x += norm(Wdown · ...)),
+** gates with GELU, and has local layers: they attend to the last few
+** positions only (a plan of their own, attention.h) and rotate with
+** angles of their own.
 */
 #include <math.h>
 #include <stdlib.h>
@@ -29,6 +34,7 @@ struct fwd_state {
     const copse_model *m;
     int    n_threads;
     const double *inv_freq;   /* rope's angles per position for this context's length */
+    int    n_angles;   /* sets of them: 2 where local layers have their own (model.h), else 1 */
     int    cap;        /* rows the buffers below hold */
     float *x;          /* [rows][n_embd]   the residual stream */
     float *xb;         /* [rows][n_embd]   a sublayer's normalized input, then its output */
@@ -36,7 +42,7 @@ struct fwd_state {
     float *k, *v;      /* [rows][n_head_kv * head_dim] */
     float *att;        /* [rows][n_head * head_dim] attention output */
     float *gate, *up;  /* [rows][n_ff] */
-    float *rope;       /* [rows][n_rot/2][2] cos and sin of each pair's angle */
+    float *rope;       /* [rows][n_angles][n_rot] cos and sin of each pair's angle (vec.h) */
     float *wide;       /* int8 path: [rows][the wider of q + 2 kv, 2 n_ff], stacked products */
     q8_act act;        /* the int8 path: a matrix input, quantized */
     q8_act out_act;    /* a sublayer's own output quantized (attention's, SwiGLU's) while act may still be read */
@@ -177,27 +183,36 @@ static void for_rows(fwd_state *f, int n, pool_fn row, const void *arg, const fw
     pool_for(threads, (n + per - 1) / per, rows_item, &j);
 }
 
-/* x += xb (a sublayer's output), then xb = the next sublayer's input,
-** norm(x) with the weights arg (none after the last layer). */
+/* The norms around a residual add: of the sublayer's output (gemma3),
+** and the next sublayer's; NULL where there is none. */
+typedef struct norms { const float *post, *next; } norms;
+
+/* x += xb (a sublayer's output, first normed with post), then xb = the
+** next sublayer's input, norm(x) with the weights next (none after the
+** last layer). */
 static void residual_row(void *ctx, int r)
 {
     const rows_job *j = ctx;
+    const norms *w = j->arg;
     fwd_state *f = j->f;
     size_t d = (size_t)f->m->info.n_embd;
     float *x = f->x + r * d, *xb = f->xb + r * d;
-    if (!j->arg) {
+    if (w->post)
+        f->vec->rmsnorm(xb, xb, w->post, (int)d, f->m->info.rms_eps);
+    if (!w->next) {
         f->vec->add(x, xb, d);
         return;
     }
-    f->vec->add_rmsnorm(xb, x, xb, j->arg, (int)d, f->m->info.rms_eps);
+    f->vec->add_rmsnorm(xb, x, xb, w->next, (int)d, f->m->info.rms_eps);
     quantize_row(f, r, xb);
 }
 
-static void residual(fwd_state *f, int n, const float *next_norm)
+static void residual(fwd_state *f, int n, const float *post_norm, const float *next_norm)
 {
+    norms w = { post_norm, next_norm };
     if (next_norm)
         quantize_in_rows(f, &f->act, f->xb, n, f->m->info.n_embd);
-    for_rows(f, n, residual_row, next_norm, NULL);
+    for_rows(f, n, residual_row, &w, NULL);
 }
 
 /* A layer's Q, K and V as they come out of its products (row r's KV
@@ -226,7 +241,7 @@ static void qkv_head(void *ctx, int r, int h)
     size_t qh = (size_t)h * group * hd, kh = (size_t)h * hd;
     float *q = o->q + r * o->q_stride + h * o->q_head, *k = o->k + r * o->kv_stride + h * o->kv_head;
     float *v = o->v + r * o->kv_stride + h * o->kv_head;
-    const float *cs = f->rope + (size_t)r * hp->n_rot;
+    const float *cs = f->rope + ((size_t)r * f->n_angles + o->y->local) * hp->n_rot;
     if (o->y->bq) {
         f->vec->add(q, o->y->bq + qh, (size_t)group * hd);
         f->vec->add(k, o->y->bk + kh, hd);
@@ -342,7 +357,7 @@ static void attention_block(fwd_state *f, int il, const fwd_row *rows, int n, co
                      .done = f->act_of ? att_done : NULL, .done_unit = Q8_BLOCK, .ctx = &o };
     attn_run(plan, &L);
     matmul(f, f->xb, f->att, n, &y->wo);
-    residual(f, n, y->ffn_norm);
+    residual(f, n, y->post_attn_norm, y->ffn_norm);
 }
 
 /* A layer's gate and up products as they leave them: row r's features
@@ -354,14 +369,16 @@ typedef struct ffn_out {
     size_t stride, run, step;
 } ffn_out;
 
-/* f->gate's row r, features [c0, c1) (whole runs) = silu(gate) * up. */
+/* f->gate's row r, features [c0, c1) (whole runs) = silu(gate) * up, or
+** gelu(gate) * up. */
 static void swiglu_span(const ffn_out *o, int r, size_t c0, size_t c1)
 {
     const fwd_state *f = o->f;
     float *out = f->gate + (size_t)r * f->m->info.n_ff;
+    void (*glu)(float *, const float *, const float *, size_t) = f->m->gelu ? f->vec->geglu : f->vec->swiglu;
     for (size_t c = c0; c < c1; c += o->run) {
         size_t at = r * o->stride + c / o->run * o->step;
-        f->vec->swiglu(out + c, o->gate + at, o->up + at, o->run);
+        glu(out + c, o->gate + at, o->up + at, o->run);
     }
 }
 
@@ -414,7 +431,7 @@ static void ffn_block(fwd_state *f, int il, int n)
     if (!fused)
         for_rows(f, n, swiglu_row, &o, NULL);
     matmul(f, f->xb, f->gate, n, &y->w_down);
-    residual(f, n, il + 1 < f->m->info.n_layer ? f->m->layers[il + 1].attn_norm : NULL);
+    residual(f, n, y->post_ffn_norm, il + 1 < f->m->info.n_layer ? f->m->layers[il + 1].attn_norm : NULL);
 }
 
 static void embed_row(void *ctx, int r)
@@ -424,9 +441,15 @@ static void embed_row(void *ctx, int r)
     const copse_model_info *hp = &f->m->info;
     float *x = f->x + r * (size_t)hp->n_embd, *xb = f->xb + r * (size_t)hp->n_embd;
     model_embed(f->m, j->rows[r].token, x);
+    if (f->m->embd_scale != 1)
+        for (int i = 0; i < hp->n_embd; i++)
+            x[i] *= f->m->embd_scale;
     f->vec->rmsnorm(xb, x, f->m->layers[0].attn_norm, hp->n_embd, hp->rms_eps);
     quantize_row(f, r, xb);
-    rope_angles(f->rope + (size_t)r * hp->n_rot, j->rows[r].pos, f->inv_freq, hp->n_rot / 2, f->m->rope_mscale);
+    float *cs = f->rope + (size_t)r * f->n_angles * hp->n_rot;
+    rope_angles(cs, j->rows[r].pos, f->inv_freq, hp->n_rot / 2, f->m->rope_mscale);
+    if (f->n_angles > 1)
+        rope_angles(cs + hp->n_rot, j->rows[r].pos, f->m->rope_inv_freq_swa, hp->n_rot / 2, 1);
 }
 
 /* x = the rows' embeddings, xb = the first layer's norm(x). */
@@ -457,7 +480,7 @@ typedef struct pass {
     fwd_state *f;
     const fwd_row *rows;
     int n;
-    const attn_plan *plan;
+    const attn_plan *plan, *local;
     float *logits, *hidden;
 } pass;
 
@@ -467,20 +490,20 @@ static void run_pass(void *ctx)
     fwd_state *f = p->f;
     embed(f, p->rows, p->n);
     for (int il = 0; il < f->m->info.n_layer; il++) {
-        attention_block(f, il, p->rows, p->n, p->plan);
+        attention_block(f, il, p->rows, p->n, f->m->layers[il].local ? p->local : p->plan);
         ffn_block(f, il, p->n);
     }
     output(f, p->rows, p->n, p->logits, p->hidden);
 }
 
-void fwd_run(fwd_state *f, const fwd_row *rows, int n, const attn_plan *plan,
+void fwd_run(fwd_state *f, const fwd_row *rows, int n, const attn_plan *plan, const attn_plan *local,
              float *logits, float *hidden)
 {
     /* On the int8 path BLAS has no real work; its idle threads would spin
     ** against the kernels' OpenMP ones. The f32 path keeps one region per
     ** BLAS call (BLAS threads cannot join a team). */
     openblas_set_num_threads(f->m->tier ? 1 : f->n_threads);
-    pass p = { f, rows, n, plan, logits, hidden };
+    pass p = { f, rows, n, plan, local, logits, hidden };
     pool_team(f->m->tier ? f->n_threads : 1, run_pass, &p);
 }
 
@@ -534,7 +557,7 @@ int fwd_reserve(fwd_state *f, int n)
     g.att = malloc(rows * qd * sizeof(float));
     g.gate = malloc(rows * ff * sizeof(float));
     g.up = malloc(rows * ff * sizeof(float));
-    g.rope = malloc(rows * (size_t)hp->n_rot * sizeof(float));
+    g.rope = malloc(rows * (size_t)f->n_angles * hp->n_rot * sizeof(float));
     size_t wide = qd + 2 * kvd > 2 * ff ? qd + 2 * kvd : 2 * ff;
     g.wide = f->m->tier ? malloc(rows * wide * sizeof(float)) : NULL;
     if (!g.x || !g.xb || !g.q || !g.k || !g.v || !g.att || !g.gate || !g.up || !g.rope
@@ -556,6 +579,7 @@ fwd_state *fwd_new(const copse_model *m, int n_threads, int n_ctx)
     f->m = m;
     f->n_threads = n_threads;
     f->inv_freq = model_rope_freqs(m, n_ctx);
+    f->n_angles = m->rope_inv_freq_swa ? 2 : 1;
     f->vec = vec_kernels_default();
     return f;
 }

@@ -79,14 +79,16 @@ void       fwd_free(fwd_state *f);
 int fwd_reserve(fwd_state *f, int n);
 
 /*
-** Run n reserved rows, planned in plan, through the model: store each
+** Run n reserved rows, planned in plan (local: in a plan with the model's
+** sliding window, for its local layers; NULL if it has none), through
+** the model: store each
 ** row's keys and values at its position, then write the logits (n_vocab
 ** floats each) of the rows that want them, in row order, to logits, and
 ** the final normed hidden states (n_embd floats each) of the rows that
 ** want those to hidden. Rows of one sequence come in position order and
 ** may attend to each other. Cannot fail.
 */
-void fwd_run(fwd_state *f, const fwd_row *rows, int n, const attn_plan *plan,
+void fwd_run(fwd_state *f, const fwd_row *rows, int n, const attn_plan *plan, const attn_plan *local,
              float *logits, float *hidden);
 
 /* On the int8 path the row passes quantize the products' inputs as they

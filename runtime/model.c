@@ -31,14 +31,17 @@ typedef struct arch_desc {
     int          qk_norm;   /* each query and key head RMS-normed before rope */
     int          fused;     /* attn_qkv may hold Q, K, V; ffn_up holds gate then up */
     int          nope_step; /* every this many layers, the last uses no rope (0: none) */
+    int          gemma;     /* Gemma 3: embedding scaled by sqrt(n_embd), each sublayer's output
+                               RMS-normed before the residual add, GELU, local layers */
 } arch_desc;
 
 static const arch_desc archs[] = {
-    { "llama",   ROPE_ADJACENT, 0, 0, 0, 0 },
-    { "qwen2",   ROPE_HALVES,   1, 0, 0, 0 },
-    { "qwen3",   ROPE_HALVES,   0, 1, 0, 0 },
-    { "phi3",    ROPE_HALVES,   0, 0, 1, 0 },
-    { "smollm3", ROPE_ADJACENT, 0, 0, 0, 4 },   /* layers 4, 8, ... attend without positions */
+    { "llama",   ROPE_ADJACENT, 0, 0, 0, 0, 0 },
+    { "qwen2",   ROPE_HALVES,   1, 0, 0, 0, 0 },
+    { "qwen3",   ROPE_HALVES,   0, 1, 0, 0, 0 },
+    { "phi3",    ROPE_HALVES,   0, 0, 1, 0, 0 },
+    { "smollm3", ROPE_ADJACENT, 0, 0, 0, 4, 0 },   /* layers 4, 8, ... attend without positions */
+    { "gemma3",  ROPE_HALVES,   0, 1, 0, 0, 1 },
 };
 
 /* Every dimension read from a file must lie in [1, MAX_DIM]: far above any
@@ -52,6 +55,9 @@ typedef struct loader {
     copse_model     *m;
     const arch_desc *arch;
     copse_error     *err;
+    int              swa_step;     /* of every this many layers all but the last are local, */
+    const gguf_array *swa_layers;  /* unless this says which are (bools, one a layer) */
+    float            rope_base_swa;
 } loader;
 
 static const char *path_of(const loader *L) { return L->m->gguf->path; }
@@ -133,7 +139,7 @@ static int read_arch(loader *L)
         if (!strcmp(m->arch, archs[i].name))
             L->arch = &archs[i];
     if (!L->arch)
-        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: unknown architecture '%s' (copse runs llama, qwen2, qwen3, phi3, smollm3)",
+        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: unknown architecture '%s' (copse runs llama, qwen2, qwen3, phi3, smollm3, gemma3)",
                           path_of(L), m->arch);
     m->rope = L->arch->rope;
     return COPSE_OK;
@@ -179,6 +185,7 @@ static int read_hparams(loader *L, float *rope_scale)
         (rc = read_unsupported(L, rope_scale)))
         return rc;
     hp->head_dim = key_len;
+    L->m->attn_scale = 1.0f / sqrtf((float)key_len);
     const char *bad = NULL;
     if (key_len == 0)
         bad = "head_count exceeds embedding_length";
@@ -200,6 +207,64 @@ static int read_hparams(loader *L, float *rope_scale)
         return copse_fail(L->err, COPSE_E_FORMAT, "%s: block_count %d, but the file has only %llu tensors",
                           path_of(L), hp->n_layer, (unsigned long long)L->m->gguf->n_tensors);
     return COPSE_OK;
+}
+
+/*
+** Gemma 3's local layers: as in llama.cpp, a window from
+** attention.sliding_window (absent or 0: every layer global), of every
+** attention.sliding_window_pattern layers (6 when absent) all but the
+** last local, or a pattern given as one bool a layer; the local layers
+** rotate with rope.freq_base_swa (10000 when absent) and no scaling.
+** Scores are scaled by 1/sqrt(head size), but 1/sqrt(n_embd / n_head)
+** in the 27B model (62 layers), as llama.cpp and Google's code do. A
+** final logit softcap is not implemented: refused.
+*/
+static int read_gemma(loader *L)
+{
+    copse_model *m = L->m;
+    copse_model_info *hp = &m->info;
+    char key[128];
+    uint32_t window = 0;
+    float cap = 0;
+    int rc;
+    m->embd_scale = sqrtf((float)hp->n_embd);
+    m->gelu = 1;
+    if (hp->n_layer == 62)
+        m->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
+    arch_key(L, "final_logit_softcapping", key, sizeof key);
+    if ((rc = gguf_get_f32(m->gguf, key, &cap, L->err)) && rc != COPSE_E_ARG)
+        return rc;
+    if (cap != 0)
+        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: %s (%g) is not supported", path_of(L), key,
+                          (double)cap);
+    arch_key(L, "attention.sliding_window", key, sizeof key);
+    if ((rc = gguf_get_u32(m->gguf, key, &window, L->err)) && rc != COPSE_E_ARG)
+        return rc;
+    m->swa_window = window > MAX_DIM ? MAX_DIM : (int)window;
+    if (!window)
+        return COPSE_OK;
+    arch_key(L, "attention.sliding_window_pattern", key, sizeof key);
+    const gguf_value *v = gguf_get(m->gguf, key);
+    if (v && v->type == GGUF_TYPE_ARRAY) {
+        if ((rc = gguf_get_arr(m->gguf, key, GGUF_TYPE_BOOL, &L->swa_layers, L->err)))
+            return rc;
+        if (L->swa_layers->n != (uint64_t)hp->n_layer)
+            return copse_fail(L->err, COPSE_E_FORMAT, "%s: '%s' has %llu values for %d layers", path_of(L),
+                              key, (unsigned long long)L->swa_layers->n, hp->n_layer);
+    } else if ((rc = read_dim(L, "attention.sliding_window_pattern", 6, &L->swa_step))) {
+        return rc;
+    }
+    return read_real(L, "rope.freq_base_swa", 10000.0f, &L->rope_base_swa);
+}
+
+/* Whether layer il is local (read_gemma). */
+static int is_local(const loader *L, int il)
+{
+    if (!L->m->swa_window)
+        return 0;
+    if (L->swa_layers)
+        return gguf_arr_num(L->swa_layers, (uint64_t)il) != 0;
+    return il % L->swa_step < L->swa_step - 1;
 }
 
 /* ----------------------------------------------------------------- tensors */
@@ -398,7 +463,7 @@ static int load_layer(loader *L, int il, model_layer *y)
 {
     const copse_model_info *hp = &L->m->info;
     int d = hp->n_embd, q = hp->n_head * hp->head_dim, kv = hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
-    int bias = L->arch->qkv_bias, qk_norm = L->arch->qk_norm, hd = hp->head_dim;
+    int bias = L->arch->qkv_bias, qk_norm = L->arch->qk_norm, gemma = L->arch->gemma, hd = hp->head_dim;
     char b[64];
     const gguf_tensor *tq, *tk, *tv, *tg, *tu, *fused = NULL;
     gguf_tensor part[3];
@@ -422,7 +487,9 @@ static int load_layer(loader *L, int il, model_layer *y)
         (rc = tensor(L, blk(b, il, "attn_v.bias"), kv, 0, bias, &y->bv)) ||
         (rc = tensor(L, blk(b, il, "attn_q_norm.weight"), hd, 0, qk_norm, &y->q_norm)) ||
         (rc = tensor(L, blk(b, il, "attn_k_norm.weight"), hd, 0, qk_norm, &y->k_norm)) ||
+        (rc = tensor(L, blk(b, il, "post_attention_norm.weight"), d, 0, gemma, &y->post_attn_norm)) ||
         (rc = tensor(L, blk(b, il, "ffn_norm.weight"), d, 0, 1, &y->ffn_norm)) ||
+        (rc = tensor(L, blk(b, il, "post_ffw_norm.weight"), d, 0, gemma, &y->post_ffn_norm)) ||
         (rc = matrix(L, blk(b, il, "ffn_down.weight"), ff, d, &y->w_down)))
         return rc;
     gguf_tensor gate_up[2];
@@ -440,6 +507,7 @@ static int load_layer(loader *L, int il, model_layer *y)
                       (model_matrix *[]){ &y->wq, &y->wk, &y->wv })))
         return rc;
     y->no_rope = L->arch->nope_step && (il + 1) % L->arch->nope_step == 0;
+    y->local = is_local(L, il);
     y->gate_up_run = ff % Q8_BLOCK ? ff : Q8_BLOCK;
     return stacked(L, (const gguf_tensor *[]){ tg, tu }, 2, ff / y->gate_up_run, blk(b, il, "ffn_gate_up"),
                    &y->w_gate_up, (model_matrix *[]){ &y->w_gate, &y->w_up });
@@ -449,7 +517,8 @@ static int load_layer(loader *L, int il, model_layer *y)
 ** divided by the linear scaling factor and by factors[i] when given. A
 ** factor that is not a positive number would make every angle of its pair
 ** infinite or negative: refused. */
-static int rope_table(loader *L, float scale, const float *factors, const char *name, const double **out)
+static int rope_table(loader *L, float base, float scale, const float *factors, const char *name,
+                      const double **out)
 {
     const copse_model_info *hp = &L->m->info;
     int half = hp->n_rot / 2;
@@ -460,7 +529,7 @@ static int rope_table(loader *L, float scale, const float *factors, const char *
         if (factors && !(factors[i] > 0 && isfinite(factors[i])))
             return copse_fail(L->err, COPSE_E_FORMAT, "%s: %s[%d] is %g, not a positive number",
                               path_of(L), name, i, (double)factors[i]);
-        f[i] = pow((double)hp->rope_base, -2.0 * i / hp->n_rot) / scale / (factors ? factors[i] : 1.0);
+        f[i] = pow((double)base, -2.0 * i / hp->n_rot) / scale / (factors ? factors[i] : 1.0);
     }
     *out = f;
     return COPSE_OK;
@@ -473,22 +542,25 @@ static int rope_table(loader *L, float scale, const float *factors, const char *
 ** rope.scaling.original_context_length and rope_factors_long.weight for
 ** longer ones, and scales cos and sin by rope.scaling.attn_factor; which
 ** set a context uses is fixed by its length (model_rope_freqs), as in
-** llama.cpp, so the keys cached stay consistent.
+** llama.cpp, so the keys cached stay consistent. Gemma 3's local layers
+** have angles of their own (read_gemma).
 */
 static int load_rope(loader *L, float scale)
 {
     copse_model *m = L->m;
     int half = m->info.n_rot / 2, rc;
-    const float *freqs, *f_long, *f_short;
+    const float *freqs, *f_long, *f_short, base = m->info.rope_base;
+    if (m->swa_window && (rc = rope_table(L, L->rope_base_swa, 1, NULL, "", &m->rope_inv_freq_swa)))
+        return rc;
     if ((rc = tensor(L, "rope_freqs.weight", half, 0, 0, &freqs)) ||
         (rc = tensor(L, "rope_factors_long.weight", half, 0, 0, &f_long)) ||
         (rc = tensor(L, "rope_factors_short.weight", half, 0, f_long != NULL, &f_short)) ||
         (rc = read_real(L, "rope.scaling.attn_factor", 1.0f, &m->rope_mscale)) ||
         (rc = read_dim(L, "rope.scaling.original_context_length", m->info.n_ctx_train, &m->rope_ctx_orig)) ||
-        (rc = rope_table(L, scale, freqs ? freqs : f_short, freqs ? "rope_freqs.weight" : "rope_factors_short.weight",
+        (rc = rope_table(L, base, scale, freqs ? freqs : f_short, freqs ? "rope_freqs.weight" : "rope_factors_short.weight",
                          &m->rope_inv_freq)))
         return rc;
-    return f_long && !freqs ? rope_table(L, scale, f_long, "rope_factors_long.weight", &m->rope_inv_freq_long)
+    return f_long && !freqs ? rope_table(L, base, scale, f_long, "rope_factors_long.weight", &m->rope_inv_freq_long)
                             : COPSE_OK;
 }
 
@@ -568,7 +640,8 @@ static int load(loader *L, const char *path, int vocab_only, int weights_f32)
         /* any architecture: only the tokenizer is wanted */
         if ((rc = read_str(L, "general.architecture", &m->arch)))
             return rc;
-    } else if ((rc = read_arch(L)) || (rc = read_hparams(L, &rope_scale))) {
+    } else if ((rc = read_arch(L)) || (rc = read_hparams(L, &rope_scale))
+               || (L->arch->gemma && (rc = read_gemma(L)))) {
         return rc;
     }
     if ((rc = tokenizer_load(m->gguf, &m->tok, L->err)) || (rc = count_types(L)))
@@ -601,6 +674,7 @@ int copse_model_load(const char *path, const copse_model_params *params,
     copse_model *m = calloc(1, sizeof *m);
     if (!m)
         return copse_fail(err, COPSE_E_NOMEM, "out of memory");
+    m->embd_scale = 1;
     loader L = { .m = m, .err = err };
     int rc = load(&L, path, params->vocab_only, params->weights_f32);
     if (rc) {

@@ -43,13 +43,25 @@ static void rope(float *x, const float *cs, int half, int adjacent)
     vec_rope_from(x, cs, half, adjacent, 0);
 }
 
-static void swiglu(float *out, const float *gate, const float *up, size_t n)
+void vec_glu_from(float *out, const float *gate, const float *up, size_t n, int gelu, size_t i)
 {
-    for (size_t i = 0; i < n; i++)
-        out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    for (; i < n; i++) {
+        float g = gate[i], z = gelu ? VEC_GELU_C * g * (1.0f + VEC_GELU_K * g * g) : g;
+        out[i] = g / (1.0f + expf(-z)) * up[i];
+    }
 }
 
-const vec_kernels vec_scalar = { "scalar", rmsnorm, swiglu, add_rmsnorm, add, rope };
+static void swiglu(float *out, const float *gate, const float *up, size_t n)
+{
+    vec_glu_from(out, gate, up, n, 0, 0);
+}
+
+static void geglu(float *out, const float *gate, const float *up, size_t n)
+{
+    vec_glu_from(out, gate, up, n, 1, 0);
+}
+
+const vec_kernels vec_scalar = { "scalar", rmsnorm, swiglu, geglu, add_rmsnorm, add, rope };
 
 /* The same rule as the attention kernels: the int8 tier says whether the
 ** scalar code is forced (COPSE_ISA=scalar) or AVX-512 runs, the CPU

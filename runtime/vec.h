@@ -18,6 +18,10 @@ typedef struct vec_kernels {
     void (*rmsnorm)(float *out, const float *x, const float *w, int n, float eps);
     /* out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + e^-g); out may be gate */
     void (*swiglu)(float *out, const float *gate, const float *up, size_t n);
+    /* out[i] = gelu(gate[i]) * up[i] with GELU's tanh form, g/2 (1 + tanh(sqrt(2/pi)
+    ** (g + 0.044715 g^3))), computed as g / (1 + e^-z), z = 2 sqrt(2/pi) g (1 +
+    ** 0.044715 g^2) (the same function); out may be gate */
+    void (*geglu)(float *out, const float *gate, const float *up, size_t n);
     /* x[i] += dx[i], then out = rmsnorm(x) as above, bit for bit: a
     ** residual add and the next norm in one pass; out may be dx */
     void (*add_rmsnorm)(float *out, float *x, const float *dx, const float *w, int n, float eps);
@@ -41,6 +45,14 @@ static inline void vec_prefetch(const float *x, size_t ahead)
 
 /* The scalar rope from pair i on: the SIMD kernels' tails. */
 void vec_rope_from(float *x, const float *cs, int half, int adjacent, int i);
+
+/* GELU's z over g (vec_kernels' geglu): 2 sqrt(2/pi), and the cube's weight. */
+#define VEC_GELU_C 1.5957691216057308f
+#define VEC_GELU_K 0.044715f
+
+/* The scalar swiglu (gelu 0) or geglu (1) from value i on: the SIMD
+** kernels' tails. */
+void vec_glu_from(float *out, const float *gate, const float *up, size_t n, int gelu, size_t i);
 
 extern const vec_kernels vec_scalar;
 #if defined(__x86_64__)

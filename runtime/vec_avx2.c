@@ -37,14 +37,19 @@ static void norm(float *out, float *x, const float *dx, const float *w, int n, f
         out[i] = x[i] * scale * w[i];
 }
 
-/* silu(g) = g * sigmoid(g), with e = e^-|g| <= 1 so nothing overflows:
-** sigmoid(g) = 1 / (1 + e) for g >= 0, e / (1 + e) below. */
-static inline __m256 silu(__m256 g)
+/* silu(g) = g * sigmoid(g), or gelu(g) = g * sigmoid(z) (vec.h), with e =
+** e^-|z| <= 1 so nothing overflows: sigmoid(z) = 1 / (1 + e) for z >= 0,
+** e / (1 + e) below. */
+static inline __m256 act(__m256 g, const int gelu)
 {
-    __m256 neg_abs = _mm256_or_ps(g, _mm256_set1_ps(-0.0f));
+    __m256 z = g;
+    if (gelu)
+        z = _mm256_mul_ps(_mm256_mul_ps(g, _mm256_set1_ps(VEC_GELU_C)),
+                          _mm256_fmadd_ps(_mm256_mul_ps(g, g), _mm256_set1_ps(VEC_GELU_K), _mm256_set1_ps(1.0f)));
+    __m256 neg_abs = _mm256_or_ps(z, _mm256_set1_ps(-0.0f));
     __m256 e = exp_neg(neg_abs);
     __m256 r = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
-    __m256 below = _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_LT_OQ);
+    __m256 below = _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_LT_OQ);
     return _mm256_mul_ps(g, _mm256_blendv_ps(r, _mm256_mul_ps(e, r), below));
 }
 
@@ -62,21 +67,30 @@ static void add_rmsnorm(float *out, float *x, const float *dx, const float *w, i
 ** on, a line (two vectors) per step; a run that short is in cache. */
 #define AHEAD 512
 
-static void swiglu(float *out, const float *gate, const float *up, size_t n)
+static inline void glu(float *out, const float *gate, const float *up, size_t n, const int gelu)
 {
     size_t i = 0, ahead = n > AHEAD ? AHEAD : 0;
     for (; i + 16 <= n; i += 16) {
         vec_prefetch(gate + i, ahead), vec_prefetch(up + i, ahead);
-        __m256 a = _mm256_mul_ps(silu(_mm256_loadu_ps(gate + i)), _mm256_loadu_ps(up + i));
-        __m256 b = _mm256_mul_ps(silu(_mm256_loadu_ps(gate + i + 8)), _mm256_loadu_ps(up + i + 8));
+        __m256 a = _mm256_mul_ps(act(_mm256_loadu_ps(gate + i), gelu), _mm256_loadu_ps(up + i));
+        __m256 b = _mm256_mul_ps(act(_mm256_loadu_ps(gate + i + 8), gelu), _mm256_loadu_ps(up + i + 8));
         _mm256_storeu_ps(out + i, a);   /* after both loads: out may be gate */
         _mm256_storeu_ps(out + i + 8, b);
     }
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(silu(_mm256_loadu_ps(gate + i)),
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(act(_mm256_loadu_ps(gate + i), gelu),
                                                 _mm256_loadu_ps(up + i)));
-    for (; i < n; i++)
-        out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    vec_glu_from(out, gate, up, n, gelu, i);
+}
+
+static void swiglu(float *out, const float *gate, const float *up, size_t n)
+{
+    glu(out, gate, up, n, 0);
+}
+
+static void geglu(float *out, const float *gate, const float *up, size_t n)
+{
+    glu(out, gate, up, n, 1);
 }
 
 static void add(float *x, const float *b, size_t n)
@@ -119,4 +133,4 @@ void vec_rope_avx2(float *x, const float *cs, int half, int adjacent)
     vec_rope_from(x, cs, half, adjacent, i);
 }
 
-const vec_kernels vec_avx2 = { "avx2", rmsnorm, swiglu, add_rmsnorm, add, vec_rope_avx2 };
+const vec_kernels vec_avx2 = { "avx2", rmsnorm, swiglu, geglu, add_rmsnorm, add, vec_rope_avx2 };

@@ -46,13 +46,18 @@ static void norm(float *out, float *x, const float *dx, const float *w, int n, f
     }
 }
 
-/* silu(g) = g * sigmoid(g), with e = e^-|g| <= 1 so nothing overflows:
-** sigmoid(g) = 1 / (1 + e) for g >= 0, e / (1 + e) below. */
-static inline __m512 silu(__m512 g)
+/* silu(g) = g * sigmoid(g), or gelu(g) = g * sigmoid(z) (vec.h), with e =
+** e^-|z| <= 1 so nothing overflows: sigmoid(z) = 1 / (1 + e) for z >= 0,
+** e / (1 + e) below. */
+static inline __m512 act(__m512 g, const int gelu)
 {
-    __m512 e = exp_neg16(_mm512_or_ps(g, _mm512_set1_ps(-0.0f)));
+    __m512 z = g;
+    if (gelu)
+        z = _mm512_mul_ps(_mm512_mul_ps(g, _mm512_set1_ps(VEC_GELU_C)),
+                          _mm512_fmadd_ps(_mm512_mul_ps(g, g), _mm512_set1_ps(VEC_GELU_K), _mm512_set1_ps(1.0f)));
+    __m512 e = exp_neg16(_mm512_or_ps(z, _mm512_set1_ps(-0.0f)));
     __m512 r = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-    __mmask16 below = _mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_LT_OQ);
+    __mmask16 below = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ);
     return _mm512_mul_ps(g, _mm512_mask_mul_ps(r, below, e, r));
 }
 
@@ -80,22 +85,32 @@ static void add_rmsnorm(float *out, float *x, const float *dx, const float *w, i
 */
 #define AHEAD 512
 
-static void swiglu(float *out, const float *gate, const float *up, size_t n)
+static inline void glu(float *out, const float *gate, const float *up, size_t n, const int gelu)
 {
     size_t i = 0, ahead = n > AHEAD ? AHEAD : 0;
     for (; i + 32 <= n; i += 32) {
         vec_prefetch(gate + i, ahead), vec_prefetch(gate + i + 16, ahead);
         vec_prefetch(up + i, ahead), vec_prefetch(up + i + 16, ahead);
-        __m512 a = _mm512_mul_ps(silu(_mm512_loadu_ps(gate + i)), _mm512_loadu_ps(up + i));
-        __m512 b = _mm512_mul_ps(silu(_mm512_loadu_ps(gate + i + 16)), _mm512_loadu_ps(up + i + 16));
+        __m512 a = _mm512_mul_ps(act(_mm512_loadu_ps(gate + i), gelu), _mm512_loadu_ps(up + i));
+        __m512 b = _mm512_mul_ps(act(_mm512_loadu_ps(gate + i + 16), gelu), _mm512_loadu_ps(up + i + 16));
         _mm512_storeu_ps(out + i, a);   /* after both loads: out may be gate */
         _mm512_storeu_ps(out + i + 16, b);
     }
     for (; i < n; i += 16) {
         __mmask16 k = lanes(i, n);
-        _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(silu(_mm512_maskz_loadu_ps(k, gate + i)),
+        _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(act(_mm512_maskz_loadu_ps(k, gate + i), gelu),
                                                         _mm512_maskz_loadu_ps(k, up + i)));
     }
+}
+
+static void swiglu(float *out, const float *gate, const float *up, size_t n)
+{
+    glu(out, gate, up, n, 0);
+}
+
+static void geglu(float *out, const float *gate, const float *up, size_t n)
+{
+    glu(out, gate, up, n, 1);
 }
 
 static void add(float *x, const float *b, size_t n)
@@ -108,4 +123,4 @@ static void add(float *x, const float *b, size_t n)
 }
 
 /* A head's 32 pairs or fewer: AVX2's rope is as fast. */
-const vec_kernels vec_avx512 = { "avx512", rmsnorm, swiglu, add_rmsnorm, add, vec_rope_avx2 };
+const vec_kernels vec_avx512 = { "avx512", rmsnorm, swiglu, geglu, add_rmsnorm, add, vec_rope_avx2 };

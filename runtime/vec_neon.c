@@ -37,13 +37,17 @@ static void norm(float *out, float *x, const float *dx, const float *w, int n, f
         out[i] = x[i] * scale * w[i];
 }
 
-/* silu(g) = g * sigmoid(g), with e = e^-|g| <= 1 so nothing overflows:
-** sigmoid(g) = 1 / (1 + e) for g >= 0, e / (1 + e) below. */
-static inline float32x4_t silu(float32x4_t g)
+/* silu(g) = g * sigmoid(g), or gelu(g) = g * sigmoid(z) (vec.h), with e =
+** e^-|z| <= 1 so nothing overflows: sigmoid(z) = 1 / (1 + e) for z >= 0,
+** e / (1 + e) below. */
+static inline float32x4_t act(float32x4_t g, const int gelu)
 {
-    float32x4_t e = exp_neg(vnegq_f32(vabsq_f32(g)));
+    float32x4_t z = g;
+    if (gelu)
+        z = vmulq_f32(vmulq_n_f32(g, VEC_GELU_C), vfmaq_n_f32(vdupq_n_f32(1.0f), vmulq_f32(g, g), VEC_GELU_K));
+    float32x4_t e = exp_neg(vnegq_f32(vabsq_f32(z)));
     float32x4_t r = vdivq_f32(vdupq_n_f32(1.0f), vaddq_f32(vdupq_n_f32(1.0f), e));
-    return vmulq_f32(g, vbslq_f32(vcltzq_f32(g), vmulq_f32(e, r), r));
+    return vmulq_f32(g, vbslq_f32(vcltzq_f32(z), vmulq_f32(e, r), r));
 }
 
 static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
@@ -60,21 +64,30 @@ static void add_rmsnorm(float *out, float *x, const float *dx, const float *w, i
 ** values on, a line (four vectors) per step. */
 #define AHEAD 512
 
-static void swiglu(float *out, const float *gate, const float *up, size_t n)
+static inline void glu(float *out, const float *gate, const float *up, size_t n, const int gelu)
 {
     size_t i = 0, ahead = n > AHEAD ? AHEAD : 0;
     for (; i + 16 <= n; i += 16) {
         vec_prefetch(gate + i, ahead), vec_prefetch(up + i, ahead);
         float32x4_t r[4];
         for (int j = 0; j < 4; j++)
-            r[j] = vmulq_f32(silu(vld1q_f32(gate + i + 4 * j)), vld1q_f32(up + i + 4 * j));
+            r[j] = vmulq_f32(act(vld1q_f32(gate + i + 4 * j), gelu), vld1q_f32(up + i + 4 * j));
         for (int j = 0; j < 4; j++)   /* after every load: out may be gate */
             vst1q_f32(out + i + 4 * j, r[j]);
     }
     for (; i + 4 <= n; i += 4)
-        vst1q_f32(out + i, vmulq_f32(silu(vld1q_f32(gate + i)), vld1q_f32(up + i)));
-    for (; i < n; i++)
-        out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+        vst1q_f32(out + i, vmulq_f32(act(vld1q_f32(gate + i), gelu), vld1q_f32(up + i)));
+    vec_glu_from(out, gate, up, n, gelu, i);
+}
+
+static void swiglu(float *out, const float *gate, const float *up, size_t n)
+{
+    glu(out, gate, up, n, 0);
+}
+
+static void geglu(float *out, const float *gate, const float *up, size_t n)
+{
+    glu(out, gate, up, n, 1);
 }
 
 static void add(float *x, const float *b, size_t n)
@@ -109,4 +122,4 @@ static void rope(float *x, const float *cs, int half, int adjacent)
     vec_rope_from(x, cs, half, adjacent, i);
 }
 
-const vec_kernels vec_neon = { "neon", rmsnorm, swiglu, add_rmsnorm, add, rope };
+const vec_kernels vec_neon = { "neon", rmsnorm, swiglu, geglu, add_rmsnorm, add, rope };

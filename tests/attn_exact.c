@@ -16,11 +16,12 @@ void attnx_fill(float *x, size_t n, uint64_t *rng)
     }
 }
 
-/* One fold of queries [i0, i1) of nq with lengths n_pos[i] by the
-** kernels k, from the given start states; keys and values as floats, or
-** halves if f16 (kt16, v16), n_blocks blocks one after the other. */
+/* One fold of queries [i0, i1) of nq reading positions [from[i],
+** n_pos[i]) by the kernels k, from the given start states; keys and
+** values as floats, or halves if f16 (kt16, v16), n_blocks blocks one
+** after the other. */
 static void run_fold(const attn_kernels *k, int i0, int i1, int nq, int hd, int n_blocks, const float *q,
-                     const int *n_pos, const float *kt, const float *v, const uint16_t *kt16, const uint16_t *v16,
+                     const int *from, const int *n_pos, const float *kt, const float *v, const uint16_t *kt16, const uint16_t *v16,
                      int f16, float *m, float *l, float *o)
 {
     static float s[ATTN_TILE * ATTN_SPAN * KV_BLOCK];
@@ -30,7 +31,7 @@ static void run_fold(const attn_kernels *k, int i0, int i1, int nq, int hd, int 
         qs[i - i0] = q + (size_t)i * hd;
         state[i - i0] = nq - 1 - i;   /* states in another order than the queries */
     }
-    attn_fold f = { .nq = i1 - i0, .hd = hd, .n_blocks = n_blocks, .f16 = f16, .q = qs, .n_pos = n_pos + i0,
+    attn_fold f = { .nq = i1 - i0, .hd = hd, .n_blocks = n_blocks, .f16 = f16, .q = qs, .from = from + i0, .n_pos = n_pos + i0,
                     .first = i0, .total = nq, .state = state, .scale = 0.125f, .m = m, .l = l, .o = o, .s = s };
     for (int b = 0; b < n_blocks; b++) {
         size_t at = (size_t)b * hd * KV_BLOCK;
@@ -57,10 +58,13 @@ static void check_folds(const attn_kernels *k, int hd_step, int f16, exact_stats
         for (int nq = 1; nq <= 11; nq++)
             for (int n_blocks = 1; n_blocks <= ATTN_SPAN; n_blocks++)
                 for (int last = 1; last <= KV_BLOCK; last += 5) {
-                    int n_pos[11], reach = 0;
+                    int n_pos[11], from[11], reach = 0;
                     for (int i = 0; i < nq; i++) {
                         n_pos[i] = (n_blocks - 1) * KV_BLOCK + (i % 3 == 0 ? last : 1 + (last * 7 + i) % KV_BLOCK);
                         reach = n_pos[i] > reach ? n_pos[i] : reach;
+                        /* a sliding window's start in the first block for some */
+                        int room = n_pos[i] < KV_BLOCK ? n_pos[i] : KV_BLOCK;
+                        from[i] = i % 4 == 1 ? (last + 3 * i) % room : 0;
                     }
                     attnx_fill(q, (size_t)nq * hd, &rng);
                     attnx_fill(kt, KV_N, &rng);
@@ -77,9 +81,9 @@ static void check_folds(const attn_kernels *k, int hd_step, int f16, exact_stats
                             for (int d = 0; d < hd; d++)
                                 o[c][i * hd + d] = i % 2 ? 0 : 0.25f;
                         }
-                    run_fold(&attn_scalar, 0, nq, nq, hd, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[0], l[0],
+                    run_fold(&attn_scalar, 0, nq, nq, hd, n_blocks, q, from, n_pos, kt, v, kt16, v16, f16, m[0], l[0],
                              o[0]);
-                    run_fold(k, 0, nq, nq, hd, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[1], l[1], o[1]);
+                    run_fold(k, 0, nq, nq, hd, n_blocks, q, from, n_pos, kt, v, kt16, v16, f16, m[1], l[1], o[1]);
                     for (int i = 0; i < nq; i++) {
                         exact_check(st, k->name, fabsf(m[1][i] - m[0][i]) <= 1e-5f * (1 + fabsf(m[0][i])),
                                     "hd %d nq %d blocks %d f16 %d: m %g vs %g", hd, nq, n_blocks, f16, m[1][i],
@@ -154,9 +158,11 @@ void attnx_check_split(const attn_kernels *k, int f16, exact_stats *st)
         kt16[i] = copse_f32_to_f16(kt[i]), v16[i] = copse_f32_to_f16(v[i]);
     for (int nq = 1; nq <= NQ; nq++)
         for (int n_blocks = 1; n_blocks <= ATTN_SPAN; n_blocks++) {
-            int n_pos[NQ];
-            for (int i = 0; i < nq; i++)
+            int n_pos[NQ], from[NQ];
+            for (int i = 0; i < nq; i++) {
                 n_pos[i] = (n_blocks - 1) * KV_BLOCK + 1 + (i * 5 + n_blocks) % KV_BLOCK;
+                from[i] = i % 3 == 2 ? (i + n_blocks) % (n_pos[i] < KV_BLOCK ? n_pos[i] : KV_BLOCK) : 0;
+            }
             for (int cut = 0; cut <= nq; cut++) {
                 for (int x = 0; x < 2; x++)
                     for (int i = 0; i < nq; i++) {
@@ -164,11 +170,11 @@ void attnx_check_split(const attn_kernels *k, int f16, exact_stats *st)
                         for (int d = 0; d < HD; d++)
                             o[x][i * HD + d] = i % 2 ? 0 : 0.125f;
                     }
-                run_fold(k, 0, nq, nq, HD, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[0], l[0], o[0]);
+                run_fold(k, 0, nq, nq, HD, n_blocks, q, from, n_pos, kt, v, kt16, v16, f16, m[0], l[0], o[0]);
                 if (cut > 0)
-                    run_fold(k, 0, cut, nq, HD, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[1], l[1], o[1]);
+                    run_fold(k, 0, cut, nq, HD, n_blocks, q, from, n_pos, kt, v, kt16, v16, f16, m[1], l[1], o[1]);
                 if (cut < nq)
-                    run_fold(k, cut, nq, nq, HD, n_blocks, q, n_pos, kt, v, kt16, v16, f16, m[1], l[1], o[1]);
+                    run_fold(k, cut, nq, nq, HD, n_blocks, q, from, n_pos, kt, v, kt16, v16, f16, m[1], l[1], o[1]);
                 exact_check(st, k->name,
                             !memcmp(m[0], m[1], nq * sizeof(float)) && !memcmp(l[0], l[1], nq * sizeof(float))
                                 && !memcmp(o[0], o[1], (size_t)nq * HD * sizeof(float)),
@@ -210,7 +216,7 @@ void attnx_check_weights(const attn_kernels *k, exact_stats *st)
     float q[W_NQ][W_HD], kt[W_HD * KV_BLOCK] = { 0 }, v[W_HD * KV_BLOCK] = { 0 };
     float s[ATTN_TILE * ATTN_SPAN * KV_BLOCK], m[W_NQ], l[W_NQ], o[W_NQ * W_HD];
     const float *qs[W_NQ];
-    int n_pos[W_NQ], state[W_NQ];
+    int n_pos[W_NQ], from[W_NQ] = { 0 }, state[W_NQ];
     kt[0 * KV_BLOCK + 1] = 1;   /* key 0 = (0, 1, ...), key 1 = (1, 0, ...): transposed, d by position */
     kt[1 * KV_BLOCK + 0] = 1;
     for (int d = 0; d < W_HD; d++)
@@ -226,7 +232,7 @@ void attnx_check_weights(const attn_kernels *k, exact_stats *st)
             l[i] = 0;
         }
         memset(o, 0, sizeof o);
-        attn_fold f = { .nq = W_NQ, .hd = W_HD, .n_blocks = 1, .f16 = 0, .q = qs, .n_pos = n_pos, .state = state,
+        attn_fold f = { .nq = W_NQ, .hd = W_HD, .n_blocks = 1, .f16 = 0, .q = qs, .from = from, .n_pos = n_pos, .state = state,
                         .k = { kt }, .v = { v }, .scale = 0.125f, .m = m, .l = l, .o = o, .s = s };
         k->fold(&f);
         for (int i = 0; i < W_NQ; i++) {

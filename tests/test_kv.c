@@ -168,13 +168,13 @@ static const struct fork_case { int P, mode; } fork_cases[] = {
 ** Decode P tokens, fork, then the parent goes on with other tokens while
 ** the child goes on with the reference's: each must match its own
 ** from-scratch decode, so neither wrote into what the other reads.
-** Loop index: a fork case.
+** Loop index: a fork case, then the same with tiny-gemma3 (local layers).
 */
 START_TEST(fork_then_extend_equals_scratch)
 {
-    int P = fork_cases[_i].P;
-    const mode *md = &modes[fork_cases[_i].mode];
-    copse_model *m = load_as("tiny-qwen2", md->weights_f32);
+    int P = fork_cases[_i % N_FORK_CASES].P;
+    const mode *md = &modes[fork_cases[_i % N_FORK_CASES].mode];
+    copse_model *m = load_as(_i < N_FORK_CASES ? "tiny-qwen2" : "tiny-gemma3", md->weights_f32);
     copse_ctx *c = new_ctx(m, md->kv_f16, 0), *ref = new_ctx(m, 0, 0);
     int nv = copse_n_vocab(m);
     int32_t tok[N_TOK], alt[N_TOK];
@@ -311,12 +311,14 @@ static void truncate_shadow(shadow *sh, int n)
 ** Branches forked from one prompt at different points, and a new
 ** sequence's prompt chunk, decoded together in one batch per step (one
 ** branch taking several tokens at once now and then): every entry equals
-** its sequence decoded alone. Loop index: mode.
+** its sequence decoded alone. Loop index: mode, then the same with
+** tiny-gemma3, whose local layers' windows (11 positions) start inside
+** blocks, skip the prompt's first blocks and end spans.
 */
 START_TEST(batch_of_branches_equals_alone)
 {
-    const mode *md = &modes[_i];
-    copse_model *m = load_as("tiny-qwen2", md->weights_f32);
+    const mode *md = &modes[_i % N_MODES];
+    copse_model *m = load_as(_i < N_MODES ? "tiny-qwen2" : "tiny-gemma3", md->weights_f32);
     copse_ctx *c = new_ctx_threads(m, md->kv_f16, 0, 2), *ref = new_ctx(m, 0, 0);
     int nv = copse_n_vocab(m);
     shadow br[N_BRANCH + 1];
@@ -989,7 +991,7 @@ START_TEST(attention_walk_matches_naive)
     attnx_fill(q, n * qd, &rng);
     for (int nt = 1; nt <= 3; nt++) {
         attn_plan a;
-        ck_assert_int_eq(attn_init(&a, &w->hp, &w->pool, nt), COPSE_OK);
+        ck_assert_int_eq(attn_init(&a, &w->hp, &w->pool, nt, 0), COPSE_OK);
         a.parallel_work = 0;
         ck_assert_int_eq(attn_reserve(&a, n, attn_items(rows, n) + attn_items(own, WALK_SEQS)), COPSE_OK);
         attn_build(&a, rows, n);
@@ -1044,7 +1046,7 @@ START_TEST(attention_cut_does_not_matter)
     attnx_fill(q, WALK_SEQS * qd, &rng);
     attn_plan a[2];
     for (int x = 0; x < 2; x++) {
-        ck_assert_int_eq(attn_init(&a[x], &w->hp, &w->pool, 1 + x), COPSE_OK);
+        ck_assert_int_eq(attn_init(&a[x], &w->hp, &w->pool, 1 + x, 0), COPSE_OK);
         a[x].parallel_work = 0;
         ck_assert_int_eq(attn_reserve(&a[x], WALK_SEQS, attn_items(rows, WALK_SEQS)), COPSE_OK);
         attn_build(&a[x], rows, WALK_SEQS);
@@ -1119,10 +1121,10 @@ Suite *copse_suite_kv(void)
     Suite *s = suite_create("kv");
     TCase *tc = tcase_create("sharing");
     tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, fork_then_extend_equals_scratch, 0, N_FORK_CASES);
+    tcase_add_loop_test(tc, fork_then_extend_equals_scratch, 0, 2 * N_FORK_CASES);
     tcase_add_loop_test(tc, truncate_then_extend_equals_scratch, 0, N_FORK_CASES);
     tcase_add_test(tc, hidden_state_gives_the_logits);
-    tcase_add_loop_test(tc, batch_of_branches_equals_alone, 0, N_MODES);
+    tcase_add_loop_test(tc, batch_of_branches_equals_alone, 0, 2 * N_MODES);
     suite_add_tcase(s, tc);
     tc = tcase_create("pool");
     tcase_set_timeout(tc, 120);

@@ -33,6 +33,7 @@ static const char *const goldens[] = {
     MODELS "/tiny-phi3",              /* Q, K, V in one matrix and gate, up in another, 2 kv heads */
     MODELS "/tiny-smollm3",           /* layer 4 of 4 without rope (NoPE) */
     MODELS "/tiny-phi3-long",         /* LongRoPE's long factors and attn_factor, rope over 8 of 16 */
+    MODELS "/tiny-gemma3",            /* local layers (window 11 of 40 positions), post norms, GELU */
     MODELS "/tiny-llama-blocks",      /* every block format (Q4_0 ... IQ4_XS), one per matrix in turn */
     MODELS "/tiny-qwen2-q4k",         /* Q4_K: q/k/v and gate/up stacked in a super-block format */
     "models/math-policy-f16",         /* the bundled policy, trained: golden from PyTorch (float64) */

@@ -54,6 +54,20 @@ void vecx_check_scalar(const vec_kernels *k, exact_stats *st)
         for (int i = 0; i < n; i++)
             exact_check(st, k->name, near(b[i], a[i], 4e-7f), "swiglu, n %d, [%d]: %.9g, expected %.9g", n, i,
                         b[i], a[i]);
+        /* GELU's weight e^-z moves by |z| times the relative error of z,
+        ** which FMA or not changes by an ulp; and against the tanh form in
+        ** double, g/2 (1 + tanh u) written g / (1 + e^-2u) (the same, but
+        ** without the sum's cancellation far below 0) */
+        vec_scalar.geglu(a, x, w, (size_t)n);
+        k->geglu(b, x, w, (size_t)n);
+        for (int i = 0; i < n; i++) {
+            double g = x[i], z = VEC_GELU_C * g * (1 + VEC_GELU_K * g * g);
+            double u = sqrt(2 / M_PI) * (g + 0.044715 * g * g * g), t = g / (1 + exp(-2 * u)) * w[i];
+            exact_check(st, k->name, near(b[i], a[i], 4e-7f * (1 + (float)fabs(z))),
+                        "geglu, n %d, [%d]: %.9g, expected %.9g", n, i, b[i], a[i]);
+            exact_check(st, k->name, isnan(x[i]) ? isnan(b[i]) : fabs(b[i] - t) <= 2e-6 * (1 + fabs(z)) * fabs(t) + 1e-30,
+                        "geglu, n %d, [%d]: %.9g, GELU's tanh form gives %.9g", n, i, b[i], t);
+        }
     }
 }
 
@@ -102,4 +116,8 @@ void vecx_check_plain(const vec_kernels *k, exact_stats *st)
     for (int c = 0; c < MAX; c += Q8_BLOCK)   /* as the gate and up product computes it */
         k->swiglu(b + c, x + c, w + c, Q8_BLOCK);
     same(st, k, b, a, MAX, "swiglu in runs of a block", MAX);
+    k->geglu(a, x, w, MAX);
+    for (int c = 0; c < MAX; c += Q8_BLOCK)
+        k->geglu(b + c, x + c, w + c, Q8_BLOCK);
+    same(st, k, b, a, MAX, "geglu in runs of a block", MAX);
 }
