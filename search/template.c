@@ -31,6 +31,9 @@ static const struct chat_style {
                           "[INST] ", "", " [/INST]", "", " " },
     [CHAT_PHI3]       = { "phi3", "phi-3", "<|system|>\n", "<|end|>\n",
                           "<|user|>\n", "<|user|>\n", "<|end|>\n", "<|assistant|>\n", "" },
+    /* the system message opens the first user turn */
+    [CHAT_GEMMA]      = { "gemma", "gemma3", "<start_of_turn>user\n", "\n\n",
+                          "<start_of_turn>user\n", "", "<end_of_turn>\n", "<start_of_turn>model\n", "" },
 };
 
 /* What a template must contain to be of a family, and what rules it out
@@ -45,6 +48,7 @@ static const struct signature {
     { CHAT_LLAMA2, { "[INST]", "[/INST]", "<<SYS>>" }, NULL },
     { CHAT_PHI3,   { "<|assistant|>", "<|end|>", NULL }, NULL },   /* as llama.cpp: Phi-4-mini
                                                                    builds <|user|> from the role */
+    { CHAT_GEMMA,  { "<start_of_turn>", "<end_of_turn>", NULL }, NULL },
     { CHAT_COPSE_MATH, { "Question: ", "Answer:", NULL }, NULL },
 };
 
@@ -122,7 +126,7 @@ int chat_format_for_gguf(const gguf_file *g, const char *name, chat_format *out,
     if (name) {
         if ((f = chat_format_by_name(name)) < 0)
             return copse_fail(err, COPSE_E_ARG, "unknown chat template '%s' (known: copse-math, "
-                              "chatml, llama3, llama2, phi3)", name);
+                              "chatml, llama3, llama2, phi3, gemma)", name);
         *out = (chat_format)f;
         return COPSE_OK;
     }
@@ -133,7 +137,7 @@ int chat_format_for_gguf(const gguf_file *g, const char *name, chat_format *out,
             excerpt(&s, ex, sizeof ex);
             return copse_fail(err, COPSE_E_UNSUPPORTED, "%s: tokenizer.chat_template (\"%s...\") is "
                               "of no family copse knows; name one (copse-math, chatml, llama3, "
-                              "llama2, phi3)", g->path, ex);
+                              "llama2, phi3, gemma)", g->path, ex);
         }
         *out = (chat_format)f;
         return COPSE_OK;

@@ -24,19 +24,22 @@ typedef enum chat_format {
     CHAT_LLAMA3,      /* "<|start_header_id|>user<|end_header_id|>\n\n" user "<|eot_id|>" ... */
     CHAT_LLAMA2,      /* "[INST] <<SYS>>\n" system "\n<</SYS>>\n\n" user " [/INST]" */
     CHAT_PHI3,        /* "<|user|>\n" user "<|end|>\n<|assistant|>\n" */
+    CHAT_GEMMA,       /* "<start_of_turn>user\n" [system "\n\n"] user "<end_of_turn>\n"
+                         "<start_of_turn>model\n" */
     CHAT_N_FORMATS
 } chat_format;
 
-/* The format's name: "copse-math", "chatml", "llama3", "llama2", "phi3". */
+/* The format's name: "copse-math", "chatml", "llama3", "llama2", "phi3",
+** "gemma". */
 const char *chat_format_name(chat_format f);
 
 /* The format with that name (or an alias: "plain", "qwen", "llama-3",
-** "llama-2", "phi-3"), or -1. */
+** "llama-2", "phi-3", "gemma3"), or -1. */
 int chat_format_by_name(const char *name);
 
 /* The format a tokenizer.chat_template (len bytes of Jinja source) is
 ** written for, known by the markers it emits; -1 when it is none of them
-** (Gemma, Mistral, DeepSeek, Phi-4 and others). */
+** (Mistral, DeepSeek, Phi-4 and others). */
 int chat_format_detect(const char *tmpl, size_t len);
 
 /*

@@ -75,6 +75,16 @@ START_TEST(render_phi3)
 }
 END_TEST
 
+START_TEST(render_gemma)
+{
+    /* Gemma 3's template: the system message and a blank line open the first user turn */
+    expect_render(CHAT_GEMMA, NULL, "What is 2+3?", NULL,
+                  "<start_of_turn>user\nWhat is 2+3?<end_of_turn>\n<start_of_turn>model\n");
+    expect_render(CHAT_GEMMA, "Be brief.", "What is 2+3?", "5",
+                  "<start_of_turn>user\nBe brief.\n\nWhat is 2+3?<end_of_turn>\n<start_of_turn>model\n5");
+}
+END_TEST
+
 START_TEST(render_errors)
 {
     char *out = (char *)"unset";
@@ -83,7 +93,7 @@ START_TEST(render_errors)
     ck_assert_ptr_null(out);
     ck_assert_str_eq(e.msg, "chat_render: no user message");
     ck_assert_int_eq(chat_render((chat_format)CHAT_N_FORMATS, NULL, "q", NULL, &out, &e), COPSE_E_ARG);
-    ck_assert_str_eq(e.msg, "chat_render: unknown format 5");
+    ck_assert_str_eq(e.msg, "chat_render: unknown format 6");
     ck_assert_int_eq(chat_render((chat_format)-1, NULL, "q", NULL, &out, NULL), COPSE_E_ARG);
     expect_render(CHAT_CHATML, NULL, "", NULL, "<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\n");
 }
@@ -93,7 +103,7 @@ START_TEST(format_names)
 {
     static const char *const names[][2] = {
         { "copse-math", "plain" }, { "chatml", "qwen" }, { "llama3", "llama-3" },
-        { "llama2", "llama-2" }, { "phi3", "phi-3" },
+        { "llama2", "llama-2" }, { "phi3", "phi-3" }, { "gemma", "gemma3" },
     };
     ck_assert_int_eq(N_OF(names), CHAT_N_FORMATS);
     for (int f = 0; f < CHAT_N_FORMATS; f++) {
@@ -101,7 +111,7 @@ START_TEST(format_names)
         ck_assert_int_eq(chat_format_by_name(names[f][0]), f);
         ck_assert_int_eq(chat_format_by_name(names[f][1]), f);
     }
-    ck_assert_int_eq(chat_format_by_name("gemma"), -1);
+    ck_assert_int_eq(chat_format_by_name("mistral"), -1);
     ck_assert_int_eq(chat_format_by_name("ChatML"), -1);
     ck_assert_int_eq(chat_format_by_name(""), -1);
     ck_assert_int_eq(chat_format_by_name(NULL), -1);
@@ -131,9 +141,9 @@ static const struct { const char *tmpl; int want; } excerpts[] = {
     { "{% for message in messages %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}"
       "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}", CHAT_PHI3 },
     { "{{ 'Question: ' + messages[-1]['content'] + '\\nAnswer:\\n' }}", CHAT_COPSE_MATH },
+    { "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}", CHAT_GEMMA },
     /* families copse does not render */
     { "{{'<|im_start|>' + message['role'] + '<|im_sep|>' + message['content'] + '<|im_end|>'}}", -1 },
-    { "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}", -1 },
     { "{{ '[INST] ' + message['content'] + ' [/INST]' }}{{ message['content'] + eos_token }}", -1 },
     { "{{'<\xef\xbd\x9cUser\xef\xbd\x9c>' + message['content']}}{{'<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>'}}", -1 },
     { "", -1 },
@@ -198,21 +208,21 @@ static int choose(const char *chat_template, const char *prompt_template, const 
 START_TEST(for_gguf)
 {
     copse_error e;
-    const char *qwen = excerpts[0].tmpl, *gemma = excerpts[9].tmpl;
+    const char *qwen = excerpts[0].tmpl, *mistral = excerpts[10].tmpl;
     ck_assert_int_eq(choose(qwen, NULL, NULL, &e), CHAT_CHATML);
     ck_assert_int_eq(choose(excerpts[2].tmpl, NULL, NULL, &e), CHAT_LLAMA3);
     ck_assert_int_eq(choose(qwen, NULL, "llama2", &e), CHAT_LLAMA2);            /* the name wins */
-    ck_assert_int_eq(choose(gemma, NULL, "chatml", &e), CHAT_CHATML);
+    ck_assert_int_eq(choose(mistral, NULL, "chatml", &e), CHAT_CHATML);
     ck_assert_int_eq(choose(NULL, NULL, NULL, &e), CHAT_COPSE_MATH);            /* a plain model */
     ck_assert_int_eq(choose(NULL, "Question: {question}\nAnswer:\n", NULL, &e), CHAT_COPSE_MATH);
     ck_assert_int_eq(choose(qwen, "Question: {question}\nAnswer:\n", NULL, &e), CHAT_CHATML);
 
-    ck_assert_int_eq(choose(qwen, NULL, "gemma", &e), -COPSE_E_ARG);
-    ck_assert_str_eq(e.msg, "unknown chat template 'gemma' (known: copse-math, chatml, llama3, llama2, phi3)");
-    ck_assert_int_eq(choose(gemma, NULL, NULL, &e), -COPSE_E_UNSUPPORTED);
-    ck_assert_str_eq(e.msg, "<memory>: tokenizer.chat_template (\"{{ '<start_of_turn>' + role + '\\n' + "
-                     "mes...\") is of no family copse knows; name one (copse-math, chatml, "
-                     "llama3, llama2, phi3)");
+    ck_assert_int_eq(choose(qwen, NULL, "mistral", &e), -COPSE_E_ARG);
+    ck_assert_str_eq(e.msg, "unknown chat template 'mistral' (known: copse-math, chatml, llama3, llama2, phi3, "
+                     "gemma)");
+    ck_assert_int_eq(choose(mistral, NULL, NULL, &e), -COPSE_E_UNSUPPORTED);
+    ck_assert_str_eq(e.msg, "<memory>: tokenizer.chat_template (\"{{ '[INST] ' + message['content'] + ' [/...\") "
+                     "is of no family copse knows; name one (copse-math, chatml, llama3, llama2, phi3, gemma)");
     ck_assert_int_eq(choose(NULL, "Q: {question}\nA:", NULL, &e), -COPSE_E_UNSUPPORTED);
     ck_assert_str_eq(e.msg, "<memory>: copse.prompt_template \"Q: {question}\\nA:\" is not copse-math's; "
                      "name a chat template");
@@ -290,6 +300,7 @@ Suite *copse_suite_template(void)
     tcase_add_test(tc, render_llama3);
     tcase_add_test(tc, render_llama2);
     tcase_add_test(tc, render_phi3);
+    tcase_add_test(tc, render_gemma);
     tcase_add_test(tc, render_errors);
     tcase_add_test(tc, format_names);
     tcase_add_test(tc, detect);
