@@ -30,6 +30,9 @@ static void print_table(const char *path, const copse_model_info *in, double loa
            in->n_layer, in->n_embd, in->n_head, in->n_head_kv, in->head_dim, in->n_ff, in->n_vocab);
     printf("rope        base %g over %d of %d dimensions; trained context %d\n", (double)in->rope_base,
            in->n_rot, in->head_dim, in->n_ctx_train);
+    if (in->n_local_layers)
+        printf("window      %d of the %d layers attend to the last %d positions only\n", in->n_local_layers,
+               in->n_layer, in->sliding_window);
     printf("output      %s\n", in->tied_output ? "tied to the token embedding" : "its own matrix");
     printf("tensors     %s\n", in->tensor_types);
     printf("weights     %s%s%s: %.1f MiB in memory, loaded in %.2f s\n", in->isa ? "int8 (" : "f32",
@@ -62,10 +65,11 @@ static void print_json(const char *path, const copse_model_info *in, double load
     cli_json_str(stdout, in->name, strlen(in->name));
     printf(", \"n_params\": %lld, \"n_vocab\": %d, \"n_embd\": %d, \"n_layer\": %d, \"n_head\": %d, "
            "\"n_head_kv\": %d, \"head_dim\": %d, \"n_ff\": %d, \"n_rot\": %d, \"rope_base\": %g, "
-           "\"n_ctx_train\": %d, \"tied_output\": %s, \"tensor_types\": ",
+           "\"n_ctx_train\": %d, \"n_local_layers\": %d, \"sliding_window\": %d, \"tied_output\": %s, "
+           "\"tensor_types\": ",
            (long long)in->n_params, in->n_vocab, in->n_embd, in->n_layer, in->n_head, in->n_head_kv,
-           in->head_dim, in->n_ff, in->n_rot, (double)in->rope_base, in->n_ctx_train,
-           in->tied_output ? "true" : "false");
+           in->head_dim, in->n_ff, in->n_rot, (double)in->rope_base, in->n_ctx_train, in->n_local_layers,
+           in->sliding_window, in->tied_output ? "true" : "false");
     print_types_json(in->tensor_types);
     printf(", \"weights\": \"%s\", \"isa\": ", in->isa ? "int8" : "f32");
     if (in->isa)

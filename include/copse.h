@@ -87,7 +87,7 @@ void copse_model_free(copse_model *model);
 /* Hyper-parameters and facts about a loaded model; strings live as long as
 ** the model. */
 typedef struct copse_model_info {
-    const char *arch;        /* "llama", "qwen2", "qwen3", "phi3", "smollm3" */
+    const char *arch;        /* "llama", "qwen2", "qwen3", "phi3", "smollm3", "gemma3" */
     const char *name;        /* general.name, or "" */
     int   n_vocab;
     int   n_embd;
@@ -101,6 +101,9 @@ typedef struct copse_model_info {
     float rope_base;
     float rms_eps;
     int   tied_output;       /* output projection shares token_embd */
+    int   n_local_layers;    /* layers that attend to the last sliding_window positions
+                                only (Gemma 3's local layers), else 0 */
+    int   sliding_window;
     const char *isa;         /* int8 kernel tier in use, as COPSE_ISA spells it;
                                 NULL on the f32 path and for a vocab-only model */
     int64_t n_params;

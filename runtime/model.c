@@ -582,9 +582,12 @@ static int load_tensors(loader *L)
     m->layers = own(L, calloc((size_t)hp->n_layer, sizeof *m->layers));
     if (!m->layers)
         return copse_fail(L->err, COPSE_E_NOMEM, "out of memory");
-    for (int il = 0; il < hp->n_layer; il++)
+    for (int il = 0; il < hp->n_layer; il++) {
         if ((rc = load_layer(L, il, &m->layers[il])))
             return rc;
+        hp->n_local_layers += m->layers[il].local;
+    }
+    hp->sliding_window = hp->n_local_layers ? m->swa_window : 0;
     for (uint64_t i = 0; i < m->gguf->n_tensors; i++)
         hp->n_params += (int64_t)m->gguf->tensors[i].nelements;
     return COPSE_OK;

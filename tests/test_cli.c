@@ -141,7 +141,15 @@ START_TEST(info_describes_model)
     char want[64];
     snprintf(want, sizeof want, "\"weight_bytes\": %ld,", bytes);
     ck_assert_msg(strstr(out, "\"tensor_types\": {\"F32\": 5, \"Q4_0\": 2,") && strstr(out, want) &&
-                  strstr(out, "\"n_head_kv\": 2,") && strstr(out, "\"weights\": \"int8\""), "%s (want %s)", out, want);
+                  strstr(out, "\"n_head_kv\": 2,") && strstr(out, "\"weights\": \"int8\"") &&
+                  strstr(out, "\"n_local_layers\": 0, \"sliding_window\": 0,"), "%s (want %s)", out, want);
+    /* Gemma 3's local layers: 5 of 6 by the default pattern */
+    snprintf(cmd, sizeof cmd, "'%s' info -m tests/data/models/tiny-gemma3.gguf 2>&1", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "window      5 of the 6 layers attend to the last 11 positions only\n"), "%s", out);
+    snprintf(cmd, sizeof cmd, "'%s' info -m tests/data/models/tiny-gemma3.gguf --json 2>&1", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "\"n_local_layers\": 5, \"sliding_window\": 11,"), "%s", out);
     snprintf(cmd, sizeof cmd, "'%s' info 2>&1", copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
     snprintf(cmd, sizeof cmd, "'%s' info -m " MODEL " --weights f16 2>&1", copse);

@@ -71,7 +71,7 @@ fuzz-model-seeds: $(BUILD)/bin/mkmodel
 	    "--type f16 --head two-class --tied 0" "--type q4_0,q4_1,q5_0,q5_1,iq4_nl --head value" \
 	    "--n-embd 256 --n-ff 256 --n-layer 1 --type q2_k,q3_k,q4_k,q5_k,q6_k,iq4_xs" \
 	    "--arch qwen3 --head-dim 24 --n-head-kv 1" "--arch phi3 --type q4_0 --tied 0" \
-	    "--arch phi3 --n-rot 8 --rope-factors 1 --pre gpt-4o"; do \
+	    "--arch phi3 --n-rot 8 --rope-factors 1 --pre gpt-4o" "--arch gemma3 --n-layer 3 --window 5 --type q8_0"; do \
 	  i=$$((i + 1)); $(FUZZ_MKMODEL) $$opts --seed $$i -o $(FUZZ_DIR)/model-seeds/mk-$$i.gguf >/dev/null || exit 1; \
 	done
 	@cp tests/data/models/*.gguf $(FUZZ_DIR)/model-seeds/
