@@ -194,6 +194,87 @@ START_TEST(longrope_bad_factor)
 }
 END_TEST
 
+/* tiny-gemma3 with extra metadata keys (key NULL: none), in memory. */
+static copse_model *gemma_with(const char *key, uint32_t type, const void *data, uint64_t n, copse_error *e,
+                               int *rc, uint8_t **image)
+{
+    gguf_file *g;
+    ck_assert_int_eq(gguf_open(MODELS "/tiny-gemma3.gguf", &g, e), COPSE_OK);
+    gguf_writer *w = gguf_writer_new(3);
+    for (uint64_t i = 0; i < g->n_kv; i++)
+        ck_assert_int_eq(gguf_writer_add_val(w, g->kv[i].key, &g->kv[i].val), COPSE_OK);
+    if (key && type == GGUF_TYPE_FLOAT32)
+        ck_assert_int_eq(gguf_writer_add_f32(w, key, *(const float *)data), COPSE_OK);
+    else if (key)
+        ck_assert_int_eq(gguf_writer_add_arr(w, key, type, data, n), COPSE_OK);
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const gguf_tensor *t = &g->tensors[i];
+        ck_assert_int_eq(gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data), COPSE_OK);
+    }
+    uint64_t size;
+    ck_assert_int_eq(gguf_writer_build(w, image, &size, e), COPSE_OK);
+    gguf_writer_free(w);
+    gguf_close(g);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/copse-test-gemma-%d.gguf", (int)getpid());
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(*image, 1, size, f), size);
+    fclose(f);
+    copse_model *m = NULL;
+    copse_model_params mp = copse_model_default_params();
+    mp.weights_f32 = 1;
+    *rc = copse_model_load(path, &mp, &m, e);
+    unlink(path);
+    return m;
+}
+
+/*
+** Gemma 3's local layers as one bool a layer: the default pattern spelt
+** out gives the same logits, another pattern others; a pattern of the
+** wrong length, and a final logit softcap (not implemented), are refused.
+*/
+START_TEST(gemma_local_layers_by_pattern)
+{
+    static const uint8_t same[6] = { 1, 1, 1, 1, 1, 0 }, other[6] = { 1, 0, 1, 1, 0, 1 };
+    golden g = read_golden(MODELS "/tiny-gemma3");
+    copse_error e;
+    uint8_t *image;
+    int rc;
+    for (int k = 0; k < 2; k++) {
+        copse_model *m = gemma_with("gemma3.attention.sliding_window_pattern", GGUF_TYPE_BOOL, k ? other : same,
+                                    6, &e, &rc, &image);
+        ck_assert_msg(rc == COPSE_OK, "%s", e.msg);
+        copse_model_info in;
+        copse_model_get_info(m, &in);
+        ck_assert_int_eq(in.n_local_layers, k ? 4 : 5);
+        copse_ctx *c = new_ctx(m, 0);
+        float *got = batch_logits(c, g.tok, g.n, g.n_vocab), worst = 0;
+        for (size_t i = 0; i < (size_t)g.n * g.n_vocab; i++)
+            worst = fmaxf(worst, fabsf(got[i] - g.logits[i]));
+        if (k)
+            ck_assert_msg(worst > 0.1f, "pattern 101101 gives the default's logits (%g apart)", (double)worst);
+        else
+            ck_assert_msg(worst < 1e-3f, "pattern 111110 is %g from the default's logits", (double)worst);
+        free(got);
+        copse_ctx_free(c);
+        copse_model_free(m);
+        free(image);
+    }
+    ck_assert_ptr_null(gemma_with("gemma3.attention.sliding_window_pattern", GGUF_TYPE_BOOL, same, 5, &e, &rc,
+                                  &image));
+    free(image);
+    ck_assert_int_eq(rc, COPSE_E_FORMAT);
+    ck_assert_msg(strstr(e.msg, "'gemma3.attention.sliding_window_pattern' has 5 values for 6 layers"), "%s", e.msg);
+    float cap = 30;
+    ck_assert_ptr_null(gemma_with("gemma3.final_logit_softcapping", GGUF_TYPE_FLOAT32, &cap, 1, &e, &rc, &image));
+    free(image);
+    ck_assert_int_eq(rc, COPSE_E_UNSUPPORTED);
+    ck_assert_msg(strstr(e.msg, "gemma3.final_logit_softcapping (30) is not supported"), "%s", e.msg);
+    free(g.buf);
+}
+END_TEST
+
 /* Token by token, and in uneven pieces, give the batch's logits. */
 START_TEST(one_at_a_time_equals_batch)
 {
@@ -523,6 +604,7 @@ Suite *copse_suite_model(void)
     tcase_add_loop_test(tc, one_at_a_time_equals_batch, 0, N_GOLDENS);
     tcase_add_test(tc, longrope_short_context);
     tcase_add_test(tc, longrope_bad_factor);
+    tcase_add_test(tc, gemma_local_layers_by_pattern);
     tcase_add_test(tc, mixed_sequences_equal_alone);
     tcase_add_test(tc, long_batch_split);
     suite_add_tcase(s, tc);
