@@ -1,6 +1,7 @@
 /*
-** mkmodel: write a GGUF model of any llama / qwen2 / qwen3 / phi3 / smollm3 / gemma3 shape with
-** seeded random weights, for tests and benchmarks. The same arguments give the same bytes.
+** mkmodel: write a GGUF model of any llama / qwen2 / qwen3 / phi3 / smollm3 / gemma / gemma2 /
+** gemma3 shape with seeded random weights, for tests and benchmarks. The same arguments give the
+** same bytes.
 **
 ** The tokenizer inside is either a synthetic byte-level BPE vocabulary of
 ** exactly n_vocab tokens (the 256 bytes, a few control tokens, then merges
@@ -28,37 +29,47 @@ typedef struct shape {
     float rope_scale;    /* > 0: linear rope scaling by this factor */
     int   rope_factors;  /* LongRoPE (phi3): random short and long factors, an attn_factor,
                             an original context of n_ctx / 2 */
-    int   window;        /* > 0: attention.sliding_window (gemma3's local layers) */
-    float rope_base_swa; /* gemma3: the local layers' rope base (unscaled) */
+    int   window;        /* > 0: attention.sliding_window (gemma2/gemma3's local layers) */
+    float rope_base_swa; /* the local layers' rope base: gemma3's (unscaled; 0: 1e4), gemma2's
+                            (0: key not written, so the global base) */
+    float attn_softcap;  /* gemma2: > 0 writes attn_logit_softcapping */
+    float final_softcap; /* gemma2, gemma3: > 0 writes final_logit_softcapping */
 } shape;
 
 /* Columns: preset, arch, n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, head_dim, n_rot,
-** n_ctx, rope_base, eps, tied, bias, rope_freqs, rope_scale, rope_factors, window, rope_base_swa. */
+** n_ctx, rope_base, eps, tied, bias, rope_freqs, rope_scale, rope_factors, window, rope_base_swa,
+** attn_softcap, final_softcap. */
 static const shape presets[] = {
-    /* SmolLM2-135M, Qwen2.5-0.5B, Qwen3-0.6B and Gemma-3-1B shapes */
-    { "smol",    "llama", 49152,  576, 30,  9, 3, 1536, 0, 0,  8192, 1e5f, 1e-5f, 1, 0, 0, 0, 0, 0, 0 },
-    { "qwen05",  "qwen2", 151936, 896, 24, 14, 2, 4864, 0, 0, 32768, 1e6f, 1e-6f, 1, 1, 0, 0, 0, 0, 0 },
-    { "qwen3-06", "qwen3", 151936, 1024, 28, 16, 8, 3072, 128, 0, 40960, 1e6f, 1e-6f, 1, 0, 0, 0, 0, 0, 0 },
-    { "gemma3-1b", "gemma3", 262144, 1152, 26, 4, 1, 6912, 256, 0, 32768, 1e6f, 1e-6f, 1, 0, 0, 0, 0, 512, 1e4f },
+    /* SmolLM2-135M, Qwen2.5-0.5B, Qwen3-0.6B, Gemma-2-2B and Gemma-3-1B shapes */
+    { "smol",    "llama", 49152,  576, 30,  9, 3, 1536, 0, 0,  8192, 1e5f, 1e-5f, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
+    { "qwen05",  "qwen2", 151936, 896, 24, 14, 2, 4864, 0, 0, 32768, 1e6f, 1e-6f, 1, 1, 0, 0, 0, 0, 0, 0, 0 },
+    { "qwen3-06", "qwen3", 151936, 1024, 28, 16, 8, 3072, 128, 0, 40960, 1e6f, 1e-6f, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
+    { "gemma2-2b", "gemma2", 256000, 2304, 26, 8, 4, 9216, 256, 0, 8192, 1e4f, 1e-6f, 1, 0, 0, 0, 0, 4096, 0, 50, 30 },
+    { "gemma3-1b", "gemma3", 262144, 1152, 26, 4, 1, 6912, 256, 0, 32768, 1e6f, 1e-6f, 1, 0, 0, 0, 0, 512, 1e4f, 0, 0 },
     /* tiny models for the tests: vocab 320 = 256 bytes + 3 control + 61 merges */
-    { "tiny-llama",            "llama", 320, 64, 2, 4, 4, 96, 0,  0, 64, 1e4f, 1e-5f, 1, 0, 0, 0, 0, 0, 0 },
-    { "tiny-llama-gqa-untied", "llama", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 0, 0, 0 },
-    { "tiny-qwen2",            "qwen2", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e6f, 1e-6f, 1, 1, 0, 0, 0, 0, 0 },
+    { "tiny-llama",            "llama", 320, 64, 2, 4, 4, 96, 0,  0, 64, 1e4f, 1e-5f, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
+    { "tiny-llama-gqa-untied", "llama", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+    { "tiny-qwen2",            "qwen2", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e6f, 1e-6f, 1, 1, 0, 0, 0, 0, 0, 0, 0 },
     /* head size 24, not n_embd / n_head; per-pair rope factors (Llama 3.1 style) */
-    { "tiny-llama-wide",       "llama", 320, 64, 2, 4, 1, 96, 24, 0, 64, 1e4f, 1e-5f, 0, 0, 1, 0, 0, 0, 0 },
+    { "tiny-llama-wide",       "llama", 320, 64, 2, 4, 1, 96, 24, 0, 64, 1e4f, 1e-5f, 0, 0, 1, 0, 0, 0, 0, 0, 0 },
     /* per-head q/k norms, head size 24 with n_embd / n_head 16, as Qwen3's 128 with 64 */
-    { "tiny-qwen3",            "qwen3", 320, 64, 2, 4, 2, 96, 24, 0, 64, 1e6f, 1e-6f, 1, 0, 0, 0, 0, 0, 0 },
+    { "tiny-qwen3",            "qwen3", 320, 64, 2, 4, 2, 96, 24, 0, 64, 1e6f, 1e-6f, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
     /* Q, K and V in one matrix, gate and up in another */
-    { "tiny-phi3",             "phi3",  320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 0, 0, 0 },
+    { "tiny-phi3",             "phi3",  320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     /* LongRoPE over 8 of 16 dimensions, as Phi-4-mini rotates 96 of 128 */
-    { "tiny-phi3-long",        "phi3",  320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 1, 0, 0 },
+    { "tiny-phi3-long",        "phi3",  320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 1, 0, 0, 0, 0 },
     /* 4 layers: the fourth attends without rope */
-    { "tiny-smollm3",          "smollm3", 320, 64, 4, 4, 2, 96, 0, 0, 64, 1e4f, 1e-5f, 1, 0, 0, 0, 0, 0, 0 },
+    { "tiny-smollm3",          "smollm3", 320, 64, 4, 4, 2, 96, 0, 0, 64, 1e4f, 1e-5f, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
+    /* Gemma 1: embeddings x sqrt(n_embd), GELU gating, rope over halves, always tied; head size 32 */
+    { "tiny-gemma",            "gemma", 320, 64, 2, 4, 2, 96, 32, 0, 64, 1e4f, 1e-6f, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
+    /* Gemma 2: layers 0 and 2 local (a window of 11), 1 and 3 global, one rope base; norms after
+       attention and FFN; scores and logits softcapped, the caps small enough to bite */
+    { "tiny-gemma2",           "gemma2", 320, 64, 4, 4, 2, 96, 32, 0, 64, 1e4f, 1e-6f, 1, 0, 0, 0, 0, 11, 0, 1.5f, 6 },
     /* 6 layers, the sixth global (rope base 1e6, linear scaling x2), the others local (a window
        of 11, base 1e4, unscaled); head size 32, so Q is 128 wide against a width of 64 */
-    { "tiny-gemma3",           "gemma3", 320, 64, 6, 4, 1, 96, 32, 0, 64, 1e6f, 1e-6f, 1, 0, 0, 2, 0, 11, 1e4f },
+    { "tiny-gemma3",           "gemma3", 320, 64, 6, 4, 1, 96, 32, 0, 64, 1e6f, 1e-6f, 1, 0, 0, 2, 0, 11, 1e4f, 0, 0 },
     /* rope over 8 of 16 dimensions (llama.cpp refuses this shape), linear scaling */
-    { "tiny-qwen2-rot",        "qwen2", 320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-6f, 1, 1, 0, 4, 0, 0, 0 },
+    { "tiny-qwen2-rot",        "qwen2", 320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-6f, 1, 1, 0, 4, 0, 0, 0, 0, 0 },
 };
 #define N_PRESETS (int)(sizeof presets / sizeof presets[0])
 
@@ -267,7 +278,8 @@ static int add_weights(maker *mk, const shape *sh)
         rc = rc || add_tensor(mk, "rope_factors_long.weight", sh->n_rot / 2, 0, (init){ 0, 0, 1, 8 })
                 || add_tensor(mk, "rope_factors_short.weight", sh->n_rot / 2, 0, (init){ 0, 0, 1, 2 });
     int fused = !strcmp(sh->arch, "phi3");   /* attn_qkv, and ffn_up holding gate then up */
-    int gemma = !strcmp(sh->arch, "gemma3"); /* q/k norms, and norms after attention and ffn */
+    int qk_norm = !strcmp(sh->arch, "qwen3") || !strcmp(sh->arch, "gemma3");
+    int post_norm = !strcmp(sh->arch, "gemma2") || !strcmp(sh->arch, "gemma3");   /* after attention and ffn */
     for (int il = 0; il < sh->n_layer && !rc; il++) {
         char b[64];
         rc = add_tensor(mk, blk(b, il, "attn_norm.weight"), d, 0, near_one());
@@ -278,10 +290,10 @@ static int add_weights(maker *mk, const shape *sh)
                     || add_matrix(mk, blk(b, il, "attn_k.weight"), d, kv)
                     || add_matrix(mk, blk(b, il, "attn_v.weight"), d, kv);
         rc = rc || add_matrix(mk, blk(b, il, "attn_output.weight"), q, d);
-        if (!strcmp(sh->arch, "qwen3") || gemma)
+        if (qk_norm)
             rc = rc || add_tensor(mk, blk(b, il, "attn_q_norm.weight"), hd, 0, near_one())
                     || add_tensor(mk, blk(b, il, "attn_k_norm.weight"), hd, 0, near_one());
-        if (gemma)
+        if (post_norm)
             rc = rc || add_tensor(mk, blk(b, il, "post_attention_norm.weight"), d, 0, near_one());
         if (sh->bias)
             rc = rc || add_tensor(mk, blk(b, il, "attn_q.bias"), q, 0, gaussian(0.5))
@@ -294,7 +306,7 @@ static int add_weights(maker *mk, const shape *sh)
             rc = rc || add_matrix(mk, blk(b, il, "ffn_gate.weight"), d, ff)
                     || add_matrix(mk, blk(b, il, "ffn_up.weight"), d, ff);
         rc = rc || add_matrix(mk, blk(b, il, "ffn_down.weight"), ff, d);
-        if (gemma)
+        if (post_norm)
             rc = rc || add_tensor(mk, blk(b, il, "post_ffw_norm.weight"), d, 0, near_one());
     }
     return rc;
@@ -568,7 +580,7 @@ static int add_hparams(gguf_writer *w, const shape *sh, uint32_t file_type)
 {
     char k[128], name[96];
     const char *a = sh->arch;
-    int gemma = !strcmp(a, "gemma3");
+    int gemma = !strncmp(a, "gemma", 5), gemma3 = !strcmp(a, "gemma3");
     snprintf(name, sizeof name, "copse-random-%s", sh->preset ? sh->preset : a);
 #define KEY(suffix) (snprintf(k, sizeof k, "%s.%s", a, suffix), k)
     int rc = gguf_writer_add_str(w, "general.architecture", a)
@@ -596,8 +608,13 @@ static int add_hparams(gguf_writer *w, const shape *sh, uint32_t file_type)
                                        (float)sqrt(1 + log(2.0) / log(sh->n_ctx / 2.0)));
     if (sh->window > 0)
         rc = rc || gguf_writer_add_u32(w, KEY("attention.sliding_window"), (uint32_t)sh->window);
-    if (gemma)   /* llama.cpp's default is 1e4 too, but real files write it */
+    /* gemma3: llama.cpp's default is 1e4 too, but real files write it; gemma2's files don't */
+    if (gemma3 || sh->rope_base_swa > 0)
         rc = rc || gguf_writer_add_f32(w, KEY("rope.freq_base_swa"), sh->rope_base_swa);
+    if (sh->attn_softcap > 0)
+        rc = rc || gguf_writer_add_f32(w, KEY("attn_logit_softcapping"), sh->attn_softcap);
+    if (sh->final_softcap > 0)
+        rc = rc || gguf_writer_add_f32(w, KEY("final_logit_softcapping"), sh->final_softcap);
 #undef KEY
     return rc;
 }
@@ -610,7 +627,7 @@ static void usage(FILE *f)
         "usage: mkmodel [--preset NAME] [OPTIONS] -o FILE.gguf\n"
         "Write a GGUF model with seeded random weights.\n\n"
         "  --preset NAME      start from a preset shape (below); options override it\n"
-        "  --arch A           llama, qwen2, qwen3, phi3, smollm3 or gemma3\n"
+        "  --arch A           llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2 or gemma3\n"
         "  --n-vocab N --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N\n"
         "  --head-dim N       head size (default n_embd / n_head)\n"
         "  --n-rot N          dimensions rope rotates (default the head size)\n"
@@ -619,12 +636,18 @@ static void usage(FILE *f)
         "  --rope-scale F     linear rope scaling factor (default none; gemma3: its global\n"
         "                     layers only)\n"
         "  --window N         attention.sliding_window, 0 for none (gemma3: all but every\n"
-        "                     sixth layer attend to the last N positions)\n"
-        "  --rope-base-swa F  gemma3: the sliding-window layers' rope base (default 1e4)\n"
+        "                     sixth layer attend to the last N positions; gemma2: the even\n"
+        "                     layers, and 0 leaves the key out, which means 4096)\n"
+        "  --rope-base-swa F  the sliding-window layers' rope base (gemma3: default 1e4;\n"
+        "                     gemma2: default none written, so the global base)\n"
+        "  --attn-softcap F   gemma2: attn_logit_softcapping, 0 to leave the key out\n"
+        "                     (llama.cpp then caps at 50)\n"
+        "  --final-softcap F  gemma2, gemma3: final_logit_softcapping, 0 to leave it out\n"
+        "                     (gemma2 is then capped at 30, gemma3 not at all)\n"
         "  --rope-freqs 0|1   write rope_freqs.weight with random factors\n"
         "  --rope-factors 0|1 LongRoPE: random short and long factors (phi3), an original\n"
         "                     context of n_ctx / 2 and its attn_factor\n"
-        "  --tied 0|1         output projection shared with token_embd\n"
+        "  --tied 0|1         output projection shared with token_embd (gemma, gemma2: always)\n"
         "  --bias 0|1         q/k/v biases (qwen2 has them)\n"
         "  --type T[,T...]    the matrices' type (default f32): f32, f16, bf16, q8_0, or\n"
         "                     random blocks of q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k,\n"
@@ -664,6 +687,16 @@ static int parse_float(const char *opt, const char *s, float *out)
     }
     *out = v;
     return 0;
+}
+
+/* A softcap: a positive number, or 0 for none (the key left out). */
+static int parse_cap(const char *opt, const char *s, float *out)
+{
+    if (s && !strcmp(s, "0")) {
+        *out = 0;
+        return 0;
+    }
+    return parse_float(opt, s, out);
 }
 
 typedef struct options {
@@ -762,12 +795,13 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--preset")) {
             continue;
         } else if (!strcmp(a, "--arch")) {
-            static const char *const archs[] = { "llama", "qwen2", "qwen3", "phi3", "smollm3", "gemma3" };
-            size_t k = 0;
-            while (k < 6 && strcmp(v, archs[k]))
+            static const char *const archs[] = { "llama", "qwen2", "qwen3", "phi3", "smollm3",
+                                                 "gemma", "gemma2", "gemma3" };
+            size_t k = 0, n_archs = sizeof archs / sizeof archs[0];
+            while (k < n_archs && strcmp(v, archs[k]))
                 k++;
-            if (k == 6) {
-                fprintf(stderr, "mkmodel: --arch takes llama, qwen2, qwen3, phi3, smollm3 or gemma3\n");
+            if (k == n_archs) {
+                fprintf(stderr, "mkmodel: --arch takes llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2 or gemma3\n");
                 return -1;
             }
             o->sh.arch = archs[k];
@@ -782,6 +816,9 @@ static int parse_args(int argc, char **argv, options *o)
                 return -1;
         } else if (!strcmp(a, "--rope-base-swa")) {
             if (parse_float(a, v, &o->sh.rope_base_swa))
+                return -1;
+        } else if (!strcmp(a, "--attn-softcap") || !strcmp(a, "--final-softcap")) {
+            if (parse_cap(a, v, a[2] == 'a' ? &o->sh.attn_softcap : &o->sh.final_softcap))
                 return -1;
         } else if (!strcmp(a, "--type")) {
             if (parse_type(v, o))
@@ -824,7 +861,8 @@ static int check_shape(options *o)
         sh->n_rot = sh->head_dim;
     if (!sh->n_head_kv)
         sh->n_head_kv = sh->n_head;
-    if (!sh->rope_base_swa)
+    int gemma2 = !strcmp(sh->arch, "gemma2"), gemma3 = !strcmp(sh->arch, "gemma3");
+    if (!sh->rope_base_swa && gemma3)
         sh->rope_base_swa = 1e4f;
     const char *bad = NULL;
     if (!o->out)
@@ -837,6 +875,14 @@ static int check_shape(options *o)
         bad = "n_rot must be even and at most the head size";
     else if (sh->n_vocab < 256 + N_CONTROL && !o->vocab)
         bad = "the synthetic vocabulary needs n_vocab >= 259";
+    else if (!sh->tied && (!strcmp(sh->arch, "gemma") || gemma2))
+        bad = "gemma and gemma2 always project with token_embd (llama.cpp refuses an output.weight)";
+    else if (sh->attn_softcap > 0 && !gemma2)
+        bad = "--attn-softcap is gemma2's";
+    else if (sh->final_softcap > 0 && !gemma2 && !gemma3)
+        bad = "--final-softcap is gemma2's and gemma3's";
+    else if (sh->rope_base_swa > 0 && !gemma2 && !gemma3)
+        bad = "--rope-base-swa is gemma2's and gemma3's";
     if (bad) {
         fprintf(stderr, "mkmodel: %s\n", bad);
         return -1;
