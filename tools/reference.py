@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Reference forward pass for copse's test goldens, independent of the C code.
 
-Reads a llama, qwen2, qwen3, phi3, smollm3 or gemma3 GGUF with its own parser, runs the whole
-token sequence at once in float64 (causal mask, no cache) and writes every
+Reads a llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2 or gemma3 GGUF with its own parser,
+runs the whole token sequence at once in float64 (causal mask, no cache) and writes every
 position's logits:
 
     reference.py MODEL.gguf -o MODEL.logits [--n-tokens 20] [--seed 1]
@@ -14,12 +14,18 @@ RoPE is written with complex numbers for llama and smollm3 (GGUF stores its Q/K 
 permuted so dimensions 2i, 2i+1 form one complex value) and with the
 rotate-half formula for the others (dimension i pairs with i + n_rot/2).
 
-gemma3 as llama.cpp runs it: embeddings times sqrt(n_embd); q/k head norms; RMS norms
-after attention and after the FFN too (post_attention_norm, post_ffw_norm); GELU (tanh
-form) gating. With attention.sliding_window set, layer i is local unless
-i % pattern == pattern - 1 (attention.sliding_window_pattern, default 6, or one bool a
-layer): a local query at p sees keys p - window < p0 <= p, rotated with rope.freq_base_swa
-(default 1e4) and no scaling; the global layers take rope.freq_base and the linear scaling.
+The Gemmas as llama.cpp runs them: embeddings times sqrt(n_embd) and GELU (tanh form)
+gating in all three; gemma and gemma2 always project the logits with token_embd.
+gemma2 and gemma3 norm each sublayer's output before adding it back (post_attention_norm,
+post_ffw_norm), and gemma3 each q/k head before rope. Layer i is local unless
+i % pattern == pattern - 1 (attention.sliding_window_pattern, or one bool a layer): a local
+query at p sees keys p - window < p0 <= p. gemma2: pattern 2 and window 4096 when absent, the
+local layers rotate with rope.freq_base_swa (default rope.freq_base) and the same scaling as
+the global ones; scores s (already scaled) become cap * tanh(s / cap) before the mask,
+cap = attn_logit_softcapping (50 when absent), and the logits likewise with
+final_logit_softcapping (30 when absent). gemma3: local layers only with
+attention.sliding_window set, pattern 6 when absent, rotated with rope.freq_base_swa
+(default 1e4) unscaled; final_logit_softcapping only when present.
 Needs only numpy (Debian: python3-numpy).
 """
 import argparse
@@ -217,7 +223,7 @@ class Model:
     def __init__(self, path, n_ctx=None):
         meta, self.w = read_gguf(path)
         self.arch = arch = meta["general.architecture"]
-        if arch not in ("llama", "qwen2", "qwen3", "phi3", "smollm3", "gemma3"):
+        if arch not in ("llama", "qwen2", "qwen3", "phi3", "smollm3", "gemma", "gemma2", "gemma3"):
             sys.exit(f"{path}: architecture {arch} not supported")
         hp = lambda key, default=None: meta.get(f"{arch}.{key}", default)
         if arch == "phi3":   # one matrix for Q, K and V, one for gate then up
@@ -230,21 +236,32 @@ class Model:
         self.head_dim = hp("attention.key_length", self.n_embd // self.n_head)
         self.n_rot = hp("rope.dimension_count", self.head_dim)
         self.eps = hp("attention.layer_norm_rms_epsilon")
-        # scores scaled by 1/sqrt(head size); Gemma 3 27B (62 layers) by 1/sqrt(n_embd / n_head)
-        big = arch == "gemma3" and n_layer == 62
+        self.gemma = arch.startswith("gemma")
+        # scores scaled by 1/sqrt(head size); Gemma 2 27B (46 layers) and Gemma 3 27B (62) by
+        # 1/sqrt(n_embd / n_head)
+        big = (arch, n_layer) in (("gemma2", 46), ("gemma3", 62))
         self.kq_scale = 1 / np.sqrt(self.n_embd // self.n_head if big else self.head_dim)
-        self.softcap = hp("final_logit_softcapping")
-        # gemma3's sliding window: which layers are local, and their rope base
-        self.window = hp("attention.sliding_window", 0) if arch == "gemma3" else 0
-        pattern = hp("attention.sliding_window_pattern", 6)
+        # softcaps: gemma2 always has both (llama.cpp's defaults 50 and 30), gemma3 a final one
+        # when the file says so, the others none
+        self.attn_softcap = hp("attn_logit_softcapping", 50.0) if arch == "gemma2" else 0
+        self.softcap = {"gemma2": hp("final_logit_softcapping", 30.0),
+                        "gemma3": hp("final_logit_softcapping", 0)}.get(arch, 0)
+        # the sliding window: which layers are local, and their rope base
+        self.window = {"gemma2": hp("attention.sliding_window", 4096),
+                       "gemma3": hp("attention.sliding_window", 0)}.get(arch, 0)
+        pattern = hp("attention.sliding_window_pattern", 2 if arch == "gemma2" else 6)
         if isinstance(pattern, list):
             self.local = [bool(b) for b in pattern]
         else:   # llama.cpp's set_swa_pattern: a pattern of 0 makes every layer local
             self.local = [pattern == 0 or i % pattern < pattern - 1 for i in range(n_layer)]
         self.local = [self.window > 0 and b for b in self.local]
-        self.freqs_swa = self.inv_freq(hp("rope.freq_base_swa", 10000.0))
+        base = hp("rope.freq_base", 10000.0)
         scale = hp("rope.scaling.factor", 1.0) if hp("rope.scaling.type", "none") == "linear" else 1.0
-        freqs = self.inv_freq(hp("rope.freq_base", 10000.0)) / scale
+        freqs = self.inv_freq(base) / scale
+        if arch == "gemma2":   # the global base and scaling unless the file gives a base
+            self.freqs_swa = self.inv_freq(hp("rope.freq_base_swa", base)) / scale
+        else:
+            self.freqs_swa = self.inv_freq(hp("rope.freq_base_swa", 10000.0))
         # LongRoPE (phi3): short factors up to the original context, long ones
         # beyond, chosen by the context's length; cos and sin scaled
         n_ctx = n_ctx or hp("context_length")
@@ -255,6 +272,8 @@ class Model:
                 break
         self.freqs, self.mscale = freqs, hp("rope.scaling.attn_factor", 1.0)
         self.out = self.w.get("output.weight", self.w["token_embd.weight"])
+        if arch in ("gemma", "gemma2"):   # llama.cpp takes no output.weight for these
+            self.out = self.w["token_embd.weight"]
 
     def split_fused(self, n_layer, n_head, n_kv, n_ff):
         w = self.w
@@ -311,6 +330,8 @@ class Model:
         group = self.n_head // self.n_kv
         k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
         s = np.einsum("thd,uhd->htu", q, k) * self.kq_scale
+        if self.attn_softcap:
+            s = self.attn_softcap * np.tanh(s / self.attn_softcap)
         ago = pos[:, None] - pos[None, :]   # query's position minus key's
         seen = (ago >= 0) & (ago < self.window) if self.local[i] else ago >= 0
         s = np.where(seen[None], s, -np.inf)
@@ -322,21 +343,21 @@ class Model:
     def ffn(self, x, i):
         g = x @ self.w[f"blk.{i}.ffn_gate.weight"].T
         u = x @ self.w[f"blk.{i}.ffn_up.weight"].T
-        if self.arch == "gemma3":   # GELU, tanh approximation
+        if self.gemma:   # GELU, tanh approximation
             a = 0.5 * g * (1 + np.tanh(np.sqrt(2 / np.pi) * (g + 0.044715 * g ** 3)))
         else:   # SiLU
             a = g / (1 + np.exp(-g))
         return (a * u) @ self.w[f"blk.{i}.ffn_down.weight"].T
 
     def post_norm(self, y, i, name):
-        """gemma3 norms each block's output before adding it to the residual."""
+        """gemma2 and gemma3 norm each block's output before adding it to the residual."""
         w = self.w.get(f"blk.{i}.{name}.weight")
         return y if w is None else self.norm(y, w)
 
     def logits(self, tokens):
         pos = np.arange(len(tokens), dtype=np.float64)
         x = self.w["token_embd.weight"][tokens]
-        if self.arch == "gemma3":
+        if self.gemma:
             x = x * np.sqrt(self.n_embd)
         for i in range(self.n_layer):
             a = self.attention(self.norm(x, self.w[f"blk.{i}.attn_norm.weight"]), i, pos)
