@@ -72,7 +72,7 @@ static void fold_scalar(const attn_fold *f)
             float dot = 0;
             for (int d = 0; d < hd; d++)
                 dot += q[d] * elt(f, k, (size_t)d * KV_BLOCK + t % KV_BLOCK);
-            s[t] = dot * f->scale;
+            s[t] = (f->softcap ? attn_capped(f, dot) : dot) * f->scale;
             mx = s[t] > mx ? s[t] : mx;
         }
         float c = expf(*m - mx);   /* 0 on the first block, where m is -inf */
@@ -462,7 +462,7 @@ static void fold_task(const attn_plan *a, const attn_layer *L, const attn_task *
     int lo = attn_in_parts(a) ? t->first : i0, hi = attn_in_parts(a) ? t->first + t->count : i1;
     int *n_pos = a->ints + (size_t)part * 3 * a->chunk, *state = n_pos + a->chunk, *from = state + a->chunk;
     attn_fold f = { .hd = hd, .n_blocks = t->n_blocks, .f16 = a->pool->f16, .q = a->qs + (size_t)part * a->chunk,
-                    .from = from, .n_pos = n_pos, .state = state, .scale = a->scale,
+                    .from = from, .n_pos = n_pos, .state = state, .scale = a->scale, .softcap = a->softcap,
                     .m = a->acc + n_states(a) * hd, .l = a->acc + n_states(a) * (hd + 1), .o = a->acc,
                     .s = a->scratch + (size_t)part * scratch_floats(), .ahead = ahead };
     for (int b = 0; b < t->n_blocks; b++) {

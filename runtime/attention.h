@@ -60,6 +60,7 @@
 #ifndef COPSE_ATTENTION_H
 #define COPSE_ATTENTION_H
 
+#include <math.h>
 #include "forward.h"
 #include "kv.h"
 
@@ -127,6 +128,7 @@ typedef struct attn_fold {
     const int    *from, *n_pos, *state;
     const void   *k[ATTN_SPAN], *v[ATTN_SPAN];
     float         scale;
+    float         softcap;   /* > 0: a score s counts as softcap tanh(s / softcap) (Gemma 2) */
     float        *m, *l, *o;
     float        *s;         /* scratch: [ATTN_TILE][ATTN_SPAN * KV_BLOCK], a tile's scores */
     attn_ahead   *ahead;     /* the next task's lines, asked for a step of the kernel at a time (NULL: none) */
@@ -139,6 +141,25 @@ static inline int attn_reach(const attn_fold *f, int i, int n)
     for (int k = i; k < i + n; k++)
         top = f->n_pos[k] > top ? f->n_pos[k] : top;
     return top;
+}
+
+/* A raw score q·k under the soft cap, in the raw scores' units: (cap /
+** scale) tanh(dot scale / cap), so that the kernels' scale times it is
+** cap tanh(scale dot / cap). Where f->softcap is set the kernels pass
+** every score through it before the softmax (a tanh is no cost next to
+** the models that have one: tens of vector operations a score would save
+** little). */
+static inline float attn_capped(const attn_fold *f, float dot)
+{
+    return f->softcap / f->scale * tanhf(dot * f->scale / f->softcap);
+}
+
+/* The nq rows (row floats apart) of a tile's n scores through attn_capped. */
+static inline void attn_cap_scores(const attn_fold *f, float *s, int row, int nq, int n)
+{
+    for (int k = 0; k < nq; k++)
+        for (int t = 0; t < n; t++)
+            s[k * row + t] = attn_capped(f, s[k * row + t]);
 }
 
 /* Per-ISA kernels (attention.c is the scalar specification). */
@@ -181,6 +202,7 @@ struct attn_plan {
     int        n_head, n_head_kv, head_dim, n_threads;
     int        window;          /* a row at pos reads positions from pos - window + 1 on (0: from 0) */
     float      scale;           /* of the scores: 1/sqrt(head_dim) unless the caller sets another */
+    float      softcap;         /* the scores' soft cap (attn_fold), 0 for none */
     int64_t    parallel_work;   /* multiply-adds per layer from which threads join (read by attn_build) */
     int        n_rows, cap_rows;
     attn_task *task;        /* [n_task] distinct blocks read */

@@ -296,6 +296,8 @@ static inline ALWAYS_INLINE void tile(const attn_fold *f, int i, int nn, const i
     float *s = f->s, c[16];
     int top = attn_reach(f, i, nq), nb = (top + KV_BLOCK - 1) / KV_BLOCK;
     scores_all(f, i, s, nb, nq, nn, f16);
+    if (f->softcap)
+        attn_cap_scores(f, s, ROW, nq, nb * KV_BLOCK);
     softmax(f, i, s, nb, c, nq);
     if (nq == 8 || nq <= 4) {
         weigh_all(f, i, s, c, top, nq, f16);

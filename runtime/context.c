@@ -157,6 +157,7 @@ int copse_ctx_new(copse_model *model, const copse_ctx_params *params,
                           kv_block_bytes(&model->info, !p.kv_f32), n_threads);
     }
     c->plan.scale = c->local.scale = model->attn_scale;
+    c->plan.softcap = c->local.softcap = model->attn_softcap;
     *out = c;
     return COPSE_OK;
 }

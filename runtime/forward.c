@@ -1,5 +1,6 @@
 /*
-** The forward pass of a llama / qwen2 / qwen3 / phi3 / smollm3 / gemma3 transformer. Activations are f32;
+** The forward pass of a llama / qwen2 / qwen3 / phi3 / smollm3 / gemma / gemma2 / gemma3
+** transformer. Activations are f32;
 ** the matrices are int8 (q8.h) or, on the reference path the int8 one is
 ** tested against, f32 (model.h). Written to be read: the per-ISA work is
 ** in the kernels (q8_*, attention_*, vec_*).
@@ -16,11 +17,12 @@
 **   x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
 ** then logits = Wout · norm(x). Each residual add and the norm after it
 ** are one pass over the rows (one wait for the threads, not two).
-** gemma3 scales the embedding by sqrt(n_embd), RMS-norms each sublayer's
-** output before adding it (x += norm(Wo · ...), x += norm(Wdown · ...)),
-** gates with GELU, and has local layers: they attend to the last few
-** positions only (a plan of their own, attention.h) and rotate with
-** angles of their own.
+** Gemma scales the embedding by sqrt(n_embd) and gates with GELU; Gemma
+** 2 and 3 also RMS-norm each sublayer's output before adding it (x +=
+** norm(Wo · ...), x += norm(Wdown · ...)) and have local layers: they
+** attend to the last few positions only (a plan of their own,
+** attention.h) and rotate with angles of their own. Gemma 2 caps scores
+** and logits softly, s -> cap tanh(s / cap).
 */
 #include <math.h>
 #include <stdlib.h>
@@ -474,6 +476,9 @@ static void output(fwd_state *f, const fwd_row *rows, int n, float *logits, floa
     }
     if (k)
         matmul(f, logits, f->xb, k, &f->m->output);
+    float cap = f->m->final_softcap;
+    for (size_t i = 0; cap && i < (size_t)k * hp->n_vocab; i++)
+        logits[i] = cap * tanhf(logits[i] / cap);
 }
 
 typedef struct pass {

@@ -31,8 +31,9 @@ typedef struct arch_desc {
     int          qk_norm;   /* each query and key head RMS-normed before rope */
     int          fused;     /* attn_qkv may hold Q, K, V; ffn_up holds gate then up */
     int          nope_step; /* every this many layers, the last uses no rope (0: none) */
-    int          gemma;     /* Gemma 3: embedding scaled by sqrt(n_embd), each sublayer's output
-                               RMS-normed before the residual add, GELU, local layers */
+    int          gemma;     /* 1: Gemma: embedding scaled by sqrt(n_embd), GELU; 2: Gemma 2 and
+                               3 too: each sublayer's output RMS-normed before the residual add,
+                               local layers, score and logit soft caps (read_gemma) */
 } arch_desc;
 
 static const arch_desc archs[] = {
@@ -41,7 +42,9 @@ static const arch_desc archs[] = {
     { "qwen3",   ROPE_HALVES,   0, 1, 0, 0, 0 },
     { "phi3",    ROPE_HALVES,   0, 0, 1, 0, 0 },
     { "smollm3", ROPE_ADJACENT, 0, 0, 0, 4, 0 },   /* layers 4, 8, ... attend without positions */
-    { "gemma3",  ROPE_HALVES,   0, 1, 0, 0, 1 },
+    { "gemma",   ROPE_HALVES,   0, 0, 0, 0, 1 },
+    { "gemma2",  ROPE_HALVES,   0, 0, 0, 0, 2 },
+    { "gemma3",  ROPE_HALVES,   0, 1, 0, 0, 2 },
 };
 
 /* Every dimension read from a file must lie in [1, MAX_DIM]: far above any
@@ -58,6 +61,7 @@ typedef struct loader {
     int              swa_step;     /* of every this many layers all but the last are local, */
     const gguf_array *swa_layers;  /* unless this says which are (bools, one a layer) */
     float            rope_base_swa;
+    int              swa_scaled;   /* the local layers' angles take the linear scaling too */
 } loader;
 
 static const char *path_of(const loader *L) { return L->m->gguf->path; }
@@ -139,7 +143,7 @@ static int read_arch(loader *L)
         if (!strcmp(m->arch, archs[i].name))
             L->arch = &archs[i];
     if (!L->arch)
-        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: unknown architecture '%s' (copse runs llama, qwen2, qwen3, phi3, smollm3, gemma3)",
+        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: unknown architecture '%s' (copse runs llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2, gemma3)",
                           path_of(L), m->arch);
     m->rope = L->arch->rope;
     return COPSE_OK;
@@ -209,34 +213,55 @@ static int read_hparams(loader *L, float *rope_scale)
     return COPSE_OK;
 }
 
+/* An optional float key: def when absent, else a number >= 0. */
+static int read_cap(loader *L, const char *suffix, float def, float *out)
+{
+    char key[128];
+    arch_key(L, suffix, key, sizeof key);
+    int rc = gguf_get_f32(L->m->gguf, key, out, L->err);
+    if (rc == COPSE_E_ARG) {
+        *out = def;
+        return COPSE_OK;
+    }
+    if (rc)
+        return rc;
+    if (!(*out >= 0) || !isfinite(*out))
+        return copse_fail(L->err, COPSE_E_FORMAT, "%s: metadata '%s' is %g, not a number >= 0",
+                          path_of(L), key, (double)*out);
+    return COPSE_OK;
+}
+
 /*
-** Gemma 3's local layers: as in llama.cpp, a window from
-** attention.sliding_window (absent or 0: every layer global), of every
-** attention.sliding_window_pattern layers (6 when absent) all but the
-** last local, or a pattern given as one bool a layer; the local layers
-** rotate with rope.freq_base_swa (10000 when absent) and no scaling.
-** Scores are scaled by 1/sqrt(head size), but 1/sqrt(n_embd / n_head)
-** in the 27B model (62 layers), as llama.cpp and Google's code do. A
-** final logit softcap is not implemented: refused.
+** The Gemma family, as llama.cpp runs it. All scale the embedding by
+** sqrt(n_embd) and gate with GELU. Gemma 2 and 3 have local layers: a
+** window from attention.sliding_window (Gemma 2: 4096 when absent; Gemma
+** 3: none when absent or 0), of every attention.sliding_window_pattern
+** layers (2 and 6 when absent) all but the last local, or a pattern
+** given as one bool a layer. The local layers rotate with
+** rope.freq_base_swa: when absent, the global base for Gemma 2 and
+** 10000, unscaled, for Gemma 3. Gemma 2 caps the scores and the logits,
+** s -> cap tanh(s / cap), with attn_logit_softcapping and
+** final_logit_softcapping (50 and 30 when absent); Gemma 3 only the
+** logits, and only where the key says so. Scores are scaled by 1/sqrt(head
+** size), but 1/sqrt(n_embd / n_head) in the 27B models (46 and 62
+** layers), as llama.cpp and Google's code do.
 */
 static int read_gemma(loader *L)
 {
     copse_model *m = L->m;
     copse_model_info *hp = &m->info;
+    int v3 = !strcmp(L->arch->name, "gemma3"), rc;
     char key[128];
-    uint32_t window = 0;
-    float cap = 0;
-    int rc;
+    uint32_t window = v3 ? 0 : 4096;
     m->embd_scale = sqrtf((float)hp->n_embd);
     m->gelu = 1;
-    if (hp->n_layer == 62)
+    if (L->arch->gemma < 2)
+        return COPSE_OK;
+    if (hp->n_layer == (v3 ? 62 : 46))
         m->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
-    arch_key(L, "final_logit_softcapping", key, sizeof key);
-    if ((rc = gguf_get_f32(m->gguf, key, &cap, L->err)) && rc != COPSE_E_ARG)
+    if ((rc = read_cap(L, "final_logit_softcapping", v3 ? 0 : 30, &m->final_softcap)) ||
+        (!v3 && (rc = read_cap(L, "attn_logit_softcapping", 50, &m->attn_softcap))))
         return rc;
-    if (cap != 0)
-        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: %s (%g) is not supported", path_of(L), key,
-                          (double)cap);
     arch_key(L, "attention.sliding_window", key, sizeof key);
     if ((rc = gguf_get_u32(m->gguf, key, &window, L->err)) && rc != COPSE_E_ARG)
         return rc;
@@ -251,10 +276,11 @@ static int read_gemma(loader *L)
         if (L->swa_layers->n != (uint64_t)hp->n_layer)
             return copse_fail(L->err, COPSE_E_FORMAT, "%s: '%s' has %llu values for %d layers", path_of(L),
                               key, (unsigned long long)L->swa_layers->n, hp->n_layer);
-    } else if ((rc = read_dim(L, "attention.sliding_window_pattern", 6, &L->swa_step))) {
+    } else if ((rc = read_dim(L, "attention.sliding_window_pattern", v3 ? 6 : 2, &L->swa_step))) {
         return rc;
     }
-    return read_real(L, "rope.freq_base_swa", 10000.0f, &L->rope_base_swa);
+    L->swa_scaled = !v3;
+    return read_real(L, "rope.freq_base_swa", v3 ? 10000.0f : hp->rope_base, &L->rope_base_swa);
 }
 
 /* Whether layer il is local (read_gemma). */
@@ -463,7 +489,7 @@ static int load_layer(loader *L, int il, model_layer *y)
 {
     const copse_model_info *hp = &L->m->info;
     int d = hp->n_embd, q = hp->n_head * hp->head_dim, kv = hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
-    int bias = L->arch->qkv_bias, qk_norm = L->arch->qk_norm, gemma = L->arch->gemma, hd = hp->head_dim;
+    int bias = L->arch->qkv_bias, qk_norm = L->arch->qk_norm, post = L->arch->gemma > 1, hd = hp->head_dim;
     char b[64];
     const gguf_tensor *tq, *tk, *tv, *tg, *tu, *fused = NULL;
     gguf_tensor part[3];
@@ -487,9 +513,9 @@ static int load_layer(loader *L, int il, model_layer *y)
         (rc = tensor(L, blk(b, il, "attn_v.bias"), kv, 0, bias, &y->bv)) ||
         (rc = tensor(L, blk(b, il, "attn_q_norm.weight"), hd, 0, qk_norm, &y->q_norm)) ||
         (rc = tensor(L, blk(b, il, "attn_k_norm.weight"), hd, 0, qk_norm, &y->k_norm)) ||
-        (rc = tensor(L, blk(b, il, "post_attention_norm.weight"), d, 0, gemma, &y->post_attn_norm)) ||
+        (rc = tensor(L, blk(b, il, "post_attention_norm.weight"), d, 0, post, &y->post_attn_norm)) ||
         (rc = tensor(L, blk(b, il, "ffn_norm.weight"), d, 0, 1, &y->ffn_norm)) ||
-        (rc = tensor(L, blk(b, il, "post_ffw_norm.weight"), d, 0, gemma, &y->post_ffn_norm)) ||
+        (rc = tensor(L, blk(b, il, "post_ffw_norm.weight"), d, 0, post, &y->post_ffn_norm)) ||
         (rc = matrix(L, blk(b, il, "ffn_down.weight"), ff, d, &y->w_down)))
         return rc;
     gguf_tensor gate_up[2];
@@ -550,7 +576,8 @@ static int load_rope(loader *L, float scale)
     copse_model *m = L->m;
     int half = m->info.n_rot / 2, rc;
     const float *freqs, *f_long, *f_short, base = m->info.rope_base;
-    if (m->swa_window && (rc = rope_table(L, L->rope_base_swa, 1, NULL, "", &m->rope_inv_freq_swa)))
+    if (m->swa_window && (rc = rope_table(L, L->rope_base_swa, L->swa_scaled ? scale : 1, NULL, "",
+                                          &m->rope_inv_freq_swa)))
         return rc;
     if ((rc = tensor(L, "rope_freqs.weight", half, 0, 0, &freqs)) ||
         (rc = tensor(L, "rope_factors_long.weight", half, 0, 0, &f_long)) ||

@@ -46,15 +46,16 @@ typedef struct model_layer {
     const float *q_norm, *k_norm;       /* [head_dim] RMS norm weights of each query and key
                                            head before rope (qwen3), NULL when absent */
     const float *post_attn_norm;        /* [n_embd] RMS norm of attention's output before the
-                                           residual add (gemma3), else NULL */
+                                           residual add (Gemma 2 and 3), else NULL */
     const float *ffn_norm;              /* [n_embd] */
     const float *post_ffn_norm;         /* [n_embd] the same for the FFN's output */
-    model_matrix w_gate, w_up, w_down;  /* SwiGLU: down(silu(gate x) * up x); GELU for gemma3 */
+    model_matrix w_gate, w_up, w_down;  /* SwiGLU: down(silu(gate x) * up x); GELU for Gemma */
     model_matrix w_gate_up;
     int          gate_up_run;           /* rows; n_ff when gate and up are side by side */
     int          no_rope;               /* queries and keys unrotated (smollm3's NoPE layers) */
     int          local;                 /* attends to the last swa_window positions only, with
-                                           the rope_inv_freq_swa angles (gemma3's local layers) */
+                                           the rope_inv_freq_swa angles (Gemma 2 and 3's local
+                                           layers) */
 } model_layer;
 
 struct copse_model {
@@ -71,8 +72,10 @@ struct copse_model {
     const double    *rope_inv_freq_swa; /* the local layers' angles (their own base, no
                                            scaling), NULL when no layer is local */
     int              swa_window;        /* positions a local layer attends to (0: none is) */
-    float            attn_scale;        /* of the scores: 1/sqrt(head_dim) but for Gemma 3 27B */
-    float            embd_scale;        /* the token embedding's: sqrt(n_embd) for gemma3, else 1 */
+    float            attn_scale;        /* of the scores: 1/sqrt(head_dim) but for Gemma 2 and 3 27B */
+    float            attn_softcap;      /* > 0: scores s become cap tanh(s / cap) (Gemma 2) */
+    float            final_softcap;     /* > 0: the same for the logits (Gemma 2, some Gemma 3) */
+    float            embd_scale;        /* the token embedding's: sqrt(n_embd) for Gemma, else 1 */
     int              gelu;              /* the FFN gates with GELU (tanh form), not SiLU */
 
     const q8_kernels *tier;             /* int8 kernels; NULL on the reference path */

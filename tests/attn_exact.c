@@ -19,10 +19,10 @@ void attnx_fill(float *x, size_t n, uint64_t *rng)
 /* One fold of queries [i0, i1) of nq reading positions [from[i],
 ** n_pos[i]) by the kernels k, from the given start states; keys and
 ** values as floats, or halves if f16 (kt16, v16), n_blocks blocks one
-** after the other. */
+** after the other; scores under a soft cap when cap > 0. */
 static void run_fold(const attn_kernels *k, int i0, int i1, int nq, int hd, int n_blocks, const float *q,
                      const int *from, const int *n_pos, const float *kt, const float *v, const uint16_t *kt16, const uint16_t *v16,
-                     int f16, float *m, float *l, float *o)
+                     int f16, float cap, float *m, float *l, float *o)
 {
     static float s[ATTN_TILE * ATTN_SPAN * KV_BLOCK];
     const float *qs[ATTN_CHUNK];
@@ -32,7 +32,7 @@ static void run_fold(const attn_kernels *k, int i0, int i1, int nq, int hd, int 
         state[i - i0] = nq - 1 - i;   /* states in another order than the queries */
     }
     attn_fold f = { .nq = i1 - i0, .hd = hd, .n_blocks = n_blocks, .f16 = f16, .q = qs, .from = from + i0, .n_pos = n_pos + i0,
-                    .first = i0, .total = nq, .state = state, .scale = 0.125f, .m = m, .l = l, .o = o, .s = s };
+                    .first = i0, .total = nq, .state = state, .scale = 0.125f, .softcap = cap, .m = m, .l = l, .o = o, .s = s };
     for (int b = 0; b < n_blocks; b++) {
         size_t at = (size_t)b * hd * KV_BLOCK;
         f.k[b] = f16 ? (const void *)(kt16 + at) : (const void *)(kt + at);
@@ -59,6 +59,7 @@ static void check_folds(const attn_kernels *k, int hd_step, int f16, exact_stats
             for (int n_blocks = 1; n_blocks <= ATTN_SPAN; n_blocks++)
                 for (int last = 1; last <= KV_BLOCK; last += 5) {
                     int n_pos[11], from[11], reach = 0;
+                    float cap = last % 2 ? 0.6f : 0;   /* a soft cap (Gemma 2) on every other shape */
                     for (int i = 0; i < nq; i++) {
                         n_pos[i] = (n_blocks - 1) * KV_BLOCK + (i % 3 == 0 ? last : 1 + (last * 7 + i) % KV_BLOCK);
                         reach = n_pos[i] > reach ? n_pos[i] : reach;
@@ -81,9 +82,9 @@ static void check_folds(const attn_kernels *k, int hd_step, int f16, exact_stats
                             for (int d = 0; d < hd; d++)
                                 o[c][i * hd + d] = i % 2 ? 0 : 0.25f;
                         }
-                    run_fold(&attn_scalar, 0, nq, nq, hd, n_blocks, q, from, n_pos, kt, v, kt16, v16, f16, m[0], l[0],
+                    run_fold(&attn_scalar, 0, nq, nq, hd, n_blocks, q, from, n_pos, kt, v, kt16, v16, f16, cap, m[0], l[0],
                              o[0]);
-                    run_fold(k, 0, nq, nq, hd, n_blocks, q, from, n_pos, kt, v, kt16, v16, f16, m[1], l[1], o[1]);
+                    run_fold(k, 0, nq, nq, hd, n_blocks, q, from, n_pos, kt, v, kt16, v16, f16, cap, m[1], l[1], o[1]);
                     for (int i = 0; i < nq; i++) {
                         exact_check(st, k->name, fabsf(m[1][i] - m[0][i]) <= 1e-5f * (1 + fabsf(m[0][i])),
                                     "hd %d nq %d blocks %d f16 %d: m %g vs %g", hd, nq, n_blocks, f16, m[1][i],
@@ -159,6 +160,7 @@ void attnx_check_split(const attn_kernels *k, int f16, exact_stats *st)
     for (int nq = 1; nq <= NQ; nq++)
         for (int n_blocks = 1; n_blocks <= ATTN_SPAN; n_blocks++) {
             int n_pos[NQ], from[NQ];
+            float cap = n_blocks % 3 == 0 ? 0.8f : 0;
             for (int i = 0; i < nq; i++) {
                 n_pos[i] = (n_blocks - 1) * KV_BLOCK + 1 + (i * 5 + n_blocks) % KV_BLOCK;
                 from[i] = i % 3 == 2 ? (i + n_blocks) % (n_pos[i] < KV_BLOCK ? n_pos[i] : KV_BLOCK) : 0;
@@ -170,11 +172,11 @@ void attnx_check_split(const attn_kernels *k, int f16, exact_stats *st)
                         for (int d = 0; d < HD; d++)
                             o[x][i * HD + d] = i % 2 ? 0 : 0.125f;
                     }
-                run_fold(k, 0, nq, nq, HD, n_blocks, q, from, n_pos, kt, v, kt16, v16, f16, m[0], l[0], o[0]);
+                run_fold(k, 0, nq, nq, HD, n_blocks, q, from, n_pos, kt, v, kt16, v16, f16, cap, m[0], l[0], o[0]);
                 if (cut > 0)
-                    run_fold(k, 0, cut, nq, HD, n_blocks, q, from, n_pos, kt, v, kt16, v16, f16, m[1], l[1], o[1]);
+                    run_fold(k, 0, cut, nq, HD, n_blocks, q, from, n_pos, kt, v, kt16, v16, f16, cap, m[1], l[1], o[1]);
                 if (cut < nq)
-                    run_fold(k, cut, nq, nq, HD, n_blocks, q, from, n_pos, kt, v, kt16, v16, f16, m[1], l[1], o[1]);
+                    run_fold(k, cut, nq, nq, HD, n_blocks, q, from, n_pos, kt, v, kt16, v16, f16, cap, m[1], l[1], o[1]);
                 exact_check(st, k->name,
                             !memcmp(m[0], m[1], nq * sizeof(float)) && !memcmp(l[0], l[1], nq * sizeof(float))
                                 && !memcmp(o[0], o[1], (size_t)nq * HD * sizeof(float)),

@@ -34,6 +34,8 @@ static const char *const goldens[] = {
     MODELS "/tiny-smollm3",           /* layer 4 of 4 without rope (NoPE) */
     MODELS "/tiny-phi3-long",         /* LongRoPE's long factors and attn_factor, rope over 8 of 16 */
     MODELS "/tiny-gemma3",            /* local layers (window 11 of 40 positions), post norms, GELU */
+    MODELS "/tiny-gemma",             /* embedding times sqrt(n_embd), GELU */
+    MODELS "/tiny-gemma2",            /* even layers local, soft caps on scores and logits */
     MODELS "/tiny-llama-blocks",      /* every block format (Q4_0 ... IQ4_XS), one per matrix in turn */
     MODELS "/tiny-qwen2-q4k",         /* Q4_K: q/k/v and gate/up stacked in a super-block format */
     "models/math-policy-f16",         /* the bundled policy, trained: golden from PyTorch (float64) */
@@ -232,7 +234,8 @@ static copse_model *gemma_with(const char *key, uint32_t type, const void *data,
 /*
 ** Gemma 3's local layers as one bool a layer: the default pattern spelt
 ** out gives the same logits, another pattern others; a pattern of the
-** wrong length, and a final logit softcap (not implemented), are refused.
+** wrong length is refused. A final soft cap applies to the logits; a
+** negative one is refused.
 */
 START_TEST(gemma_local_layers_by_pattern)
 {
@@ -266,11 +269,24 @@ START_TEST(gemma_local_layers_by_pattern)
     free(image);
     ck_assert_int_eq(rc, COPSE_E_FORMAT);
     ck_assert_msg(strstr(e.msg, "'gemma3.attention.sliding_window_pattern' has 5 values for 6 layers"), "%s", e.msg);
-    float cap = 30;
+    /* a final soft cap, as some Gemma 3 files declare: logits l -> cap tanh(l / cap) */
+    float cap = 5;
+    copse_model *m = gemma_with("gemma3.final_logit_softcapping", GGUF_TYPE_FLOAT32, &cap, 1, &e, &rc, &image);
+    ck_assert_msg(rc == COPSE_OK, "%s", e.msg);
+    copse_ctx *c = new_ctx(m, 0);
+    float *got = batch_logits(c, g.tok, g.n, g.n_vocab);
+    for (size_t i = 0; i < (size_t)g.n * g.n_vocab; i++)
+        ck_assert_msg(fabsf(got[i] - cap * tanhf(g.logits[i] / cap)) < 1e-3f, "logit %zu: %g, golden %g capped %g", i,
+                      (double)got[i], (double)g.logits[i], (double)(cap * tanhf(g.logits[i] / cap)));
+    free(got);
+    copse_ctx_free(c);
+    copse_model_free(m);
+    free(image);
+    cap = -1;
     ck_assert_ptr_null(gemma_with("gemma3.final_logit_softcapping", GGUF_TYPE_FLOAT32, &cap, 1, &e, &rc, &image));
     free(image);
-    ck_assert_int_eq(rc, COPSE_E_UNSUPPORTED);
-    ck_assert_msg(strstr(e.msg, "gemma3.final_logit_softcapping (30) is not supported"), "%s", e.msg);
+    ck_assert_int_eq(rc, COPSE_E_FORMAT);
+    ck_assert_msg(strstr(e.msg, "metadata 'gemma3.final_logit_softcapping' is -1, not a number >= 0"), "%s", e.msg);
     free(g.buf);
 }
 END_TEST
