@@ -1,7 +1,7 @@
 /*
 ** mkmodel: write a GGUF model of any llama / qwen2 / qwen3 / phi3 / smollm3 / gemma / gemma2 /
-** gemma3 shape with seeded random weights, for tests and benchmarks. The same arguments give the
-** same bytes.
+** gemma3 / granite shape with seeded random weights, for tests and benchmarks. The same arguments
+** give the same bytes.
 **
 ** The tokenizer inside is either a synthetic byte-level BPE vocabulary of
 ** exactly n_vocab tokens (the 256 bytes, a few control tokens, then merges
@@ -34,42 +34,51 @@ typedef struct shape {
                             (0: key not written, so the global base) */
     float attn_softcap;  /* gemma2: > 0 writes attn_logit_softcapping */
     float final_softcap; /* gemma2, gemma3: > 0 writes final_logit_softcapping */
+    /* granite: each > 0 writes its key: embedding_scale (the embeddings' factor),
+       residual_scale (each sublayer's output's, before it is added back), attention.scale (the
+       scores', for 1/sqrt(head_dim)) and logit_scale (the logits' divisor) */
+    float embd_scale, residual_scale, attn_scale, logit_scale;
 } shape;
 
 /* Columns: preset, arch, n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, head_dim, n_rot,
 ** n_ctx, rope_base, eps, tied, bias, rope_freqs, rope_scale, rope_factors, window, rope_base_swa,
-** attn_softcap, final_softcap. */
+** attn_softcap, final_softcap, embd_scale, residual_scale, attn_scale, logit_scale. */
 static const shape presets[] = {
-    /* SmolLM2-135M, Qwen2.5-0.5B, Qwen3-0.6B, Gemma-2-2B and Gemma-3-1B shapes */
-    { "smol",    "llama", 49152,  576, 30,  9, 3, 1536, 0, 0,  8192, 1e5f, 1e-5f, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
-    { "qwen05",  "qwen2", 151936, 896, 24, 14, 2, 4864, 0, 0, 32768, 1e6f, 1e-6f, 1, 1, 0, 0, 0, 0, 0, 0, 0 },
-    { "qwen3-06", "qwen3", 151936, 1024, 28, 16, 8, 3072, 128, 0, 40960, 1e6f, 1e-6f, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
-    { "gemma2-2b", "gemma2", 256000, 2304, 26, 8, 4, 9216, 256, 0, 8192, 1e4f, 1e-6f, 1, 0, 0, 0, 0, 4096, 0, 50, 30 },
-    { "gemma3-1b", "gemma3", 262144, 1152, 26, 4, 1, 6912, 256, 0, 32768, 1e6f, 1e-6f, 1, 0, 0, 0, 0, 512, 1e4f, 0, 0 },
+    /* SmolLM2-135M, Qwen2.5-0.5B, Qwen3-0.6B, Gemma-2-2B, Gemma-3-1B and Granite-3.1-2B shapes */
+    { "smol",    "llama", 49152,  576, 30,  9, 3, 1536, 0, 0,  8192, 1e5f, 1e-5f, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+    { "qwen05",  "qwen2", 151936, 896, 24, 14, 2, 4864, 0, 0, 32768, 1e6f, 1e-6f, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+    { "qwen3-06", "qwen3", 151936, 1024, 28, 16, 8, 3072, 128, 0, 40960, 1e6f, 1e-6f, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+    { "gemma2-2b", "gemma2", 256000, 2304, 26, 8, 4, 9216, 256, 0, 8192, 1e4f, 1e-6f, 1, 0, 0, 0, 0, 4096, 0, 50, 30, 0, 0, 0, 0 },
+    { "gemma3-1b", "gemma3", 262144, 1152, 26, 4, 1, 6912, 256, 0, 32768, 1e6f, 1e-6f, 1, 0, 0, 0, 0, 512, 1e4f, 0, 0, 0, 0, 0, 0 },
+    { "granite-2b", "granite", 49155, 2048, 40, 32, 8, 8192, 0, 0, 131072, 5e6f, 1e-5f, 1, 0, 0, 0, 0, 0, 0, 0, 0, 12, 0.22f, 0.015625f, 8 },
     /* tiny models for the tests: vocab 320 = 256 bytes + 3 control + 61 merges */
-    { "tiny-llama",            "llama", 320, 64, 2, 4, 4, 96, 0,  0, 64, 1e4f, 1e-5f, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
-    { "tiny-llama-gqa-untied", "llama", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
-    { "tiny-qwen2",            "qwen2", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e6f, 1e-6f, 1, 1, 0, 0, 0, 0, 0, 0, 0 },
+    { "tiny-llama",            "llama", 320, 64, 2, 4, 4, 96, 0,  0, 64, 1e4f, 1e-5f, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+    { "tiny-llama-gqa-untied", "llama", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+    { "tiny-qwen2",            "qwen2", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e6f, 1e-6f, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     /* head size 24, not n_embd / n_head; per-pair rope factors (Llama 3.1 style) */
-    { "tiny-llama-wide",       "llama", 320, 64, 2, 4, 1, 96, 24, 0, 64, 1e4f, 1e-5f, 0, 0, 1, 0, 0, 0, 0, 0, 0 },
+    { "tiny-llama-wide",       "llama", 320, 64, 2, 4, 1, 96, 24, 0, 64, 1e4f, 1e-5f, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     /* per-head q/k norms, head size 24 with n_embd / n_head 16, as Qwen3's 128 with 64 */
-    { "tiny-qwen3",            "qwen3", 320, 64, 2, 4, 2, 96, 24, 0, 64, 1e6f, 1e-6f, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
+    { "tiny-qwen3",            "qwen3", 320, 64, 2, 4, 2, 96, 24, 0, 64, 1e6f, 1e-6f, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     /* Q, K and V in one matrix, gate and up in another */
-    { "tiny-phi3",             "phi3",  320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+    { "tiny-phi3",             "phi3",  320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     /* LongRoPE over 8 of 16 dimensions, as Phi-4-mini rotates 96 of 128 */
-    { "tiny-phi3-long",        "phi3",  320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 1, 0, 0, 0, 0 },
+    { "tiny-phi3-long",        "phi3",  320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
     /* 4 layers: the fourth attends without rope */
-    { "tiny-smollm3",          "smollm3", 320, 64, 4, 4, 2, 96, 0, 0, 64, 1e4f, 1e-5f, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
+    { "tiny-smollm3",          "smollm3", 320, 64, 4, 4, 2, 96, 0, 0, 64, 1e4f, 1e-5f, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     /* Gemma 1: embeddings x sqrt(n_embd), GELU gating, rope over halves, always tied; head size 32 */
-    { "tiny-gemma",            "gemma", 320, 64, 2, 4, 2, 96, 32, 0, 64, 1e4f, 1e-6f, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
+    { "tiny-gemma",            "gemma", 320, 64, 2, 4, 2, 96, 32, 0, 64, 1e4f, 1e-6f, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     /* Gemma 2: layers 0 and 2 local (a window of 11), 1 and 3 global, one rope base; norms after
        attention and FFN; scores and logits softcapped, the caps small enough to bite */
-    { "tiny-gemma2",           "gemma2", 320, 64, 4, 4, 2, 96, 32, 0, 64, 1e4f, 1e-6f, 1, 0, 0, 0, 0, 11, 0, 1.5f, 6 },
+    { "tiny-gemma2",           "gemma2", 320, 64, 4, 4, 2, 96, 32, 0, 64, 1e4f, 1e-6f, 1, 0, 0, 0, 0, 11, 0, 1.5f, 6, 0, 0, 0, 0 },
     /* 6 layers, the sixth global (rope base 1e6, linear scaling x2), the others local (a window
        of 11, base 1e4, unscaled); head size 32, so Q is 128 wide against a width of 64 */
-    { "tiny-gemma3",           "gemma3", 320, 64, 6, 4, 1, 96, 32, 0, 64, 1e6f, 1e-6f, 1, 0, 0, 2, 0, 11, 1e4f, 0, 0 },
+    { "tiny-gemma3",           "gemma3", 320, 64, 6, 4, 1, 96, 32, 0, 64, 1e6f, 1e-6f, 1, 0, 0, 2, 0, 11, 1e4f, 0, 0, 0, 0, 0, 0 },
+    /* Granite 3: llama's layout with Granite's embedding, residual and logit scales (12, 0.22,
+       8); the scores scaled by 0.75, not 1/sqrt(16) (Granite's own 1/128 or 1/64 would flatten
+       the random scores and hide rope); separate output */
+    { "tiny-granite",          "granite", 320, 64, 2, 4, 2, 96, 0, 0, 64, 1e4f, 1e-6f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 0.22f, 0.75f, 8 },
     /* rope over 8 of 16 dimensions (llama.cpp refuses this shape), linear scaling */
-    { "tiny-qwen2-rot",        "qwen2", 320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-6f, 1, 1, 0, 4, 0, 0, 0, 0, 0 },
+    { "tiny-qwen2-rot",        "qwen2", 320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-6f, 1, 1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
 };
 #define N_PRESETS (int)(sizeof presets / sizeof presets[0])
 
@@ -611,10 +620,15 @@ static int add_hparams(gguf_writer *w, const shape *sh, uint32_t file_type)
     /* gemma3: llama.cpp's default is 1e4 too, but real files write it; gemma2's files don't */
     if (gemma3 || sh->rope_base_swa > 0)
         rc = rc || gguf_writer_add_f32(w, KEY("rope.freq_base_swa"), sh->rope_base_swa);
-    if (sh->attn_softcap > 0)
-        rc = rc || gguf_writer_add_f32(w, KEY("attn_logit_softcapping"), sh->attn_softcap);
-    if (sh->final_softcap > 0)
-        rc = rc || gguf_writer_add_f32(w, KEY("final_logit_softcapping"), sh->final_softcap);
+    /* gemma2's and gemma3's caps, granite's scales: each written only when positive */
+    const struct { const char *key; float v; } opt[] = {
+        { "attn_logit_softcapping", sh->attn_softcap }, { "final_logit_softcapping", sh->final_softcap },
+        { "embedding_scale", sh->embd_scale },          { "residual_scale", sh->residual_scale },
+        { "attention.scale", sh->attn_scale },          { "logit_scale", sh->logit_scale },
+    };
+    for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++)
+        if (opt[i].v > 0)
+            rc = rc || gguf_writer_add_f32(w, KEY(opt[i].key), opt[i].v);
 #undef KEY
     return rc;
 }
@@ -627,7 +641,8 @@ static void usage(FILE *f)
         "usage: mkmodel [--preset NAME] [OPTIONS] -o FILE.gguf\n"
         "Write a GGUF model with seeded random weights.\n\n"
         "  --preset NAME      start from a preset shape (below); options override it\n"
-        "  --arch A           llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2 or gemma3\n"
+        "  --arch A           llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2, gemma3 or\n"
+        "                     granite\n"
         "  --n-vocab N --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N\n"
         "  --head-dim N       head size (default n_embd / n_head)\n"
         "  --n-rot N          dimensions rope rotates (default the head size)\n"
@@ -644,6 +659,11 @@ static void usage(FILE *f)
         "                     (llama.cpp then caps at 50)\n"
         "  --final-softcap F  gemma2, gemma3: final_logit_softcapping, 0 to leave it out\n"
         "                     (gemma2 is then capped at 30, gemma3 not at all)\n"
+        "  --embd-scale F --residual-scale F --attn-scale F --logit-scale F\n"
+        "                     granite: embedding_scale, residual_scale, attention.scale\n"
+        "                     and logit_scale (the granite presets give all four); 0 leaves\n"
+        "                     the key out: a factor of 1, 1/sqrt(head size) for the scores,\n"
+        "                     and no logit_scale is a file llama.cpp refuses\n"
         "  --rope-freqs 0|1   write rope_freqs.weight with random factors\n"
         "  --rope-factors 0|1 LongRoPE: random short and long factors (phi3), an original\n"
         "                     context of n_ctx / 2 and its attn_factor\n"
@@ -689,7 +709,7 @@ static int parse_float(const char *opt, const char *s, float *out)
     return 0;
 }
 
-/* A softcap: a positive number, or 0 for none (the key left out). */
+/* A softcap or a granite scale: a positive number, or 0 for none (the key left out). */
 static int parse_cap(const char *opt, const char *s, float *out)
 {
     if (s && !strcmp(s, "0")) {
@@ -720,6 +740,23 @@ static int *int_option(options *o, const char *name)
         &o->sh.n_vocab, &o->sh.n_embd, &o->sh.n_layer, &o->sh.n_head, &o->sh.n_head_kv, &o->sh.n_ff,
         &o->sh.head_dim, &o->sh.n_rot, &o->sh.n_ctx, &o->sh.tied, &o->sh.bias, &o->sh.rope_freqs,
         &o->sh.rope_factors, &o->sh.window,
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(name, names[i]))
+            return dest[i];
+    return NULL;
+}
+
+/* The options parse_cap reads and where each goes. */
+static float *cap_option(options *o, const char *name)
+{
+    static const char *const names[] = {
+        "--attn-softcap", "--final-softcap", "--embd-scale", "--residual-scale", "--attn-scale",
+        "--logit-scale",
+    };
+    float *const dest[] = {
+        &o->sh.attn_softcap, &o->sh.final_softcap, &o->sh.embd_scale, &o->sh.residual_scale,
+        &o->sh.attn_scale, &o->sh.logit_scale,
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(name, names[i]))
@@ -778,6 +815,7 @@ static int parse_args(int argc, char **argv, options *o)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long n;
         int *dest = int_option(o, a);
+        float *cap;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             exit(0);
@@ -796,12 +834,12 @@ static int parse_args(int argc, char **argv, options *o)
             continue;
         } else if (!strcmp(a, "--arch")) {
             static const char *const archs[] = { "llama", "qwen2", "qwen3", "phi3", "smollm3",
-                                                 "gemma", "gemma2", "gemma3" };
+                                                 "gemma", "gemma2", "gemma3", "granite" };
             size_t k = 0, n_archs = sizeof archs / sizeof archs[0];
             while (k < n_archs && strcmp(v, archs[k]))
                 k++;
             if (k == n_archs) {
-                fprintf(stderr, "mkmodel: --arch takes llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2 or gemma3\n");
+                fprintf(stderr, "mkmodel: --arch takes llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2, gemma3 or granite\n");
                 return -1;
             }
             o->sh.arch = archs[k];
@@ -817,8 +855,8 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--rope-base-swa")) {
             if (parse_float(a, v, &o->sh.rope_base_swa))
                 return -1;
-        } else if (!strcmp(a, "--attn-softcap") || !strcmp(a, "--final-softcap")) {
-            if (parse_cap(a, v, a[2] == 'a' ? &o->sh.attn_softcap : &o->sh.final_softcap))
+        } else if ((cap = cap_option(o, a))) {
+            if (parse_cap(a, v, cap))
                 return -1;
         } else if (!strcmp(a, "--type")) {
             if (parse_type(v, o))
@@ -883,6 +921,9 @@ static int check_shape(options *o)
         bad = "--final-softcap is gemma2's and gemma3's";
     else if (sh->rope_base_swa > 0 && !gemma2 && !gemma3)
         bad = "--rope-base-swa is gemma2's and gemma3's";
+    else if ((sh->embd_scale > 0 || sh->residual_scale > 0 || sh->attn_scale > 0 || sh->logit_scale > 0) &&
+             strcmp(sh->arch, "granite"))
+        bad = "--embd-scale, --residual-scale, --attn-scale and --logit-scale are granite's";
     if (bad) {
         fprintf(stderr, "mkmodel: %s\n", bad);
         return -1;
