@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Reference forward pass for copse's test goldens, independent of the C code.
 
-Reads a llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2 or gemma3 GGUF with its own parser,
+Reads a llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2, gemma3 or granite GGUF with its own
+parser,
 runs the whole token sequence at once in float64 (causal mask, no cache) and writes every
 position's logits:
 
@@ -10,7 +11,7 @@ position's logits:
 Output (little-endian): b"CPLG", u32 version 1, u32 n_tokens, u32 n_vocab,
 i32 tokens[n_tokens], f32 logits[n_tokens][n_vocab].
 
-RoPE is written with complex numbers for llama and smollm3 (GGUF stores its Q/K rows
+RoPE is written with complex numbers for llama, smollm3 and granite (GGUF stores their Q/K rows
 permuted so dimensions 2i, 2i+1 form one complex value) and with the
 rotate-half formula for the others (dimension i pairs with i + n_rot/2).
 
@@ -26,6 +27,11 @@ cap = attn_logit_softcapping (50 when absent), and the logits likewise with
 final_logit_softcapping (30 when absent). gemma3: local layers only with
 attention.sliding_window set, pattern 6 when absent, rotated with rope.freq_base_swa
 (default 1e4) unscaled; final_logit_softcapping only when present.
+
+granite: llama's layout and four scales as llama.cpp reads them, where 0 or absent means none:
+the embeddings times embedding_scale, each sublayer's output times residual_scale before it is
+added back, the scores times attention.scale (for 1/sqrt(head size)), and the logits divided by
+logit_scale (which llama.cpp requires).
 Needs only numpy (Debian: python3-numpy).
 """
 import argparse
@@ -223,7 +229,8 @@ class Model:
     def __init__(self, path, n_ctx=None):
         meta, self.w = read_gguf(path)
         self.arch = arch = meta["general.architecture"]
-        if arch not in ("llama", "qwen2", "qwen3", "phi3", "smollm3", "gemma", "gemma2", "gemma3"):
+        if arch not in ("llama", "qwen2", "qwen3", "phi3", "smollm3", "gemma", "gemma2", "gemma3",
+                        "granite"):
             sys.exit(f"{path}: architecture {arch} not supported")
         hp = lambda key, default=None: meta.get(f"{arch}.{key}", default)
         if arch == "phi3":   # one matrix for Q, K and V, one for gate then up
@@ -241,6 +248,15 @@ class Model:
         # 1/sqrt(n_embd / n_head)
         big = (arch, n_layer) in (("gemma2", 46), ("gemma3", 62))
         self.kq_scale = 1 / np.sqrt(self.n_embd // self.n_head if big else self.head_dim)
+        # the embeddings' factor, each sublayer's output's and the logits' divisor
+        self.embd_scale, self.res_scale, self.logit_scale = 1.0, 1.0, 1.0
+        if self.gemma:
+            self.embd_scale = np.sqrt(self.n_embd)
+        if arch == "granite":
+            self.kq_scale = hp("attention.scale", 0) or self.kq_scale
+            self.embd_scale = hp("embedding_scale", 0) or 1.0
+            self.res_scale = hp("residual_scale", 0) or 1.0
+            self.logit_scale = hp("logit_scale") or sys.exit(f"{path}: granite without logit_scale")
         # softcaps: gemma2 always has both (llama.cpp's defaults 50 and 30), gemma3 a final one
         # when the file says so, the others none
         self.attn_softcap = hp("attn_logit_softcapping", 50.0) if arch == "gemma2" else 0
@@ -295,7 +311,7 @@ class Model:
         r = self.n_rot
         angle = pos[:, None, None] * freqs[None, None, :]
         y = x.copy()
-        if self.arch in ("llama", "smollm3"):
+        if self.arch in ("llama", "smollm3", "granite"):
             z = x[..., 0:r:2] + 1j * x[..., 1:r:2]
             z = z * np.exp(1j * angle) * self.mscale
             y[..., 0:r:2], y[..., 1:r:2] = z.real, z.imag
@@ -356,15 +372,13 @@ class Model:
 
     def logits(self, tokens):
         pos = np.arange(len(tokens), dtype=np.float64)
-        x = self.w["token_embd.weight"][tokens]
-        if self.gemma:
-            x = x * np.sqrt(self.n_embd)
+        x = self.w["token_embd.weight"][tokens] * self.embd_scale
         for i in range(self.n_layer):
             a = self.attention(self.norm(x, self.w[f"blk.{i}.attn_norm.weight"]), i, pos)
-            x = x + self.post_norm(a, i, "post_attention_norm")
+            x = x + self.post_norm(a, i, "post_attention_norm") * self.res_scale
             f = self.ffn(self.norm(x, self.w[f"blk.{i}.ffn_norm.weight"]), i)
-            x = x + self.post_norm(f, i, "post_ffw_norm")
-        y = self.norm(x, self.w["output_norm.weight"]) @ self.out.T
+            x = x + self.post_norm(f, i, "post_ffw_norm") * self.res_scale
+        y = self.norm(x, self.w["output_norm.weight"]) @ self.out.T / self.logit_scale
         return y if not self.softcap else self.softcap * np.tanh(y / self.softcap)
 
 
