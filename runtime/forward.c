@@ -1,6 +1,6 @@
 /*
-** The forward pass of a llama / qwen2 / qwen3 / phi3 / smollm3 / gemma / gemma2 / gemma3
-** transformer. Activations are f32;
+** The forward pass of a llama / qwen2 / qwen3 / phi3 / smollm3 / gemma / gemma2 / gemma3 /
+** granite transformer. Activations are f32;
 ** the matrices are int8 (q8.h) or, on the reference path the int8 one is
 ** tested against, f32 (model.h). Written to be read: the per-ISA work is
 ** in the kernels (q8_*, attention_*, vec_*).
@@ -22,7 +22,9 @@
 ** norm(Wo · ...), x += norm(Wdown · ...)) and have local layers: they
 ** attend to the last few positions only (a plan of their own,
 ** attention.h) and rotate with angles of their own. Gemma 2 caps scores
-** and logits softly, s -> cap tanh(s / cap).
+** and logits softly, s -> cap tanh(s / cap). Granite scales the
+** embedding, each sublayer's output before it is added back, the scores
+** and the logits by constants of the model.
 */
 #include <math.h>
 #include <stdlib.h>
@@ -201,6 +203,9 @@ static void residual_row(void *ctx, int r)
     float *x = f->x + r * d, *xb = f->xb + r * d;
     if (w->post)
         f->vec->rmsnorm(xb, xb, w->post, (int)d, f->m->info.rms_eps);
+    if (f->m->residual_scale != 1)
+        for (size_t i = 0; i < d; i++)
+            xb[i] *= f->m->residual_scale;
     if (!w->next) {
         f->vec->add(x, xb, d);
         return;
@@ -476,9 +481,11 @@ static void output(fwd_state *f, const fwd_row *rows, int n, float *logits, floa
     }
     if (k)
         matmul(f, logits, f->xb, k, &f->m->output);
-    float cap = f->m->final_softcap;
-    for (size_t i = 0; cap && i < (size_t)k * hp->n_vocab; i++)
-        logits[i] = cap * tanhf(logits[i] / cap);
+    float scale = f->m->logit_scale, cap = f->m->final_softcap;
+    for (size_t i = 0; (scale != 1 || cap) && i < (size_t)k * hp->n_vocab; i++) {
+        logits[i] *= scale;
+        logits[i] = cap ? cap * tanhf(logits[i] / cap) : logits[i];
+    }
 }
 
 typedef struct pass {

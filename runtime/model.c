@@ -34,17 +34,19 @@ typedef struct arch_desc {
     int          gemma;     /* 1: Gemma: embedding scaled by sqrt(n_embd), GELU; 2: Gemma 2 and
                                3 too: each sublayer's output RMS-normed before the residual add,
                                local layers, score and logit soft caps (read_gemma) */
+    int          granite;   /* scales of the embedding, residuals, scores and logits (read_granite) */
 } arch_desc;
 
 static const arch_desc archs[] = {
-    { "llama",   ROPE_ADJACENT, 0, 0, 0, 0, 0 },
-    { "qwen2",   ROPE_HALVES,   1, 0, 0, 0, 0 },
-    { "qwen3",   ROPE_HALVES,   0, 1, 0, 0, 0 },
-    { "phi3",    ROPE_HALVES,   0, 0, 1, 0, 0 },
-    { "smollm3", ROPE_ADJACENT, 0, 0, 0, 4, 0 },   /* layers 4, 8, ... attend without positions */
-    { "gemma",   ROPE_HALVES,   0, 0, 0, 0, 1 },
-    { "gemma2",  ROPE_HALVES,   0, 0, 0, 0, 2 },
-    { "gemma3",  ROPE_HALVES,   0, 1, 0, 0, 2 },
+    { "llama",   ROPE_ADJACENT, 0, 0, 0, 0, 0, 0 },
+    { "qwen2",   ROPE_HALVES,   1, 0, 0, 0, 0, 0 },
+    { "qwen3",   ROPE_HALVES,   0, 1, 0, 0, 0, 0 },
+    { "phi3",    ROPE_HALVES,   0, 0, 1, 0, 0, 0 },
+    { "smollm3", ROPE_ADJACENT, 0, 0, 0, 4, 0, 0 },   /* layers 4, 8, ... attend without positions */
+    { "gemma",   ROPE_HALVES,   0, 0, 0, 0, 1, 0 },
+    { "gemma2",  ROPE_HALVES,   0, 0, 0, 0, 2, 0 },
+    { "gemma3",  ROPE_HALVES,   0, 1, 0, 0, 2, 0 },
+    { "granite", ROPE_ADJACENT, 0, 0, 0, 0, 0, 1 },
 };
 
 /* Every dimension read from a file must lie in [1, MAX_DIM]: far above any
@@ -143,7 +145,7 @@ static int read_arch(loader *L)
         if (!strcmp(m->arch, archs[i].name))
             L->arch = &archs[i];
     if (!L->arch)
-        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: unknown architecture '%s' (copse runs llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2, gemma3)",
+        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: unknown architecture '%s' (copse runs llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2, gemma3, granite)",
                           path_of(L), m->arch);
     m->rope = L->arch->rope;
     return COPSE_OK;
@@ -281,6 +283,43 @@ static int read_gemma(loader *L)
     }
     L->swa_scaled = !v3;
     return read_real(L, "rope.freq_base_swa", v3 ? 10000.0f : hp->rope_base, &L->rope_base_swa);
+}
+
+/*
+** IBM Granite (dense): llama's layout with four scales, as llama.cpp
+** reads them. The embedding is multiplied by embedding_scale, each
+** sublayer's output by residual_scale before it is added back, the
+** scores by attention.scale instead of 1/sqrt(head size) (absent or 0:
+** the usual ones), and the logits divided by logit_scale (required).
+** Biases on the output and FFN products, which some derived models
+** carry, and the multimodal deepstack mapping, are not read: refused.
+*/
+static int read_granite(loader *L)
+{
+    copse_model *m = L->m;
+    static const char *const unread[] = { "attn_output.bias", "ffn_gate.bias", "ffn_up.bias", "ffn_down.bias" };
+    char key[128], name[64];
+    float embd, residual, attn, logit;
+    int rc;
+    if ((rc = read_cap(L, "embedding_scale", 0, &embd)) || (rc = read_cap(L, "residual_scale", 0, &residual)) ||
+        (rc = read_cap(L, "attention.scale", 0, &attn)) || (rc = read_real(L, "logit_scale", NAN, &logit)))
+        return rc;
+    m->embd_scale = embd ? embd : 1;
+    m->residual_scale = residual ? residual : 1;
+    m->attn_scale = attn ? attn : m->attn_scale;
+    m->logit_scale = 1 / logit;
+    arch_key(L, "deepstack_mapping", key, sizeof key);
+    if (gguf_get(m->gguf, key))
+        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: '%s' (multimodal input) is not supported", path_of(L),
+                          key);
+    for (int il = 0; il < m->info.n_layer; il++)
+        for (size_t i = 0; i < sizeof unread / sizeof unread[0]; i++) {
+            snprintf(name, sizeof name, "blk.%d.%s", il, unread[i]);
+            if (gguf_find_tensor(m->gguf, name))
+                return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: tensor '%s' is not supported", path_of(L),
+                                  name);
+        }
+    return COPSE_OK;
 }
 
 /* Whether layer il is local (read_gemma). */
@@ -671,7 +710,7 @@ static int load(loader *L, const char *path, int vocab_only, int weights_f32)
         if ((rc = read_str(L, "general.architecture", &m->arch)))
             return rc;
     } else if ((rc = read_arch(L)) || (rc = read_hparams(L, &rope_scale))
-               || (L->arch->gemma && (rc = read_gemma(L)))) {
+               || (L->arch->gemma && (rc = read_gemma(L))) || (L->arch->granite && (rc = read_granite(L)))) {
         return rc;
     }
     if ((rc = tokenizer_load(m->gguf, &m->tok, L->err)) || (rc = count_types(L)))
@@ -704,7 +743,7 @@ int copse_model_load(const char *path, const copse_model_params *params,
     copse_model *m = calloc(1, sizeof *m);
     if (!m)
         return copse_fail(err, COPSE_E_NOMEM, "out of memory");
-    m->embd_scale = 1;
+    m->embd_scale = m->residual_scale = m->logit_scale = 1;
     loader L = { .m = m, .err = err };
     int rc = load(&L, path, params->vocab_only, params->weights_f32);
     if (rc) {

@@ -76,6 +76,8 @@ struct copse_model {
     float            attn_softcap;      /* > 0: scores s become cap tanh(s / cap) (Gemma 2) */
     float            final_softcap;     /* > 0: the same for the logits (Gemma 2, some Gemma 3) */
     float            embd_scale;        /* the token embedding's: sqrt(n_embd) for Gemma, else 1 */
+    float            residual_scale;    /* of each sublayer's output before it is added back (Granite) */
+    float            logit_scale;       /* of the logits (Granite's 1 / logit_scale), else 1 */
     int              gelu;              /* the FFN gates with GELU (tanh form), not SiLU */
 
     const q8_kernels *tier;             /* int8 kernels; NULL on the reference path */

@@ -34,6 +34,9 @@ static const struct chat_style {
     /* the system message opens the first user turn */
     [CHAT_GEMMA]      = { "gemma", "gemma3", "<start_of_turn>user\n", "\n\n",
                           "<start_of_turn>user\n", "", "<end_of_turn>\n", "<start_of_turn>model\n", "" },
+    [CHAT_GRANITE]    = { "granite", "granite3", "<|start_of_role|>system<|end_of_role|>", "<|end_of_text|>\n",
+                          "<|start_of_role|>user<|end_of_role|>", "<|start_of_role|>user<|end_of_role|>",
+                          "<|end_of_text|>\n", "<|start_of_role|>assistant<|end_of_role|>", "" },
 };
 
 /* What a template must contain to be of a family, and what rules it out
@@ -49,6 +52,7 @@ static const struct signature {
     { CHAT_PHI3,   { "<|assistant|>", "<|end|>", NULL }, NULL },   /* as llama.cpp: Phi-4-mini
                                                                    builds <|user|> from the role */
     { CHAT_GEMMA,  { "<start_of_turn>", "<end_of_turn>", NULL }, NULL },
+    { CHAT_GRANITE, { "<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>" }, NULL },
     { CHAT_COPSE_MATH, { "Question: ", "Answer:", NULL }, NULL },
 };
 
@@ -126,7 +130,7 @@ int chat_format_for_gguf(const gguf_file *g, const char *name, chat_format *out,
     if (name) {
         if ((f = chat_format_by_name(name)) < 0)
             return copse_fail(err, COPSE_E_ARG, "unknown chat template '%s' (known: copse-math, "
-                              "chatml, llama3, llama2, phi3, gemma)", name);
+                              "chatml, llama3, llama2, phi3, gemma, granite)", name);
         *out = (chat_format)f;
         return COPSE_OK;
     }
@@ -137,7 +141,7 @@ int chat_format_for_gguf(const gguf_file *g, const char *name, chat_format *out,
             excerpt(&s, ex, sizeof ex);
             return copse_fail(err, COPSE_E_UNSUPPORTED, "%s: tokenizer.chat_template (\"%s...\") is "
                               "of no family copse knows; name one (copse-math, chatml, llama3, "
-                              "llama2, phi3, gemma)", g->path, ex);
+                              "llama2, phi3, gemma, granite)", g->path, ex);
         }
         *out = (chat_format)f;
         return COPSE_OK;

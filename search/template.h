@@ -26,15 +26,17 @@ typedef enum chat_format {
     CHAT_PHI3,        /* "<|user|>\n" user "<|end|>\n<|assistant|>\n" */
     CHAT_GEMMA,       /* "<start_of_turn>user\n" [system "\n\n"] user "<end_of_turn>\n"
                          "<start_of_turn>model\n" */
+    CHAT_GRANITE,     /* "<|start_of_role|>user<|end_of_role|>" user "<|end_of_text|>\n"
+                         "<|start_of_role|>assistant<|end_of_role|>" */
     CHAT_N_FORMATS
 } chat_format;
 
 /* The format's name: "copse-math", "chatml", "llama3", "llama2", "phi3",
-** "gemma". */
+** "gemma", "granite". */
 const char *chat_format_name(chat_format f);
 
 /* The format with that name (or an alias: "plain", "qwen", "llama-3",
-** "llama-2", "phi-3", "gemma3"), or -1. */
+** "llama-2", "phi-3", "gemma3", "granite3"), or -1. */
 int chat_format_by_name(const char *name);
 
 /* The format a tokenizer.chat_template (len bytes of Jinja source) is

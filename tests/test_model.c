@@ -36,6 +36,7 @@ static const char *const goldens[] = {
     MODELS "/tiny-gemma3",            /* local layers (window 11 of 40 positions), post norms, GELU */
     MODELS "/tiny-gemma",             /* embedding times sqrt(n_embd), GELU */
     MODELS "/tiny-gemma2",            /* even layers local, soft caps on scores and logits */
+    MODELS "/tiny-granite",           /* embedding, residual, score and logit scales */
     MODELS "/tiny-llama-blocks",      /* every block format (Q4_0 ... IQ4_XS), one per matrix in turn */
     MODELS "/tiny-qwen2-q4k",         /* Q4_K: q/k/v and gate/up stacked in a super-block format */
     "models/math-policy-f16",         /* the bundled policy, trained: golden from PyTorch (float64) */
@@ -196,29 +197,45 @@ START_TEST(longrope_bad_factor)
 }
 END_TEST
 
-/* tiny-gemma3 with extra metadata keys (key NULL: none), in memory. */
-static copse_model *gemma_with(const char *key, uint32_t type, const void *data, uint64_t n, copse_error *e,
-                               int *rc, uint8_t **image)
+/* A tiny model's file changed: key (NULL: none) added as an f32 or an
+** array of n values of type, drop (NULL: none) left out, and an F32
+** tensor extra (NULL: none) of 64 zeros added. */
+typedef struct edit {
+    const char *key;
+    uint32_t    type;
+    const void *data;
+    uint64_t    n;
+    const char *drop, *extra;
+} edit;
+
+/* The edited model loaded on the f32 path (NULL and *rc on failure); its
+** file's image in *image, for the caller to free. */
+static copse_model *load_edited(const char *name, const edit *ed, copse_error *e, int *rc, uint8_t **image)
 {
+    static const float zeros[64];
+    char path[256];
     gguf_file *g;
-    ck_assert_int_eq(gguf_open(MODELS "/tiny-gemma3.gguf", &g, e), COPSE_OK);
+    snprintf(path, sizeof path, MODELS "/%s.gguf", name);
+    ck_assert_int_eq(gguf_open(path, &g, e), COPSE_OK);
     gguf_writer *w = gguf_writer_new(3);
     for (uint64_t i = 0; i < g->n_kv; i++)
-        ck_assert_int_eq(gguf_writer_add_val(w, g->kv[i].key, &g->kv[i].val), COPSE_OK);
-    if (key && type == GGUF_TYPE_FLOAT32)
-        ck_assert_int_eq(gguf_writer_add_f32(w, key, *(const float *)data), COPSE_OK);
-    else if (key)
-        ck_assert_int_eq(gguf_writer_add_arr(w, key, type, data, n), COPSE_OK);
+        if (!ed->drop || strcmp(g->kv[i].key, ed->drop))
+            ck_assert_int_eq(gguf_writer_add_val(w, g->kv[i].key, &g->kv[i].val), COPSE_OK);
+    if (ed->key && ed->type == GGUF_TYPE_FLOAT32)
+        ck_assert_int_eq(gguf_writer_add_f32(w, ed->key, *(const float *)ed->data), COPSE_OK);
+    else if (ed->key)
+        ck_assert_int_eq(gguf_writer_add_arr(w, ed->key, ed->type, ed->data, ed->n), COPSE_OK);
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const gguf_tensor *t = &g->tensors[i];
         ck_assert_int_eq(gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data), COPSE_OK);
     }
+    if (ed->extra)
+        ck_assert_int_eq(gguf_writer_add_tensor(w, ed->extra, GGML_TYPE_F32, 1, (uint64_t[]){ 64 }, zeros), COPSE_OK);
     uint64_t size;
     ck_assert_int_eq(gguf_writer_build(w, image, &size, e), COPSE_OK);
     gguf_writer_free(w);
     gguf_close(g);
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/copse-test-gemma-%d.gguf", (int)getpid());
+    snprintf(path, sizeof path, "/tmp/copse-test-edit-%d.gguf", (int)getpid());
     FILE *f = fopen(path, "wb");
     ck_assert_ptr_nonnull(f);
     ck_assert_uint_eq(fwrite(*image, 1, size, f), size);
@@ -230,6 +247,40 @@ static copse_model *gemma_with(const char *key, uint32_t type, const void *data,
     unlink(path);
     return m;
 }
+
+/* tiny-gemma3 with one key added. */
+static copse_model *gemma_with(const char *key, uint32_t type, const void *data, uint64_t n, copse_error *e,
+                               int *rc, uint8_t **image)
+{
+    edit ed = { key, type, data, n, NULL, NULL };
+    return load_edited("tiny-gemma3", &ed, e, rc, image);
+}
+
+/* Granite without its logit scale, or with a bias copse does not read,
+** is refused, the key or tensor named. */
+START_TEST(granite_refusals)
+{
+    static const edit eds[] = {
+        { .drop = "granite.logit_scale" },
+        { .extra = "blk.1.attn_output.bias" },
+        { .extra = "blk.0.ffn_down.bias" },
+    };
+    static const char *const want[] = {
+        "missing metadata key 'granite.logit_scale'",
+        "tensor 'blk.1.attn_output.bias' is not supported",
+        "tensor 'blk.0.ffn_down.bias' is not supported",
+    };
+    for (int i = 0; i < 3; i++) {
+        copse_error e;
+        uint8_t *image;
+        int rc;
+        ck_assert_ptr_null(load_edited("tiny-granite", &eds[i], &e, &rc, &image));
+        free(image);
+        ck_assert_int_eq(rc, i ? COPSE_E_UNSUPPORTED : COPSE_E_FORMAT);
+        ck_assert_msg(strstr(e.msg, want[i]), "%s", e.msg);
+    }
+}
+END_TEST
 
 /*
 ** Gemma 3's local layers as one bool a layer: the default pattern spelt
@@ -621,6 +672,7 @@ Suite *copse_suite_model(void)
     tcase_add_test(tc, longrope_short_context);
     tcase_add_test(tc, longrope_bad_factor);
     tcase_add_test(tc, gemma_local_layers_by_pattern);
+    tcase_add_test(tc, granite_refusals);
     tcase_add_test(tc, mixed_sequences_equal_alone);
     tcase_add_test(tc, long_batch_split);
     suite_add_tcase(s, tc);

@@ -35,53 +35,42 @@ START_TEST(render_copse_math)
 }
 END_TEST
 
-START_TEST(render_chatml)
-{
-    expect_render(CHAT_CHATML, NULL, "What is 2+3?", NULL,
-                  "<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n");
-    expect_render(CHAT_CHATML, "Reason step by step.", "What is 2+3?", "Step 1:",
-                  "<|im_start|>system\nReason step by step.<|im_end|>\n"
-                  "<|im_start|>user\nWhat is 2+3?<|im_end|>\n"
-                  "<|im_start|>assistant\nStep 1:");
-}
-END_TEST
-
-START_TEST(render_llama3)
-{
-    expect_render(CHAT_LLAMA3, NULL, "What is 2+3?", NULL,
-                  "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+3?<|eot_id|>"
-                  "<|start_header_id|>assistant<|end_header_id|>\n\n");
-    expect_render(CHAT_LLAMA3, "Reason step by step.", "What is 2+3?", "Step 1:",
-                  "<|start_header_id|>system<|end_header_id|>\n\nReason step by step.<|eot_id|>"
-                  "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+3?<|eot_id|>"
-                  "<|start_header_id|>assistant<|end_header_id|>\n\nStep 1:");
-}
-END_TEST
-
-START_TEST(render_llama2)
-{
-    expect_render(CHAT_LLAMA2, NULL, "What is 2+3?", NULL, "[INST] What is 2+3? [/INST]");
-    expect_render(CHAT_LLAMA2, "Reason step by step.", "What is 2+3?", NULL,
-                  "[INST] <<SYS>>\nReason step by step.\n<</SYS>>\n\nWhat is 2+3? [/INST]");
-    expect_render(CHAT_LLAMA2, NULL, "What is 2+3?", "Step 1:", "[INST] What is 2+3? [/INST] Step 1:");
-}
-END_TEST
-
-START_TEST(render_phi3)
-{
-    expect_render(CHAT_PHI3, NULL, "What is 2+3?", NULL, "<|user|>\nWhat is 2+3?<|end|>\n<|assistant|>\n");
-    expect_render(CHAT_PHI3, "Be brief.", "What is 2+3?", "5",
-                  "<|system|>\nBe brief.<|end|>\n<|user|>\nWhat is 2+3?<|end|>\n<|assistant|>\n5");
-}
-END_TEST
-
-START_TEST(render_gemma)
-{
+/* Each family's prompt: without a system message, and with one and an
+** assistant prefix. */
+static const struct render_case { chat_format f; const char *sys, *prefix, *want; } renders[] = {
+    { CHAT_CHATML, NULL, NULL, "<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n" },
+    { CHAT_CHATML, "Reason step by step.", "Step 1:",
+      "<|im_start|>system\nReason step by step.<|im_end|>\n<|im_start|>user\nWhat is 2+3?<|im_end|>\n"
+      "<|im_start|>assistant\nStep 1:" },
+    { CHAT_LLAMA3, NULL, NULL,
+      "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+3?<|eot_id|>"
+      "<|start_header_id|>assistant<|end_header_id|>\n\n" },
+    { CHAT_LLAMA3, "Reason step by step.", "Step 1:",
+      "<|start_header_id|>system<|end_header_id|>\n\nReason step by step.<|eot_id|>"
+      "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+3?<|eot_id|>"
+      "<|start_header_id|>assistant<|end_header_id|>\n\nStep 1:" },
+    { CHAT_LLAMA2, NULL, NULL, "[INST] What is 2+3? [/INST]" },
+    { CHAT_LLAMA2, "Reason step by step.", NULL,
+      "[INST] <<SYS>>\nReason step by step.\n<</SYS>>\n\nWhat is 2+3? [/INST]" },
+    { CHAT_LLAMA2, NULL, "Step 1:", "[INST] What is 2+3? [/INST] Step 1:" },
+    { CHAT_PHI3, NULL, NULL, "<|user|>\nWhat is 2+3?<|end|>\n<|assistant|>\n" },
+    { CHAT_PHI3, "Be brief.", "5", "<|system|>\nBe brief.<|end|>\n<|user|>\nWhat is 2+3?<|end|>\n<|assistant|>\n5" },
     /* Gemma 3's template: the system message and a blank line open the first user turn */
-    expect_render(CHAT_GEMMA, NULL, "What is 2+3?", NULL,
-                  "<start_of_turn>user\nWhat is 2+3?<end_of_turn>\n<start_of_turn>model\n");
-    expect_render(CHAT_GEMMA, "Be brief.", "What is 2+3?", "5",
-                  "<start_of_turn>user\nBe brief.\n\nWhat is 2+3?<end_of_turn>\n<start_of_turn>model\n5");
+    { CHAT_GEMMA, NULL, NULL, "<start_of_turn>user\nWhat is 2+3?<end_of_turn>\n<start_of_turn>model\n" },
+    { CHAT_GEMMA, "Be brief.", "5",
+      "<start_of_turn>user\nBe brief.\n\nWhat is 2+3?<end_of_turn>\n<start_of_turn>model\n5" },
+    /* Granite 3's, as llama.cpp renders it */
+    { CHAT_GRANITE, NULL, NULL,
+      "<|start_of_role|>user<|end_of_role|>What is 2+3?<|end_of_text|>\n<|start_of_role|>assistant<|end_of_role|>" },
+    { CHAT_GRANITE, "Be brief.", "5",
+      "<|start_of_role|>system<|end_of_role|>Be brief.<|end_of_text|>\n"
+      "<|start_of_role|>user<|end_of_role|>What is 2+3?<|end_of_text|>\n<|start_of_role|>assistant<|end_of_role|>5" },
+};
+
+START_TEST(render_families)
+{
+    const struct render_case *r = &renders[_i];
+    expect_render(r->f, r->sys, "What is 2+3?", r->prefix, r->want);
 }
 END_TEST
 
@@ -93,7 +82,7 @@ START_TEST(render_errors)
     ck_assert_ptr_null(out);
     ck_assert_str_eq(e.msg, "chat_render: no user message");
     ck_assert_int_eq(chat_render((chat_format)CHAT_N_FORMATS, NULL, "q", NULL, &out, &e), COPSE_E_ARG);
-    ck_assert_str_eq(e.msg, "chat_render: unknown format 6");
+    ck_assert_str_eq(e.msg, "chat_render: unknown format 7");
     ck_assert_int_eq(chat_render((chat_format)-1, NULL, "q", NULL, &out, NULL), COPSE_E_ARG);
     expect_render(CHAT_CHATML, NULL, "", NULL, "<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\n");
 }
@@ -103,7 +92,7 @@ START_TEST(format_names)
 {
     static const char *const names[][2] = {
         { "copse-math", "plain" }, { "chatml", "qwen" }, { "llama3", "llama-3" },
-        { "llama2", "llama-2" }, { "phi3", "phi-3" }, { "gemma", "gemma3" },
+        { "llama2", "llama-2" }, { "phi3", "phi-3" }, { "gemma", "gemma3" }, { "granite", "granite3" },
     };
     ck_assert_int_eq(N_OF(names), CHAT_N_FORMATS);
     for (int f = 0; f < CHAT_N_FORMATS; f++) {
@@ -142,6 +131,8 @@ static const struct { const char *tmpl; int want; } excerpts[] = {
       "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}", CHAT_PHI3 },
     { "{{ 'Question: ' + messages[-1]['content'] + '\\nAnswer:\\n' }}", CHAT_COPSE_MATH },
     { "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}", CHAT_GEMMA },
+    { "{{- '<|start_of_role|>' + message['role'] + '<|end_of_role|>' + message['content'] + '<|end_of_text|>\\n' }}",
+      CHAT_GRANITE },
     /* families copse does not render */
     { "{{'<|im_start|>' + message['role'] + '<|im_sep|>' + message['content'] + '<|im_end|>'}}", -1 },
     { "{{ '[INST] ' + message['content'] + ' [/INST]' }}{{ message['content'] + eos_token }}", -1 },
@@ -208,7 +199,7 @@ static int choose(const char *chat_template, const char *prompt_template, const 
 START_TEST(for_gguf)
 {
     copse_error e;
-    const char *qwen = excerpts[0].tmpl, *mistral = excerpts[10].tmpl;
+    const char *qwen = excerpts[0].tmpl, *mistral = excerpts[11].tmpl;
     ck_assert_int_eq(choose(qwen, NULL, NULL, &e), CHAT_CHATML);
     ck_assert_int_eq(choose(excerpts[2].tmpl, NULL, NULL, &e), CHAT_LLAMA3);
     ck_assert_int_eq(choose(qwen, NULL, "llama2", &e), CHAT_LLAMA2);            /* the name wins */
@@ -219,10 +210,11 @@ START_TEST(for_gguf)
 
     ck_assert_int_eq(choose(qwen, NULL, "mistral", &e), -COPSE_E_ARG);
     ck_assert_str_eq(e.msg, "unknown chat template 'mistral' (known: copse-math, chatml, llama3, llama2, phi3, "
-                     "gemma)");
+                     "gemma, granite)");
     ck_assert_int_eq(choose(mistral, NULL, NULL, &e), -COPSE_E_UNSUPPORTED);
     ck_assert_str_eq(e.msg, "<memory>: tokenizer.chat_template (\"{{ '[INST] ' + message['content'] + ' [/...\") "
-                     "is of no family copse knows; name one (copse-math, chatml, llama3, llama2, phi3, gemma)");
+                     "is of no family copse knows; name one (copse-math, chatml, llama3, llama2, phi3, gemma, "
+                     "granite)");
     ck_assert_int_eq(choose(NULL, "Q: {question}\nA:", NULL, &e), -COPSE_E_UNSUPPORTED);
     ck_assert_str_eq(e.msg, "<memory>: copse.prompt_template \"Q: {question}\\nA:\" is not copse-math's; "
                      "name a chat template");
@@ -296,11 +288,7 @@ Suite *copse_suite_template(void)
     Suite *s = suite_create("template");
     TCase *tc = tcase_create("template");
     tcase_add_test(tc, render_copse_math);
-    tcase_add_test(tc, render_chatml);
-    tcase_add_test(tc, render_llama3);
-    tcase_add_test(tc, render_llama2);
-    tcase_add_test(tc, render_phi3);
-    tcase_add_test(tc, render_gemma);
+    tcase_add_loop_test(tc, render_families, 0, N_OF(renders));
     tcase_add_test(tc, render_errors);
     tcase_add_test(tc, format_names);
     tcase_add_test(tc, detect);
