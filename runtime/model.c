@@ -64,6 +64,7 @@ typedef struct loader {
     const gguf_array *swa_layers;  /* unless this says which are (bools, one a layer) */
     float            rope_base_swa;
     int              swa_scaled;   /* the local layers' angles take the linear scaling too */
+    uint8_t         *used;         /* [n_tensors] whether the model reads each tensor */
 } loader;
 
 static const char *path_of(const loader *L) { return L->m->gguf->path; }
@@ -291,14 +292,14 @@ static int read_gemma(loader *L)
 ** sublayer's output by residual_scale before it is added back, the
 ** scores by attention.scale instead of 1/sqrt(head size) (absent or 0:
 ** the usual ones), and the logits divided by logit_scale (required).
-** Biases on the output and FFN products, which some derived models
-** carry, and the multimodal deepstack mapping, are not read: refused.
+** The multimodal deepstack mapping is refused (and biases on the output
+** and FFN products, which some derived models carry, as every tensor
+** copse does not read: check_all_read).
 */
 static int read_granite(loader *L)
 {
     copse_model *m = L->m;
-    static const char *const unread[] = { "attn_output.bias", "ffn_gate.bias", "ffn_up.bias", "ffn_down.bias" };
-    char key[128], name[64];
+    char key[128];
     float embd, residual, attn, logit;
     int rc;
     if ((rc = read_cap(L, "embedding_scale", 0, &embd)) || (rc = read_cap(L, "residual_scale", 0, &residual)) ||
@@ -312,13 +313,6 @@ static int read_granite(loader *L)
     if (gguf_get(m->gguf, key))
         return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: '%s' (multimodal input) is not supported", path_of(L),
                           key);
-    for (int il = 0; il < m->info.n_layer; il++)
-        for (size_t i = 0; i < sizeof unread / sizeof unread[0]; i++) {
-            snprintf(name, sizeof name, "blk.%d.%s", il, unread[i]);
-            if (gguf_find_tensor(m->gguf, name))
-                return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: tensor '%s' is not supported", path_of(L),
-                                  name);
-        }
     return COPSE_OK;
 }
 
@@ -388,6 +382,8 @@ static int find(loader *L, const char *name, int ne0, int ne1, int required, con
 {
     const gguf_tensor *t = gguf_find_tensor(L->m->gguf, name);
     *out = NULL;
+    if (t)
+        L->used[t - L->m->gguf->tensors] = 1;
     if (!t)
         return required ? copse_fail(L->err, COPSE_E_FORMAT, "%s: missing tensor '%s'", path_of(L), name)
                         : COPSE_OK;
@@ -550,11 +546,11 @@ static int load_layer(loader *L, int il, model_layer *y)
         (rc = tensor(L, blk(b, il, "attn_q.bias"), q, 0, bias, &y->bq)) ||
         (rc = tensor(L, blk(b, il, "attn_k.bias"), kv, 0, bias, &y->bk)) ||
         (rc = tensor(L, blk(b, il, "attn_v.bias"), kv, 0, bias, &y->bv)) ||
-        (rc = tensor(L, blk(b, il, "attn_q_norm.weight"), hd, 0, qk_norm, &y->q_norm)) ||
-        (rc = tensor(L, blk(b, il, "attn_k_norm.weight"), hd, 0, qk_norm, &y->k_norm)) ||
-        (rc = tensor(L, blk(b, il, "post_attention_norm.weight"), d, 0, post, &y->post_attn_norm)) ||
+        (qk_norm && (rc = tensor(L, blk(b, il, "attn_q_norm.weight"), hd, 0, 1, &y->q_norm))) ||
+        (qk_norm && (rc = tensor(L, blk(b, il, "attn_k_norm.weight"), hd, 0, 1, &y->k_norm))) ||
+        (post && (rc = tensor(L, blk(b, il, "post_attention_norm.weight"), d, 0, 1, &y->post_attn_norm))) ||
         (rc = tensor(L, blk(b, il, "ffn_norm.weight"), d, 0, 1, &y->ffn_norm)) ||
-        (rc = tensor(L, blk(b, il, "post_ffw_norm.weight"), d, 0, post, &y->post_ffn_norm)) ||
+        (post && (rc = tensor(L, blk(b, il, "post_ffw_norm.weight"), d, 0, 1, &y->post_ffn_norm))) ||
         (rc = matrix(L, blk(b, il, "ffn_down.weight"), ff, d, &y->w_down)))
         return rc;
     gguf_tensor gate_up[2];
@@ -659,6 +655,23 @@ static int load_tensors(loader *L)
     return COPSE_OK;
 }
 
+/*
+** Every tensor of the file must be one the model reads: a bias, a norm or
+** a matrix of a variant copse does not know would otherwise be ignored
+** and the results silently wrong (llama.cpp refuses such files too). A
+** verifier's head (cls.*) is read by the verifier, later.
+*/
+static int check_all_read(loader *L)
+{
+    const gguf_file *g = L->m->gguf;
+    for (uint64_t i = 0; i < g->n_tensors; i++)
+        if (!L->used[i] && strncmp(g->tensors[i].name, "cls.", 4))
+            return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: tensor '%s' is not part of the %s layout copse "
+                              "runs; it would be ignored, so the file is refused", path_of(L), g->tensors[i].name,
+                              L->arch->name);
+    return COPSE_OK;
+}
+
 /* "Q5_0 132, F32 121, ...": the file's tensors by type, most first. */
 static int count_types(loader *L)
 {
@@ -720,9 +733,11 @@ static int load(loader *L, const char *path, int vocab_only, int weights_f32)
         return COPSE_OK;
     if (!weights_f32 && (rc = q8_tier_default(&m->tier, L->err)))
         return rc;
-    if ((rc = load_rope(L, rope_scale)))
+    if (!(L->used = calloc(m->gguf->n_tensors ? m->gguf->n_tensors : 1, 1)))
+        return copse_fail(L->err, COPSE_E_NOMEM, "out of memory");
+    if ((rc = load_rope(L, rope_scale)) || (rc = load_tensors(L)))
         return rc;
-    return load_tensors(L);
+    return check_all_read(L);
 }
 
 int copse_model_load(const char *path, const copse_model_params *params,
@@ -746,6 +761,7 @@ int copse_model_load(const char *path, const copse_model_params *params,
     m->embd_scale = m->residual_scale = m->logit_scale = 1;
     loader L = { .m = m, .err = err };
     int rc = load(&L, path, params->vocab_only, params->weights_f32);
+    free(L.used);
     if (rc) {
         copse_model_free(m);
         return rc;

@@ -256,28 +256,32 @@ static copse_model *gemma_with(const char *key, uint32_t type, const void *data,
     return load_edited("tiny-gemma3", &ed, e, rc, image);
 }
 
-/* Granite without its logit scale, or with a bias copse does not read,
-** is refused, the key or tensor named. */
-START_TEST(granite_refusals)
+/*
+** A tensor copse does not read would be ignored and the results silently
+** wrong: refused, named (a llama file with Gemma's post norms, Granite
+** with biases). Granite without its logit scale is refused too.
+*/
+START_TEST(unread_tensors_refused)
 {
-    static const edit eds[] = {
-        { .drop = "granite.logit_scale" },
-        { .extra = "blk.1.attn_output.bias" },
-        { .extra = "blk.0.ffn_down.bias" },
+    static const struct { const char *model; edit ed; int rc; const char *want; } cases[] = {
+        { "tiny-llama", { .extra = "blk.1.post_ffw_norm.weight" }, COPSE_E_UNSUPPORTED,
+          "tensor 'blk.1.post_ffw_norm.weight' is not part of the llama layout copse runs; it would be ignored, so "
+          "the file is refused" },
+        { "tiny-granite", { .extra = "blk.1.attn_output.bias" }, COPSE_E_UNSUPPORTED,
+          "tensor 'blk.1.attn_output.bias' is not part of the granite layout copse runs" },
+        { "tiny-granite", { .extra = "blk.0.ffn_down.bias" }, COPSE_E_UNSUPPORTED,
+          "tensor 'blk.0.ffn_down.bias' is not part of the granite layout copse runs" },
+        { "tiny-granite", { .drop = "granite.logit_scale" }, COPSE_E_FORMAT,
+          "missing metadata key 'granite.logit_scale'" },
     };
-    static const char *const want[] = {
-        "missing metadata key 'granite.logit_scale'",
-        "tensor 'blk.1.attn_output.bias' is not supported",
-        "tensor 'blk.0.ffn_down.bias' is not supported",
-    };
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
         copse_error e;
         uint8_t *image;
         int rc;
-        ck_assert_ptr_null(load_edited("tiny-granite", &eds[i], &e, &rc, &image));
+        ck_assert_ptr_null(load_edited(cases[i].model, &cases[i].ed, &e, &rc, &image));
         free(image);
-        ck_assert_int_eq(rc, i ? COPSE_E_UNSUPPORTED : COPSE_E_FORMAT);
-        ck_assert_msg(strstr(e.msg, want[i]), "%s", e.msg);
+        ck_assert_int_eq(rc, cases[i].rc);
+        ck_assert_msg(strstr(e.msg, cases[i].want), "%s", e.msg);
     }
 }
 END_TEST
@@ -672,7 +676,7 @@ Suite *copse_suite_model(void)
     tcase_add_test(tc, longrope_short_context);
     tcase_add_test(tc, longrope_bad_factor);
     tcase_add_test(tc, gemma_local_layers_by_pattern);
-    tcase_add_test(tc, granite_refusals);
+    tcase_add_test(tc, unread_tensors_refused);
     tcase_add_test(tc, mixed_sequences_equal_alone);
     tcase_add_test(tc, long_batch_split);
     suite_add_tcase(s, tc);
