@@ -1,7 +1,7 @@
 /*
 ** mkmodel: write a GGUF model of any llama / qwen2 / qwen3 / phi3 / smollm3 / gemma / gemma2 /
-** gemma3 / granite shape with seeded random weights, for tests and benchmarks. The same arguments
-** give the same bytes.
+** gemma3 / granite / olmo2 shape with seeded random weights, for tests and benchmarks. The same
+** arguments give the same bytes.
 **
 ** The tokenizer inside is either a synthetic byte-level BPE vocabulary of
 ** exactly n_vocab tokens (the 256 bytes, a few control tokens, then merges
@@ -29,7 +29,7 @@ typedef struct shape {
     float rope_scale;    /* > 0: linear rope scaling by this factor */
     int   rope_factors;  /* LongRoPE (phi3): random short and long factors, an attn_factor,
                             an original context of n_ctx / 2 */
-    int   window;        /* > 0: attention.sliding_window (gemma2/gemma3's local layers) */
+    int   window;        /* > 0: attention.sliding_window (gemma2/gemma3/olmo2's local layers) */
     float rope_base_swa; /* the local layers' rope base: gemma3's (unscaled; 0: 1e4), gemma2's
                             (0: key not written, so the global base) */
     float attn_softcap;  /* gemma2: > 0 writes attn_logit_softcapping */
@@ -44,13 +44,15 @@ typedef struct shape {
 ** n_ctx, rope_base, eps, tied, bias, rope_freqs, rope_scale, rope_factors, window, rope_base_swa,
 ** attn_softcap, final_softcap, embd_scale, residual_scale, attn_scale, logit_scale. */
 static const shape presets[] = {
-    /* SmolLM2-135M, Qwen2.5-0.5B, Qwen3-0.6B, Gemma-2-2B, Gemma-3-1B and Granite-3.1-2B shapes */
+    /* SmolLM2-135M, Qwen2.5-0.5B, Qwen3-0.6B, Gemma-2-2B, Gemma-3-1B, Granite-3.1-2B and
+       OLMo-2-0425-1B shapes */
     { "smol",    "llama", 49152,  576, 30,  9, 3, 1536, 0, 0,  8192, 1e5f, 1e-5f, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     { "qwen05",  "qwen2", 151936, 896, 24, 14, 2, 4864, 0, 0, 32768, 1e6f, 1e-6f, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     { "qwen3-06", "qwen3", 151936, 1024, 28, 16, 8, 3072, 128, 0, 40960, 1e6f, 1e-6f, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     { "gemma2-2b", "gemma2", 256000, 2304, 26, 8, 4, 9216, 256, 0, 8192, 1e4f, 1e-6f, 1, 0, 0, 0, 0, 4096, 0, 50, 30, 0, 0, 0, 0 },
     { "gemma3-1b", "gemma3", 262144, 1152, 26, 4, 1, 6912, 256, 0, 32768, 1e6f, 1e-6f, 1, 0, 0, 0, 0, 512, 1e4f, 0, 0, 0, 0, 0, 0 },
     { "granite-2b", "granite", 49155, 2048, 40, 32, 8, 8192, 0, 0, 131072, 5e6f, 1e-5f, 1, 0, 0, 0, 0, 0, 0, 0, 0, 12, 0.22f, 0.015625f, 8 },
+    { "olmo2-1b", "olmo2", 100352, 2048, 16, 16, 16, 8192, 0, 0, 4096, 5e5f, 1e-6f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     /* tiny models for the tests: vocab 320 = 256 bytes + 3 control + 61 merges */
     { "tiny-llama",            "llama", 320, 64, 2, 4, 4, 96, 0,  0, 64, 1e4f, 1e-5f, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     { "tiny-llama-gqa-untied", "llama", 320, 64, 2, 4, 2, 96, 0,  0, 64, 1e4f, 1e-5f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
@@ -77,6 +79,10 @@ static const shape presets[] = {
        8); the scores scaled by 0.75, not 1/sqrt(16) (Granite's own 1/128 or 1/64 would flatten
        the random scores and hide rope); separate output */
     { "tiny-granite",          "granite", 320, 64, 2, 4, 2, 96, 0, 0, 64, 1e4f, 1e-6f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 0.22f, 0.75f, 8 },
+    /* OLMo 2 with OLMo 3's window: no pre-norms, q and k each RMS-normed over the whole row,
+       norms after attention and FFN; layers 0-2 local (a window of 11, the global base
+       unscaled), layer 3 global (linear scaling x2); separate output */
+    { "tiny-olmo2",            "olmo2", 320, 64, 4, 4, 2, 96, 0, 0, 64, 5e5f, 1e-6f, 0, 0, 0, 2, 0, 11, 0, 0, 0, 0, 0, 0, 0 },
     /* rope over 8 of 16 dimensions (llama.cpp refuses this shape), linear scaling */
     { "tiny-qwen2-rot",        "qwen2", 320, 64, 2, 4, 2, 96, 0,  8, 64, 1e4f, 1e-6f, 1, 1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
 };
@@ -287,11 +293,15 @@ static int add_weights(maker *mk, const shape *sh)
         rc = rc || add_tensor(mk, "rope_factors_long.weight", sh->n_rot / 2, 0, (init){ 0, 0, 1, 8 })
                 || add_tensor(mk, "rope_factors_short.weight", sh->n_rot / 2, 0, (init){ 0, 0, 1, 2 });
     int fused = !strcmp(sh->arch, "phi3");   /* attn_qkv, and ffn_up holding gate then up */
-    int qk_norm = !strcmp(sh->arch, "qwen3") || !strcmp(sh->arch, "gemma3");
-    int post_norm = !strcmp(sh->arch, "gemma2") || !strcmp(sh->arch, "gemma3");   /* after attention and ffn */
+    int olmo2 = !strcmp(sh->arch, "olmo2");   /* no norms before attention and ffn */
+    /* q/k norms: one a head (qwen3, gemma3), or olmo2's over the whole of Q and of K */
+    int qk_norm = !strcmp(sh->arch, "qwen3") || !strcmp(sh->arch, "gemma3") || olmo2;
+    int q_norm = olmo2 ? q : hd, k_norm = olmo2 ? kv : hd;
+    int post_norm = !strcmp(sh->arch, "gemma2") || !strcmp(sh->arch, "gemma3") || olmo2;   /* after attention and ffn */
     for (int il = 0; il < sh->n_layer && !rc; il++) {
         char b[64];
-        rc = add_tensor(mk, blk(b, il, "attn_norm.weight"), d, 0, near_one());
+        if (!olmo2)
+            rc = add_tensor(mk, blk(b, il, "attn_norm.weight"), d, 0, near_one());
         if (fused)
             rc = rc || add_matrix(mk, blk(b, il, "attn_qkv.weight"), d, q + 2 * kv);
         else
@@ -300,15 +310,16 @@ static int add_weights(maker *mk, const shape *sh)
                     || add_matrix(mk, blk(b, il, "attn_v.weight"), d, kv);
         rc = rc || add_matrix(mk, blk(b, il, "attn_output.weight"), q, d);
         if (qk_norm)
-            rc = rc || add_tensor(mk, blk(b, il, "attn_q_norm.weight"), hd, 0, near_one())
-                    || add_tensor(mk, blk(b, il, "attn_k_norm.weight"), hd, 0, near_one());
+            rc = rc || add_tensor(mk, blk(b, il, "attn_q_norm.weight"), q_norm, 0, near_one())
+                    || add_tensor(mk, blk(b, il, "attn_k_norm.weight"), k_norm, 0, near_one());
         if (post_norm)
             rc = rc || add_tensor(mk, blk(b, il, "post_attention_norm.weight"), d, 0, near_one());
         if (sh->bias)
             rc = rc || add_tensor(mk, blk(b, il, "attn_q.bias"), q, 0, gaussian(0.5))
                     || add_tensor(mk, blk(b, il, "attn_k.bias"), kv, 0, gaussian(0.5))
                     || add_tensor(mk, blk(b, il, "attn_v.bias"), kv, 0, gaussian(0.5));
-        rc = rc || add_tensor(mk, blk(b, il, "ffn_norm.weight"), d, 0, near_one());
+        if (!olmo2)
+            rc = rc || add_tensor(mk, blk(b, il, "ffn_norm.weight"), d, 0, near_one());
         if (fused)
             rc = rc || add_matrix(mk, blk(b, il, "ffn_up.weight"), d, 2 * ff);
         else
@@ -641,18 +652,19 @@ static void usage(FILE *f)
         "usage: mkmodel [--preset NAME] [OPTIONS] -o FILE.gguf\n"
         "Write a GGUF model with seeded random weights.\n\n"
         "  --preset NAME      start from a preset shape (below); options override it\n"
-        "  --arch A           llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2, gemma3 or\n"
-        "                     granite\n"
+        "  --arch A           llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2, gemma3,\n"
+        "                     granite or olmo2\n"
         "  --n-vocab N --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N\n"
         "  --head-dim N       head size (default n_embd / n_head)\n"
         "  --n-rot N          dimensions rope rotates (default the head size)\n"
         "  --n-ctx N          context length\n"
         "  --rope-base F --eps F\n"
-        "  --rope-scale F     linear rope scaling factor (default none; gemma3: its global\n"
-        "                     layers only)\n"
+        "  --rope-scale F     linear rope scaling factor (default none; gemma3, olmo2: their\n"
+        "                     global layers only)\n"
         "  --window N         attention.sliding_window, 0 for none (gemma3: all but every\n"
         "                     sixth layer attend to the last N positions; gemma2: the even\n"
-        "                     layers, and 0 leaves the key out, which means 4096)\n"
+        "                     layers, and 0 leaves the key out, which means 4096; olmo2:\n"
+        "                     three layers of every four, rotating with the global base)\n"
         "  --rope-base-swa F  the sliding-window layers' rope base (gemma3: default 1e4;\n"
         "                     gemma2: default none written, so the global base)\n"
         "  --attn-softcap F   gemma2: attn_logit_softcapping, 0 to leave the key out\n"
@@ -667,7 +679,8 @@ static void usage(FILE *f)
         "  --rope-freqs 0|1   write rope_freqs.weight with random factors\n"
         "  --rope-factors 0|1 LongRoPE: random short and long factors (phi3), an original\n"
         "                     context of n_ctx / 2 and its attn_factor\n"
-        "  --tied 0|1         output projection shared with token_embd (gemma, gemma2: always)\n"
+        "  --tied 0|1         output projection shared with token_embd (gemma, gemma2: always;\n"
+        "                     olmo2: never)\n"
         "  --bias 0|1         q/k/v biases (qwen2 has them)\n"
         "  --type T[,T...]    the matrices' type (default f32): f32, f16, bf16, q8_0, or\n"
         "                     random blocks of q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k,\n"
@@ -834,12 +847,12 @@ static int parse_args(int argc, char **argv, options *o)
             continue;
         } else if (!strcmp(a, "--arch")) {
             static const char *const archs[] = { "llama", "qwen2", "qwen3", "phi3", "smollm3",
-                                                 "gemma", "gemma2", "gemma3", "granite" };
+                                                 "gemma", "gemma2", "gemma3", "granite", "olmo2" };
             size_t k = 0, n_archs = sizeof archs / sizeof archs[0];
             while (k < n_archs && strcmp(v, archs[k]))
                 k++;
             if (k == n_archs) {
-                fprintf(stderr, "mkmodel: --arch takes llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2, gemma3 or granite\n");
+                fprintf(stderr, "mkmodel: --arch takes llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2, gemma3, granite or olmo2\n");
                 return -1;
             }
             o->sh.arch = archs[k];
@@ -900,6 +913,7 @@ static int check_shape(options *o)
     if (!sh->n_head_kv)
         sh->n_head_kv = sh->n_head;
     int gemma2 = !strcmp(sh->arch, "gemma2"), gemma3 = !strcmp(sh->arch, "gemma3");
+    int olmo2 = !strcmp(sh->arch, "olmo2");
     if (!sh->rope_base_swa && gemma3)
         sh->rope_base_swa = 1e4f;
     const char *bad = NULL;
@@ -915,6 +929,10 @@ static int check_shape(options *o)
         bad = "the synthetic vocabulary needs n_vocab >= 259";
     else if (!sh->tied && (!strcmp(sh->arch, "gemma") || gemma2))
         bad = "gemma and gemma2 always project with token_embd (llama.cpp refuses an output.weight)";
+    else if (sh->tied && olmo2)
+        bad = "olmo2 always has an output.weight (llama.cpp requires one): give --tied 0";
+    else if (olmo2 && (sh->head_dim * sh->n_head != sh->n_embd || sh->n_rot != sh->head_dim))
+        bad = "olmo2's head size is n_embd / n_head, all of it rotated (as llama.cpp requires)";
     else if (sh->attn_softcap > 0 && !gemma2)
         bad = "--attn-softcap is gemma2's";
     else if (sh->final_softcap > 0 && !gemma2 && !gemma3)
