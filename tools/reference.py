@@ -1,10 +1,9 @@
 #!/usr/bin/python3
 """Reference forward pass for copse's test goldens, independent of the C code.
 
-Reads a llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2, gemma3 or granite GGUF with its own
-parser,
-runs the whole token sequence at once in float64 (causal mask, no cache) and writes every
-position's logits:
+Reads a llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2, gemma3, granite or olmo2 GGUF with its
+own parser, runs the whole token sequence at once in float64 (causal mask, no cache) and writes
+every position's logits:
 
     reference.py MODEL.gguf -o MODEL.logits [--n-tokens 20] [--seed 1]
 
@@ -32,6 +31,15 @@ granite: llama's layout and four scales as llama.cpp reads them, where 0 or abse
 the embeddings times embedding_scale, each sublayer's output times residual_scale before it is
 added back, the scores times attention.scale (for 1/sqrt(head size)), and the logits divided by
 logit_scale (which llama.cpp requires).
+
+olmo2 (OLMo 2, and OLMo 3's window) as llama.cpp runs it: no norm before attention or the FFN,
+which read the residual stream itself; Q and K each RMS-normed over a row's whole width
+(attn_q_norm n_head * head_dim values, attn_k_norm n_head_kv * head_dim), not a head at a time,
+before rope over halves; each sublayer's output normed before it is added back, as gemma2's;
+SiLU gating; a separate output.weight, which llama.cpp requires. With attention.sliding_window
+set, layer i is local unless i % 4 == 3 (or as sliding_window_pattern says); the local layers
+rotate with the global rope.freq_base unscaled (rope.freq_base_swa is not read, as llama.cpp's
+graph does not read it), the global ones with the linear scaling.
 Needs only numpy (Debian: python3-numpy).
 """
 import argparse
@@ -230,7 +238,7 @@ class Model:
         meta, self.w = read_gguf(path)
         self.arch = arch = meta["general.architecture"]
         if arch not in ("llama", "qwen2", "qwen3", "phi3", "smollm3", "gemma", "gemma2", "gemma3",
-                        "granite"):
+                        "granite", "olmo2"):
             sys.exit(f"{path}: architecture {arch} not supported")
         hp = lambda key, default=None: meta.get(f"{arch}.{key}", default)
         if arch == "phi3":   # one matrix for Q, K and V, one for gate then up
@@ -244,6 +252,8 @@ class Model:
         self.n_rot = hp("rope.dimension_count", self.head_dim)
         self.eps = hp("attention.layer_norm_rms_epsilon")
         self.gemma = arch.startswith("gemma")
+        # olmo2: no norms before attention and the FFN; q/k norms over the whole of Q and of K
+        self.pre_norms = self.head_norms = arch != "olmo2"
         # scores scaled by 1/sqrt(head size); Gemma 2 27B (46 layers) and Gemma 3 27B (62) by
         # 1/sqrt(n_embd / n_head)
         big = (arch, n_layer) in (("gemma2", 46), ("gemma3", 62))
@@ -264,8 +274,9 @@ class Model:
                         "gemma3": hp("final_logit_softcapping", 0)}.get(arch, 0)
         # the sliding window: which layers are local, and their rope base
         self.window = {"gemma2": hp("attention.sliding_window", 4096),
-                       "gemma3": hp("attention.sliding_window", 0)}.get(arch, 0)
-        pattern = hp("attention.sliding_window_pattern", 2 if arch == "gemma2" else 6)
+                       "gemma3": hp("attention.sliding_window", 0),
+                       "olmo2": hp("attention.sliding_window", 0)}.get(arch, 0)
+        pattern = hp("attention.sliding_window_pattern", {"gemma2": 2, "olmo2": 4}.get(arch, 6))
         if isinstance(pattern, list):
             self.local = [bool(b) for b in pattern]
         else:   # llama.cpp's set_swa_pattern: a pattern of 0 makes every layer local
@@ -276,6 +287,8 @@ class Model:
         freqs = self.inv_freq(base) / scale
         if arch == "gemma2":   # the global base and scaling unless the file gives a base
             self.freqs_swa = self.inv_freq(hp("rope.freq_base_swa", base)) / scale
+        elif arch == "olmo2":   # the global base, unscaled
+            self.freqs_swa = self.inv_freq(base)
         else:
             self.freqs_swa = self.inv_freq(hp("rope.freq_base_swa", 10000.0))
         # LongRoPE (phi3): short factors up to the original context, long ones
@@ -290,6 +303,8 @@ class Model:
         self.out = self.w.get("output.weight", self.w["token_embd.weight"])
         if arch in ("gemma", "gemma2"):   # llama.cpp takes no output.weight for these
             self.out = self.w["token_embd.weight"]
+        if arch == "olmo2" and "output.weight" not in self.w:
+            sys.exit(f"{path}: olmo2 without output.weight")
 
     def split_fused(self, n_layer, n_head, n_kv, n_ff):
         w = self.w
@@ -336,9 +351,13 @@ class Model:
             b = blk(f"attn_{name}.bias")
             return y if b is None else y + b
 
-        q, k = proj("q").reshape(T, self.n_head, hd), proj("k").reshape(T, self.n_kv, hd)
-        if blk("attn_q_norm.weight") is not None:   # qwen3: every head normed before rope
-            q, k = self.norm(q, blk("attn_q_norm.weight")), self.norm(k, blk("attn_k_norm.weight"))
+        q, k = proj("q"), proj("k")
+        qn, kn = blk("attn_q_norm.weight"), blk("attn_k_norm.weight")
+        if qn is not None and not self.head_norms:   # olmo2: each row's whole Q, whole K
+            q, k = self.norm(q, qn), self.norm(k, kn)
+        q, k = q.reshape(T, self.n_head, hd), k.reshape(T, self.n_kv, hd)
+        if qn is not None and self.head_norms:   # qwen3, gemma3: every head
+            q, k = self.norm(q, qn), self.norm(k, kn)
         freqs = self.freqs_swa if self.local[i] else self.freqs
         if not (self.arch == "smollm3" and (i + 1) % 4 == 0):   # its NoPE layers
             q, k = self.rope(q, pos, freqs), self.rope(k, pos, freqs)
@@ -365,8 +384,12 @@ class Model:
             a = g / (1 + np.exp(-g))
         return (a * u) @ self.w[f"blk.{i}.ffn_down.weight"].T
 
+    def pre_norm(self, x, i, name):
+        """What attention and the FFN read: the residual stream, normed except in olmo2."""
+        return self.norm(x, self.w[f"blk.{i}.{name}.weight"]) if self.pre_norms else x
+
     def post_norm(self, y, i, name):
-        """gemma2 and gemma3 norm each block's output before adding it to the residual."""
+        """gemma2, gemma3 and olmo2 norm each block's output before adding it to the residual."""
         w = self.w.get(f"blk.{i}.{name}.weight")
         return y if w is None else self.norm(y, w)
 
@@ -374,9 +397,9 @@ class Model:
         pos = np.arange(len(tokens), dtype=np.float64)
         x = self.w["token_embd.weight"][tokens] * self.embd_scale
         for i in range(self.n_layer):
-            a = self.attention(self.norm(x, self.w[f"blk.{i}.attn_norm.weight"]), i, pos)
+            a = self.attention(self.pre_norm(x, i, "attn_norm"), i, pos)
             x = x + self.post_norm(a, i, "post_attention_norm") * self.res_scale
-            f = self.ffn(self.norm(x, self.w[f"blk.{i}.ffn_norm.weight"]), i)
+            f = self.ffn(self.pre_norm(x, i, "ffn_norm"), i)
             x = x + self.post_norm(f, i, "post_ffw_norm") * self.res_scale
         y = self.norm(x, self.w["output_norm.weight"]) @ self.out.T / self.logit_scale
         return y if not self.softcap else self.softcap * np.tanh(y / self.softcap)
