@@ -1,6 +1,6 @@
 /*
 ** The forward pass of a llama / qwen2 / qwen3 / phi3 / smollm3 / gemma / gemma2 / gemma3 /
-** granite transformer. Activations are f32;
+** granite / olmo2 transformer. Activations are f32;
 ** the matrices are int8 (q8.h) or, on the reference path the int8 one is
 ** tested against, f32 (model.h). Written to be read: the per-ISA work is
 ** in the kernels (q8_*, attention_*, vec_*).
@@ -24,7 +24,9 @@
 ** attention.h) and rotate with angles of their own. Gemma 2 caps scores
 ** and logits softly, s -> cap tanh(s / cap). Granite scales the
 ** embedding, each sublayer's output before it is added back, the scores
-** and the logits by constants of the model.
+** and the logits by constants of the model. OLMo 2 has no norms before
+** its sublayers (they read x), norms their outputs as Gemma 2 does, and
+** RMS-norms each row's whole Q and whole K before rope.
 */
 #include <math.h>
 #include <stdlib.h>
@@ -187,13 +189,25 @@ static void for_rows(fwd_state *f, int n, pool_fn row, const void *arg, const fw
     pool_for(threads, (n + per - 1) / per, rows_item, &j);
 }
 
-/* The norms around a residual add: of the sublayer's output (gemma3),
-** and the next sublayer's; NULL where there is none. */
-typedef struct norms { const float *post, *next; } norms;
+/* The norms around a residual add: of the sublayer's output (Gemma 2
+** and 3, OLMo 2), and the next sublayer's (none in OLMo 2: it reads x);
+** NULL where there is none. last: no sublayer follows. */
+typedef struct norms { const float *post, *next; int last; } norms;
+
+/* xb = x, or norm(x) with the weights w when given: a sublayer's input. */
+static void sublayer_input(fwd_state *f, int r, const float *w)
+{
+    size_t d = (size_t)f->m->info.n_embd;
+    float *x = f->x + r * d, *xb = f->xb + r * d;
+    if (w)
+        f->vec->rmsnorm(xb, x, w, (int)d, f->m->info.rms_eps);
+    else
+        memcpy(xb, x, d * sizeof *xb);
+    quantize_row(f, r, xb);
+}
 
 /* x += xb (a sublayer's output, first normed with post), then xb = the
-** next sublayer's input, norm(x) with the weights next (none after the
-** last layer). */
+** next sublayer's input (none after the last layer). */
 static void residual_row(void *ctx, int r)
 {
     const rows_job *j = ctx;
@@ -206,18 +220,20 @@ static void residual_row(void *ctx, int r)
     if (f->m->residual_scale != 1)
         for (size_t i = 0; i < d; i++)
             xb[i] *= f->m->residual_scale;
-    if (!w->next) {
-        f->vec->add(x, xb, d);
+    if (w->next) {
+        f->vec->add_rmsnorm(xb, x, xb, w->next, (int)d, f->m->info.rms_eps);
+        quantize_row(f, r, xb);
         return;
     }
-    f->vec->add_rmsnorm(xb, x, xb, w->next, (int)d, f->m->info.rms_eps);
-    quantize_row(f, r, xb);
+    f->vec->add(x, xb, d);
+    if (!w->last)
+        sublayer_input(f, r, NULL);
 }
 
-static void residual(fwd_state *f, int n, const float *post_norm, const float *next_norm)
+static void residual(fwd_state *f, int n, const float *post_norm, const float *next_norm, int last)
 {
-    norms w = { post_norm, next_norm };
-    if (next_norm)
+    norms w = { post_norm, next_norm, last };
+    if (!last)
         quantize_in_rows(f, &f->act, f->xb, n, f->m->info.n_embd);
     for_rows(f, n, residual_row, &w, NULL);
 }
@@ -254,7 +270,7 @@ static void qkv_head(void *ctx, int r, int h)
         f->vec->add(k, o->y->bk + kh, hd);
         f->vec->add(v, o->y->bv + kh, hd);
     }
-    if (o->y->q_norm) {
+    if (o->y->q_norm && !o->y->qk_norm_wide) {
         for (int g = 0; g < group; g++)
             f->vec->rmsnorm(q + g * hd, q + g * hd, o->y->q_norm, hd, hp->rms_eps);
         f->vec->rmsnorm(k, k, o->y->k_norm, hd, hp->rms_eps);
@@ -302,6 +318,43 @@ static void qkv_rows(void *ctx, int h, int r0, int r1)
     W->tier->rect(W, o->act, r0, r1, h * per, (h + 1) * per, o->f->wide, NULL);
 }
 
+/* The sum of the squares of parts pieces of each values, piece k at xs +
+** k * stride. */
+static float sum_squares(const float *xs, size_t stride, int parts, int each)
+{
+    float ss = 0;
+    for (int k = 0; k < parts; k++)
+        for (int i = 0; i < each; i++)
+            ss += xs[k * stride + i] * xs[k * stride + i];
+    return ss;
+}
+
+/* The same pieces times scale and the weights w, which run on across them. */
+static void scale_pieces(float *xs, size_t stride, int parts, int each, float scale, const float *w)
+{
+    for (int k = 0; k < parts; k++)
+        for (int i = 0; i < each; i++)
+            xs[k * stride + i] = xs[k * stride + i] * scale * w[k * each + i];
+}
+
+/* OLMo 2's RMS norms of row r's whole Q and whole K, wherever the product
+** left their heads (qkv_out: a KV head's group of query heads side by
+** side, heads apart): before attention, which readies them head by head. */
+static void qk_norm_row(void *ctx, int r)
+{
+    const rows_job *j = ctx;
+    const qkv_out *o = j->arg;
+    const copse_model_info *hp = &o->f->m->info;
+    int group = hp->n_head / hp->n_head_kv, hd = hp->head_dim, nkv = hp->n_head_kv;
+    float *q = o->q + r * o->q_stride, *k = o->k + r * o->kv_stride, ss = 0;
+    for (int h = 0; h < nkv; h++)
+        ss += sum_squares(q + h * o->q_head, o->q_head, 1, group * hd);
+    float qs = 1.0f / sqrtf(ss / (float)(hp->n_head * hd) + hp->rms_eps);
+    float ks = 1.0f / sqrtf(sum_squares(k, o->kv_head, nkv, hd) / (float)(nkv * hd) + hp->rms_eps);
+    scale_pieces(q, o->q_head, nkv, group * hd, qs, o->y->q_norm);
+    scale_pieces(k, o->kv_head, nkv, hd, ks, o->y->k_norm);
+}
+
 /* Rows from which each part of attention computes the Q, K and V of the
 ** heads it folds, where the stacked product's heads are whole groups:
 ** then no core reads what the other wrote. Fewer rows would cut the
@@ -324,17 +377,19 @@ static void qkv(fwd_state *f, const model_layer *y, int il, const fwd_row *rows,
         matmuls(f, f->xb, n, 3, (const model_matrix *[]){ &y->wq, &y->wk, &y->wv },
                 (float *[]){ f->q, f->k, f->v });
         *o = (qkv_out){ f, y, rows, il, f->q, f->k, f->v, qd, kvd, group * hd, hd, NULL };
-        return;
+    } else {
+        float *w = f->wide;
+        *o = (qkv_out){ f, y, rows, il, w, w + group * hd, w + (group + 1) * hd, stride, stride,
+                        (group + 2) * hd, (group + 2) * hd, NULL };
+        if (n >= PRODUCE_ROWS && attn_in_parts(plan) && (group + 2) * hd % Q8_GROUP == 0 && !y->qk_norm_wide) {
+            o->act = quantized(f, f->xb, n, hp->n_embd);
+            return;
+        }
+        prefetch_stores(rows, n, il);
+        matmul(f, w, f->xb, n, &y->wqkv);
     }
-    float *w = f->wide;
-    *o = (qkv_out){ f, y, rows, il, w, w + group * hd, w + (group + 1) * hd, stride, stride,
-                    (group + 2) * hd, (group + 2) * hd, NULL };
-    if (n >= PRODUCE_ROWS && attn_in_parts(plan) && (group + 2) * hd % Q8_GROUP == 0) {
-        o->act = quantized(f, f->xb, n, hp->n_embd);
-        return;
-    }
-    prefetch_stores(rows, n, il);
-    matmul(f, w, f->xb, n, &y->wqkv);
+    if (y->qk_norm_wide)
+        for_rows(f, n, qk_norm_row, o, rows);
 }
 
 /* Values [d0, d0 + n) of row r of the attention output are final:
@@ -364,7 +419,7 @@ static void attention_block(fwd_state *f, int il, const fwd_row *rows, int n, co
                      .done = f->act_of ? att_done : NULL, .done_unit = Q8_BLOCK, .ctx = &o };
     attn_run(plan, &L);
     matmul(f, f->xb, f->att, n, &y->wo);
-    residual(f, n, y->post_attn_norm, y->ffn_norm);
+    residual(f, n, y->post_attn_norm, y->ffn_norm, 0);
 }
 
 /* A layer's gate and up products as they leave them: row r's features
@@ -438,7 +493,8 @@ static void ffn_block(fwd_state *f, int il, int n)
     if (!fused)
         for_rows(f, n, swiglu_row, &o, NULL);
     matmul(f, f->xb, f->gate, n, &y->w_down);
-    residual(f, n, y->post_ffn_norm, il + 1 < f->m->info.n_layer ? f->m->layers[il + 1].attn_norm : NULL);
+    int last = il + 1 == f->m->info.n_layer;
+    residual(f, n, y->post_ffn_norm, last ? NULL : f->m->layers[il + 1].attn_norm, last);
 }
 
 static void embed_row(void *ctx, int r)
@@ -446,13 +502,12 @@ static void embed_row(void *ctx, int r)
     const rows_job *j = ctx;
     fwd_state *f = j->f;
     const copse_model_info *hp = &f->m->info;
-    float *x = f->x + r * (size_t)hp->n_embd, *xb = f->xb + r * (size_t)hp->n_embd;
+    float *x = f->x + r * (size_t)hp->n_embd;
     model_embed(f->m, j->rows[r].token, x);
     if (f->m->embd_scale != 1)
         for (int i = 0; i < hp->n_embd; i++)
             x[i] *= f->m->embd_scale;
-    f->vec->rmsnorm(xb, x, f->m->layers[0].attn_norm, hp->n_embd, hp->rms_eps);
-    quantize_row(f, r, xb);
+    sublayer_input(f, r, f->m->layers[0].attn_norm);
     float *cs = f->rope + (size_t)r * f->n_angles * hp->n_rot;
     rope_angles(cs, j->rows[r].pos, f->inv_freq, hp->n_rot / 2, f->m->rope_mscale);
     if (f->n_angles > 1)

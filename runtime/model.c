@@ -35,18 +35,21 @@ typedef struct arch_desc {
                                3 too: each sublayer's output RMS-normed before the residual add,
                                local layers, score and logit soft caps (read_gemma) */
     int          granite;   /* scales of the embedding, residuals, scores and logits (read_granite) */
+    int          olmo;      /* OLMo 2: no norms before the sublayers, their outputs normed after;
+                               Q and K each RMS-normed over all heads at once; local layers */
 } arch_desc;
 
 static const arch_desc archs[] = {
-    { "llama",   ROPE_ADJACENT, 0, 0, 0, 0, 0, 0 },
-    { "qwen2",   ROPE_HALVES,   1, 0, 0, 0, 0, 0 },
-    { "qwen3",   ROPE_HALVES,   0, 1, 0, 0, 0, 0 },
-    { "phi3",    ROPE_HALVES,   0, 0, 1, 0, 0, 0 },
-    { "smollm3", ROPE_ADJACENT, 0, 0, 0, 4, 0, 0 },   /* layers 4, 8, ... attend without positions */
-    { "gemma",   ROPE_HALVES,   0, 0, 0, 0, 1, 0 },
-    { "gemma2",  ROPE_HALVES,   0, 0, 0, 0, 2, 0 },
-    { "gemma3",  ROPE_HALVES,   0, 1, 0, 0, 2, 0 },
-    { "granite", ROPE_ADJACENT, 0, 0, 0, 0, 0, 1 },
+    { "llama",   ROPE_ADJACENT, 0, 0, 0, 0, 0, 0, 0 },
+    { "qwen2",   ROPE_HALVES,   1, 0, 0, 0, 0, 0, 0 },
+    { "qwen3",   ROPE_HALVES,   0, 1, 0, 0, 0, 0, 0 },
+    { "phi3",    ROPE_HALVES,   0, 0, 1, 0, 0, 0, 0 },
+    { "smollm3", ROPE_ADJACENT, 0, 0, 0, 4, 0, 0, 0 },   /* layers 4, 8, ... attend without positions */
+    { "gemma",   ROPE_HALVES,   0, 0, 0, 0, 1, 0, 0 },
+    { "gemma2",  ROPE_HALVES,   0, 0, 0, 0, 2, 0, 0 },
+    { "gemma3",  ROPE_HALVES,   0, 1, 0, 0, 2, 0, 0 },
+    { "granite", ROPE_ADJACENT, 0, 0, 0, 0, 0, 1, 0 },
+    { "olmo2",   ROPE_HALVES,   0, 0, 0, 0, 0, 0, 1 },
 };
 
 /* Every dimension read from a file must lie in [1, MAX_DIM]: far above any
@@ -146,7 +149,8 @@ static int read_arch(loader *L)
         if (!strcmp(m->arch, archs[i].name))
             L->arch = &archs[i];
     if (!L->arch)
-        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: unknown architecture '%s' (copse runs llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2, gemma3, granite)",
+        return copse_fail(L->err, COPSE_E_UNSUPPORTED, "%s: unknown architecture '%s' (copse runs llama, qwen2, qwen3, phi3, smollm3, gemma, gemma2, gemma3, granite, "
+                          "olmo2)",
                           path_of(L), m->arch);
     m->rope = L->arch->rope;
     return COPSE_OK;
@@ -234,37 +238,31 @@ static int read_cap(loader *L, const char *suffix, float def, float *out)
     return COPSE_OK;
 }
 
+/* How an architecture's local layers are chosen and rotated when its file
+** gives no more: the window (0: none), the pattern's step, the base of
+** their angles (0: the global one) and whether the key
+** rope.freq_base_swa may change it, and whether the linear scaling
+** applies to them too. */
+typedef struct window_defaults {
+    uint32_t window;
+    int      step;
+    float    base;
+    int      base_key, scaled;
+} window_defaults;
+
 /*
-** The Gemma family, as llama.cpp runs it. All scale the embedding by
-** sqrt(n_embd) and gate with GELU. Gemma 2 and 3 have local layers: a
-** window from attention.sliding_window (Gemma 2: 4096 when absent; Gemma
-** 3: none when absent or 0), of every attention.sliding_window_pattern
-** layers (2 and 6 when absent) all but the last local, or a pattern
-** given as one bool a layer. The local layers rotate with
-** rope.freq_base_swa: when absent, the global base for Gemma 2 and
-** 10000, unscaled, for Gemma 3. Gemma 2 caps the scores and the logits,
-** s -> cap tanh(s / cap), with attn_logit_softcapping and
-** final_logit_softcapping (50 and 30 when absent); Gemma 3 only the
-** logits, and only where the key says so. Scores are scaled by 1/sqrt(head
-** size), but 1/sqrt(n_embd / n_head) in the 27B models (46 and 62
-** layers), as llama.cpp and Google's code do.
+** Local layers, as llama.cpp reads them: a window from
+** attention.sliding_window (0: every layer global), of every
+** attention.sliding_window_pattern layers all but the last local, or a
+** pattern given as one bool a layer.
 */
-static int read_gemma(loader *L)
+static int read_window(loader *L, const window_defaults *d)
 {
     copse_model *m = L->m;
     copse_model_info *hp = &m->info;
-    int v3 = !strcmp(L->arch->name, "gemma3"), rc;
     char key[128];
-    uint32_t window = v3 ? 0 : 4096;
-    m->embd_scale = sqrtf((float)hp->n_embd);
-    m->gelu = 1;
-    if (L->arch->gemma < 2)
-        return COPSE_OK;
-    if (hp->n_layer == (v3 ? 62 : 46))
-        m->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
-    if ((rc = read_cap(L, "final_logit_softcapping", v3 ? 0 : 30, &m->final_softcap)) ||
-        (!v3 && (rc = read_cap(L, "attn_logit_softcapping", 50, &m->attn_softcap))))
-        return rc;
+    uint32_t window = d->window;
+    int rc;
     arch_key(L, "attention.sliding_window", key, sizeof key);
     if ((rc = gguf_get_u32(m->gguf, key, &window, L->err)) && rc != COPSE_E_ARG)
         return rc;
@@ -279,11 +277,52 @@ static int read_gemma(loader *L)
         if (L->swa_layers->n != (uint64_t)hp->n_layer)
             return copse_fail(L->err, COPSE_E_FORMAT, "%s: '%s' has %llu values for %d layers", path_of(L),
                               key, (unsigned long long)L->swa_layers->n, hp->n_layer);
-    } else if ((rc = read_dim(L, "attention.sliding_window_pattern", v3 ? 6 : 2, &L->swa_step))) {
+    } else if ((rc = read_dim(L, "attention.sliding_window_pattern", d->step, &L->swa_step))) {
         return rc;
     }
-    L->swa_scaled = !v3;
-    return read_real(L, "rope.freq_base_swa", v3 ? 10000.0f : hp->rope_base, &L->rope_base_swa);
+    L->swa_scaled = d->scaled;
+    L->rope_base_swa = d->base ? d->base : hp->rope_base;
+    return d->base_key ? read_real(L, "rope.freq_base_swa", L->rope_base_swa, &L->rope_base_swa) : COPSE_OK;
+}
+
+/*
+** The Gemma family, as llama.cpp runs it. All scale the embedding by
+** sqrt(n_embd) and gate with GELU. Gemma 2 and 3 have local layers
+** (read_window): Gemma 2's window is 4096 when the file gives none, every
+** other layer local, rotating with the global angles; Gemma 3 has none
+** unless the file says so, five local layers of every six, rotating
+** with base 10000 unscaled. Either may set rope.freq_base_swa. Gemma 2
+** caps the scores and the logits, s -> cap tanh(s / cap), with
+** attn_logit_softcapping and final_logit_softcapping (50 and 30 when
+** absent); Gemma 3 only the logits, and only where the key says so.
+** Scores are scaled by 1/sqrt(head size), but 1/sqrt(n_embd / n_head) in
+** the 27B models (46 and 62 layers), as llama.cpp and Google's code do.
+*/
+static int read_gemma(loader *L)
+{
+    static const window_defaults gemma2 = { 4096, 2, 0, 1, 1 }, gemma3 = { 0, 6, 10000, 1, 0 };
+    copse_model *m = L->m;
+    copse_model_info *hp = &m->info;
+    int v3 = !strcmp(L->arch->name, "gemma3"), rc;
+    m->embd_scale = sqrtf((float)hp->n_embd);
+    m->gelu = 1;
+    if (L->arch->gemma < 2)
+        return COPSE_OK;
+    if (hp->n_layer == (v3 ? 62 : 46))
+        m->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
+    if ((rc = read_cap(L, "final_logit_softcapping", v3 ? 0 : 30, &m->final_softcap)) ||
+        (!v3 && (rc = read_cap(L, "attn_logit_softcapping", 50, &m->attn_softcap))))
+        return rc;
+    return read_window(L, v3 ? &gemma3 : &gemma2);
+}
+
+/* OLMo 2's local layers (OLMo 3 has some): none unless the file gives a
+** window; three of every four; the global base, unscaled, whatever
+** rope.freq_base_swa says (llama.cpp's graph rotates them so). */
+static int read_olmo(loader *L)
+{
+    static const window_defaults olmo = { 0, 4, 0, 0, 0 };
+    return read_window(L, &olmo);
 }
 
 /*
@@ -316,7 +355,7 @@ static int read_granite(loader *L)
     return COPSE_OK;
 }
 
-/* Whether layer il is local (read_gemma). */
+/* Whether layer il is local (read_window). */
 static int is_local(const loader *L, int il)
 {
     if (!L->m->swa_window)
@@ -524,7 +563,8 @@ static int load_layer(loader *L, int il, model_layer *y)
 {
     const copse_model_info *hp = &L->m->info;
     int d = hp->n_embd, q = hp->n_head * hp->head_dim, kv = hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
-    int bias = L->arch->qkv_bias, qk_norm = L->arch->qk_norm, post = L->arch->gemma > 1, hd = hp->head_dim;
+    int bias = L->arch->qkv_bias, qk_norm = L->arch->qk_norm, olmo = L->arch->olmo, hd = hp->head_dim;
+    int post = L->arch->gemma > 1 || olmo;
     char b[64];
     const gguf_tensor *tq, *tk, *tv, *tg, *tu, *fused = NULL;
     gguf_tensor part[3];
@@ -541,15 +581,15 @@ static int load_layer(loader *L, int il, model_layer *y)
                (rc = find(L, blk(b, il, "attn_v.weight"), d, kv, 1, &tv))) {
         return rc;
     }
-    if ((rc = tensor(L, blk(b, il, "attn_norm.weight"), d, 0, 1, &y->attn_norm)) ||
+    if ((!olmo && (rc = tensor(L, blk(b, il, "attn_norm.weight"), d, 0, 1, &y->attn_norm))) ||
         (rc = matrix(L, blk(b, il, "attn_output.weight"), q, d, &y->wo)) ||
         (rc = tensor(L, blk(b, il, "attn_q.bias"), q, 0, bias, &y->bq)) ||
         (rc = tensor(L, blk(b, il, "attn_k.bias"), kv, 0, bias, &y->bk)) ||
         (rc = tensor(L, blk(b, il, "attn_v.bias"), kv, 0, bias, &y->bv)) ||
-        (qk_norm && (rc = tensor(L, blk(b, il, "attn_q_norm.weight"), hd, 0, 1, &y->q_norm))) ||
-        (qk_norm && (rc = tensor(L, blk(b, il, "attn_k_norm.weight"), hd, 0, 1, &y->k_norm))) ||
+        ((qk_norm || olmo) && (rc = tensor(L, blk(b, il, "attn_q_norm.weight"), olmo ? q : hd, 0, 1, &y->q_norm))) ||
+        ((qk_norm || olmo) && (rc = tensor(L, blk(b, il, "attn_k_norm.weight"), olmo ? kv : hd, 0, 1, &y->k_norm))) ||
         (post && (rc = tensor(L, blk(b, il, "post_attention_norm.weight"), d, 0, 1, &y->post_attn_norm))) ||
-        (rc = tensor(L, blk(b, il, "ffn_norm.weight"), d, 0, 1, &y->ffn_norm)) ||
+        (!olmo && (rc = tensor(L, blk(b, il, "ffn_norm.weight"), d, 0, 1, &y->ffn_norm))) ||
         (post && (rc = tensor(L, blk(b, il, "post_ffw_norm.weight"), d, 0, 1, &y->post_ffn_norm))) ||
         (rc = matrix(L, blk(b, il, "ffn_down.weight"), ff, d, &y->w_down)))
         return rc;
@@ -569,6 +609,7 @@ static int load_layer(loader *L, int il, model_layer *y)
         return rc;
     y->no_rope = L->arch->nope_step && (il + 1) % L->arch->nope_step == 0;
     y->local = is_local(L, il);
+    y->qk_norm_wide = olmo;
     y->gate_up_run = ff % Q8_BLOCK ? ff : Q8_BLOCK;
     return stacked(L, (const gguf_tensor *[]){ tg, tu }, 2, ff / y->gate_up_run, blk(b, il, "ffn_gate_up"),
                    &y->w_gate_up, (model_matrix *[]){ &y->w_gate, &y->w_up });
@@ -723,7 +764,8 @@ static int load(loader *L, const char *path, int vocab_only, int weights_f32)
         if ((rc = read_str(L, "general.architecture", &m->arch)))
             return rc;
     } else if ((rc = read_arch(L)) || (rc = read_hparams(L, &rope_scale))
-               || (L->arch->gemma && (rc = read_gemma(L))) || (L->arch->granite && (rc = read_granite(L)))) {
+               || (L->arch->gemma && (rc = read_gemma(L))) || (L->arch->granite && (rc = read_granite(L)))
+               || (L->arch->olmo && (rc = read_olmo(L)))) {
         return rc;
     }
     if ((rc = tokenizer_load(m->gguf, &m->tok, L->err)) || (rc = count_types(L)))

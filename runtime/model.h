@@ -39,12 +39,15 @@ typedef struct model_matrix {
 ** product's input: the product computes SwiGLU and quantizes it as it
 ** goes (forward.c). */
 typedef struct model_layer {
-    const float *attn_norm;             /* [n_embd] */
+    const float *attn_norm;             /* [n_embd]; NULL where the sublayers read x itself
+                                           (olmo2), and ffn_norm likewise */
     model_matrix wq, wk, wv, wo;
     model_matrix wqkv;
     const float *bq, *bk, *bv;          /* q/k/v biases, NULL when absent */
     const float *q_norm, *k_norm;       /* [head_dim] RMS norm weights of each query and key
-                                           head before rope (qwen3), NULL when absent */
+                                           head before rope (qwen3), NULL when absent; */
+    int          qk_norm_wide;          /* or of all of a row's Q, all of its K, at once (olmo2:
+                                           [n_head * head_dim], [n_head_kv * head_dim]) */
     const float *post_attn_norm;        /* [n_embd] RMS norm of attention's output before the
                                            residual add (Gemma 2 and 3), else NULL */
     const float *ffn_norm;              /* [n_embd] */

@@ -18,7 +18,7 @@
 
 static const char *const tiny[] = {
     "tiny-llama", "tiny-llama-gqa-untied", "tiny-qwen2", "tiny-llama-wide", "tiny-qwen2-rot",
-    "tiny-qwen3", "tiny-phi3", "tiny-phi3-long", "tiny-smollm3", "tiny-gemma3", "tiny-gemma", "tiny-gemma2", "tiny-granite",
+    "tiny-qwen3", "tiny-phi3", "tiny-phi3-long", "tiny-smollm3", "tiny-gemma3", "tiny-gemma", "tiny-gemma2", "tiny-granite", "tiny-olmo2",
     "tiny-llama-blocks", "tiny-qwen2-q4k",
 };
 #define N_TINY (int)(sizeof tiny / sizeof tiny[0])

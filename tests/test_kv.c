@@ -313,12 +313,14 @@ static void truncate_shadow(shadow *sh, int n)
 ** branch taking several tokens at once now and then): every entry equals
 ** its sequence decoded alone. Loop index: mode, then the same with
 ** tiny-gemma3, whose local layers' windows (11 positions) start inside
-** blocks, skip the prompt's first blocks and end spans.
+** blocks, skip the prompt's first blocks and end spans, and with
+** tiny-olmo2, whose whole-row Q and K norms come before attention.
 */
 START_TEST(batch_of_branches_equals_alone)
 {
+    static const char *const models[] = { "tiny-qwen2", "tiny-gemma3", "tiny-olmo2" };
     const mode *md = &modes[_i % N_MODES];
-    copse_model *m = load_as(_i < N_MODES ? "tiny-qwen2" : "tiny-gemma3", md->weights_f32);
+    copse_model *m = load_as(models[_i / N_MODES], md->weights_f32);
     copse_ctx *c = new_ctx_threads(m, md->kv_f16, 0, 2), *ref = new_ctx(m, 0, 0);
     int nv = copse_n_vocab(m);
     shadow br[N_BRANCH + 1];
@@ -1124,7 +1126,7 @@ Suite *copse_suite_kv(void)
     tcase_add_loop_test(tc, fork_then_extend_equals_scratch, 0, 2 * N_FORK_CASES);
     tcase_add_loop_test(tc, truncate_then_extend_equals_scratch, 0, N_FORK_CASES);
     tcase_add_test(tc, hidden_state_gives_the_logits);
-    tcase_add_loop_test(tc, batch_of_branches_equals_alone, 0, 2 * N_MODES);
+    tcase_add_loop_test(tc, batch_of_branches_equals_alone, 0, 3 * N_MODES);
     suite_add_tcase(s, tc);
     tc = tcase_create("pool");
     tcase_set_timeout(tc, 120);

@@ -37,6 +37,7 @@ static const char *const goldens[] = {
     MODELS "/tiny-gemma",             /* embedding times sqrt(n_embd), GELU */
     MODELS "/tiny-gemma2",            /* even layers local, soft caps on scores and logits */
     MODELS "/tiny-granite",           /* embedding, residual, score and logit scales */
+    MODELS "/tiny-olmo2",             /* no pre-norms, whole-row q/k norms, post norms, local layers */
     MODELS "/tiny-llama-blocks",      /* every block format (Q4_0 ... IQ4_XS), one per matrix in turn */
     MODELS "/tiny-qwen2-q4k",         /* Q4_K: q/k/v and gate/up stacked in a super-block format */
     "models/math-policy-f16",         /* the bundled policy, trained: golden from PyTorch (float64) */
