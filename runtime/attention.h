@@ -146,20 +146,13 @@ static inline int attn_reach(const attn_fold *f, int i, int n)
 /* A raw score q·k under the soft cap, in the raw scores' units: (cap /
 ** scale) tanh(dot scale / cap), so that the kernels' scale times it is
 ** cap tanh(scale dot / cap). Where f->softcap is set the kernels pass
-** every score through it before the softmax (a tanh is no cost next to
-** the models that have one: tens of vector operations a score would save
-** little). */
+** every score through it before the softmax: the scalar one through
+** this, the SIMD ones a tile at a time with a tanh of their own
+** (cap_scores), which a profile of Gemma 2 asked for (tanhf took a tenth
+** of a B=16 step). */
 static inline float attn_capped(const attn_fold *f, float dot)
 {
     return f->softcap / f->scale * tanhf(dot * f->scale / f->softcap);
-}
-
-/* The nq rows (row floats apart) of a tile's n scores through attn_capped. */
-static inline void attn_cap_scores(const attn_fold *f, float *s, int row, int nq, int n)
-{
-    for (int k = 0; k < nq; k++)
-        for (int t = 0; t < n; t++)
-            s[k * row + t] = attn_capped(f, s[k * row + t]);
 }
 
 /* Per-ISA kernels (attention.c is the scalar specification). */

@@ -216,6 +216,14 @@ static inline ALWAYS_INLINE void rescale_add(const attn_fold *f, int i, const fl
     }
 }
 
+static void cap_scores(const attn_fold *f, float *s, int nq, int n)
+{
+    __m256 in = _mm256_set1_ps(f->scale / f->softcap), out = _mm256_set1_ps(f->softcap / f->scale);
+    for (int k = 0; k < nq; k++)
+        for (float *p = s + k * ROW; p < s + k * ROW + n; p += 8)
+            _mm256_storeu_ps(p, _mm256_mul_ps(tanh_ps(_mm256_mul_ps(_mm256_loadu_ps(p), in)), out));
+}
+
 #define VEC 8
 #include "attention_tile4.inc"
 

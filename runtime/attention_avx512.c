@@ -285,6 +285,16 @@ static inline ALWAYS_INLINE void weigh_all(const attn_fold *f, int i, const floa
         weigh(f, i, p, c, d, top, nq, 1, f16);
 }
 
+/* The nq rows of a tile's n scores (whole vectors) under the soft cap
+** (attn_capped). */
+static void cap_scores(const attn_fold *f, float *s, int nq, int n)
+{
+    __m512 in = _mm512_set1_ps(f->scale / f->softcap), out = _mm512_set1_ps(f->softcap / f->scale);
+    for (int k = 0; k < nq; k++)
+        for (float *p = s + k * ROW; p < s + k * ROW + n; p += 16)
+            _mm512_storeu_ps(p, _mm512_mul_ps(tanh16(_mm512_mul_ps(_mm512_loadu_ps(p), in)), out));
+}
+
 /*
 ** nq (1 to 8, a constant) queries from i of a tile of nn: their scores
 ** (passes of GROUP(nn) blocks), the rows' softmax, then the weighted
@@ -297,7 +307,7 @@ static inline ALWAYS_INLINE void tile(const attn_fold *f, int i, int nn, const i
     int top = attn_reach(f, i, nq), nb = (top + KV_BLOCK - 1) / KV_BLOCK;
     scores_all(f, i, s, nb, nq, nn, f16);
     if (f->softcap)
-        attn_cap_scores(f, s, ROW, nq, nb * KV_BLOCK);
+        cap_scores(f, s, nq, nb * KV_BLOCK);
     softmax(f, i, s, nb, c, nq);
     if (nq == 8 || nq <= 4) {
         weigh_all(f, i, s, c, top, nq, f16);

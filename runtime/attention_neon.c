@@ -195,6 +195,14 @@ static inline ALWAYS_INLINE void rescale_add(const attn_fold *f, int i, const fl
     }
 }
 
+static void cap_scores(const attn_fold *f, float *s, int nq, int n)
+{
+    float in = f->scale / f->softcap, out = f->softcap / f->scale;
+    for (int k = 0; k < nq; k++)
+        for (float *p = s + k * ROW; p < s + k * ROW + n; p += 4)
+            vst1q_f32(p, vmulq_n_f32(tanh4(vmulq_n_f32(vld1q_f32(p), in)), out));
+}
+
 #define VEC 4
 #include "attention_tile4.inc"
 
