@@ -3,6 +3,7 @@
 ** user runs it: architecture, shape, the tensors' types, and the memory
 ** and time the weights take as copse loads them.
 */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
@@ -33,6 +34,12 @@ static void print_table(const char *path, const copse_model_info *in, double loa
     if (in->n_local_layers)
         printf("window      %d of the %d layers attend to the last %d positions only\n", in->n_local_layers,
                in->n_layer, in->sliding_window);
+    if (in->embd_scale != 1 || in->residual_scale != 1 || in->logit_scale != 1 ||
+        in->attn_scale != 1 / sqrtf((float)in->head_dim))
+        printf("scales      embedding x%g, sublayer outputs x%g, scores x%g, logits x%g\n", (double)in->embd_scale,
+               (double)in->residual_scale, (double)in->attn_scale, (double)in->logit_scale);
+    if (in->attn_softcap || in->final_softcap)
+        printf("soft caps   scores %g, logits %g (0: none)\n", (double)in->attn_softcap, (double)in->final_softcap);
     printf("output      %s\n", in->tied_output ? "tied to the token embedding" : "its own matrix");
     printf("tensors     %s\n", in->tensor_types);
     printf("weights     %s%s%s: %.1f MiB in memory, loaded in %.2f s\n", in->isa ? "int8 (" : "f32",
@@ -65,11 +72,14 @@ static void print_json(const char *path, const copse_model_info *in, double load
     cli_json_str(stdout, in->name, strlen(in->name));
     printf(", \"n_params\": %lld, \"n_vocab\": %d, \"n_embd\": %d, \"n_layer\": %d, \"n_head\": %d, "
            "\"n_head_kv\": %d, \"head_dim\": %d, \"n_ff\": %d, \"n_rot\": %d, \"rope_base\": %g, "
-           "\"n_ctx_train\": %d, \"n_local_layers\": %d, \"sliding_window\": %d, \"tied_output\": %s, "
-           "\"tensor_types\": ",
+           "\"n_ctx_train\": %d, \"n_local_layers\": %d, \"sliding_window\": %d, \"attn_scale\": %g, "
+           "\"attn_softcap\": %g, \"final_softcap\": %g, \"embd_scale\": %g, \"residual_scale\": %g, "
+           "\"logit_scale\": %g, \"tied_output\": %s, \"tensor_types\": ",
            (long long)in->n_params, in->n_vocab, in->n_embd, in->n_layer, in->n_head, in->n_head_kv,
            in->head_dim, in->n_ff, in->n_rot, (double)in->rope_base, in->n_ctx_train, in->n_local_layers,
-           in->sliding_window, in->tied_output ? "true" : "false");
+           in->sliding_window, (double)in->attn_scale, (double)in->attn_softcap, (double)in->final_softcap,
+           (double)in->embd_scale, (double)in->residual_scale, (double)in->logit_scale,
+           in->tied_output ? "true" : "false");
     print_types_json(in->tensor_types);
     printf(", \"weights\": \"%s\", \"isa\": ", in->isa ? "int8" : "f32");
     if (in->isa)

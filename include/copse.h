@@ -87,7 +87,8 @@ void copse_model_free(copse_model *model);
 /* Hyper-parameters and facts about a loaded model; strings live as long as
 ** the model. */
 typedef struct copse_model_info {
-    const char *arch;        /* "llama", "qwen2", "qwen3", "phi3", "smollm3", "gemma3" */
+    const char *arch;        /* "llama", "qwen2", "qwen3", "phi3", "smollm3", "gemma", "gemma2",
+                                "gemma3", "granite", "olmo2" */
     const char *name;        /* general.name, or "" */
     int   n_vocab;
     int   n_embd;
@@ -102,8 +103,14 @@ typedef struct copse_model_info {
     float rms_eps;
     int   tied_output;       /* output projection shares token_embd */
     int   n_local_layers;    /* layers that attend to the last sliding_window positions
-                                only (Gemma 3's local layers), else 0 */
+                                only (Gemma 2 and 3's local layers), else 0 */
     int   sliding_window;
+    float attn_scale;        /* of the scores: 1/sqrt(head_dim) unless the model sets another */
+    float attn_softcap;      /* > 0: scores s become cap tanh(s / cap) (Gemma 2), else 0 */
+    float final_softcap;     /* the same for the logits */
+    float embd_scale;        /* multipliers of the token embedding (Gemma, Granite), */
+    float residual_scale;    /* of each sublayer's output before it is added back (Granite) */
+    float logit_scale;       /* and of the logits (Granite's 1 / logit_scale); else 1 */
     const char *isa;         /* int8 kernel tier in use, as COPSE_ISA spells it;
                                 NULL on the f32 path and for a vocab-only model */
     int64_t n_params;

@@ -812,6 +812,12 @@ int copse_model_load(const char *path, const copse_model_params *params,
     m->info.name = m->name;
     m->info.isa = m->tier ? m->tier->name : NULL;
     m->info.weight_bytes = model_matrix_bytes(m);
+    m->info.attn_scale = m->attn_scale;
+    m->info.attn_softcap = m->attn_softcap;
+    m->info.final_softcap = m->final_softcap;
+    m->info.embd_scale = m->embd_scale;
+    m->info.residual_scale = m->residual_scale;
+    m->info.logit_scale = m->logit_scale;
     *out = m;
     return COPSE_OK;
 }

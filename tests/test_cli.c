@@ -150,6 +150,15 @@ START_TEST(info_describes_model)
     snprintf(cmd, sizeof cmd, "'%s' info -m tests/data/models/tiny-gemma3.gguf --json 2>&1", copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "\"n_local_layers\": 5, \"sliding_window\": 11,"), "%s", out);
+    /* Granite's constants, Gemma 2's caps (and its embedding scale, sqrt(64)) */
+    snprintf(cmd, sizeof cmd, "'%s' info -m tests/data/models/tiny-granite.gguf 2>&1", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "scales      embedding x12, sublayer outputs x0.22, scores x0.75, logits x0.125\n") &&
+                  !strstr(out, "soft caps"), "%s", out);
+    snprintf(cmd, sizeof cmd, "'%s' info -m tests/data/models/tiny-gemma2.gguf --json 2>&1", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "\"attn_softcap\": 1.5, \"final_softcap\": 6, \"embd_scale\": 8, "
+                              "\"residual_scale\": 1, \"logit_scale\": 1,"), "%s", out);
     snprintf(cmd, sizeof cmd, "'%s' info 2>&1", copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
     snprintf(cmd, sizeof cmd, "'%s' info -m " MODEL " --weights f16 2>&1", copse);
