@@ -42,8 +42,10 @@ static void print_table(const char *path, const copse_model_info *in, double loa
         printf("soft caps   scores %g, logits %g (0: none)\n", (double)in->attn_softcap, (double)in->final_softcap);
     printf("output      %s\n", in->tied_output ? "tied to the token embedding" : "its own matrix");
     printf("tensors     %s\n", in->tensor_types);
-    printf("weights     %s%s%s: %.1f MiB in memory, loaded in %.2f s\n", in->isa ? "int8 (" : "f32",
-           in->isa ? in->isa : "", in->isa ? ")" : "", mib(in->weight_bytes), load_s);
+    printf("weights     %s%s%s", in->isa ? "int8 (" : "f32", in->isa ? in->isa : "", in->isa ? ")" : "");
+    if (in->n_matrices_4bit)
+        printf(", %d of the %d matrices 4-bit as in the file", in->n_matrices_4bit, in->n_matrices);
+    printf(": %.1f MiB in memory, loaded in %.2f s\n", mib(in->weight_bytes), load_s);
 }
 
 /* "Q5_0 132, F32 121" as {"Q5_0": 132, "F32": 121}. */
@@ -86,6 +88,7 @@ static void print_json(const char *path, const copse_model_info *in, double load
         cli_json_str(stdout, in->isa, strlen(in->isa));
     else
         printf("null");
+    printf(", \"matrices\": %d, \"matrices_4bit\": %d", in->n_matrices, in->n_matrices_4bit);
     printf(", \"weight_bytes\": %llu, \"load_s\": %.3f}\n", (unsigned long long)in->weight_bytes, load_s);
 }
 

@@ -291,3 +291,50 @@ void dequant(uint32_t type, const void *data, uint64_t first, uint64_t n, float 
     uint64_t blck = ggml_type_block(type);
     decoders[type]((const uint8_t *)data + ggml_type_nbytes(type, first), n / blck, out);
 }
+
+/* ------------------------------------------------------ 4-bit, undecoded */
+
+/*
+** Q4_0's (u - 8) d is d u - 8 d exactly: d u and 8 d are exact (d has 11
+** significant bits, u 4), and so is their difference. Q4_1's u d + m is
+** u d - (-m). Q4_K's d1 u - m1 is already that form.
+*/
+static void nibbles_q4_01(const uint8_t *qs, uint8_t *u)
+{
+    for (int j = 0; j < 16; j++) {
+        u[j] = qs[j] & 0xF;
+        u[j + 16] = qs[j] >> 4;
+    }
+}
+
+int dequant_nibbles_supported(uint32_t type)
+{
+    return type == GGML_TYPE_Q4_0 || type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q4_K;
+}
+
+void dequant_nibbles(uint32_t type, const void *data, uint64_t first, uint64_t n, float *dw,
+                     float *mw, uint8_t *u)
+{
+    const uint8_t *b = (const uint8_t *)data + ggml_type_nbytes(type, first);
+    if (type == GGML_TYPE_Q4_0 || type == GGML_TYPE_Q4_1) {
+        int has_m = type == GGML_TYPE_Q4_1;
+        for (uint64_t i = 0; i < n / 32; i++, b += has_m ? 20 : 18, u += 32) {
+            dw[i] = f16_at(b);
+            mw[i] = has_m ? -f16_at(b + 2) : 8.0f * dw[i];
+            nibbles_q4_01(b + (has_m ? 4 : 2), u);
+        }
+        return;
+    }
+    for (uint64_t i = 0; i < n / 32; b += 144) {   /* Q4_K, as decode_k45 */
+        float d = f16_at(b), dmin = f16_at(b + 2);
+        const uint8_t *ql = b + 16;
+        for (int j = 0; j < 8; j++, i++, u += 32) {
+            int sc, m;
+            scale_min_k4(b + 4, j, &sc, &m);
+            dw[i] = d * (float)sc;
+            mw[i] = dmin * (float)m;
+            for (int l = 0; l < 32; l++)
+                u[l] = j % 2 ? ql[32 * (j / 2) + l] >> 4 : ql[32 * (j / 2) + l] & 0xF;
+        }
+    }
+}

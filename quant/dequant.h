@@ -27,4 +27,16 @@ const char *dequant_type_list(void);
 */
 void dequant(uint32_t type, const void *data, uint64_t first, uint64_t n, float *out);
 
+/*
+** The types whose every block of 32 values is dw * u - mw with u a 4-bit
+** quant (Q4_0, Q4_1, Q4_K): 1 for those. dequant_nibbles gives blocks
+** [first, first + n) of 32 (first and n in whole blocks of the type, as
+** above, counted in values) as dw[i], mw[i] and u[32 i + j], such that
+** dw[i] * u - mw in f32 is the value dequant gives (+0 where Q4_0 gives
+** -0).
+*/
+int dequant_nibbles_supported(uint32_t type);
+void dequant_nibbles(uint32_t type, const void *data, uint64_t first, uint64_t n, float *dw,
+                     float *mw, uint8_t *u);
+
 #endif

@@ -227,7 +227,7 @@ static int check_shape(int n_rows, int K, const char *name, copse_error *err)
 }
 
 /* Allocate W for tier k with every weight 0 (padding rows stay so). */
-static int weights_new(const q8_kernels *k, int n_rows, int K, const char *name,
+static int weights_new(const q8_kernels *k, int bits, int n_rows, int K, const char *name,
                        q8_weights **out, copse_error *err)
 {
     *out = NULL;
@@ -238,23 +238,26 @@ static int weights_new(const q8_kernels *k, int n_rows, int K, const char *name,
     if (!W)
         return copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory", name);
     W->tier = k;
-    W->wbias = k->wbias;
+    W->bits = bits;
+    W->wbias = bits == 8 ? k->wbias : 0;
     W->n_rows = n_rows;
     W->K = K;
     W->nb = K / Q8_BLOCK;
     W->n_groups = (n_rows + Q8_GROUP - 1) / Q8_GROUP;
-    W->scale_bytes = ((size_t)W->nb * Q8_GROUP * 2 + 63) & ~(size_t)63;
-    W->group_bytes = W->scale_bytes + (size_t)W->nb * Q8_GROUP_QBYTES;
+    W->qbytes = bits == 8 ? Q8_GROUP_QBYTES : Q4_GROUP_QBYTES;
+    W->scale_bytes = bits == 8 ? ((size_t)W->nb * Q8_GROUP * 2 + 63) & ~(size_t)63
+                               : (size_t)W->nb * Q4_GROUP_SBYTES;
+    W->group_bytes = W->scale_bytes + (size_t)W->nb * W->qbytes;
     W->data = q8_alloc((size_t)W->n_groups * W->group_bytes);
     if (!W->data) {
         free(W);
-        return copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory for %d x %d int8",
-                          name, n_rows, K);
+        return copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory for %d x %d %d-bit "
+                          "weights", name, n_rows, K, bits);
     }
     for (int g = 0; g < W->n_groups; g++) {
         uint8_t *p = W->data + (size_t)g * W->group_bytes;
         memset(p, 0, W->scale_bytes);
-        memset(p + W->scale_bytes, W->wbias, (size_t)W->nb * Q8_GROUP_QBYTES);
+        memset(p + W->scale_bytes, W->wbias, (size_t)W->nb * W->qbytes);
     }
     *out = W;
     return COPSE_OK;
@@ -276,6 +279,20 @@ static void put_block(q8_weights *W, int n, int b, uint16_t d, const int8_t *q)
     }
 }
 
+/* Store block b of row n of 4-bit weights: its scale, minimum and 32 quants. */
+static void put_block4(q8_weights *W, int n, int b, float dw, float mw, const uint8_t *u)
+{
+    uint8_t *grp = W->data + (size_t)(n / Q8_GROUP) * W->group_bytes;
+    int r = n % Q8_GROUP;
+    float *sc = (float *)grp + (size_t)b * 2 * Q8_GROUP;
+    sc[r] = dw;
+    sc[Q8_GROUP + r] = mw;
+    uint8_t *dst = grp + W->scale_bytes + (size_t)b * Q4_GROUP_QBYTES + r * 4;
+    for (int l = 0; l < 4; l++)
+        for (int i = 0; i < 4; i++)
+            dst[l * Q8_GROUP * 4 + i] = (uint8_t)(u[8 * l + i] | u[8 * l + 4 + i] << 4);
+}
+
 void q8_weights_free(q8_weights *W)
 {
     if (W) {
@@ -294,7 +311,7 @@ int q8_weights_from_q8_0(const q8_kernels *k, const void *blocks, int n_rows, in
 {
     q8_weights *W;
     *out = NULL;
-    int rc = weights_new(k, n_rows, K, name, &W, err);
+    int rc = weights_new(k, 8, n_rows, K, name, &W, err);
     if (rc)
         return rc;
     const uint8_t *src = blocks;
@@ -400,7 +417,7 @@ static int from_rows(const q8_kernels *k, uint32_t type, const void *src, int n_
 {
     q8_weights *W;
     *out = NULL;
-    int rc = weights_new(k, n_rows, K, name, &W, err);
+    int rc = weights_new(k, 8, n_rows, K, name, &W, err);
     if (rc)
         return rc;
     rc = quantize_rows(W, type, src, name, err);
@@ -418,7 +435,53 @@ int q8_weights_from_f32(const q8_kernels *k, const float *src, int n_rows, int K
     return from_rows(k, GGML_TYPE_F32, src, n_rows, K, name, out, err);
 }
 
-int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t,
+/* The 4-bit types' blocks as they are, rows shared by threads as in
+** quantize_rows; the first row with a non-finite scale or minimum is
+** reported. */
+static int from_nibbles(const q8_kernels *k, const gguf_tensor *t, int n_rows, int K,
+                        q8_weights **out, copse_error *err)
+{
+    q8_weights *W;
+    *out = NULL;
+    int rc = weights_new(k, 4, n_rows, K, t->name, &W, err);
+    if (rc)
+        return rc;
+    int nb = W->nb, first_bad = n_rows, nomem = 0;
+    #pragma omp parallel
+    {
+        float *dw = malloc((size_t)nb * 2 * sizeof *dw);
+        uint8_t *u = malloc((size_t)K);
+        #pragma omp for schedule(static, Q8_GROUP)
+        for (int n = 0; n < n_rows; n++) {
+            if (!dw || !u) {
+                #pragma omp atomic write
+                nomem = 1;
+                continue;
+            }
+            dequant_nibbles(t->type, t->data, (uint64_t)n * K, (uint64_t)K, dw, dw + nb, u);
+            for (int b = 0; b < nb; b++) {
+                if (!isfinite(dw[b]) || !isfinite(dw[nb + b])) {
+                    #pragma omp critical(q8_first_bad)
+                    first_bad = n < first_bad ? n : first_bad;
+                    break;
+                }
+                put_block4(W, n, b, dw[b], dw[nb + b], u + b * Q8_BLOCK);
+            }
+        }
+        free(dw);
+        free(u);
+    }
+    if (nomem || first_bad < n_rows) {
+        q8_weights_free(W);
+        return nomem ? copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory", t->name)
+                     : copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d has a non-finite "
+                                  "scale or minimum", t->name, first_bad);
+    }
+    *out = W;
+    return COPSE_OK;
+}
+
+int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep4,
                            q8_weights **out, copse_error *err)
 {
     *out = NULL;
@@ -432,6 +495,8 @@ int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t,
 
     if (t->type == GGML_TYPE_Q8_0)
         return q8_weights_from_q8_0(k, t->data, n_rows, K, t->name, out, err);
+    if (keep4 && dequant_nibbles_supported(t->type) && t->data)
+        return from_nibbles(k, t, n_rows, K, out, err);
     if (dequant_supported(t->type) && t->data)
         return from_rows(k, t->type, t->data, n_rows, K, t->name, out, err);
     char buf[16];
@@ -441,7 +506,12 @@ int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t,
 
 void q8_weights_row(const q8_weights *W, int r, float *out)
 {
-    for (int b = 0; b < W->nb; b++) {
+    for (int b = 0; W->bits == 4 && b < W->nb; b++) {
+        float dw = q4_weight_scale(W, r, b), mw = q4_weight_min(W, r, b);
+        for (int k = b * Q8_BLOCK; k < (b + 1) * Q8_BLOCK; k++)
+            out[k] = dw * (float)q4_weight(W, r, k) - mw;
+    }
+    for (int b = 0; W->bits == 8 && b < W->nb; b++) {
         float d = q8_weight_scale(W, r, b);
         for (int k = b * Q8_BLOCK; k < (b + 1) * Q8_BLOCK; k++)
             out[k] = d * (float)q8_weight(W, r, k);
@@ -525,7 +595,7 @@ int q8_act_quantize(const q8_kernels *k, const float *x, int M, int K, q8_act *a
 static void part(const q8_weights *W, const q8_act *a, int t0, int t1, int g0, int g1, float *y,
                  const q8_then *then)
 {
-    W->tier->rect(W, a, t0, t1, g0, g1, y, NULL);
+    q8_rect(W, a, t0, t1, g0, g1, y, NULL);
     if (then) {
         int n1 = g1 * Q8_GROUP;
         then->fn(then->ctx, t0, t1, g0 * Q8_GROUP, n1 < W->n_rows ? n1 : W->n_rows);

@@ -47,6 +47,20 @@
 **     acc = fma((float)isum(t,n,b), dw(n,b) * d[t][b], acc)   from acc = 0
 ** with isum the exact int32 block sum. Every tier rounds the same way, so
 ** all tiers give bit-identical outputs, for any thread count.
+**
+** --- 4-bit weights (bits = 4): the tensors whose every block of 32 is a
+** scale times a 4-bit quant minus a minimum (Q4_0, Q4_1, Q4_K: dequant.h)
+** keep their nibbles, so a Q4_K_M file takes about 0.75 bytes a weight,
+** not 1.06, and every weight is exactly the file's. Group g holds
+**     float    sc[nb][2][16]      dw(16g+r, b) then mw(16g+r, b): 128 bytes a block
+**     uint8_t  q[nb][4][16][4]    q[b][L][r][i] = u(16g+r, 32b+8L+i)
+**                                               | u(16g+r, 32b+8L+4+i) << 4
+** with w(n, k) = dw u - mw, u in [0, 15]: one 64-byte line holds 8 k of
+** all 16 rows, its low nibbles the first 4 k, its high nibbles the next.
+** The block sum is isum = sum_k u x[k] (no offset) and
+**     acc = fma((float)isum, dw * d[t][b], acc)
+**     acc = fma(-mw, d[t][b] * (float)xsum[t][b], acc)
+** with xsum = sum_k x[k] = nsum / -128.
 */
 #ifndef COPSE_Q8_H
 #define COPSE_Q8_H
@@ -60,6 +74,8 @@
 #define Q8_BLOCK 32          /* values per block (QK8_0) */
 #define Q8_GROUP 16          /* rows per packed group */
 #define Q8_GROUP_QBYTES (Q8_GROUP * Q8_BLOCK)   /* quant bytes per group and block */
+#define Q4_GROUP_QBYTES (Q8_GROUP_QBYTES / 2)  /* the same for 4-bit weights */
+#define Q4_GROUP_SBYTES (2 * Q8_GROUP * 4)     /* scale bytes per group and block, 4-bit */
 
 typedef struct q8_kernels q8_kernels;
 
@@ -68,7 +84,9 @@ typedef struct q8_weights {
     int      n_rows, K;      /* logical shape */
     int      nb;             /* blocks per row: K / 32 */
     int      n_groups;       /* ceil(n_rows / 16) */
-    uint8_t  wbias;          /* tier->wbias, copied for the accessors */
+    int      bits;           /* 8, or 4 for nibbles with a scale and minimum */
+    uint8_t  wbias;          /* tier->wbias, copied for the accessors (8 bits only) */
+    size_t   qbytes;         /* quant bytes of a group's block: Q8_ or Q4_GROUP_QBYTES */
     size_t   scale_bytes;    /* bytes of a group's scale part */
     size_t   group_bytes;
     uint8_t *data;           /* n_groups * group_bytes, 64-byte aligned */
@@ -88,15 +106,25 @@ typedef struct q8_act {
 ** [g0, g1) of W: when raw is NULL it writes the results y[t][n] (row
 ** stride W->n_rows, rows past n_rows not written); otherwise it writes the
 ** exact int32 block sums raw[((t*n_groups + g)*nb + b)*16 + r] instead
-** (padding rows included), which the tests compare between tiers.
+** (padding rows included), which the tests compare between tiers. rect4
+** does the same for 4-bit weights.
 */
+typedef void q8_rect_fn(const q8_weights *W, const q8_act *A, int t0, int t1,
+                        int g0, int g1, float *y, int32_t *raw);
+
 struct q8_kernels {
     const char *name;        /* as COPSE_ISA spells it */
     uint8_t     wbias;
     void (*quantize)(const float *x, int K, int8_t *q, float *d, int32_t *nsum);
-    void (*rect)(const q8_weights *W, const q8_act *A, int t0, int t1,
-                 int g0, int g1, float *y, int32_t *raw);
+    q8_rect_fn *rect, *rect4;
 };
+
+/* W's tier's rect or rect4, as W's bits ask. */
+static inline void q8_rect(const q8_weights *W, const q8_act *A, int t0, int t1, int g0, int g1,
+                           float *y, int32_t *raw)
+{
+    (W->bits == 4 ? W->tier->rect4 : W->tier->rect)(W, A, t0, t1, g0, g1, y, raw);
+}
 
 /* ------------------------------------------------------------------ tiers */
 
@@ -142,8 +170,11 @@ int q8_weights_from_f32(const q8_kernels *k, const float *src, int n_rows, int K
                         const char *name, q8_weights **out, copse_error *err);
 
 /* A 2-D GGUF tensor (ne[0] = K): Q8_0 bit for bit, any other type
-** dequant.h decodes as its f32 values would be. */
-int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t,
+** dequant.h decodes as its f32 values would be. With keep4, the types
+** dequant_nibbles() reads (Q4_0, Q4_1, Q4_K) become 4-bit weights holding
+** exactly the file's values; a non-finite scale or minimum is a format
+** error. */
+int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep4,
                            q8_weights **out, copse_error *err);
 
 void q8_weights_free(q8_weights *W);
@@ -151,7 +182,7 @@ void q8_weights_free(q8_weights *W);
 /* Bytes the packed weights occupy (what a GEMV streams). */
 size_t q8_weights_bytes(const q8_weights *W);
 
-/* Dequantize row r (0 <= r < n_rows) into out[K], e.g. for an embedding
+/* Dequantize row r (0 <= r < n_rows) into out[K] (4-bit: dw u - mw), e.g. for an embedding
 ** lookup from a tied output matrix. */
 void q8_weights_row(const q8_weights *W, int r, float *out);
 
@@ -178,7 +209,38 @@ static inline float q8_weight_scale(const q8_weights *W, int n, int b)
     return copse_f16_to_f32(q8_group_scales(W, n / Q8_GROUP)[b * Q8_GROUP + n % Q8_GROUP]);
 }
 
+/* 4-bit weights: quant u of (n, k), and the scale dw and minimum mw of
+** row n, block b. */
+static inline int q4_weight(const q8_weights *W, int n, int k)
+{
+    const uint8_t *q = q8_group_quants(W, n / Q8_GROUP);
+    int b = k / Q8_BLOCK, j = k % Q8_BLOCK, r = n % Q8_GROUP;
+    uint8_t v = q[(size_t)b * Q4_GROUP_QBYTES + (j / 8 * Q8_GROUP + r) * 4 + j % 4];
+    return j % 8 < 4 ? v & 0xF : v >> 4;
+}
+
+static inline const float *q4_group_scales(const q8_weights *W, int g, int b)
+{
+    return (const float *)(W->data + (size_t)g * W->group_bytes) + (size_t)b * 2 * Q8_GROUP;
+}
+
+static inline float q4_weight_scale(const q8_weights *W, int n, int b)
+{
+    return q4_group_scales(W, n / Q8_GROUP, b)[n % Q8_GROUP];
+}
+
+static inline float q4_weight_min(const q8_weights *W, int n, int b)
+{
+    return q4_group_scales(W, n / Q8_GROUP, b)[Q8_GROUP + n % Q8_GROUP];
+}
+
 /* ------------------------------------------------------------ activations */
+
+/* sum_k q[t][32b+k], as a float (exact: at most 32 * 127). */
+static inline float q8_act_xsum(const q8_act *A, int t, int b)
+{
+    return (float)(A->nsum[(size_t)t * A->nb + b] / -128);
+}
 
 /* Quantize x[M][K] into a (buffers grow as needed; zero-initialize a
 ** before first use). K a positive multiple of 32. */

@@ -31,7 +31,7 @@ INLINE __m256i ymm_dot(__m256i s, __m256i w, __m256i wabs, __m256i x)
 
 #include "q8_ymm.inc"
 
-const q8_kernels q8_tier_avx2 = { "avx2", 0, q8_quantize_avx2, rect };
+const q8_kernels q8_tier_avx2 = { "avx2", 0, q8_quantize_avx2, rect, rect4 };
 
 static float block_amax(const float *x)
 {

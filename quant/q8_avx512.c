@@ -4,7 +4,9 @@
 ** bytes gives the 16 rows' partial sums; the sum starts at nsum = -128*sum(x)
 ** to cancel the offset. A tile keeps T tokens x G groups of int32 block
 ** sums and f32 results in registers, so each weight load serves T tokens
-** and each broadcast G groups.
+** and each broadcast G groups. 4-bit weights: a line's low nibbles are 4 k
+** of the 16 rows and its high nibbles the next 4, unsigned as vpdpbusd
+** wants them, with no offset to cancel.
 */
 #include <immintrin.h>
 #include "q8_simd.h"
@@ -52,11 +54,11 @@ INLINE void xblock_next(xblock *x)
 /* The exact int32 sums of a block of T tokens x G groups: s[t][g] holds
 ** the 16 rows' sums. wq[g] points at the block's quants of group g0 + g. */
 INLINE void block_sums(const xblock *x, const int T, const uint8_t *const *wq, const int G,
-                       __m512i s[TM][GV])
+                       __m512i s[TM][GV], const int bits)
 {
     UNROLL
     for (int t = 0; t < T; t++) {
-        __m512i c = _mm512_set1_epi32(x->nsum[t * x->nb]);
+        __m512i c = bits == 8 ? _mm512_set1_epi32(x->nsum[t * x->nb]) : _mm512_setzero_si512();
         UNROLL
         for (int g = 0; g < G; g++)
             s[t][g] = c;
@@ -65,8 +67,16 @@ INLINE void block_sums(const xblock *x, const int T, const uint8_t *const *wq, c
     for (int j = 0; j < Q8_BLOCK / 4; j++) {
         __m512i w[GV];
         UNROLL
-        for (int g = 0; g < G; g++)
-            w[g] = _mm512_load_si512(wq[g] + j * 64);
+        for (int g = 0; g < G; g++) {
+            if (bits == 8)
+                w[g] = _mm512_load_si512(wq[g] + j * 64);
+            else if (j % 2 == 0)
+                w[g] = _mm512_and_si512(_mm512_load_si512(wq[g] + j / 2 * 64),
+                                        _mm512_set1_epi8(0x0F));
+            else
+                w[g] = _mm512_and_si512(_mm512_srli_epi16(_mm512_load_si512(wq[g] + j / 2 * 64), 4),
+                                        _mm512_set1_epi8(0x0F));
+        }
         UNROLL
         for (int t = 0; t < T; t++) {
             __m512i xb = _mm512_set1_epi32(load4(x->q + t * x->K + 4 * j));
@@ -96,16 +106,17 @@ INLINE void store_raw(const q8_weights *W, int t0, const int T, int g0, const in
 */
 INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int g0,
                  const int G, int b0, int b1, q8_ahead *ahead, float *acc, float *y,
-                 int32_t *raw)
+                 int32_t *raw, const int bits)
 {
-    const uint8_t *wq[GV];
-    const uint16_t *ws[GV];
+    const size_t qstep = bits == 8 ? Q8_GROUP_QBYTES : Q4_GROUP_QBYTES;
+    const size_t sstep = bits == 8 ? Q8_GROUP * 2 : Q4_GROUP_SBYTES;
+    const uint8_t *wq[GV], *ws[GV];
     __m512 f[TM][GV];
     xblock x = xblock_at(A, t0, b0);
     UNROLL
     for (int g = 0; g < G; g++) {
-        wq[g] = q8_group_quants(W, g0 + g) + (size_t)b0 * Q8_GROUP_QBYTES;
-        ws[g] = q8_group_scales(W, g0 + g) + (size_t)b0 * Q8_GROUP;
+        wq[g] = q8_group_quants(W, g0 + g) + (size_t)b0 * qstep;
+        ws[g] = W->data + (size_t)(g0 + g) * W->group_bytes + (size_t)b0 * sstep;
     }
     UNROLL
     for (int t = 0; t < T; t++)
@@ -116,19 +127,25 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
     for (int b = b0; b < b1; b++) {
         __m512i s[TM][GV];
         ahead_block(ahead, b1 - b);
-        block_sums(&x, T, wq, G, s);
+        block_sums(&x, T, wq, G, s, bits);
         if (raw)
             store_raw(W, t0, T, g0, G, b, s, raw);
         UNROLL
         for (int g = 0; g < G; g++) {
-            __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)ws[g]));
+            __m512 dw = bits == 8 ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)ws[g]))
+                                  : _mm512_load_ps(ws[g]);
             UNROLL
-            for (int t = 0; t < T; t++)
+            for (int t = 0; t < T; t++) {
+                float d = x.d[t * x.nb];
                 f[t][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t][g]),
-                                          _mm512_mul_ps(dw, _mm512_set1_ps(x.d[t * x.nb])),
-                                          f[t][g]);
-            wq[g] += Q8_GROUP_QBYTES;
-            ws[g] += Q8_GROUP;
+                                          _mm512_mul_ps(dw, _mm512_set1_ps(d)), f[t][g]);
+                if (bits == 4)
+                    f[t][g] = _mm512_fnmadd_ps(_mm512_load_ps(ws[g] + 64),
+                                               _mm512_set1_ps((float)(x.nsum[t * x.nb] / -128) * d),
+                                               f[t][g]);
+            }
+            wq[g] += qstep;
+            ws[g] += sstep;
         }
         xblock_next(&x);
     }
@@ -147,9 +164,9 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
 
 /* A tile of T tokens x G groups: a span over all blocks. */
 INLINE void tile(const q8_weights *W, const q8_act *A, int t0, const int T, int g0,
-                 const int G, float *y, int32_t *raw)
+                 const int G, float *y, int32_t *raw, const int bits)
 {
-    span(W, A, t0, T, g0, G, 0, W->nb, NULL, NULL, y, raw);
+    span(W, A, t0, T, g0, G, 0, W->nb, NULL, NULL, y, raw, bits);
 }
 
 #include "q8_rect.inc"
@@ -195,4 +212,4 @@ static void quantize(const float *x, int K, int8_t *q, float *d, int32_t *nsum)
     }
 }
 
-const q8_kernels q8_tier_avx512vnni = { "avx512vnni", 0x80, quantize, rect };
+const q8_kernels q8_tier_avx512vnni = { "avx512vnni", 0x80, quantize, rect, rect4 };

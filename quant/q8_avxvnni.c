@@ -23,4 +23,4 @@ INLINE __m256i ymm_dot(__m256i s, __m256i w, __m256i unused, __m256i x)
 
 #include "q8_ymm.inc"
 
-const q8_kernels q8_tier_avxvnni = { "avxvnni", 0x80, q8_quantize_avx2, rect };
+const q8_kernels q8_tier_avxvnni = { "avxvnni", 0x80, q8_quantize_avx2, rect, rect4 };

@@ -40,10 +40,11 @@ static int32_t block_sum(const q8_weights *W, int n, int b, const int8_t *x)
 {
     int32_t s = 0;
     for (int k = b * Q8_BLOCK; k < (b + 1) * Q8_BLOCK; k++)
-        s += q8_weight(W, n, k) * x[k];
+        s += (W->bits == 4 ? q4_weight(W, n, k) : q8_weight(W, n, k)) * x[k];
     return s;
 }
 
+/* Both entries: W->bits says which arithmetic (q8.h). */
 static void rect_ref(const q8_weights *W, const q8_act *A, int t0, int t1, int g0, int g1,
                      float *y, int32_t *raw)
 {
@@ -56,11 +57,16 @@ static void rect_ref(const q8_weights *W, const q8_act *A, int t0, int t1, int g
             float acc = 0.0f;
             for (int b = 0; b < nb; b++) {
                 int32_t s = block_sum(W, n, b, x);
+                float d = A->d[(size_t)t * nb + b];
                 if (raw)
                     raw[(((size_t)t * W->n_groups + n / Q8_GROUP) * nb + b) * Q8_GROUP
                         + n % Q8_GROUP] = s;
-                else
-                    acc = fmaf((float)s, q8_weight_scale(W, n, b) * A->d[(size_t)t * nb + b], acc);
+                else if (W->bits == 8)
+                    acc = fmaf((float)s, q8_weight_scale(W, n, b) * d, acc);
+                else {
+                    acc = fmaf((float)s, q4_weight_scale(W, n, b) * d, acc);
+                    acc = fmaf(-q4_weight_min(W, n, b), q8_act_xsum(A, t, b) * d, acc);
+                }
             }
             if (!raw)
                 y[(size_t)t * W->n_rows + n] = acc;
@@ -68,4 +74,4 @@ static void rect_ref(const q8_weights *W, const q8_act *A, int t0, int t1, int g
     }
 }
 
-const q8_kernels q8_tier_scalar = { "scalar", 0, q8_quantize_ref, rect_ref };
+const q8_kernels q8_tier_scalar = { "scalar", 0, q8_quantize_ref, rect_ref, rect_ref };

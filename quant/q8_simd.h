@@ -40,7 +40,7 @@ INLINE int panel_groups(int left, int pg)
 ** The panel path's cursor: it requests the weights of a run of groups in
 ** the order the panels read them, panel by panel: the panel's scales,
 ** then block by block the quants of each of its groups, 512 bytes at a
-** time (finer steps through this walk, by lines or 128 or 256 bytes,
+** time (256 for 4-bit weights) (finer steps through this walk, by lines or 128 or 256 bytes,
 ** cost 5-25% of a product in branches). Walking memory in order, as it
 ** once did, it requested a panel's first group long before use and its
 ** last one late whenever a panel is larger than the distance ahead (K of
@@ -65,11 +65,10 @@ INLINE void ahead_chunk(q8_ahead *a)
             __builtin_prefetch(p + off, 0, 3);
         a->at += W->scale_bytes;
     } else {
-        const uint8_t *p = q8_group_quants(W, a->g + a->gi) + (size_t)a->b * Q8_GROUP_QBYTES;
-        UNROLL
-        for (int off = 0; off < Q8_GROUP_QBYTES; off += 64)
+        const uint8_t *p = q8_group_quants(W, a->g + a->gi) + (size_t)a->b * W->qbytes;
+        for (size_t off = 0; off < W->qbytes; off += 64)
             __builtin_prefetch(p + off, 0, 3);
-        a->at += Q8_GROUP_QBYTES;
+        a->at += W->qbytes;
     }
     if (++a->gi < a->G)
         return;
@@ -87,7 +86,7 @@ INLINE void ahead_block(q8_ahead *a, int n)
 {
     if (!a || a->at >= a->to)
         return;
-    size_t chunks = (a->to - a->at + Q8_GROUP_QBYTES - 1) / Q8_GROUP_QBYTES;
+    size_t chunks = (a->to - a->at + a->W->qbytes - 1) / a->W->qbytes;
     for (chunks = (chunks + (size_t)n - 1) / (size_t)n; chunks > 0 && a->G > 0; chunks--)
         ahead_chunk(a);
 }

@@ -315,7 +315,7 @@ static void qkv_rows(void *ctx, int h, int r0, int r1)
     const qkv_out *o = ctx;
     const q8_weights *W = o->y->wqkv.q8;
     int per = W->n_groups / o->f->m->info.n_head_kv;
-    W->tier->rect(W, o->act, r0, r1, h * per, (h + 1) * per, o->f->wide, NULL);
+    q8_rect(W, o->act, r0, r1, h * per, (h + 1) * per, o->f->wide, NULL);
 }
 
 /* The sum of the squares of parts pieces of each values, piece k at xs +

@@ -68,6 +68,7 @@ typedef struct loader {
     float            rope_base_swa;
     int              swa_scaled;   /* the local layers' angles take the linear scaling too */
     uint8_t         *used;         /* [n_tensors] whether the model reads each tensor */
+    int              weights_8bit; /* copse_model_params.weights_8bit */
 } loader;
 
 static const char *path_of(const loader *L) { return L->m->gguf->path; }
@@ -479,7 +480,7 @@ static int load_matrix(loader *L, const gguf_tensor *t, model_matrix *w)
     w->n_out = (int)t->ne[1];
     if (!L->m->tier || w->n_in % Q8_BLOCK)
         return expand(L, t, &w->f32);
-    int rc = q8_weights_from_tensor(L->m->tier, t, &w->q8, L->err);
+    int rc = q8_weights_from_tensor(L->m->tier, t, !L->weights_8bit, &w->q8, L->err);
     if (rc) {
         char msg[sizeof L->err->msg];
         memcpy(msg, L->err->msg, sizeof msg);
@@ -782,6 +783,19 @@ static int load(loader *L, const char *path, int vocab_only, int weights_f32)
     return check_all_read(L);
 }
 
+/* Every matrix of a loaded model in turn: i from 0 while it returns one. */
+static model_matrix *nth_matrix(const copse_model *m, int i)
+{
+    if (i == 0)
+        return (model_matrix *)&m->output;
+    if (!m->layers || --i >= N_LAYER_MATRICES * m->info.n_layer)
+        return NULL;
+    model_layer *y = &m->layers[i / N_LAYER_MATRICES];
+    model_matrix *all[N_LAYER_MATRICES] = { &y->wq, &y->wk, &y->wv, &y->wo, &y->wqkv,
+                                            &y->w_gate, &y->w_up, &y->w_down, &y->w_gate_up };
+    return all[i % N_LAYER_MATRICES];
+}
+
 int copse_model_load(const char *path, const copse_model_params *params,
                      copse_model **out, copse_error *err)
 {
@@ -801,7 +815,7 @@ int copse_model_load(const char *path, const copse_model_params *params,
     if (!m)
         return copse_fail(err, COPSE_E_NOMEM, "out of memory");
     m->embd_scale = m->residual_scale = m->logit_scale = 1;
-    loader L = { .m = m, .err = err };
+    loader L = { .m = m, .err = err, .weights_8bit = params->weights_8bit };
     int rc = load(&L, path, params->vocab_only, params->weights_f32);
     free(L.used);
     if (rc) {
@@ -812,6 +826,11 @@ int copse_model_load(const char *path, const copse_model_params *params,
     m->info.name = m->name;
     m->info.isa = m->tier ? m->tier->name : NULL;
     m->info.weight_bytes = model_matrix_bytes(m);
+    model_matrix *w;
+    for (int i = 0; (w = nth_matrix(m, i)); i++) {
+        m->info.n_matrices += w->n_out > 0;
+        m->info.n_matrices_4bit += w->q8 && w->q8->bits == 4;
+    }
     m->info.attn_scale = m->attn_scale;
     m->info.attn_softcap = m->attn_softcap;
     m->info.final_softcap = m->final_softcap;
@@ -820,19 +839,6 @@ int copse_model_load(const char *path, const copse_model_params *params,
     m->info.logit_scale = m->logit_scale;
     *out = m;
     return COPSE_OK;
-}
-
-/* Every matrix of a loaded model in turn: i from 0 while it returns one. */
-static model_matrix *nth_matrix(const copse_model *m, int i)
-{
-    if (i == 0)
-        return (model_matrix *)&m->output;
-    if (!m->layers || --i >= N_LAYER_MATRICES * m->info.n_layer)
-        return NULL;
-    model_layer *y = &m->layers[i / N_LAYER_MATRICES];
-    model_matrix *all[N_LAYER_MATRICES] = { &y->wq, &y->wk, &y->wv, &y->wo, &y->wqkv,
-                                            &y->w_gate, &y->w_up, &y->w_down, &y->w_gate_up };
-    return all[i % N_LAYER_MATRICES];
 }
 
 void copse_model_free(copse_model *m)

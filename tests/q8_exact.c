@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "q8_exact.h"
+#include "dequant.h"
 
 /* ------------------------------------------------------------------- data */
 
@@ -23,22 +24,65 @@ static uint32_t rnd(void)
 static float unit(void) { return (float)rnd() / 2147483648.0f - 1.0f; }   /* [-1, 1) */
 
 enum { W_RANDOM, W_EXTREME, W_MIN, W_ZERO, W_NPAT };
-static const char *const wpat_name[] = { "random", "-128/127", "all -128", "zero" };
+static const char *const wpat_name[] = { "random", "extremes", "all lowest", "zero" };
 
-/* Weights as GGUF Q8_0 blocks, and the same values unpacked. */
+/* Weights as GGUF blocks of type Q8_0, Q4_0, Q4_1 or Q4_K, and the same
+** values unpacked: q8 as int8 q with fp16 scales d, 4-bit as quants q
+** (0..15) with dw * q - mw, from dequant_nibbles. */
 typedef struct src_w {
     int N, K;
+    uint32_t type;
     int8_t *q;          /* [N][K] */
-    uint16_t *d;        /* [N][K/32] fp16 */
-    uint8_t *blocks;    /* Q8_0 */
+    uint16_t *d;        /* [N][K/32] fp16 (Q8_0) */
+    float *dw, *mw;     /* [N][K/32] (4-bit) */
+    uint8_t *blocks;    /* as in a file */
 } src_w;
 
-static void src_w_make(src_w *s, int N, int K, int pat)
+static void put_f16(uint8_t *p, float v)
+{
+    uint16_t h = copse_f32_to_f16(v);
+    p[0] = (uint8_t)h;
+    p[1] = (uint8_t)(h >> 8);
+}
+
+/* Random 4-bit blocks: quants by pattern (extremes 0 or 15, lowest 0),
+** scales and minimums of either sign. */
+static void src_w_make4(src_w *s, int pat)
+{
+    size_t n = (size_t)s->N * s->K, bytes = (size_t)ggml_type_nbytes(s->type, n);
+    uint64_t per = ggml_type_block(s->type), bsize = ggml_type_nbytes(s->type, per);
+    s->blocks = malloc(bytes);
+    for (size_t i = 0; i < bytes; i++)
+        s->blocks[i] = pat == W_RANDOM ? (uint8_t)rnd() : pat == W_EXTREME ? (rnd() & 1 ? 0xFF : 0)
+                                                                         : 0;
+    for (size_t b = 0; b < n / per; b++) {
+        uint8_t *blk = s->blocks + b * bsize;
+        put_f16(blk, unit() * 0.05f);
+        if (s->type != GGML_TYPE_Q4_0)
+            put_f16(blk + 2, unit() * 0.5f);
+        if (s->type == GGML_TYPE_Q4_K)
+            for (int j = 4; j < 16; j++)
+                blk[j] = (uint8_t)rnd();
+    }
+    int nb = s->K / Q8_BLOCK;
+    uint8_t *u = malloc(n);
+    s->dw = malloc((size_t)s->N * nb * sizeof *s->dw);
+    s->mw = malloc((size_t)s->N * nb * sizeof *s->mw);
+    dequant_nibbles(s->type, s->blocks, 0, n, s->dw, s->mw, u);
+    for (size_t i = 0; i < n; i++)
+        s->q[i] = (int8_t)u[i];
+    free(u);
+}
+
+static void src_w_make(src_w *s, int N, int K, int pat, uint32_t type)
 {
     int nb = K / Q8_BLOCK;
-    s->N = N;
-    s->K = K;
+    *s = (src_w){ .N = N, .K = K, .type = type };
     s->q = malloc((size_t)N * K);
+    if (type != GGML_TYPE_Q8_0) {
+        src_w_make4(s, pat);
+        return;
+    }
     s->d = malloc((size_t)N * nb * 2);
     s->blocks = malloc((size_t)N * nb * 34);
     for (size_t i = 0; i < (size_t)N * K; i++)
@@ -53,10 +97,20 @@ static void src_w_make(src_w *s, int N, int K, int pat)
     }
 }
 
+/* The packed weights of s for tier k, as the loader makes them. */
+static int src_w_pack(const q8_kernels *k, const src_w *s, q8_weights **W, copse_error *err)
+{
+    gguf_tensor t = { .name = "test", .type = s->type, .n_dims = 2, .ne = { s->K, s->N, 1, 1 },
+                      .data = s->blocks };
+    return q8_weights_from_tensor(k, &t, 1, W, err);
+}
+
 static void src_w_free(src_w *s)
 {
     free(s->q);
     free(s->d);
+    free(s->dw);
+    free(s->mw);
     free(s->blocks);
 }
 
@@ -107,9 +161,19 @@ static float ref_out(const src_w *w, int n, const q8_act *a, int t)
 {
     float acc = 0.0f;
     for (int b = 0; b < a->nb; b++) {
-        float dw = copse_f16_to_f32(w->d[(size_t)n * a->nb + b]);
-        int32_t s = ref_sum(w, n, b, a->q + (size_t)t * a->K);
-        acc = fmaf((float)s, dw * a->d[(size_t)t * a->nb + b], acc);
+        size_t i = (size_t)n * a->nb + b;
+        const int8_t *xq = a->q + (size_t)t * a->K;
+        float dx = a->d[(size_t)t * a->nb + b];
+        int32_t s = ref_sum(w, n, b, xq);
+        if (w->type == GGML_TYPE_Q8_0) {
+            acc = fmaf((float)s, copse_f16_to_f32(w->d[i]) * dx, acc);
+            continue;
+        }
+        int32_t xsum = 0;
+        for (int k = b * Q8_BLOCK; k < (b + 1) * Q8_BLOCK; k++)
+            xsum += xq[k];
+        acc = fmaf((float)s, w->dw[i] * dx, acc);
+        acc = fmaf(-w->mw[i], (float)xsum * dx, acc);
     }
     return acc;
 }
@@ -172,19 +236,22 @@ static void check_quantize_known(const q8_kernels *k, exact_stats *st)
 /* One shape and pattern: raw sums and results of tier k's kernel over the
 ** whole rectangle (every tile shape and tail) against the reference, and
 ** q8_matmul_act on 1 to 3 threads (the work split) against the kernel. */
-static void check_gemm(const q8_kernels *k, int M, int N, int K, int wp, int xp, exact_stats *st)
+static void check_gemm(const q8_kernels *k, int M, int N, int K, int wp, int xp, uint32_t type,
+                       exact_stats *st)
 {
     src_w w;
-    src_w_make(&w, N, K, wp);
+    char buf[16];
+    const char *tname = ggml_type_name(type, buf);
+    src_w_make(&w, N, K, wp, type);
     float *x = malloc((size_t)M * K * sizeof *x);
     make_x(x, M, K, xp);
     q8_weights *W = NULL;
     q8_act a = {0};
     copse_error err;
-    int rc = q8_weights_from_q8_0(k, w.blocks, N, K, "test", &W, &err);
+    int rc = src_w_pack(k, &w, &W, &err);
     if (!rc)
         rc = q8_act_quantize(k, x, M, K, &a, 1, &err);
-    exact_check(st, "q8", rc == COPSE_OK, "%s: setup failed: %s", k->name, rc ? err.msg : "");
+    exact_check(st, "q8", rc == COPSE_OK, "%s %s: setup failed: %s", k->name, tname, rc ? err.msg : "");
     if (rc)
         goto out;
     int nb = K / Q8_BLOCK, ng = W->n_groups;
@@ -193,7 +260,7 @@ static void check_gemm(const q8_kernels *k, int M, int N, int K, int wp, int xp,
     float *y[4];
     for (int i = 0; i < 4; i++)
         y[i] = malloc((size_t)M * N * sizeof *y[i]);
-    k->rect(W, &a, 0, M, 0, ng, NULL, raw);
+    q8_rect(W, &a, 0, M, 0, ng, NULL, raw);
     int bad = 0;
     for (int t = 0; t < M; t++)
         for (int g = 0; g < ng; g++)
@@ -203,26 +270,26 @@ static void check_gemm(const q8_kernels *k, int M, int N, int K, int wp, int xp,
                     int32_t want = n < N ? ref_sum(&w, n, b, a.q + (size_t)t * K) : 0;
                     int32_t got = raw[(((size_t)t * ng + g) * nb + b) * Q8_GROUP + r];
                     if (got != want && bad++ == 0)
-                        exact_check(st, "q8", 0, "%s %dx%dx%d w %s x %s: int32 sum t%d row %d block %d: %d, "
-                              "want %d", k->name, M, N, K, wpat_name[wp], xpat_name[xp], t, n, b,
+                        exact_check(st, "q8", 0, "%s %s %dx%dx%d w %s x %s: int32 sum t%d row %d block %d: %d, "
+                              "want %d", k->name, tname, M, N, K, wpat_name[wp], xpat_name[xp], t, n, b,
                               got, want);
                 }
-    exact_check(st, "q8", bad == 0, "%s %dx%dx%d: %d wrong int32 block sums", k->name, M, N, K, bad);
+    exact_check(st, "q8", bad == 0, "%s %s %dx%dx%d: %d wrong int32 block sums", k->name, tname, M, N, K, bad);
 
-    k->rect(W, &a, 0, M, 0, ng, y[0], NULL);
+    q8_rect(W, &a, 0, M, 0, ng, y[0], NULL);
     bad = 0;
     for (int t = 0; t < M; t++)
         for (int n = 0; n < N; n++) {
             float want = ref_out(&w, n, &a, t), got = y[0][(size_t)t * N + n];
             if (!same_bits(got, want) && bad++ == 0)
-                exact_check(st, "q8", 0, "%s %dx%dx%d w %s x %s: y[%d][%d] = %.9g, want %.9g", k->name, M, N,
+                exact_check(st, "q8", 0, "%s %s %dx%dx%d w %s x %s: y[%d][%d] = %.9g, want %.9g", k->name, tname, M, N,
                       K, wpat_name[wp], xpat_name[xp], t, n, got, want);
         }
-    exact_check(st, "q8", bad == 0, "%s %dx%dx%d: %d results differ from the reference", k->name, M, N, K, bad);
+    exact_check(st, "q8", bad == 0, "%s %s %dx%dx%d: %d results differ from the reference", k->name, tname, M, N, K, bad);
     for (int th = 1; th <= 3; th++) {
         rc = q8_matmul_act(W, &a, y[th], th, &err);
         exact_check(st, "q8", rc == COPSE_OK && memcmp(y[0], y[th], (size_t)M * N * sizeof *y[0]) == 0,
-              "%s %dx%dx%d: q8_matmul_act on %d threads differs", k->name, M, N, K, th);
+              "%s %s %dx%dx%d: q8_matmul_act on %d threads differs", k->name, tname, M, N, K, th);
     }
     free(raw);
     for (int i = 0; i < 4; i++)
@@ -241,6 +308,16 @@ void q8x_check_tier(const q8_kernels *k, exact_stats *st)
         for (int p = 0; p < X_NPAT; p++)
             check_quantize(k, K, p, st);
 
+    /* Each shape with 8-bit weights and with 4-bit ones (Q4_0 and Q4_1 in
+    ** turn; Q4_K's rows are multiples of 256, below). */
+    static const uint32_t four[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1 };
+    int turn = 0;
+#define GEMM(M, N, K, wp, xp)                                                  \
+    do {                                                                     \
+        check_gemm(k, M, N, K, wp, xp, GGML_TYPE_Q8_0, st);                  \
+        check_gemm(k, M, N, K, wp, xp, four[turn++ % 2], st);                \
+    } while (0)
+
     /* every tail of tokens (tiles of up to 4, the panel path's steps up
     ** to its 32 tokens, chunks of 64) and of rows (groups of 16, tiles and
     ** panels of up to 4 groups) */
@@ -250,34 +327,98 @@ void q8x_check_tier(const q8_kernels *k, exact_stats *st)
     for (size_t i = 0; i < sizeof Ks / sizeof *Ks; i++)
         for (size_t j = 0; j < sizeof Ns / sizeof *Ns; j++)
             for (size_t m = 0; m < sizeof Ms / sizeof *Ms; m++)
-                check_gemm(k, Ms[m], Ns[j], Ks[i], W_RANDOM, X_RANDOM, st);
+                GEMM(Ms[m], Ns[j], Ks[i], W_RANDOM, X_RANDOM);
     /* the panel path's stretches of 8 blocks and its prefetch 16 blocks
     ** ahead: K of 17 and 25 blocks */
     static const int Mp[] = { 2, 5, 16, 32 };
     for (size_t m = 0; m < sizeof Mp / sizeof *Mp; m++) {
-        check_gemm(k, Mp[m], 50, 17 * Q8_BLOCK, W_RANDOM, X_RANDOM, st);
-        check_gemm(k, Mp[m], 65, 25 * Q8_BLOCK, W_RANDOM, X_RANDOM, st);
+        GEMM(Mp[m], 50, 17 * Q8_BLOCK, W_RANDOM, X_RANDOM);
+        GEMM(Mp[m], 65, 25 * Q8_BLOCK, W_RANDOM, X_RANDOM);
+        check_gemm(k, Mp[m], 40, 768, W_RANDOM, X_RANDOM, GGML_TYPE_Q4_K, st);
     }
     /* a decode step's lanes of 3 groups (the last one short) on 1 to 3
     ** threads, and claims capped at 1 MiB of weights (5 units at K of 128
-    ** blocks) */
+    ** blocks; 4-bit weights take 9) */
     static const int Ml[] = { 2, 15, 16, 17, 31, 32, 33 };
     for (size_t m = 0; m < sizeof Ml / sizeof *Ml; m++)
-        check_gemm(k, Ml[m], 16 * 35 - 3, 2 * Q8_BLOCK, W_RANDOM, X_RANDOM, st);
-    check_gemm(k, 16, 16 * 67 - 9, 128 * Q8_BLOCK, W_RANDOM, X_RANDOM, st);
+        GEMM(Ml[m], 16 * 35 - 3, 2 * Q8_BLOCK, W_RANDOM, X_RANDOM);
+    GEMM(16, 16 * 67 - 9, 128 * Q8_BLOCK, W_RANDOM, X_RANDOM);
+    check_gemm(k, 16, 16 * 67 - 9, 128 * Q8_BLOCK, W_RANDOM, X_RANDOM, GGML_TYPE_Q4_K, st);
     /* the work split: token chunks, runs of groups (12 at a time here) */
-    check_gemm(k, 70, 40, 64, W_RANDOM, X_RANDOM, st);
-    check_gemm(k, 131, 3, 32, W_RANDOM, X_RANDOM, st);
-    check_gemm(k, 2, 1600 - 5, 32, W_RANDOM, X_RANDOM, st);
+    GEMM(70, 40, 64, W_RANDOM, X_RANDOM);
+    GEMM(131, 3, 32, W_RANDOM, X_RANDOM);
+    GEMM(2, 1600 - 5, 32, W_RANDOM, X_RANDOM);
     for (int wp = 0; wp < W_NPAT; wp++)
         for (int xp = 0; xp < X_NPAT; xp++) {
-            check_gemm(k, 1, 65, 416, wp, xp, st);
-            check_gemm(k, 5, 17, 32, wp, xp, st);
-            check_gemm(k, 9, 100, 96, wp, xp, st);
+            GEMM(1, 65, 416, wp, xp);
+            GEMM(5, 17, 32, wp, xp);
+            GEMM(9, 100, 96, wp, xp);
+            for (int M = 1; M <= 9; M += 4)
+                check_gemm(k, M, 33, 256, wp, xp, GGML_TYPE_Q4_K, st);
         }
+#undef GEMM
+}
+
+static int same_packing(const q8_weights *a, const q8_weights *b)
+{
+    return a && b && a->n_rows == b->n_rows && a->K == b->K && a->bits == b->bits
+        && memcmp(a->data, b->data, q8_weights_bytes(a)) == 0;
 }
 
 /* ------------------------------------------------------------ f32 bound */
+
+/*
+** 4-bit weights hold the file's values exactly, so only the activations
+** are rounded: |y' - y| <= sum_k |w| dx/2, plus f32 rounding of the two
+** terms per block, each at most 2^-22 of its size (dx (|dw isum| + |mw
+** xsum|)), summed over blocks: 2^-18 covers that with room.
+*/
+static void check_f32_bound4(const q8_kernels *k, uint32_t type, exact_stats *st)
+{
+    const int M = 7, N = 37, K = 512;
+    src_w w;
+    src_w_make(&w, N, K, W_RANDOM, type);
+    float *x = malloc((size_t)M * K * sizeof *x), *y = malloc((size_t)M * N * sizeof *y);
+    float *row = malloc((size_t)K * sizeof *row);
+    make_x(x, M, K, X_RANDOM);
+    q8_weights *W = NULL;
+    copse_error err;
+    int rc = src_w_pack(k, &w, &W, &err);
+    if (!rc)
+        rc = q8_matmul(W, x, M, y, 2, &err);
+    exact_check(st, "q8", rc == COPSE_OK, "%s: 4-bit weights: %s", k->name, rc ? err.msg : "");
+    double worst = 0;
+    for (int n = 0; n < N && !rc; n++) {
+        dequant(type, w.blocks, (uint64_t)n * K, K, row);
+        for (int t = 0; t < M; t++) {
+            double exact = 0, bound = 0, mag = 0;
+            for (int i = 0; i < K; i++) {
+                const float *xb = x + (size_t)t * K + i - i % Q8_BLOCK;
+                float amax = 0;
+                for (int j = 0; j < Q8_BLOCK; j++)
+                    amax = fmaxf(amax, fabsf(xb[j]));
+                double dx = amax / 127.0f, xi = x[(size_t)t * K + i];
+                size_t bi = (size_t)n * (K / Q8_BLOCK) + i / Q8_BLOCK;
+                exact += xi * row[i];
+                bound += fabs(row[i]) * dx / 2;
+                mag += dx * 127 * (fabs(w.dw[bi]) * 15 + fabs(w.mw[bi]));
+            }
+            bound += mag * ldexp(1, -18);
+            double e = fabs(y[(size_t)t * N + n] - exact);
+            worst = fmax(worst, e / bound);
+            exact_check(st, "q8", e <= bound, "%s 4-bit: y[%d][%d] = %.9g, f32 %.9g, error %.3g > "
+                        "bound %.3g", k->name, t, n, y[(size_t)t * N + n], exact, e, bound);
+        }
+    }
+    exact_check(st, "q8", rc || worst > 0.01, "%s 4-bit: errors at most %.3g of the bound: bound "
+                "too loose", k->name, worst);
+    q8_weights_free(W);
+    src_w_free(&w);
+    free(x);
+    free(y);
+    free(row);
+}
+
 
 /*
 ** With w' and x' the dequantized values, |w - w'| <= dw/2 and
@@ -331,6 +472,8 @@ void q8x_check_f32_bound(const q8_kernels *k, exact_stats *st)
     /* a bound far above the errors would pass anything: it must be met tightly somewhere */
     exact_check(st, "q8", rc || worst > 0.01, "%s: errors at most %.3g of the bound: bound too loose",
           k->name, worst);
+    check_f32_bound4(k, GGML_TYPE_Q4_K, st);
+    check_f32_bound4(k, GGML_TYPE_Q4_1, st);
     q8_weights_free(W);
     free(w);
     free(x);
@@ -393,10 +536,58 @@ void q8x_check_errors(exact_stats *st)
 
 /* ---------------------------------------------------------------- tensors */
 
-static int same_packing(const q8_weights *a, const q8_weights *b)
+
+/* 4-bit tensors: each weight is the value dequant gives;
+** without keep4 they pack as their decoded f32 values would; a
+** non-finite scale or minimum is refused with the row. */
+static void check_tensors4(const q8_kernels *k, exact_stats *st)
 {
-    return a && b && a->n_rows == b->n_rows && a->K == b->K
-        && memcmp(a->data, b->data, q8_weights_bytes(a)) == 0;
+    static const uint32_t types[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q4_K };
+    enum { N = 21, K = 512 };
+    float *row = malloc(K * sizeof *row), *got = malloc(K * sizeof *got);
+    float *all = malloc((size_t)N * K * sizeof *all);
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        for (int wp = 0; wp < W_NPAT; wp++) {
+            src_w w;
+            src_w_make(&w, N, K, wp, types[i]);
+            q8_weights *W = NULL, *W8 = NULL, *want = NULL;
+            copse_error err;
+            gguf_tensor t = { .name = "blk.0.ffn_up.weight", .type = types[i], .n_dims = 2,
+                              .ne = { K, N, 1, 1 }, .data = w.blocks };
+            int rc = q8_weights_from_tensor(k, &t, 1, &W, &err);
+            exact_check(st, "q8", rc == COPSE_OK && W->bits == 4 && q8_weights_bytes(W) == 48 * K / 32
+                        * 16, "%s: 4-bit tensor type %u: %s", k->name, types[i], rc ? err.msg : "");
+            int bad = 0;
+            for (int n = 0; n < N && !rc; n++) {
+                dequant(types[i], w.blocks, (uint64_t)n * K, K, row);
+                memcpy(all + (size_t)n * K, row, K * sizeof *row);
+                q8_weights_row(W, n, got);
+                for (int j = 0; j < K; j++)   /* equal: Q4_0's d (8 - 8) is -0 where d < 0 */
+                    bad += !(row[j] == got[j]);
+            }
+            exact_check(st, "q8", bad == 0, "%s: type %u, weights %s: %d values differ from dequant",
+                        k->name, types[i], wpat_name[wp], bad);
+            rc = q8_weights_from_tensor(k, &t, 0, &W8, &err);
+            if (!rc)
+                rc = q8_weights_from_f32(k, all, N, K, "f", &want, &err);
+            exact_check(st, "q8", rc == COPSE_OK && W8->bits == 8 && same_packing(W8, want),
+                        "%s: type %u without keep4 packs differently (%s)", k->name, types[i],
+                        rc ? err.msg : "");
+            q8_weights_free(W);
+            q8_weights_free(W8);
+            q8_weights_free(want);
+            if (wp == W_RANDOM) {
+                size_t row_bytes = (size_t)ggml_type_nbytes(types[i], K);
+                w.blocks[17 * row_bytes + (types[i] == GGML_TYPE_Q4_1) * 2 + 1] = 0x7c;   /* inf */
+                exact_check(st, "q8", q8_weights_from_tensor(k, &t, 1, &W, &err) == COPSE_E_FORMAT
+                            && !W && strstr(err.msg, "row 17 has a non-finite scale or minimum"),
+                            "%s: type %u with an infinite scale: %s", k->name, types[i], err.msg);
+            }
+            src_w_free(&w);
+        }
+    free(row);
+    free(got);
+    free(all);
 }
 
 void q8x_check_tensors(const q8_kernels *k, exact_stats *st)
@@ -410,7 +601,7 @@ void q8x_check_tensors(const q8_kernels *k, exact_stats *st)
         bf[i] = copse_f32_to_bf16(f[i]);
     }
     src_w w;
-    src_w_make(&w, N, K, W_RANDOM);
+    src_w_make(&w, N, K, W_RANDOM, GGML_TYPE_Q8_0);
     gguf_tensor t = { .name = "blk.0.ffn_up.weight", .n_dims = 2, .ne = { K, N, 1, 1 } };
     const struct { uint32_t type; const void *data; } cases[] = {
         { GGML_TYPE_F32, f }, { GGML_TYPE_F16, h }, { GGML_TYPE_BF16, bf },
@@ -422,7 +613,7 @@ void q8x_check_tensors(const q8_kernels *k, exact_stats *st)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         t.type = cases[i].type;
         t.data = cases[i].data;
-        int rc = q8_weights_from_tensor(k, &t, &got, &err);
+        int rc = q8_weights_from_tensor(k, &t, 1, &got, &err);
         q8_weights *ref = want;
         if (t.type == GGML_TYPE_Q8_0)
             q8_weights_from_q8_0(k, w.blocks, N, K, "q", &ref, &err);
@@ -433,14 +624,15 @@ void q8x_check_tensors(const q8_kernels *k, exact_stats *st)
         q8_weights_free(got);
     }
     t.type = GGML_TYPE_Q8_1;   /* an activation format: no file's weights */
-    exact_check(st, "q8", q8_weights_from_tensor(k, &t, &got, &err) == COPSE_E_UNSUPPORTED && !got
+    exact_check(st, "q8", q8_weights_from_tensor(k, &t, 1, &got, &err) == COPSE_E_UNSUPPORTED && !got
           && strstr(err.msg, "blk.0.ffn_up.weight") && strstr(err.msg, "Q8_1"),
           "Q8_1 tensor: %s", err.msg);
     t.type = GGML_TYPE_F32;
     t.n_dims = 3;
     t.ne[2] = 2;
-    exact_check(st, "q8", q8_weights_from_tensor(k, &t, &got, &err) == COPSE_E_UNSUPPORTED && !got,
+    exact_check(st, "q8", q8_weights_from_tensor(k, &t, 1, &got, &err) == COPSE_E_UNSUPPORTED && !got,
           "3-D tensor accepted");
     q8_weights_free(want);
     src_w_free(&w);
+    check_tensors4(k, st);
 }

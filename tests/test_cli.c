@@ -132,14 +132,17 @@ START_TEST(info_describes_model)
     snprintf(cmd, sizeof cmd, "'%s' info -m tests/data/models/tiny-llama-blocks.gguf 2>&1", copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "tensors     F32 5, Q4_0 2, Q4_1 2, Q5_0 2, Q5_1 2, Q2_K 2, Q3_K 1, Q4_K 1, Q5_K 1, "
-                              "Q6_K 1, IQ4_NL 1, IQ4_XS 1\n") && strstr(out, "llama \"copse-random-tiny-llama\""),
-                  "%s", out);
+                              "Q6_K 1, IQ4_NL 1, IQ4_XS 1\n") && strstr(out, "llama \"copse-random-tiny-llama\"")
+                  && strstr(out, ", 4 of the 15 matrices 4-bit as in the file: 0.8 MiB"), "%s", out);
     snprintf(cmd, sizeof cmd, "'%s' info -m tests/data/models/tiny-llama-blocks.gguf --json 2>&1", copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
-    /* q 256x256, k, v 128x256 each, o 256x256, gate, up, down 256x256, per layer; output 320x256 */
-    long rows = 2 * (256 + 128 + 128 + 256 + 3 * 256) + 320, bytes = rows * (256 / 32) * 34;
-    char want[64];
-    snprintf(want, sizeof want, "\"weight_bytes\": %ld,", bytes);
+    /* q 256x256, k, v 128x256 each, o 256x256, gate, up, down 256x256, per layer; output 320x256;
+    ** blocks of 34 bytes, except 24 for the 4-bit output (Q4_1), layer 0's gate (Q4_K),
+    ** layer 1's v (Q4_0) and o (Q4_1) */
+    long rows = 2 * (256 + 128 + 128 + 256 + 3 * 256) + 320, rows4 = 320 + 256 + 128 + 256;
+    long bytes = (rows - rows4) * (256 / 32) * 34 + rows4 * (256 / 32) * 24;
+    char want[96];
+    snprintf(want, sizeof want, "\"matrices\": 15, \"matrices_4bit\": 4, \"weight_bytes\": %ld,", bytes);
     ck_assert_msg(strstr(out, "\"tensor_types\": {\"F32\": 5, \"Q4_0\": 2,") && strstr(out, want) &&
                   strstr(out, "\"n_head_kv\": 2,") && strstr(out, "\"weights\": \"int8\"") &&
                   strstr(out, "\"n_local_layers\": 0, \"sliding_window\": 0,"), "%s (want %s)", out, want);
