@@ -41,4 +41,14 @@ static inline double bench_read_gbps(int threads, double min_seconds)
     return (double)(n * sizeof *buf) / best / 1e9;
 }
 
+/* --weights W as the copse command takes it: auto (the default), int8 or
+** f32, into copse_model_params' weights_f32 and weights_8bit; -1 for
+** another value. */
+static inline int bench_weights(const char *v, int *f32, int *eight)
+{
+    *f32 = !strcmp(v, "f32");
+    *eight = !strcmp(v, "int8");
+    return *f32 || *eight || !strcmp(v, "auto") ? 0 : -1;
+}
+
 #endif

@@ -26,7 +26,7 @@
 #define MAX_REPS    64
 
 typedef struct options {
-    int json, pp, tg, reps, weights_f32;
+    int json, pp, tg, reps, weights_f32, weights_8bit;
     int threads[MAX_THREADS], n_threads;
     const char *llama;
 } options;
@@ -36,7 +36,7 @@ enum { PP, TG, LLAMA_PP, LLAMA_TG, N_SERIES };
 
 typedef struct result {
     const char *file;
-    const char *kernels;
+    char kernels[32];          /* the tier, "+4bit" where matrices keep 4 bits */
     int threads;
     double best[N_SERIES], median[N_SERIES];   /* 0 when not run */
     double matrix_bytes;         /* streamed per generated token */
@@ -246,7 +246,8 @@ static void usage(FILE *f)
             "  --pp N          prompt tokens (default 512; 0 skips)\n"
             "  --tg N          generated tokens (default 128; 0 skips)\n"
             "  --reps N        measured runs of each, the best reported (default 5)\n"
-            "  --weights W     int8 (default) or f32\n"
+            "  --weights W     auto (default: int8, 4-bit matrices as in the file), int8\n"
+            "                  (the 4-bit ones as int8 too) or f32\n"
             "  --json          JSON instead of a markdown table\n"
             "LLAMA_BENCH=path/to/llama-bench runs llama.cpp on the same files.\n"
             "COPSE_ISA forces copse's int8 kernel tier.\n");
@@ -298,8 +299,8 @@ static int parse_args(int argc, char **argv, options *o)
             bad = parse_count(v, 0, 4096, &o->tg);
         } else if (!strcmp(a, "--reps")) {
             bad = parse_count(v, 1, MAX_REPS, &o->reps);
-        } else if (!strcmp(a, "--weights") && (!strcmp(v, "f32") || !strcmp(v, "int8"))) {
-            o->weights_f32 = !strcmp(v, "f32");
+        } else if (!strcmp(a, "--weights")) {
+            bad = bench_weights(v, &o->weights_f32, &o->weights_8bit);
         } else {
             return -1;
         }
@@ -331,6 +332,7 @@ int main(int argc, char **argv)
     for (int fi = first; fi < argc; fi++) {
         copse_model_params mp = copse_model_default_params();
         mp.weights_f32 = o.weights_f32;
+        mp.weights_8bit = o.weights_8bit;
         copse_model *m;
         copse_error err;
         if (copse_model_load(argv[fi], &mp, &m, &err))
@@ -340,7 +342,8 @@ int main(int argc, char **argv)
         for (int t = 0; t < o.n_threads; t++) {
             result *r = &res[n++];
             r->file = argv[fi];
-            r->kernels = info.isa ? info.isa : "f32";
+            snprintf(r->kernels, sizeof r->kernels, "%s%s", info.isa ? info.isa : "f32",
+                     info.n_matrices_4bit ? "+4bit" : "");
             r->threads = o.threads[t];
             r->matrix_bytes = (double)model_matrix_bytes(m);
             r->read_gbps = gbps[t];

@@ -23,12 +23,14 @@
 #include <string.h>
 #include <time.h>
 #include "copse.h"
+#include "bench.h"
 
 #define MAX_B 64
 
 typedef struct opts {
     int  json, threads, prompt, gen, reps, n_b, b[MAX_B];
     int  shared_only;   /* skip the unshared and alone baselines (for profiling) */
+    int  weights_f32, weights_8bit;   /* --weights */
     const char *models[8];
     int  n_models;
 } opts;
@@ -329,7 +331,10 @@ static void bench_model(const opts *o, const char *path, result *res)
 {
     bench k = { .o = o };
     copse_error e;
-    if (copse_model_load(path, NULL, &k.m, &e))
+    copse_model_params mp = copse_model_default_params();
+    mp.weights_f32 = o->weights_f32;
+    mp.weights_8bit = o->weights_8bit;
+    if (copse_model_load(path, &mp, &k.m, &e))
         die(NULL, &e);
     k.n_vocab = copse_n_vocab(k.m);
     int max_b = 0;
@@ -392,6 +397,7 @@ static void usage(void)
             "  --prompt P      shared prompt tokens (default 256)\n"
             "  --gen G         tokens generated per branch (default 64)\n"
             "  --reps R        repetitions, taking turns; each figure is the best (default 2)\n"
+            "  --weights W     auto (default: int8, 4-bit matrices as in the file), int8 or f32\n"
             "  --json          JSON on stdout, the markdown tables on stderr\n"
             "  --shared-only   run only the shared configuration (to profile it): its step times, no table\n"
             "LLAMA_BATCHED_BENCH=path/to/llama-batched-bench adds llama.cpp on the same files.\n", MAX_B);
@@ -417,6 +423,10 @@ int main(int argc, char **argv)
             o.gen = atoi(argv[++i]);
         else if (!strcmp(a, "--reps") && more)
             o.reps = atoi(argv[++i]);
+        else if (!strcmp(a, "--weights") && more) {
+            if (bench_weights(argv[++i], &o.weights_f32, &o.weights_8bit))
+                usage();
+        }
         else if (!strcmp(a, "--branches") && more) {
             if (!(o.n_b = parse_list(argv[++i], o.b, MAX_B)))
                 usage();

@@ -51,6 +51,7 @@ typedef struct cli_model_opts {
     long        threads;    /* -t, 0 = all cores */
     long        n_ctx;      /* --ctx, 0 = model's */
     int         weights_f32; /* --weights f32 */
+    int         weights_8bit; /* --weights int8 */
     uint64_t    kv_bytes;   /* --kv-mem, 0 = the library's default */
     int         kv_f32;     /* --kv-f32 */
 } cli_model_opts;
@@ -70,7 +71,9 @@ int cli_open_model(const char *cmd, const cli_model_opts *o, int vocab_only,
     "  -m, --model FILE   GGUF model file (required)\n" \
     "  -t, --threads N    threads (default: all cores)\n" \
     "  --ctx N            context length (default: the model's)\n" \
-    "  --weights W        int8 (default; kernels from COPSE_ISA or the CPU) or f32 (reference)\n" \
+    "  --weights W        auto (default: int8, and Q4_0/Q4_1/Q4_K matrices keep their 4 bits;\n" \
+    "                     kernels from COPSE_ISA or the CPU), int8 (those too as int8: more\n" \
+    "                     memory, faster products where arithmetic bounds them) or f32 (reference)\n" \
     "  --kv-mem BYTES     KV cache memory of each context; K, M, G suffixes (e.g. 64M;\n" \
     "                     default: room for every sequence the command runs at full length)\n" \
     "  --kv-f32           keep keys and values in f32 (default f16, half the memory)\n"

@@ -166,11 +166,12 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
     else if (is_kv && cli_parse_bytes(cmd, a, v, &o->kv_bytes))
         return -1;
     else if (is_w) {
-        if (strcmp(v, "f32") && strcmp(v, "int8")) {
-            cli_usage_error(cmd, "--weights takes int8 or f32, not '%s'", v);
+        if (strcmp(v, "f32") && strcmp(v, "int8") && strcmp(v, "auto")) {
+            cli_usage_error(cmd, "--weights takes auto, int8 or f32, not '%s'", v);
             return -1;
         }
         o->weights_f32 = !strcmp(v, "f32");
+        o->weights_8bit = !strcmp(v, "int8");
     }
     return 1;
 }
@@ -187,6 +188,7 @@ int cli_open_model(const char *cmd, const cli_model_opts *o, int vocab_only,
     copse_model_params mp = copse_model_default_params();
     mp.vocab_only = vocab_only;
     mp.weights_f32 = o->weights_f32;
+    mp.weights_8bit = o->weights_8bit;
     if (copse_model_load(o->model, &mp, model, &err))
         return cli_error(cmd, "%s", err.msg);
     if (!ctx)

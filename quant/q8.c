@@ -244,10 +244,10 @@ static int weights_new(const q8_kernels *k, int bits, int n_rows, int K, const c
     W->K = K;
     W->nb = K / Q8_BLOCK;
     W->n_groups = (n_rows + Q8_GROUP - 1) / Q8_GROUP;
-    W->qbytes = bits == 8 ? Q8_GROUP_QBYTES : Q4_GROUP_QBYTES;
+    size_t qbytes = bits == 8 ? Q8_GROUP_QBYTES : Q4_GROUP_QBYTES;
     W->scale_bytes = bits == 8 ? ((size_t)W->nb * Q8_GROUP * 2 + 63) & ~(size_t)63
                                : (size_t)W->nb * Q4_GROUP_SBYTES;
-    W->group_bytes = W->scale_bytes + (size_t)W->nb * W->qbytes;
+    W->group_bytes = W->scale_bytes + (size_t)W->nb * qbytes;
     W->data = q8_alloc((size_t)W->n_groups * W->group_bytes);
     if (!W->data) {
         free(W);
@@ -257,7 +257,7 @@ static int weights_new(const q8_kernels *k, int bits, int n_rows, int K, const c
     for (int g = 0; g < W->n_groups; g++) {
         uint8_t *p = W->data + (size_t)g * W->group_bytes;
         memset(p, 0, W->scale_bytes);
-        memset(p + W->scale_bytes, W->wbias, (size_t)W->nb * W->qbytes);
+        memset(p + W->scale_bytes, W->wbias, (size_t)W->nb * qbytes);
     }
     *out = W;
     return COPSE_OK;

@@ -86,7 +86,6 @@ typedef struct q8_weights {
     int      n_groups;       /* ceil(n_rows / 16) */
     int      bits;           /* 8, or 4 for nibbles with a scale and minimum */
     uint8_t  wbias;          /* tier->wbias, copied for the accessors (8 bits only) */
-    size_t   qbytes;         /* quant bytes of a group's block: Q8_ or Q4_GROUP_QBYTES */
     size_t   scale_bytes;    /* bytes of a group's scale part */
     size_t   group_bytes;
     uint8_t *data;           /* n_groups * group_bytes, 64-byte aligned */

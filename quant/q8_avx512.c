@@ -17,6 +17,9 @@
 #define PT 4   /* panel span: tokens */
 #define PG 3   /*            groups (48 rows) */
 #define PB 8   /*            blocks (the weights every token reuses from L1) */
+#define GM4 2  /* 4-bit weights: tiles and panels of 32 rows (48 spilled the sums) */
+#define PT4 4
+#define PG4 2
 
 _Static_assert(PT <= TM && PG <= GV, "a panel span's sums fit a tile's arrays");
 
@@ -126,22 +129,26 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
                          : _mm512_setzero_ps();
     for (int b = b0; b < b1; b++) {
         __m512i s[TM][GV];
-        ahead_block(ahead, b1 - b);
+        ahead_block(ahead, b1 - b, bits);
         block_sums(&x, T, wq, G, s, bits);
         if (raw)
             store_raw(W, t0, T, g0, G, b, s, raw);
+        /* 4-bit: the minimum's factor d * sum(x), from memory: in registers
+        ** it spilled the sums (a fifth slower) */
+        float sx[TM];
+        UNROLL
+        for (int t = 0; t < T && bits == 4; t++)
+            sx[t] = (float)(x.nsum[t * x.nb] / -128) * x.d[t * x.nb];
         UNROLL
         for (int g = 0; g < G; g++) {
             __m512 dw = bits == 8 ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)ws[g]))
                                   : _mm512_load_ps(ws[g]);
             UNROLL
             for (int t = 0; t < T; t++) {
-                float d = x.d[t * x.nb];
                 f[t][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t][g]),
-                                          _mm512_mul_ps(dw, _mm512_set1_ps(d)), f[t][g]);
+                                          _mm512_mul_ps(dw, _mm512_set1_ps(x.d[t * x.nb])), f[t][g]);
                 if (bits == 4)
-                    f[t][g] = _mm512_fnmadd_ps(_mm512_load_ps(ws[g] + 64),
-                                               _mm512_set1_ps((float)(x.nsum[t * x.nb] / -128) * d),
+                    f[t][g] = _mm512_fnmadd_ps(_mm512_load_ps(ws[g] + 64), _mm512_set1_ps(sx[t]),
                                                f[t][g]);
             }
             wq[g] += qstep;

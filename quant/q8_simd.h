@@ -55,9 +55,11 @@ typedef struct q8_ahead {
     int g, G, gi, b, end, pg;
 } q8_ahead;
 
-/* Request the next chunk: a group's scales or its quants of one block. */
-INLINE void ahead_chunk(q8_ahead *a)
+/* Request the next chunk: a group's scales or its quants of one block
+** (bits as W's, a constant: the requests unroll). */
+INLINE void ahead_chunk(q8_ahead *a, const int bits)
 {
+    const size_t qbytes = bits == 8 ? Q8_GROUP_QBYTES : Q4_GROUP_QBYTES;
     const q8_weights *W = a->W;
     if (a->b < 0) {
         const char *p = (const char *)q8_group_scales(W, a->g + a->gi);
@@ -65,10 +67,11 @@ INLINE void ahead_chunk(q8_ahead *a)
             __builtin_prefetch(p + off, 0, 3);
         a->at += W->scale_bytes;
     } else {
-        const uint8_t *p = q8_group_quants(W, a->g + a->gi) + (size_t)a->b * W->qbytes;
-        for (size_t off = 0; off < W->qbytes; off += 64)
+        const uint8_t *p = q8_group_quants(W, a->g + a->gi) + (size_t)a->b * qbytes;
+        UNROLL
+        for (size_t off = 0; off < qbytes; off += 64)
             __builtin_prefetch(p + off, 0, 3);
-        a->at += W->qbytes;
+        a->at += qbytes;
     }
     if (++a->gi < a->G)
         return;
@@ -82,13 +85,14 @@ INLINE void ahead_chunk(q8_ahead *a)
 
 /* Request the share of a block of the n left: spread out, the requests
 ** keep memory busy without a burst that overflows the miss queues. */
-INLINE void ahead_block(q8_ahead *a, int n)
+INLINE void ahead_block(q8_ahead *a, int n, const int bits)
 {
+    const size_t qbytes = bits == 8 ? Q8_GROUP_QBYTES : Q4_GROUP_QBYTES;
     if (!a || a->at >= a->to)
         return;
-    size_t chunks = (a->to - a->at + a->W->qbytes - 1) / a->W->qbytes;
+    size_t chunks = (a->to - a->at + qbytes - 1) / qbytes;
     for (chunks = (chunks + (size_t)n - 1) / (size_t)n; chunks > 0 && a->G > 0; chunks--)
-        ahead_chunk(a);
+        ahead_chunk(a, bits);
 }
 
 #endif
