@@ -56,6 +56,9 @@ typedef struct cli_model_opts {
     int         kv_f32;     /* --kv-f32 */
 } cli_model_opts;
 
+/* --weights V into o; prints a usage error and returns nonzero for a bad V. */
+int cli_weights_opt(const char *cmd, const char *v, cli_model_opts *o);
+
 /* If argv[*i] is one of the shared model options, consume it (and its
 ** value) and return 1; return -1 after printing a usage error; else 0. */
 int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o);

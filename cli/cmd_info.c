@@ -16,7 +16,7 @@ static void help(void)
            "Load a model and describe it: architecture, shape, the file's tensor types,\n"
            "and the memory and time its weights take as loaded.\n\n"
            "  -m, --model FILE   GGUF model file (required)\n"
-           "  --weights W        int8 (default) or f32 (reference): the path to measure\n"
+           "  --weights W        auto (default), int8 or f32 (reference): the path to measure\n"
            "  --json             one JSON object instead of the table\n"
            "  -h, --help         this help\n");
 }
@@ -107,10 +107,8 @@ int cmd_info(int argc, char **argv)
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             mo.model = argv[++i];
         } else if (!strcmp(a, "--weights")) {
-            const char *w = argv[++i];
-            if (strcmp(w, "int8") && strcmp(w, "f32"))
-                return cli_usage_error(CMD, "--weights takes int8 or f32, not '%s'", w);
-            mo.weights_f32 = !strcmp(w, "f32");
+            if (cli_weights_opt(CMD, argv[++i], &mo))
+                return 2;
         } else if (!strcmp(a, "--json")) {
             json = 1;
         } else {

@@ -140,6 +140,15 @@ double cli_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+int cli_weights_opt(const char *cmd, const char *v, cli_model_opts *o)
+{
+    if (strcmp(v, "f32") && strcmp(v, "int8") && strcmp(v, "auto"))
+        return cli_usage_error(cmd, "--weights takes auto, int8 or f32, not '%s'", v);
+    o->weights_f32 = !strcmp(v, "f32");
+    o->weights_8bit = !strcmp(v, "int8");
+    return 0;
+}
+
 int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o)
 {
     const char *a = argv[*i];
@@ -165,14 +174,8 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
         return -1;
     else if (is_kv && cli_parse_bytes(cmd, a, v, &o->kv_bytes))
         return -1;
-    else if (is_w) {
-        if (strcmp(v, "f32") && strcmp(v, "int8") && strcmp(v, "auto")) {
-            cli_usage_error(cmd, "--weights takes auto, int8 or f32, not '%s'", v);
-            return -1;
-        }
-        o->weights_f32 = !strcmp(v, "f32");
-        o->weights_8bit = !strcmp(v, "int8");
-    }
+    else if (is_w && cli_weights_opt(cmd, v, o))
+        return -1;
     return 1;
 }
 

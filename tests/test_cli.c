@@ -146,6 +146,13 @@ START_TEST(info_describes_model)
     ck_assert_msg(strstr(out, "\"tensor_types\": {\"F32\": 5, \"Q4_0\": 2,") && strstr(out, want) &&
                   strstr(out, "\"n_head_kv\": 2,") && strstr(out, "\"weights\": \"int8\"") &&
                   strstr(out, "\"n_local_layers\": 0, \"sliding_window\": 0,"), "%s (want %s)", out, want);
+    /* --weights int8: every matrix in blocks of 34 */
+    snprintf(cmd, sizeof cmd, "'%s' info -m tests/data/models/tiny-llama-blocks.gguf --weights int8 --json 2>&1",
+             copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    snprintf(want, sizeof want, "\"matrices\": 15, \"matrices_4bit\": 0, \"weight_bytes\": %ld,",
+             rows * (256 / 32) * 34);
+    ck_assert_msg(strstr(out, want), "%s (want %s)", out, want);
     /* Gemma 3's local layers: 5 of 6 by the default pattern */
     snprintf(cmd, sizeof cmd, "'%s' info -m tests/data/models/tiny-gemma3.gguf 2>&1", copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
@@ -166,7 +173,7 @@ START_TEST(info_describes_model)
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
     snprintf(cmd, sizeof cmd, "'%s' info -m " MODEL " --weights f16 2>&1", copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
-    ck_assert_msg(strstr(out, "--weights takes int8 or f32"), "%s", out);
+    ck_assert_msg(strstr(out, "--weights takes auto, int8 or f32"), "%s", out);
     snprintf(cmd, sizeof cmd, "'%s' info -m /nonexistent.gguf 2>&1", copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
 }
