@@ -50,8 +50,8 @@
 **
 ** --- 4-bit weights (bits = 4): the tensors whose every block of 32 is a
 ** scale times a 4-bit quant minus a minimum (Q4_0, Q4_1, Q4_K: dequant.h)
-** keep their nibbles, so a Q4_K_M file takes about 0.75 bytes a weight,
-** not 1.06, and every weight is exactly the file's. Group g holds
+** keep their nibbles: 0.75 bytes a weight, not 1.06, each weight exactly
+** the file's. Group g holds
 **     float    sc[nb][2][16]      dw(16g+r, b) then mw(16g+r, b): 128 bytes a block
 **     uint8_t  q[nb][4][16][4]    q[b][L][r][i] = u(16g+r, 32b+8L+i)
 **                                               | u(16g+r, 32b+8L+4+i) << 4
@@ -181,8 +181,8 @@ void q8_weights_free(q8_weights *W);
 /* Bytes the packed weights occupy (what a GEMV streams). */
 size_t q8_weights_bytes(const q8_weights *W);
 
-/* Dequantize row r (0 <= r < n_rows) into out[K] (4-bit: dw u - mw), e.g. for an embedding
-** lookup from a tied output matrix. */
+/* Dequantize row r (0 <= r < n_rows) into out[K] (4-bit: dw u - mw), e.g.
+** for an embedding lookup from a tied output matrix. */
 void q8_weights_row(const q8_weights *W, int r, float *out);
 
 static inline const uint16_t *q8_group_scales(const q8_weights *W, int g)
