@@ -29,6 +29,14 @@ INLINE __m256i ymm_dot(__m256i s, __m256i w, __m256i wabs, __m256i x)
     return s;
 }
 
+/* 4-bit quants are unsigned already: no sign to move onto x */
+INLINE __m256i ymm_dot4(__m256i s, __m256i u, __m256i x)
+{
+    s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1)));
+    __asm__("" : "+x"(s));
+    return s;
+}
+
 #include "q8_ymm.inc"
 
 const q8_kernels q8_tier_avx2 = { "avx2", 0, q8_quantize_avx2, rect, rect4 };

@@ -21,6 +21,11 @@ INLINE __m256i ymm_dot(__m256i s, __m256i w, __m256i unused, __m256i x)
     return _mm256_dpbusd_avx_epi32(s, w, x);
 }
 
+INLINE __m256i ymm_dot4(__m256i s, __m256i u, __m256i x)
+{
+    return _mm256_dpbusd_avx_epi32(s, u, x);
+}
+
 #include "q8_ymm.inc"
 
 const q8_kernels q8_tier_avxvnni = { "avxvnni", 0x80, q8_quantize_avx2, rect, rect4 };

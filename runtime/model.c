@@ -746,7 +746,7 @@ static int count_types(loader *L)
 
 copse_model_params copse_model_default_params(void)
 {
-    copse_model_params p = { .vocab_only = 0, .weights_f32 = 0 };
+    copse_model_params p = { .vocab_only = 0, .weights_f32 = 0, .weights_8bit = 0 };
     return p;
 }
 
