@@ -26,13 +26,16 @@
 #define MAX_REPS    64
 
 typedef struct options {
-    int json, pp, tg, reps, weights_f32, weights_8bit;
+    int json, pp, tg, reps;
+    int weights_f32[2], weights_8bit[2];   /* --weights, then --vs-weights */
+    const char *vs;                         /* --vs-weights W, or NULL */
     int threads[MAX_THREADS], n_threads;
     const char *llama;
 } options;
 
-/* tokens/s of each repetition: copse pp, tg, then llama.cpp's */
-enum { PP, TG, LLAMA_PP, LLAMA_TG, N_SERIES };
+/* tokens/s of each repetition: copse pp, tg, llama.cpp's, then copse's
+** with --vs-weights */
+enum { PP, TG, LLAMA_PP, LLAMA_TG, VS_PP, VS_TG, N_SERIES };
 
 typedef struct result {
     const char *file;
@@ -133,20 +136,22 @@ static void run_llama(const char *file, const options *o, int threads, double *v
 
 /* ------------------------------------------------------------ one case */
 
-/* o->reps repetitions on one model and thread count, copse and the peer
-** taking turns, after one unmeasured copse pass (page faults, threads). */
-static void run_case(const char *file, copse_model *m, const options *o, result *r)
+/* o->reps repetitions on one model and thread count, copse (m[0], and
+** m[1] when given: the same file under --vs-weights) and the peer taking
+** turns, after one unmeasured copse pass each (page faults, threads). */
+static void run_case(const char *file, copse_model *const m[2], const options *o, result *r)
 {
     copse_model_info info;
-    copse_model_get_info(m, &info);
+    copse_model_get_info(m[0], &info);
     copse_ctx_params cp = copse_ctx_default_params();
     int n = o->pp > o->tg ? o->pp : o->tg;
     cp.n_threads = r->threads;
     cp.n_ctx = n;
-    copse_ctx *ctx;
+    copse_ctx *ctx[2] = { NULL, NULL };
     copse_error err;
-    if (copse_ctx_new(m, &cp, &ctx, &err))
-        die(file, err.msg);
+    for (int i = 0; i < 2; i++)
+        if (m[i] && copse_ctx_new(m[i], &cp, &ctx[i], &err))
+            die(file, err.msg);
     int32_t *tok = malloc((size_t)n * sizeof *tok);
     if (!tok)
         die(file, "out of memory");
@@ -156,17 +161,21 @@ static void run_case(const char *file, copse_model *m, const options *o, result 
         tok[i] = (int32_t)((s >> 33) % (uint64_t)info.n_vocab);
     }
     double v[N_SERIES][MAX_REPS] = { { 0 } };
-    decode_speed(ctx, tok, n, 0);
+    for (int i = 0; i < 2 && ctx[i]; i++)
+        decode_speed(ctx[i], tok, n, 0);
     for (int rep = 0; rep < o->reps; rep++) {
-        v[PP][rep] = o->pp ? decode_speed(ctx, tok, o->pp, 0) : 0;
-        v[TG][rep] = o->tg ? decode_speed(ctx, tok, o->tg, 1) : 0;
+        for (int i = 0; i < 2 && ctx[i]; i++) {
+            v[i ? VS_PP : PP][rep] = o->pp ? decode_speed(ctx[i], tok, o->pp, 0) : 0;
+            v[i ? VS_TG : TG][rep] = o->tg ? decode_speed(ctx[i], tok, o->tg, 1) : 0;
+        }
         if (o->llama)
             run_llama(file, o, r->threads, &v[LLAMA_PP][rep], &v[LLAMA_TG][rep]);
     }
     for (int k = 0; k < N_SERIES; k++)
         summarize(v[k], o->reps, &r->best[k], &r->median[k]);
     free(tok);
-    copse_ctx_free(ctx);
+    copse_ctx_free(ctx[0]);
+    copse_ctx_free(ctx[1]);
 }
 
 /* ------------------------------------------------------------------ output */
@@ -203,18 +212,27 @@ static void print_pair(const result *r, int k, int peer)
 static void print_markdown(const result *res, int n, const options *o)
 {
     int peer = o->llama != NULL;
-    printf("Best of %d repetitions%s; generation's GB/s are the matrix bytes it streams, against "
-           "a plain read measured in this run.\n\n", o->reps, peer ? ", copse and llama.cpp in turn" : "");
-    printf("| model | kernels | threads | pp%d tok/s |%s tg%d tok/s |%s tg GB/s | of read bw |\n",
+    printf("Best of %d repetitions%s%s; generation's GB/s are the matrix bytes it streams, against "
+           "a plain read measured in this run.\n\n", o->reps, peer ? ", copse and llama.cpp in turn" : "",
+           o->vs ? ", each copse configuration in turn" : "");
+    printf("| model | kernels | threads | pp%d tok/s |%s tg%d tok/s |%s tg GB/s | of read bw |",
            o->pp, peer ? " llama.cpp | ratio |" : "", o->tg, peer ? " llama.cpp | ratio |" : "");
-    printf("|---|---|---|---|%s---|%s---|---|\n", peer ? "---|---|" : "", peer ? "---|---|" : "");
+    if (o->vs)
+        printf(" pp%d %s | ratio | tg%d %s | ratio |", o->pp, o->vs, o->tg, o->vs);
+    printf("\n|---|---|---|---|%s---|%s---|---|%s\n", peer ? "---|---|" : "", peer ? "---|---|" : "",
+           o->vs ? "---|---|---|---|" : "");
     for (int i = 0; i < n; i++) {
         const result *r = &res[i];
         printf("| %s | %s | %d |", base_name(r->file), r->kernels, r->threads);
         print_pair(r, PP, peer);
         print_pair(r, TG, peer);
-        printf(" %.1f | %.0f%% of %.1f |\n", r->best[TG] * r->matrix_bytes / 1e9,
+        printf(" %.1f | %.0f%% of %.1f |", r->best[TG] * r->matrix_bytes / 1e9,
                100 * ceiling_fraction(r), r->read_gbps);
+        for (int k = VS_PP; o->vs && k <= VS_TG; k++) {
+            printf(" %.1f |", r->best[k]);
+            print_ratio(r->best[k - VS_PP], r->best[k]);
+        }
+        printf("\n");
     }
 }
 
@@ -223,13 +241,15 @@ static void print_json(const result *res, int n, const options *o)
     printf("{\"pp\": %d, \"tg\": %d, \"reps\": %d, \"results\": [\n", o->pp, o->tg, o->reps);
     for (int i = 0; i < n; i++) {
         const result *r = &res[i];
-        static const char *const name[N_SERIES] = { "pp", "tg", "llama_pp", "llama_tg" };
+        static const char *const name[N_SERIES] = { "pp", "tg", "llama_pp", "llama_tg", "vs_pp", "vs_tg" };
         printf("  {\"model\": \"%s\", \"kernels\": \"%s\", \"threads\": %d, \"matrix_bytes\": %.0f, "
                "\"read_gbps\": %.4g, \"tg_fraction_of_read_bw\": %.3f", base_name(r->file), r->kernels,
                r->threads, r->matrix_bytes, r->read_gbps, ceiling_fraction(r));
-        for (int k = 0; k < (o->llama ? N_SERIES : LLAMA_PP); k++)
-            printf(", \"%s_tok_s\": %.4g, \"%s_tok_s_median\": %.4g", name[k], r->best[k], name[k],
-                   r->median[k]);
+        for (int k = 0; k < N_SERIES; k++)
+            if ((k != LLAMA_PP && k != LLAMA_TG) || o->llama)
+                if ((k != VS_PP && k != VS_TG) || o->vs)
+                    printf(", \"%s_tok_s\": %.4g, \"%s_tok_s_median\": %.4g", name[k], r->best[k],
+                           name[k], r->median[k]);
         printf("}%s\n", i + 1 < n ? "," : "");
     }
     printf("]}\n");
@@ -248,6 +268,7 @@ static void usage(FILE *f)
             "  --reps N        measured runs of each, the best reported (default 5)\n"
             "  --weights W     auto (default: int8, 4-bit matrices as in the file), int8\n"
             "                  (the 4-bit ones as int8 too) or f32\n"
+            "  --vs-weights W  also run copse with weights W, taking turns, with the ratios\n"
             "  --json          JSON instead of a markdown table\n"
             "LLAMA_BENCH=path/to/llama-bench runs llama.cpp on the same files.\n"
             "COPSE_ISA forces copse's int8 kernel tier.\n");
@@ -300,7 +321,10 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--reps")) {
             bad = parse_count(v, 1, MAX_REPS, &o->reps);
         } else if (!strcmp(a, "--weights")) {
-            bad = bench_weights(v, &o->weights_f32, &o->weights_8bit);
+            bad = bench_weights(v, &o->weights_f32[0], &o->weights_8bit[0]);
+        } else if (!strcmp(a, "--vs-weights")) {
+            bad = bench_weights(v, &o->weights_f32[1], &o->weights_8bit[1]);
+            o->vs = v;
         } else {
             return -1;
         }
@@ -330,27 +354,30 @@ int main(int argc, char **argv)
     if (!res)
         die("bench-model", "out of memory");
     for (int fi = first; fi < argc; fi++) {
-        copse_model_params mp = copse_model_default_params();
-        mp.weights_f32 = o.weights_f32;
-        mp.weights_8bit = o.weights_8bit;
-        copse_model *m;
-        copse_error err;
-        if (copse_model_load(argv[fi], &mp, &m, &err))
-            die(argv[fi], err.msg);
+        copse_model *m[2] = { NULL, NULL };
+        for (int i = 0; i < (o.vs ? 2 : 1); i++) {
+            copse_model_params mp = copse_model_default_params();
+            mp.weights_f32 = o.weights_f32[i];
+            mp.weights_8bit = o.weights_8bit[i];
+            copse_error err;
+            if (copse_model_load(argv[fi], &mp, &m[i], &err))
+                die(argv[fi], err.msg);
+        }
         copse_model_info info;
-        copse_model_get_info(m, &info);
+        copse_model_get_info(m[0], &info);
         for (int t = 0; t < o.n_threads; t++) {
             result *r = &res[n++];
             r->file = argv[fi];
             snprintf(r->kernels, sizeof r->kernels, "%s%s", info.isa ? info.isa : "f32",
                      info.n_matrices_4bit ? "+4bit" : "");
             r->threads = o.threads[t];
-            r->matrix_bytes = (double)model_matrix_bytes(m);
+            r->matrix_bytes = (double)model_matrix_bytes(m[0]);
             r->read_gbps = gbps[t];
             fprintf(stderr, "bench-model: %s, %d threads...\n", base_name(argv[fi]), r->threads);
             run_case(argv[fi], m, &o, r);
         }
-        copse_model_free(m);
+        copse_model_free(m[0]);
+        copse_model_free(m[1]);
     }
     if (o.json)
         print_json(res, n, &o);
