@@ -17,9 +17,8 @@
 #define PT 4   /* panel span: tokens */
 #define PG 3   /*            groups (48 rows) */
 #define PB 8   /*            blocks (the weights every token reuses from L1) */
-#define GM4 2  /* 4-bit weights: tiles and panels of 32 rows (48 spilled the sums) */
-#define PT4 4
-#define PG4 2
+#define GM4 2  /* 4-bit weights: tiles of 32 rows (48 spilled the sums) */
+#define PG4 3
 
 _Static_assert(PT <= TM && PG <= GV, "a panel span's sums fit a tile's arrays");
 
@@ -55,9 +54,10 @@ INLINE void xblock_next(xblock *x)
 }
 
 /* The exact int32 sums of a block of T tokens x G groups: s[t][g] holds
-** the 16 rows' sums. wq[g] points at the block's quants of group g0 + g. */
+** the 16 rows' sums. wq[g] points at the block's quants of group g0 + g,
+** as nibbles (nibbles set) or a byte each. */
 INLINE void block_sums(const xblock *x, const int T, const uint8_t *const *wq, const int G,
-                       __m512i s[TM][GV], const int bits)
+                       __m512i s[TM][GV], const int bits, const int nibbles)
 {
     UNROLL
     for (int t = 0; t < T; t++) {
@@ -71,7 +71,7 @@ INLINE void block_sums(const xblock *x, const int T, const uint8_t *const *wq, c
         __m512i w[GV];
         UNROLL
         for (int g = 0; g < G; g++) {
-            if (bits == 8)
+            if (!nibbles)
                 w[g] = _mm512_load_si512(wq[g] + j * 64);
             else if (j % 2 == 0)
                 w[g] = _mm512_and_si512(_mm512_load_si512(wq[g] + j / 2 * 64),
@@ -109,16 +109,17 @@ INLINE void store_raw(const q8_weights *W, int t0, const int T, int g0, const in
 */
 INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int g0,
                  const int G, int b0, int b1, q8_ahead *ahead, float *acc, float *y,
-                 int32_t *raw, const int bits)
+                 int32_t *raw, const int bits, const uint8_t *wbuf)
 {
-    const size_t qstep = bits == 8 ? Q8_GROUP_QBYTES : Q4_GROUP_QBYTES;
+    const size_t qstep = bits == 8 || wbuf ? Q8_GROUP_QBYTES : Q4_GROUP_QBYTES;
     const size_t sstep = bits == 8 ? Q8_GROUP * 2 : Q4_GROUP_SBYTES;
     const uint8_t *wq[GV], *ws[GV];
     __m512 f[TM][GV];
     xblock x = xblock_at(A, t0, b0);
     UNROLL
     for (int g = 0; g < G; g++) {
-        wq[g] = q8_group_quants(W, g0 + g) + (size_t)b0 * qstep;
+        wq[g] = wbuf ? wbuf + (size_t)g * (b1 - b0) * qstep
+                     : q8_group_quants(W, g0 + g) + (size_t)b0 * qstep;
         ws[g] = W->data + (size_t)(g0 + g) * W->group_bytes + (size_t)b0 * sstep;
     }
     UNROLL
@@ -130,7 +131,7 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
     for (int b = b0; b < b1; b++) {
         __m512i s[TM][GV];
         ahead_block(ahead, b1 - b, bits);
-        block_sums(&x, T, wq, G, s, bits);
+        block_sums(&x, T, wq, G, s, bits, bits == 4 && !wbuf);
         if (raw)
             store_raw(W, t0, T, g0, G, b, s, raw);
         /* 4-bit: the minimum's factor d * sum(x), from memory: in registers
@@ -173,7 +174,15 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
 INLINE void tile(const q8_weights *W, const q8_act *A, int t0, const int T, int g0,
                  const int G, float *y, int32_t *raw, const int bits)
 {
-    span(W, A, t0, T, g0, G, 0, W->nb, NULL, NULL, y, raw, bits);
+    span(W, A, t0, T, g0, G, 0, W->nb, NULL, NULL, y, raw, bits, NULL);
+}
+
+/* A 64-byte line of 4-bit quants as the two lines of bytes it holds. */
+INLINE void unpack_line(const uint8_t *src, uint8_t *dst)
+{
+    __m512i v = _mm512_load_si512(src), m = _mm512_set1_epi8(0x0F);
+    _mm512_store_si512(dst, _mm512_and_si512(v, m));
+    _mm512_store_si512(dst + 64, _mm512_and_si512(_mm512_srli_epi16(v, 4), m));
 }
 
 #include "q8_rect.inc"
