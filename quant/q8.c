@@ -534,7 +534,7 @@ int q8_act_shape(q8_act *a, int M, int K, copse_error *err)
         return copse_fail(err, COPSE_E_ARG, "q8 activations: bad shape %d x %d", M, K);
     int nb = K / Q8_BLOCK;
     size_t qbytes = ((size_t)M * K + 63) & ~(size_t)63;
-    size_t need = qbytes + (size_t)M * nb * (sizeof(float) + sizeof(int32_t));
+    size_t need = qbytes + (size_t)M * nb * (2 * sizeof(float) + sizeof(int32_t));
     if (need > a->cap) {
         void *mem = q8_alloc(need);
         if (!mem)
@@ -550,13 +550,21 @@ int q8_act_shape(q8_act *a, int M, int K, copse_error *err)
     a->q = a->mem;
     a->d = (float *)((char *)a->mem + qbytes);
     a->nsum = (int32_t *)(a->d + (size_t)M * nb);
+    a->sx = (float *)(a->nsum + (size_t)M * nb);
     return COPSE_OK;
+}
+
+void q8_act_quantize_part(const q8_kernels *k, q8_act *a, int t, int k0, int n, const float *x)
+{
+    size_t b0 = (size_t)t * a->nb + (size_t)k0 / Q8_BLOCK;
+    k->quantize(x, n, a->q + (size_t)t * a->K + k0, a->d + b0, a->nsum + b0);
+    for (size_t b = b0; b < b0 + (size_t)n / Q8_BLOCK; b++)
+        a->sx[b] = a->d[b] * (float)(a->nsum[b] / -128);
 }
 
 void q8_act_quantize_row(const q8_kernels *k, q8_act *a, int t, const float *x)
 {
-    k->quantize(x, a->K, a->q + (size_t)t * a->K, a->d + (size_t)t * a->nb,
-                a->nsum + (size_t)t * a->nb);
+    q8_act_quantize_part(k, a, t, 0, a->K, x);
 }
 
 typedef struct quantize_job {

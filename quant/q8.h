@@ -59,8 +59,8 @@
 ** all 16 rows, its low nibbles the first 4 k, its high nibbles the next.
 ** The block sum is isum = sum_k u x[k] (no offset) and
 **     acc = fma((float)isum, dw * d[t][b], acc)
-**     acc = fma(-mw, d[t][b] * (float)xsum[t][b], acc)
-** with xsum = sum_k x[k] = nsum / -128.
+**     acc = fma(-mw, sx[t][b], acc)
+** with sx = d * (float)(sum_k x[k]) (q8_act, computed with the quants).
 */
 #ifndef COPSE_Q8_H
 #define COPSE_Q8_H
@@ -96,6 +96,7 @@ typedef struct q8_act {
     int8_t  *q;              /* [M][K] */
     float   *d;              /* [M][nb] */
     int32_t *nsum;           /* [M][nb] */
+    float   *sx;             /* [M][nb] d * (float)(nsum / -128): for 4-bit weights */
     size_t   cap;            /* bytes held in mem */
     void    *mem;
 } q8_act;
@@ -235,11 +236,6 @@ static inline float q4_weight_min(const q8_weights *W, int n, int b)
 
 /* ------------------------------------------------------------ activations */
 
-/* sum_k q[t][32b+k], as a float (exact: at most 32 * 127). */
-static inline float q8_act_xsum(const q8_act *A, int t, int b)
-{
-    return (float)(A->nsum[(size_t)t * A->nb + b] / -128);
-}
 
 /* Quantize x[M][K] into a (buffers grow as needed; zero-initialize a
 ** before first use). K a positive multiple of 32. */
@@ -253,6 +249,10 @@ void q8_act_free(q8_act *a);
 ** t from x[K]. Rows may be filled in any order, on any threads. */
 int q8_act_shape(q8_act *a, int M, int K, copse_error *err);
 void q8_act_quantize_row(const q8_kernels *k, q8_act *a, int t, const float *x);
+
+/* Values [k0, k0 + n) of row t from x[n], whole blocks: what quantizing
+** the whole row gives them. */
+void q8_act_quantize_part(const q8_kernels *k, q8_act *a, int t, int k0, int n, const float *x);
 
 /* ---------------------------------------------------------------- matmul */
 

@@ -36,6 +36,7 @@ typedef struct xblock {
     const int8_t *q;
     const float *d;
     const int32_t *nsum;
+    const float *sx;
     size_t K, nb;
 } xblock;
 
@@ -43,7 +44,7 @@ INLINE xblock xblock_at(const q8_act *A, int t0, int b)
 {
     size_t K = (size_t)A->K, nb = (size_t)A->nb, row = (size_t)t0 * nb + (size_t)b;
     return (xblock){ A->q + (size_t)t0 * K + (size_t)b * Q8_BLOCK, A->d + row, A->nsum + row,
-                     K, nb };
+                     A->sx + row, K, nb };
 }
 
 INLINE void xblock_next(xblock *x)
@@ -51,6 +52,7 @@ INLINE void xblock_next(xblock *x)
     x->q += Q8_BLOCK;
     x->d++;
     x->nsum++;
+    x->sx++;
 }
 
 /* The exact int32 sums of a block of T tokens x G groups: s[t][g] holds
@@ -134,12 +136,6 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
         block_sums(&x, T, wq, G, s, bits, bits == 4 && !wbuf);
         if (raw)
             store_raw(W, t0, T, g0, G, b, s, raw);
-        /* 4-bit: the minimum's factor d * sum(x), from memory: in registers
-        ** it spilled the sums (a fifth slower) */
-        float sx[TM];
-        UNROLL
-        for (int t = 0; t < T && bits == 4; t++)
-            sx[t] = (float)(x.nsum[t * x.nb] / -128) * x.d[t * x.nb];
         UNROLL
         for (int g = 0; g < G; g++) {
             __m512 dw = bits == 8 ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)ws[g]))
@@ -149,7 +145,7 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
                 f[t][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t][g]),
                                           _mm512_mul_ps(dw, _mm512_set1_ps(x.d[t * x.nb])), f[t][g]);
                 if (bits == 4)
-                    f[t][g] = _mm512_fnmadd_ps(_mm512_load_ps(ws[g] + 64), _mm512_set1_ps(sx[t]),
+                    f[t][g] = _mm512_fnmadd_ps(_mm512_load_ps(ws[g] + 64), _mm512_set1_ps(x.sx[t * x.nb]),
                                                f[t][g]);
             }
             wq[g] += qstep;

@@ -65,7 +65,7 @@ static void rect_ref(const q8_weights *W, const q8_act *A, int t0, int t1, int g
                     acc = fmaf((float)s, q8_weight_scale(W, n, b) * d, acc);
                 else {
                     acc = fmaf((float)s, q4_weight_scale(W, n, b) * d, acc);
-                    acc = fmaf(-q4_weight_min(W, n, b), q8_act_xsum(A, t, b) * d, acc);
+                    acc = fmaf(-q4_weight_min(W, n, b), A->sx[(size_t)t * nb + b], acc);
                 }
             }
             if (!raw)

@@ -400,8 +400,7 @@ static void att_done(void *ctx, int r, int d0, int n)
     const qkv_out *o = ctx;
     fwd_state *f = o->f;
     q8_act *a = &f->out_act;
-    size_t b = (size_t)r * a->nb + d0 / Q8_BLOCK;
-    f->m->tier->quantize(f->att + (size_t)r * a->K + d0, n, a->q + (size_t)r * a->K + d0, a->d + b, a->nsum + b);
+    q8_act_quantize_part(f->m->tier, a, r, d0, n, f->att + (size_t)r * a->K + d0);
 }
 
 /* From f->xb = norm(x). With grouped-query attention, n_head / n_head_kv
@@ -462,8 +461,7 @@ static void swiglu_then(void *ctx, int t0, int t1, int n0, int n1)
     size_t c0 = (size_t)n0 / 2, c1 = (size_t)n1 / 2;
     for (int t = t0; t < t1; t++) {
         swiglu_span(o, t, c0, c1);
-        size_t at = (size_t)t * a->K + c0, b = (size_t)t * a->nb + c0 / Q8_BLOCK;
-        f->m->tier->quantize(f->gate + at, (int)(c1 - c0), a->q + at, a->d + b, a->nsum + b);
+        q8_act_quantize_part(f->m->tier, a, t, (int)c0, (int)(c1 - c0), f->gate + (size_t)t * a->K + c0);
     }
 }
 
