@@ -61,7 +61,7 @@ typedef struct copse_model_params {
     ** Q5_1, Q2_K, Q3_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS; other types fail with
     ** COPSE_E_UNSUPPORTED naming the tensor), except Q4_0, Q4_1 and Q4_K
     ** tensors, which keep their 4-bit quants with a scale and a minimum per
-    ** 32 (0.75 bytes a weight, each the file's value exactly); activations
+    ** 32 (0.66 bytes a weight, each the file's value exactly); activations
     ** are quantized to int8 blocks before each product.
     ** The int8 kernels are the fastest this CPU supports, or the tier the
     ** COPSE_ISA environment variable names (scalar, avx2, avxvnni,

@@ -297,7 +297,8 @@ void dequant(uint32_t type, const void *data, uint64_t first, uint64_t n, float 
 /*
 ** Q4_0's (u - 8) d is d u - 8 d exactly: d u and 8 d are exact (d has 11
 ** significant bits, u 4), and so is their difference. Q4_1's u d + m is
-** u d - (-m). Q4_K's d1 u - m1 is already that form.
+** u d - (-m). Q4_K's d1 u - m1 is already that form, d1 = d * sc with sc
+** a 6-bit integer (exact in fp16).
 */
 static void nibbles_q4_01(const uint8_t *qs, uint8_t *u)
 {
@@ -312,15 +313,16 @@ int dequant_nibbles_supported(uint32_t type)
     return type == GGML_TYPE_Q4_0 || type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q4_K;
 }
 
-void dequant_nibbles(uint32_t type, const void *data, uint64_t first, uint64_t n, float *dw,
-                     float *mw, uint8_t *u)
+void dequant_nibbles(uint32_t type, const void *data, uint64_t first, uint64_t n,
+                     nibble_scale *sc, uint8_t *u)
 {
     const uint8_t *b = (const uint8_t *)data + ggml_type_nbytes(type, first);
     if (type == GGML_TYPE_Q4_0 || type == GGML_TYPE_Q4_1) {
         int has_m = type == GGML_TYPE_Q4_1;
         for (uint64_t i = 0; i < n / 32; i++, b += has_m ? 20 : 18, u += 32) {
-            dw[i] = f16_at(b);
-            mw[i] = has_m ? -f16_at(b + 2) : 8.0f * dw[i];
+            uint16_t d = (uint16_t)(b[0] | b[1] << 8);
+            sc[i] = has_m ? (nibble_scale){ 1.0f, -1.0f, d, (uint16_t)(b[2] | b[3] << 8) }
+                          : (nibble_scale){ 1.0f, 8.0f, d, d };
             nibbles_q4_01(b + (has_m ? 4 : 2), u);
         }
         return;
@@ -329,10 +331,9 @@ void dequant_nibbles(uint32_t type, const void *data, uint64_t first, uint64_t n
         float d = f16_at(b), dmin = f16_at(b + 2);
         const uint8_t *ql = b + 16;
         for (int j = 0; j < 8; j++, i++, u += 32) {
-            int sc, m;
-            scale_min_k4(b + 4, j, &sc, &m);
-            dw[i] = d * (float)sc;
-            mw[i] = dmin * (float)m;
+            int s, m;
+            scale_min_k4(b + 4, j, &s, &m);
+            sc[i] = (nibble_scale){ d, dmin, copse_f32_to_f16((float)s), copse_f32_to_f16((float)m) };
             for (int l = 0; l < 32; l++)
                 u[l] = j % 2 ? ql[32 * (j / 2) + l] >> 4 : ql[32 * (j / 2) + l] & 0xF;
         }

@@ -13,6 +13,7 @@
 #define COPSE_DEQUANT_H
 
 #include <stdint.h>
+#include "f16.h"
 
 /* 1 when values of this ggml type (enum ggml_type) can be decoded. */
 int dequant_supported(uint32_t type);
@@ -28,15 +29,31 @@ const char *dequant_type_list(void);
 void dequant(uint32_t type, const void *data, uint64_t first, uint64_t n, float *out);
 
 /*
+** The scale dw and minimum mw of a block of 32 values dw * u - mw, each an
+** f32 factor times an fp16 one: the product is exact in f32 (11 + 11
+** significant bits at most), so the factors are a compact form of the
+** values, not an approximation. The f32 factors ds and ms are the same
+** for every 8 blocks (256 values) of a row: Q4_K's d and dmin.
+*/
+typedef struct nibble_scale {
+    float    ds, ms;
+    uint16_t dh, mh;     /* fp16 */
+} nibble_scale;
+
+static inline float nibble_dw(nibble_scale s) { return s.ds * copse_f16_to_f32(s.dh); }
+static inline float nibble_mw(nibble_scale s) { return s.ms * copse_f16_to_f32(s.mh); }
+
+/*
 ** The types whose every block of 32 values is dw * u - mw with u a 4-bit
 ** quant (Q4_0, Q4_1, Q4_K): 1 for those. dequant_nibbles gives blocks
 ** [first, first + n) of 32 (first and n in whole blocks of the type, as
-** above, counted in values) as dw[i], mw[i] and u[32 i + j], such that
-** dw[i] * u - mw in f32 is the value dequant gives (+0 where Q4_0 gives
-** -0).
+** above, counted in values) as sc[i] and u[32 i + j], such that
+** nibble_dw(sc[i]) * u - nibble_mw(sc[i]) in f32 is the value dequant
+** gives (+0 where Q4_0 gives -0). A row that starts a block of the type
+** starts a run of 8 blocks with one ds and ms.
 */
 int dequant_nibbles_supported(uint32_t type);
-void dequant_nibbles(uint32_t type, const void *data, uint64_t first, uint64_t n, float *dw,
-                     float *mw, uint8_t *u);
+void dequant_nibbles(uint32_t type, const void *data, uint64_t first, uint64_t n,
+                     nibble_scale *sc, uint8_t *u);
 
 #endif

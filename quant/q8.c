@@ -246,7 +246,8 @@ static int weights_new(const q8_kernels *k, int bits, int n_rows, int K, const c
     W->n_groups = (n_rows + Q8_GROUP - 1) / Q8_GROUP;
     size_t qbytes = bits == 8 ? Q8_GROUP_QBYTES : Q4_GROUP_QBYTES;
     W->scale_bytes = bits == 8 ? ((size_t)W->nb * Q8_GROUP * 2 + 63) & ~(size_t)63
-                               : (size_t)W->nb * Q4_GROUP_SBYTES;
+                               : (size_t)W->nb * Q4_GROUP_HBYTES
+                                 + (size_t)(W->nb + Q4_SUPER - 1) / Q4_SUPER * Q4_GROUP_SUPBYTES;
     W->group_bytes = W->scale_bytes + (size_t)W->nb * qbytes;
     W->data = q8_alloc((size_t)W->n_groups * W->group_bytes);
     if (!W->data) {
@@ -279,14 +280,18 @@ static void put_block(q8_weights *W, int n, int b, uint16_t d, const int8_t *q)
     }
 }
 
-/* Store block b of row n of 4-bit weights: its scale, minimum and 32 quants. */
-static void put_block4(q8_weights *W, int n, int b, float dw, float mw, const uint8_t *u)
+/* Store block b of row n of 4-bit weights: the factors of its scale and
+** minimum (the f32 ones once per Q4_SUPER blocks) and its 32 quants. */
+static void put_block4(q8_weights *W, int n, int b, nibble_scale s, const uint8_t *u)
 {
-    uint8_t *grp = W->data + (size_t)(n / Q8_GROUP) * W->group_bytes;
-    int r = n % Q8_GROUP;
-    float *sc = (float *)grp + (size_t)b * 2 * Q8_GROUP;
-    sc[r] = dw;
-    sc[Q8_GROUP + r] = mw;
+    int g = n / Q8_GROUP, r = n % Q8_GROUP;
+    uint8_t *grp = W->data + (size_t)g * W->group_bytes;
+    uint16_t *h = (uint16_t *)q4_group_halves(W, g, b);
+    h[r] = s.dh;
+    h[Q8_GROUP + r] = s.mh;
+    float *f = (float *)q4_group_supers(W, g, b);
+    f[r] = s.ds;
+    f[Q8_GROUP + r] = s.ms;
     uint8_t *dst = grp + W->scale_bytes + (size_t)b * Q4_GROUP_QBYTES + r * 4;
     for (int l = 0; l < 4; l++)
         for (int i = 0; i < 4; i++)
@@ -449,26 +454,26 @@ static int from_nibbles(const q8_kernels *k, const gguf_tensor *t, int n_rows, i
     int nb = W->nb, first_bad = n_rows, nomem = 0;
     #pragma omp parallel
     {
-        float *dw = malloc((size_t)nb * 2 * sizeof *dw);
+        nibble_scale *sc = malloc((size_t)nb * sizeof *sc);
         uint8_t *u = malloc((size_t)K);
         #pragma omp for schedule(static, Q8_GROUP)
         for (int n = 0; n < n_rows; n++) {
-            if (!dw || !u) {
+            if (!sc || !u) {
                 #pragma omp atomic write
                 nomem = 1;
                 continue;
             }
-            dequant_nibbles(t->type, t->data, (uint64_t)n * K, (uint64_t)K, dw, dw + nb, u);
+            dequant_nibbles(t->type, t->data, (uint64_t)n * K, (uint64_t)K, sc, u);
             for (int b = 0; b < nb; b++) {
-                if (!isfinite(dw[b]) || !isfinite(dw[nb + b])) {
+                if (!isfinite(nibble_dw(sc[b])) || !isfinite(nibble_mw(sc[b]))) {
                     #pragma omp critical(q8_first_bad)
                     first_bad = n < first_bad ? n : first_bad;
                     break;
                 }
-                put_block4(W, n, b, dw[b], dw[nb + b], u + b * Q8_BLOCK);
+                put_block4(W, n, b, sc[b], u + b * Q8_BLOCK);
             }
         }
-        free(dw);
+        free(sc);
         free(u);
     }
     if (nomem || first_bad < n_rows) {

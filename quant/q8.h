@@ -50,13 +50,18 @@
 **
 ** --- 4-bit weights (bits = 4): the tensors whose every block of 32 is a
 ** scale times a 4-bit quant minus a minimum (Q4_0, Q4_1, Q4_K: dequant.h)
-** keep their nibbles: 0.75 bytes a weight, not 1.06, each weight exactly
+** keep their nibbles: 0.66 bytes a weight, not 1.06, each weight exactly
 ** the file's. Group g holds
-**     float    sc[nb][2][16]      dw(16g+r, b) then mw(16g+r, b): 128 bytes a block
+**     uint16_t h[nb][2][16]       fp16 factors of dw(16g+r, b), then of mw: 64 bytes a block
+**     float    s[ns][2][16]       f32 factors of dw, then of mw, for blocks 8j..8j+7
+**                                 (ns = nb / 8 rounded up): 128 bytes each
 **     uint8_t  q[nb][4][16][4]    q[b][L][r][i] = u(16g+r, 32b+8L+i)
 **                                               | u(16g+r, 32b+8L+4+i) << 4
-** with w(n, k) = dw u - mw, u in [0, 15]: one 64-byte line holds 8 k of
-** all 16 rows, its low nibbles the first 4 k, its high nibbles the next.
+** with w(n, k) = dw u - mw, u in [0, 15], dw = s[b/8][0][r] * h[b][0][r]
+** and mw = s[b/8][1][r] * h[b][1][r], products exact in f32
+** (nibble_scale, dequant.h: Q4_K's d times its 6-bit factor): one 64-byte
+** line holds 8 k of all 16 rows, its low nibbles the first 4 k, its high
+** nibbles the next.
 ** The block sum is isum = sum_k u x[k] (no offset) and
 **     acc = fma((float)isum, dw * d[t][b], acc)
 **     acc = fma(-mw, sx[t][b], acc)
@@ -75,7 +80,10 @@
 #define Q8_GROUP 16          /* rows per packed group */
 #define Q8_GROUP_QBYTES (Q8_GROUP * Q8_BLOCK)   /* quant bytes per group and block */
 #define Q4_GROUP_QBYTES (Q8_GROUP_QBYTES / 2)  /* the same for 4-bit weights */
-#define Q4_GROUP_SBYTES (2 * Q8_GROUP * 4)     /* scale bytes per group and block, 4-bit */
+#define Q4_GROUP_HBYTES (2 * Q8_GROUP * 2)     /* 4-bit: fp16 factor bytes per group and block */
+#define Q4_SUPER 8                             /* 4-bit: blocks that share the f32 factors */
+#define Q4_GROUP_SUPBYTES (2 * Q8_GROUP * 4)   /* 4-bit: f32 factor bytes per group and Q4_SUPER */
+#define Q4_SCALE_BYTES (2 * Q8_GROUP * 4)      /* 4-bit: a group's block's scales and minimums as f32 */
 
 typedef struct q8_kernels q8_kernels;
 
@@ -219,19 +227,29 @@ static inline int q4_weight(const q8_weights *W, int n, int k)
     return j % 8 < 4 ? v & 0xF : v >> 4;
 }
 
-static inline const float *q4_group_scales(const q8_weights *W, int g, int b)
+/* 4-bit weights, group g, block b: the fp16 factors h[b] and the f32 ones
+** s[b / 8] (layout above). */
+static inline const uint16_t *q4_group_halves(const q8_weights *W, int g, int b)
 {
-    return (const float *)(W->data + (size_t)g * W->group_bytes) + (size_t)b * 2 * Q8_GROUP;
+    return (const uint16_t *)(W->data + (size_t)g * W->group_bytes) + (size_t)b * 2 * Q8_GROUP;
+}
+
+static inline const float *q4_group_supers(const q8_weights *W, int g, int b)
+{
+    return (const float *)(W->data + (size_t)g * W->group_bytes
+                           + (size_t)W->nb * Q4_GROUP_HBYTES) + (size_t)(b / Q4_SUPER) * 2 * Q8_GROUP;
 }
 
 static inline float q4_weight_scale(const q8_weights *W, int n, int b)
 {
-    return q4_group_scales(W, n / Q8_GROUP, b)[n % Q8_GROUP];
+    int g = n / Q8_GROUP, r = n % Q8_GROUP;
+    return q4_group_supers(W, g, b)[r] * copse_f16_to_f32(q4_group_halves(W, g, b)[r]);
 }
 
 static inline float q4_weight_min(const q8_weights *W, int n, int b)
 {
-    return q4_group_scales(W, n / Q8_GROUP, b)[Q8_GROUP + n % Q8_GROUP];
+    int g = n / Q8_GROUP, r = Q8_GROUP + n % Q8_GROUP;
+    return q4_group_supers(W, g, b)[r] * copse_f16_to_f32(q4_group_halves(W, g, b)[r]);
 }
 
 /* ------------------------------------------------------------ activations */

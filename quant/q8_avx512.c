@@ -111,10 +111,10 @@ INLINE void store_raw(const q8_weights *W, int t0, const int T, int g0, const in
 */
 INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int g0,
                  const int G, int b0, int b1, q8_ahead *ahead, float *acc, float *y,
-                 int32_t *raw, const int bits, const uint8_t *wbuf)
+                 int32_t *raw, const int bits, const uint8_t *wbuf, const float *sc)
 {
     const size_t qstep = bits == 8 || wbuf ? Q8_GROUP_QBYTES : Q4_GROUP_QBYTES;
-    const size_t sstep = bits == 8 ? Q8_GROUP * 2 : Q4_GROUP_SBYTES;
+    const size_t sstep = bits == 8 ? Q8_GROUP * 2 : Q4_SCALE_BYTES;
     const uint8_t *wq[GV], *ws[GV];
     __m512 f[TM][GV];
     xblock x = xblock_at(A, t0, b0);
@@ -122,7 +122,8 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
     for (int g = 0; g < G; g++) {
         wq[g] = wbuf ? wbuf + (size_t)g * (b1 - b0) * qstep
                      : q8_group_quants(W, g0 + g) + (size_t)b0 * qstep;
-        ws[g] = W->data + (size_t)(g0 + g) * W->group_bytes + (size_t)b0 * sstep;
+        ws[g] = bits == 4 ? (const uint8_t *)(sc + (size_t)g * (b1 - b0) * 2 * Q8_GROUP)
+                          : W->data + (size_t)(g0 + g) * W->group_bytes + (size_t)b0 * sstep;
     }
     UNROLL
     for (int t = 0; t < T; t++)
@@ -166,11 +167,15 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
         }
 }
 
-/* A tile of T tokens x G groups: a span over all blocks. */
-INLINE void tile(const q8_weights *W, const q8_act *A, int t0, const int T, int g0,
-                 const int G, float *y, int32_t *raw, const int bits)
+/* Block b of group g of 4-bit weights: its 16 scales, then its 16
+** minimums, each the product of its two factors. */
+INLINE void unpack_scales(const q8_weights *W, int g, int b, float *dst)
 {
-    span(W, A, t0, T, g0, G, 0, W->nb, NULL, NULL, y, raw, bits, NULL);
+    const __m256i *h = (const __m256i *)q4_group_halves(W, g, b);
+    const float *s = q4_group_supers(W, g, b);
+    for (int i = 0; i < 2; i++)
+        _mm512_store_ps(dst + 16 * i, _mm512_mul_ps(_mm512_load_ps(s + 16 * i),
+                                                    _mm512_cvtph_ps(_mm256_load_si256(h + i))));
 }
 
 /* A 64-byte line of 4-bit quants as the two lines of bytes it holds. */

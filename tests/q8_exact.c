@@ -68,7 +68,13 @@ static void src_w_make4(src_w *s, int pat)
     uint8_t *u = malloc(n);
     s->dw = malloc((size_t)s->N * nb * sizeof *s->dw);
     s->mw = malloc((size_t)s->N * nb * sizeof *s->mw);
-    dequant_nibbles(s->type, s->blocks, 0, n, s->dw, s->mw, u);
+    nibble_scale *sc = malloc((size_t)s->N * nb * sizeof *sc);
+    dequant_nibbles(s->type, s->blocks, 0, n, sc, u);
+    for (size_t i = 0; i < (size_t)s->N * nb; i++) {
+        s->dw[i] = nibble_dw(sc[i]);
+        s->mw[i] = nibble_mw(sc[i]);
+    }
+    free(sc);
     for (size_t i = 0; i < n; i++)
         s->q[i] = (int8_t)u[i];
     free(u);
@@ -344,6 +350,11 @@ void q8x_check_tier(const q8_kernels *k, exact_stats *st)
         GEMM(Ml[m], 16 * 35 - 3, 2 * Q8_BLOCK, W_RANDOM, X_RANDOM);
     GEMM(16, 16 * 67 - 9, 128 * Q8_BLOCK, W_RANDOM, X_RANDOM);
     check_gemm(k, 16, 16 * 67 - 9, 128 * Q8_BLOCK, W_RANDOM, X_RANDOM, GGML_TYPE_Q4_K, st);
+    /* 4-bit tiles: runs of 32 blocks' scales (40 blocks here), for up to 64
+    ** tokens at a time */
+    static const int M4[] = { 1, 6, 67 };
+    for (size_t m = 0; m < sizeof M4 / sizeof *M4; m++)
+        check_gemm(k, M4[m], 40, 40 * Q8_BLOCK, W_RANDOM, X_RANDOM, GGML_TYPE_Q4_K, st);
     /* the work split: token chunks, runs of groups (12 at a time here) */
     GEMM(70, 40, 64, W_RANDOM, X_RANDOM);
     GEMM(131, 3, 32, W_RANDOM, X_RANDOM);
@@ -555,8 +566,11 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
             gguf_tensor t = { .name = "blk.0.ffn_up.weight", .type = types[i], .n_dims = 2,
                               .ne = { K, N, 1, 1 }, .data = w.blocks };
             int rc = q8_weights_from_tensor(k, &t, 1, &W, &err);
-            exact_check(st, "q8", rc == COPSE_OK && W->bits == 4 && q8_weights_bytes(W) == 48 * K / 32
-                        * 16, "%s: 4-bit tensor type %u: %s", k->name, types[i], rc ? err.msg : "");
+            /* 2 groups: per block 16 rows of nibbles and fp16 factor pairs, per 8 blocks
+               f32 pairs */
+            exact_check(st, "q8", rc == COPSE_OK && W->bits == 4 && q8_weights_bytes(W)
+                        == 2 * (K / 32 * 16 * (16 + 4) + K / 256 * 16 * 8),
+                        "%s: 4-bit tensor type %u: %s", k->name, types[i], rc ? err.msg : "");
             int bad = 0;
             for (int n = 0; n < N && !rc; n++) {
                 dequant(types[i], w.blocks, (uint64_t)n * K, K, row);

@@ -137,10 +137,11 @@ START_TEST(info_describes_model)
     snprintf(cmd, sizeof cmd, "'%s' info -m tests/data/models/tiny-llama-blocks.gguf --json 2>&1", copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
     /* q 256x256, k, v 128x256 each, o 256x256, gate, up, down 256x256, per layer; output 320x256;
-    ** blocks of 34 bytes, except 24 for the 4-bit output (Q4_1), layer 0's gate (Q4_K),
-    ** layer 1's v (Q4_0) and o (Q4_1) */
+    ** blocks of 34 bytes, except the 4-bit output (Q4_1), layer 0's gate (Q4_K), layer 1's v
+    ** (Q4_0) and o (Q4_1): blocks of 16 bytes of nibbles and 4 of fp16 factors, 8 bytes of
+    ** f32 factors per 8 blocks */
     long rows = 2 * (256 + 128 + 128 + 256 + 3 * 256) + 320, rows4 = 320 + 256 + 128 + 256;
-    long bytes = (rows - rows4) * (256 / 32) * 34 + rows4 * (256 / 32) * 24;
+    long bytes = (rows - rows4) * (256 / 32) * 34 + rows4 * ((256 / 32) * 20 + 8);
     char want[96];
     snprintf(want, sizeof want, "\"matrices\": 15, \"matrices_4bit\": 4, \"weight_bytes\": %ld,", bytes);
     ck_assert_msg(strstr(out, "\"tensor_types\": {\"F32\": 5, \"Q4_0\": 2,") && strstr(out, want) &&
