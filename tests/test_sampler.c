@@ -131,6 +131,73 @@ START_TEST(wide_nucleus)
 }
 END_TEST
 
+/* The reference order of the test below: logit descending (NaN last),
+** then id ascending. */
+typedef struct ranked { float v; int id; } ranked;
+
+static int ranked_desc(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    float u = x->v == x->v ? x->v : -INFINITY, w = y->v == y->v ? y->v : -INFINITY;
+    return u != w ? (u < w ? 1 : -1) : (x->id > y->id) - (x->id < y->id);
+}
+
+/* top-k on a vocabulary of 50,000 (the sampler gathers candidates above a
+** rising threshold): the tokens drawn are exactly the k first of the
+** reference order, and at temperature 100 all of them are drawn. With
+** distinct logits; with 30 of 10 and 300 of 9 among them, so that ties
+** straddle the k-th place; NaNs throughout. Then stairs: the first ids
+** hold 20 logits of 100, 10 of 60 and 10 of 40, the last ones 20 of 50,
+** which must displace the 40s (the threshold the first ids set is 40).
+** Greedy takes the first of the reference order. */
+START_TEST(top_k_large_vocabulary)
+{
+    enum { N = 50000, K = 40, DRAWS = 20000 };
+    float *l = malloc(N * sizeof *l);
+    ranked *ref = malloc(N * sizeof *ref);
+    int *want = malloc(N * sizeof *want), *seen = malloc(N * sizeof *seen);
+    for (int set = 0; set < 3; set++) {
+        uint64_t x = 12345;
+        for (int i = 0; i < N; i++) {
+            x = x * 6364136223846793005u + 1442695040888963407u;
+            l[i] = i % 97 == 5 ? NAN : (float)(x >> 40) / (float)(1 << 24) * 8.5f;   /* [0, 8.5) */
+        }
+        for (int i = 0; set == 1 && i < 330; i++)   /* distinct ids: 7919 * 13 is prime to N */
+            l[(uint64_t)(i + 1) * 7919u * 13u % N] = i < 30 ? 10.0f : 9.0f;
+        for (int i = 0; set == 2 && i < 40; i++) {
+            l[i] = i < 20 ? 100.0f : i < 30 ? 60.0f : 40.0f;
+            l[N - 1 - i] = i < 20 ? 50.0f : 0.0f;
+        }
+        for (int i = 0; i < N; i++)
+            ref[i] = (ranked){ l[i], i };
+        qsort(ref, N, sizeof *ref, ranked_desc);
+        memset(want, 0, N * sizeof *want);
+        memset(seen, 0, N * sizeof *seen);
+        for (int i = 0; i < K; i++)
+            want[ref[i].id] = 1;
+        ck_assert(set != 1 || (ref[K - 1].v == 9.0f && ref[K].v == 9.0f));
+        copse_sampler *s = make(100.0f, K, 1.0f, 0, 11);
+        int outside = 0, drawn = 0;
+        for (int t = 0; t < DRAWS; t++) {
+            int32_t id = copse_sample(s, l, N);
+            ck_assert(id >= 0 && id < N);
+            outside += !want[id];
+            drawn += want[id] && !seen[id]++;
+        }
+        ck_assert_msg(outside == 0 && drawn == K, "set %d: %d draws outside the top %d, %d of them drawn",
+                      set, outside, K, drawn);
+        copse_sampler_free(s);
+        s = make(0.0f, 0, 1.0f, 0, 11);
+        ck_assert_int_eq(copse_sample(s, l, N), ref[0].id);
+        copse_sampler_free(s);
+    }
+    free(l);
+    free(ref);
+    free(want);
+    free(seen);
+}
+END_TEST
+
 /* A broken model's NaN logits: never chosen while a number is there, and
 ** no truncation walks off its candidates (the quickselect once did, on an
 ** order NaN made inconsistent). */
@@ -171,6 +238,7 @@ Suite *copse_suite_sampler(void)
     tcase_add_test(tc, temperature_distribution);
     tcase_add_test(tc, truncations);
     tcase_add_test(tc, wide_nucleus);
+    tcase_add_test(tc, top_k_large_vocabulary);
     tcase_add_test(tc, nan_logits);
     suite_add_tcase(s, tc);
     return s;
