@@ -56,9 +56,10 @@ typedef struct copse_model_params {
     ** Run the f32 reference path: every matrix expanded to f32 and
     ** multiplied with BLAS (4x the memory of Q8_0, several times slower).
     ** By default (0) matrices are packed as int8 in blocks of 32 with one
-    ** scale each: Q8_0 tensors as they are, every other type decoded and
-    ** quantized at load (F32, F16, BF16 and llama.cpp's block formats Q5_0,
-    ** Q5_1, Q2_K, Q3_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS; other types fail with
+    ** scale each: Q8_0, Q5_0 and IQ4_NL tensors with their own scales and
+    ** values (each weight the file's exactly), every other type decoded and
+    ** quantized at load (F32, F16, BF16 and llama.cpp's block formats Q5_1,
+    ** Q2_K, Q3_K, Q5_K, Q6_K, IQ4_XS; other types fail with
     ** COPSE_E_UNSUPPORTED naming the tensor), except Q4_0, Q4_1 and Q4_K
     ** tensors, which keep their 4-bit quants with a scale and a minimum per
     ** 32 (0.66 bytes a weight, each the file's value exactly); activations
@@ -69,8 +70,8 @@ typedef struct copse_model_params {
     ** unknown name and COPSE_E_UNSUPPORTED for one this CPU lacks.
     */
     int weights_f32;
-    /* Pack the 4-bit tensors as int8 too (about 1.4 times their memory,
-    ** each weight rounded to its int8 block): to compare the two. */
+    /* Pack the 4-bit tensors as int8 too (about 1.6 times their memory;
+    ** Q4_0 exactly, Q4_1 and Q4_K rounded to int8 blocks): to compare. */
     int weights_8bit;
 } copse_model_params;
 

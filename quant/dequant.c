@@ -292,6 +292,42 @@ void dequant(uint32_t type, const void *data, uint64_t first, uint64_t n, float 
     decoders[type]((const uint8_t *)data + ggml_type_nbytes(type, first), n / blck, out);
 }
 
+/* ------------------------------------------- fp16 scale times int8, undecoded */
+
+int dequant_int8_supported(uint32_t type)
+{
+    return type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_0 || type == GGML_TYPE_Q5_0
+        || type == GGML_TYPE_IQ4_NL;
+}
+
+void dequant_int8(uint32_t type, const void *data, uint64_t first, uint64_t n, uint16_t *d,
+                  int8_t *q)
+{
+    uint64_t size = ggml_type_nbytes(type, 32);
+    const uint8_t *b = (const uint8_t *)data + ggml_type_nbytes(type, first);
+    for (uint64_t i = 0; i < n / 32; i++, b += size, q += 32) {
+        d[i] = (uint16_t)(b[0] | b[1] << 8);
+        if (type == GGML_TYPE_Q8_0) {
+            memcpy(q, b + 2, 32);
+            continue;
+        }
+        /* the layout decode_nibbles and decode_iq4 read */
+        uint32_t qh = type == GGML_TYPE_Q5_0 ? le32(b + 2) : 0;
+        const uint8_t *qs = b + (type == GGML_TYPE_Q5_0 ? 6 : 2);
+        for (int j = 0; j < 16; j++) {
+            int lo = qs[j] & 0xF, hi = qs[j] >> 4;
+            if (type == GGML_TYPE_IQ4_NL) {
+                q[j] = iq4_levels[lo];
+                q[j + 16] = iq4_levels[hi];
+            } else {
+                int off = type == GGML_TYPE_Q5_0 ? 16 : 8;
+                q[j] = (int8_t)((lo | (int)((qh >> j) << 4 & 0x10)) - off);
+                q[j + 16] = (int8_t)((hi | (int)((qh >> (j + 12)) & 0x10)) - off);
+            }
+        }
+    }
+}
+
 /* ------------------------------------------------------ 4-bit, undecoded */
 
 /*

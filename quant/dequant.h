@@ -29,6 +29,17 @@ const char *dequant_type_list(void);
 void dequant(uint32_t type, const void *data, uint64_t first, uint64_t n, float *out);
 
 /*
+** The types whose every block of 32 values is an fp16 scale times 32
+** integers that fit int8 (Q8_0, Q4_0, Q5_0, IQ4_NL): 1 for those.
+** dequant_int8 gives blocks [first, first + n) (as above) as the scales'
+** fp16 bits d[i] and q[32 i + j], such that f16(d[i]) * q in f32 is the
+** value dequant gives (the product is exact: 11 + 8 significant bits).
+*/
+int dequant_int8_supported(uint32_t type);
+void dequant_int8(uint32_t type, const void *data, uint64_t first, uint64_t n, uint16_t *d,
+                  int8_t *q);
+
+/*
 ** The scale dw and minimum mw of a block of 32 values dw * u - mw, each an
 ** f32 factor times an fp16 one: the product is exact in f32 (11 + 11
 ** significant bits at most), so the factors are a compact form of the

@@ -311,28 +311,47 @@ size_t q8_weights_bytes(const q8_weights *W)
     return (size_t)W->n_groups * W->group_bytes;
 }
 
-int q8_weights_from_q8_0(const q8_kernels *k, const void *blocks, int n_rows, int K,
-                         const char *name, q8_weights **out, copse_error *err)
+/* Blocks that are an fp16 scale times int8 values (dequant_int8) as they
+** are: each weight exactly the file's, not rounded to new blocks. */
+static int from_int8_blocks(const q8_kernels *k, uint32_t type, const void *src, int n_rows, int K,
+                            const char *name, q8_weights **out, copse_error *err)
 {
     q8_weights *W;
     *out = NULL;
     int rc = weights_new(k, 8, n_rows, K, name, &W, err);
     if (rc)
         return rc;
-    const uint8_t *src = blocks;
-    for (int n = 0; n < n_rows; n++)
-        for (int b = 0; b < W->nb; b++, src += 2 + Q8_BLOCK) {
-            uint16_t d = (uint16_t)(src[0] | src[1] << 8);
-            if ((d & 0x7c00) == 0x7c00) {
-                q8_weights_free(W);
-                return copse_fail(err, COPSE_E_FORMAT,
-                                  "tensor '%s': row %d, block %d has a non-finite scale",
-                                  name, n, b);
-            }
-            put_block(W, n, b, d, (const int8_t *)src + 2);
+    uint16_t *d = malloc((size_t)W->nb * sizeof *d);
+    int8_t *q = malloc((size_t)K);
+    if (!d || !q) {
+        free(d);
+        free(q);
+        q8_weights_free(W);
+        return copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory", name);
+    }
+    for (int n = 0; n < n_rows && !rc; n++) {
+        dequant_int8(type, src, (uint64_t)n * K, (uint64_t)K, d, q);
+        for (int b = 0; b < W->nb && !rc; b++) {
+            if ((d[b] & 0x7c00) == 0x7c00)
+                rc = copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, block %d has a "
+                                "non-finite scale", name, n, b);
+            else
+                put_block(W, n, b, d[b], q + b * Q8_BLOCK);
         }
-    *out = W;
-    return COPSE_OK;
+    }
+    free(d);
+    free(q);
+    if (rc)
+        q8_weights_free(W);
+    else
+        *out = W;
+    return rc;
+}
+
+int q8_weights_from_q8_0(const q8_kernels *k, const void *blocks, int n_rows, int K,
+                         const char *name, q8_weights **out, copse_error *err)
+{
+    return from_int8_blocks(k, GGML_TYPE_Q8_0, blocks, n_rows, K, name, out, err);
 }
 
 /* v (|v| <= 127) to the nearest integer, ties to even, inline: adding
@@ -498,10 +517,10 @@ int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep4,
         return copse_fail(err, COPSE_E_UNSUPPORTED, "tensor '%s': too large", t->name);
     int K = (int)t->ne[0], n_rows = (int)t->ne[1];
 
-    if (t->type == GGML_TYPE_Q8_0)
-        return q8_weights_from_q8_0(k, t->data, n_rows, K, t->name, out, err);
     if (keep4 && dequant_nibbles_supported(t->type) && t->data)
         return from_nibbles(k, t, n_rows, K, out, err);
+    if (dequant_int8_supported(t->type) && t->data)
+        return from_int8_blocks(k, t->type, t->data, n_rows, K, t->name, out, err);
     if (dequant_supported(t->type) && t->data)
         return from_rows(k, t->type, t->data, n_rows, K, t->name, out, err);
     char buf[16];

@@ -177,10 +177,11 @@ int q8_weights_from_q8_0(const q8_kernels *k, const void *blocks, int n_rows, in
 int q8_weights_from_f32(const q8_kernels *k, const float *src, int n_rows, int K,
                         const char *name, q8_weights **out, copse_error *err);
 
-/* A 2-D GGUF tensor (ne[0] = K): Q8_0 bit for bit, any other type
-** dequant.h decodes as its f32 values would be. With keep4, the types
+/* A 2-D GGUF tensor (ne[0] = K): the types dequant_int8() reads (Q8_0,
+** Q4_0, Q5_0, IQ4_NL) with their own scales and values, exactly; any other
+** type dequant.h decodes as its f32 values would be. With keep4, the types
 ** dequant_nibbles() reads (Q4_0, Q4_1, Q4_K) become 4-bit weights holding
-** exactly the file's values; a non-finite scale or minimum is a format
+** exactly the file's values. A non-finite scale or minimum is a format
 ** error. */
 int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep4,
                            q8_weights **out, copse_error *err);

@@ -376,6 +376,20 @@ static int same_packing(const q8_weights *a, const q8_weights *b)
         && memcmp(a->data, b->data, q8_weights_bytes(a)) == 0;
 }
 
+/* Whether W's rows are want[n_rows][K] exactly (as == compares them). */
+static int same_values(const q8_weights *W, const float *want)
+{
+    float *row = malloc((size_t)W->K * sizeof *row);
+    int same = row != NULL;
+    for (int n = 0; n < W->n_rows && same; n++) {
+        q8_weights_row(W, n, row);
+        for (int j = 0; j < W->K; j++)
+            same &= row[j] == want[(size_t)n * W->K + j];
+    }
+    free(row);
+    return same;
+}
+
 /* ------------------------------------------------------------ f32 bound */
 
 /*
@@ -548,9 +562,10 @@ void q8x_check_errors(exact_stats *st)
 /* ---------------------------------------------------------------- tensors */
 
 
-/* 4-bit tensors: each weight is the value dequant gives;
-** without keep4 they pack as their decoded f32 values would; a
-** non-finite scale or minimum is refused with the row. */
+/* 4-bit tensors: each weight is the value dequant gives; without keep4,
+** Q4_0 packs as int8 with the same values and the others as their
+** decoded f32 values would; a non-finite scale or minimum is refused with
+** the row. */
 static void check_tensors4(const q8_kernels *k, exact_stats *st)
 {
     static const uint32_t types[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q4_K };
@@ -582,9 +597,10 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
             exact_check(st, "q8", bad == 0, "%s: type %u, weights %s: %d values differ from dequant",
                         k->name, types[i], wpat_name[wp], bad);
             rc = q8_weights_from_tensor(k, &t, 0, &W8, &err);
-            if (!rc)
+            if (!rc && types[i] != GGML_TYPE_Q4_0)
                 rc = q8_weights_from_f32(k, all, N, K, "f", &want, &err);
-            exact_check(st, "q8", rc == COPSE_OK && W8->bits == 8 && same_packing(W8, want),
+            exact_check(st, "q8", rc == COPSE_OK && W8->bits == 8
+                        && (want ? same_packing(W8, want) : same_values(W8, all)),
                         "%s: type %u without keep4 packs differently (%s)", k->name, types[i],
                         rc ? err.msg : "");
             q8_weights_free(W);
@@ -601,6 +617,39 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
         }
     free(row);
     free(got);
+    free(all);
+}
+
+/* Q5_0 and IQ4_NL tensors pack as int8 blocks with their own scales: each
+** weight is the value dequant gives, random blocks and extremes; an
+** infinite scale is refused with its row and block. */
+static void check_tensors_int8(const q8_kernels *k, exact_stats *st)
+{
+    static const uint32_t types[] = { GGML_TYPE_Q5_0, GGML_TYPE_IQ4_NL };
+    enum { N = 21, K = 96 };
+    float *all = malloc((size_t)N * K * sizeof *all);
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        size_t bsize = (size_t)ggml_type_nbytes(types[i], 32), bytes = (size_t)N * K / 32 * bsize;
+        uint8_t *blocks = malloc(bytes);
+        for (size_t j = 0; j < bytes; j++)
+            blocks[j] = j < bytes / 2 ? (uint8_t)rnd() : (rnd() & 1 ? 0xFF : 0);   /* then extremes */
+        for (size_t b = 0; b < bytes / bsize; b++)
+            put_f16(blocks + b * bsize, unit() * 0.05f);
+        dequant(types[i], blocks, 0, (uint64_t)N * K, all);
+        gguf_tensor t = { .name = "blk.0.ffn_up.weight", .type = types[i], .n_dims = 2,
+                          .ne = { K, N, 1, 1 }, .data = blocks };
+        q8_weights *W = NULL;
+        copse_error err;
+        int rc = q8_weights_from_tensor(k, &t, 1, &W, &err);
+        exact_check(st, "q8", rc == COPSE_OK && W->bits == 8 && same_values(W, all),
+                    "%s: type %u does not keep its values (%s)", k->name, types[i], rc ? err.msg : "");
+        q8_weights_free(W);
+        blocks[(5 * K / 32 + 2) * bsize + 1] = 0x7c;   /* row 5, block 2: inf */
+        exact_check(st, "q8", q8_weights_from_tensor(k, &t, 1, &W, &err) == COPSE_E_FORMAT && !W
+                    && strstr(err.msg, "row 5, block 2 has a non-finite scale"),
+                    "%s: type %u with an infinite scale: %s", k->name, types[i], err.msg);
+        free(blocks);
+    }
     free(all);
 }
 
@@ -649,4 +698,5 @@ void q8x_check_tensors(const q8_kernels *k, exact_stats *st)
     q8_weights_free(want);
     src_w_free(&w);
     check_tensors4(k, st);
+    check_tensors_int8(k, st);
 }

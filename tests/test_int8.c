@@ -197,9 +197,10 @@ END_TEST
 
 /* Q4_K and Q4_0 matrices keep their 4 bits (q8.h): each weight is the
 ** file's, so only the activations are rounded, as for a Q8_0 file. Packed
-** as int8 instead, the weights are rounded a second time: on this model
-** the rms error is 1.3-1.5x the 4-bit one (Q4_K 0.0100 of the rms logit
-** against 0.0129, Q4_0 0.0017 against 0.0025). */
+** as int8 instead, Q4_K's weights are rounded a second time: on this model
+** the rms error is 1.3x the 4-bit one (0.0100 of the rms logit against
+** 0.0129). Q4_0's are not (u - 8 with the block's own scale is an int8
+** block): the two differ only in the order of roundings (0.0017 both). */
 START_TEST(four_bit_weights_keep_the_file_values)
 {
     const char *types[] = { "q4_k", "q4_0" };
@@ -214,8 +215,8 @@ START_TEST(four_bit_weights_keep_the_file_values)
     ck_assert_int_eq(in.n_matrices_4bit, in.n_matrices);
     copse_model_free(m);
     double four = compare_paths(path, INT8), eight = compare_paths(path, INT8_ONLY);
-    ck_assert_msg(four < 0.9 * eight, "%s: rms error %.4f of 4-bit weights, %.4f as int8", types[_i],
-                  four, eight);
+    ck_assert_msg(_i == 0 ? four < 0.9 * eight : fabs(four - eight) < 0.05 * eight,
+                  "%s: rms error %.4f of 4-bit weights, %.4f as int8", types[_i], four, eight);
 }
 END_TEST
 
