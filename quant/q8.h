@@ -41,7 +41,8 @@
 ** (vpdpbusd, vdotq_s32) with no horizontal reduction. wbias is 0x80 for
 ** the VNNI tiers, whose instruction wants the weights unsigned (w + 128;
 ** nsum removes the offset), else 0. Q8_0 blocks keep their fp16 scale and
-** int8 values bit for bit.
+** int8 values bit for bit, and so do Q5_0, IQ4_NL and Q4_0 blocks as the
+** int8 values they stand for (dequant_int8).
 **
 ** --- Results: out(t, n) = sum over b, in order, of
 **     acc = fma((float)isum(t,n,b), dw(n,b) * d[t][b], acc)   from acc = 0
