@@ -312,7 +312,9 @@ size_t q8_weights_bytes(const q8_weights *W)
 }
 
 /* Blocks that are an fp16 scale times int8 values (dequant_int8) as they
-** are: each weight exactly the file's, not rounded to new blocks. */
+** are: each weight exactly the file's, not rounded to new blocks. Rows
+** shared by threads as in quantize_rows; the first row with a non-finite
+** scale is reported. */
 static int from_int8_blocks(const q8_kernels *k, uint32_t type, const void *src, int n_rows, int K,
                             const char *name, q8_weights **out, copse_error *err)
 {
@@ -321,31 +323,42 @@ static int from_int8_blocks(const q8_kernels *k, uint32_t type, const void *src,
     int rc = weights_new(k, 8, n_rows, K, name, &W, err);
     if (rc)
         return rc;
-    uint16_t *d = malloc((size_t)W->nb * sizeof *d);
-    int8_t *q = malloc((size_t)K);
-    if (!d || !q) {
+    int nb = W->nb, first_bad = n_rows, bad_block = 0, nomem = 0;
+    #pragma omp parallel
+    {
+        uint16_t *d = malloc((size_t)nb * sizeof *d);
+        int8_t *q = malloc((size_t)K);
+        #pragma omp for schedule(static, Q8_GROUP)
+        for (int n = 0; n < n_rows; n++) {
+            if (!d || !q) {
+                #pragma omp atomic write
+                nomem = 1;
+                continue;
+            }
+            dequant_int8(type, src, (uint64_t)n * K, (uint64_t)K, d, q);
+            for (int b = 0; b < nb; b++) {
+                if ((d[b] & 0x7c00) == 0x7c00) {
+                    #pragma omp critical(q8_first_bad)
+                    if (n < first_bad) {
+                        first_bad = n;
+                        bad_block = b;
+                    }
+                    break;
+                }
+                put_block(W, n, b, d[b], q + b * Q8_BLOCK);
+            }
+        }
         free(d);
         free(q);
-        q8_weights_free(W);
-        return copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory", name);
     }
-    for (int n = 0; n < n_rows && !rc; n++) {
-        dequant_int8(type, src, (uint64_t)n * K, (uint64_t)K, d, q);
-        for (int b = 0; b < W->nb && !rc; b++) {
-            if ((d[b] & 0x7c00) == 0x7c00)
-                rc = copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, block %d has a "
-                                "non-finite scale", name, n, b);
-            else
-                put_block(W, n, b, d[b], q + b * Q8_BLOCK);
-        }
-    }
-    free(d);
-    free(q);
-    if (rc)
+    if (nomem || first_bad < n_rows) {
         q8_weights_free(W);
-    else
-        *out = W;
-    return rc;
+        return nomem ? copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory", name)
+                     : copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, block %d has a "
+                                  "non-finite scale", name, first_bad, bad_block);
+    }
+    *out = W;
+    return COPSE_OK;
 }
 
 int q8_weights_from_q8_0(const q8_kernels *k, const void *blocks, int n_rows, int K,
