@@ -311,61 +311,6 @@ size_t q8_weights_bytes(const q8_weights *W)
     return (size_t)W->n_groups * W->group_bytes;
 }
 
-/* Blocks that are an fp16 scale times int8 values (dequant_int8) as they
-** are: each weight exactly the file's, not rounded to new blocks. Rows
-** shared by threads as in quantize_rows; the first row with a non-finite
-** scale is reported. */
-static int from_int8_blocks(const q8_kernels *k, uint32_t type, const void *src, int n_rows, int K,
-                            const char *name, q8_weights **out, copse_error *err)
-{
-    q8_weights *W;
-    *out = NULL;
-    int rc = weights_new(k, 8, n_rows, K, name, &W, err);
-    if (rc)
-        return rc;
-    int nb = W->nb, first_bad = n_rows, bad_block = 0, nomem = 0;
-    #pragma omp parallel
-    {
-        uint16_t *d = malloc((size_t)nb * sizeof *d);
-        int8_t *q = malloc((size_t)K);
-        #pragma omp for schedule(static, Q8_GROUP)
-        for (int n = 0; n < n_rows; n++) {
-            if (!d || !q) {
-                #pragma omp atomic write
-                nomem = 1;
-                continue;
-            }
-            dequant_int8(type, src, (uint64_t)n * K, (uint64_t)K, d, q);
-            for (int b = 0; b < nb; b++) {
-                if ((d[b] & 0x7c00) == 0x7c00) {
-                    #pragma omp critical(q8_first_bad)
-                    if (n < first_bad) {
-                        first_bad = n;
-                        bad_block = b;
-                    }
-                    break;
-                }
-                put_block(W, n, b, d[b], q + b * Q8_BLOCK);
-            }
-        }
-        free(d);
-        free(q);
-    }
-    if (nomem || first_bad < n_rows) {
-        q8_weights_free(W);
-        return nomem ? copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory", name)
-                     : copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, block %d has a "
-                                  "non-finite scale", name, first_bad, bad_block);
-    }
-    *out = W;
-    return COPSE_OK;
-}
-
-int q8_weights_from_q8_0(const q8_kernels *k, const void *blocks, int n_rows, int K,
-                         const char *name, q8_weights **out, copse_error *err)
-{
-    return from_int8_blocks(k, GGML_TYPE_Q8_0, blocks, n_rows, K, name, out, err);
-}
 
 /* v (|v| <= 127) to the nearest integer, ties to even, inline: adding
 ** 1.5 * 2^23 leaves no bits for a fraction, so the rounding of that sum
@@ -400,70 +345,92 @@ static int quantize_block(const float *x, uint16_t *d16, int8_t *q)
 }
 
 /*
-** Quantize rows of any type dequant.h decodes. Loading a model is mostly
-** this, so threads share the rows, whole groups of Q8_GROUP each (no two
-** threads write one group). A bad value is reported for the first row
-** that has one, whichever thread finds it.
+** Packing a tensor goes row by row (pack_row_fn): row n of W from the
+** tensor of type at src, with the thread's scratch; 0, or nonzero for a
+** value it cannot pack (what the code means is the packer's: its message
+** says), with the block in *block.
 */
-static int quantize_rows(q8_weights *W, uint32_t type, const void *src, const char *name,
-                         copse_error *err)
+typedef int pack_row_fn(q8_weights *W, uint32_t type, const void *src, int n, void *scratch,
+                        int *block);
+
+typedef struct pack_bad { int row, block, what; } pack_bad;
+
+/*
+** W of bits for tier k, every row packed by fn. Loading a model is mostly
+** this, so threads share the rows, whole groups of Q8_GROUP each (no two
+** threads write one group). When a row cannot be packed, the first such
+** row (whichever thread finds it) goes to *bad and *out stays NULL; the
+** caller says why.
+*/
+static int pack_tensor(const q8_kernels *k, int bits, uint32_t type, const void *src, int n_rows,
+                       int K, const char *name, pack_row_fn *fn, size_t scratch_bytes,
+                       q8_weights **out, pack_bad *bad, copse_error *err)
 {
-    int first_bad = W->n_rows, bad_block = 0, bad_what = 0, nomem = 0;
+    q8_weights *W;
+    *out = NULL;
+    *bad = (pack_bad){ n_rows, 0, 0 };
+    int rc = weights_new(k, bits, n_rows, K, name, &W, err), nomem = 0;
+    if (rc)
+        return rc;
     #pragma omp parallel
     {
-        float *row = malloc((size_t)W->K * sizeof *row);
+        void *scratch = malloc(scratch_bytes);
         #pragma omp for schedule(static, Q8_GROUP)
-        for (int n = 0; n < W->n_rows; n++) {
-            if (!row) {
+        for (int n = 0; n < n_rows; n++) {
+            int block = 0, what;
+            if (!scratch) {
                 #pragma omp atomic write
                 nomem = 1;
-                continue;
-            }
-            dequant(type, src, (uint64_t)n * W->K, (uint64_t)W->K, row);
-            for (int b = 0; b < W->nb; b++) {
-                uint16_t d;
-                int8_t q[Q8_BLOCK];
-                int bad = quantize_block(row + b * Q8_BLOCK, &d, q);
-                if (bad) {
-                    #pragma omp critical(q8_first_bad)
-                    if (n < first_bad) {
-                        first_bad = n;
-                        bad_block = b;
-                        bad_what = bad;
-                    }
-                    break;
-                }
-                put_block(W, n, b, d, q);
+            } else if ((what = fn(W, type, src, n, scratch, &block)) != 0) {
+                #pragma omp critical(q8_first_bad)
+                if (n < bad->row)
+                    *bad = (pack_bad){ n, block, what };
             }
         }
-        free(row);
+        free(scratch);
     }
-    if (nomem)
-        return copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory", name);
-    if (first_bad == W->n_rows)
-        return COPSE_OK;
-    if (bad_what == Q8_BLOCK)
-        return copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, block %d: values too large for "
-                          "an fp16 scale", name, first_bad, bad_block);
-    return copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, column %d is not finite", name,
-                      first_bad, bad_block * Q8_BLOCK - 1 - bad_what);
+    if (nomem || bad->row < n_rows) {
+        q8_weights_free(W);
+        return nomem ? copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory", name)
+                     : COPSE_OK;
+    }
+    *out = W;
+    return COPSE_OK;
+}
+
+/* Any type dequant.h decodes, quantized to int8 blocks (quantize_block's
+** codes); scratch: a row of f32. */
+static int requantize_row(q8_weights *W, uint32_t type, const void *src, int n, void *scratch,
+                          int *block)
+{
+    float *row = scratch;
+    dequant(type, src, (uint64_t)n * W->K, (uint64_t)W->K, row);
+    for (int b = 0; b < W->nb; b++) {
+        uint16_t d;
+        int8_t q[Q8_BLOCK];
+        int bad = quantize_block(row + b * Q8_BLOCK, &d, q);
+        if (bad) {
+            *block = b;
+            return bad;
+        }
+        put_block(W, n, b, d, q);
+    }
+    return 0;
 }
 
 static int from_rows(const q8_kernels *k, uint32_t type, const void *src, int n_rows, int K,
                      const char *name, q8_weights **out, copse_error *err)
 {
-    q8_weights *W;
-    *out = NULL;
-    int rc = weights_new(k, 8, n_rows, K, name, &W, err);
-    if (rc)
+    pack_bad bad;
+    int rc = pack_tensor(k, 8, type, src, n_rows, K, name, requantize_row,
+                         (size_t)K * sizeof(float), out, &bad, err);
+    if (rc || bad.row == n_rows)
         return rc;
-    rc = quantize_rows(W, type, src, name, err);
-    if (rc) {
-        q8_weights_free(W);
-        return rc;
-    }
-    *out = W;
-    return COPSE_OK;
+    if (bad.what == Q8_BLOCK)
+        return copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, block %d: values too large for "
+                          "an fp16 scale", name, bad.row, bad.block);
+    return copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, column %d is not finite", name,
+                      bad.row, bad.block * Q8_BLOCK - 1 - bad.what);
 }
 
 int q8_weights_from_f32(const q8_kernels *k, const float *src, int n_rows, int K,
@@ -472,50 +439,71 @@ int q8_weights_from_f32(const q8_kernels *k, const float *src, int n_rows, int K
     return from_rows(k, GGML_TYPE_F32, src, n_rows, K, name, out, err);
 }
 
-/* The 4-bit types' blocks as they are, rows shared by threads as in
-** quantize_rows; the first row with a non-finite scale or minimum is
-** reported. */
-static int from_nibbles(const q8_kernels *k, const gguf_tensor *t, int n_rows, int K,
-                        q8_weights **out, copse_error *err)
+/* The 4-bit types' blocks as they are (1 for a non-finite scale or
+** minimum); scratch: a row's scales, then its quants. */
+static int nibble_row(q8_weights *W, uint32_t type, const void *src, int n, void *scratch,
+                      int *block)
 {
-    q8_weights *W;
-    *out = NULL;
-    int rc = weights_new(k, 4, n_rows, K, t->name, &W, err);
-    if (rc)
-        return rc;
-    int nb = W->nb, first_bad = n_rows, nomem = 0;
-    #pragma omp parallel
-    {
-        nibble_scale *sc = malloc((size_t)nb * sizeof *sc);
-        uint8_t *u = malloc((size_t)K);
-        #pragma omp for schedule(static, Q8_GROUP)
-        for (int n = 0; n < n_rows; n++) {
-            if (!sc || !u) {
-                #pragma omp atomic write
-                nomem = 1;
-                continue;
-            }
-            dequant_nibbles(t->type, t->data, (uint64_t)n * K, (uint64_t)K, sc, u);
-            for (int b = 0; b < nb; b++) {
-                if (!isfinite(nibble_dw(sc[b])) || !isfinite(nibble_mw(sc[b]))) {
-                    #pragma omp critical(q8_first_bad)
-                    first_bad = n < first_bad ? n : first_bad;
-                    break;
-                }
-                put_block4(W, n, b, sc[b], u + b * Q8_BLOCK);
-            }
+    nibble_scale *sc = scratch;
+    uint8_t *u = (uint8_t *)(sc + W->nb);
+    dequant_nibbles(type, src, (uint64_t)n * W->K, (uint64_t)W->K, sc, u);
+    for (int b = 0; b < W->nb; b++) {
+        if (!isfinite(nibble_dw(sc[b])) || !isfinite(nibble_mw(sc[b]))) {
+            *block = b;
+            return 1;
         }
-        free(sc);
-        free(u);
+        put_block4(W, n, b, sc[b], u + b * Q8_BLOCK);
     }
-    if (nomem || first_bad < n_rows) {
-        q8_weights_free(W);
-        return nomem ? copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory", t->name)
-                     : copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d has a non-finite "
-                                  "scale or minimum", t->name, first_bad);
+    return 0;
+}
+
+static int from_nibbles(const q8_kernels *k, uint32_t type, const void *src, int n_rows, int K,
+                        const char *name, q8_weights **out, copse_error *err)
+{
+    pack_bad bad;
+    int rc = pack_tensor(k, 4, type, src, n_rows, K, name, nibble_row,
+                         (size_t)K / Q8_BLOCK * sizeof(nibble_scale) + (size_t)K, out, &bad, err);
+    if (rc || bad.row == n_rows)
+        return rc;
+    return copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d has a non-finite scale or minimum",
+                      name, bad.row);
+}
+
+/* Blocks that are an fp16 scale times int8 values (dequant_int8) as they
+** are, each weight exactly the file's (1 for a non-finite scale);
+** scratch: a row's scales, then its values. */
+static int int8_row(q8_weights *W, uint32_t type, const void *src, int n, void *scratch,
+                    int *block)
+{
+    uint16_t *d = scratch;
+    int8_t *q = (int8_t *)(d + W->nb);
+    dequant_int8(type, src, (uint64_t)n * W->K, (uint64_t)W->K, d, q);
+    for (int b = 0; b < W->nb; b++) {
+        if ((d[b] & 0x7c00) == 0x7c00) {
+            *block = b;
+            return 1;
+        }
+        put_block(W, n, b, d[b], q + b * Q8_BLOCK);
     }
-    *out = W;
-    return COPSE_OK;
+    return 0;
+}
+
+static int from_int8_blocks(const q8_kernels *k, uint32_t type, const void *src, int n_rows, int K,
+                            const char *name, q8_weights **out, copse_error *err)
+{
+    pack_bad bad;
+    int rc = pack_tensor(k, 8, type, src, n_rows, K, name, int8_row,
+                         (size_t)K / Q8_BLOCK * sizeof(uint16_t) + (size_t)K, out, &bad, err);
+    if (rc || bad.row == n_rows)
+        return rc;
+    return copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, block %d has a non-finite scale",
+                      name, bad.row, bad.block);
+}
+
+int q8_weights_from_q8_0(const q8_kernels *k, const void *blocks, int n_rows, int K,
+                         const char *name, q8_weights **out, copse_error *err)
+{
+    return from_int8_blocks(k, GGML_TYPE_Q8_0, blocks, n_rows, K, name, out, err);
 }
 
 int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep4,
@@ -531,7 +519,7 @@ int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep4,
     int K = (int)t->ne[0], n_rows = (int)t->ne[1];
 
     if (keep4 && dequant_nibbles_supported(t->type) && t->data)
-        return from_nibbles(k, t, n_rows, K, out, err);
+        return from_nibbles(k, t->type, t->data, n_rows, K, t->name, out, err);
     if (dequant_int8_supported(t->type) && t->data)
         return from_int8_blocks(k, t->type, t->data, n_rows, K, t->name, out, err);
     if (dequant_supported(t->type) && t->data)
