@@ -5,8 +5,9 @@
 ** Gaussian mass and a few hundred tokens well above it. A search samples
 ** every branch at every step on one thread, so this is time the step
 ** waits on. Settings: copse's defaults (temperature 0.8, top-k 40, top-p
-** 0.95, min-p 0.05), top-p 0.95 alone (no top-k: the whole vocabulary's
-** normalizer), and greedy.
+** 0.95, min-p 0.05); without top-k, top-p 0.95 alone (the whole
+** vocabulary's normalizer), min-p 0.05 alone and temperature alone (every
+** token allowed, vLLM's default); and greedy.
 **
 ** Usage: bench-sampler [--json] [--reps N]
 */
@@ -24,6 +25,8 @@ typedef struct setting { const char *name; float temp, top_p, min_p; int top_k; 
 static const setting settings[] = {
     { "defaults", 0.8f, 0.95f, 0.05f, 40 },
     { "top-p 0.95", 0.8f, 0.95f, 0.0f, 0 },
+    { "min-p 0.05", 0.8f, 1.0f, 0.05f, 0 },
+    { "temperature", 0.8f, 1.0f, 0.0f, 0 },
     { "greedy", 0.0f, 1.0f, 0.0f, 0 },
 };
 enum { N_SET = sizeof settings / sizeof *settings };

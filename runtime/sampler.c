@@ -4,11 +4,14 @@
 ** The truncations judge tokens by their probability at temperature 1 and
 ** the temperature only reshapes what survives (the order llama.cpp uses),
 ** so changing the temperature never changes which tokens are allowed.
+** The draw walks the allowed tokens from the most likely down, or, when
+** no truncation is set, the whole vocabulary in id order.
 */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "copse.h"
+#include "vec.h"
 
 typedef struct cand {
     float   logit;
@@ -18,7 +21,9 @@ typedef struct cand {
 struct copse_sampler {
     copse_sampler_params p;
     uint64_t rng[4];      /* xoshiro256** state */
+    const vec_kernels *vec;   /* softmax terms over a whole vocabulary */
     cand    *c;           /* scratch, grown to the vocabulary size */
+    float   *e;           /* likewise: the terms */
     int      cap;
 };
 
@@ -59,6 +64,7 @@ copse_sampler *copse_sampler_new(const copse_sampler_params *params)
     if (!s)
         return NULL;
     s->p = params ? *params : copse_sampler_default_params();
+    s->vec = vec_kernels_default();
     uint64_t seed = s->p.seed;
     for (int i = 0; i < 4; i++)
         s->rng[i] = splitmix64(&seed);
@@ -69,6 +75,7 @@ void copse_sampler_free(copse_sampler *s)
 {
     if (s) {
         free(s->c);
+        free(s->e);
         free(s);
     }
 }
@@ -77,18 +84,60 @@ void copse_sampler_free(copse_sampler *s)
 ** need an order that is total, and such a token is never worth choosing. */
 static float rank(float logit) { return logit == logit ? logit : -INFINITY; }
 
-/* The scans below go in runs of RUN logits, fixed so that the compiler
-** vectorizes them whole (at -O2 it leaves loops that need a remainder). */
+/* The scans below go in runs of RUN logits, four vectors of four floats
+** (the compiler's vectors: SSE or NEON registers). The passes that carry
+** values from run to run (a maximum, a sum) keep four of them in
+** registers; as a loop over an array of RUN, the array stayed in memory
+** and each step waited on the store before. */
 #define RUN 16
+
+typedef float f4 __attribute__((vector_size(16)));
+typedef int32_t i4 __attribute__((vector_size(16)));
+
+static f4 load4(const float *x)
+{
+    f4 v;
+    memcpy(&v, x, sizeof v);
+    return v;
+}
+
+/* m, or x where x is above it (a NaN compares false). */
+static f4 max4(f4 m, const float *x)
+{
+    f4 v = load4(x);
+    i4 above = v > m;
+    return (f4)((above & (i4)v) | (~above & (i4)m));
+}
 
 /* Whether one of the RUN logits from l is above v (above set) or equal
 ** to it. */
 static int run_has(const float *l, float v, int above)
 {
-    int any = 0;
-    for (int j = 0; j < RUN; j++)
-        any |= above ? l[j] > v : l[j] == v;
-    return any;
+    f4 t = { v, v, v, v }, a = load4(l), b = load4(l + 4), c = load4(l + 8), d = load4(l + 12);
+    i4 any = above ? (a > t) | (b > t) | (c > t) | (d > t) : (a == t) | (b == t) | (c == t) | (d == t);
+    return (any[0] | any[1]) | (any[2] | any[3]);
+}
+
+/* The largest rank. */
+static float max_rank(const float *logits, int n)
+{
+    f4 a = { -INFINITY, -INFINITY, -INFINITY, -INFINITY }, b = a, c = a, d = a;
+    int i = 0;
+    for (; i + RUN <= n; i += RUN) {
+        a = max4(a, logits + i);
+        b = max4(b, logits + i + 4);
+        c = max4(c, logits + i + 8);
+        d = max4(d, logits + i + 12);
+    }
+    float m = -INFINITY;
+    for (; i < n; i++)
+        m = logits[i] > m ? logits[i] : m;
+    for (int j = 0; j < 4; j++) {
+        float v[4] = { a[j], b[j], c[j], d[j] };
+        for (int q = 0; q < 4; q++)
+            m = v[q] > m ? v[q] : m;
+    }
+    return m;
 }
 
 /* The first token of the largest rank. Two passes, so that no step waits
@@ -96,20 +145,11 @@ static int run_has(const float *l, float v, int above)
 ** load its previous one chose (5 ns a token, 0.9 ms on 150k tokens). */
 static int32_t argmax(const float *logits, int n)
 {
-    float mr[RUN], m = -INFINITY;
-    for (int j = 0; j < RUN; j++)
-        mr[j] = -INFINITY;
-    int i = 0;
-    for (; i + RUN <= n; i += RUN)
-        for (int j = 0; j < RUN; j++)   /* a NaN compares false */
-            mr[j] = logits[i + j] > mr[j] ? logits[i + j] : mr[j];
-    for (; i < n; i++)
-        m = logits[i] > m ? logits[i] : m;
-    for (int j = 0; j < RUN; j++)
-        m = mr[j] > m ? mr[j] : m;
+    float m = max_rank(logits, n);
     if (m == -INFINITY)   /* every rank is -inf */
         return 0;
-    for (i = 0; i + RUN <= n && !run_has(logits + i, m, 0); i += RUN)
+    int i = 0;
+    for (; i + RUN <= n && !run_has(logits + i, m, 0); i += RUN)
         ;
     while (logits[i] != m)
         i++;
@@ -168,7 +208,7 @@ static float keep_best(cand *c, int m, int k)
 }
 
 /*
-** The k largest logits (0 < k < n) as c[0..k), sorted. One pass keeps only
+** The k largest logits (0 < k <= n) as c[0..k), sorted. One pass keeps only
 ** the logits above the k-th largest so far, so it mostly compares and
 ** moves on: the top 40 of a 150k vocabulary took 1 ms as a quickselect
 ** over all of them, and a search samples each branch at every step. The first lim
@@ -208,24 +248,119 @@ static void top_k(cand *c, const float *logits, int n, int k)
 }
 
 /*
-** Keep the smallest sorted prefix whose probability mass reaches top_p.
-** Sorting all of a 150k vocabulary per token is wasteful, so try the best
-** 256 first: if they already hold the mass, the answer is among them.
+** The length of the smallest prefix of the sorted c[0..m) whose probability
+** reaches top_p, total being the softmax normalizer relative to top, the
+** largest logit; 0 when all m fall short.
 */
-static int nucleus(cand *c, int n, int sorted, float top_p, double total)
+static int nucleus(const cand *c, int m, float top_p, double total, double top)
 {
-    int k = sorted;
-    for (;;) {
-        double mass = 0;
-        for (int i = 0; i < k; i++) {
-            mass += exp((double)c[i].logit - c[0].logit) / total;
-            if (mass >= top_p)
-                return i + 1;
+    double mass = 0;
+    for (int i = 0; i < m; i++) {
+        mass += exp((double)c[i].logit - top) / total;
+        if (mass >= top_p)
+            return i + 1;
+    }
+    return 0;
+}
+
+/* Terms are summed in blocks of BLOCK, in 16 lanes of floats, and the
+** blocks' sums in double. */
+#define BLOCK 256
+
+/* The sum of the len terms of a block (len < BLOCK only at the end). */
+static float block_sum(const float *e, int len)
+{
+    float t = 0;
+    if (len < BLOCK) {
+        for (int j = 0; j < len; j++)
+            t += e[j];
+        return t;
+    }
+    f4 a = { 0 }, b = a, c = a, d = a;
+    for (int j = 0; j < BLOCK; j += RUN) {
+        a += load4(e + j);
+        b += load4(e + j + 4);
+        c += load4(e + j + 8);
+        d += load4(e + j + 12);
+    }
+    a = (a + b) + (c + d);
+    return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
+/* s->e[0..n) = e^((logit - top) * scale), and their sum. */
+static double terms(copse_sampler *s, const float *logits, int n, float top, float scale)
+{
+    s->vec->exp_scaled(s->e, logits, (size_t)n, top, scale);
+    double sum = 0;
+    for (int i = 0; i < n; i += BLOCK)
+        sum += block_sum(s->e + i, n - i < BLOCK ? n - i : BLOCK);
+    return sum;
+}
+
+/*
+** No truncation: every token may be drawn, so nothing is sorted. The terms
+** at the temperature are computed once over the vocabulary (150k tokens
+** took 1.7 ms in double exp, one by one) and walked in id order, a block
+** at a time.
+*/
+static int32_t draw_any(copse_sampler *s, const float *logits, int n, float top)
+{
+    double r = next_unit(s->rng) * terms(s, logits, n, top, 1.0f / s->p.temp);
+    const float *e = s->e;
+    for (int i = 0; i < n; i += BLOCK) {
+        int len = n - i < BLOCK ? n - i : BLOCK;
+        float t = block_sum(e + i, len);
+        if (r >= t) {
+            r -= t;
+            continue;
         }
-        if (k == n)
-            return n;
-        k = k * 4 < n ? k * 4 : n;
-        partial_sort(c, n, k);
+        int last = i;   /* the block holds the draw: r < t, so it has a term */
+        for (int j = i; j < i + len; j++) {
+            last = e[j] > 0 ? j : last;
+            r -= e[j];
+            if (r < 0)
+                return j;
+        }
+        return last;   /* the block's sum rounded above its walk */
+    }
+    int j = n - 1;   /* the total rounded above the blocks' sum: the last term */
+    while (j > 0 && !(e[j] > 0))
+        j--;
+    return j;
+}
+
+/*
+** Top-p or min-p without top-k, on c[0..m) sorted, returning m. The
+** candidates come from top_k's pass, the best 256 and then four times as
+** many until the nucleus or the min-p floor lies within them: the nucleus
+** of a model's logits is usually small, and a full sort of 150k was most
+** of a sample's 1.8 ms. Min-p alone keeps the tokens above its floor.
+*/
+static int wide(copse_sampler *s, const float *logits, int n, float top, double floor)
+{
+    cand *c = s->c;
+    if (s->p.top_p >= 1.0f) {
+        /* logit >= floor as floats: above the float below floor's */
+        float lo = nextafterf((float)floor, -INFINITY);
+        int m = 0;
+        for (int i0 = 0; i0 < n; i0 += RUN) {
+            int i1 = n - i0 < RUN ? n : i0 + RUN;
+            if (i1 - i0 == RUN && !run_has(logits + i0, lo, 1))
+                continue;
+            for (int i = i0; i < i1; i++)
+                if (logits[i] > lo)
+                    c[m++] = (cand){ logits[i], i };
+        }
+        qsort(c, (size_t)m, sizeof *c, by_logit_desc);
+        return m;
+    }
+    double total = terms(s, logits, n, top, 1.0f);
+    for (int k = 256;; k *= 4) {
+        k = k < n ? k : n;
+        top_k(c, logits, n, k);
+        int m = nucleus(c, k, s->p.top_p, total, top);
+        if (m || k == n || c[k - 1].logit < floor)
+            return m ? m : k;
     }
 }
 
@@ -237,47 +372,47 @@ int32_t copse_sample(copse_sampler *s, const float *logits, int n)
         return argmax(logits, n);
     if (s->cap < n) {
         cand *nc = realloc(s->c, (size_t)n * sizeof *nc);
-        if (!nc)
+        if (nc)
+            s->c = nc;
+        float *ne = nc ? realloc(s->e, (size_t)n * sizeof *ne) : NULL;
+        if (!ne)
             return argmax(logits, n); /* no scratch: degrade to greedy, never fail */
-        s->c = nc;
+        s->e = ne;
         s->cap = n;
     }
     cand *c = s->c;
 
-    /* c[0..m) are the candidates still allowed, c[0..sorted) in order. */
-    int m = n, sorted;
+    /* c[0..m) are the candidates still allowed, sorted. */
+    int m;
+    double floor = -INFINITY;   /* min-p: p >= min_p * p_max, i.e. logit >= top + log(min_p) */
     if (s->p.top_k > 0 && s->p.top_k < n) {
-        m = sorted = s->p.top_k;
+        m = s->p.top_k;
         top_k(c, logits, n, m);
-    } else {
-        for (int i = 0; i < n; i++)
-            c[i] = (cand){ rank(logits[i]), i };
-        sorted = n < 256 ? n : 256;
-        partial_sort(c, n, sorted);
-    }
-
-    if (s->p.top_p < 1.0f) {
-        double total = 0; /* softmax normaliser at temperature 1 */
-        for (int i = 0; i < m; i++)
-            total += exp((double)c[i].logit - c[0].logit);
-        m = nucleus(c, m, sorted, s->p.top_p, total);
-        sorted = sorted < m ? sorted : m;
-    }
-    if (s->p.min_p > 0) {
-        /* p_i >= min_p * p_max, i.e. logit_i >= logit_max + log(min_p) */
-        double floor_logit = c[0].logit + log((double)s->p.min_p);
-        int keep = 1;
-        while (keep < m) {
-            if (keep == sorted) {
-                sorted = sorted * 4 < m ? sorted * 4 : m;
-                partial_sort(c, m, sorted);
-            }
-            if (c[keep].logit < floor_logit)
-                break;
-            keep++;
+        if (c[0].logit == INFINITY || c[0].logit == -INFINITY)   /* no softmax: the first of them */
+            return c[0].id;
+        if (s->p.min_p > 0)
+            floor = c[0].logit + log((double)s->p.min_p);
+        if (s->p.top_p < 1.0f) {
+            double total = 0; /* softmax normaliser at temperature 1 */
+            for (int i = 0; i < m; i++)
+                total += exp((double)c[i].logit - c[0].logit);
+            int p = nucleus(c, m, s->p.top_p, total, c[0].logit);
+            m = p ? p : m;
         }
-        m = keep;
+    } else {
+        float top = max_rank(logits, n);
+        if (top == INFINITY || top == -INFINITY)   /* no softmax: the first of them */
+            return argmax(logits, n);
+        if (s->p.top_p >= 1.0f && s->p.min_p <= 0)
+            return draw_any(s, logits, n, top);
+        if (s->p.min_p > 0)
+            floor = top + log((double)s->p.min_p);
+        m = wide(s, logits, n, top, floor);
     }
+    int keep = 1;
+    while (keep < m && c[keep].logit >= floor)
+        keep++;
+    m = keep;
 
     double inv_t = 1.0 / s->p.temp, sum = 0;
     for (int i = 0; i < m; i++)

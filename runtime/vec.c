@@ -61,7 +61,20 @@ static void geglu(float *out, const float *gate, const float *up, size_t n)
     vec_glu_from(out, gate, up, n, 1, 0);
 }
 
-const vec_kernels vec_scalar = { "scalar", rmsnorm, swiglu, geglu, add_rmsnorm, add, rope };
+void vec_exp_from(float *out, const float *x, size_t n, float shift, float scale, size_t i)
+{
+    for (; i < n; i++) {
+        float z = (x[i] - shift) * scale;
+        out[i] = z >= VEC_EXP_FLOOR ? expf(z) : 0.0f;
+    }
+}
+
+static void exp_scaled(float *out, const float *x, size_t n, float shift, float scale)
+{
+    vec_exp_from(out, x, n, shift, scale, 0);
+}
+
+const vec_kernels vec_scalar = { "scalar", rmsnorm, swiglu, geglu, add_rmsnorm, add, rope, exp_scaled };
 
 /* The same rule as the attention kernels: the int8 tier says whether the
 ** scalar code is forced (COPSE_ISA=scalar) or AVX-512 runs, the CPU

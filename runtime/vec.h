@@ -32,6 +32,10 @@ typedef struct vec_kernels {
     ** (x[2i], x[2i + 1]) when adjacent, else (x[i], x[half + i]). Every
     ** table gives the scalar results bit for bit. */
     void (*rope)(float *x, const float *cs, int half, int adjacent);
+    /* out[i] = e^((x[i] - shift) * scale), for x[i] <= shift and scale > 0:
+    ** a softmax's terms (the sampler's, over a vocabulary); 0 where the
+    ** exponent is below VEC_EXP_FLOOR or not a number. */
+    void (*exp_scaled)(float *out, const float *x, size_t n, float shift, float scale);
 } vec_kernels;
 
 /* Request the cache line of x + ahead (values) into L1, for the SIMD
@@ -49,6 +53,13 @@ void vec_rope_from(float *x, const float *cs, int half, int adjacent, int i);
 /* GELU's z over g (vec_kernels' geglu): 2 sqrt(2/pi), and the cube's weight. */
 #define VEC_GELU_C 1.5957691216057308f
 #define VEC_GELU_K 0.044715f
+
+/* The least exponent exp_scaled gives a term for: the SIMD e^x stop there
+** (e^-87 is about 1.6e-38, near the least normal float). */
+#define VEC_EXP_FLOOR -87.0f
+
+/* The scalar exp_scaled from value i on: the SIMD kernels' tails. */
+void vec_exp_from(float *out, const float *x, size_t n, float shift, float scale, size_t i);
 
 /* The scalar swiglu (gelu 0) or geglu (1) from value i on: the SIMD
 ** kernels' tails. */

@@ -133,4 +133,16 @@ void vec_rope_avx2(float *x, const float *cs, int half, int adjacent)
     vec_rope_from(x, cs, half, adjacent, i);
 }
 
-const vec_kernels vec_avx2 = { "avx2", rmsnorm, swiglu, geglu, add_rmsnorm, add, vec_rope_avx2 };
+/* A NaN's compare is false, so it gets 0 as the exponents below the floor. */
+static void exp_scaled(float *out, const float *x, size_t n, float shift, float scale)
+{
+    const __m256 s = _mm256_set1_ps(shift), c = _mm256_set1_ps(scale), lo = _mm256_set1_ps(VEC_EXP_FLOOR);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 z = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), s), c);
+        _mm256_storeu_ps(out + i, _mm256_and_ps(exp_neg(z), _mm256_cmp_ps(z, lo, _CMP_GE_OQ)));
+    }
+    vec_exp_from(out, x, n, shift, scale, i);
+}
+
+const vec_kernels vec_avx2 = { "avx2", rmsnorm, swiglu, geglu, add_rmsnorm, add, vec_rope_avx2, exp_scaled };

@@ -122,5 +122,17 @@ static void add(float *x, const float *b, size_t n)
     }
 }
 
+/* A NaN's compare is false, so it gets 0 as the exponents below the floor. */
+static void exp_scaled(float *out, const float *x, size_t n, float shift, float scale)
+{
+    const __m512 s = _mm512_set1_ps(shift), c = _mm512_set1_ps(scale), lo = _mm512_set1_ps(VEC_EXP_FLOOR);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = lanes(i, n);
+        __m512 z = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), s), c);
+        k = _mm512_mask_cmp_ps_mask(k, z, lo, _CMP_GE_OQ);
+        _mm512_mask_storeu_ps(out + i, lanes(i, n), _mm512_maskz_mov_ps(k, exp_neg16(z)));
+    }
+}
+
 /* A head's 32 pairs or fewer: AVX2's rope is as fast. */
-const vec_kernels vec_avx512 = { "avx512", rmsnorm, swiglu, geglu, add_rmsnorm, add, vec_rope_avx2 };
+const vec_kernels vec_avx512 = { "avx512", rmsnorm, swiglu, geglu, add_rmsnorm, add, vec_rope_avx2, exp_scaled };

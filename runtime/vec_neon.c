@@ -122,4 +122,17 @@ static void rope(float *x, const float *cs, int half, int adjacent)
     vec_rope_from(x, cs, half, adjacent, i);
 }
 
-const vec_kernels vec_neon = { "neon", rmsnorm, swiglu, geglu, add_rmsnorm, add, rope };
+/* A NaN's compare is false, so it gets 0 as the exponents below the floor. */
+static void exp_scaled(float *out, const float *x, size_t n, float shift, float scale)
+{
+    const float32x4_t lo = vdupq_n_f32(VEC_EXP_FLOOR);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t z = vmulq_n_f32(vsubq_f32(vld1q_f32(x + i), vdupq_n_f32(shift)), scale);
+        uint32x4_t keep = vcgeq_f32(z, lo);
+        vst1q_f32(out + i, vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(exp_neg(z)), keep)));
+    }
+    vec_exp_from(out, x, n, shift, scale, i);
+}
+
+const vec_kernels vec_neon = { "neon", rmsnorm, swiglu, geglu, add_rmsnorm, add, rope, exp_scaled };

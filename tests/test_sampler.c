@@ -111,7 +111,8 @@ START_TEST(truncations)
 END_TEST
 
 /* On a large vocabulary the nucleus may lie beyond the first sorted chunk;
-** every token of the nucleus must still be reachable and none outside. */
+** every token of the nucleus must still be reachable and none outside:
+** 4,000 draws from its 2,500 tokens reach about 2,000 of them. */
 START_TEST(wide_nucleus)
 {
     enum { N = 5000 };
@@ -119,13 +120,16 @@ START_TEST(wide_nucleus)
     for (int i = 0; i < N; i++)
         l[i] = (float)(i % 2) * 0.001f; /* nearly flat: nucleus .5 holds ~2500 tokens */
     copse_sampler *s = make(1.0f, 0, 0.5f, 0, 3);
-    int odd = 0;
+    int odd = 0, distinct = 0;
+    char seen[N] = { 0 };
     for (int t = 0; t < 4000; t++) {
         int32_t id = copse_sample(s, l, N);
         ck_assert(id >= 0 && id < N);
         odd += id & 1; /* the larger (odd) logits come first in the nucleus */
+        distinct += !seen[id]++;
     }
     ck_assert_int_eq(odd, 4000);
+    ck_assert_int_gt(distinct, 1800);
     copse_sampler_free(s);
     free(l);
 }
@@ -198,6 +202,90 @@ START_TEST(top_k_large_vocabulary)
 }
 END_TEST
 
+/*
+** Without top-k on a vocabulary of 5,003 (not a multiple of the sampler's
+** runs and blocks): 3 tokens of 5 (one of them the last id), 20 of 3, the
+** rest below 0, NaN at every 101st and -inf at every 211th. For
+** temperature alone, min-p alone and top-p alone (whose nucleus holds two
+** of the 5s: the lower ids), the draws fall on the tokens a sort in
+** double allows, never elsewhere, and each group's share
+** is within five standard deviations of its softmax at the temperature.
+** The groups: the 5s, the 3s, the rest. Then one +inf logit, which every
+** setting chooses.
+*/
+START_TEST(no_top_k_large_vocabulary)
+{
+    enum { N = 5003, DRAWS = 40000 };
+    float *l = malloc(N * sizeof *l);
+    ranked *ref = malloc(N * sizeof *ref);
+    int *allowed = malloc(N * sizeof *allowed);
+    uint64_t x = 99;
+    for (int i = 0; i < N; i++) {
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        l[i] = i % 101 == 7 ? NAN : i % 211 == 3 ? -INFINITY : -6.0f * (float)(x >> 40) / (float)(1 << 24);
+    }
+    l[17] = l[2600] = l[N - 1] = 5.0f;
+    for (int i = 0; i < 20; i++)
+        l[100 + 37 * i] = 3.0f;
+    for (int i = 0; i < N; i++)
+        ref[i] = (ranked){ l[i], i };
+    qsort(ref, N, sizeof *ref, ranked_desc);
+    static const struct { float temp, top_p, min_p; } ps[] = { { 0.9f, 1, 0 }, { 0.9f, 1, 0.1f }, { 1.3f, 0.15f, 0 } };
+    for (size_t k = 0; k < sizeof ps / sizeof *ps; k++) {
+        /* the allowed prefix of the reference order, judged at temperature 1 */
+        double total = 0, mass = 0;
+        for (int i = 0; i < N; i++)
+            total += l[i] == l[i] ? exp((double)l[i] - 5) : 0;
+        int keep = 0, finite = 0;
+        for (int i = 0; i < N; i++)
+            finite += isfinite(l[i]);
+        while (keep < N && ref[keep].v > -INFINITY && (ps[k].top_p >= 1 || mass < ps[k].top_p) &&
+               (double)ref[keep].v >= 5 + log((double)ps[k].min_p))
+            mass += exp((double)ref[keep++].v - 5) / total;
+        memset(allowed, 0, N * sizeof *allowed);
+        double want[3] = { 0 }, sum = 0;
+        for (int i = 0; i < keep; i++) {
+            int id = ref[i].id;
+            allowed[id] = 1;
+            double t = exp(((double)l[id] - 5) / ps[k].temp);
+            want[l[id] == 5.0f ? 0 : l[id] == 3.0f ? 1 : 2] += t;
+            sum += t;
+        }
+        ck_assert_int_eq(keep, k == 0 ? finite : k == 1 ? 23 : 2);
+        copse_sampler *s = make(ps[k].temp, 0, ps[k].top_p, ps[k].min_p, 21);
+        int got[3] = { 0 }, outside = 0, last = 0;
+        for (int t = 0; t < DRAWS; t++) {
+            int32_t id = copse_sample(s, l, N);
+            ck_assert(id >= 0 && id < N);
+            outside += !allowed[id];
+            last += id == N - 1;
+            got[l[id] == 5.0f ? 0 : l[id] == 3.0f ? 1 : 2]++;
+        }
+        ck_assert_msg(outside == 0, "setting %zu: %d draws outside the allowed tokens", k, outside);
+        ck_assert(allowed[N - 1] ? last > 0 : last == 0);
+        for (int g = 0; g < 3; g++) {
+            double p = want[g] / sum, mean = p * DRAWS, sd = sqrt(DRAWS * p * (1 - p));
+            ck_assert_msg(fabs(got[g] - mean) <= 5 * sd + 1, "setting %zu, group %d: %d draws, expected %.0f", k, g,
+                          got[g], mean);
+        }
+        copse_sampler_free(s);
+    }
+    l[3000] = INFINITY;
+    static const struct { float temp, top_p, min_p; int top_k; } inf[] = {
+        { 0.9f, 1, 0, 0 }, { 0.9f, 1, 0.1f, 0 }, { 1.3f, 0.15f, 0, 0 }, { 0.8f, 0.95f, 0.05f, 40 }, { 0, 1, 0, 0 },
+    };
+    for (size_t k = 0; k < sizeof inf / sizeof *inf; k++) {
+        copse_sampler *s = make(inf[k].temp, inf[k].top_k, inf[k].top_p, inf[k].min_p, 4);
+        for (int t = 0; t < 50; t++)
+            ck_assert_int_eq(copse_sample(s, l, N), 3000);
+        copse_sampler_free(s);
+    }
+    free(l);
+    free(ref);
+    free(allowed);
+}
+END_TEST
+
 /* A broken model's NaN logits: never chosen while a number is there, and
 ** no truncation walks off its candidates (the quickselect once did, on an
 ** order NaN made inconsistent). */
@@ -239,6 +327,7 @@ Suite *copse_suite_sampler(void)
     tcase_add_test(tc, truncations);
     tcase_add_test(tc, wide_nucleus);
     tcase_add_test(tc, top_k_large_vocabulary);
+    tcase_add_test(tc, no_top_k_large_vocabulary);
     tcase_add_test(tc, nan_logits);
     suite_add_tcase(s, tc);
     return s;

@@ -68,6 +68,19 @@ void vecx_check_scalar(const vec_kernels *k, exact_stats *st)
             exact_check(st, k->name, isnan(x[i]) ? isnan(b[i]) : fabs(b[i] - t) <= 2e-6 * (1 + fabs(z)) * fabs(t) + 1e-30,
                         "geglu, n %d, [%d]: %.9g, GELU's tanh form gives %.9g", n, i, b[i], t);
         }
+        /* softmax terms below the largest value, at a temperature of 0.8:
+        ** exponents from 0 to -225, and -inf */
+        float top = -INFINITY;
+        for (int i = 0; i < n; i++)
+            top = x[i] > top ? x[i] : top;
+        x[n - 1] = n > 2 ? -INFINITY : x[n - 1];
+        vec_scalar.exp_scaled(a, x, (size_t)n, top, 1.25f);
+        k->exp_scaled(b, x, (size_t)n, top, 1.25f);
+        for (int i = 0; i < n; i++) {
+            double z = ((double)x[i] - top) * 1.25, want = z >= VEC_EXP_FLOOR ? exp(z) : 0;
+            exact_check(st, k->name, near(b[i], a[i], 4e-7f) && (b[i] == 0) == (want == 0),
+                        "exp_scaled, n %d, [%d] (%.9g): %.9g, expected %.9g", n, i, x[i], b[i], a[i]);
+        }
     }
 }
 

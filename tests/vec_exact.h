@@ -14,7 +14,8 @@
 ** length up to 70 (all tails) and a row of n_ff, values up to ±90 (e^-x
 ** under- and overflows in f32 past ±88), a zero and a NaN. rmsnorm sums
 ** in another order: its scale may differ by a few units of 1e-7 per
-** thousand values. */
+** thousand values. exp_scaled likewise, 0 exactly where the scalar rule
+** gives it (exponents below the floor, NaN, -inf). */
 void vecx_check_scalar(const vec_kernels *k, exact_stats *st);
 
 /* What table k must give bit for bit: rope at a real position's angles
