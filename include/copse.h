@@ -291,7 +291,7 @@ const float *copse_get_hidden(const copse_ctx *ctx, int i);
 typedef struct copse_sampler copse_sampler;
 
 typedef struct copse_sampler_params {
-    float    temp;       /* 0 = greedy */
+    float    temp;       /* 0 = greedy (so is any too small to divide 1 by, or NaN) */
     int      top_k;      /* 0 = off */
     float    top_p;      /* 1 = off */
     float    min_p;      /* 0 = off */

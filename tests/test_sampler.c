@@ -20,6 +20,9 @@ START_TEST(greedy_is_argmax)
     s = make(1.0f, 1, 1, 0, 1); /* top-k 1 is greedy too */
     ck_assert_int_eq(copse_sample(s, l, 6), 1);
     copse_sampler_free(s);
+    s = make(1e-45f, 0, 1, 0, 1); /* and a temperature whose inverse is infinite */
+    ck_assert_int_eq(copse_sample(s, l, 6), 1);
+    copse_sampler_free(s);
 }
 END_TEST
 
