@@ -368,7 +368,7 @@ int32_t copse_sample(copse_sampler *s, const float *logits, int n)
 {
     if (n <= 0)
         return -1;
-    if (!(1.0f / s->p.temp > 0 && 1.0f / s->p.temp < INFINITY) || s->p.top_k == 1)
+    if (!(s->p.temp > 0 && 1.0f / s->p.temp < INFINITY) || s->p.top_k == 1)
         return argmax(logits, n);   /* temperature 0, or too small to divide by */
     if (s->cap < n) {
         cand *nc = realloc(s->c, (size_t)n * sizeof *nc);
