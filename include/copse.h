@@ -305,8 +305,10 @@ copse_sampler *copse_sampler_new(const copse_sampler_params *params);
 void           copse_sampler_free(copse_sampler *s);
 
 /* Choose a token from n logits. The same seed and logits give the same
-** sequence of choices. A NaN logit counts as -infinity (chosen only when
-** every logit is NaN or -infinity). */
+** sequence of choices, on the same kernels (without top-k the softmax
+** takes e^x from the SIMD tier in force, as the forward pass does). A NaN
+** logit counts as -infinity (chosen only when every logit is NaN or
+** -infinity); a +infinity one is chosen, the first of them. */
 int32_t copse_sample(copse_sampler *s, const float *logits, int n);
 
 /* ------------------------------------------------------------------ search */

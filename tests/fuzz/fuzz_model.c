@@ -54,19 +54,26 @@ static void decode(copse_model *m, const copse_model_info *info)
     rc = s ? copse_decode_tokens(c, s, t, 3, 1, &e) : COPSE_E_NOMEM;
     if (rc == COPSE_OK) {
         volatile float sum = 0;
-        copse_sampler_params sp = copse_sampler_default_params();
-        sp.top_k = 2;   /* the quickselect, which a NaN logit once broke */
-        copse_sampler *sm = copse_sampler_new(&sp);
-        CHECK(sm);
+        /* top-k's selection, which a NaN logit once broke; and without
+        ** top-k, temperature alone and top-p with min-p, whose terms a
+        ** broken model's NaN and infinite logits reach */
+        static const struct { int top_k; float top_p, min_p; } ps[] = { { 2, 0.95f, 0.05f }, { 0, 1, 0 },
+                                                                        { 0, 0.9f, 0.05f } };
         for (int i = 0; i < 3; i++) {
+            copse_sampler_params sp = copse_sampler_default_params();
+            sp.top_k = ps[i].top_k;
+            sp.top_p = ps[i].top_p;
+            sp.min_p = ps[i].min_p;
+            copse_sampler *sm = copse_sampler_new(&sp);
+            CHECK(sm);
             const float *l = copse_get_logits(c, i);
             CHECK(l);
             for (int k = 0; k < info->n_vocab; k++)
                 sum += l[k];
             int32_t id = copse_sample(sm, l, info->n_vocab);
             CHECK(id >= 0 && id < info->n_vocab);
+            copse_sampler_free(sm);
         }
-        copse_sampler_free(sm);
     } else if (s) {
         failed(rc, &e);
     }
