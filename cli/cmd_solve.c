@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "search_opts.h"
 
 static const char *CMD = "solve";
@@ -15,6 +16,9 @@ static void help(void)
            CLI_SEARCH_OPTS_HELP
            "  --json              print everything as one JSON object\n"
            "  -f, --file FILE     read the question from FILE\n"
+           "  --lines             one question per line (of FILE or stdin), each answered as it\n"
+           "                      would be alone, the models loaded once: typed at a terminal,\n"
+           "                      a tutor's session; with --json, one object per line\n"
            "  -h, --help          this help\n\n"
            "example: copse solve -m models/math-policy-f16.gguf --prm models/math-prm-f16.gguf \\\n"
            "           --strategy beam --n 16 --m 4 \"Nora has 9 beads. ...\"\n");
@@ -23,7 +27,7 @@ static void help(void)
 typedef struct solve_opts {
     cli_search_opts s;
     const char *file, *question;
-    int json;
+    int json, lines;
 } solve_opts;
 
 static int more(void *state, int argc, char **argv, int *i)
@@ -32,6 +36,8 @@ static int more(void *state, int argc, char **argv, int *i)
     const char *a = argv[*i];
     if (!strcmp(a, "--json"))
         o->json = 1;
+    else if (!strcmp(a, "--lines"))
+        o->lines = 1;
     else if ((!strcmp(a, "-f") || !strcmp(a, "--file")) && *i + 1 < argc)
         o->file = argv[++*i];
     else if (a[0] == '-' && a[1])
@@ -48,6 +54,8 @@ static int parse(int argc, char **argv, solve_opts *o)
     int rc = cli_search_parse(CMD, argc, argv, &o->s, help, more, o);
     if (!rc && o->question && o->file)
         return cli_usage_error(CMD, "give the question as an argument or with -f, not both");
+    if (!rc && o->question && o->lines)
+        return cli_usage_error(CMD, "--lines reads its questions from -f FILE or stdin, not the command line");
     return rc;
 }
 
@@ -210,6 +218,67 @@ static char *read_question(const solve_opts *o)
     return t;
 }
 
+/* Solve one question and print the result; 1 after an error (printed). */
+static int solve_one(const solve_opts *o, copse_model *model, copse_verifier *v, const char *question)
+{
+    copse_result *r;
+    copse_error err;
+    if (copse_solve(model, v, question, &o->s.sp, &r, &err))
+        return cli_error(CMD, "%s", err.msg);
+    copse_result_info info;
+    copse_result_get_info(r, &info);
+    if (o->json)
+        print_json(r, &info);
+    else
+        print_text(r, &info);
+    copse_result_free(r);
+    return 0;
+}
+
+/*
+** --lines: a question per line, each solved with the same options (and so
+** the same seed) as alone. A question that fails is reported and the rest
+** go on; in JSON an object with its error keeps one line out per line in.
+** Results are flushed as they come, for a reader at a terminal or a pipe.
+*/
+static int solve_lines(const solve_opts *o, copse_model *model, copse_verifier *v)
+{
+    FILE *in = o->file ? fopen(o->file, "r") : stdin;
+    if (!in)
+        return cli_error(CMD, "cannot read the questions from %s", o->file);
+    int ask = !o->file && isatty(STDIN_FILENO), failed = 0, n = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    for (;;) {
+        if (ask)
+            fputs("question> ", stderr);
+        ssize_t len = getline(&line, &cap, in);
+        if (len < 0)
+            break;
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (!len)
+            continue;
+        if (!o->json)
+            printf("%squestion: %s\n", n++ ? "\n" : "", line);
+        if (solve_one(o, model, v, line)) {
+            failed = 1;
+            if (o->json) {
+                printf("{\"question\":");
+                cli_json_str(stdout, line, (size_t)len);
+                printf(",\"error\":true}\n");
+            }
+        }
+        fflush(stdout);
+    }
+    if (ask)
+        fputc('\n', stderr);
+    free(line);
+    if (in != stdin)
+        fclose(in);
+    return failed;
+}
+
 int cmd_solve(int argc, char **argv)
 {
     solve_opts o = { .json = 0 };
@@ -219,28 +288,15 @@ int cmd_solve(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     copse_model *model = NULL;
     copse_verifier *v = NULL;
-    copse_result *r = NULL;
-    char *question = NULL;
     if ((rc = cli_search_open(CMD, &o.s, &model, &v)))
         return rc;
-    rc = 1;
-    if (!(question = read_question(&o)))
-        goto done;
-    copse_error err;
-    if (copse_solve(model, v, question, &o.s.sp, &r, &err)) {
-        cli_error(CMD, "%s", err.msg);
-        goto done;
+    if (o.lines) {
+        rc = solve_lines(&o, model, v);
+    } else {
+        char *question = read_question(&o);
+        rc = question ? solve_one(&o, model, v, question) : 1;
+        free(question);
     }
-    copse_result_info info;
-    copse_result_get_info(r, &info);
-    if (o.json)
-        print_json(r, &info);
-    else
-        print_text(r, &info);
-    rc = 0;
-done:
-    copse_result_free(r);
     cli_search_close(&o.s, model, v);
-    free(question);
     return rc;
 }

@@ -434,6 +434,67 @@ START_TEST(perplexity_matches_definition)
 }
 END_TEST
 
+/* The JSON of a solve up to its wall time: everything that a seed fixes. */
+static void cut_wall(char *json)
+{
+    char *w = strstr(json, "\"wall_s\"");
+    ck_assert_ptr_nonnull(w);
+    *w = '\0';
+}
+
+/* solve --lines: each question's JSON line is what solving it alone
+** prints; an empty line is skipped; a question too long for the context
+** gets an error line and the next one is still answered (exit status 1);
+** the text form names each question; a question on the command line is a
+** usage error. */
+START_TEST(solve_lines)
+{
+    const char *copse = tu_copse_bin("solve_lines");
+    if (!copse)
+        return;
+    char data[1024], cmd[4096], out[65536], alone[2][16384];
+    PRINT(data, "%s/test_cli_lines.txt", tu_build_dir());
+    FILE *f = fopen(data, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("1+1?\n\n", f);
+    for (int i = 0; i < 40; i++)
+        fputs("word ", f);
+    fputs("\n2+2?\n", f);
+    fclose(f);
+    const char *opts = "-m " MODEL " -t 1 --prm " MODEL " --prm-kind labels --n 2 --max-tokens 20 --ctx 32";
+    static const char *const qs[] = { "1+1?", "2+2?" };
+    for (int q = 0; q < 2; q++) {
+        PRINT(cmd, "'%s' solve %s --json '%s'", copse, opts, qs[q]);
+        ck_assert_int_eq(tu_run(cmd, alone[q], sizeof alone[q]), 0);
+        cut_wall(alone[q]);
+    }
+    PRINT(cmd, "'%s' solve %s --json --lines -f '%s' 2>/dev/null", copse, opts, data);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
+    char *line[4] = { 0 };
+    int n = 0;
+    for (char *p = out, *nl; n < 4 && *p; p = nl + 1) {
+        line[n++] = p;
+        if (!(nl = strchr(p, '\n')))
+            break;
+        *nl = '\0';
+    }
+    ck_assert_int_eq(n, 3);
+    ck_assert_msg(strstr(line[1], "{\"question\":\"word word") == line[1] && strstr(line[1], "\"error\":true}"),
+                  "%s", line[1]);
+    cut_wall(line[0]);
+    cut_wall(line[2]);
+    ck_assert_str_eq(line[0], alone[0]);
+    ck_assert_str_eq(line[2], alone[1]);
+
+    PRINT(cmd, "printf '2+2?\\n' | '%s' solve %s --lines", copse, opts);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "question: 2+2?\nanswer: ") == out, "%s", out);
+    PRINT(cmd, "'%s' solve %s --lines '1+1?' 2>&1", copse, opts);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "--lines reads its questions from -f FILE or stdin"), "%s", out);
+}
+END_TEST
+
 Suite *copse_suite_cli(void)
 {
     Suite *s = suite_create("cli");
@@ -445,6 +506,7 @@ Suite *copse_suite_cli(void)
     tcase_add_test(tc, kv_options_every_command);
     tcase_add_test(tc, perplexity_matches_definition);
     tcase_add_test(tc, question_set_reader);
+    tcase_add_test(tc, solve_lines);
     suite_add_tcase(s, tc);
     return s;
 }
