@@ -69,6 +69,11 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
 int cli_open_model(const char *cmd, const cli_model_opts *o, int vocab_only,
                    copse_model **model, copse_ctx **ctx);
 
+/* A context for model with o's settings, room for kv_tokens positions
+** unless o gives --kv-mem (0: the library's default); prints the error
+** and returns nonzero on failure. */
+int cli_new_ctx(const char *cmd, const cli_model_opts *o, int kv_tokens, copse_model *model, copse_ctx **ctx);
+
 /* The help lines for the shared model options. */
 #define CLI_MODEL_OPTS_HELP \
     "  -m, --model FILE   GGUF model file (required)\n" \

@@ -20,6 +20,10 @@ static void help(void)
            "  --seed S           random seed (default 0)\n"
            "  --no-bos           do not add the BOS token the model asks for\n"
            "  --json             print one JSON object (text, tokens, timings) instead of streaming\n"
+           "  --lines            one prompt per line (of FILE or stdin), generated together: each\n"
+           "                     step one batch over the prompts still going, each text the one\n"
+           "                     its prompt gives alone; printed in order, JSON Lines with --json\n"
+           "  --parallel N       --lines: prompts going at once (default 16)\n"
            "  -h, --help         this help\n");
 }
 
@@ -28,7 +32,8 @@ typedef struct run_opts {
     const char *prompt, *file;
     long n_predict;
     copse_sampler_params sp;
-    int no_bos, json;
+    int no_bos, json, lines;
+    long parallel;
 } run_opts;
 
 static int parse(int argc, char **argv, run_opts *o)
@@ -41,6 +46,7 @@ static int parse(int argc, char **argv, run_opts *o)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return -1; }
         if (!strcmp(a, "--no-bos")) { o->no_bos = 1; continue; }
         if (!strcmp(a, "--json")) { o->json = 1; continue; }
+        if (!strcmp(a, "--lines")) { o->lines = 1; continue; }
         if (i + 1 >= argc)
             return cli_usage_error(CMD, "unknown option or missing value: %s", a);
         const char *v = argv[++i];
@@ -62,6 +68,8 @@ static int parse(int argc, char **argv, run_opts *o)
         } else if (!strcmp(a, "--min-p")) {
             if (cli_parse_float(CMD, a, v, 0, 1, &d)) return 2;
             o->sp.min_p = (float)d;
+        } else if (!strcmp(a, "--parallel")) {
+            if (cli_parse_int(CMD, a, v, 1, 256, &o->parallel)) return 2;
         } else if (!strcmp(a, "--seed")) {
             if (cli_parse_int(CMD, a, v, 0, 0x7fffffffL, &n)) return 2;
             o->sp.seed = (uint64_t)n;
@@ -70,6 +78,8 @@ static int parse(int argc, char **argv, run_opts *o)
     }
     if (o->prompt && o->file)
         return cli_usage_error(CMD, "give the prompt with -p or -f, not both");
+    if (o->prompt && o->lines)
+        return cli_usage_error(CMD, "--lines reads its prompts from -f FILE or stdin, not -p");
     return 0;
 }
 
@@ -102,12 +112,257 @@ static const float *prefill(copse_ctx *ctx, copse_seq *seq, const int32_t *t, in
     return copse_get_logits(ctx, k - 1);
 }
 
+/* The kernels the model runs on, as the timing line names them. */
+static const char *kernels_name(const copse_model *m)
+{
+    copse_model_info info;
+    copse_model_get_info(m, &info);
+    return info.isa ? info.isa : "f32";
+}
+
+/* ------------------------------------------------------------- --lines */
+
+/* One prompt of --lines, from its prefill to its stop. */
+typedef struct job {
+    const char *text;        /* the line */
+    int32_t    *prompt;
+    int         n_prompt;
+    copse_seq  *seq;
+    copse_sampler *smp;
+    int32_t    *gen;
+    int         n_gen;
+    int         pending;     /* gen[n_gen - 1] awaits its forward pass */
+    const char *stop;        /* eog, length, context, error; NULL while going */
+} job;
+
+/* A job whose logits are these samples its next token as a lone run does
+** (and as copse run without --lines): a token per forward pass until the
+** end of text, n_predict tokens or a full context. A job that stops gives
+** its KV blocks back at once: the next line may need them before the
+** lines ahead of this one are done and it is printed. */
+static void job_step(job *j, const run_opts *o, const copse_model *m, int n_ctx, const float *logits)
+{
+    if (!(j->n_gen < o->n_predict && copse_seq_len(j->seq) < n_ctx)) {
+        j->stop = j->n_gen == o->n_predict ? "length" : "context";
+    } else {
+        int32_t tok = copse_sample(j->smp, logits, copse_n_vocab(m));
+        j->gen[j->n_gen++] = tok;
+        j->stop = copse_token_is_eog(m, tok) ? "eog" : j->n_gen == o->n_predict ? "length" : NULL;
+        j->pending = !j->stop;
+    }
+    if (j->stop) {
+        copse_seq_free(j->seq);
+        j->seq = NULL;
+    }
+}
+
+static void job_print(const job *j, const run_opts *o, const copse_model *m)
+{
+    int n = j->n_gen - (j->stop && !strcmp(j->stop, "eog"));
+    int need = j->prompt ? copse_detokenize(m, j->gen, n, 0, NULL, 0) : 0;
+    char *out = need >= 0 ? malloc((size_t)need + 1) : NULL;
+    size_t len = out ? (size_t)copse_detokenize(m, j->gen, n, 0, out, need + 1) : 0;
+    if (o->json) {
+        printf("{\"prompt\":");
+        cli_json_str(stdout, j->text, strlen(j->text));
+        if (strcmp(j->stop, "error")) {
+            printf(",\"text\":");
+            cli_json_str(stdout, out ? out : "", len);
+            printf(",\"prompt_tokens\":%d,\"generated_tokens\":%d,\"stop\":\"%s\"}\n", j->n_prompt, j->n_gen,
+                   j->stop);
+        } else {
+            printf(",\"error\":true}\n");
+        }
+    } else if (strcmp(j->stop, "error")) {
+        printf("%s%.*s\n\n", j->text, (int)len, out ? out : "");
+    }
+    free(out);
+}
+
+static void job_free(job *j)
+{
+    free(j->prompt);
+    free(j->gen);
+    copse_seq_free(j->seq);
+    copse_sampler_free(j->smp);
+}
+
+/* Start job j: prefill alone (as a lone run does) and sample its first
+** token; 1 for an error that ends the whole run. A prompt the context
+** cannot hold, or that could not be tokenized, is that line's error only. */
+static int job_start(job *j, const run_opts *o, copse_model *m, copse_ctx *ctx, int n_ctx, int line)
+{
+    if (j->stop)   /* its tokens could not be had: said so already */
+        return 0;
+    if (j->n_prompt == 0 || j->n_prompt >= n_ctx) {
+        cli_error(CMD, "line %d: %s", line, j->n_prompt ? "the prompt does not fit the context (raise --ctx)"
+                                                        : "the prompt is empty and the model adds no BOS token");
+        j->stop = "error";
+        return 0;
+    }
+    j->seq = copse_seq_new(ctx);
+    j->smp = copse_sampler_new(&o->sp);
+    j->gen = malloc(((size_t)o->n_predict + 1) * sizeof *j->gen);
+    if (!j->seq || !j->smp || !j->gen)
+        return cli_error(CMD, "out of memory");
+    const float *logits = prefill(ctx, j->seq, j->prompt, j->n_prompt);
+    if (!logits)
+        return 1;
+    job_step(j, o, m, n_ctx, logits);
+    return 0;
+}
+
+/*
+** Every line a prompt, up to --parallel of them going at once. Each
+** prompt is prefilled alone; then each step decodes the next token of
+** every prompt going in one batch, so the weights are read once for all
+** of them; a finished prompt's place goes to the next line. A row's
+** products and attention do not depend on the rows beside it (int8
+** kernels: q8.h; attention.h), and each prompt has its own sampler with
+** the same seed, so each text is the one its prompt gives alone. Results
+** are printed in the order of the lines, each as soon as those before it
+** are.
+*/
+static int run_lines(const run_opts *o)
+{
+    size_t len;
+    char *input = o->file ? cli_read_file(o->file, &len) : cli_read_stdin(&len);
+    if (!input)
+        return cli_error(CMD, "cannot read the prompts from %s", o->file ? o->file : "stdin");
+    int n = 0, cap = 0, rc = 1, next = 0, printed = 0;
+    job *jobs = NULL;
+    for (char *p = input, *end; p < input + len; p = end + 1) {
+        end = memchr(p, '\n', (size_t)(input + len - p));
+        end = end ? end : input + len;
+        *end = '\0';
+        if (end > p && end[-1] == '\r')
+            end[-1] = '\0';
+        if (!*p)
+            continue;
+        if (n == cap) {
+            job *nj = realloc(jobs, (size_t)(cap = cap ? 2 * cap : 16) * sizeof *nj);
+            if (!nj) {
+                cli_error(CMD, "out of memory");
+                goto out;
+            }
+            jobs = nj;
+        }
+        jobs[n++] = (job){ .text = p };
+    }
+    double t0 = cli_now();
+    copse_model *model = NULL;
+    copse_ctx *ctx = NULL;
+    copse_seq **bseq = NULL;
+    int32_t *btok = NULL;
+    int *bjob = NULL;
+    if (cli_open_model(CMD, &o->m, 0, &model, NULL))
+        goto out;
+    /* the KV room: as many of the longest sequences as go at once, each
+    ** with a block of slack (the context's length is the one
+    ** copse_ctx_new will give) */
+    copse_model_info info;
+    copse_model_get_info(model, &info);
+    long long n_ctx0 = o->m.n_ctx ? o->m.n_ctx : info.n_ctx_train, most = 0;
+    for (int i = 0; i < n; i++) {
+        job *j = &jobs[i];
+        j->n_prompt = cli_tokenize(CMD, model, j->text, strlen(j->text), o->no_bos ? 0 : COPSE_TOK_ADD_SPECIAL,
+                                   &j->prompt);
+        j->stop = j->n_prompt < 0 ? "error" : NULL;
+        j->n_prompt = j->n_prompt < 0 ? 0 : j->n_prompt;
+        if (j->n_prompt < n_ctx0)
+            most = j->n_prompt + o->n_predict > most ? j->n_prompt + o->n_predict : most;
+    }
+    int par = (int)(o->parallel ? o->parallel : 16);
+    par = par < n ? par : n;
+    long long room = (long long)par * ((most < n_ctx0 ? most : n_ctx0) + 16);
+    if (cli_new_ctx(CMD, &o->m, room < (1 << 30) ? (int)room : 1 << 30, model, &ctx))
+        goto done;
+    double t_load = cli_now() - t0;
+    int n_ctx = copse_ctx_n_ctx(ctx);
+    bseq = malloc((size_t)(par ? par : 1) * sizeof *bseq);
+    btok = malloc((size_t)(par ? par : 1) * sizeof *btok);
+    bjob = malloc((size_t)(par ? par : 1) * sizeof *bjob);
+    if (!bseq || !btok || !bjob) {
+        cli_error(CMD, "out of memory");
+        goto done;
+    }
+    long long prompt_tokens = 0, gen_tokens = 0;
+    double t_prompt = 0, t_gen = 0;
+    for (;;) {
+        /* fill the free places, in the order of the lines */
+        int going = 0;
+        for (int i = printed; i < next; i++)
+            going += jobs[i].pending;
+        while (going < par && next < n) {
+            double t = cli_now();
+            job *j = &jobs[next];
+            if (job_start(j, o, model, ctx, n_ctx, next + 1))
+                goto done;
+            t_prompt += cli_now() - t;
+            prompt_tokens += j->stop && !strcmp(j->stop, "error") ? 0 : j->n_prompt;
+            going += j->pending;
+            next++;
+        }
+        for (; printed < next && jobs[printed].stop; printed++) {
+            job_print(&jobs[printed], o, model);
+            job_free(&jobs[printed]);
+        }
+        fflush(stdout);
+        if (!going)
+            break;
+        copse_batch b = { .n = 0, .seq = bseq, .token = btok, .want = NULL };
+        uint8_t want[256];
+        for (int i = printed; i < next; i++)
+            if (jobs[i].pending) {
+                bseq[b.n] = jobs[i].seq;
+                btok[b.n] = jobs[i].gen[jobs[i].n_gen - 1];
+                want[b.n] = COPSE_WANT_LOGITS;
+                bjob[b.n++] = i;
+            }
+        b.want = want;
+        double t = cli_now();
+        copse_error err;
+        if (copse_decode(ctx, &b, &err)) {
+            cli_error(CMD, "%s", err.msg);
+            goto done;
+        }
+        for (int e = 0; e < b.n; e++) {
+            job *j = &jobs[bjob[e]];
+            j->pending = 0;
+            job_step(j, o, model, n_ctx, copse_get_logits(ctx, e));
+        }
+        t_gen += cli_now() - t;
+        gen_tokens += b.n;
+    }
+    fprintf(stderr, "load: %.2f s | prompts: %d lines, %lld tokens, %.1f tokens/s | generation: %lld forward "
+            "passes of a token, %.1f tokens/s over all lines | kernels: %s\n", t_load, n, prompt_tokens,
+            prompt_tokens / (t_prompt > 0 ? t_prompt : 1e-9), gen_tokens, gen_tokens / (t_gen > 0 ? t_gen : 1e-9),
+            kernels_name(model));
+    rc = 0;
+    for (int i = 0; i < n; i++)
+        rc |= jobs[i].stop && !strcmp(jobs[i].stop, "error");
+done:
+    for (int i = printed; i < n; i++)
+        job_free(&jobs[i]);
+    free(bseq);
+    free(btok);
+    free(bjob);
+    copse_ctx_free(ctx);
+    copse_model_free(model);
+out:
+    free(jobs);
+    free(input);
+    return rc;
+}
+
 int cmd_run(int argc, char **argv)
 {
     run_opts o = { .n_predict = 128, .sp = copse_sampler_default_params() };
     int rc = parse(argc, argv, &o);
     if (rc)
         return rc < 0 ? 0 : rc;
+    if (o.lines)
+        return run_lines(&o);
 
     double t0 = cli_now();
     copse_model *model;
@@ -179,9 +434,7 @@ int cmd_run(int argc, char **argv)
     double t_gen = cli_now() - t1;
     /* the forward passes made: every sampled token but the last */
     int n_eval = n_gen > 0 ? n_gen - 1 : 0;
-    copse_model_info info;
-    copse_model_get_info(model, &info);
-    const char *kernels = info.isa ? info.isa : "f32";
+    const char *kernels = kernels_name(model);
 
     if (o.json) {
         int need = copse_detokenize(model, gen, n_gen - hit_eog, 0, NULL, 0);

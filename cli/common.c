@@ -196,16 +196,25 @@ int cli_open_model(const char *cmd, const cli_model_opts *o, int vocab_only,
         return cli_error(cmd, "%s", err.msg);
     if (!ctx)
         return 0;
+    if (cli_new_ctx(cmd, o, 0, *model, ctx)) {
+        copse_model_free(*model);
+        *model = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+int cli_new_ctx(const char *cmd, const cli_model_opts *o, int kv_tokens, copse_model *model, copse_ctx **ctx)
+{
+    copse_error err;
     copse_ctx_params cp = copse_ctx_default_params();
     cp.n_threads = (int)o->threads;
     cp.n_ctx = (int)o->n_ctx;
     cp.kv_bytes = o->kv_bytes;
+    cp.kv_tokens = kv_tokens;
     cp.kv_f32 = o->kv_f32;
-    if (copse_ctx_new(*model, &cp, ctx, &err)) {
-        copse_model_free(*model);
-        *model = NULL;
+    if (copse_ctx_new(model, &cp, ctx, &err))
         return cli_error(cmd, "%s", err.msg);
-    }
     return 0;
 }
 

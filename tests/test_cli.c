@@ -434,6 +434,19 @@ START_TEST(perplexity_matches_definition)
 }
 END_TEST
 
+/* Split out (NUL-terminated in place) into at most max lines; the count. */
+static int split_lines(char *out, char **line, int max)
+{
+    int n = 0;
+    for (char *p = out, *nl; n < max && *p; p = nl + 1) {
+        line[n++] = p;
+        if (!(nl = strchr(p, '\n')))
+            break;
+        *nl = '\0';
+    }
+    return n;
+}
+
 /* The JSON of a solve up to its wall time: everything that a seed fixes. */
 static void cut_wall(char *json)
 {
@@ -471,14 +484,7 @@ START_TEST(solve_lines)
     PRINT(cmd, "'%s' solve %s --json --lines -f '%s' 2>/dev/null", copse, opts, data);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
     char *line[4] = { 0 };
-    int n = 0;
-    for (char *p = out, *nl; n < 4 && *p; p = nl + 1) {
-        line[n++] = p;
-        if (!(nl = strchr(p, '\n')))
-            break;
-        *nl = '\0';
-    }
-    ck_assert_int_eq(n, 3);
+    ck_assert_int_eq(split_lines(out, line, 4), 3);
     ck_assert_msg(strstr(line[1], "{\"question\":\"word word") == line[1] && strstr(line[1], "\"error\":true}"),
                   "%s", line[1]);
     cut_wall(line[0]);
@@ -495,6 +501,67 @@ START_TEST(solve_lines)
 }
 END_TEST
 
+/* run --lines with two prompts going at once, so that a finished one's
+** place goes to the next line mid-run, in a KV pool that holds no more
+** than the two (a finished prompt's blocks must come back before the next
+** line's prefill): each JSON line is the lone run's
+** JSON without its timings (sampled, the default settings); the empty
+** line is skipped and the prompt too long for the context gets an error
+** line in its place (exit status 1); the text form prints each prompt and
+** its text; -p with --lines is a usage error. */
+START_TEST(run_lines)
+{
+    const char *copse = tu_copse_bin("run_lines");
+    if (!copse)
+        return;
+    static const char *const ps[] = { "word word", "one two three", "word word", "", "LONG", "a b c", "word word", "x" };
+    enum { NP = sizeof ps / sizeof *ps };
+    char data[1024], cmd[4096], out[65536], alone[NP][4096];
+    PRINT(data, "%s/test_cli_run_lines.txt", tu_build_dir());
+    FILE *f = fopen(data, "w");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < NP; i++) {
+        if (!strcmp(ps[i], "LONG"))
+            for (int k = 0; k < 40; k++)
+                fputs("word ", f);
+        else
+            fputs(ps[i], f);
+        fputc('\n', f);
+    }
+    fclose(f);
+    const char *opts = "-m " MODEL " -t 1 -n 12 --ctx 48";
+    for (int i = 0; i < NP; i++) {
+        if (!*ps[i] || !strcmp(ps[i], "LONG"))
+            continue;
+        PRINT(cmd, "'%s' run %s --json -p '%s'", copse, opts, ps[i]);
+        ck_assert_int_eq(tu_run(cmd, alone[i], sizeof alone[i]), 0);
+        char *t = strstr(alone[i], ",\"load_s\"");
+        ck_assert_ptr_nonnull(t);
+        strcpy(t, "}");
+    }
+    PRINT(cmd, "'%s' run %s --json --lines --parallel 2 -f '%s' 2>/dev/null", copse, opts, data);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
+    char *line[8];
+    ck_assert_int_eq(split_lines(out, line, 8), NP - 1);
+    for (int i = 0, l = 0; i < NP; i++) {
+        if (!*ps[i])
+            continue;
+        if (!strcmp(ps[i], "LONG"))
+            ck_assert_msg(strstr(line[l], "{\"prompt\":\"word word word") == line[l] &&
+                          strstr(line[l], "\"error\":true}"), "%s", line[l]);
+        else
+            ck_assert_str_eq(line[l], alone[i]);
+        l++;
+    }
+    PRINT(cmd, "printf 'a b\\n' | '%s' run %s --lines 2>/dev/null", copse, opts);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "a b") == out && strstr(out, "\n\n"), "%s", out);
+    PRINT(cmd, "'%s' run %s --lines -p 'a b' 2>&1", copse, opts);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "--lines reads its prompts from -f FILE or stdin"), "%s", out);
+}
+END_TEST
+
 Suite *copse_suite_cli(void)
 {
     Suite *s = suite_create("cli");
@@ -507,6 +574,7 @@ Suite *copse_suite_cli(void)
     tcase_add_test(tc, perplexity_matches_definition);
     tcase_add_test(tc, question_set_reader);
     tcase_add_test(tc, solve_lines);
+    tcase_add_test(tc, run_lines);
     suite_add_tcase(s, tc);
     return s;
 }
