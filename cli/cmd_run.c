@@ -133,6 +133,7 @@ typedef struct job {
     int         n_gen;
     int         pending;     /* gen[n_gen - 1] awaits its forward pass */
     const char *stop;        /* eog, length, context, error; NULL while going */
+    char        why[160];    /* the error's message */
 } job;
 
 /* A job whose logits are these samples its next token as a lone run does
@@ -171,7 +172,9 @@ static void job_print(const job *j, const run_opts *o, const copse_model *m)
             printf(",\"prompt_tokens\":%d,\"generated_tokens\":%d,\"stop\":\"%s\"}\n", j->n_prompt, j->n_gen,
                    j->stop);
         } else {
-            printf(",\"error\":true}\n");
+            printf(",\"error\":");
+            cli_json_str(stdout, j->why, strlen(j->why));
+            printf("}\n");
         }
     } else if (strcmp(j->stop, "error")) {
         printf("%s%.*s\n\n", j->text, (int)len, out ? out : "");
@@ -195,8 +198,12 @@ static int job_start(job *j, const run_opts *o, copse_model *m, copse_ctx *ctx, 
     if (j->stop)   /* its tokens could not be had: said so already */
         return 0;
     if (j->n_prompt == 0 || j->n_prompt >= n_ctx) {
-        cli_error(CMD, "line %d: %s", line, j->n_prompt ? "the prompt does not fit the context (raise --ctx)"
-                                                        : "the prompt is empty and the model adds no BOS token");
+        if (j->n_prompt)
+            snprintf(j->why, sizeof j->why, "the prompt has %d tokens; the context holds %d (raise --ctx)",
+                     j->n_prompt, n_ctx);
+        else
+            snprintf(j->why, sizeof j->why, "the prompt is empty and the model adds no BOS token");
+        cli_error(CMD, "line %d: %s", line, j->why);
         j->stop = "error";
         return 0;
     }
@@ -268,6 +275,7 @@ static int run_lines(const run_opts *o)
         j->n_prompt = cli_tokenize(CMD, model, j->text, strlen(j->text), o->no_bos ? 0 : COPSE_TOK_ADD_SPECIAL,
                                    &j->prompt);
         j->stop = j->n_prompt < 0 ? "error" : NULL;
+        snprintf(j->why, sizeof j->why, "%s", j->stop ? "the text cannot be tokenized" : "");
         j->n_prompt = j->n_prompt < 0 ? 0 : j->n_prompt;
         if (j->n_prompt < n_ctx0)
             most = j->n_prompt + o->n_predict > most ? j->n_prompt + o->n_predict : most;

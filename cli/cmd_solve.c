@@ -218,13 +218,14 @@ static char *read_question(const solve_opts *o)
     return t;
 }
 
-/* Solve one question and print the result; 1 after an error (printed). */
-static int solve_one(const solve_opts *o, copse_model *model, copse_verifier *v, const char *question)
+/* Solve one question and print the result; 1 after an error (printed,
+** and left in err). */
+static int solve_one(const solve_opts *o, copse_model *model, copse_verifier *v, const char *question,
+                     copse_error *err)
 {
     copse_result *r;
-    copse_error err;
-    if (copse_solve(model, v, question, &o->s.sp, &r, &err))
-        return cli_error(CMD, "%s", err.msg);
+    if (copse_solve(model, v, question, &o->s.sp, &r, err))
+        return cli_error(CMD, "%s", err->msg);
     copse_result_info info;
     copse_result_get_info(r, &info);
     if (o->json)
@@ -238,7 +239,8 @@ static int solve_one(const solve_opts *o, copse_model *model, copse_verifier *v,
 /*
 ** --lines: a question per line, each solved with the same options (and so
 ** the same seed) as alone. A question that fails is reported and the rest
-** go on; in JSON an object with its error keeps one line out per line in.
+** go on; in JSON an object with its error message keeps one line out per
+** line in.
 ** Results are flushed as they come, for a reader at a terminal or a pipe.
 */
 static int solve_lines(const solve_opts *o, copse_model *model, copse_verifier *v)
@@ -261,12 +263,15 @@ static int solve_lines(const solve_opts *o, copse_model *model, copse_verifier *
             continue;
         if (!o->json)
             printf("%squestion: %s\n", n++ ? "\n" : "", line);
-        if (solve_one(o, model, v, line)) {
+        copse_error err;
+        if (solve_one(o, model, v, line, &err)) {
             failed = 1;
             if (o->json) {
                 printf("{\"question\":");
                 cli_json_str(stdout, line, (size_t)len);
-                printf(",\"error\":true}\n");
+                printf(",\"error\":");
+                cli_json_str(stdout, err.msg, strlen(err.msg));
+                printf("}\n");
             }
         }
         fflush(stdout);
@@ -294,7 +299,8 @@ int cmd_solve(int argc, char **argv)
         rc = solve_lines(&o, model, v);
     } else {
         char *question = read_question(&o);
-        rc = question ? solve_one(&o, model, v, question) : 1;
+        copse_error err;
+        rc = question ? solve_one(&o, model, v, question, &err) : 1;
         free(question);
     }
     cli_search_close(&o.s, model, v);
