@@ -230,13 +230,12 @@ static int job_start(job *j, const run_opts *o, copse_model *m, copse_ctx *ctx, 
 ** are printed in the order of the lines, each as soon as those before it
 ** are.
 */
-static int run_lines(const run_opts *o)
+
+/* A job per nonempty line of input (len bytes, cut into lines in place);
+** NULL after an error (printed). */
+static job *read_jobs(char *input, size_t len, int *n_jobs)
 {
-    size_t len;
-    char *input = o->file ? cli_read_file(o->file, &len) : cli_read_stdin(&len);
-    if (!input)
-        return cli_error(CMD, "cannot read the prompts from %s", o->file ? o->file : "stdin");
-    int n = 0, cap = 0, rc = 1, next = 0, printed = 0;
+    int n = 0, cap = 0;
     job *jobs = NULL;
     for (char *p = input, *end; p < input + len; p = end + 1) {
         end = memchr(p, '\n', (size_t)(input + len - p));
@@ -249,13 +248,28 @@ static int run_lines(const run_opts *o)
         if (n == cap) {
             job *nj = realloc(jobs, (size_t)(cap = cap ? 2 * cap : 16) * sizeof *nj);
             if (!nj) {
+                free(jobs);
                 cli_error(CMD, "out of memory");
-                goto out;
+                return NULL;
             }
             jobs = nj;
         }
         jobs[n++] = (job){ .text = p };
     }
+    *n_jobs = n;
+    return jobs ? jobs : calloc(1, sizeof *jobs);
+}
+
+static int run_lines(const run_opts *o)
+{
+    size_t len;
+    char *input = o->file ? cli_read_file(o->file, &len) : cli_read_stdin(&len);
+    if (!input)
+        return cli_error(CMD, "cannot read the prompts from %s", o->file ? o->file : "stdin");
+    int n = 0, rc = 1, next = 0, printed = 0;
+    job *jobs = read_jobs(input, len, &n);
+    if (!jobs)
+        goto out;
     double t0 = cli_now();
     copse_model *model = NULL;
     copse_ctx *ctx = NULL;
@@ -342,13 +356,18 @@ static int run_lines(const run_opts *o)
         t_gen += cli_now() - t;
         gen_tokens += b.n;
     }
-    fprintf(stderr, "load: %.2f s | prompts: %d lines, %lld tokens, %.1f tokens/s | generation: %lld forward "
-            "passes of a token, %.1f tokens/s over all lines | kernels: %s\n", t_load, n, prompt_tokens,
-            prompt_tokens / (t_prompt > 0 ? t_prompt : 1e-9), gen_tokens, gen_tokens / (t_gen > 0 ? t_gen : 1e-9),
-            kernels_name(model));
+    /* as a lone run counts: every token sampled, a rate over the forward
+    ** passes made (all tokens but each line's first) */
+    long long sampled = 0;
     rc = 0;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        sampled += jobs[i].n_gen;
         rc |= jobs[i].stop && !strcmp(jobs[i].stop, "error");
+    }
+    fprintf(stderr, "load: %.2f s | prompts: %d lines, %lld tokens, %.1f tokens/s | generation: %lld tokens, "
+            "%.1f tokens/s over all lines | kernels: %s\n", t_load, n, prompt_tokens,
+            prompt_tokens / (t_prompt > 0 ? t_prompt : 1e-9), sampled, gen_tokens / (t_gen > 0 ? t_gen : 1e-9),
+            kernels_name(model));
 done:
     for (int i = printed; i < n; i++)
         job_free(&jobs[i]);
