@@ -31,8 +31,8 @@ WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter
 # them apart; clang fuses by default, and did in the scalar rope on aarch64).
 FP_FLAGS := -ffp-contract=off
 CPPFLAGS_ALL := -std=c11 $(FP_FLAGS) -D_GNU_SOURCE -Iinclude -Iruntime -Iquant -Isearch $(BLAS_CFLAGS)
-ALL_CFLAGS = $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fopenmp $(SANFLAGS)
-LDLIBS_ALL = $(BLAS_LIBS) -lm -fopenmp $(SANFLAGS)
+ALL_CFLAGS = $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fopenmp -pthread $(SANFLAGS)
+LDLIBS_ALL = $(BLAS_LIBS) -lm -fopenmp -pthread $(SANFLAGS)
 
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

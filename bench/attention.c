@@ -54,8 +54,9 @@ static double now(void)
 static void append(kv_pool *pool, copse_seq *s, int n, float *kv, int kv_dim)
 {
     int need;
+    kv_account *over;
     s->n_new = n;
-    if (kv_reserve(pool, &s, 1, &need) || need > pool->n_free) {
+    if (kv_reserve(pool, &s, 1, &need, &over) || need > pool->n_free) {
         fprintf(stderr, "bench-attention: out of memory\n");
         exit(1);
     }

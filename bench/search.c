@@ -60,7 +60,7 @@ static side run(copse_model *pm, copse_verifier *v, const opts *o, int strategy,
     for (int rep = 0; rep < o->reps; rep++) {
         copse_result *r;
         copse_error err;
-        if (solve_run(pm, v, o->question, &p, naive, &r, &err))
+        if (solve_run(pm, v, o->question, &p, naive, NULL, &r, &err))
             die("solve", &err);
         copse_result_info in;
         copse_result_get_info(r, &in);

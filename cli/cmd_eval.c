@@ -45,6 +45,9 @@ static void help(void)
            "  --table FILE        without --tune-data: optimal-prm follows this table\n"
            "  --csv FILE          the summary rows (accuracy and mean costs per group)\n"
            "  --jsonl FILE        one row per question, setting and budget\n"
+           "  --parallel N        questions searched at once, their decodes in one batch\n"
+           "                      (default 4); each still gets the result it gets alone, but\n"
+           "                      their wall times overlap (use 1 to time questions alone)\n"
            "  -q, --quiet         no progress on stderr\n"
            "  -h, --help          this help\n\n"
            "and the options of copse solve that shape a search (sampling, caps, verifier,\n"
@@ -57,7 +60,7 @@ static void help(void)
 typedef struct eval_opts {
     cli_search_opts s;
     const char *data, *tune_data, *revise_model, *large_model, *csv, *jsonl, *table_out;
-    long per_level, tune_per_level, reps, bins, probes;
+    long per_level, tune_per_level, reps, bins, probes, parallel;
     int budgets[MAX_BUDGETS], n_budgets;
     int run_budgets[MAX_BUDGETS], n_run_budgets;
     eval_setting runs[MAX_RUNS];
@@ -115,9 +118,9 @@ static int more(void *state, int argc, char **argv, int *i)
                                 &o->jsonl, &o->table_out };
     static const struct { const char *name; long lo, hi; } int_opts[] = {
         { "--per-level", 1, 1 << 24 }, { "--tune-per-level", 1, 1 << 24 }, { "--reps", 1, 1 << 20 },
-        { "--bins", 1, 64 }, { "--probes", 1, 4096 },
+        { "--bins", 1, 64 }, { "--probes", 1, 4096 }, { "--parallel", 1, 256 },
     };
-    long *int_dest[] = { &o->per_level, &o->tune_per_level, &o->reps, &o->bins, &o->probes };
+    long *int_dest[] = { &o->per_level, &o->tune_per_level, &o->reps, &o->bins, &o->probes, &o->parallel };
     if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))
         return o->quiet = 1;
     if (!v)
@@ -187,6 +190,8 @@ typedef struct runner {
     double              t0;
     int                 done, total;     /* questions, both splits */
     const char         *auto_table;
+    copse_crowd        *crowd;           /* the questions' searches go side by side */
+    split              *sp;              /* the split being run */
 } runner;
 
 static eval_cell *cell(const runner *r, const split *sp, int q, int s, int b)
@@ -258,11 +263,12 @@ static void close_split(split *sp)
 
 /* ------------------------------------------------------------- running */
 
-static int solve(const split *sp, copse_model *m, copse_verifier *v, const cli_item *it,
+static int solve(const runner *r, copse_model *m, copse_verifier *v, const cli_item *it,
                  const copse_solve_params *p, copse_result **res)
 {
     copse_error err;
-    if (copse_solve(m, v, it->question, p, res, &err))
+    const split *sp = r->sp;
+    if (copse_crowd_solve(r->crowd, m, v, it->question, p, res, &err))
         return cli_error(CMD, "%s:%d: %s", sp->path, it->line, err.msg);
     return 0;
 }
@@ -277,7 +283,7 @@ static int run_draw(const runner *r, split *sp, int q, const copse_solve_params 
     eval_draw d;
     dp.strategy = COPSE_WEIGHTED;
     dp.n = r->draw_n;
-    if (solve(sp, r->policy, r->v, it, &dp, &res))
+    if (solve(r, r->policy, r->v, it, &dp, &res))
         return 1;
     int rc = eval_draw_from_result(res, it->answer, &d);
     copse_result_free(res);
@@ -293,11 +299,11 @@ static int run_draw(const runner *r, split *sp, int q, const copse_solve_params 
     return rc ? cli_error(CMD, "out of memory") : 0;
 }
 
-static int run_one(const split *sp, const cli_item *it, copse_model *m, copse_verifier *v,
+static int run_one(const runner *r, const cli_item *it, copse_model *m, copse_verifier *v,
                    const copse_solve_params *p, int n, eval_cell *c)
 {
     copse_result *res;
-    if (solve(sp, m, v, it, p, &res))
+    if (solve(r, m, v, it, p, &res))
         return 1;
     eval_cell_from_result(res, it->answer, n, c);
     copse_result_free(res);
@@ -327,7 +333,7 @@ static int run_setting(const runner *r, split *sp, int q, int s, const copse_sol
         rp.n = r->o->budgets[b];
         rp.m = eval_setting_m(st, rp.n);
         copse_model *m = st->strategy == COPSE_REVISE && r->revise ? r->revise : r->policy;
-        if (run_one(sp, it, m, r->v, &rp, rp.n, cell(r, sp, q, s, b)))
+        if (run_one(r, it, m, r->v, &rp, rp.n, cell(r, sp, q, s, b)))
             return 1;
     }
     return 0;
@@ -340,7 +346,7 @@ static int run_greedy(const runner *r, split *sp, int q, int s, const copse_solv
     gp.n = 1;
     gp.sampler.temp = 0;
     copse_model *m = r->set[s].source == EVAL_GREEDY_LARGE ? r->large : r->policy;
-    return run_one(sp, &sp->items[sp->order[q]], m, NULL, &gp, 1, cell(r, sp, q, s, 0));
+    return run_one(r, &sp->items[sp->order[q]], m, NULL, &gp, 1, cell(r, sp, q, s, 0));
 }
 
 static void progress(runner *r, const split *sp, int q, double took)
@@ -353,33 +359,45 @@ static void progress(runner *r, const split *sp, int q, double took)
                 (int)eta % 60);
 }
 
+/* Everything question q of the split runs: a job of the split's crowd. */
+static int run_question(copse_crowd *crowd, int q, void *user)
+{
+    runner *r = user;
+    split *sp = r->sp;
+    double t = cli_now();
+    copse_solve_params p = r->base;
+    p.sampler.seed = r->base.sampler.seed + (uint64_t)sp->items[sp->order[q]].line;
+    r->crowd = crowd;
+    if (run_draw(r, sp, q, &p))
+        return 1;
+    for (int s = 0; s < r->n_set; s++) {
+        int src = r->set[s].source;
+        /* auto follows the table the tuning split is about to make */
+        if (src == EVAL_RUN && r->set[s].strategy == COPSE_AUTO && sp->tuning)
+            continue;
+        if ((src == EVAL_RUN && run_setting(r, sp, q, s, &p)) ||
+            ((src == EVAL_GREEDY || src == EVAL_GREEDY_LARGE) && run_greedy(r, sp, q, s, &p)))
+            return 1;
+    }
+    progress(r, sp, q, cli_now() - t);
+    return 0;
+}
+
 static int run_split(runner *r, split *sp)
 {
-    for (int q = 0; q < sp->n; q++) {
-        double t = cli_now();
-        copse_solve_params p = r->base;
-        p.sampler.seed = r->base.sampler.seed + (uint64_t)sp->items[sp->order[q]].line;
-        if (run_draw(r, sp, q, &p))
-            return 1;
-        for (int s = 0; s < r->n_set; s++) {
-            int src = r->set[s].source;
-            /* auto follows the table the tuning split is about to make */
-            if (src == EVAL_RUN && r->set[s].strategy == COPSE_AUTO && sp->tuning)
-                continue;
-            if ((src == EVAL_RUN && run_setting(r, sp, q, s, &p)) ||
-                ((src == EVAL_GREEDY || src == EVAL_GREEDY_LARGE) && run_greedy(r, sp, q, s, &p)))
-                return 1;
-        }
-        progress(r, sp, q, cli_now() - t);
-    }
+    copse_error err;
+    r->sp = sp;
+    int rc = copse_crowd_run(sp->n, (int)(r->o->parallel ? r->o->parallel : 4), run_question, r, &err);
+    if (rc)
+        return err.code ? cli_error(CMD, "%s", err.msg) : 1;   /* else the job's error, reported */
     int bins = r->o->bins < sp->n ? (int)r->o->bins : sp->n;
     double *hard = malloc((size_t)sp->n * sizeof *hard);
     if (!hard)
         return cli_error(CMD, "out of memory");
     for (int q = 0; q < sp->n; q++)
         hard[q] = 1 - sp->pass[q];
-    int rc = eval_rank_bins(hard, sp->pred, sp->n, bins, sp->oracle_bin) ||
-             eval_rank_bins(sp->pred, NULL, sp->n, bins, sp->prm_bin);
+    rc = eval_rank_bins(hard, sp->pred, sp->n, bins, sp->oracle_bin) ||
+         eval_rank_bins(sp->pred, NULL, sp->n, bins, sp->prm_bin);
     free(hard);
     return rc ? cli_error(CMD, "out of memory") : 0;
 }

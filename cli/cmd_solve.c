@@ -19,6 +19,8 @@ static void help(void)
            "  --lines             one question per line (of FILE or stdin), each answered as it\n"
            "                      would be alone, the models loaded once: typed at a terminal,\n"
            "                      a tutor's session; with --json, one object per line\n"
+           "  --parallel N        --lines from a file or pipe: questions searched at once, their\n"
+           "                      decodes in one batch (default 8); answers still in line order\n"
            "  -h, --help          this help\n\n"
            "example: copse solve -m models/math-policy-f16.gguf --prm models/math-prm-f16.gguf \\\n"
            "           --strategy beam --n 16 --m 4 \"Nora has 9 beads. ...\"\n");
@@ -28,6 +30,7 @@ typedef struct solve_opts {
     cli_search_opts s;
     const char *file, *question;
     int json, lines;
+    long parallel;
 } solve_opts;
 
 static int more(void *state, int argc, char **argv, int *i)
@@ -38,7 +41,11 @@ static int more(void *state, int argc, char **argv, int *i)
         o->json = 1;
     else if (!strcmp(a, "--lines"))
         o->lines = 1;
-    else if ((!strcmp(a, "-f") || !strcmp(a, "--file")) && *i + 1 < argc)
+    else if (!strcmp(a, "--parallel") && *i + 1 < argc) {
+        if (cli_parse_int(CMD, a, argv[*i + 1], 1, 256, &o->parallel))
+            return 2;
+        ++*i;
+    } else if ((!strcmp(a, "-f") || !strcmp(a, "--file")) && *i + 1 < argc)
         o->file = argv[++*i];
     else if (a[0] == '-' && a[1])
         return 0;
@@ -56,6 +63,8 @@ static int parse(int argc, char **argv, solve_opts *o)
         return cli_usage_error(CMD, "give the question as an argument or with -f, not both");
     if (!rc && o->question && o->lines)
         return cli_usage_error(CMD, "--lines reads its questions from -f FILE or stdin, not the command line");
+    if (!rc && o->parallel && !o->lines)
+        return cli_usage_error(CMD, "--parallel goes with --lines");
     return rc;
 }
 
@@ -218,29 +227,137 @@ static char *read_question(const solve_opts *o)
     return t;
 }
 
-/* Solve one question and print the result; 1 after an error (printed,
-** and left in err). */
-static int solve_one(const solve_opts *o, copse_model *model, copse_verifier *v, const char *question,
-                     copse_error *err)
+/* Print a question's result, or its error (err, already reported on
+** stderr) as a JSON line. */
+static void print_result(const solve_opts *o, const char *question, const copse_result *r, const copse_error *err)
 {
-    copse_result *r;
-    if (copse_solve(model, v, question, &o->s.sp, &r, err))
-        return cli_error(CMD, "%s", err->msg);
     copse_result_info info;
-    copse_result_get_info(r, &info);
-    if (o->json)
-        print_json(r, &info);
-    else
-        print_text(r, &info);
+    if (r) {
+        copse_result_get_info(r, &info);
+        if (o->json)
+            print_json(r, &info);
+        else
+            print_text(r, &info);
+    } else if (o->json && o->lines) {
+        printf("{\"question\":");
+        cli_json_str(stdout, question, strlen(question));
+        printf(",\"error\":");
+        cli_json_str(stdout, err->msg, strlen(err->msg));
+        printf("}\n");
+    }
+}
+
+/* Solve one question and print the result (in a crowd, if not NULL); 1
+** after an error, reported. */
+static int solve_one(const solve_opts *o, copse_crowd *crowd, copse_model *model, copse_verifier *v,
+                     const char *question)
+{
+    copse_result *r = NULL;
+    copse_error err;
+    int rc = crowd ? copse_crowd_solve(crowd, model, v, question, &o->s.sp, &r, &err)
+                   : copse_solve(model, v, question, &o->s.sp, &r, &err);
+    if (rc)
+        cli_error(CMD, "%s", err.msg);
+    if (o->lines && !o->json)
+        printf("question: %s\n", question);
+    print_result(o, question, r, &err);
     copse_result_free(r);
+    return rc != 0;
+}
+
+/* --lines from a file or pipe: the questions, searched --parallel at a
+** time; each prints when it and every line before it are done. */
+typedef struct lines_run {
+    const solve_opts *o;
+    copse_model      *model;
+    copse_verifier   *v;
+    char            **q;
+    int               n, printed, failed;
+    copse_result    **res;
+    copse_error      *err;
+    uint8_t          *done;
+} lines_run;
+
+static int line_job(copse_crowd *crowd, int i, void *user)
+{
+    lines_run *L = user;
+    if (copse_crowd_solve(crowd, L->model, L->v, L->q[i], &L->o->s.sp, &L->res[i], &L->err[i]))
+        L->res[i] = NULL;
+    L->done[i] = 1;
+    for (; L->printed < L->n && L->done[L->printed]; L->printed++) {
+        int k = L->printed;
+        if (!L->res[k]) {
+            cli_error(CMD, "%s", L->err[k].msg);
+            L->failed = 1;
+        }
+        if (!L->o->json)
+            printf("%squestion: %s\n", k ? "\n" : "", L->q[k]);
+        print_result(L->o, L->q[k], L->res[k], &L->err[k]);
+        copse_result_free(L->res[k]);
+        L->res[k] = NULL;
+        fflush(stdout);
+    }
     return 0;
+}
+
+/* The non-empty lines of in, malloc'd; *n of them, -1 when out of memory. */
+static char **read_lines(FILE *in, int *n)
+{
+    char **q = NULL, *line = NULL;
+    size_t cap = 0;
+    int count = 0, room = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, in)) >= 0) {
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (!len)
+            continue;
+        if (count == room) {
+            char **grown = realloc(q, (size_t)(room = room ? 2 * room : 16) * sizeof *q);
+            if (!grown)
+                break;
+            q = grown;
+        }
+        if (!(q[count] = strdup(line)))
+            break;
+        count++;
+    }
+    free(line);
+    *n = len >= 0 ? -1 : count;   /* stopped early: out of memory */
+    if (*n < 0)
+        while (count)
+            free(q[--count]);
+    return *n < 0 ? (free(q), NULL) : q;
+}
+
+static int solve_crowd(const solve_opts *o, copse_model *model, copse_verifier *v, FILE *in)
+{
+    lines_run L = { .o = o, .model = model, .v = v };
+    L.q = read_lines(in, &L.n);
+    if (L.n < 0)
+        return cli_error(CMD, "out of memory for the questions");
+    L.res = calloc((size_t)L.n + 1, sizeof *L.res);
+    L.err = calloc((size_t)L.n + 1, sizeof *L.err);
+    L.done = calloc((size_t)L.n + 1, 1);
+    copse_error err;
+    int rc = !L.res || !L.err || !L.done ? cli_error(CMD, "out of memory for the questions")
+           : copse_crowd_run(L.n, (int)(o->parallel ? o->parallel : 8), line_job, &L, &err)
+           ? cli_error(CMD, "%s", err.msg) : L.failed;   /* line_job never fails */
+    for (int i = 0; i < L.n; i++)
+        free(L.q[i]);
+    free(L.q);
+    free(L.res);
+    free(L.err);
+    free(L.done);
+    return rc;
 }
 
 /*
 ** --lines: a question per line, each solved with the same options (and so
 ** the same seed) as alone. A question that fails is reported and the rest
 ** go on; in JSON an object with its error message keeps one line out per
-** line in.
+** line in. At a terminal each question is answered as it is typed; from
+** a file or pipe, --parallel of them go at once (solve_crowd).
 ** Results are flushed as they come, for a reader at a terminal or a pipe.
 */
 static int solve_lines(const solve_opts *o, copse_model *model, copse_verifier *v)
@@ -248,37 +365,29 @@ static int solve_lines(const solve_opts *o, copse_model *model, copse_verifier *
     FILE *in = o->file ? fopen(o->file, "r") : stdin;
     if (!in)
         return cli_error(CMD, "cannot read the questions from %s", o->file);
-    int ask = !o->file && isatty(STDIN_FILENO), failed = 0, n = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    for (;;) {
-        if (ask)
+    int failed = 0, n = 0;
+    if (o->file || !isatty(STDIN_FILENO)) {
+        failed = solve_crowd(o, model, v, in);
+    } else {
+        char *line = NULL;
+        size_t cap = 0;
+        for (;;) {
             fputs("question> ", stderr);
-        ssize_t len = getline(&line, &cap, in);
-        if (len < 0)
-            break;
-        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = '\0';
-        if (!len)
-            continue;
-        if (!o->json)
-            printf("%squestion: %s\n", n++ ? "\n" : "", line);
-        copse_error err;
-        if (solve_one(o, model, v, line, &err)) {
-            failed = 1;
-            if (o->json) {
-                printf("{\"question\":");
-                cli_json_str(stdout, line, (size_t)len);
-                printf(",\"error\":");
-                cli_json_str(stdout, err.msg, strlen(err.msg));
-                printf("}\n");
-            }
+            ssize_t len = getline(&line, &cap, in);
+            if (len < 0)
+                break;
+            while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+                line[--len] = '\0';
+            if (!len)
+                continue;
+            if (!o->json && n++)
+                putchar('\n');
+            failed |= solve_one(o, NULL, model, v, line);
+            fflush(stdout);
         }
-        fflush(stdout);
-    }
-    if (ask)
         fputc('\n', stderr);
-    free(line);
+        free(line);
+    }
     if (in != stdin)
         fclose(in);
     return failed;
@@ -299,8 +408,7 @@ int cmd_solve(int argc, char **argv)
         rc = solve_lines(&o, model, v);
     } else {
         char *question = read_question(&o);
-        copse_error err;
-        rc = question ? solve_one(&o, model, v, question, &err) : 1;
+        rc = question ? solve_one(&o, NULL, model, v, question) : 1;
         free(question);
     }
     cli_search_close(&o.s, model, v);

@@ -522,6 +522,33 @@ typedef struct copse_result_info {
 int copse_solve(copse_model *policy, copse_verifier *verifier, const char *question,
                 const copse_solve_params *params, copse_result **out, copse_error *err);
 
+/*
+** A crowd: many searches side by side, their decodes merged. copse_crowd_run
+** calls job(crowd, i, user) for i from 0 to n_jobs - 1, up to parallel of
+** them going at once, each on a thread of its own but only one running at
+** a time: a job runs until one of its copse_crowd_solve calls needs the
+** model, then the next job runs; once every job waits, what they all wait
+** for goes through the model as one batch per model (its weights read once
+** for all of them), and the jobs go on in turn. When a job returns, the
+** next one starts in its place. So a job needs no locks of its own, and
+** it may do anything between its searches (grade, print, solve again).
+**
+** Each copse_crowd_solve gives the result copse_solve gives alone (with
+** int8 and 4-bit weights; f32 products may round differently in a
+** larger batch). It keeps the KV limit it would have alone (kv_bytes, or
+** room for its solutions) within the shared pool; only the wall time and
+** the deadline are shared. copse_crowd_run returns when every job has
+** returned: 0, or the first nonzero value a job returned (no job starts
+** after that), or COPSE_E_ARG / COPSE_E_NOMEM of its own (err says).
+** Crowds do not nest; copse_crowd_solve outside a job is COPSE_E_ARG.
+*/
+typedef struct copse_crowd copse_crowd;
+int copse_crowd_run(int n_jobs, int parallel, int (*job)(copse_crowd *crowd, int i, void *user), void *user,
+                    copse_error *err);
+/* copse_solve as one of the crowd's searches (from inside its job). */
+int copse_crowd_solve(copse_crowd *crowd, copse_model *policy, copse_verifier *verifier, const char *question,
+                      const copse_solve_params *params, copse_result **out, copse_error *err);
+
 void copse_result_get_info(const copse_result *r, copse_result_info *info);
 /* Step or candidate i; COPSE_E_ARG when out of range. Strings live as long
 ** as the result. */

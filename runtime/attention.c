@@ -454,12 +454,12 @@ static void prefetch_task(const attn_plan *a, int il, const attn_task *t, int h)
 ** chunk of queries at a time, in the scratch of the given part, asking
 ** for ahead's lines meanwhile: those a fold's steps leave (a short task)
 ** right after it. The kernels' tiles and the chunks count from the
-** task's first item where the cut moves (attention.h), else from i0. */
+** task's first item, wherever the part's share of it begins (attention.h). */
 static void fold_task(const attn_plan *a, const attn_layer *L, const attn_task *t, int h, int i0, int i1,
                       int part, attn_ahead *ahead)
 {
     int hd = a->head_dim, group = a->n_head / a->n_head_kv, rows = a->chunk / group;
-    int lo = attn_in_parts(a) ? t->first : i0, hi = attn_in_parts(a) ? t->first + t->count : i1;
+    int lo = t->first, hi = t->first + t->count;
     int *n_pos = a->ints + (size_t)part * 3 * a->chunk, *state = n_pos + a->chunk, *from = state + a->chunk;
     attn_fold f = { .hd = hd, .n_blocks = t->n_blocks, .f16 = a->pool->f16, .q = a->qs + (size_t)part * a->chunk,
                     .from = from, .n_pos = n_pos, .state = state, .scale = a->scale, .softcap = a->softcap,

@@ -42,8 +42,10 @@
 ** whichever part holds them (attn_fold), so a query's arithmetic is the
 ** same wherever the cut falls, and the same for any thread count. Other
 ** batches (a prompt's rows, which read each other's positions) keep the
-** equal cut and tile each part's queries from its first, their results
-** depending on the thread count only.
+** equal cut, tiled the same way. So a row's results depend neither on the
+** thread count nor on the rows beside it in the batch, which tasks of
+** other sequences' blocks only join (a crowd's merged batches rely on it,
+** search/crowd.c).
 **
 ** A row's heads may be folded by different parts. The part that folds
 ** one hands its rows' output of the head's group on (attn_layer's done)

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <omp.h>
 #include "attention.h"
+#include "context.h"
 #include "error.h"
 
 /* The least a default pool holds: a few branches of a short context fit
@@ -40,7 +41,7 @@ struct copse_ctx {
 
 /* --------------------------------------------------------------- sequences */
 
-copse_seq *copse_seq_new(copse_ctx *ctx)
+copse_seq *ctx_seq_new(copse_ctx *ctx, kv_account *a)
 {
     if (!ctx)
         return NULL;
@@ -48,8 +49,23 @@ copse_seq *copse_seq_new(copse_ctx *ctx)
     if (!s)
         return NULL;
     s->ctx = ctx;
+    s->acct = a;
     kv_seq_link(&ctx->pool, s);
     return s;
+}
+
+void ctx_free_account(copse_ctx *ctx, const kv_account *a)
+{
+    for (copse_seq *s = ctx->pool.seqs, *next; s; s = next) {
+        next = s->next;
+        if (s->acct == a)
+            copse_seq_free(s);
+    }
+}
+
+copse_seq *copse_seq_new(copse_ctx *ctx)
+{
+    return ctx_seq_new(ctx, NULL);
 }
 
 void copse_seq_free(copse_seq *s)
@@ -120,6 +136,11 @@ static int pool_blocks(const copse_model_info *hp, const copse_ctx_params *p, in
                           (unsigned long long)n);
     *out = (int)n;
     return COPSE_OK;
+}
+
+int ctx_pool_blocks(const copse_model *model, const copse_ctx_params *p, int *n_blocks, copse_error *err)
+{
+    return pool_blocks(&model->info, p, p->n_ctx ? p->n_ctx : model->info.n_ctx_train, n_blocks, err);
 }
 
 int copse_ctx_new(copse_model *model, const copse_ctx_params *params,
@@ -250,6 +271,40 @@ static int lay_out(copse_ctx *c, const copse_batch *b, int *n_distinct, copse_er
     return COPSE_OK;
 }
 
+static int kv_full(copse_error *err, int need, int n_free, int n_blocks)
+{
+    return copse_fail(err, COPSE_E_KV_FULL, "copse_decode: the KV pool is full: the batch needs %d more "
+                      "blocks of %d positions, %d of %d are free", need, KV_BLOCK, n_free, n_blocks);
+}
+
+/* Room in the tables of the batch's sequences, and blocks for every
+** position it writes: under each sequence's account, and (pool) in the
+** pool. */
+static int reserve_blocks(copse_ctx *c, int n, int n_distinct, int pool, copse_error *err)
+{
+    kv_account *over;
+    int need;
+    if (kv_reserve(&c->pool, c->distinct, n_distinct, &need, &over))
+        return copse_fail(err, COPSE_E_NOMEM, "copse_decode: out of memory for a batch of %d", n);
+    if (over) {
+        int rc = kv_full(err, over->need, over->limit - over->used, over->limit);
+        kv_account_clear(over);
+        return rc;
+    }
+    return pool && need > c->pool.n_free ? kv_full(err, need, c->pool.n_free, c->pool.n_blocks) : COPSE_OK;
+}
+
+int ctx_decode_check(copse_ctx *c, const copse_batch *b, copse_error *err)
+{
+    int n_distinct = 0, rc = lay_out(c, b, &n_distinct, err);
+    if (!rc)
+        rc = reserve_blocks(c, b->n, n_distinct, 0, err);
+    for (int i = 0; b && b->seq && i < b->n; i++)
+        if (b->seq[i])
+            b->seq[i]->n_new = 0;
+    return rc;
+}
+
 /* Scratch for the forward passes the batch is split into, and KV blocks
 ** for every position it writes. */
 static int reserve(copse_ctx *c, int n, int n_distinct, copse_error *err)
@@ -259,16 +314,11 @@ static int reserve(copse_ctx *c, int n, int n_distinct, copse_error *err)
         int64_t k = attn_items(c->rows + i, n - i < FWD_MAX_ROWS ? n - i : FWD_MAX_ROWS);
         items = k > items ? k : items;
     }
-    int rows = n < FWD_MAX_ROWS ? n : FWD_MAX_ROWS, need;
+    int rows = n < FWD_MAX_ROWS ? n : FWD_MAX_ROWS;
     if (fwd_reserve(c->fwd, rows) || attn_reserve(&c->plan, rows, items)
-        || (c->model->swa_window && attn_reserve(&c->local, rows, items))
-        || kv_reserve(&c->pool, c->distinct, n_distinct, &need))
+        || (c->model->swa_window && attn_reserve(&c->local, rows, items)))
         return copse_fail(err, COPSE_E_NOMEM, "copse_decode: out of memory for a batch of %d", n);
-    if (need > c->pool.n_free)
-        return copse_fail(err, COPSE_E_KV_FULL, "copse_decode: the KV pool is full: the batch needs %d more "
-                          "blocks of %d positions, %d of %d are free", need, KV_BLOCK, c->pool.n_free,
-                          c->pool.n_blocks);
-    return COPSE_OK;
+    return reserve_blocks(c, n, n_distinct, 1, err);
 }
 
 /* Where the outputs of rows [i, i + n) go: the first slot they fill in

@@ -80,20 +80,26 @@ void *kv_value_block(const kv_pool *p, int b, int il, int h)
     return block_data(p, b) + ((size_t)(2 * il + 1) * p->n_head_kv + h) * p->head_bytes;
 }
 
-/* A free block with count 1; the caller has made sure one is free. */
-static int take(kv_pool *p)
+/* A free block with count 1, for a sequence under account a; the caller
+** has made sure one is free. */
+static int take(kv_pool *p, kv_account *a)
 {
     int b = p->free_list[--p->n_free];
     p->ref[b] = 1;
     if (p->n_blocks - p->n_free > p->peak_used)
         p->peak_used = p->n_blocks - p->n_free;
+    if (a && ++a->used > a->peak)
+        a->peak = a->used;
     return b;
 }
 
-static void release(kv_pool *p, int b)
+static void release(kv_pool *p, int b, kv_account *a)
 {
-    if (--p->ref[b] == 0)
+    if (--p->ref[b] == 0) {
         p->free_list[p->n_free++] = b;
+        if (a)
+            a->used--;
+    }
 }
 
 /* --------------------------------------------------------------- sequences */
@@ -152,6 +158,7 @@ int kv_share(copse_seq *dst, const copse_seq *src)
         memcpy(dst->block, src->block, (size_t)src->n_blocks * sizeof *dst->block);
     dst->n_blocks = src->n_blocks;
     dst->len = src->len;
+    dst->acct = src->acct;
     return COPSE_OK;
 }
 
@@ -159,7 +166,7 @@ void kv_truncate(copse_seq *s, int n)
 {
     int keep = blocks_for(n);
     while (s->n_blocks > keep)
-        release(s->pool, s->block[--s->n_blocks]);
+        release(s->pool, s->block[--s->n_blocks], s->acct);
     s->len = n;
 }
 
@@ -172,15 +179,24 @@ static int shared_tail(const copse_seq *s)
     return s->pool->ref[b] > 1 ? b : -1;
 }
 
-int kv_reserve(kv_pool *p, copse_seq *const *seqs, int n, int *need)
+/* Count n more blocks against a (if any): *over is the first account past its limit. */
+static void charge(kv_account *a, int n, kv_account **over)
+{
+    if (a && (a->need += n) > a->limit - a->used && !*over)
+        *over = a;
+}
+
+int kv_reserve(kv_pool *p, copse_seq *const *seqs, int n, int *need, kv_account **over)
 {
     int total = 0;
+    *over = NULL;
     for (int i = 0; i < n; i++) {
         const copse_seq *s = seqs[i];
         int grow = blocks_for(s->len + s->n_new) - s->n_blocks;
         if (reserve_table(seqs[i], s->n_blocks + grow))
             return COPSE_E_NOMEM;
         total += grow;
+        charge(s->acct, grow, over);
     }
     for (int i = 0; i < n; i++) {
         int b = seqs[i]->n_new ? shared_tail(seqs[i]) : -1;
@@ -191,10 +207,15 @@ int kv_reserve(kv_pool *p, copse_seq *const *seqs, int n, int *need)
     for (int i = 0; i < n; i++) {
         int b = seqs[i]->n_new ? shared_tail(seqs[i]) : -1;
         if (b >= 0 && p->mark[b] >= 0) {
-            total += p->mark[b] - (p->mark[b] == p->ref[b]);
+            int copies = p->mark[b] - (p->mark[b] == p->ref[b]);
+            total += copies;
+            charge(seqs[i]->acct, copies, over);
             p->mark[b] = -1;
         }
     }
+    for (int i = 0; i < n; i++)
+        if (seqs[i]->acct != *over)
+            kv_account_clear(seqs[i]->acct);
     *need = total;
     return COPSE_OK;
 }
@@ -204,13 +225,13 @@ void kv_prepare(copse_seq *s)
     kv_pool *p = s->pool;
     int b = s->n_new ? shared_tail(s) : -1;
     if (b >= 0) {
-        int copy = take(p);
+        int copy = take(p, s->acct);
         memcpy(block_data(p, copy), block_data(p, b), p->block_bytes);
-        release(p, b);
+        release(p, b, s->acct);
         s->block[s->n_blocks - 1] = copy;
     }
     while (s->n_blocks < blocks_for(s->len + s->n_new))
-        s->block[s->n_blocks++] = take(p);
+        s->block[s->n_blocks++] = take(p, s->acct);
 }
 
 /* One head's vector x into a block, its dimensions stride elements apart:
@@ -284,7 +305,10 @@ int kv_check(const kv_pool *p, char *why, size_t cap)
 {
     int n = p->n_blocks, rc = COPSE_E_FORMAT;
     int *count = calloc((size_t)n + 1, sizeof *count);
-    if (!count) {
+    kv_account **owner = calloc((size_t)n + 1, sizeof *owner);
+    if (!count || !owner) {
+        free(count);
+        free(owner);
         snprintf(why, cap, "no memory to check");
         return COPSE_E_NOMEM;
     }
@@ -298,7 +322,12 @@ int kv_check(const kv_pool *p, char *why, size_t cap)
                 snprintf(why, cap, "block number %d out of range", s->block[j]);
                 goto out;
             }
-            count[s->block[j]]++;
+            if (count[s->block[j]]++ == 0)
+                owner[s->block[j]] = s->acct;
+            else if (owner[s->block[j]] != s->acct) {
+                snprintf(why, cap, "block %d is held under two accounts", s->block[j]);
+                goto out;
+            }
         }
     }
     for (int i = 0; i < p->n_free; i++) {
@@ -327,8 +356,22 @@ int kv_check(const kv_pool *p, char *why, size_t cap)
         snprintf(why, cap, "%lld positions were written into shared blocks", (long long)p->shared_writes);
         goto out;
     }
-    rc = COPSE_OK;
+    /* each account's blocks, counted in its need (0 outside kv_reserve) */
+    for (int b = 0; b < n; b++)
+        if (owner[b])
+            owner[b]->need++;
+    int wrong = 0;
+    for (const copse_seq *s = p->seqs; s && !wrong; s = s->next)
+        if (s->acct && s->acct->need != s->acct->used) {
+            snprintf(why, cap, "an account counts %d blocks but holds %d", s->acct->used, s->acct->need);
+            wrong = 1;
+        }
+    for (const copse_seq *s = p->seqs; s; s = s->next)
+        kv_account_clear(s->acct);
+    if (!wrong)
+        rc = COPSE_OK;
 out:
     free(count);
+    free(owner);
     return rc;
 }

@@ -30,6 +30,18 @@
 
 typedef struct kv_pool kv_pool;
 
+/*
+** What one owner's sequences hold of a pool they share with others (the
+** searches of a crowd, crowd.c): blocks taken and not yet released, the
+** most ever held, and a limit. Each owner's sequences share blocks among
+** themselves only, so the owner sees the pool it would have had alone, of
+** limit blocks: a batch that would take it past the limit fails as a full
+** pool of that size would. need is kv_reserve's scratch (0 between calls).
+*/
+typedef struct kv_account {
+    int used, peak, limit, need;
+} kv_account;
+
 struct copse_seq {
     copse_ctx *ctx;
     kv_pool   *pool;
@@ -38,6 +50,7 @@ struct copse_seq {
     int       *block;        /* [n_blocks] block numbers in position order */
     int        n_blocks, cap_blocks;
     int        n_new;        /* entries of the batch being decoded */
+    kv_account *acct;        /* NULL: the pool's only */
 };
 
 struct kv_pool {
@@ -83,11 +96,19 @@ void kv_truncate(copse_seq *s, int n);
 ** kv_reserve makes room in their tables (COPSE_E_NOMEM) and returns in
 ** *need the blocks that kv_prepare will take from the pool, counting the
 ** copies of shared last blocks exactly (when every holder of a block
-** appends, the last one keeps it). If *need <= p->n_free, kv_prepare on
-** each sequence cannot fail; it leaves every block the new positions go
-** to held by that sequence alone.
+** appends, the last one keeps it). If *need <= p->n_free and *over is
+** NULL, kv_prepare on each sequence cannot fail; it leaves every block
+** the new positions go to held by that sequence alone. *over is the first
+** account the appends would take past its limit, its need the blocks
+** they would take under it (for the message), or NULL; the caller then
+** clears that need with kv_account_clear.
 */
-int  kv_reserve(kv_pool *p, copse_seq *const *seqs, int n, int *need);
+int  kv_reserve(kv_pool *p, copse_seq *const *seqs, int n, int *need, kv_account **over);
+static inline void kv_account_clear(kv_account *a)
+{
+    if (a)
+        a->need = 0;
+}
 void kv_prepare(copse_seq *s);
 
 /* Store the key and value vectors (n_head_kv * head_dim floats each) of
@@ -111,7 +132,8 @@ kv_pool *ctx_kv_pool(copse_ctx *c);
 ** Check the pool's invariants: reference counts equal the number of
 ** table entries naming each block, the free list holds exactly the blocks
 ** with count 0 (once each), tables have ceil(len / KV_BLOCK) entries, no
-** position was written into a shared block. COPSE_OK, or COPSE_E_FORMAT
+** position was written into a shared block, no block is held under two
+** accounts and each account's count is the blocks held under it. COPSE_OK, or COPSE_E_FORMAT
 ** with what is wrong in why. For tests.
 */
 int kv_check(const kv_pool *p, char *why, size_t cap);

@@ -127,6 +127,6 @@ int eng_next_attempt(s_engine *e, s_branch *const *br, int n)
     e->b.prompt_tokens += r->n;
     for (int j = 0; !rc && j < r->n; j++)
         if (r->want[j])
-            memcpy(br[r->br[j]]->logits, copse_get_logits(e->pc, j), (size_t)e->n_vocab * sizeof(float));
+            memcpy(br[r->br[j]]->logits, eng_logits(e, j), (size_t)e->n_vocab * sizeof(float));
     return rc;
 }

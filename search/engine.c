@@ -10,6 +10,7 @@
 #include <time.h>
 #include "search.h"
 #include "model.h"
+#include "context.h"
 #include "error.h"
 
 double eng_now(void)
@@ -53,7 +54,7 @@ int rows_push(s_rows *r, copse_seq *seq, int32_t tok, uint8_t want, int br)
     return COPSE_OK;
 }
 
-static void rows_free(s_rows *r)
+void rows_free(s_rows *r)
 {
     free(r->seq);
     free(r->tok);
@@ -77,7 +78,7 @@ int eng_decode(s_engine *e, copse_ctx *ctx, const s_rows *r)
         positions += copse_seq_len(r->seq[i]) + off + 1;
     }
     copse_batch b = { r->n, r->seq, r->tok, r->want };
-    int rc = copse_decode(ctx, &b, e->err);
+    int rc = e->crowd ? crowd_decode(e->crowd, ctx, &b, &e->row0, e->err) : copse_decode(ctx, &b, e->err);
     if (rc == COPSE_E_KV_FULL) {
         char msg[sizeof e->err->msg];
         snprintf(msg, sizeof msg, "%s", e->err->msg);
@@ -93,6 +94,16 @@ int eng_decode(s_engine *e, copse_ctx *ctx, const s_rows *r)
     else
         e->b.verifier_tokens += r->n;
     return COPSE_OK;
+}
+
+const float *eng_logits(const s_engine *e, int j)
+{
+    return copse_get_logits(e->pc, e->row0 + j);
+}
+
+copse_seq *eng_seq_new(s_engine *e, int side)
+{
+    return ctx_seq_new(side ? e->vc : e->pc, e->crowd ? &e->acct[side] : NULL);
 }
 
 /* Decode n tokens into the root sequence seq of ctx. */
@@ -189,8 +200,9 @@ static int same_vocab(const copse_model *a, const copse_model *b)
 }
 
 /* A context for m whose pool holds max_live branches of per positions
-** each and the root (blocks never used cost address space only). */
-static int make_ctx(s_engine *e, copse_model *m, int n_ctx, int per, int max_live, copse_ctx **out)
+** each and the root (blocks never used cost address space only); in a
+** crowd, the shared one, with that pool as the side's account. */
+static int make_ctx(s_engine *e, copse_model *m, int n_ctx, int per, int max_live, int side, copse_ctx **out)
 {
     copse_ctx_params cp = copse_ctx_default_params();
     cp.n_ctx = n_ctx;
@@ -199,7 +211,10 @@ static int make_ctx(s_engine *e, copse_model *m, int n_ctx, int per, int max_liv
     cp.kv_f32 = e->p.kv_f32;
     int64_t tokens = (int64_t)(max_live + 1) * per;
     cp.kv_tokens = tokens > INT_MAX ? INT_MAX : (int)tokens;
-    return copse_ctx_new(m, &cp, out, e->err);
+    if (!e->crowd)
+        return copse_ctx_new(m, &cp, out, e->err);
+    int rc = ctx_pool_blocks(m, &cp, &e->acct[side].limit, e->err);
+    return rc ? rc : crowd_ctx(e->crowd, m, &cp, e->acct[side].limit, out, e->err);
 }
 
 static int open_verifier(s_engine *e, const char *question, int max_live)
@@ -227,9 +242,9 @@ static int open_verifier(s_engine *e, const char *question, int max_live)
     e->same_vocab = same_vocab(e->pm, v->model) && !*v->tag;
     if (!(e->scratch = malloc((size_t)v->n_embd * sizeof *e->scratch)))
         return eng_nomem(e, "the verifier");
-    if ((rc = make_ctx(e, v->model, e->vn_ctx, e->vn_ctx, max_live, &e->vc)))
+    if ((rc = make_ctx(e, v->model, e->vn_ctx, e->vn_ctx, max_live, 1, &e->vc)))
         return rc;
-    if (!(e->root_v = copse_seq_new(e->vc)))
+    if (!(e->root_v = eng_seq_new(e, 1)))
         return eng_nomem(e, "a sequence");
     rc = prefill(e, e->vc, e->root_v, e->vprompt, e->n_vprompt);
     e->b.verifier_prompt_tokens = e->n_vprompt;
@@ -237,9 +252,10 @@ static int open_verifier(s_engine *e, const char *question, int max_live)
 }
 
 int eng_open(s_engine *e, copse_model *policy, copse_verifier *v, const char *question,
-             const copse_solve_params *p, int max_live, int attempts, copse_error *err)
+             const copse_solve_params *p, int max_live, int attempts, copse_crowd *crowd, copse_error *err)
 {
     memset(e, 0, sizeof *e);
+    e->crowd = crowd;
     e->pm = policy;
     e->v = v;
     e->p = *p;
@@ -261,38 +277,48 @@ int eng_open(s_engine *e, copse_model *policy, copse_verifier *v, const char *qu
         !(e->root_logits = malloc((size_t)e->n_vocab * sizeof(float))))
         return eng_nomem(e, "the sampler");
     int64_t per = attempts ? e->n_prompt + (int64_t)attempts * (p->max_tokens + e->n_revise) + 1 : e->n_ctx;
-    if ((rc = make_ctx(e, policy, e->n_ctx, per < e->n_ctx ? (int)per : e->n_ctx, max_live, &e->pc)))
+    if ((rc = make_ctx(e, policy, e->n_ctx, per < e->n_ctx ? (int)per : e->n_ctx, max_live, 0, &e->pc)))
         return rc;
-    if (!(e->root_p = copse_seq_new(e->pc)))
+    if (!(e->root_p = eng_seq_new(e, 0)))
         return eng_nomem(e, "a sequence");
     if ((rc = prefill(e, e->pc, e->root_p, e->prompt, e->n_prompt)))
         return rc;
     e->b.prompt_tokens = e->n_prompt;
-    memcpy(e->root_logits, copse_get_logits(e->pc, e->n_prompt - 1), (size_t)e->n_vocab * sizeof(float));
+    memcpy(e->root_logits, eng_logits(e, e->n_prompt - 1), (size_t)e->n_vocab * sizeof(float));
     return v ? open_verifier(e, question, max_live) : COPSE_OK;
 }
 
-static uint64_t kv_peak(const copse_ctx *ctx)
+/* The most blocks a side held (its account's, in a crowd), in bytes. */
+static uint64_t kv_peak(const s_engine *e, int side)
 {
+    const copse_ctx *ctx = side ? e->vc : e->pc;
     copse_kv_stats st;
     if (!ctx)
         return 0;
     copse_kv_stats_get(ctx, &st);
-    return st.blocks_total ? (uint64_t)st.peak_blocks_used * (st.bytes_total / (uint64_t)st.blocks_total) : 0;
+    uint64_t peak = e->crowd ? (uint64_t)e->acct[side].peak : (uint64_t)st.peak_blocks_used;
+    return st.blocks_total ? peak * (st.bytes_total / (uint64_t)st.blocks_total) : 0;
 }
 
 void eng_budget(s_engine *e)
 {
     e->b.wall_s = eng_now() - e->t0;
-    e->b.kv_peak_bytes = kv_peak(e->pc) + kv_peak(e->vc);
+    e->b.kv_peak_bytes = kv_peak(e, 0) + kv_peak(e, 1);
 }
 
 void eng_close(s_engine *e)
 {
     copse_seq_free(e->root_p);
     copse_seq_free(e->root_v);
-    copse_ctx_free(e->pc);
-    copse_ctx_free(e->vc);
+    if (e->crowd) {   /* whatever the search left, before its accounts go */
+        if (e->pc)
+            ctx_free_account(e->pc, &e->acct[0]);
+        if (e->vc)
+            ctx_free_account(e->vc, &e->acct[1]);
+    } else {
+        copse_ctx_free(e->pc);
+        copse_ctx_free(e->vc);
+    }
     copse_sampler_free(e->smp);
     copse_sampler_free(e->greedy);
     nodes_free(e->nodes, e->n_nodes);

@@ -31,7 +31,7 @@ int eng_rebuild(s_engine *e, s_branch *const *br, int n)
         for (int i = 0; i < n && !rc; i++) {
             copse_seq **s = side ? &br[i]->vs : &br[i]->ps;
             copse_seq_free(*s);
-            if (!(*s = copse_seq_new(side ? e->vc : e->pc)))
+            if (!(*s = eng_seq_new(e, side)))
                 return eng_nomem(e, "a sequence");
             int len, start = r->n, *path = eng_path(e, br[i]->node, &len);
             if (!path)
@@ -60,7 +60,7 @@ int eng_rebuild(s_engine *e, s_branch *const *br, int n)
             return rc;
         for (int i = 0; !side && i < r->n; i++)
             if (r->want[i])
-                memcpy(br[r->br[i]]->logits, copse_get_logits(e->pc, i), (size_t)e->n_vocab * sizeof(float));
+                memcpy(br[r->br[i]]->logits, eng_logits(e, i), (size_t)e->n_vocab * sizeof(float));
     }
     return rc;
 }

@@ -19,6 +19,7 @@
 #define COPSE_SEARCH_H
 
 #include "copse.h"
+#include "kv.h"
 #include "template.h"
 
 /* ---------------------------------------------------------------- verifier */
@@ -108,6 +109,9 @@ typedef struct s_engine {
     float              *scratch;     /* n_embd */
     s_rows              rows[2];     /* being decoded, being gathered */
     copse_error        *err;
+    copse_crowd        *crowd;       /* NULL: alone, with contexts of its own */
+    kv_account          acct[2];     /* in a crowd: what the policy's, the verifier's sequences hold */
+    int                 row0;        /* its first entry in the last decode (a crowd's merged batch) */
 } s_engine;
 
 /* Monotonic seconds. */
@@ -117,21 +121,34 @@ double eng_now(void);
 int  eng_nomem(s_engine *e, const char *what);
 /* Add an entry to r; COPSE_E_NOMEM. */
 int  rows_push(s_rows *r, copse_seq *seq, int32_t tok, uint8_t want, int br);
+void rows_free(s_rows *r);
 /* Decode r in ctx (the policy's or the verifier's), counting its cost. A
-** sequence's entries must be consecutive. */
+** sequence's entries must be consecutive. Entry j's outputs are then
+** entry e->row0 + j's of ctx. */
 int  eng_decode(s_engine *e, copse_ctx *ctx, const s_rows *r);
+/* The policy's logits of entry j of the last decode. */
+const float *eng_logits(const s_engine *e, int j);
+/* A new sequence of the policy (side 0) or the verifier (1). */
+copse_seq *eng_seq_new(s_engine *e, int side);
 /* Naive baseline: give each branch fresh sequences holding its prompt and
 ** path, decoded from scratch (naive.c). */
 int  eng_rebuild(s_engine *e, s_branch *const *br, int n);
 /* The nodes from the first step to node, in order, malloc'd; *n of them. */
 int *eng_path(const s_engine *e, int node, int *n);
 
-/* Set up contexts, prompts and roots for question; p must be validated.
+/* Set up contexts (crowd's, if not NULL), prompts and roots for question; p must be validated.
 ** The KV pools are sized for max_live branches at once, each holding
 ** attempts solutions (0: as many as the context takes). On failure
 ** eng_close still cleans up. */
 int  eng_open(s_engine *e, copse_model *policy, copse_verifier *v, const char *question,
-              const copse_solve_params *p, int max_live, int attempts, copse_error *err);
+              const copse_solve_params *p, int max_live, int attempts, copse_crowd *crowd, copse_error *err);
+
+/* crowd.c: the context a crowd's searches share for m under p (made with
+** a pool for the crowd, at least limit blocks, the first time); a job's
+** decode of b, merged with the other jobs' (*row0: where its entries went). */
+int  crowd_ctx(copse_crowd *c, copse_model *m, const copse_ctx_params *p, int limit, copse_ctx **out,
+               copse_error *err);
+int  crowd_decode(copse_crowd *c, copse_ctx *ctx, const copse_batch *b, int *row0, copse_error *err);
 /* Fill in the budget's wall time and KV peak. */
 void eng_budget(s_engine *e);
 /* Free everything (the nodes too unless a result took them). */
@@ -211,11 +228,12 @@ int strategy_pick(int strategy, int pick, int have_verifier);
 ** to a multiple of m, at least m (or 1). */
 int strategy_fit(int strategy, int m, int g);
 
-/* copse_solve, or with naive set the same search without sharing: every
-** branch re-encodes its whole prefix before each step (the baseline of
-** bench-search). */
+/* copse_solve (in crowd, if not NULL), or with naive set the same search
+** without sharing: every branch re-encodes its whole prefix before each
+** step (the baseline of bench-search). */
 int solve_run(copse_model *policy, copse_verifier *verifier, const char *question,
-              const copse_solve_params *params, int naive, copse_result **out, copse_error *err);
+              const copse_solve_params *params, int naive, copse_crowd *crowd, copse_result **out,
+              copse_error *err);
 
 /* ------------------------------------------------------- final pick, result */
 

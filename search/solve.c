@@ -150,11 +150,18 @@ static int choose(s_engine *e, const tune_table *t, copse_result_info *info)
 int copse_solve(copse_model *policy, copse_verifier *verifier, const char *question,
                 const copse_solve_params *params, copse_result **out, copse_error *err)
 {
-    return solve_run(policy, verifier, question, params, 0, out, err);
+    return solve_run(policy, verifier, question, params, 0, NULL, out, err);
+}
+
+int copse_crowd_solve(copse_crowd *crowd, copse_model *policy, copse_verifier *verifier, const char *question,
+                      const copse_solve_params *params, copse_result **out, copse_error *err)
+{
+    return solve_run(policy, verifier, question, params, 0, crowd, out, err);
 }
 
 int solve_run(copse_model *policy, copse_verifier *verifier, const char *question,
-              const copse_solve_params *params, int naive, copse_result **out, copse_error *err)
+              const copse_solve_params *params, int naive, copse_crowd *crowd, copse_result **out,
+              copse_error *err)
 {
     copse_error local;
     if (!err)
@@ -182,7 +189,7 @@ int solve_run(copse_model *policy, copse_verifier *verifier, const char *questio
     s_engine e;
     int *leaves = NULL, nl = 0;
     rc = eng_open(&e, policy, verifier, question, &p, max_live,
-                  is_auto ? 0 : p.strategy == COPSE_REVISE ? p.m : 1, err);
+                  is_auto ? 0 : p.strategy == COPSE_REVISE ? p.m : 1, crowd, err);
     e.naive = naive;
     if (!rc && is_auto)
         rc = choose(&e, &t, &info);

@@ -165,7 +165,7 @@ static int generate(s_engine *e, s_branch *const *br, int n, int greedy)
             e->b.stopped = 1;
         for (int j = 0; j < cur->n && !rc; j++) {
             s_branch *b = br[cur->br[j]];
-            const float *logits = copse_get_logits(e->pc, j);
+            const float *logits = eng_logits(e, j);
             if (b->state == STEP_END) {
                 memcpy(b->logits, logits, (size_t)e->n_vocab * sizeof(float));
                 b->state = DONE;
@@ -241,7 +241,7 @@ static int score(s_engine *e, s_branch *const *br, int n)
         return rc;
     for (int j = 0; j < r->n; j++)
         if (r->want[j])
-            e->nodes[br[r->br[j]]->node].score = verifier_score(e->v, e->vc, j, e->scratch);
+            e->nodes[br[r->br[j]]->node].score = verifier_score(e->v, e->vc, e->row0 + j, e->scratch);
     return COPSE_OK;
 }
 

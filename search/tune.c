@@ -59,7 +59,7 @@ static int difficulty(copse_model *pm, copse_verifier *v, const char *question, 
                       double *d, copse_error *err)
 {
     s_engine e;
-    int rc = eng_open(&e, pm, v, question, &p->base, p->probes, 1, err);
+    int rc = eng_open(&e, pm, v, question, &p->base, p->probes, 1, NULL, err);
     if (!rc)
         rc = estimate_difficulty(&e, p->probes, d);
     eng_close(&e);

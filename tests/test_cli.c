@@ -456,41 +456,59 @@ static void cut_wall(char *json)
 }
 
 /* solve --lines: each question's JSON line is what solving it alone
-** prints; an empty line is skipped; a question too long for the context
-** gets an error line and the next one is still answered (exit status 1);
-** the text form names each question; a question on the command line is a
-** usage error. */
+** prints, with the default 8 questions at once and with two (so that a
+** finished question's place goes to the next mid-run); an empty line is
+** skipped; a question too long for the context gets an error line and
+** the next one is still answered (exit status 1); the text form names
+** each question; a question on the command line, or --parallel without
+** --lines, is a usage error. */
 START_TEST(solve_lines)
 {
     const char *copse = tu_copse_bin("solve_lines");
     if (!copse)
         return;
-    char data[1024], cmd[4096], out[65536], alone[2][16384];
+    static const char *const qs[] = { "1+1?", "", "LONG", "2+2?", "3 * 4?", "1+1?", "5-2?" };
+    enum { NQ = sizeof qs / sizeof *qs };
+    char data[1024], cmd[4096], out[65536], alone[NQ][16384];
     PRINT(data, "%s/test_cli_lines.txt", tu_build_dir());
     FILE *f = fopen(data, "w");
     ck_assert_ptr_nonnull(f);
-    fputs("1+1?\n\n", f);
-    for (int i = 0; i < 40; i++)
-        fputs("word ", f);
-    fputs("\n2+2?\n", f);
+    for (int i = 0; i < NQ; i++) {
+        if (!strcmp(qs[i], "LONG"))
+            for (int k = 0; k < 40; k++)
+                fputs("word ", f);
+        else
+            fputs(qs[i], f);
+        fputc('\n', f);
+    }
     fclose(f);
     const char *opts = "-m " MODEL " -t 1 --prm " MODEL " --prm-kind labels --n 2 --max-tokens 20 --ctx 32";
-    static const char *const qs[] = { "1+1?", "2+2?" };
-    for (int q = 0; q < 2; q++) {
+    for (int q = 0; q < NQ; q++) {
+        if (!*qs[q] || !strcmp(qs[q], "LONG"))
+            continue;
         PRINT(cmd, "'%s' solve %s --json '%s'", copse, opts, qs[q]);
         ck_assert_int_eq(tu_run(cmd, alone[q], sizeof alone[q]), 0);
         cut_wall(alone[q]);
     }
-    PRINT(cmd, "'%s' solve %s --json --lines -f '%s' 2>/dev/null", copse, opts, data);
-    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
-    char *line[4] = { 0 };
-    ck_assert_int_eq(split_lines(out, line, 4), 3);
-    ck_assert_msg(strstr(line[1], "{\"question\":\"word word") == line[1] && strstr(line[1], "\"error\":\"") &&
-                  strstr(line[1], "context"), "%s", line[1]);
-    cut_wall(line[0]);
-    cut_wall(line[2]);
-    ck_assert_str_eq(line[0], alone[0]);
-    ck_assert_str_eq(line[2], alone[1]);
+    for (int par = 0; par < 2; par++) {
+        PRINT(cmd, "'%s' solve %s --json --lines %s -f '%s' 2>/dev/null", copse, opts, par ? "--parallel 2" : "",
+              data);
+        ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
+        char *line[NQ + 1] = { 0 };
+        ck_assert_int_eq(split_lines(out, line, NQ + 1), NQ - 1);
+        for (int q = 0, l = 0; q < NQ; q++) {
+            if (!*qs[q])
+                continue;
+            if (!strcmp(qs[q], "LONG")) {
+                ck_assert_msg(strstr(line[l], "{\"question\":\"word word") == line[l] && strstr(line[l], "\"error\":\"")
+                              && strstr(line[l], "context"), "%s", line[l]);
+            } else {
+                cut_wall(line[l]);
+                ck_assert_str_eq(line[l], alone[q]);
+            }
+            l++;
+        }
+    }
 
     PRINT(cmd, "printf '2+2?\\n' | '%s' solve %s --lines", copse, opts);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
@@ -498,6 +516,9 @@ START_TEST(solve_lines)
     PRINT(cmd, "'%s' solve %s --lines '1+1?' 2>&1", copse, opts);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
     ck_assert_msg(strstr(out, "--lines reads its questions from -f FILE or stdin"), "%s", out);
+    PRINT(cmd, "'%s' solve %s --parallel 2 '1+1?' 2>&1", copse, opts);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "--parallel goes with --lines"), "%s", out);
 }
 END_TEST
 

@@ -309,6 +309,24 @@ static int csv_split(char *line, char **f, int cap)
     return n;
 }
 
+/* text without the values of its "wall_s" keys, in place. */
+static void drop_wall(char *text)
+{
+    char *w = text;
+    for (const char *r = text; *r;) {
+        if (!strncmp(r, "\"wall_s\":", 9)) {
+            r += 9;
+            while (*r && *r != ',' && *r != '}')
+                r++;
+        } else
+            *w++ = *r++;
+    }
+    *w = '\0';
+}
+
+/* The summary and per-question rows of a small study; the same rows
+** (their wall times aside) with one question at a time as with the
+** default four side by side. */
 START_TEST(command_rows)
 {
     const char *copse = have_models("command_rows");
@@ -373,6 +391,17 @@ START_TEST(command_rows)
         line3++;
     ck_assert_int_eq(lines, 33);
     ck_assert_int_eq(line3, 11);
+    snprintf(jsonl, sizeof jsonl, "%s", tu_path(tu_build_dir(), "test-eval-3.jsonl.one"));
+    snprintf(cmd, sizeof cmd, "OMP_WAIT_POLICY=passive %s eval -m " POLICY " --prm " PRM " -t 1 --data %s "
+             "--budgets 1,2,4 --run-budgets 4 --runs beam:2 --reps 8 --max-tokens 96 --jsonl %s -q --parallel 1",
+             copse, data, jsonl);
+    ck_assert_int_eq(tu_run(cmd, out, 1 << 16), 0);
+    char *one = tu_read_file(jsonl, NULL);
+    ck_assert_ptr_nonnull(one);
+    drop_wall(text);
+    drop_wall(one);
+    ck_assert_str_eq(one, text);
+    free(one);
     free(text);
     free(out);
 }

@@ -31,6 +31,7 @@
 #include "copse.h"
 #include "model.h"
 #include "attention.h"
+#include "context.h"
 #include "q8.h"
 #include "f16.h"
 
@@ -372,6 +373,58 @@ START_TEST(batch_of_branches_equals_alone)
 }
 END_TEST
 
+/*
+** A crowd of searches (search/crowd.c) merges their batches, so a row's
+** outputs must not depend on the rows beside it: a prompt decoded alone,
+** then in one batch after another sequence's prompt rows (which moves
+** where the two threads' shares of the attention begin), then on one
+** thread, gives the same logits to the bit. Loop index: a model.
+*/
+START_TEST(rows_do_not_depend_on_their_batch)
+{
+    static const char *const models[] = { "tiny-qwen2", "tiny-gemma3" };
+    copse_model *m = load(models[_i]);
+    int nv = copse_n_vocab(m);
+    enum { P = 45, OTHER = 29 };
+    int32_t tok[P + OTHER], *other = tok + P;
+    tokens(tok, P, nv, 3);
+    tokens(other, OTHER, nv, 4);
+    float *alone = malloc(sizeof(float) * (size_t)P * nv);
+    ck_assert_ptr_nonnull(alone);
+    for (int run = 0; run < 3; run++) {
+        copse_ctx *c = new_ctx_threads(m, 1, 0, run == 2 ? 1 : 2);
+        copse_seq *a = copse_seq_new(c), *x = copse_seq_new(c), *seq[P + OTHER];
+        uint8_t want[P + OTHER];
+        int n = 0;
+        if (run == 1) {
+            decode_ok(c, x, other, 7);
+            for (int i = 7; i < OTHER; i++)
+                seq[n] = x, want[n++] = COPSE_WANT_LOGITS;
+        }
+        int at = n;
+        for (int i = 0; i < P; i++)
+            seq[n] = a, want[n++] = COPSE_WANT_LOGITS;
+        int32_t btok[P + OTHER];
+        memcpy(btok, other + 7, (size_t)at * sizeof *btok);
+        memcpy(btok + at, tok, P * sizeof *btok);
+        copse_batch b = { n, seq, btok, want };
+        copse_error e;
+        ck_assert_msg(copse_decode(c, &b, &e) == COPSE_OK, "%s", e.msg);
+        for (int i = 0; i < P; i++) {
+            const float *l = copse_get_logits(c, at + i);
+            if (run == 0)
+                memcpy(alone + (size_t)i * nv, l, sizeof(float) * (size_t)nv);
+            else
+                ck_assert_msg(!memcmp(l, alone + (size_t)i * nv, sizeof(float) * (size_t)nv),
+                              "%s, run %d: position %d differs from alone", models[_i], run, i);
+        }
+        copse_ctx_free(c);
+    }
+    free(alone);
+    copse_model_free(m);
+}
+END_TEST
+
 /* -------------------------------------------------- the pool's invariants */
 
 #define PROP_SEQS 12
@@ -382,6 +435,7 @@ typedef struct prop {
     shadow     sh[PROP_SEQS];
     uint64_t   rng;
     int        n_full, n_checked;
+    kv_account acct[2];   /* with limits: new sequences go under one or the other */
 } prop;
 
 static unsigned rnd(prop *p, unsigned n)
@@ -417,6 +471,7 @@ static void extend(prop *p)
         return;
     copse_kv_stats before;
     copse_kv_stats_get(p->c, &before);
+    int used0 = p->acct[0].used, used1 = p->acct[1].used;
     copse_batch b = { n, seq, tok, NULL };
     copse_error e;
     int rc = copse_decode(p->c, &b, &e);
@@ -425,6 +480,8 @@ static void extend(prop *p)
         copse_kv_stats after;
         copse_kv_stats_get(p->c, &after);
         ck_assert_int_eq(after.blocks_used, before.blocks_used);
+        ck_assert_int_eq(p->acct[0].used, used0);
+        ck_assert_int_eq(p->acct[1].used, used1);
         for (int i = 0; i < p->n; i++) {
             p->sh[i].len = len0[i];
             ck_assert_int_eq(copse_seq_len(p->sh[i].s), len0[i]);
@@ -465,15 +522,20 @@ static void check_stats(prop *p)
 ** truncate, free. After each the invariants hold (kv_check: counts match
 ** the tables, free list exact, nothing written into a shared block) and
 ** the stats add up; after freeing everything no block is in use.
+** Loop index 1: each sequence under one of two accounts (a crowd's
+** searches), whose limits of 18 and 26 blocks fill before the pool or
+** after it; each account's count stays exact (kv_check) and a batch past
+** either limit changes nothing.
 */
 START_TEST(random_operations_keep_the_invariants)
 {
     copse_model *m = load_as("tiny-qwen2", 1);
-    prop p = { .c = new_ctx(m, 1, 40 * KV_BLOCK), .ref = new_ctx(m, 0, 0), .nv = copse_n_vocab(m), .rng = 42 };
+    prop p = { .c = new_ctx(m, 1, 40 * KV_BLOCK), .ref = new_ctx(m, 0, 0), .nv = copse_n_vocab(m), .rng = 42 + _i,
+               .acct = { { .limit = 18 }, { .limit = 26 } } };
     for (int op = 0; op < 3000; op++) {
         unsigned what = rnd(&p, 100);
         if (p.n == 0 || (what < 8 && p.n < PROP_SEQS)) {
-            p.sh[p.n].s = copse_seq_new(p.c);
+            p.sh[p.n].s = _i ? ctx_seq_new(p.c, &p.acct[rnd(&p, 2)]) : copse_seq_new(p.c);
             p.sh[p.n++].len = 0;
         } else if (what < 25 && p.n < PROP_SEQS) {
             fork_shadow(&p.sh[p.n], &p.sh[rnd(&p, (unsigned)p.n)]);
@@ -498,6 +560,12 @@ START_TEST(random_operations_keep_the_invariants)
     ck_assert_int_eq(st.tokens_stored, 0);
     ck_assert_int_le(st.peak_blocks_used, 40);
     ck_assert_int_ge(st.peak_blocks_used, 36);
+    for (int a = 0; a < 2; a++) {
+        ck_assert_int_eq(p.acct[a].used, 0);
+        ck_assert_int_eq(p.acct[a].need, 0);
+        if (_i)
+            ck_assert_int_eq(p.acct[a].peak, p.acct[a].limit);   /* each filled up */
+    }
     assert_pool_ok(p.c);
     copse_ctx_free(p.c);
     copse_ctx_free(p.ref);
@@ -782,8 +850,10 @@ static void walk_append(walk *w, int i, int n, uint64_t *rng)
 {
     copse_seq *s = &w->seq[i], *one[1] = { s };
     int need;
+    kv_account *over;
     s->n_new = n;
-    ck_assert_int_eq(kv_reserve(&w->pool, one, 1, &need), COPSE_OK);
+    ck_assert_int_eq(kv_reserve(&w->pool, one, 1, &need, &over), COPSE_OK);
+    ck_assert_ptr_null(over);
     ck_assert_int_le(need, w->pool.n_free);
     kv_prepare(s);
     for (int pos = s->len; pos < s->len + n; pos++)
@@ -1127,10 +1197,11 @@ Suite *copse_suite_kv(void)
     tcase_add_loop_test(tc, truncate_then_extend_equals_scratch, 0, N_FORK_CASES);
     tcase_add_test(tc, hidden_state_gives_the_logits);
     tcase_add_loop_test(tc, batch_of_branches_equals_alone, 0, 3 * N_MODES);
+    tcase_add_loop_test(tc, rows_do_not_depend_on_their_batch, 0, 2);
     suite_add_tcase(s, tc);
     tc = tcase_create("pool");
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, random_operations_keep_the_invariants);
+    tcase_add_loop_test(tc, random_operations_keep_the_invariants, 0, 2);
     tcase_add_loop_test(tc, branches_store_their_prompt_once, 0, 2);
     tcase_add_test(tc, full_pool_fails_cleanly);
     tcase_add_test(tc, pool_sizes_and_errors);

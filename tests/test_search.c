@@ -804,8 +804,8 @@ START_TEST(naive_baseline_same_search)
         p.revise_prompt = "\nAgain:\n";
         copse_result *a, *b;
         copse_error err;
-        ck_assert_msg(solve_run(f.pm, f.v, QUESTION, &p, 0, &a, &err) == COPSE_OK, "%s", err.msg);
-        ck_assert_msg(solve_run(f.pm, f.v, QUESTION, &p, 1, &b, &err) == COPSE_OK, "%s", err.msg);
+        ck_assert_msg(solve_run(f.pm, f.v, QUESTION, &p, 0, NULL, &a, &err) == COPSE_OK, "%s", err.msg);
+        ck_assert_msg(solve_run(f.pm, f.v, QUESTION, &p, 1, NULL, &b, &err) == COPSE_OK, "%s", err.msg);
         copse_result_info ia, ib;
         copse_result_get_info(a, &ia);
         copse_result_get_info(b, &ib);
@@ -820,6 +820,130 @@ START_TEST(naive_baseline_same_search)
         copse_result_free(a);
         copse_result_free(b);
     }
+    fx_close(&f);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ crowds */
+
+/* The searches of the crowd test: every strategy, two threads for some,
+** and one whose KV limit (kv_bytes) is too small for it. */
+static const struct crowd_case {
+    const char *question;
+    int strategy, n, m, threads;
+    uint64_t kv_bytes;
+} crowd_cases[] = {
+    { QUESTION, COPSE_BEAM, 4, 2, 1, 0 },
+    { "What is 2 + 2?", COPSE_WEIGHTED, 4, 1, 1, 0 },
+    { "What is 9 - 3?", COPSE_REVISE, 4, 2, 2, 0 },
+    { "What is 5 * 2?", COPSE_DVTS, 4, 2, 1, 0 },
+    { "Sam reads 6 pages a day. How many in 3 days?", COPSE_LOOKAHEAD, 4, 2, 2, 0 },
+    { QUESTION, COPSE_BEAM, 8, 4, 1, 6 * 8192 },   /* 6 blocks of tiny-llama */
+    { "What is 7 + 1?", COPSE_MAJORITY, 1, 1, 1, 0 },
+    { "What is 8 - 5?", COPSE_BEST_OF_N, 6, 1, 2, 0 },
+};
+#define N_CROWD (int)(sizeof crowd_cases / sizeof crowd_cases[0])
+
+typedef struct crowd_state {
+    fx            *f;
+    copse_result  *res[N_CROWD];
+    copse_error    err[N_CROWD];
+    int            rc[N_CROWD], started, fail_at;
+} crowd_state;
+
+static copse_solve_params crowd_params(int i)
+{
+    const struct crowd_case *c = &crowd_cases[i];
+    copse_solve_params p = params(c->strategy, c->n, c->m);
+    p.n_threads = c->threads;
+    p.kv_bytes = c->kv_bytes;
+    p.sampler.seed = 100 + (uint64_t)i;
+    p.revise_prompt = "\nAgain:\n";
+    return p;
+}
+
+static int crowd_job(copse_crowd *crowd, int i, void *user)
+{
+    crowd_state *st = user;
+    copse_solve_params p = crowd_params(i);
+    st->started++;
+    st->rc[i] = copse_crowd_solve(crowd, st->f->pm, st->f->v, crowd_cases[i].question, &p, &st->res[i],
+                                  &st->err[i]);
+    return i == st->fail_at ? 42 : 0;
+}
+
+/* a and b are the same search, bit for bit, but for the wall time. */
+static void assert_same_result(const copse_result *a, const copse_result *b, int i)
+{
+    copse_result_info ia, ib;
+    copse_result_get_info(a, &ia);
+    copse_result_get_info(b, &ib);
+    ck_assert_str_eq(ia.answer, ib.answer);
+    ck_assert_int_eq(ia.chosen, ib.chosen);
+    ck_assert_int_eq(ia.n_candidates, ib.n_candidates);
+    ck_assert_msg(ia.n_steps == ib.n_steps && ia.n_steps > 0, "case %d: %d steps, %d", i, ia.n_steps, ib.n_steps);
+    for (int k = 0; k < ia.n_steps; k++) {
+        copse_step x = step(a, k), y = step(b, k);
+        ck_assert_int_eq(x.n_tokens, y.n_tokens);
+        ck_assert_msg(!memcmp(x.tokens, y.tokens, (size_t)x.n_tokens * sizeof *x.tokens), "case %d step %d", i, k);
+        ck_assert_msg(memcmp(&x.score, &y.score, sizeof x.score) == 0, "case %d step %d: score %g, alone %g",
+                      i, k, (double)y.score, (double)x.score);
+        ck_assert_int_eq(x.kept, y.kept);
+    }
+    for (int k = 0; k < ia.n_candidates; k++)
+        ck_assert_str_eq(candidate(a, k).text, candidate(b, k).text);
+    copse_budget ba = ia.budget, bb = ib.budget;
+    ba.wall_s = bb.wall_s = 0;
+    ck_assert_msg(!memcmp(&ba, &bb, sizeof ba), "case %d: budgets differ (KV peak %llu, alone %llu)", i,
+                  (unsigned long long)bb.kv_peak_bytes, (unsigned long long)ba.kv_peak_bytes);
+}
+
+/*
+** A crowd's searches give what each gives alone, step for step and score
+** for score, budgets and KV peaks included, 3 of them going at once (so
+** batches merge searches at different points: prompts, steps, verifier
+** encodings), and 1 at a time: the same on their kernels whatever rows
+** share a batch. The search whose KV limit is too small fails as it
+** does alone, the others going on. A job's nonzero return stops the
+** jobs after it from starting and comes back from copse_crowd_run.
+*/
+START_TEST(crowd_searches_equal_alone)
+{
+    fx f = fx_open();
+    copse_result *alone[N_CROWD];
+    copse_error aerr[N_CROWD];
+    int arc[N_CROWD];
+    for (int i = 0; i < N_CROWD; i++) {
+        copse_solve_params p = crowd_params(i);
+        arc[i] = copse_solve(f.pm, f.v, crowd_cases[i].question, &p, &alone[i], &aerr[i]);
+    }
+    ck_assert_int_eq(arc[5], COPSE_E_KV_FULL);
+    for (int parallel = 3; parallel >= 1; parallel -= 2) {
+        crowd_state st = { .f = &f, .fail_at = -1 };
+        copse_error err;
+        ck_assert_int_eq(copse_crowd_run(N_CROWD, parallel, crowd_job, &st, &err), 0);
+        ck_assert_int_eq(st.started, N_CROWD);
+        for (int i = 0; i < N_CROWD; i++) {
+            ck_assert_int_eq(st.rc[i], arc[i]);
+            if (arc[i])
+                ck_assert_str_eq(st.err[i].msg, aerr[i].msg);
+            else
+                assert_same_result(alone[i], st.res[i], i);
+            copse_result_free(st.res[i]);
+        }
+    }
+    crowd_state st = { .f = &f, .fail_at = 1 };
+    copse_error err;
+    ck_assert_int_eq(copse_crowd_run(N_CROWD, 2, crowd_job, &st, &err), 42);
+    ck_assert_int_eq(err.code, COPSE_OK);
+    ck_assert_int_eq(st.started, 3);   /* jobs 0 and 1, and 2 in 1's place before it returned */
+    for (int i = 0; i < st.started; i++)
+        copse_result_free(st.res[i]);
+    ck_assert_int_eq(copse_crowd_run(4, 0, crowd_job, &st, &err), COPSE_E_ARG);
+    ck_assert_int_eq(copse_crowd_run(4, 2, NULL, &st, &err), COPSE_E_ARG);
+    ck_assert_int_eq(copse_crowd_run(0, 2, crowd_job, &st, &err), COPSE_OK);
+    for (int i = 0; i < N_CROWD; i++)
+        copse_result_free(alone[i]);
     fx_close(&f);
 }
 END_TEST
@@ -1035,6 +1159,7 @@ Suite *copse_suite_search(void)
     tcase_add_test(tc, token_budget_stops_exactly);
     tcase_add_test(tc, deadline_stops_after_one_batch);
     tcase_add_test(tc, naive_baseline_same_search);
+    tcase_add_test(tc, crowd_searches_equal_alone);
     tcase_add_test(tc, two_class_and_label_verifiers);
     tcase_add_test(tc, auto_follows_the_table);
     tcase_add_test(tc, tune_writes_a_table_auto_reads);
