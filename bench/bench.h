@@ -6,6 +6,7 @@
 #define COPSE_BENCH_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -49,6 +50,58 @@ static inline int bench_weights(const char *v, int *f32, int *eight)
     *f32 = !strcmp(v, "f32");
     *eight = !strcmp(v, "int8");
     return *f32 || *eight || !strcmp(v, "auto") ? 0 : -1;
+}
+
+/* An option of bench_parse: a flag (set to 1), a string, a whole number
+** in [lo, hi], or a comma-separated list of them (up to cap). */
+typedef struct bench_opt {
+    const char  *name;
+    int         *flag;
+    const char **str;
+    int         *num, lo, hi;
+    int         *list, *n_list, cap;
+} bench_opt;
+
+/* A whole number in [lo, hi] into *out; -1 if s is not one. */
+static inline int bench_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* argv by opts (ended by a NULL name): 0, or -1 for an unknown option, a
+** missing value or a bad one. */
+static inline int bench_parse(int argc, char **argv, const bench_opt *opts)
+{
+    for (int i = 1; i < argc; i++) {
+        const bench_opt *o = opts;
+        while (o->name && strcmp(o->name, argv[i]))
+            o++;
+        if (!o->name || (!o->flag && i + 1 == argc))
+            return -1;
+        const char *v = o->flag ? NULL : argv[++i];
+        if (o->flag)
+            *o->flag = 1;
+        else if (o->str)
+            *o->str = v;
+        else if (o->num && bench_int(v, o->lo, o->hi, o->num))
+            return -1;
+        else if (o->list) {
+            char buf[256], *save = NULL;
+            snprintf(buf, sizeof buf, "%s", v);
+            *o->n_list = 0;
+            for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                if (*o->n_list == o->cap || bench_int(t, o->lo, o->hi, &o->list[(*o->n_list)++]))
+                    return -1;
+            if (!*o->n_list)
+                return -1;
+        }
+    }
+    return 0;
 }
 
 #endif

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "bench.h"
 #include "copse.h"
 #include "search.h"
 
@@ -126,52 +127,18 @@ static void usage(void)
     exit(2);
 }
 
-static int number(const char *s, int lo, int hi)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi)
-        usage();
-    return (int)v;
-}
-
 static void parse(int argc, char **argv, opts *o)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--json")) {
-            o->json = 1;
-            continue;
-        }
-        if (!v)
-            usage();
-        i++;
-        if (!strcmp(a, "-m"))
-            o->policy = v;
-        else if (!strcmp(a, "--prm"))
-            o->prm = v;
-        else if (!strcmp(a, "--question"))
-            o->question = v;
-        else if (!strcmp(a, "-t"))
-            o->threads = number(v, 1, 256);
-        else if (!strcmp(a, "--reps"))
-            o->reps = number(v, 1, 100);
-        else if (!strcmp(a, "--m"))
-            o->m = number(v, 1, 64);
-        else if (!strcmp(a, "--max-steps"))
-            o->max_steps = number(v, 1, 256);
-        else if (!strcmp(a, "--step-tokens"))
-            o->step_tokens = number(v, 1, 4096);
-        else if (!strcmp(a, "--n")) {
-            char buf[128], *save = NULL;
-            snprintf(buf, sizeof buf, "%s", v);
-            o->n_n = 0;
-            for (char *t = strtok_r(buf, ",", &save); t && o->n_n < MAX_N; t = strtok_r(NULL, ",", &save))
-                o->n[o->n_n++] = number(t, 1, 4096);
-        } else
-            usage();
-    }
-    if (!o->policy || !o->prm || !o->n_n)
+    const bench_opt opt[] = {
+        { "--json", .flag = &o->json }, { "-m", .str = &o->policy }, { "--prm", .str = &o->prm },
+        { "--question", .str = &o->question }, { "-t", .num = &o->threads, .lo = 1, .hi = 256 },
+        { "--reps", .num = &o->reps, .lo = 1, .hi = 100 }, { "--m", .num = &o->m, .lo = 1, .hi = 64 },
+        { "--max-steps", .num = &o->max_steps, .lo = 1, .hi = 256 },
+        { "--step-tokens", .num = &o->step_tokens, .lo = 1, .hi = 4096 },
+        { "--n", .list = o->n, .n_list = &o->n_n, .cap = MAX_N, .lo = 1, .hi = 4096 },
+        { NULL },
+    };
+    if (bench_parse(argc, argv, opt) || !o->policy || !o->prm)
         usage();
 }
 

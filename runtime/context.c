@@ -234,7 +234,7 @@ static unsigned wants(const copse_batch *b, int i)
 ** each grows (n_new), room for the outputs. The last decode's outputs
 ** stay readable.
 */
-static int lay_out(copse_ctx *c, const copse_batch *b, int *n_distinct, copse_error *err)
+static int lay_out(copse_ctx *c, const copse_batch *b, int n_ctx, int *n_distinct, copse_error *err)
 {
     if (!b || b->n <= 0 || !b->seq || !b->token)
         return copse_fail(err, COPSE_E_ARG, "copse_decode: empty or incomplete batch");
@@ -258,9 +258,9 @@ static int lay_out(copse_ctx *c, const copse_batch *b, int *n_distinct, copse_er
         copse_seq *s = b->seq[i];
         if (s->n_new == 0)
             c->distinct[(*n_distinct)++] = s;
-        if (s->n_new >= c->n_ctx - s->len)
+        if (s->n_new >= n_ctx - s->len)
             return copse_fail(err, COPSE_E_CTX_FULL, "copse_decode: entry %d would put a sequence of %d tokens "
-                              "past the context length %d", i, s->len, c->n_ctx);
+                              "past the context length %d", i, s->len, n_ctx);
         c->rows[i] = (fwd_row){ s, s->len + s->n_new++, b->token[i], wants(b, i) };
         n_out += (c->rows[i].want & COPSE_WANT_LOGITS) != 0;
         n_hidden += (c->rows[i].want & COPSE_WANT_HIDDEN) != 0;
@@ -294,9 +294,9 @@ static int reserve_blocks(copse_ctx *c, int n, int n_distinct, int pool, copse_e
     return pool && need > c->pool.n_free ? kv_full(err, need, c->pool.n_free, c->pool.n_blocks) : COPSE_OK;
 }
 
-int ctx_decode_check(copse_ctx *c, const copse_batch *b, copse_error *err)
+int ctx_decode_check(copse_ctx *c, const copse_batch *b, int n_ctx, copse_error *err)
 {
-    int n_distinct = 0, rc = lay_out(c, b, &n_distinct, err);
+    int n_distinct = 0, rc = lay_out(c, b, n_ctx, &n_distinct, err);
     if (!rc)
         rc = reserve_blocks(c, b->n, n_distinct, 0, err);
     for (int i = 0; b && b->seq && i < b->n; i++)
@@ -337,7 +337,7 @@ int copse_decode(copse_ctx *c, const copse_batch *b, copse_error *err)
     if (!c)
         return copse_fail(err, COPSE_E_ARG, "copse_decode: ctx is NULL");
     int n_distinct = 0, rc;   /* set by lay_out; gcc for aarch64 cannot see it is */
-    if ((rc = lay_out(c, b, &n_distinct, err)) || (rc = reserve(c, b->n, n_distinct, err)))
+    if ((rc = lay_out(c, b, c->n_ctx, &n_distinct, err)) || (rc = reserve(c, b->n, n_distinct, err)))
         return rc;
     for (int i = 0; i < n_distinct; i++)
         kv_prepare(c->distinct[i]);

@@ -20,12 +20,12 @@ void ctx_free_account(copse_ctx *ctx, const kv_account *a);
 
 /*
 ** Whether copse_decode would take the batch, as far as its own sequences
-** decide: the same errors for the entries (COPSE_E_ARG), the context
-** length (COPSE_E_CTX_FULL) and the sequences' accounts (COPSE_E_KV_FULL,
-** the message a pool of the account's limit gives). The free blocks of
-** the pool are not checked. Changes no sequence; the last decode's
-** outputs stay readable.
+** decide, had the context n_ctx positions: the same errors for the
+** entries (COPSE_E_ARG), the context length (COPSE_E_CTX_FULL) and the
+** sequences' accounts (COPSE_E_KV_FULL, the message a pool of the
+** account's limit gives). The free blocks of the pool are not checked.
+** Changes no sequence; the last decode's outputs stay readable.
 */
-int ctx_decode_check(copse_ctx *ctx, const copse_batch *batch, copse_error *err);
+int ctx_decode_check(copse_ctx *ctx, const copse_batch *batch, int n_ctx, copse_error *err);
 
 #endif

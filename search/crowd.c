@@ -2,20 +2,22 @@
 ** Crowds: many searches side by side, their decodes merged (copse.h).
 **
 ** Each job runs on a thread of its own, but only while it holds the turn:
-** the caller's thread hands the turn to each ready job in slot order and
-** waits until the job hands it back, which it does when one of its
-** searches needs a decode (crowd_decode) or when it returns. Once no job
-** is ready, the decodes the jobs wait for go through each shared context
-** as one batch, on the caller's thread (so the OpenMP team that runs the
-** forward pass is always the same one), and the jobs become ready again.
-** A slot whose job returned takes the next job at once, so a new
-** question's prompt joins the batches of the questions still going.
+** the caller's thread hands the turn to a job and waits until the job
+** hands it back, which it does when one of its searches needs a decode
+** (crowd_decode) or when it returns. Once every job waits, the decodes go
+** through each shared context in batches (decode_waiting), on the
+** caller's thread (so the OpenMP team that runs the forward pass is
+** always the same one), each job getting the turn once its decode is
+** done. A slot whose job returned takes the next job in the same round,
+** so a new question's prompt joins the batches of the questions still
+** going.
 **
 ** The jobs' searches share one context per model and setting (context
 ** length, KV element, threads), each under a KV account with the limit
 ** its own pool would have had (context.h); the shared pool is as large
 ** as half the machine's memory allows, mapped lazily like any pool.
 */
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include "search.h"
 #include "model.h"
 #include "context.h"
+#include "forward.h"
 #include "error.h"
 
 enum { SLOT_FREE = 0, SLOT_READY, SLOT_WAIT, SLOT_DONE };
@@ -34,6 +37,7 @@ typedef struct slot {
     int             go;            /* the job holds the turn */
     int             state;         /* SLOT_* */
     int             job, ret;
+    int             queued;        /* decode_waiting's: 1 waiting this round, 2 in its batch */
     /* the decode it waits for, and how it went */
     copse_ctx          *ctx;
     const copse_batch  *batch;
@@ -43,7 +47,8 @@ typedef struct slot {
 
 typedef struct shared_ctx {
     const copse_model *model;
-    int                n_ctx, kv_f32, n_threads;
+    const double      *rope;     /* the angles its context length gives (model_rope_freqs) */
+    int                side, kv_f32, n_threads;
     copse_ctx         *ctx;
 } shared_ctx;
 
@@ -75,13 +80,25 @@ static uint64_t shared_bytes(const copse_model *m, int kv_f32, int limit)
     return n * block;
 }
 
-int crowd_ctx(copse_crowd *c, copse_model *m, const copse_ctx_params *p, int limit, copse_ctx **out,
+/*
+** The context length of a shared context: as long as any context of the
+** same RoPE angles, the searches' own lengths checked per decode
+** (crowd_decode), so that verifiers, whose lengths follow their
+** questions, share one.
+*/
+static int shared_n_ctx(const copse_model *m, const double *rope)
+{
+    return m->rope_inv_freq_long && rope != m->rope_inv_freq_long ? m->rope_ctx_orig : INT_MAX / 2;
+}
+
+int crowd_ctx(copse_crowd *c, copse_model *m, int side, const copse_ctx_params *p, int limit, copse_ctx **out,
               copse_error *err)
 {
-    int n_ctx = p->n_ctx ? p->n_ctx : m->info.n_ctx_train;
+    const double *rope = model_rope_freqs(m, p->n_ctx ? p->n_ctx : m->info.n_ctx_train);
     for (int i = 0; i < c->n_ctxs; i++) {
         shared_ctx *s = &c->ctxs[i];
-        if (s->model == m && s->n_ctx == n_ctx && s->kv_f32 == p->kv_f32 && s->n_threads == p->n_threads) {
+        if (s->model == m && s->side == side && s->rope == rope && s->kv_f32 == p->kv_f32 &&
+            s->n_threads == p->n_threads) {
             *out = s->ctx;
             return COPSE_OK;
         }
@@ -91,12 +108,12 @@ int crowd_ctx(copse_crowd *c, copse_model *m, const copse_ctx_params *p, int lim
         return copse_fail(err, COPSE_E_NOMEM, "copse_crowd: out of memory for a context");
     c->ctxs = grown;
     copse_ctx_params cp = *p;
-    cp.n_ctx = n_ctx;
+    cp.n_ctx = shared_n_ctx(m, rope);
     cp.kv_tokens = 0;
     cp.kv_bytes = shared_bytes(m, p->kv_f32, limit);
     int rc = copse_ctx_new(m, &cp, out, err);
     if (!rc)
-        c->ctxs[c->n_ctxs++] = (shared_ctx){ m, n_ctx, p->kv_f32, p->n_threads, *out };
+        c->ctxs[c->n_ctxs++] = (shared_ctx){ m, rope, side, p->kv_f32, p->n_threads, *out };
     return rc;
 }
 
@@ -149,12 +166,12 @@ static slot *own_slot(copse_crowd *c)
     return NULL;
 }
 
-int crowd_decode(copse_crowd *c, copse_ctx *ctx, const copse_batch *b, int *row0, copse_error *err)
+int crowd_decode(copse_crowd *c, copse_ctx *ctx, int n_ctx, const copse_batch *b, int *row0, copse_error *err)
 {
     slot *s = own_slot(c);
     if (!s)
         return copse_fail(err, COPSE_E_ARG, "copse_crowd_solve: called outside the crowd's jobs");
-    int rc = ctx_decode_check(ctx, b, err);
+    int rc = ctx_decode_check(ctx, b, n_ctx, err);
     if (rc)
         return rc;
     pthread_mutex_lock(&c->mu);
@@ -169,23 +186,45 @@ int crowd_decode(copse_crowd *c, copse_ctx *ctx, const copse_batch *b, int *row0
 
 /* ---------------------------------------------------------------- batches */
 
-/* Each context's waiting decodes as one batch, in slot order; every
-** waiting job becomes ready with its rows' place or the error. */
-static void decode_waiting(copse_crowd *c)
+/* Give s the turn; a job that returns frees its slot (its value kept in
+** *ret if the first nonzero one). */
+static void resume(copse_crowd *c, slot *s, int *ret)
 {
+    turn(c, s);
+    if (s->state == SLOT_DONE) {
+        pthread_join(s->thread, NULL);
+        s->state = SLOT_FREE;
+        if (s->ret && !*ret)
+            *ret = s->ret;
+    }
+}
+
+/*
+** The decodes the jobs wait for, and a turn for each job whose decode is
+** done, before the next decode overwrites its outputs. A context's
+** waiting decodes go as one batch of at most FWD_MAX_ROWS rows (one
+** larger goes alone), in slot order, a decode that does not fit waiting
+** for the next batch: the forward pass cuts a larger batch into runs of
+** that many rows, and a decode cut apart would not attend as it does
+** alone.
+*/
+static void decode_waiting(copse_crowd *c, int *ret)
+{
+    for (int i = 0; i < c->n_slots; i++)
+        c->slots[i].queued = c->slots[i].state == SLOT_WAIT;
     for (int i = 0; i < c->n_slots; i++) {
-        slot *lead = &c->slots[i];
-        if (lead->state != SLOT_WAIT)
+        if (!c->slots[i].queued)
             continue;
-        copse_ctx *ctx = lead->ctx;
+        copse_ctx *ctx = c->slots[i].ctx;
         copse_error err;
         int rc = COPSE_OK;
         c->merged.n = 0;
         for (int j = i; j < c->n_slots && !rc; j++) {
             slot *s = &c->slots[j];
-            if (s->state != SLOT_WAIT || s->ctx != ctx)
-                continue;
             const copse_batch *b = s->batch;
+            if (!s->queued || s->ctx != ctx || (c->merged.n && c->merged.n + b->n > FWD_MAX_ROWS))
+                continue;
+            s->queued = 2;
             s->row0 = c->merged.n;
             for (int k = 0; k < b->n && !rc; k++)   /* copse_decode's default when want is NULL */
                 if (rows_push(&c->merged, b->seq[k], b->token[k],
@@ -197,12 +236,14 @@ static void decode_waiting(copse_crowd *c)
             rc = copse_decode(ctx, &merged, &err);
         for (int j = i; j < c->n_slots; j++) {
             slot *s = &c->slots[j];
-            if (s->state != SLOT_WAIT || s->ctx != ctx)
+            if (s->queued != 2)
                 continue;
+            s->queued = 0;
             s->rc = rc;
             if (rc)
                 *s->err = err;
             s->state = SLOT_READY;
+            resume(c, s, ret);
         }
     }
 }
@@ -238,38 +279,28 @@ int copse_crowd_run(int n_jobs, int parallel, int (*job)(copse_crowd *crowd, int
         c.slots[i].crowd = &c;
         pthread_cond_init(&c.slots[i].go_cv, NULL);
     }
-    int next = 0, ret = 0;
-    for (;;) {
-        int busy = 0;
+    int next = 0, ret = 0, waiting = 1;
+    while (waiting) {
+        /* free slots take the next jobs, each running until it waits */
         for (int i = 0; i < c.n_slots; i++) {
             slot *s = &c.slots[i];
-            /* a slot whose job returns takes the next one in the same round */
-            for (;;) {
-                if (s->state == SLOT_FREE && next < n_jobs && !ret) {
-                    s->job = next;
-                    s->go = 0;
-                    if (pthread_create(&s->thread, NULL, job_main, s)) {
-                        ret = copse_fail(err, COPSE_E_NOMEM, "copse_crowd_run: cannot start a thread for job %d",
-                                         next);
-                        break;
-                    }
-                    next++;
-                    s->state = SLOT_READY;
-                }
-                if (s->state == SLOT_READY)
-                    turn(&c, s);
-                if (s->state != SLOT_DONE)
+            while (s->state == SLOT_FREE && next < n_jobs && !ret) {
+                s->job = next;
+                s->go = 0;
+                if (pthread_create(&s->thread, NULL, job_main, s)) {
+                    ret = copse_fail(err, COPSE_E_NOMEM, "copse_crowd_run: cannot start a thread for job %d", next);
                     break;
-                pthread_join(s->thread, NULL);
-                s->state = SLOT_FREE;
-                if (s->ret && !ret)
-                    ret = s->ret;
+                }
+                next++;
+                s->state = SLOT_READY;
+                resume(&c, s, &ret);
             }
-            busy |= s->state != SLOT_FREE;
         }
-        if (!busy && (next == n_jobs || ret))
-            break;
-        decode_waiting(&c);
+        waiting = 0;
+        for (int i = 0; i < c.n_slots; i++)
+            waiting |= c.slots[i].state == SLOT_WAIT;
+        if (waiting)
+            decode_waiting(&c, &ret);
     }
     crowd_free(&c);
     return ret;

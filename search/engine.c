@@ -78,7 +78,8 @@ int eng_decode(s_engine *e, copse_ctx *ctx, const s_rows *r)
         positions += copse_seq_len(r->seq[i]) + off + 1;
     }
     copse_batch b = { r->n, r->seq, r->tok, r->want };
-    int rc = e->crowd ? crowd_decode(e->crowd, ctx, &b, &e->row0, e->err) : copse_decode(ctx, &b, e->err);
+    int rc = e->crowd ? crowd_decode(e->crowd, ctx, ctx == e->pc ? e->n_ctx : e->vn_ctx, &b, &e->row0, e->err)
+                      : copse_decode(ctx, &b, e->err);
     if (rc == COPSE_E_KV_FULL) {
         char msg[sizeof e->err->msg];
         snprintf(msg, sizeof msg, "%s", e->err->msg);
@@ -214,7 +215,7 @@ static int make_ctx(s_engine *e, copse_model *m, int n_ctx, int per, int max_liv
     if (!e->crowd)
         return copse_ctx_new(m, &cp, out, e->err);
     int rc = ctx_pool_blocks(m, &cp, &e->acct[side].limit, e->err);
-    return rc ? rc : crowd_ctx(e->crowd, m, &cp, e->acct[side].limit, out, e->err);
+    return rc ? rc : crowd_ctx(e->crowd, m, side, &cp, e->acct[side].limit, out, e->err);
 }
 
 static int open_verifier(s_engine *e, const char *question, int max_live)

@@ -143,12 +143,14 @@ int *eng_path(const s_engine *e, int node, int *n);
 int  eng_open(s_engine *e, copse_model *policy, copse_verifier *v, const char *question,
               const copse_solve_params *p, int max_live, int attempts, copse_crowd *crowd, copse_error *err);
 
-/* crowd.c: the context a crowd's searches share for m under p (made with
-** a pool for the crowd, at least limit blocks, the first time); a job's
-** decode of b, merged with the other jobs' (*row0: where its entries went). */
-int  crowd_ctx(copse_crowd *c, copse_model *m, const copse_ctx_params *p, int limit, copse_ctx **out,
+/* crowd.c: the context a crowd's searches share for m as their policy
+** (side 0) or verifier (1) under p (made with a pool for the crowd, at
+** least limit blocks, the first time); a job's
+** decode of b, as in a context of n_ctx positions, merged with the other
+** jobs' (*row0: where its entries went). */
+int  crowd_ctx(copse_crowd *c, copse_model *m, int side, const copse_ctx_params *p, int limit, copse_ctx **out,
                copse_error *err);
-int  crowd_decode(copse_crowd *c, copse_ctx *ctx, const copse_batch *b, int *row0, copse_error *err);
+int  crowd_decode(copse_crowd *c, copse_ctx *ctx, int n_ctx, const copse_batch *b, int *row0, copse_error *err);
 /* Fill in the budget's wall time and KV peak. */
 void eng_budget(s_engine *e);
 /* Free everything (the nodes too unless a result took them). */

@@ -827,25 +827,36 @@ END_TEST
 /* ------------------------------------------------------------------ crowds */
 
 /* The searches of the crowd test: every strategy, two threads for some,
-** and one whose KV limit (kv_bytes) is too small for it. */
+** one whose KV limit (kv_bytes) is too small for it, and first three
+** prompts long enough (about 170 tokens) that two of them pass the rows
+** one forward pass takes (FWD_MAX_ROWS), as do the verifier's encodings
+** of two searches' 32 steps at a time. */
+#define LONG_Q "Tom has 3 apples and buys 4 more. Tom has 3 apples and buys 4 more. " \
+               "Tom has 3 apples and buys 4 more. Tom has 3 apples and buys 4 more. How many?"
 static const struct crowd_case {
     const char *question;
     int strategy, n, m, threads;
     uint64_t kv_bytes;
+    int gemma;   /* tiny-gemma3 and a value head of its own: its attention rounds by the rows a pass takes */
 } crowd_cases[] = {
-    { QUESTION, COPSE_BEAM, 4, 2, 1, 0 },
-    { "What is 2 + 2?", COPSE_WEIGHTED, 4, 1, 1, 0 },
-    { "What is 9 - 3?", COPSE_REVISE, 4, 2, 2, 0 },
-    { "What is 5 * 2?", COPSE_DVTS, 4, 2, 1, 0 },
-    { "Sam reads 6 pages a day. How many in 3 days?", COPSE_LOOKAHEAD, 4, 2, 2, 0 },
-    { QUESTION, COPSE_BEAM, 8, 4, 1, 6 * 8192 },   /* 6 blocks of tiny-llama */
-    { "What is 7 + 1?", COPSE_MAJORITY, 1, 1, 1, 0 },
-    { "What is 8 - 5?", COPSE_BEST_OF_N, 6, 1, 2, 0 },
+    { "x" LONG_Q, COPSE_WEIGHTED, 32, 1, 1, 0, 1 },
+    { "Ann has 2 pens. " LONG_Q, COPSE_BEST_OF_N, 32, 1, 1, 0, 1 },
+    { "Bo has 5 cups. " LONG_Q, COPSE_BEAM, 4, 2, 1, 0, 0 },
+    { QUESTION, COPSE_BEAM, 4, 2, 1, 0, 0 },
+    { "What is 2 + 2?", COPSE_WEIGHTED, 4, 1, 1, 0, 0 },
+    { "What is 9 - 3?", COPSE_REVISE, 4, 2, 2, 0, 0 },
+    { "What is 5 * 2?", COPSE_DVTS, 4, 2, 1, 0, 0 },
+    { "Sam reads 6 pages a day. How many in 3 days?", COPSE_LOOKAHEAD, 4, 2, 2, 0, 0 },
+    { QUESTION, COPSE_BEAM, 8, 4, 1, 6 * 8192, 0 },   /* 6 blocks of tiny-llama */
+    { "What is 7 + 1?", COPSE_MAJORITY, 1, 1, 1, 0, 0 },
+    { "What is 8 - 5?", COPSE_BEST_OF_N, 6, 1, 2, 0, 0 },
 };
 #define N_CROWD (int)(sizeof crowd_cases / sizeof crowd_cases[0])
 
 typedef struct crowd_state {
     fx            *f;
+    copse_model   *gemma;
+    copse_verifier *gemma_v;
     copse_result  *res[N_CROWD];
     copse_error    err[N_CROWD];
     int            rc[N_CROWD], started, fail_at;
@@ -867,8 +878,9 @@ static int crowd_job(copse_crowd *crowd, int i, void *user)
     crowd_state *st = user;
     copse_solve_params p = crowd_params(i);
     st->started++;
-    st->rc[i] = copse_crowd_solve(crowd, st->f->pm, st->f->v, crowd_cases[i].question, &p, &st->res[i],
-                                  &st->err[i]);
+    const struct crowd_case *c = &crowd_cases[i];
+    st->rc[i] = copse_crowd_solve(crowd, c->gemma ? st->gemma : st->f->pm, c->gemma ? st->gemma_v : st->f->v,
+                                  c->question, &p, &st->res[i], &st->err[i]);
     return i == st->fail_at ? 42 : 0;
 }
 
@@ -910,16 +922,23 @@ static void assert_same_result(const copse_result *a, const copse_result *b, int
 START_TEST(crowd_searches_equal_alone)
 {
     fx f = fx_open();
+    char args[1024];
+    copse_model *gemma = load(model_file("policy-gemma3", "--preset tiny-gemma3"));
+    snprintf(args, sizeof args, "--preset tiny-gemma3 --head value --seed 5 --vocab %s",
+             model_file("policy-gemma3", "--preset tiny-gemma3"));
+    copse_model *gemma_vm = load(model_file("prm-gemma3", args));
+    copse_verifier *gemma_v = verifier(gemma_vm, COPSE_PRM_VALUE);
     copse_result *alone[N_CROWD];
     copse_error aerr[N_CROWD];
     int arc[N_CROWD];
     for (int i = 0; i < N_CROWD; i++) {
+        const struct crowd_case *c = &crowd_cases[i];
         copse_solve_params p = crowd_params(i);
-        arc[i] = copse_solve(f.pm, f.v, crowd_cases[i].question, &p, &alone[i], &aerr[i]);
+        arc[i] = copse_solve(c->gemma ? gemma : f.pm, c->gemma ? gemma_v : f.v, c->question, &p, &alone[i], &aerr[i]);
     }
-    ck_assert_int_eq(arc[5], COPSE_E_KV_FULL);
+    ck_assert_int_eq(arc[8], COPSE_E_KV_FULL);
     for (int parallel = 3; parallel >= 1; parallel -= 2) {
-        crowd_state st = { .f = &f, .fail_at = -1 };
+        crowd_state st = { .f = &f, .gemma = gemma, .gemma_v = gemma_v, .fail_at = -1 };
         copse_error err;
         ck_assert_int_eq(copse_crowd_run(N_CROWD, parallel, crowd_job, &st, &err), 0);
         ck_assert_int_eq(st.started, N_CROWD);
@@ -932,11 +951,11 @@ START_TEST(crowd_searches_equal_alone)
             copse_result_free(st.res[i]);
         }
     }
-    crowd_state st = { .f = &f, .fail_at = 1 };
+    crowd_state st = { .f = &f, .gemma = gemma, .gemma_v = gemma_v, .fail_at = 1 };
     copse_error err;
     ck_assert_int_eq(copse_crowd_run(N_CROWD, 2, crowd_job, &st, &err), 42);
     ck_assert_int_eq(err.code, COPSE_OK);
-    ck_assert_int_eq(st.started, 3);   /* jobs 0 and 1, and 2 in 1's place before it returned */
+    ck_assert_int_eq(st.started, 2);   /* jobs 0 and 1 only */
     for (int i = 0; i < st.started; i++)
         copse_result_free(st.res[i]);
     ck_assert_int_eq(copse_crowd_run(4, 0, crowd_job, &st, &err), COPSE_E_ARG);
@@ -944,6 +963,9 @@ START_TEST(crowd_searches_equal_alone)
     ck_assert_int_eq(copse_crowd_run(0, 2, crowd_job, &st, &err), COPSE_OK);
     for (int i = 0; i < N_CROWD; i++)
         copse_result_free(alone[i]);
+    copse_verifier_free(gemma_v);
+    copse_model_free(gemma_vm);
+    copse_model_free(gemma);
     fx_close(&f);
 }
 END_TEST
