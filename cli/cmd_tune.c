@@ -20,6 +20,8 @@ static void help(void)
            "  --probes N          samples that estimate difficulty (default 2)\n"
            "  --bins N            difficulty bins (default 5)\n"
            "  --limit N           use the first N questions only\n"
+           "  --parallel N        questions searched at once, their decodes in one batch\n"
+           "                      (default 4); the table is the same for any N\n"
            "  -q, --quiet         no progress on stderr\n"
            "  -h, --help          this help\n\n"
            "and the options of copse solve that shape a search (sampling, caps, verifier):\n"
@@ -30,7 +32,7 @@ typedef struct tune_opts {
     cli_search_opts s;
     const char *data, *out;
     int budgets[16], n_budgets;
-    long probes, bins, limit;
+    long probes, bins, limit, parallel;
     int quiet;
 } tune_opts;
 
@@ -57,6 +59,8 @@ static int more(void *state, int argc, char **argv, int *i)
         return cli_parse_int(CMD, a, v, 1, 64, &o->bins) ? 2 : 1;
     else if (!strcmp(a, "--limit"))
         return cli_parse_int(CMD, a, v, 1, 1 << 24, &o->limit) ? 2 : 1;
+    else if (!strcmp(a, "--parallel"))
+        return cli_parse_int(CMD, a, v, 1, 256, &o->parallel) ? 2 : 1;
     else
         return 0;
     return 1;
@@ -121,6 +125,7 @@ int cmd_tune(int argc, char **argv)
     }
     tp.probes = o.probes ? (int)o.probes : tp.probes;
     tp.n_bins = o.bins ? (int)o.bins : tp.n_bins;
+    tp.parallel = o.parallel ? (int)o.parallel : tp.parallel;
     tp.progress = o.quiet ? NULL : progress;
     copse_error err;
     rc = copse_tune(model, v, items, n, &tp, o.out, &err);

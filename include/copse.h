@@ -540,12 +540,14 @@ int copse_solve(copse_model *policy, copse_verifier *verifier, const char *quest
 ** the deadline are shared. copse_crowd_run returns when every job has
 ** returned: 0, or the first nonzero value a job returned (no job starts
 ** after that), or COPSE_E_ARG / COPSE_E_NOMEM of its own (err says).
-** Crowds do not nest; copse_crowd_solve outside a job is COPSE_E_ARG.
+** Crowds do not nest; copse_crowd_solve with a crowd, outside its jobs,
+** is COPSE_E_ARG.
 */
 typedef struct copse_crowd copse_crowd;
 int copse_crowd_run(int n_jobs, int parallel, int (*job)(copse_crowd *crowd, int i, void *user), void *user,
                     copse_error *err);
-/* copse_solve as one of the crowd's searches (from inside its job). */
+/* copse_solve as one of the crowd's searches (from inside its job);
+** crowd NULL is copse_solve itself. */
 int copse_crowd_solve(copse_crowd *crowd, copse_model *policy, copse_verifier *verifier, const char *question,
                       const copse_solve_params *params, copse_result **out, copse_error *err);
 
@@ -567,11 +569,13 @@ typedef struct copse_tune_params {
     int   n_budgets;
     int   probes;              /* samples that estimate difficulty (counted in the budget) */
     int   n_bins;              /* difficulty bins, equally populated on the items */
-    void (*progress)(void *user, int done, int total);  /* may be NULL */
+    void (*progress)(void *user, int done, int total);  /* may be NULL; called by the crowd's
+                                                           job threads, one at a time */
     void *user;
+    int   parallel;            /* items searched side by side (a crowd); each result is its own */
 } copse_tune_params;
 
-/* Defaults: budgets 4, 16, 64; 4 probes; 5 bins. */
+/* Defaults: budgets 4, 16, 64; 2 probes; 5 bins; 4 items at once. */
 copse_tune_params copse_tune_default_params(void);
 
 /*

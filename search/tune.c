@@ -17,7 +17,7 @@ static const int default_budgets[] = { 4, 16, 64 };
 copse_tune_params copse_tune_default_params(void)
 {
     copse_tune_params p = { .base = copse_solve_default_params(), .budgets = default_budgets,
-                            .n_budgets = 3, .probes = 2, .n_bins = 5 };
+                            .n_budgets = 3, .probes = 2, .n_bins = 5, .parallel = 4 };
     return p;
 }
 
@@ -55,17 +55,6 @@ static int check(const copse_tune_item *items, int n_items, const copse_tune_par
     return bad ? copse_fail(err, COPSE_E_ARG, "copse_tune: %s", bad) : COPSE_OK;
 }
 
-static int difficulty(copse_model *pm, copse_verifier *v, const char *question, const copse_tune_params *p,
-                      double *d, copse_error *err)
-{
-    s_engine e;
-    int rc = eng_open(&e, pm, v, question, &p->base, p->probes, 1, NULL, err);
-    if (!rc)
-        rc = estimate_difficulty(&e, p->probes, d);
-    eng_close(&e);
-    return rc;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -101,34 +90,6 @@ static int make_edges(const double *d, int n, int n_bins, tune_table *t)
     return COPSE_OK;
 }
 
-/* Run one setting at one budget on every item: correct answers and policy
-** tokens per bin. */
-static int run_setting(copse_model *pm, copse_verifier *v, const copse_tune_item *items, int n_items,
-                       const int *bin, const copse_tune_params *p, setting s, int n, int *correct,
-                       double *tokens, int *done, int total, copse_error *err)
-{
-    copse_solve_params sp = p->base;
-    sp.strategy = s.strategy;
-    sp.n = n;
-    sp.m = s.m;
-    sp.k = s.k;
-    sp.pick = s.pick;
-    for (int i = 0; i < n_items; i++) {
-        copse_result *r;
-        copse_result_info info;
-        int rc = copse_solve(pm, v, items[i].question, &sp, &r, err);
-        if (rc)
-            return rc;
-        copse_result_get_info(r, &info);
-        correct[bin[i]] += answer_equal(info.answer, items[i].answer);
-        tokens[bin[i]] += (double)info.budget.policy_tokens;
-        copse_result_free(r);
-        if (p->progress)
-            p->progress(p->user, ++*done, total);
-    }
-    return COPSE_OK;
-}
-
 /* For each bin at budget: the best of the settings tried. */
 static int add_rows(tune_table *t, int budget, const int *count, const int *best_correct,
                     const int *best_setting, const setting *set)
@@ -155,7 +116,67 @@ typedef struct tuning {
     const copse_tune_params *p;
     int *bin, *count;
     int done, total;
+    /* what the items' crowd runs: their difficulty (d), or a setting (sp) */
+    double *d;
+    copse_solve_params sp;
+    int *correct;
+    double *tokens;
+    int rc;                       /* the first item's failure, whose message is in err */
+    copse_error *err;
 } tuning;
+
+/* Item i's end in a crowd job: progress, and its failure kept if the first. */
+static int item_done(tuning *tu, int rc, const copse_error *e)
+{
+    if (rc && !tu->rc) {
+        tu->rc = rc;
+        *tu->err = *e;
+    }
+    if (tu->p->progress)
+        tu->p->progress(tu->p->user, ++tu->done, tu->total);
+    return rc;
+}
+
+/* Item i's difficulty, estimated as auto does it. */
+static int probe_job(copse_crowd *crowd, int i, void *user)
+{
+    tuning *tu = user;
+    s_engine e;
+    copse_error err;
+    int rc = eng_open(&e, tu->pm, tu->v, tu->items[i].question, &tu->p->base, tu->p->probes, 1, crowd, &err);
+    if (!rc)
+        rc = estimate_difficulty(&e, tu->p->probes, &tu->d[i]);
+    eng_close(&e);
+    return item_done(tu, rc, &err);
+}
+
+/* Item i under the setting: a right answer and its policy tokens, counted for its bin. */
+static int setting_job(copse_crowd *crowd, int i, void *user)
+{
+    tuning *tu = user;
+    copse_result *r;
+    copse_error err;
+    int rc = copse_crowd_solve(crowd, tu->pm, tu->v, tu->items[i].question, &tu->sp, &r, &err);
+    if (!rc) {
+        copse_result_info info;
+        copse_result_get_info(r, &info);
+        tu->correct[tu->bin[i]] += answer_equal(info.answer, tu->items[i].answer);
+        tu->tokens[tu->bin[i]] += (double)info.budget.policy_tokens;
+        copse_result_free(r);
+    }
+    return item_done(tu, rc, &err);
+}
+
+/* job on every item, p->parallel of them side by side (a crowd). */
+static int run_items(tuning *tu, int (*job)(copse_crowd *, int, void *))
+{
+    copse_error err;
+    tu->rc = COPSE_OK;
+    int rc = copse_crowd_run(tu->n_items, tu->p->parallel > 0 ? tu->p->parallel : 1, job, tu, &err);
+    if (rc && !tu->rc)   /* the crowd's own failure */
+        *tu->err = err;
+    return rc;
+}
 
 static int tune_budget(tuning *tu, tune_table *t, int budget, copse_error *err)
 {
@@ -179,8 +200,15 @@ static int tune_budget(tuning *tu, tune_table *t, int budget, copse_error *err)
         }
         memset(correct, 0, (size_t)nb * sizeof *correct);
         memset(tokens, 0, (size_t)nb * sizeof *tokens);
-        rc = run_setting(tu->pm, tu->v, tu->items, tu->n_items, tu->bin, tu->p, set[s], n, correct, tokens,
-                         &tu->done, tu->total, err);
+        tu->sp = tu->p->base;
+        tu->sp.strategy = set[s].strategy;
+        tu->sp.n = n;
+        tu->sp.m = set[s].m;
+        tu->sp.k = set[s].k;
+        tu->sp.pick = set[s].pick;
+        tu->correct = correct;
+        tu->tokens = tokens;
+        rc = run_items(tu, setting_job);
         for (int b = 0; b < nb && !rc; b++)
             if (best_set[b] < 0 || correct[b] > best[b] || (correct[b] == best[b] && tokens[b] < best_tokens[b])) {
                 best_set[b] = s;
@@ -212,19 +240,16 @@ int copse_tune(copse_model *policy, copse_verifier *verifier, const copse_tune_i
     if (!policy)
         return copse_fail(err, COPSE_E_ARG, "copse_tune: the policy is NULL");
     tune_table t = { .probes = p.probes };
-    tuning tu = { policy, verifier, items, n_items, &p, malloc((size_t)n_items * sizeof(int)),
-                  calloc((size_t)p.n_bins, sizeof(int)), 0, 0 };
     double *d = malloc((size_t)n_items * sizeof *d);
+    tuning tu = { policy, verifier, items, n_items, &p, malloc((size_t)n_items * sizeof(int)),
+                  calloc((size_t)p.n_bins, sizeof(int)), 0, 0, .d = d, .err = err };
     int n_set = verifier ? (int)(sizeof with_verifier / sizeof *with_verifier)
                          : (int)(sizeof without_verifier / sizeof *without_verifier);
     tu.total = n_items * (1 + n_set * p.n_budgets);
     if (!d || !tu.bin || !tu.count)
         rc = copse_fail(err, COPSE_E_NOMEM, "copse_tune: out of memory");
-    for (int i = 0; i < n_items && !rc; i++) {
-        rc = difficulty(policy, verifier, items[i].question, &p, &d[i], err);
-        if (p.progress)
-            p.progress(p.user, ++tu.done, tu.total);
-    }
+    if (!rc)
+        rc = run_items(&tu, probe_job);
     if (!rc && make_edges(d, n_items, p.n_bins, &t))
         rc = copse_fail(err, COPSE_E_NOMEM, "copse_tune: out of memory");
     for (int i = 0; i < n_items && !rc; i++)

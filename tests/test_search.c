@@ -1069,8 +1069,19 @@ START_TEST(auto_follows_the_table)
 }
 END_TEST
 
+static void count_progress(void *user, int done, int total)
+{
+    int *last = user;
+    ck_assert_int_gt(done, last[0]);
+    ck_assert_int_le(done, total);
+    last[0] = done;
+    last[1] = total;
+}
+
 /* The auto table copse_tune writes: every bin, every budget, a setting
-** that fits the budget's generations after the probes. */
+** that fits the budget's generations after the probes; the same file
+** whether the items are searched one at a time or three side by side,
+** progress counting up to every run. */
 START_TEST(tune_writes_a_table_auto_reads)
 {
     fx f = fx_open();
@@ -1087,7 +1098,22 @@ START_TEST(tune_writes_a_table_auto_reads)
     char path[512];
     snprintf(path, sizeof path, "%s/test-search/tuned.txt", tu_build_dir());
     copse_error err;
+    int calls[2] = { 0, 0 };
+    tp.parallel = 1;
     ck_assert_msg(copse_tune(f.pm, f.v, items, 4, &tp, path, &err) == COPSE_OK, "%s", err.msg);
+    char *alone = tu_read_file(path, NULL);
+    ck_assert_ptr_nonnull(alone);
+    tp.parallel = 3;
+    tp.progress = count_progress;
+    tp.user = calls;
+    ck_assert_msg(copse_tune(f.pm, f.v, items, 4, &tp, path, &err) == COPSE_OK, "%s", err.msg);
+    char *crowd = tu_read_file(path, NULL);
+    ck_assert_ptr_nonnull(crowd);
+    ck_assert_str_eq(crowd, alone);
+    ck_assert_int_eq(calls[0], calls[1]);
+    ck_assert_int_eq(calls[1], 4 * (1 + 9 * 2));   /* the probes, then 9 settings at 2 budgets */
+    free(alone);
+    free(crowd);
     tune_table t;
     ck_assert_msg(table_load(path, &t, &err) == COPSE_OK, "%s", err.msg);
     ck_assert_int_eq(t.probes, 2);
