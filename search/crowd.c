@@ -62,6 +62,8 @@ struct copse_crowd {
     shared_ctx     *ctxs;
     int             n_ctxs;
     s_rows          merged;        /* one context's waiting decodes */
+    int             inline_jobs;   /* one at a time: the jobs run on the caller's thread */
+    pthread_t       caller;
 };
 
 /* ------------------------------------------------------------- contexts */
@@ -168,12 +170,13 @@ static slot *own_slot(copse_crowd *c)
 
 int crowd_decode(copse_crowd *c, copse_ctx *ctx, int n_ctx, const copse_batch *b, int *row0, copse_error *err)
 {
-    slot *s = own_slot(c);
-    if (!s)
+    slot *s = c->inline_jobs ? NULL : own_slot(c);
+    if (!s && !(c->inline_jobs && pthread_equal(pthread_self(), c->caller)))
         return copse_fail(err, COPSE_E_ARG, "copse_crowd_solve: called outside the crowd's jobs");
     int rc = ctx_decode_check(ctx, b, n_ctx, err);
-    if (rc)
-        return rc;
+    *row0 = 0;
+    if (rc || !s)
+        return rc ? rc : copse_decode(ctx, b, err);
     pthread_mutex_lock(&c->mu);
     s->ctx = ctx;
     s->batch = b;
@@ -279,7 +282,11 @@ int copse_crowd_run(int n_jobs, int parallel, int (*job)(copse_crowd *crowd, int
         c.slots[i].crowd = &c;
         pthread_cond_init(&c.slots[i].go_cv, NULL);
     }
-    int next = 0, ret = 0, waiting = 1;
+    int next = 0, ret = 0, waiting = c.n_slots > 1;
+    c.inline_jobs = c.n_slots == 1;
+    c.caller = pthread_self();
+    for (; c.inline_jobs && next < n_jobs && !ret; next++)   /* nothing to merge: no threads, no turns */
+        ret = job(&c, next, user);
     while (waiting) {
         /* free slots take the next jobs, each running until it waits */
         for (int i = 0; i < c.n_slots; i++) {
