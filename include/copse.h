@@ -540,8 +540,10 @@ int copse_solve(copse_model *policy, copse_verifier *verifier, const char *quest
 ** the deadline are shared. copse_crowd_run returns when every job has
 ** returned: 0, or the first nonzero value a job returned (no job starts
 ** after that), or COPSE_E_ARG / COPSE_E_NOMEM of its own (err says).
-** Crowds do not nest; copse_crowd_solve with a crowd, outside its jobs,
-** is COPSE_E_ARG.
+** The crowd keeps a context per model it has seen until it returns, so
+** models and verifiers given to copse_crowd_solve must outlive
+** copse_crowd_run. Crowds do not nest; copse_crowd_solve with a crowd,
+** outside its jobs, is COPSE_E_ARG.
 */
 typedef struct copse_crowd copse_crowd;
 int copse_crowd_run(int n_jobs, int parallel, int (*job)(copse_crowd *crowd, int i, void *user), void *user,
