@@ -168,11 +168,14 @@ static slot *own_slot(copse_crowd *c)
     return NULL;
 }
 
+int crowd_member(copse_crowd *c)
+{
+    return c->inline_jobs ? pthread_equal(pthread_self(), c->caller) : own_slot(c) != NULL;
+}
+
 int crowd_decode(copse_crowd *c, copse_ctx *ctx, int n_ctx, const copse_batch *b, int *row0, copse_error *err)
 {
     slot *s = c->inline_jobs ? NULL : own_slot(c);
-    if (!s && !(c->inline_jobs && pthread_equal(pthread_self(), c->caller)))
-        return copse_fail(err, COPSE_E_ARG, "copse_crowd_solve: called outside the crowd's jobs");
     int rc = ctx_decode_check(ctx, b, n_ctx, err);
     *row0 = 0;
     if (rc || !s)

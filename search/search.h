@@ -151,6 +151,8 @@ int  eng_open(s_engine *e, copse_model *policy, copse_verifier *v, const char *q
 int  crowd_ctx(copse_crowd *c, copse_model *m, int side, const copse_ctx_params *p, int limit, copse_ctx **out,
                copse_error *err);
 int  crowd_decode(copse_crowd *c, copse_ctx *ctx, int n_ctx, const copse_batch *b, int *row0, copse_error *err);
+/* Whether the calling thread runs one of c's jobs (crowd_decode's callers must). */
+int  crowd_member(copse_crowd *c);
 /* Fill in the budget's wall time and KV peak. */
 void eng_budget(s_engine *e);
 /* Free everything (the nodes too unless a result took them). */

@@ -172,6 +172,8 @@ int solve_run(copse_model *policy, copse_verifier *verifier, const char *questio
     *out = NULL;
     if (!policy || !question)
         return copse_fail(err, COPSE_E_ARG, "copse_solve: %s is NULL", policy ? "the question" : "the policy");
+    if (crowd && !crowd_member(crowd))
+        return copse_fail(err, COPSE_E_ARG, "copse_crowd_solve: called outside the crowd's jobs");
     if (!question[strspn(question, " \t\r\n")])   /* the model would answer a question of its own */
         return copse_fail(err, COPSE_E_ARG, "copse_solve: the question is empty");
     copse_solve_params p = params ? *params : copse_solve_default_params();

@@ -10,6 +10,7 @@
 ** two-class PRM of another shape and vocabulary.
 */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -884,6 +885,34 @@ static int crowd_job(copse_crowd *crowd, int i, void *user)
     return i == st->fail_at ? 42 : 0;
 }
 
+/* A thread of its own asking a crowd to solve: not one of its jobs. */
+typedef struct stray {
+    copse_crowd *crowd;
+    fx          *f;
+    int          rc;
+} stray;
+
+static void *stray_main(void *arg)
+{
+    stray *st = arg;
+    copse_solve_params p = params(COPSE_MAJORITY, 1, 1);
+    copse_result *r = NULL;
+    copse_error err;
+    st->rc = copse_crowd_solve(st->crowd, st->f->pm, NULL, QUESTION, &p, &r, &err);
+    copse_result_free(r);
+    return NULL;
+}
+
+static int stray_job(copse_crowd *crowd, int i, void *user)
+{
+    stray *st = user;
+    pthread_t t;
+    st[i].crowd = crowd;
+    ck_assert_int_eq(pthread_create(&t, NULL, stray_main, &st[i]), 0);
+    pthread_join(t, NULL);
+    return 0;
+}
+
 /* a and b are the same search, bit for bit, but for the wall time. */
 static void assert_same_result(const copse_result *a, const copse_result *b, int i)
 {
@@ -958,6 +987,12 @@ START_TEST(crowd_searches_equal_alone)
     ck_assert_int_eq(st.started, 2);   /* jobs 0 and 1 only */
     for (int i = 0; i < st.started; i++)
         copse_result_free(st.res[i]);
+    stray strays[2] = { { .f = &f }, { .f = &f } };   /* a crowd of one, then of two */
+    for (int parallel = 1; parallel <= 2; parallel++) {
+        ck_assert_int_eq(copse_crowd_run(parallel, parallel, stray_job, strays, &err), 0);
+        for (int i = 0; i < parallel; i++)
+            ck_assert_int_eq(strays[i].rc, COPSE_E_ARG);
+    }
     ck_assert_int_eq(copse_crowd_run(4, 0, crowd_job, &st, &err), COPSE_E_ARG);
     ck_assert_int_eq(copse_crowd_run(4, 2, NULL, &st, &err), COPSE_E_ARG);
     ck_assert_int_eq(copse_crowd_run(0, 2, crowd_job, &st, &err), COPSE_OK);
