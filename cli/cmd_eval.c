@@ -172,8 +172,8 @@ typedef struct split {
     int         tuning;          /* the split compute-optimal is tuned on */
     cli_item   *items;
     int         n_items;
-    int        *order;           /* items run, in the order they run */
-    int         n;
+    int        *order;           /* items run, in the order they start */
+    int         n, done;
     double     *pass, *pred;     /* oracle pass rate, predicted difficulty */
     int        *oracle_bin, *prm_bin;
     eval_cell  *cells;           /* [n][n_set][n_budget] */
@@ -349,14 +349,16 @@ static int run_greedy(const runner *r, split *sp, int q, int s, const copse_solv
     return run_one(r, &sp->items[sp->order[q]], m, NULL, &gp, 1, cell(r, sp, q, s, 0));
 }
 
-static void progress(runner *r, const split *sp, int q, double took)
+/* A question is done: how many of its split are (side by side, they end
+** in any order), which it was, and the time left at the pace so far. */
+static void progress(runner *r, split *sp, int q, double took)
 {
     const cli_item *it = &sp->items[sp->order[q]];
     double el = cli_now() - r->t0, eta = ++r->done < r->total ? el / r->done * (r->total - r->done) : 0;
     if (!r->o->quiet)
         fprintf(stderr, "copse eval: %s %d/%d (line %d, level %d) %.1f s; elapsed %dm%02ds, ETA %dm%02ds\n",
-                sp->name, q + 1, sp->n, it->line, it->level, took, (int)el / 60, (int)el % 60, (int)eta / 60,
-                (int)eta % 60);
+                sp->name, ++sp->done, sp->n, it->line, it->level, took, (int)el / 60, (int)el % 60,
+                (int)eta / 60, (int)eta % 60);
 }
 
 /* Everything question q of the split runs: a job of the split's crowd. */
