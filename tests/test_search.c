@@ -1168,6 +1168,10 @@ START_TEST(tune_writes_a_table_auto_reads)
     ck_assert_int_eq(in.strategy, row->strategy);
     ck_assert_int_eq(in.n, strategy_fit(row->strategy, row->m, 4));
     table_free(&t);
+    tp.progress = NULL;
+    items[2].question = LONG_Q LONG_Q;   /* longer than the context: its probe fails, and so does tuning */
+    ck_assert_int_eq(copse_tune(f.pm, f.v, items, 4, &tp, path, &err), COPSE_E_CTX_FULL);
+    ck_assert_msg(strstr(err.msg, "the prompt has") && strstr(err.msg, "the context holds 256"), "%s", err.msg);
     items[0].answer = NULL;
     ck_assert_int_eq(copse_tune(f.pm, f.v, items, 4, &tp, path, &err), COPSE_E_ARG);
     finish(&f, r, &in);
