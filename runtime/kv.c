@@ -193,8 +193,12 @@ int kv_reserve(kv_pool *p, copse_seq *const *seqs, int n, int *need, kv_account 
     for (int i = 0; i < n; i++) {
         const copse_seq *s = seqs[i];
         int grow = blocks_for(s->len + s->n_new) - s->n_blocks;
-        if (reserve_table(seqs[i], s->n_blocks + grow))
+        if (reserve_table(seqs[i], s->n_blocks + grow)) {
+            for (int j = 0; j < i; j++)
+                kv_account_clear(seqs[j]->acct);
+            *over = NULL;
             return COPSE_E_NOMEM;
+        }
         total += grow;
         charge(s->acct, grow, over);
     }

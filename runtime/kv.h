@@ -101,7 +101,8 @@ void kv_truncate(copse_seq *s, int n);
 ** the new positions go to held by that sequence alone. *over is the first
 ** account the appends would take past its limit, its need the blocks
 ** they would take under it (for the message), or NULL; the caller then
-** clears that need with kv_account_clear.
+** clears that need with kv_account_clear. COPSE_E_NOMEM leaves every
+** need at 0.
 */
 int  kv_reserve(kv_pool *p, copse_seq *const *seqs, int n, int *need, kv_account **over);
 static inline void kv_account_clear(kv_account *a)
