@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include "search_opts.h"
 
 static const char *CMD = "solve";
@@ -19,8 +20,9 @@ static void help(void)
            "  --lines             one question per line (of FILE or stdin), each answered as it\n"
            "                      would be alone, the models loaded once: typed at a terminal,\n"
            "                      a tutor's session; with --json, one object per line\n"
-           "  --parallel N        --lines from a file or pipe: questions searched at once, their\n"
-           "                      decodes in one batch (default 8); answers still in line order\n"
+           "  --parallel N        --lines from a file: questions searched at once, their decodes\n"
+           "                      in one batch (default 8); answers still in line order (from a\n"
+           "                      pipe each is answered as it comes)\n"
            "  -h, --help          this help\n\n"
            "example: copse solve -m models/math-policy-f16.gguf --prm models/math-prm-f16.gguf \\\n"
            "           --strategy beam --n 16 --m 4 \"Nora has 9 beads. ...\"\n");
@@ -356,8 +358,10 @@ static int solve_crowd(const solve_opts *o, copse_model *model, copse_verifier *
 ** --lines: a question per line, each solved with the same options (and so
 ** the same seed) as alone. A question that fails is reported and the rest
 ** go on; in JSON an object with its error message keeps one line out per
-** line in. At a terminal each question is answered as it is typed; from
-** a file or pipe, --parallel of them go at once (solve_crowd).
+** line in. From a file (-f, or stdin redirected from one), --parallel of
+** them go at once (solve_crowd). From a pipe or a terminal each is
+** answered as it comes: a program that writes a question and waits for
+** its answer must get it before the next line or the end of the input.
 ** Results are flushed as they come, for a reader at a terminal or a pipe.
 */
 static int solve_lines(const solve_opts *o, copse_model *model, copse_verifier *v)
@@ -365,14 +369,16 @@ static int solve_lines(const solve_opts *o, copse_model *model, copse_verifier *
     FILE *in = o->file ? fopen(o->file, "r") : stdin;
     if (!in)
         return cli_error(CMD, "cannot read the questions from %s", o->file);
-    int failed = 0, n = 0;
-    if (o->file || !isatty(STDIN_FILENO)) {
+    struct stat st;
+    int failed = 0, n = 0, ask = !o->file && isatty(STDIN_FILENO);
+    if (fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode)) {
         failed = solve_crowd(o, model, v, in);
     } else {
         char *line = NULL;
         size_t cap = 0;
         for (;;) {
-            fputs("question> ", stderr);
+            if (ask)
+                fputs("question> ", stderr);
             ssize_t len = getline(&line, &cap, in);
             if (len < 0)
                 break;
@@ -385,7 +391,8 @@ static int solve_lines(const solve_opts *o, copse_model *model, copse_verifier *
             failed |= solve_one(o, NULL, model, v, line);
             fflush(stdout);
         }
-        fputc('\n', stderr);
+        if (ask)
+            fputc('\n', stderr);
         free(line);
     }
     if (in != stdin)

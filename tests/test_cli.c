@@ -460,7 +460,8 @@ static void cut_wall(char *json)
 ** finished question's place goes to the next mid-run); an empty line is
 ** skipped; a question too long for the context gets an error line and
 ** the next one is still answered (exit status 1); the text form names
-** each question; a question on the command line, or --parallel without
+** each question; from a pipe each question is answered before the next
+** arrives; a question on the command line, or --parallel without
 ** --lines, is a usage error. */
 START_TEST(solve_lines)
 {
@@ -513,6 +514,14 @@ START_TEST(solve_lines)
     PRINT(cmd, "printf '2+2?\\n' | '%s' solve %s --lines", copse, opts);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "question: 2+2?\nanswer: ") == out, "%s", out);
+    /* from a pipe, an answer comes before the next question does: a client
+    ** that waits for it before writing more gets it */
+    PRINT(cmd, "d='%s'; rm -f \"$d/pipe.out\" \"$d/pipe.ok\"; { echo '2+2?'; for i in $(seq 200); do "
+          "grep -q '^answer:' \"$d/pipe.out\" 2>/dev/null && touch \"$d/pipe.ok\" && break; sleep 0.05; done; "
+          "echo '3 * 4?'; } | '%s' solve %s --lines > \"$d/pipe.out\" && test -f \"$d/pipe.ok\" && "
+          "grep -c '^answer:' \"$d/pipe.out\"", tu_build_dir(), copse, opts);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    ck_assert_str_eq(out, "2\n");
     PRINT(cmd, "'%s' solve %s --lines '1+1?' 2>&1", copse, opts);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
     ck_assert_msg(strstr(out, "--lines reads its questions from -f FILE or stdin"), "%s", out);
