@@ -70,11 +70,12 @@ static uint64_t rnd64(void)
     return rng;
 }
 
-/* Random weights in Q8_0 form, or Q4_0 with four_bit, packed for tier k
-** (Q4_0 keeping its 4 bits). */
-static q8_weights *random_weights(const q8_kernels *k, int n, int K, int four_bit)
+/* Random weights of bits: Q8_0, Q4_0 or Q5_0 blocks packed for tier k
+** (Q4_0 and Q5_0 keeping their 4 and 5 bits). */
+static q8_weights *random_weights(const q8_kernels *k, int n, int K, int bits)
 {
-    size_t size = four_bit ? 18 : 34, nblk = (size_t)n * K / Q8_BLOCK, bytes = nblk * size;
+    uint32_t type = bits == 4 ? GGML_TYPE_Q4_0 : bits == 5 ? GGML_TYPE_Q5_0 : GGML_TYPE_Q8_0;
+    size_t size = ggml_type_nbytes(type, Q8_BLOCK), nblk = (size_t)n * K / Q8_BLOCK, bytes = nblk * size;
     uint8_t *blocks = malloc(bytes + 8);
     q8_weights *W = NULL;
     copse_error err;
@@ -91,7 +92,7 @@ static q8_weights *random_weights(const q8_kernels *k, int n, int K, int four_bi
         blocks[b * size] = (uint8_t)d;
         blocks[b * size + 1] = (uint8_t)(d >> 8);
     }
-    gguf_tensor t = { .name = "bench", .type = four_bit ? GGML_TYPE_Q4_0 : GGML_TYPE_Q8_0,
+    gguf_tensor t = { .name = "bench", .type = type,
                       .n_dims = 2, .ne = { K, n, 1, 1 }, .data = blocks };
     if (q8_weights_from_tensor(k, &t, 1, &W, &err)) {
         fprintf(stderr, "bench-kernels: %s\n", err.msg);
@@ -302,7 +303,7 @@ static void measure(const char *model, const q8_kernels *k, int threads, const c
 #define MAX_BATCH 8
 
 typedef struct options {
-    int json, quick, threads[2], n_threads, four_bit;
+    int json, quick, threads[2], n_threads, bits;
     int batch[MAX_BATCH], n_batch;   /* M of the step cases */
     const char *tiers, *models, *cases;
 } options;
@@ -327,9 +328,9 @@ static void bench_model(const model_shape *m, const q8_kernels *k, const options
         for (int i = 0; i < N_LAYER_MATS; i++) {
             int n, K;
             mat_shape(m, i, &n, &K);
-            all[l * N_LAYER_MATS + i] = random_weights(k, n, K, o->four_bit);
+            all[l * N_LAYER_MATS + i] = random_weights(k, n, K, o->bits);
         }
-    all[n_all - 1] = random_weights(k, m->vocab, m->dim, o->four_bit);   /* output */
+    all[n_all - 1] = random_weights(k, m->vocab, m->dim, o->bits);   /* output */
     int gemm_tokens = strcmp(k->name, "scalar") == 0 ? 16 : 512;
 
     for (int ti = 0; ti < o->n_threads; ti++) {
@@ -407,10 +408,10 @@ static double fraction_now(const result *r)
     return p > 0 ? r->ops / r->seconds / 1e9 / p : 0;
 }
 
-static void print_json(int four_bit)
+static void print_json(int bits)
 {
     printf("{\n  \"weight_bits\": %d,\n  \"read_gbps_this_run\": [%.4g, %.4g],\n  \"peak_gops_this_run\": {",
-           four_bit ? 4 : 8, read_now[0], read_now[1]);
+           bits, read_now[0], read_now[1]);
     for (size_t i = 0, n = 0; i < sizeof peak_loops / sizeof *peak_loops; i++)
         if (peak_now[i][0] > 0 || peak_now[i][1] > 0)
             printf("%s\"%s\": [%.4g, %.4g]", n++ ? ", " : "", peak_loops[i].tier, peak_now[i][0], peak_now[i][1]);
@@ -445,7 +446,7 @@ static void print_per_thread(const double v[2], int decimals)
 }
 
 /* One row per case and thread count, one column per tier. */
-static void print_markdown(int four_bit)
+static void print_markdown(int bits)
 {
     const char *tiers[8];
     int nt = 0;
@@ -459,7 +460,7 @@ static void print_markdown(int four_bit)
     printf("int8 kernels%s: GOPS (decode: GB/s of weights), in brackets the fraction of the "
            "ceiling\nof PEERS.md's machine / of this one, measured in this run: the int8 peak "
            "of the tier\n(PEERS.md; here its multiply-add instruction alone, GOPS at 1/2 threads:",
-           four_bit ? " with 4-bit weights" : "");
+           bits == 4 ? " with 4-bit weights" : bits == 5 ? " with 5-bit weights" : "");
     int n_peaks = 0;
     for (size_t i = 0; i < sizeof peak_loops / sizeof *peak_loops; i++)
         if (peak_now[i][0] > 0 || peak_now[i][1] > 0) {
@@ -531,6 +532,7 @@ static void usage(FILE *f)
             "  --json          JSON instead of a markdown table\n"
             "  --quick         shorter runs (noisier)\n"
             "  --4bit          4-bit weights (random Q4_0 blocks kept as nibbles), not int8\n"
+            "  --5bit          5-bit weights (random Q5_0 blocks kept as they are), not int8\n"
             "  --tiers LIST    comma-separated tiers (default: every supported one but scalar,\n"
             "                  whose gemm cases run 16 tokens instead of 512)\n"
             "  --models LIST   smol,qwen05 (default both)\n"
@@ -561,6 +563,7 @@ static int parse_args(int argc, char **argv, options *o)
     o->threads[0] = 1;
     o->threads[1] = 2;
     o->n_threads = 2;
+    o->bits = 8;
     o->batch[0] = 16;
     o->n_batch = 1;
     for (int i = 1; i < argc; i++) {
@@ -572,8 +575,8 @@ static int parse_args(int argc, char **argv, options *o)
             o->json = 1;
         } else if (!strcmp(a, "--quick")) {
             o->quick = 1;
-        } else if (!strcmp(a, "--4bit")) {
-            o->four_bit = 1;
+        } else if (!strcmp(a, "--4bit") || !strcmp(a, "--5bit")) {
+            o->bits = a[2] - '0';
         } else if (!strcmp(a, "--tiers") && i + 1 < argc) {
             o->tiers = argv[++i];
         } else if (!strcmp(a, "--cases") && i + 1 < argc) {
@@ -632,9 +635,9 @@ int main(int argc, char **argv)
         return 1;
     }
     if (o.json)
-        print_json(o.four_bit);
+        print_json(o.bits);
     else
-        print_markdown(o.four_bit);
+        print_markdown(o.bits);
     free(results);
     return 0;
 }

@@ -266,8 +266,8 @@ static void usage(FILE *f)
             "  --pp N          prompt tokens (default 512; 0 skips)\n"
             "  --tg N          generated tokens (default 128; 0 skips)\n"
             "  --reps N        measured runs of each, the best reported (default 5)\n"
-            "  --weights W     auto (default: int8, 4-bit matrices as in the file), int8\n"
-            "                  (the 4-bit ones as int8 too) or f32\n"
+            "  --weights W     auto (default: int8, 4- and 5-bit matrices as in the file), int8\n"
+            "                  (those as int8 too) or f32\n"
             "  --vs-weights W  also run copse with weights W, taking turns, with the ratios\n"
             "  --json          JSON instead of a markdown table\n"
             "LLAMA_BENCH=path/to/llama-bench runs llama.cpp on the same files.\n"
@@ -368,8 +368,8 @@ int main(int argc, char **argv)
         for (int t = 0; t < o.n_threads; t++) {
             result *r = &res[n++];
             r->file = argv[fi];
-            snprintf(r->kernels, sizeof r->kernels, "%s%s", info.isa ? info.isa : "f32",
-                     info.n_matrices_4bit ? "+4bit" : "");
+            snprintf(r->kernels, sizeof r->kernels, "%s%s%s", info.isa ? info.isa : "f32",
+                     info.n_matrices_4bit ? "+4bit" : "", info.n_matrices_5bit ? "+5bit" : "");
             r->threads = o.threads[t];
             r->matrix_bytes = (double)model_matrix_bytes(m[0]);
             r->read_gbps = gbps[t];

@@ -59,15 +59,21 @@ static void decode_q8_0(const uint8_t *b, uint64_t n, float *y)
 ** is bit j (resp. j + 16) of a little-endian u32. Signed ones (_0) are
 ** offset by half their range; _1 ones add a per-block minimum m.
 */
+static void nibbles_01(const uint8_t *qs, uint32_t qh, uint8_t *u)
+{
+    for (int j = 0; j < 16; j++) {
+        u[j] = (uint8_t)((qs[j] & 0xF) | ((qh >> j) << 4 & 0x10));
+        u[j + 16] = (uint8_t)((qs[j] >> 4) | ((qh >> (j + 12)) & 0x10));
+    }
+}
+
 static void decode_nibbles(const uint8_t *qs, uint32_t qh, int offset, float d, float m, int has_m,
                            float *y)
 {
-    for (int j = 0; j < 16; j++) {
-        int x0 = ((qs[j] & 0xF) | (int)((qh >> j) << 4 & 0x10)) - offset;
-        int x1 = ((qs[j] >> 4) | (int)((qh >> (j + 12)) & 0x10)) - offset;
-        y[j] = has_m ? (float)x0 * d + m : (float)x0 * d;
-        y[j + 16] = has_m ? (float)x1 * d + m : (float)x1 * d;
-    }
+    uint8_t u[32];
+    nibbles_01(qs, qh, u);
+    for (int j = 0; j < 32; j++)
+        y[j] = has_m ? (float)(u[j] - offset) * d + m : (float)(u[j] - offset) * d;
 }
 
 /* Q4_0: f16 d, 16 bytes of nibbles; x = (q - 8) d. */
@@ -312,66 +318,59 @@ void dequant_int8(uint32_t type, const void *data, uint64_t first, uint64_t n, u
             continue;
         }
         /* the layout decode_nibbles and decode_iq4 read */
-        uint32_t qh = type == GGML_TYPE_Q5_0 ? le32(b + 2) : 0;
-        const uint8_t *qs = b + (type == GGML_TYPE_Q5_0 ? 6 : 2);
-        for (int j = 0; j < 16; j++) {
-            int lo = qs[j] & 0xF, hi = qs[j] >> 4;
-            if (type == GGML_TYPE_IQ4_NL) {
-                q[j] = iq4_levels[lo];
-                q[j + 16] = iq4_levels[hi];
-            } else {
-                int off = type == GGML_TYPE_Q5_0 ? 16 : 8;
-                q[j] = (int8_t)((lo | (int)((qh >> j) << 4 & 0x10)) - off);
-                q[j + 16] = (int8_t)((hi | (int)((qh >> (j + 12)) & 0x10)) - off);
-            }
-        }
+        int q5 = type == GGML_TYPE_Q5_0;
+        uint8_t u[32];
+        nibbles_01(b + (q5 ? 6 : 2), q5 ? le32(b + 2) : 0, u);
+        for (int j = 0; j < 32; j++)
+            q[j] = type == GGML_TYPE_IQ4_NL ? iq4_levels[u[j]] : (int8_t)(u[j] - (q5 ? 16 : 8));
     }
 }
 
-/* ------------------------------------------------------ 4-bit, undecoded */
+/* ------------------------------------------------- 4 and 5 bits, undecoded */
 
 /*
 ** Q4_0's (u - 8) d is d u - 8 d exactly: d u and 8 d are exact (d has 11
-** significant bits, u 4), and so is their difference. Q4_1's u d + m is
-** u d - (-m). Q4_K's d1 u - m1 is already that form, d1 = d * sc with sc
-** a 6-bit integer (exact in fp16).
+** significant bits, u 4), and so is their difference; Q5_0's (u - 16) d
+** likewise (u 5 bits). The _1 types' u d + m is u d - (-m). The K types'
+** d1 u - m1 is already that form, d1 = d * sc with sc a 6-bit integer
+** (exact in fp16).
 */
-static void nibbles_q4_01(const uint8_t *qs, uint8_t *u)
+int dequant_nibble_bits(uint32_t type)
 {
-    for (int j = 0; j < 16; j++) {
-        u[j] = qs[j] & 0xF;
-        u[j + 16] = qs[j] >> 4;
+    switch (type) {
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q4_K: return 4;
+    case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1: case GGML_TYPE_Q5_K: return 5;
+    default: return 0;
     }
-}
-
-int dequant_nibbles_supported(uint32_t type)
-{
-    return type == GGML_TYPE_Q4_0 || type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q4_K;
 }
 
 void dequant_nibbles(uint32_t type, const void *data, uint64_t first, uint64_t n,
                      nibble_scale *sc, uint8_t *u)
 {
     const uint8_t *b = (const uint8_t *)data + ggml_type_nbytes(type, first);
-    if (type == GGML_TYPE_Q4_0 || type == GGML_TYPE_Q4_1) {
-        int has_m = type == GGML_TYPE_Q4_1;
-        for (uint64_t i = 0; i < n / 32; i++, b += has_m ? 20 : 18, u += 32) {
+    uint64_t size = ggml_type_nbytes(type, ggml_type_block(type));
+    if (type != GGML_TYPE_Q4_K && type != GGML_TYPE_Q5_K) {
+        int has_m = type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q5_1, fifth = dequant_nibble_bits(type) == 5;
+        for (uint64_t i = 0; i < n / 32; i++, b += size, u += 32) {
             uint16_t d = (uint16_t)(b[0] | b[1] << 8);
             sc[i] = has_m ? (nibble_scale){ 1.0f, -1.0f, d, (uint16_t)(b[2] | b[3] << 8) }
-                          : (nibble_scale){ 1.0f, 8.0f, d, d };
-            nibbles_q4_01(b + (has_m ? 4 : 2), u);
+                          : (nibble_scale){ 1.0f, fifth ? 16.0f : 8.0f, d, d };
+            const uint8_t *q = b + 2 + 2 * has_m;
+            nibbles_01(q + 4 * fifth, fifth ? le32(q) : 0, u);
         }
         return;
     }
-    for (uint64_t i = 0; i < n / 32; b += 144) {   /* Q4_K, as decode_k45 */
+    int fifth = type == GGML_TYPE_Q5_K;
+    for (uint64_t i = 0; i < n / 32; b += size) {   /* as decode_k45 */
         float d = f16_at(b), dmin = f16_at(b + 2);
-        const uint8_t *ql = b + 16;
+        const uint8_t *qh = b + 16, *ql = b + (fifth ? 48 : 16);
         for (int j = 0; j < 8; j++, i++, u += 32) {
             int s, m;
             scale_min_k4(b + 4, j, &s, &m);
             sc[i] = (nibble_scale){ d, dmin, copse_f32_to_f16((float)s), copse_f32_to_f16((float)m) };
             for (int l = 0; l < 32; l++)
-                u[l] = j % 2 ? ql[32 * (j / 2) + l] >> 4 : ql[32 * (j / 2) + l] & 0xF;
+                u[l] = (uint8_t)((j % 2 ? ql[32 * (j / 2) + l] >> 4 : ql[32 * (j / 2) + l] & 0xF)
+                                 | (fifth ? (qh[l] >> j & 1) << 4 : 0));
         }
     }
 }

@@ -56,14 +56,15 @@ static inline float nibble_mw(nibble_scale s) { return s.ms * copse_f16_to_f32(s
 
 /*
 ** The types whose every block of 32 values is dw * u - mw with u a 4-bit
-** quant (Q4_0, Q4_1, Q4_K): 1 for those. dequant_nibbles gives blocks
-** [first, first + n) of 32 (first and n in whole blocks of the type, as
-** above, counted in values) as sc[i] and u[32 i + j], such that
-** nibble_dw(sc[i]) * u - nibble_mw(sc[i]) in f32 is the value dequant
-** gives (+0 where Q4_0 gives -0). A row that starts a block of the type
-** starts a run of 8 blocks with one ds and ms.
+** quant (Q4_0, Q4_1, Q4_K) or a 5-bit one (Q5_0, Q5_1, Q5_K):
+** dequant_nibble_bits gives 4 or 5 for those, 0 for others. dequant_nibbles
+** gives blocks [first, first + n) of 32 (first and n in whole blocks of
+** the type, as above, counted in values) as sc[i] and u[32 i + j], such
+** that nibble_dw(sc[i]) * u - nibble_mw(sc[i]) in f32 is the value dequant
+** gives (+0 where Q4_0 and Q5_0 give -0). A row that starts a block of the
+** type starts a run of 8 blocks with one ds and ms.
 */
-int dequant_nibbles_supported(uint32_t type);
+int dequant_nibble_bits(uint32_t type);
 void dequant_nibbles(uint32_t type, const void *data, uint64_t first, uint64_t n,
                      nibble_scale *sc, uint8_t *u);
 

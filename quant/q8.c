@@ -244,7 +244,7 @@ static int weights_new(const q8_kernels *k, int bits, int n_rows, int K, const c
     W->K = K;
     W->nb = K / Q8_BLOCK;
     W->n_groups = (n_rows + Q8_GROUP - 1) / Q8_GROUP;
-    size_t qbytes = bits == 8 ? Q8_GROUP_QBYTES : Q4_GROUP_QBYTES;
+    size_t qbytes = q8_qbytes(bits);
     W->scale_bytes = bits == 8 ? ((size_t)W->nb * Q8_GROUP * 2 + 63) & ~(size_t)63
                                : (size_t)W->nb * Q4_GROUP_HBYTES
                                  + (size_t)(W->nb + Q4_SUPER - 1) / Q4_SUPER * Q4_GROUP_SUPBYTES;
@@ -280,8 +280,8 @@ static void put_block(q8_weights *W, int n, int b, uint16_t d, const int8_t *q)
     }
 }
 
-/* Store block b of row n of 4-bit weights: the factors of its scale and
-** minimum (the f32 ones once per Q4_SUPER blocks) and its 32 quants. */
+/* Store block b of row n of 4- or 5-bit weights: the factors of its scale
+** and minimum (the f32 ones once per Q4_SUPER blocks) and its 32 quants. */
 static void put_block4(q8_weights *W, int n, int b, nibble_scale s, const uint8_t *u)
 {
     int g = n / Q8_GROUP, r = n % Q8_GROUP;
@@ -292,10 +292,12 @@ static void put_block4(q8_weights *W, int n, int b, nibble_scale s, const uint8_
     float *f = (float *)q4_group_supers(W, g, b);
     f[r] = s.ds;
     f[Q8_GROUP + r] = s.ms;
-    uint8_t *dst = grp + W->scale_bytes + (size_t)b * Q4_GROUP_QBYTES + r * 4;
+    uint8_t *dst = grp + W->scale_bytes + (size_t)b * q8_qbytes(W->bits) + r * 4;
     for (int l = 0; l < 4; l++)
         for (int i = 0; i < 4; i++)
-            dst[l * Q8_GROUP * 4 + i] = (uint8_t)(u[8 * l + i] | u[8 * l + 4 + i] << 4);
+            dst[l * Q8_GROUP * 4 + i] = (uint8_t)((u[8 * l + i] & 0xF) | (u[8 * l + 4 + i] & 0xF) << 4);
+    for (int k = 0; W->bits == 5 && k < Q8_BLOCK; k++)
+        dst[Q4_GROUP_QBYTES + k % 4] |= (uint8_t)((u[k] >> 4) << (k / 4));
 }
 
 void q8_weights_free(q8_weights *W)
@@ -439,7 +441,7 @@ int q8_weights_from_f32(const q8_kernels *k, const float *src, int n_rows, int K
     return from_rows(k, GGML_TYPE_F32, src, n_rows, K, name, out, err);
 }
 
-/* The 4-bit types' blocks as they are (1 for a non-finite scale or
+/* The 4- and 5-bit types' blocks as they are (1 for a non-finite scale or
 ** minimum); scratch: a row's scales, then its quants. */
 static int nibble_row(q8_weights *W, uint32_t type, const void *src, int n, void *scratch,
                       int *block)
@@ -461,7 +463,7 @@ static int from_nibbles(const q8_kernels *k, uint32_t type, const void *src, int
                         const char *name, q8_weights **out, copse_error *err)
 {
     pack_bad bad;
-    int rc = pack_tensor(k, 4, type, src, n_rows, K, name, nibble_row,
+    int rc = pack_tensor(k, dequant_nibble_bits(type), type, src, n_rows, K, name, nibble_row,
                          (size_t)K / Q8_BLOCK * sizeof(nibble_scale) + (size_t)K, out, &bad, err);
     if (rc || bad.row == n_rows)
         return rc;
@@ -506,7 +508,7 @@ int q8_weights_from_q8_0(const q8_kernels *k, const void *blocks, int n_rows, in
     return from_int8_blocks(k, GGML_TYPE_Q8_0, blocks, n_rows, K, name, out, err);
 }
 
-int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep4,
+int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep_bits,
                            q8_weights **out, copse_error *err)
 {
     *out = NULL;
@@ -518,7 +520,7 @@ int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep4,
         return copse_fail(err, COPSE_E_UNSUPPORTED, "tensor '%s': too large", t->name);
     int K = (int)t->ne[0], n_rows = (int)t->ne[1];
 
-    if (keep4 && dequant_nibbles_supported(t->type) && t->data)
+    if (keep_bits && dequant_nibble_bits(t->type) && t->data)
         return from_nibbles(k, t->type, t->data, n_rows, K, t->name, out, err);
     if (dequant_int8_supported(t->type) && t->data)
         return from_int8_blocks(k, t->type, t->data, n_rows, K, t->name, out, err);
@@ -531,7 +533,7 @@ int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep4,
 
 void q8_weights_row(const q8_weights *W, int r, float *out)
 {
-    for (int b = 0; W->bits == 4 && b < W->nb; b++) {
+    for (int b = 0; W->bits != 8 && b < W->nb; b++) {
         float dw = q4_weight_scale(W, r, b), mw = q4_weight_min(W, r, b);
         for (int k = b * Q8_BLOCK; k < (b + 1) * Q8_BLOCK; k++)
             out[k] = dw * (float)q4_weight(W, r, k) - mw;

@@ -67,6 +67,15 @@
 **     acc = fma((float)isum, dw * d[t][b], acc)
 **     acc = fma(-mw, sx[t][b], acc)
 ** with sx = d * (float)(sum_k x[k]) (q8_act, computed with the quants).
+**
+** --- 5-bit weights (bits = 5): Q5_0, Q5_1 and Q5_K, the same with u in
+** [0, 31] (0.78 bytes a weight): each block's four lines of low nibbles
+** are followed by one line of fifth bits,
+**     uint8_t  h5[16][4]          bit j of h5[r][i] = u(16g+r, 32b+4j+i) >> 4
+** so byte p of that line holds the fifth bits of byte p of the eight
+** lines an 8-bit block has. The kernels unpack a stretch of them to a
+** byte each and go on as for 4-bit weights; the q4_ accessors below read
+** both widths.
 */
 #ifndef COPSE_Q8_H
 #define COPSE_Q8_H
@@ -81,6 +90,7 @@
 #define Q8_GROUP 16          /* rows per packed group */
 #define Q8_GROUP_QBYTES (Q8_GROUP * Q8_BLOCK)   /* quant bytes per group and block */
 #define Q4_GROUP_QBYTES (Q8_GROUP_QBYTES / 2)  /* the same for 4-bit weights */
+#define Q5_GROUP_QBYTES (Q4_GROUP_QBYTES + 64) /* and 5-bit ones: the nibbles, then the fifth bits */
 #define Q4_GROUP_HBYTES (2 * Q8_GROUP * 2)     /* 4-bit: fp16 factor bytes per group and block */
 #define Q4_SUPER 8                             /* 4-bit: blocks that share the f32 factors */
 #define Q4_GROUP_SUPBYTES (2 * Q8_GROUP * 4)   /* 4-bit: f32 factor bytes per group and Q4_SUPER */
@@ -93,7 +103,7 @@ typedef struct q8_weights {
     int      n_rows, K;      /* logical shape */
     int      nb;             /* blocks per row: K / 32 */
     int      n_groups;       /* ceil(n_rows / 16) */
-    int      bits;           /* 8, or 4 for nibbles with a scale and minimum */
+    int      bits;           /* 8, or 4 or 5 for quants with a scale and minimum */
     uint8_t  wbias;          /* tier->wbias, copied for the accessors (8 bits only) */
     size_t   scale_bytes;    /* bytes of a group's scale part */
     size_t   group_bytes;
@@ -116,7 +126,7 @@ typedef struct q8_act {
 ** stride W->n_rows, rows past n_rows not written); otherwise it writes the
 ** exact int32 block sums raw[((t*n_groups + g)*nb + b)*16 + r] instead
 ** (padding rows included), which the tests compare between tiers. rect4
-** does the same for 4-bit weights.
+** and rect5 do the same for 4- and 5-bit weights.
 */
 typedef void q8_rect_fn(const q8_weights *W, const q8_act *A, int t0, int t1,
                         int g0, int g1, float *y, int32_t *raw);
@@ -125,14 +135,21 @@ struct q8_kernels {
     const char *name;        /* as COPSE_ISA spells it */
     uint8_t     wbias;
     void (*quantize)(const float *x, int K, int8_t *q, float *d, int32_t *nsum);
-    q8_rect_fn *rect, *rect4;
+    q8_rect_fn *rect, *rect4, *rect5;
 };
 
-/* W's tier's rect or rect4, as W's bits ask. */
+/* W's tier's rect, rect4 or rect5, as W's bits ask. */
 static inline void q8_rect(const q8_weights *W, const q8_act *A, int t0, int t1, int g0, int g1,
                            float *y, int32_t *raw)
 {
-    (W->bits == 4 ? W->tier->rect4 : W->tier->rect)(W, A, t0, t1, g0, g1, y, raw);
+    (W->bits == 4 ? W->tier->rect4 : W->bits == 5 ? W->tier->rect5 : W->tier->rect)
+        (W, A, t0, t1, g0, g1, y, raw);
+}
+
+/* Quant bytes per group and block of weights of bits. */
+static inline size_t q8_qbytes(int bits)
+{
+    return bits == 8 ? Q8_GROUP_QBYTES : bits == 4 ? Q4_GROUP_QBYTES : Q5_GROUP_QBYTES;
 }
 
 /* ------------------------------------------------------------------ tiers */
@@ -180,11 +197,11 @@ int q8_weights_from_f32(const q8_kernels *k, const float *src, int n_rows, int K
 
 /* A 2-D GGUF tensor (ne[0] = K): the types dequant_int8() reads (Q8_0,
 ** Q4_0, Q5_0, IQ4_NL) with their own scales and values, exactly; any other
-** type dequant.h decodes as its f32 values would be. With keep4, the types
-** dequant_nibbles() reads (Q4_0, Q4_1, Q4_K) become 4-bit weights holding
-** exactly the file's values. A non-finite scale or minimum is a format
-** error. */
-int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep4,
+** type dequant.h decodes as its f32 values would be. With keep_bits, the
+** types dequant_nibbles() reads (Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K)
+** become 4- or 5-bit weights holding exactly the file's values. A
+** non-finite scale or minimum is a format error. */
+int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep_bits,
                            q8_weights **out, copse_error *err);
 
 void q8_weights_free(q8_weights *W);
@@ -192,7 +209,7 @@ void q8_weights_free(q8_weights *W);
 /* Bytes the packed weights occupy (what a GEMV streams). */
 size_t q8_weights_bytes(const q8_weights *W);
 
-/* Dequantize row r (0 <= r < n_rows) into out[K] (4-bit: dw u - mw), e.g.
+/* Dequantize row r (0 <= r < n_rows) into out[K] (4, 5 bits: dw u - mw), e.g.
 ** for an embedding lookup from a tied output matrix. */
 void q8_weights_row(const q8_weights *W, int r, float *out);
 
@@ -219,17 +236,18 @@ static inline float q8_weight_scale(const q8_weights *W, int n, int b)
     return copse_f16_to_f32(q8_group_scales(W, n / Q8_GROUP)[b * Q8_GROUP + n % Q8_GROUP]);
 }
 
-/* 4-bit weights: quant u of (n, k), and the scale dw and minimum mw of
-** row n, block b. */
+/* 4- and 5-bit weights: quant u of (n, k), and the scale dw and minimum
+** mw of row n, block b. */
 static inline int q4_weight(const q8_weights *W, int n, int k)
 {
-    const uint8_t *q = q8_group_quants(W, n / Q8_GROUP);
-    int b = k / Q8_BLOCK, j = k % Q8_BLOCK, r = n % Q8_GROUP;
-    uint8_t v = q[(size_t)b * Q4_GROUP_QBYTES + (j / 8 * Q8_GROUP + r) * 4 + j % 4];
-    return j % 8 < 4 ? v & 0xF : v >> 4;
+    const uint8_t *q = q8_group_quants(W, n / Q8_GROUP) + (size_t)(k / Q8_BLOCK) * q8_qbytes(W->bits);
+    int j = k % Q8_BLOCK, r = n % Q8_GROUP;
+    uint8_t v = q[(j / 8 * Q8_GROUP + r) * 4 + j % 4];
+    int u = j % 8 < 4 ? v & 0xF : v >> 4;
+    return W->bits == 5 ? u | (q[Q4_GROUP_QBYTES + r * 4 + j % 4] >> (j / 4) & 1) << 4 : u;
 }
 
-/* 4-bit weights, group g, block b: the fp16 factors h[b] and the f32 ones
+/* 4- and 5-bit weights, group g, block b: the fp16 factors h[b] and the f32 ones
 ** s[b / 8] (layout above). */
 static inline const uint16_t *q4_group_halves(const q8_weights *W, int g, int b)
 {

@@ -17,8 +17,6 @@
 #define PT 4   /* panel span: tokens */
 #define PG 3   /*            groups (48 rows) */
 #define PB 8   /*            blocks (the weights every token reuses from L1) */
-#define GM4 2  /* 4-bit weights: tiles of 32 rows (48 spilled the sums) */
-#define PG4 3
 
 _Static_assert(PT <= TM && PG <= GV, "a panel span's sums fit a tile's arrays");
 
@@ -55,9 +53,16 @@ INLINE void xblock_next(xblock *x)
     x->sx++;
 }
 
+/* 5-bit weights: w + 16 in the bytes where bit j of f's is set (q8.h). */
+INLINE __m512i add_fifth(__m512i w, __m512i f, int j)
+{
+    return _mm512_mask_add_epi8(w, _mm512_test_epi8_mask(f, _mm512_set1_epi8((char)(1 << j))), w,
+                                _mm512_set1_epi8(0x10));
+}
+
 /* The exact int32 sums of a block of T tokens x G groups: s[t][g] holds
 ** the 16 rows' sums. wq[g] points at the block's quants of group g0 + g,
-** as nibbles (nibbles set) or a byte each. */
+** a byte each (nibbles 0), or nibbles (4), then fifth bits (5). */
 INLINE void block_sums(const xblock *x, const int T, const uint8_t *const *wq, const int G,
                        __m512i s[TM][GV], const int bits, const int nibbles)
 {
@@ -81,6 +86,8 @@ INLINE void block_sums(const xblock *x, const int T, const uint8_t *const *wq, c
             else
                 w[g] = _mm512_and_si512(_mm512_srli_epi16(_mm512_load_si512(wq[g] + j / 2 * 64), 4),
                                         _mm512_set1_epi8(0x0F));
+            if (nibbles == 5)
+                w[g] = add_fifth(w[g], _mm512_load_si512(wq[g] + Q4_GROUP_QBYTES), j);
         }
         UNROLL
         for (int t = 0; t < T; t++) {
@@ -113,7 +120,7 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
                  const int G, int b0, int b1, q8_ahead *ahead, float *acc, float *y,
                  int32_t *raw, const int bits, const uint8_t *wbuf, const float *sc)
 {
-    const size_t qstep = bits == 8 || wbuf ? Q8_GROUP_QBYTES : Q4_GROUP_QBYTES;
+    const size_t qstep = bits == 8 || wbuf ? Q8_GROUP_QBYTES : q8_qbytes(bits);
     const size_t sstep = bits == 8 ? Q8_GROUP * 2 : Q4_SCALE_BYTES;
     const uint8_t *wq[GV], *ws[GV];
     __m512 f[TM][GV];
@@ -122,7 +129,7 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
     for (int g = 0; g < G; g++) {
         wq[g] = wbuf ? wbuf + (size_t)g * (b1 - b0) * qstep
                      : q8_group_quants(W, g0 + g) + (size_t)b0 * qstep;
-        ws[g] = bits == 4 ? (const uint8_t *)(sc + (size_t)g * (b1 - b0) * 2 * Q8_GROUP)
+        ws[g] = bits != 8 ? (const uint8_t *)(sc + (size_t)g * (b1 - b0) * 2 * Q8_GROUP)
                           : W->data + (size_t)(g0 + g) * W->group_bytes + (size_t)b0 * sstep;
     }
     UNROLL
@@ -134,7 +141,7 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
     for (int b = b0; b < b1; b++) {
         __m512i s[TM][GV];
         ahead_block(ahead, b1 - b, bits);
-        block_sums(&x, T, wq, G, s, bits, bits == 4 && !wbuf);
+        block_sums(&x, T, wq, G, s, bits, bits != 8 && !wbuf ? bits : 0);
         if (raw)
             store_raw(W, t0, T, g0, G, b, s, raw);
         UNROLL
@@ -145,7 +152,7 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
             for (int t = 0; t < T; t++) {
                 f[t][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t][g]),
                                           _mm512_mul_ps(dw, _mm512_set1_ps(x.d[t * x.nb])), f[t][g]);
-                if (bits == 4)
+                if (bits != 8)
                     f[t][g] = _mm512_fnmadd_ps(_mm512_load_ps(ws[g] + 64), _mm512_set1_ps(x.sx[t * x.nb]),
                                                f[t][g]);
             }
@@ -178,12 +185,20 @@ INLINE void unpack_scales(const q8_weights *W, int g, int b, float *dst)
                                                     _mm512_cvtph_ps(_mm256_load_si256(h + i))));
 }
 
-/* A 64-byte line of 4-bit quants as the two lines of bytes it holds. */
-INLINE void unpack_line(const uint8_t *src, uint8_t *dst)
+/* A 64-byte line of nibbles as the two lines of bytes it holds (lines j
+** and j + 1 of a block), with the fifth bits of those lines (5-bit
+** weights: fifth set). */
+INLINE void unpack_line(const uint8_t *src, const uint8_t *fifth, int j, uint8_t *dst)
 {
     __m512i v = _mm512_load_si512(src), m = _mm512_set1_epi8(0x0F);
-    _mm512_store_si512(dst, _mm512_and_si512(v, m));
-    _mm512_store_si512(dst + 64, _mm512_and_si512(_mm512_srli_epi16(v, 4), m));
+    __m512i lo = _mm512_and_si512(v, m), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
+    if (fifth) {
+        __m512i f = _mm512_load_si512(fifth);
+        lo = add_fifth(lo, f, j);
+        hi = add_fifth(hi, f, j + 1);
+    }
+    _mm512_store_si512(dst, lo);
+    _mm512_store_si512(dst + 64, hi);
 }
 
 #include "q8_rect.inc"
@@ -229,4 +244,4 @@ static void quantize(const float *x, int K, int8_t *q, float *d, int32_t *nsum)
     }
 }
 
-const q8_kernels q8_tier_avx512vnni = { "avx512vnni", 0x80, quantize, rect, rect4 };
+const q8_kernels q8_tier_avx512vnni = { "avx512vnni", 0x80, quantize, rect, rect4, rect5 };

@@ -40,11 +40,11 @@ static int32_t block_sum(const q8_weights *W, int n, int b, const int8_t *x)
 {
     int32_t s = 0;
     for (int k = b * Q8_BLOCK; k < (b + 1) * Q8_BLOCK; k++)
-        s += (W->bits == 4 ? q4_weight(W, n, k) : q8_weight(W, n, k)) * x[k];
+        s += (W->bits != 8 ? q4_weight(W, n, k) : q8_weight(W, n, k)) * x[k];
     return s;
 }
 
-/* Both entries: W->bits says which arithmetic (q8.h). */
+/* Every entry: W->bits says which arithmetic (q8.h). */
 static void rect_ref(const q8_weights *W, const q8_act *A, int t0, int t1, int g0, int g1,
                      float *y, int32_t *raw)
 {
@@ -74,4 +74,4 @@ static void rect_ref(const q8_weights *W, const q8_act *A, int t0, int t1, int g
     }
 }
 
-const q8_kernels q8_tier_scalar = { "scalar", 0, q8_quantize_ref, rect_ref, rect_ref };
+const q8_kernels q8_tier_scalar = { "scalar", 0, q8_quantize_ref, rect_ref, rect_ref, rect_ref };

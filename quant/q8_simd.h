@@ -40,7 +40,7 @@ INLINE int panel_groups(int left, int pg)
 ** The panel path's cursor: it requests the weights of a run of groups in
 ** the order the panels read them, panel by panel: the panel's scales,
 ** then block by block the quants of each of its groups, 512 bytes at a
-** time (256 for 4-bit weights) (finer steps through this walk, by lines or 128 or 256 bytes,
+** time (256 for 4-bit weights, 320 for 5-bit) (finer steps through this walk, by lines or 128 or 256 bytes,
 ** cost 5-25% of a product in branches). Walking memory in order, as it
 ** once did, it requested a panel's first group long before use and its
 ** last one late whenever a panel is larger than the distance ahead (K of
@@ -59,7 +59,7 @@ typedef struct q8_ahead {
 ** (bits as W's, a constant: the requests unroll). */
 INLINE void ahead_chunk(q8_ahead *a, const int bits)
 {
-    const size_t qbytes = bits == 8 ? Q8_GROUP_QBYTES : Q4_GROUP_QBYTES;
+    const size_t qbytes = q8_qbytes(bits);
     const q8_weights *W = a->W;
     if (a->b < 0) {
         const char *p = (const char *)q8_group_scales(W, a->g + a->gi);
@@ -87,7 +87,7 @@ INLINE void ahead_chunk(q8_ahead *a, const int bits)
 ** keep memory busy without a burst that overflows the miss queues. */
 INLINE void ahead_block(q8_ahead *a, int n, const int bits)
 {
-    const size_t qbytes = bits == 8 ? Q8_GROUP_QBYTES : Q4_GROUP_QBYTES;
+    const size_t qbytes = q8_qbytes(bits);
     if (!a || a->at >= a->to)
         return;
     size_t chunks = (a->to - a->at + qbytes - 1) / qbytes;

@@ -26,9 +26,10 @@ static float unit(void) { return (float)rnd() / 2147483648.0f - 1.0f; }   /* [-1
 enum { W_RANDOM, W_EXTREME, W_MIN, W_ZERO, W_NPAT };
 static const char *const wpat_name[] = { "random", "extremes", "all lowest", "zero" };
 
-/* Weights as GGUF blocks of type Q8_0, Q4_0, Q4_1 or Q4_K, and the same
-** values unpacked: q8 as int8 q with fp16 scales d, 4-bit as quants q
-** (0..15) with dw * q - mw, from dequant_nibbles. */
+/* Weights as GGUF blocks of type Q8_0 or one of dequant_nibbles's 4- and
+** 5-bit types, and the same values unpacked: q8 as int8 q with fp16
+** scales d, the others as quants q (0..15 or 0..31) with dw * q - mw,
+** from dequant_nibbles. */
 typedef struct src_w {
     int N, K;
     uint32_t type;
@@ -45,8 +46,8 @@ static void put_f16(uint8_t *p, float v)
     p[1] = (uint8_t)(h >> 8);
 }
 
-/* Random 4-bit blocks: quants by pattern (extremes 0 or 15, lowest 0),
-** scales and minimums of either sign. */
+/* Random 4- or 5-bit blocks: quants by pattern (extremes 0 or the
+** largest, lowest 0), scales and minimums of either sign. */
 static void src_w_make4(src_w *s, int pat)
 {
     size_t n = (size_t)s->N * s->K, bytes = (size_t)ggml_type_nbytes(s->type, n);
@@ -57,12 +58,12 @@ static void src_w_make4(src_w *s, int pat)
                                                                          : 0;
     for (size_t b = 0; b < n / per; b++) {
         uint8_t *blk = s->blocks + b * bsize;
+        int k_type = s->type == GGML_TYPE_Q4_K || s->type == GGML_TYPE_Q5_K;
         put_f16(blk, unit() * 0.05f);
-        if (s->type != GGML_TYPE_Q4_0)
+        if (k_type || s->type == GGML_TYPE_Q4_1 || s->type == GGML_TYPE_Q5_1)
             put_f16(blk + 2, unit() * 0.5f);
-        if (s->type == GGML_TYPE_Q4_K)
-            for (int j = 4; j < 16; j++)
-                blk[j] = (uint8_t)rnd();
+        for (int j = 4; k_type && j < 16; j++)
+            blk[j] = (uint8_t)rnd();
     }
     int nb = s->K / Q8_BLOCK;
     uint8_t *u = malloc(n);
@@ -314,14 +315,22 @@ void q8x_check_tier(const q8_kernels *k, exact_stats *st)
         for (int p = 0; p < X_NPAT; p++)
             check_quantize(k, K, p, st);
 
-    /* Each shape with 8-bit weights and with 4-bit ones (Q4_0 and Q4_1 in
-    ** turn; Q4_K's rows are multiples of 256, below). */
+    /* Each shape with 8-bit weights, 4-bit ones and 5-bit ones (the _0
+    ** and _1 types in turn; the K types' rows are multiples of 256,
+    ** below, Q4_K and Q5_K). */
     static const uint32_t four[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1 };
+    static const uint32_t five[] = { GGML_TYPE_Q5_1, GGML_TYPE_Q5_0 };
     int turn = 0;
 #define GEMM(M, N, K, wp, xp)                                                  \
     do {                                                                     \
         check_gemm(k, M, N, K, wp, xp, GGML_TYPE_Q8_0, st);                  \
-        check_gemm(k, M, N, K, wp, xp, four[turn++ % 2], st);                \
+        check_gemm(k, M, N, K, wp, xp, four[turn % 2], st);                  \
+        check_gemm(k, M, N, K, wp, xp, five[turn++ % 2], st);                \
+    } while (0)
+#define GEMM_K(M, N, K, wp, xp)                                                \
+    do {                                                                     \
+        check_gemm(k, M, N, K, wp, xp, GGML_TYPE_Q4_K, st);                  \
+        check_gemm(k, M, N, K, wp, xp, GGML_TYPE_Q5_K, st);                  \
     } while (0)
 
     /* every tail of tokens (tiles of up to 4, the panel path's steps up
@@ -340,7 +349,7 @@ void q8x_check_tier(const q8_kernels *k, exact_stats *st)
     for (size_t m = 0; m < sizeof Mp / sizeof *Mp; m++) {
         GEMM(Mp[m], 50, 17 * Q8_BLOCK, W_RANDOM, X_RANDOM);
         GEMM(Mp[m], 65, 25 * Q8_BLOCK, W_RANDOM, X_RANDOM);
-        check_gemm(k, Mp[m], 40, 768, W_RANDOM, X_RANDOM, GGML_TYPE_Q4_K, st);
+        GEMM_K(Mp[m], 40, 768, W_RANDOM, X_RANDOM);
     }
     /* a decode step's lanes of 3 groups (the last one short) on 1 to 3
     ** threads, and claims capped at 1 MiB of weights (5 units at K of 128
@@ -349,12 +358,12 @@ void q8x_check_tier(const q8_kernels *k, exact_stats *st)
     for (size_t m = 0; m < sizeof Ml / sizeof *Ml; m++)
         GEMM(Ml[m], 16 * 35 - 3, 2 * Q8_BLOCK, W_RANDOM, X_RANDOM);
     GEMM(16, 16 * 67 - 9, 128 * Q8_BLOCK, W_RANDOM, X_RANDOM);
-    check_gemm(k, 16, 16 * 67 - 9, 128 * Q8_BLOCK, W_RANDOM, X_RANDOM, GGML_TYPE_Q4_K, st);
-    /* 4-bit tiles: runs of 32 blocks' scales (40 blocks here), for up to 64
-    ** tokens at a time */
+    GEMM_K(16, 16 * 67 - 9, 128 * Q8_BLOCK, W_RANDOM, X_RANDOM);
+    /* 4- and 5-bit weights: one token's runs of 32 blocks' scales (40
+    ** blocks here), and panels of up to 32 tokens at a time */
     static const int M4[] = { 1, 6, 67 };
     for (size_t m = 0; m < sizeof M4 / sizeof *M4; m++)
-        check_gemm(k, M4[m], 40, 40 * Q8_BLOCK, W_RANDOM, X_RANDOM, GGML_TYPE_Q4_K, st);
+        GEMM_K(M4[m], 40, 40 * Q8_BLOCK, W_RANDOM, X_RANDOM);
     /* the work split: token chunks, runs of groups (12 at a time here) */
     GEMM(70, 40, 64, W_RANDOM, X_RANDOM);
     GEMM(131, 3, 32, W_RANDOM, X_RANDOM);
@@ -365,8 +374,9 @@ void q8x_check_tier(const q8_kernels *k, exact_stats *st)
             GEMM(5, 17, 32, wp, xp);
             GEMM(9, 100, 96, wp, xp);
             for (int M = 1; M <= 9; M += 4)
-                check_gemm(k, M, 33, 256, wp, xp, GGML_TYPE_Q4_K, st);
+                GEMM_K(M, 33, 256, wp, xp);
         }
+#undef GEMM_K
 #undef GEMM
 }
 
@@ -393,7 +403,7 @@ static int same_values(const q8_weights *W, const float *want)
 /* ------------------------------------------------------------ f32 bound */
 
 /*
-** 4-bit weights hold the file's values exactly, so only the activations
+** 4- and 5-bit weights hold the file's values exactly, so only the activations
 ** are rounded: |y' - y| <= sum_k |w| dx/2, plus f32 rounding of the two
 ** terms per block, each at most 2^-22 of its size (dx (|dw isum| + |mw
 ** xsum|)), summed over blocks: 2^-18 covers that with room.
@@ -411,7 +421,7 @@ static void check_f32_bound4(const q8_kernels *k, uint32_t type, exact_stats *st
     int rc = src_w_pack(k, &w, &W, &err);
     if (!rc)
         rc = q8_matmul(W, x, M, y, 2, &err);
-    exact_check(st, "q8", rc == COPSE_OK, "%s: 4-bit weights: %s", k->name, rc ? err.msg : "");
+    exact_check(st, "q8", rc == COPSE_OK, "%s: type %u: %s", k->name, type, rc ? err.msg : "");
     double worst = 0;
     for (int n = 0; n < N && !rc; n++) {
         dequant(type, w.blocks, (uint64_t)n * K, K, row);
@@ -426,17 +436,17 @@ static void check_f32_bound4(const q8_kernels *k, uint32_t type, exact_stats *st
                 size_t bi = (size_t)n * (K / Q8_BLOCK) + i / Q8_BLOCK;
                 exact += xi * row[i];
                 bound += fabs(row[i]) * dx / 2;
-                mag += dx * 127 * (fabs(w.dw[bi]) * 15 + fabs(w.mw[bi]));
+                mag += dx * 127 * (fabs(w.dw[bi]) * ((1 << dequant_nibble_bits(type)) - 1) + fabs(w.mw[bi]));
             }
             bound += mag * ldexp(1, -18);
             double e = fabs(y[(size_t)t * N + n] - exact);
             worst = fmax(worst, e / bound);
-            exact_check(st, "q8", e <= bound, "%s 4-bit: y[%d][%d] = %.9g, f32 %.9g, error %.3g > "
-                        "bound %.3g", k->name, t, n, y[(size_t)t * N + n], exact, e, bound);
+            exact_check(st, "q8", e <= bound, "%s type %u: y[%d][%d] = %.9g, f32 %.9g, error %.3g > "
+                        "bound %.3g", k->name, type, t, n, y[(size_t)t * N + n], exact, e, bound);
         }
     }
-    exact_check(st, "q8", rc || worst > 0.01, "%s 4-bit: errors at most %.3g of the bound: bound "
-                "too loose", k->name, worst);
+    exact_check(st, "q8", rc || worst > 0.01, "%s type %u: errors at most %.3g of the bound: bound "
+                "too loose", k->name, type, worst);
     q8_weights_free(W);
     src_w_free(&w);
     free(x);
@@ -499,6 +509,8 @@ void q8x_check_f32_bound(const q8_kernels *k, exact_stats *st)
           k->name, worst);
     check_f32_bound4(k, GGML_TYPE_Q4_K, st);
     check_f32_bound4(k, GGML_TYPE_Q4_1, st);
+    check_f32_bound4(k, GGML_TYPE_Q5_K, st);
+    check_f32_bound4(k, GGML_TYPE_Q5_0, st);
     q8_weights_free(W);
     free(w);
     free(x);
@@ -562,13 +574,14 @@ void q8x_check_errors(exact_stats *st)
 /* ---------------------------------------------------------------- tensors */
 
 
-/* 4-bit tensors: each weight is the value dequant gives; without keep4,
-** Q4_0 packs as int8 with the same values and the others as their
-** decoded f32 values would; a non-finite scale or minimum is refused with
-** the row. */
+/* 4- and 5-bit tensors: each weight is the value dequant gives; without
+** keep_bits, Q4_0 and Q5_0 pack as int8 with the same values and the
+** others as their decoded f32 values would; a non-finite scale or minimum
+** is refused with the row. */
 static void check_tensors4(const q8_kernels *k, exact_stats *st)
 {
-    static const uint32_t types[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q4_K };
+    static const uint32_t types[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q4_K,
+                                      GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q5_K };
     enum { N = 21, K = 512 };
     float *row = malloc(K * sizeof *row), *got = malloc(K * sizeof *got);
     float *all = malloc((size_t)N * K * sizeof *all);
@@ -580,12 +593,13 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
             copse_error err;
             gguf_tensor t = { .name = "blk.0.ffn_up.weight", .type = types[i], .n_dims = 2,
                               .ne = { K, N, 1, 1 }, .data = w.blocks };
-            int rc = q8_weights_from_tensor(k, &t, 1, &W, &err);
-            /* 2 groups: per block 16 rows of nibbles and fp16 factor pairs, per 8 blocks
-               f32 pairs */
-            exact_check(st, "q8", rc == COPSE_OK && W->bits == 4 && q8_weights_bytes(W)
-                        == 2 * (K / 32 * 16 * (16 + 4) + K / 256 * 16 * 8),
-                        "%s: 4-bit tensor type %u: %s", k->name, types[i], rc ? err.msg : "");
+            int rc = q8_weights_from_tensor(k, &t, 1, &W, &err), bits = dequant_nibble_bits(types[i]);
+            int zero_type = types[i] == GGML_TYPE_Q4_0 || types[i] == GGML_TYPE_Q5_0;
+            /* 2 groups: per block 16 rows of nibbles (5 bits: and their fifth bits) and
+               fp16 factor pairs, per 8 blocks f32 pairs */
+            exact_check(st, "q8", rc == COPSE_OK && W->bits == bits && q8_weights_bytes(W)
+                        == 2 * (K / 32 * 16 * (16 + 4 * (bits == 5) + 4) + K / 256 * 16 * 8),
+                        "%s: %d-bit tensor type %u: %s", k->name, bits, types[i], rc ? err.msg : "");
             int bad = 0;
             for (int n = 0; n < N && !rc; n++) {
                 dequant(types[i], w.blocks, (uint64_t)n * K, K, row);
@@ -597,18 +611,19 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
             exact_check(st, "q8", bad == 0, "%s: type %u, weights %s: %d values differ from dequant",
                         k->name, types[i], wpat_name[wp], bad);
             rc = q8_weights_from_tensor(k, &t, 0, &W8, &err);
-            if (!rc && types[i] != GGML_TYPE_Q4_0)
+            if (!rc && !zero_type)
                 rc = q8_weights_from_f32(k, all, N, K, "f", &want, &err);
             exact_check(st, "q8", rc == COPSE_OK && W8->bits == 8
                         && (want ? same_packing(W8, want) : same_values(W8, all)),
-                        "%s: type %u without keep4 packs differently (%s)", k->name, types[i],
+                        "%s: type %u without keep_bits packs differently (%s)", k->name, types[i],
                         rc ? err.msg : "");
             q8_weights_free(W);
             q8_weights_free(W8);
             q8_weights_free(want);
             if (wp == W_RANDOM) {
                 size_t row_bytes = (size_t)ggml_type_nbytes(types[i], K);
-                w.blocks[17 * row_bytes + (types[i] == GGML_TYPE_Q4_1) * 2 + 1] = 0x7c;   /* inf */
+                int has_m = types[i] == GGML_TYPE_Q4_1 || types[i] == GGML_TYPE_Q5_1;
+                w.blocks[17 * row_bytes + has_m * 2 + 1] = 0x7c;   /* inf */
                 exact_check(st, "q8", q8_weights_from_tensor(k, &t, 1, &W, &err) == COPSE_E_FORMAT
                             && !W && strstr(err.msg, "row 17 has a non-finite scale or minimum"),
                             "%s: type %u with an infinite scale: %s", k->name, types[i], err.msg);
@@ -620,9 +635,10 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
     free(all);
 }
 
-/* Q5_0 and IQ4_NL tensors pack as int8 blocks with their own scales: each
-** weight is the value dequant gives, random blocks and extremes; an
-** infinite scale is refused with its row and block. */
+/* Q5_0 tensors as int8 (--weights int8) and IQ4_NL ones pack as int8
+** blocks with their own scales: each weight is the value dequant gives,
+** random blocks and extremes; an infinite scale is refused with its row
+** and block. */
 static void check_tensors_int8(const q8_kernels *k, exact_stats *st)
 {
     static const uint32_t types[] = { GGML_TYPE_Q5_0, GGML_TYPE_IQ4_NL };
@@ -640,12 +656,12 @@ static void check_tensors_int8(const q8_kernels *k, exact_stats *st)
                           .ne = { K, N, 1, 1 }, .data = blocks };
         q8_weights *W = NULL;
         copse_error err;
-        int rc = q8_weights_from_tensor(k, &t, 1, &W, &err);
+        int rc = q8_weights_from_tensor(k, &t, 0, &W, &err);
         exact_check(st, "q8", rc == COPSE_OK && W->bits == 8 && same_values(W, all),
                     "%s: type %u does not keep its values (%s)", k->name, types[i], rc ? err.msg : "");
         q8_weights_free(W);
         blocks[(5 * K / 32 + 2) * bsize + 1] = 0x7c;   /* row 5, block 2: inf */
-        exact_check(st, "q8", q8_weights_from_tensor(k, &t, 1, &W, &err) == COPSE_E_FORMAT && !W
+        exact_check(st, "q8", q8_weights_from_tensor(k, &t, 0, &W, &err) == COPSE_E_FORMAT && !W
                     && strstr(err.msg, "row 5, block 2 has a non-finite scale"),
                     "%s: type %u with an infinite scale: %s", k->name, types[i], err.msg);
         free(blocks);
