@@ -73,9 +73,9 @@
 ** are followed by one line of fifth bits,
 **     uint8_t  h5[16][4]          bit j of h5[r][i] = u(16g+r, 32b+4j+i) >> 4
 ** so byte p of that line holds the fifth bits of byte p of the eight
-** lines an 8-bit block has. The kernels unpack a stretch of them to a
-** byte each and go on as for 4-bit weights; the q4_ accessors below read
-** both widths.
+** lines an 8-bit block has. The kernels unpack them to a byte each (a
+** panel's stretch at a time into L1, one token's in registers) and go on
+** as for 4-bit weights; the q4_ accessors below read both widths.
 */
 #ifndef COPSE_Q8_H
 #define COPSE_Q8_H

@@ -53,11 +53,18 @@ INLINE void xblock_next(xblock *x)
     x->sx++;
 }
 
-/* 5-bit weights: w + 16 in the bytes where bit j of f's is set (q8.h). */
-INLINE __m512i add_fifth(__m512i w, __m512i f, int j)
+/* Line j of a block of 4- or 5-bit quants at q (q8.h) as the bytes line j
+** of an 8-bit block holds: its nibbles, and for 5 bits 16 more where bit
+** j of the fifth-bit line's byte is set. */
+INLINE __m512i quant_line(const uint8_t *q, int j, const int bits)
 {
-    return _mm512_mask_add_epi8(w, _mm512_test_epi8_mask(f, _mm512_set1_epi8((char)(1 << j))), w,
-                                _mm512_set1_epi8(0x10));
+    __m512i v = _mm512_load_si512(q + j / 2 * 64);
+    __m512i w = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0x0F));
+    if (bits == 5)
+        w = _mm512_mask_add_epi8(w, _mm512_test_epi8_mask(_mm512_load_si512(q + Q4_GROUP_QBYTES),
+                                                          _mm512_set1_epi8((char)(1 << j))),
+                                 w, _mm512_set1_epi8(0x10));
+    return w;
 }
 
 /* The exact int32 sums of a block of T tokens x G groups: s[t][g] holds
@@ -78,16 +85,7 @@ INLINE void block_sums(const xblock *x, const int T, const uint8_t *const *wq, c
         __m512i w[GV];
         UNROLL
         for (int g = 0; g < G; g++) {
-            if (!nibbles)
-                w[g] = _mm512_load_si512(wq[g] + j * 64);
-            else if (j % 2 == 0)
-                w[g] = _mm512_and_si512(_mm512_load_si512(wq[g] + j / 2 * 64),
-                                        _mm512_set1_epi8(0x0F));
-            else
-                w[g] = _mm512_and_si512(_mm512_srli_epi16(_mm512_load_si512(wq[g] + j / 2 * 64), 4),
-                                        _mm512_set1_epi8(0x0F));
-            if (nibbles == 5)
-                w[g] = add_fifth(w[g], _mm512_load_si512(wq[g] + Q4_GROUP_QBYTES), j);
+            w[g] = nibbles ? quant_line(wq[g], j, nibbles) : _mm512_load_si512(wq[g] + j * 64);
         }
         UNROLL
         for (int t = 0; t < T; t++) {
@@ -185,20 +183,12 @@ INLINE void unpack_scales(const q8_weights *W, int g, int b, float *dst)
                                                     _mm512_cvtph_ps(_mm256_load_si256(h + i))));
 }
 
-/* A 64-byte line of nibbles as the two lines of bytes it holds (lines j
-** and j + 1 of a block), with the fifth bits of those lines (5-bit
-** weights: fifth set). */
-INLINE void unpack_line(const uint8_t *src, const uint8_t *fifth, int j, uint8_t *dst)
+/* A block of 4- or 5-bit quants at src as an 8-bit block's bytes at dst. */
+INLINE void unpack_block(const uint8_t *restrict src, uint8_t *restrict dst, const int bits)
 {
-    __m512i v = _mm512_load_si512(src), m = _mm512_set1_epi8(0x0F);
-    __m512i lo = _mm512_and_si512(v, m), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
-    if (fifth) {
-        __m512i f = _mm512_load_si512(fifth);
-        lo = add_fifth(lo, f, j);
-        hi = add_fifth(hi, f, j + 1);
-    }
-    _mm512_store_si512(dst, lo);
-    _mm512_store_si512(dst + 64, hi);
+    UNROLL
+    for (int j = 0; j < Q8_BLOCK / 4; j++)
+        _mm512_store_si512(dst + 64 * j, quant_line(src, j, bits));
 }
 
 #include "q8_rect.inc"
