@@ -81,8 +81,8 @@ int cli_new_ctx(const char *cmd, const cli_model_opts *o, int kv_tokens, copse_m
     "  --ctx N            context length (default: the model's)\n" \
     "  --weights W        auto (default: int8, and Q4_0/Q4_1/Q4_K matrices keep their 4 bits,\n" \
     "                     Q5_0/Q5_1/Q5_K ones their 5; kernels from COPSE_ISA or the CPU),\n" \
-    "                     int8 (those too as int8: more\n" \
-    "                     memory, faster products where arithmetic bounds them) or f32 (reference)\n" \
+    "                     int8 (those too as int8: more memory, faster products where\n" \
+    "                     arithmetic bounds them) or f32 (reference)\n" \
     "  --kv-mem BYTES     KV cache memory of each context; K, M, G suffixes (e.g. 64M;\n" \
     "                     default: room for every sequence the command runs at full length)\n" \
     "  --kv-f32           keep keys and values in f32 (default f16, half the memory)\n"
