@@ -70,11 +70,17 @@ static uint64_t rnd64(void)
     return rng;
 }
 
-/* Random weights of bits: Q8_0, Q4_0 or Q5_0 blocks packed for tier k
-** (Q4_0 and Q5_0 keeping their 4 and 5 bits). */
-static q8_weights *random_weights(const q8_kernels *k, int n, int K, int bits)
+/* The weight types --type takes, as files name them. */
+static const struct { const char *name; uint32_t type; } weight_types[] = {
+    { "q8_0", GGML_TYPE_Q8_0 }, { "q4_0", GGML_TYPE_Q4_0 }, { "q4_1", GGML_TYPE_Q4_1 },
+    { "q5_0", GGML_TYPE_Q5_0 }, { "q5_1", GGML_TYPE_Q5_1 }, { "iq4_nl", GGML_TYPE_IQ4_NL },
+};
+
+/* Random blocks of type packed for tier k as a file's are (4- and 5-bit
+** types keeping their bits). */
+static q8_weights *random_weights(const q8_kernels *k, int n, int K, uint32_t type)
 {
-    uint32_t type = bits == 4 ? GGML_TYPE_Q4_0 : bits == 5 ? GGML_TYPE_Q5_0 : GGML_TYPE_Q8_0;
+    int has_m = type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q5_1;
     size_t size = ggml_type_nbytes(type, Q8_BLOCK), nblk = (size_t)n * K / Q8_BLOCK, bytes = nblk * size;
     uint8_t *blocks = malloc(bytes + 8);
     q8_weights *W = NULL;
@@ -87,11 +93,13 @@ static q8_weights *random_weights(const q8_kernels *k, int n, int K, int bits)
         uint64_t v = rnd64();
         memcpy(blocks + i, &v, 8);
     }
-    for (size_t b = 0; b < nblk; b++) {   /* scales: small, finite */
-        uint16_t d = copse_f32_to_f16(1e-3f * (float)(1 + blocks[b * size] % 16));
-        blocks[b * size] = (uint8_t)d;
-        blocks[b * size + 1] = (uint8_t)(d >> 8);
-    }
+    for (size_t b = 0; b < nblk; b++)   /* scales (and minimums): small, finite */
+        for (int f = 0; f <= has_m; f++) {
+            uint8_t *p = blocks + b * size + 2 * f;
+            uint16_t d = copse_f32_to_f16(1e-3f * (float)(1 + p[0] % 16));
+            p[0] = (uint8_t)d;
+            p[1] = (uint8_t)(d >> 8);
+        }
     gguf_tensor t = { .name = "bench", .type = type,
                       .n_dims = 2, .ne = { K, n, 1, 1 }, .data = blocks };
     if (q8_weights_from_tensor(k, &t, 1, &W, &err)) {
@@ -303,7 +311,7 @@ static void measure(const char *model, const q8_kernels *k, int threads, const c
 #define MAX_BATCH 8
 
 typedef struct options {
-    int json, quick, threads[2], n_threads, bits;
+    int json, quick, threads[2], n_threads, type;   /* type: an index of weight_types */
     int batch[MAX_BATCH], n_batch;   /* M of the step cases */
     const char *tiers, *models, *cases;
 } options;
@@ -328,9 +336,9 @@ static void bench_model(const model_shape *m, const q8_kernels *k, const options
         for (int i = 0; i < N_LAYER_MATS; i++) {
             int n, K;
             mat_shape(m, i, &n, &K);
-            all[l * N_LAYER_MATS + i] = random_weights(k, n, K, o->bits);
+            all[l * N_LAYER_MATS + i] = random_weights(k, n, K, weight_types[o->type].type);
         }
-    all[n_all - 1] = random_weights(k, m->vocab, m->dim, o->bits);   /* output */
+    all[n_all - 1] = random_weights(k, m->vocab, m->dim, weight_types[o->type].type);   /* output */
     int gemm_tokens = strcmp(k->name, "scalar") == 0 ? 16 : 512;
 
     for (int ti = 0; ti < o->n_threads; ti++) {
@@ -408,10 +416,10 @@ static double fraction_now(const result *r)
     return p > 0 ? r->ops / r->seconds / 1e9 / p : 0;
 }
 
-static void print_json(int bits)
+static void print_json(const char *type)
 {
-    printf("{\n  \"weight_bits\": %d,\n  \"read_gbps_this_run\": [%.4g, %.4g],\n  \"peak_gops_this_run\": {",
-           bits, read_now[0], read_now[1]);
+    printf("{\n  \"weight_type\": \"%s\",\n  \"read_gbps_this_run\": [%.4g, %.4g],\n  \"peak_gops_this_run\": {",
+           type, read_now[0], read_now[1]);
     for (size_t i = 0, n = 0; i < sizeof peak_loops / sizeof *peak_loops; i++)
         if (peak_now[i][0] > 0 || peak_now[i][1] > 0)
             printf("%s\"%s\": [%.4g, %.4g]", n++ ? ", " : "", peak_loops[i].tier, peak_now[i][0], peak_now[i][1]);
@@ -446,7 +454,7 @@ static void print_per_thread(const double v[2], int decimals)
 }
 
 /* One row per case and thread count, one column per tier. */
-static void print_markdown(int bits)
+static void print_markdown(const char *type)
 {
     const char *tiers[8];
     int nt = 0;
@@ -457,10 +465,10 @@ static void print_markdown(int bits)
         if (!seen && nt < 8)
             tiers[nt++] = results[i].tier;
     }
-    printf("int8 kernels%s: GOPS (decode: GB/s of weights), in brackets the fraction of the "
+    printf("int8 kernels, %s weights: GOPS (decode: GB/s of weights), in brackets the fraction of the "
            "ceiling\nof PEERS.md's machine / of this one, measured in this run: the int8 peak "
            "of the tier\n(PEERS.md; here its multiply-add instruction alone, GOPS at 1/2 threads:",
-           bits == 4 ? " with 4-bit weights" : bits == 5 ? " with 5-bit weights" : "");
+           type);
     int n_peaks = 0;
     for (size_t i = 0; i < sizeof peak_loops / sizeof *peak_loops; i++)
         if (peak_now[i][0] > 0 || peak_now[i][1] > 0) {
@@ -526,13 +534,13 @@ static void print_markdown(int bits)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: bench-kernels [--json] [--quick] [--tiers LIST] [--models LIST] "
+            "usage: bench-kernels [--json] [--quick] [--type T] [--tiers LIST] [--models LIST] "
             "[--threads LIST]\n"
             "int8 kernel throughput per ISA tier on the smol and qwen05 matrix shapes.\n"
             "  --json          JSON instead of a markdown table\n"
             "  --quick         shorter runs (noisier)\n"
-            "  --4bit          4-bit weights (random Q4_0 blocks kept as nibbles), not int8\n"
-            "  --5bit          5-bit weights (random Q5_0 blocks kept as they are), not int8\n"
+            "  --type T        weights: random blocks of q8_0 (default), q4_0, q4_1, q5_0,\n"
+            "                  q5_1 or iq4_nl, packed as a file's are (4 and 5 bits kept)\n"
             "  --tiers LIST    comma-separated tiers (default: every supported one but scalar,\n"
             "                  whose gemm cases run 16 tokens instead of 512)\n"
             "  --models LIST   smol,qwen05 (default both)\n"
@@ -563,7 +571,6 @@ static int parse_args(int argc, char **argv, options *o)
     o->threads[0] = 1;
     o->threads[1] = 2;
     o->n_threads = 2;
-    o->bits = 8;
     o->batch[0] = 16;
     o->n_batch = 1;
     for (int i = 1; i < argc; i++) {
@@ -575,8 +582,12 @@ static int parse_args(int argc, char **argv, options *o)
             o->json = 1;
         } else if (!strcmp(a, "--quick")) {
             o->quick = 1;
-        } else if (!strcmp(a, "--4bit") || !strcmp(a, "--5bit")) {
-            o->bits = a[2] - '0';
+        } else if (!strcmp(a, "--type") && i + 1 < argc) {
+            const char *t = argv[++i];
+            o->type = 0;
+            while (strcmp(t, weight_types[o->type].name))
+                if (++o->type == (int)(sizeof weight_types / sizeof *weight_types))
+                    return -1;
         } else if (!strcmp(a, "--tiers") && i + 1 < argc) {
             o->tiers = argv[++i];
         } else if (!strcmp(a, "--cases") && i + 1 < argc) {
@@ -635,9 +646,9 @@ int main(int argc, char **argv)
         return 1;
     }
     if (o.json)
-        print_json(o.bits);
+        print_json(weight_types[o.type].name);
     else
-        print_markdown(o.bits);
+        print_markdown(weight_types[o.type].name);
     free(results);
     return 0;
 }

@@ -302,28 +302,49 @@ void dequant(uint32_t type, const void *data, uint64_t first, uint64_t n, float 
 
 int dequant_int8_supported(uint32_t type)
 {
-    return type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_0 || type == GGML_TYPE_Q5_0
-        || type == GGML_TYPE_IQ4_NL;
+    return type == GGML_TYPE_Q8_0 || dequant_code_bits(type);
+}
+
+int dequant_code_bits(uint32_t type)
+{
+    return type == GGML_TYPE_Q4_0 || type == GGML_TYPE_IQ4_NL ? 4 : type == GGML_TYPE_Q5_0 ? 5 : 0;
+}
+
+void dequant_code_levels(uint32_t type, int8_t levels[16])
+{
+    for (int i = 0; i < 16; i++)
+        levels[i] = type == GGML_TYPE_IQ4_NL ? iq4_levels[i]
+                                             : (int8_t)(i - (type == GGML_TYPE_Q5_0 ? 16 : 8));
+}
+
+void dequant_codes(uint32_t type, const void *data, uint64_t first, uint64_t n, uint16_t *d,
+                   uint8_t *u)
+{
+    uint64_t size = ggml_type_nbytes(type, 32);
+    const uint8_t *b = (const uint8_t *)data + ggml_type_nbytes(type, first);
+    int q5 = type == GGML_TYPE_Q5_0;
+    for (uint64_t i = 0; i < n / 32; i++, b += size, u += 32) {   /* as decode_nibbles, decode_iq4 */
+        d[i] = (uint16_t)(b[0] | b[1] << 8);
+        nibbles_01(b + (q5 ? 6 : 2), q5 ? le32(b + 2) : 0, u);
+    }
 }
 
 void dequant_int8(uint32_t type, const void *data, uint64_t first, uint64_t n, uint16_t *d,
                   int8_t *q)
 {
-    uint64_t size = ggml_type_nbytes(type, 32);
-    const uint8_t *b = (const uint8_t *)data + ggml_type_nbytes(type, first);
-    for (uint64_t i = 0; i < n / 32; i++, b += size, q += 32) {
-        d[i] = (uint16_t)(b[0] | b[1] << 8);
-        if (type == GGML_TYPE_Q8_0) {
+    if (type == GGML_TYPE_Q8_0) {
+        const uint8_t *b = (const uint8_t *)data + ggml_type_nbytes(type, first);
+        for (uint64_t i = 0; i < n / 32; i++, b += 34, q += 32) {
+            d[i] = (uint16_t)(b[0] | b[1] << 8);
             memcpy(q, b + 2, 32);
-            continue;
         }
-        /* the layout decode_nibbles and decode_iq4 read */
-        int q5 = type == GGML_TYPE_Q5_0;
-        uint8_t u[32];
-        nibbles_01(b + (q5 ? 6 : 2), q5 ? le32(b + 2) : 0, u);
-        for (int j = 0; j < 32; j++)
-            q[j] = type == GGML_TYPE_IQ4_NL ? iq4_levels[u[j]] : (int8_t)(u[j] - (q5 ? 16 : 8));
+        return;
     }
+    int8_t levels[16];
+    dequant_code_levels(type, levels);
+    dequant_codes(type, data, first, n, d, (uint8_t *)q);
+    for (uint64_t j = 0; j < n; j++)
+        q[j] = dequant_code_value(levels, (uint8_t)q[j]);
 }
 
 /* ------------------------------------------------- 4 and 5 bits, undecoded */

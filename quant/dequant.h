@@ -40,6 +40,24 @@ void dequant_int8(uint32_t type, const void *data, uint64_t first, uint64_t n, u
                   int8_t *q);
 
 /*
+** Of those, the ones whose integers are codes (Q4_0, IQ4_NL: 4 bits;
+** Q5_0: 5): dequant_code_bits gives 4 or 5 for those, 0 for others. A
+** code u stands for dequant_code_value(levels, u): the level of its low 4
+** bits (dequant_code_levels: Q4_0's u - 8, IQ4_NL's codebook, Q5_0's
+** u - 16) plus 16 for a fifth bit. dequant_codes gives blocks [first,
+** first + n) (as above) as the scales' fp16 bits d[i] and codes u[32 i + j].
+*/
+int dequant_code_bits(uint32_t type);
+void dequant_code_levels(uint32_t type, int8_t levels[16]);
+void dequant_codes(uint32_t type, const void *data, uint64_t first, uint64_t n, uint16_t *d,
+                   uint8_t *u);
+
+static inline int8_t dequant_code_value(const int8_t levels[16], uint8_t u)
+{
+    return (int8_t)(levels[u & 0xF] + 16 * (u >> 4));
+}
+
+/*
 ** The scale dw and minimum mw of a block of 32 values dw * u - mw, each an
 ** f32 factor times an fp16 one: the product is exact in f32 (11 + 11
 ** significant bits at most), so the factors are a compact form of the

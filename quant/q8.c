@@ -239,13 +239,13 @@ static int weights_new(const q8_kernels *k, int bits, int n_rows, int K, const c
         return copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory", name);
     W->tier = k;
     W->bits = bits;
-    W->wbias = bits == 8 ? k->wbias : 0;
+    W->wbias = q8_int8_scaled(bits) ? k->wbias : 0;
     W->n_rows = n_rows;
     W->K = K;
     W->nb = K / Q8_BLOCK;
     W->n_groups = (n_rows + Q8_GROUP - 1) / Q8_GROUP;
     size_t qbytes = q8_qbytes(bits);
-    W->scale_bytes = bits == 8 ? ((size_t)W->nb * Q8_GROUP * 2 + 63) & ~(size_t)63
+    W->scale_bytes = q8_int8_scaled(bits) ? ((size_t)W->nb * Q8_GROUP * 2 + 63) & ~(size_t)63
                                : (size_t)W->nb * Q4_GROUP_HBYTES
                                  + (size_t)(W->nb + Q4_SUPER - 1) / Q4_SUPER * Q4_GROUP_SUPBYTES;
     W->group_bytes = W->scale_bytes + (size_t)W->nb * qbytes;
@@ -253,24 +253,29 @@ static int weights_new(const q8_kernels *k, int bits, int n_rows, int K, const c
     if (!W->data) {
         free(W);
         return copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory for %d x %d %d-bit "
-                          "weights", name, n_rows, K, bits);
+                          "weights", name, n_rows, K, bits & ~Q8_CODED);
     }
     for (int g = 0; g < W->n_groups; g++) {
         uint8_t *p = W->data + (size_t)g * W->group_bytes;
         memset(p, 0, W->scale_bytes);
-        memset(p + W->scale_bytes, W->wbias, (size_t)W->nb * qbytes);
+        memset(p + W->scale_bytes, bits == 8 ? W->wbias : 0, (size_t)W->nb * qbytes);
     }
     *out = W;
     return COPSE_OK;
 }
 
+/* Store the fp16 scale of block b of row n of 8-bit or coded weights. */
+static void put_scale(q8_weights *W, int n, int b, uint16_t d)
+{
+    ((uint16_t *)q8_group_scales(W, n / Q8_GROUP))[b * Q8_GROUP + n % Q8_GROUP] = d;
+}
+
 /* Store block b of row n: its fp16 scale and 32 values. */
 static void put_block(q8_weights *W, int n, int b, uint16_t d, const int8_t *q)
 {
-    uint8_t *grp = W->data + (size_t)(n / Q8_GROUP) * W->group_bytes;
-    int r = n % Q8_GROUP;
-    ((uint16_t *)grp)[b * Q8_GROUP + r] = d;
-    uint8_t *dst = grp + W->scale_bytes + (size_t)b * Q8_GROUP_QBYTES + r * 4;
+    put_scale(W, n, b, d);
+    uint8_t *dst = (uint8_t *)q8_group_quants(W, n / Q8_GROUP) + (size_t)b * Q8_GROUP_QBYTES
+                   + n % Q8_GROUP * 4;
     uint32_t flip = W->wbias * 0x01010101u;
     for (int j = 0; j < Q8_BLOCK / 4; j++) {
         uint32_t v;
@@ -280,24 +285,31 @@ static void put_block(q8_weights *W, int n, int b, uint16_t d, const int8_t *q)
     }
 }
 
+/* Store the 32 quants (or codes) of block b of row n of 4- or 5-bit
+** weights. */
+static void put_quants4(q8_weights *W, int n, int b, const uint8_t *u)
+{
+    uint8_t *dst = (uint8_t *)q8_group_quants(W, n / Q8_GROUP) + (size_t)b * q8_qbytes(W->bits)
+                   + n % Q8_GROUP * 4;
+    for (int l = 0; l < 4; l++)
+        for (int i = 0; i < 4; i++)
+            dst[l * Q8_GROUP * 4 + i] = (uint8_t)((u[8 * l + i] & 0xF) | (u[8 * l + 4 + i] & 0xF) << 4);
+    for (int k = 0; (W->bits & ~Q8_CODED) == 5 && k < Q8_BLOCK; k++)
+        dst[Q4_GROUP_QBYTES + k % 4] |= (uint8_t)((u[k] >> 4) << (k / 4));
+}
+
 /* Store block b of row n of 4- or 5-bit weights: the factors of its scale
 ** and minimum (the f32 ones once per Q4_SUPER blocks) and its 32 quants. */
 static void put_block4(q8_weights *W, int n, int b, nibble_scale s, const uint8_t *u)
 {
     int g = n / Q8_GROUP, r = n % Q8_GROUP;
-    uint8_t *grp = W->data + (size_t)g * W->group_bytes;
     uint16_t *h = (uint16_t *)q4_group_halves(W, g, b);
     h[r] = s.dh;
     h[Q8_GROUP + r] = s.mh;
     float *f = (float *)q4_group_supers(W, g, b);
     f[r] = s.ds;
     f[Q8_GROUP + r] = s.ms;
-    uint8_t *dst = grp + W->scale_bytes + (size_t)b * q8_qbytes(W->bits) + r * 4;
-    for (int l = 0; l < 4; l++)
-        for (int i = 0; i < 4; i++)
-            dst[l * Q8_GROUP * 4 + i] = (uint8_t)((u[8 * l + i] & 0xF) | (u[8 * l + 4 + i] & 0xF) << 4);
-    for (int k = 0; W->bits == 5 && k < Q8_BLOCK; k++)
-        dst[Q4_GROUP_QBYTES + k % 4] |= (uint8_t)((u[k] >> 4) << (k / 4));
+    put_quants4(W, n, b, u);
 }
 
 void q8_weights_free(q8_weights *W)
@@ -472,30 +484,44 @@ static int from_nibbles(const q8_kernels *k, uint32_t type, const void *src, int
 }
 
 /* Blocks that are an fp16 scale times int8 values (dequant_int8) as they
-** are, each weight exactly the file's (1 for a non-finite scale);
-** scratch: a row's scales, then its values. */
+** are, each weight exactly the file's: coded weights keep the codes, the
+** others the values (1 for a non-finite scale); scratch: a row's scales,
+** then its codes or values. */
 static int int8_row(q8_weights *W, uint32_t type, const void *src, int n, void *scratch,
                     int *block)
 {
     uint16_t *d = scratch;
-    int8_t *q = (int8_t *)(d + W->nb);
-    dequant_int8(type, src, (uint64_t)n * W->K, (uint64_t)W->K, d, q);
+    uint8_t *q = (uint8_t *)(d + W->nb);
+    int coded = W->bits & Q8_CODED;
+    if (coded)
+        dequant_codes(type, src, (uint64_t)n * W->K, (uint64_t)W->K, d, q);
+    else
+        dequant_int8(type, src, (uint64_t)n * W->K, (uint64_t)W->K, d, (int8_t *)q);
     for (int b = 0; b < W->nb; b++) {
         if ((d[b] & 0x7c00) == 0x7c00) {
             *block = b;
             return 1;
         }
-        put_block(W, n, b, d[b], q + b * Q8_BLOCK);
+        if (coded) {
+            put_scale(W, n, b, d[b]);
+            put_quants4(W, n, b, q + b * Q8_BLOCK);
+        } else {
+            put_block(W, n, b, d[b], (const int8_t *)q + b * Q8_BLOCK);
+        }
     }
     return 0;
 }
 
+/* With codes, the coded types keep them, else they become int8 values. */
 static int from_int8_blocks(const q8_kernels *k, uint32_t type, const void *src, int n_rows, int K,
-                            const char *name, q8_weights **out, copse_error *err)
+                            int codes, const char *name, q8_weights **out, copse_error *err)
 {
     pack_bad bad;
-    int rc = pack_tensor(k, 8, type, src, n_rows, K, name, int8_row,
+    int rc = pack_tensor(k, codes ? Q8_CODED | dequant_code_bits(type) : 8, type, src, n_rows, K,
+                         name, int8_row,
                          (size_t)K / Q8_BLOCK * sizeof(uint16_t) + (size_t)K, out, &bad, err);
+    if (!rc && *out && codes)
+        dequant_code_levels(type, (*out)->levels);
     if (rc || bad.row == n_rows)
         return rc;
     return copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, block %d has a non-finite scale",
@@ -505,7 +531,7 @@ static int from_int8_blocks(const q8_kernels *k, uint32_t type, const void *src,
 int q8_weights_from_q8_0(const q8_kernels *k, const void *blocks, int n_rows, int K,
                          const char *name, q8_weights **out, copse_error *err)
 {
-    return from_int8_blocks(k, GGML_TYPE_Q8_0, blocks, n_rows, K, name, out, err);
+    return from_int8_blocks(k, GGML_TYPE_Q8_0, blocks, n_rows, K, 0, name, out, err);
 }
 
 int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep_bits,
@@ -520,10 +546,11 @@ int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep_b
         return copse_fail(err, COPSE_E_UNSUPPORTED, "tensor '%s': too large", t->name);
     int K = (int)t->ne[0], n_rows = (int)t->ne[1];
 
+    if (dequant_int8_supported(t->type) && t->data)
+        return from_int8_blocks(k, t->type, t->data, n_rows, K, keep_bits && dequant_code_bits(t->type),
+                                t->name, out, err);
     if (keep_bits && dequant_nibble_bits(t->type) && t->data)
         return from_nibbles(k, t->type, t->data, n_rows, K, t->name, out, err);
-    if (dequant_int8_supported(t->type) && t->data)
-        return from_int8_blocks(k, t->type, t->data, n_rows, K, t->name, out, err);
     if (dequant_supported(t->type) && t->data)
         return from_rows(k, t->type, t->data, n_rows, K, t->name, out, err);
     char buf[16];
@@ -533,15 +560,15 @@ int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep_b
 
 void q8_weights_row(const q8_weights *W, int r, float *out)
 {
-    for (int b = 0; W->bits != 8 && b < W->nb; b++) {
+    for (int b = 0; !q8_int8_scaled(W->bits) && b < W->nb; b++) {
         float dw = q4_weight_scale(W, r, b), mw = q4_weight_min(W, r, b);
         for (int k = b * Q8_BLOCK; k < (b + 1) * Q8_BLOCK; k++)
             out[k] = dw * (float)q4_weight(W, r, k) - mw;
     }
-    for (int b = 0; W->bits == 8 && b < W->nb; b++) {
+    for (int b = 0; q8_int8_scaled(W->bits) && b < W->nb; b++) {
         float d = q8_weight_scale(W, r, b);
         for (int k = b * Q8_BLOCK; k < (b + 1) * Q8_BLOCK; k++)
-            out[k] = d * (float)q8_weight(W, r, k);
+            out[k] = d * (float)(W->bits == 8 ? q8_weight(W, r, k) : q8_code_weight(W, r, k));
     }
 }
 

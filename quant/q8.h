@@ -76,6 +76,16 @@
 ** lines an 8-bit block has. The kernels unpack them to a byte each (a
 ** panel's stretch at a time into L1, one token's in registers) and go on
 ** as for 4-bit weights; the q4_ accessors below read both widths.
+**
+** --- Coded weights (bits = Q8_CODED | 4 or 5): the types whose quants
+** are codes for int8 levels under an fp16 scale (Q4_0, IQ4_NL: 4 bits;
+** Q5_0: 5; dequant.h) keep their codes, laid out as the 4- and 5-bit
+** quants above, under the 8-bit layout's fp16 scales d[nb][16]: 0.56 and
+** 0.69 bytes a weight. levels[16] holds the level of each low nibble; a
+** fifth bit adds 16 (dequant_code_value). The kernels look each line of
+** codes up as the bytes an 8-bit block would hold there (level ^ wbias)
+** and go on exactly as for 8-bit weights: the same sums and rounding,
+** with no minimum.
 */
 #ifndef COPSE_Q8_H
 #define COPSE_Q8_H
@@ -85,6 +95,7 @@
 #include "copse.h"
 #include "gguf.h"
 #include "f16.h"
+#include "dequant.h"
 
 #define Q8_BLOCK 32          /* values per block (QK8_0) */
 #define Q8_GROUP 16          /* rows per packed group */
@@ -95,6 +106,10 @@
 #define Q4_SUPER 8                             /* 4-bit: blocks that share the f32 factors */
 #define Q4_GROUP_SUPBYTES (2 * Q8_GROUP * 4)   /* 4-bit: f32 factor bytes per group and Q4_SUPER */
 #define Q4_SCALE_BYTES (2 * Q8_GROUP * 4)      /* 4-bit: a group's block's scales and minimums as f32 */
+#define Q8_CODED 16                            /* bits of coded weights: Q8_CODED | 4 or 5 */
+
+/* Weights of bits that are scaled as 8-bit ones: an fp16 scale, no minimum. */
+static inline int q8_int8_scaled(int bits) { return bits == 8 || bits & Q8_CODED; }
 
 typedef struct q8_kernels q8_kernels;
 
@@ -103,8 +118,9 @@ typedef struct q8_weights {
     int      n_rows, K;      /* logical shape */
     int      nb;             /* blocks per row: K / 32 */
     int      n_groups;       /* ceil(n_rows / 16) */
-    int      bits;           /* 8, or 4 or 5 for quants with a scale and minimum */
-    uint8_t  wbias;          /* tier->wbias, copied for the accessors (8 bits only) */
+    int      bits;           /* 8, 4 or 5 for quants with a scale and minimum, or coded */
+    uint8_t  wbias;          /* tier->wbias, copied (8 bits and coded only) */
+    int8_t   levels[16];     /* coded: the level of each low nibble */
     size_t   scale_bytes;    /* bytes of a group's scale part */
     size_t   group_bytes;
     uint8_t *data;           /* n_groups * group_bytes, 64-byte aligned */
@@ -126,7 +142,8 @@ typedef struct q8_act {
 ** stride W->n_rows, rows past n_rows not written); otherwise it writes the
 ** exact int32 block sums raw[((t*n_groups + g)*nb + b)*16 + r] instead
 ** (padding rows included), which the tests compare between tiers. rect4
-** and rect5 do the same for 4- and 5-bit weights.
+** and rect5 do the same for 4- and 5-bit weights, rect4c and rect5c for
+** coded ones.
 */
 typedef void q8_rect_fn(const q8_weights *W, const q8_act *A, int t0, int t1,
                         int g0, int g1, float *y, int32_t *raw);
@@ -135,20 +152,22 @@ struct q8_kernels {
     const char *name;        /* as COPSE_ISA spells it */
     uint8_t     wbias;
     void (*quantize)(const float *x, int K, int8_t *q, float *d, int32_t *nsum);
-    q8_rect_fn *rect, *rect4, *rect5;
+    q8_rect_fn *rect, *rect4, *rect5, *rect4c, *rect5c;
 };
 
-/* W's tier's rect, rect4 or rect5, as W's bits ask. */
+/* W's tier's entry for W's bits. */
 static inline void q8_rect(const q8_weights *W, const q8_act *A, int t0, int t1, int g0, int g1,
                            float *y, int32_t *raw)
 {
-    (W->bits == 4 ? W->tier->rect4 : W->bits == 5 ? W->tier->rect5 : W->tier->rect)
-        (W, A, t0, t1, g0, g1, y, raw);
+    const q8_kernels *k = W->tier;
+    (W->bits == 4 ? k->rect4 : W->bits == 5 ? k->rect5 : W->bits == (Q8_CODED | 4) ? k->rect4c
+     : W->bits == (Q8_CODED | 5) ? k->rect5c : k->rect)(W, A, t0, t1, g0, g1, y, raw);
 }
 
 /* Quant bytes per group and block of weights of bits. */
 static inline size_t q8_qbytes(int bits)
 {
+    bits &= ~Q8_CODED;
     return bits == 8 ? Q8_GROUP_QBYTES : bits == 4 ? Q4_GROUP_QBYTES : Q5_GROUP_QBYTES;
 }
 
@@ -198,9 +217,10 @@ int q8_weights_from_f32(const q8_kernels *k, const float *src, int n_rows, int K
 /* A 2-D GGUF tensor (ne[0] = K): the types dequant_int8() reads (Q8_0,
 ** Q4_0, Q5_0, IQ4_NL) with their own scales and values, exactly; any other
 ** type dequant.h decodes as its f32 values would be. With keep_bits, the
-** types dequant_nibbles() reads (Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K)
-** become 4- or 5-bit weights holding exactly the file's values. A
-** non-finite scale or minimum is a format error. */
+** coded types (Q4_0, Q5_0, IQ4_NL) keep their codes, and the other types
+** dequant_nibbles() reads (Q4_1, Q4_K, Q5_1, Q5_K) become 4- or 5-bit
+** weights, each weight exactly the file's. A non-finite scale or minimum
+** is a format error. */
 int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep_bits,
                            q8_weights **out, copse_error *err);
 
@@ -236,15 +256,22 @@ static inline float q8_weight_scale(const q8_weights *W, int n, int b)
     return copse_f16_to_f32(q8_group_scales(W, n / Q8_GROUP)[b * Q8_GROUP + n % Q8_GROUP]);
 }
 
-/* 4- and 5-bit weights: quant u of (n, k), and the scale dw and minimum
-** mw of row n, block b. */
+/* 4- and 5-bit weights: quant u of (n, k) (coded ones: its code), and
+** the scale dw and minimum mw of row n, block b. */
 static inline int q4_weight(const q8_weights *W, int n, int k)
 {
     const uint8_t *q = q8_group_quants(W, n / Q8_GROUP) + (size_t)(k / Q8_BLOCK) * q8_qbytes(W->bits);
     int j = k % Q8_BLOCK, r = n % Q8_GROUP;
     uint8_t v = q[(j / 8 * Q8_GROUP + r) * 4 + j % 4];
     int u = j % 8 < 4 ? v & 0xF : v >> 4;
-    return W->bits == 5 ? u | (q[Q4_GROUP_QBYTES + r * 4 + j % 4] >> (j / 4) & 1) << 4 : u;
+    return (W->bits & ~Q8_CODED) == 5 ? u | (q[Q4_GROUP_QBYTES + r * 4 + j % 4] >> (j / 4) & 1) << 4 : u;
+}
+
+/* Coded weights: weight (n, k) as a signed value (its scale is
+** q8_weight_scale's). */
+static inline int q8_code_weight(const q8_weights *W, int n, int k)
+{
+    return dequant_code_value(W->levels, (uint8_t)q4_weight(W, n, k));
 }
 
 /* 4- and 5-bit weights, group g, block b: the fp16 factors h[b] and the f32 ones

@@ -6,7 +6,8 @@
 ** sums and f32 results in registers, so each weight load serves T tokens
 ** and each broadcast G groups. 4-bit weights: a line's low nibbles are 4 k
 ** of the 16 rows and its high nibbles the next 4, unsigned as vpdpbusd
-** wants them, with no offset to cancel.
+** wants them, with no offset to cancel. Coded ones: each nibble looked up
+** (vpshufb) as its level + 128, then as 8-bit weights.
 */
 #include <immintrin.h>
 #include "q8_simd.h"
@@ -53,14 +54,27 @@ INLINE void xblock_next(xblock *x)
     x->sx++;
 }
 
+/* Coded weights' levels + 128 (the tier's wbias) in each 128-bit lane. */
+typedef __m512i q8_lut;
+
+INLINE q8_lut lut_of(const q8_weights *W, const int bits)
+{
+    if (!(bits & Q8_CODED))
+        return _mm512_setzero_si512();
+    __m128i l = _mm_loadu_si128((const __m128i *)W->levels);
+    return _mm512_broadcast_i32x4(_mm_xor_si128(l, _mm_set1_epi8((char)W->wbias)));
+}
+
 /* Line j of a block of 4- or 5-bit quants at q (q8.h) as the bytes line j
-** of an 8-bit block holds: its nibbles, and for 5 bits 16 more where bit
-** j of the fifth-bit line's byte is set. */
-INLINE __m512i quant_line(const uint8_t *q, int j, const int bits)
+** of an 8-bit block holds: its nibbles (coded: their entries in lut),
+** and for 5 bits 16 more where bit j of the fifth-bit line's byte is set. */
+INLINE __m512i quant_line(const uint8_t *q, int j, const int bits, q8_lut lut)
 {
     __m512i v = _mm512_load_si512(q + j / 2 * 64);
     __m512i w = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0x0F));
-    if (bits == 5)
+    if (bits & Q8_CODED)
+        w = _mm512_shuffle_epi8(lut, w);
+    if ((bits & ~Q8_CODED) == 5)
         w = _mm512_mask_add_epi8(w, _mm512_test_epi8_mask(_mm512_load_si512(q + Q4_GROUP_QBYTES),
                                                           _mm512_set1_epi8((char)(1 << j))),
                                  w, _mm512_set1_epi8(0x10));
@@ -69,13 +83,14 @@ INLINE __m512i quant_line(const uint8_t *q, int j, const int bits)
 
 /* The exact int32 sums of a block of T tokens x G groups: s[t][g] holds
 ** the 16 rows' sums. wq[g] points at the block's quants of group g0 + g,
-** a byte each (nibbles 0), or nibbles (4), then fifth bits (5). */
+** a byte each (nibbles 0), or as W's bits lay them out (nibbles: those
+** bits). */
 INLINE void block_sums(const xblock *x, const int T, const uint8_t *const *wq, const int G,
-                       __m512i s[TM][GV], const int bits, const int nibbles)
+                       __m512i s[TM][GV], const int bits, const int nibbles, q8_lut lut)
 {
     UNROLL
     for (int t = 0; t < T; t++) {
-        __m512i c = bits == 8 ? _mm512_set1_epi32(x->nsum[t * x->nb]) : _mm512_setzero_si512();
+        __m512i c = q8_int8_scaled(bits) ? _mm512_set1_epi32(x->nsum[t * x->nb]) : _mm512_setzero_si512();
         UNROLL
         for (int g = 0; g < G; g++)
             s[t][g] = c;
@@ -85,7 +100,7 @@ INLINE void block_sums(const xblock *x, const int T, const uint8_t *const *wq, c
         __m512i w[GV];
         UNROLL
         for (int g = 0; g < G; g++) {
-            w[g] = nibbles ? quant_line(wq[g], j, nibbles) : _mm512_load_si512(wq[g] + j * 64);
+            w[g] = nibbles ? quant_line(wq[g], j, nibbles, lut) : _mm512_load_si512(wq[g] + j * 64);
         }
         UNROLL
         for (int t = 0; t < T; t++) {
@@ -119,7 +134,8 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
                  int32_t *raw, const int bits, const uint8_t *wbuf, const float *sc)
 {
     const size_t qstep = bits == 8 || wbuf ? Q8_GROUP_QBYTES : q8_qbytes(bits);
-    const size_t sstep = bits == 8 ? Q8_GROUP * 2 : Q4_SCALE_BYTES;
+    const size_t sstep = q8_int8_scaled(bits) ? Q8_GROUP * 2 : Q4_SCALE_BYTES;
+    const q8_lut lut = lut_of(W, bits);
     const uint8_t *wq[GV], *ws[GV];
     __m512 f[TM][GV];
     xblock x = xblock_at(A, t0, b0);
@@ -127,8 +143,8 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
     for (int g = 0; g < G; g++) {
         wq[g] = wbuf ? wbuf + (size_t)g * (b1 - b0) * qstep
                      : q8_group_quants(W, g0 + g) + (size_t)b0 * qstep;
-        ws[g] = bits != 8 ? (const uint8_t *)(sc + (size_t)g * (b1 - b0) * 2 * Q8_GROUP)
-                          : W->data + (size_t)(g0 + g) * W->group_bytes + (size_t)b0 * sstep;
+        ws[g] = !q8_int8_scaled(bits) ? (const uint8_t *)(sc + (size_t)g * (b1 - b0) * 2 * Q8_GROUP)
+                                      : W->data + (size_t)(g0 + g) * W->group_bytes + (size_t)b0 * sstep;
     }
     UNROLL
     for (int t = 0; t < T; t++)
@@ -139,18 +155,18 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
     for (int b = b0; b < b1; b++) {
         __m512i s[TM][GV];
         ahead_block(ahead, b1 - b, bits);
-        block_sums(&x, T, wq, G, s, bits, bits != 8 && !wbuf ? bits : 0);
+        block_sums(&x, T, wq, G, s, bits, bits != 8 && !wbuf ? bits : 0, lut);
         if (raw)
             store_raw(W, t0, T, g0, G, b, s, raw);
         UNROLL
         for (int g = 0; g < G; g++) {
-            __m512 dw = bits == 8 ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)ws[g]))
-                                  : _mm512_load_ps(ws[g]);
+            __m512 dw = q8_int8_scaled(bits) ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)ws[g]))
+                                             : _mm512_load_ps(ws[g]);
             UNROLL
             for (int t = 0; t < T; t++) {
                 f[t][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t][g]),
                                           _mm512_mul_ps(dw, _mm512_set1_ps(x.d[t * x.nb])), f[t][g]);
-                if (bits != 8)
+                if (!q8_int8_scaled(bits))
                     f[t][g] = _mm512_fnmadd_ps(_mm512_load_ps(ws[g] + 64), _mm512_set1_ps(x.sx[t * x.nb]),
                                                f[t][g]);
             }
@@ -183,12 +199,14 @@ INLINE void unpack_scales(const q8_weights *W, int g, int b, float *dst)
                                                     _mm512_cvtph_ps(_mm256_load_si256(h + i))));
 }
 
-/* A block of 4- or 5-bit quants at src as an 8-bit block's bytes at dst. */
-INLINE void unpack_block(const uint8_t *restrict src, uint8_t *restrict dst, const int bits)
+/* A block of 4- or 5-bit quants or codes at src as an 8-bit block's bytes
+** at dst. */
+INLINE void unpack_block(const uint8_t *restrict src, uint8_t *restrict dst, const int bits,
+                         q8_lut lut)
 {
     UNROLL
     for (int j = 0; j < Q8_BLOCK / 4; j++)
-        _mm512_store_si512(dst + 64 * j, quant_line(src, j, bits));
+        _mm512_store_si512(dst + 64 * j, quant_line(src, j, bits, lut));
 }
 
 #include "q8_rect.inc"
@@ -234,4 +252,5 @@ static void quantize(const float *x, int K, int8_t *q, float *d, int32_t *nsum)
     }
 }
 
-const q8_kernels q8_tier_avx512vnni = { "avx512vnni", 0x80, quantize, rect, rect4, rect5 };
+const q8_kernels q8_tier_avx512vnni = { "avx512vnni", 0x80, quantize, rect, rect4, rect5,
+                                           rect4c, rect5c };

@@ -40,7 +40,8 @@ static int32_t block_sum(const q8_weights *W, int n, int b, const int8_t *x)
 {
     int32_t s = 0;
     for (int k = b * Q8_BLOCK; k < (b + 1) * Q8_BLOCK; k++)
-        s += (W->bits != 8 ? q4_weight(W, n, k) : q8_weight(W, n, k)) * x[k];
+        s += (W->bits == 8 ? q8_weight(W, n, k) : W->bits & Q8_CODED ? q8_code_weight(W, n, k)
+                                                : q4_weight(W, n, k)) * x[k];
     return s;
 }
 
@@ -61,7 +62,7 @@ static void rect_ref(const q8_weights *W, const q8_act *A, int t0, int t1, int g
                 if (raw)
                     raw[(((size_t)t * W->n_groups + n / Q8_GROUP) * nb + b) * Q8_GROUP
                         + n % Q8_GROUP] = s;
-                else if (W->bits == 8)
+                else if (q8_int8_scaled(W->bits))
                     acc = fmaf((float)s, q8_weight_scale(W, n, b) * d, acc);
                 else {
                     acc = fmaf((float)s, q4_weight_scale(W, n, b) * d, acc);
@@ -74,4 +75,5 @@ static void rect_ref(const q8_weights *W, const q8_act *A, int t0, int t1, int g
     }
 }
 
-const q8_kernels q8_tier_scalar = { "scalar", 0, q8_quantize_ref, rect_ref, rect_ref, rect_ref };
+const q8_kernels q8_tier_scalar = { "scalar", 0, q8_quantize_ref, rect_ref, rect_ref, rect_ref,
+                                    rect_ref, rect_ref };

@@ -66,6 +66,11 @@ static void src_w_make4(src_w *s, int pat)
             blk[j] = (uint8_t)rnd();
     }
     int nb = s->K / Q8_BLOCK;
+    if (dequant_code_bits(s->type)) {   /* coded: int8 levels under fp16 scales */
+        s->d = malloc((size_t)s->N * nb * 2);
+        dequant_int8(s->type, s->blocks, 0, n, s->d, s->q);
+        return;
+    }
     uint8_t *u = malloc(n);
     s->dw = malloc((size_t)s->N * nb * sizeof *s->dw);
     s->mw = malloc((size_t)s->N * nb * sizeof *s->mw);
@@ -172,7 +177,7 @@ static float ref_out(const src_w *w, int n, const q8_act *a, int t)
         const int8_t *xq = a->q + (size_t)t * a->K;
         float dx = a->d[(size_t)t * a->nb + b];
         int32_t s = ref_sum(w, n, b, xq);
-        if (w->type == GGML_TYPE_Q8_0) {
+        if (w->d) {
             acc = fmaf((float)s, copse_f16_to_f32(w->d[i]) * dx, acc);
             continue;
         }
@@ -268,13 +273,16 @@ static void check_gemm(const q8_kernels *k, int M, int N, int K, int wp, int xp,
     for (int i = 0; i < 4; i++)
         y[i] = malloc((size_t)M * N * sizeof *y[i]);
     q8_rect(W, &a, 0, M, 0, ng, NULL, raw);
-    int bad = 0;
+    int8_t levels[16];   /* padding rows: code 0, whose level may not be 0 */
+    dequant_code_levels(type, levels);
+    int pad = dequant_code_bits(type) ? levels[0] : 0, bad = 0;
     for (int t = 0; t < M; t++)
         for (int g = 0; g < ng; g++)
             for (int b = 0; b < nb; b++)
                 for (int r = 0; r < Q8_GROUP; r++) {
                     int n = g * Q8_GROUP + r;
-                    int32_t want = n < N ? ref_sum(&w, n, b, a.q + (size_t)t * K) : 0;
+                    int32_t want = n < N ? ref_sum(&w, n, b, a.q + (size_t)t * K)
+                                         : pad * a.nsum[(size_t)t * nb + b] / -128;
                     int32_t got = raw[(((size_t)t * ng + g) * nb + b) * Q8_GROUP + r];
                     if (got != want && bad++ == 0)
                         exact_check(st, "q8", 0, "%s %s %dx%dx%d w %s x %s: int32 sum t%d row %d block %d: %d, "
@@ -315,16 +323,16 @@ void q8x_check_tier(const q8_kernels *k, exact_stats *st)
         for (int p = 0; p < X_NPAT; p++)
             check_quantize(k, K, p, st);
 
-    /* Each shape with 8-bit weights, 4-bit ones and 5-bit ones (the _0
-    ** and _1 types in turn; the K types' rows are multiples of 256,
-    ** below, Q4_K and Q5_K). */
-    static const uint32_t four[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1 };
+    /* Each shape with 8-bit weights, 4-bit ones and 5-bit ones (in turn
+    ** with a scale and minimum, _1, or coded, Q4_0, IQ4_NL and Q5_0; the K
+    ** types' rows are multiples of 256, below, Q4_K and Q5_K). */
+    static const uint32_t four[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_IQ4_NL, GGML_TYPE_Q4_1 };
     static const uint32_t five[] = { GGML_TYPE_Q5_1, GGML_TYPE_Q5_0 };
     int turn = 0;
 #define GEMM(M, N, K, wp, xp)                                                  \
     do {                                                                     \
         check_gemm(k, M, N, K, wp, xp, GGML_TYPE_Q8_0, st);                  \
-        check_gemm(k, M, N, K, wp, xp, four[turn % 2], st);                  \
+        check_gemm(k, M, N, K, wp, xp, four[turn % 4], st);                  \
         check_gemm(k, M, N, K, wp, xp, five[turn++ % 2], st);                \
     } while (0)
 #define GEMM_K(M, N, K, wp, xp)                                                \
@@ -436,7 +444,8 @@ static void check_f32_bound4(const q8_kernels *k, uint32_t type, exact_stats *st
                 size_t bi = (size_t)n * (K / Q8_BLOCK) + i / Q8_BLOCK;
                 exact += xi * row[i];
                 bound += fabs(row[i]) * dx / 2;
-                mag += dx * 127 * (fabs(w.dw[bi]) * ((1 << dequant_nibble_bits(type)) - 1) + fabs(w.mw[bi]));
+                mag += dx * 127 * (w.d ? fabs(copse_f16_to_f32(w.d[bi])) * 127
+                                       : fabs(w.dw[bi]) * ((1 << dequant_nibble_bits(type)) - 1) + fabs(w.mw[bi]));
             }
             bound += mag * ldexp(1, -18);
             double e = fabs(y[(size_t)t * N + n] - exact);
@@ -511,6 +520,7 @@ void q8x_check_f32_bound(const q8_kernels *k, exact_stats *st)
     check_f32_bound4(k, GGML_TYPE_Q4_1, st);
     check_f32_bound4(k, GGML_TYPE_Q5_K, st);
     check_f32_bound4(k, GGML_TYPE_Q5_0, st);
+    check_f32_bound4(k, GGML_TYPE_IQ4_NL, st);
     q8_weights_free(W);
     free(w);
     free(x);
@@ -575,13 +585,14 @@ void q8x_check_errors(exact_stats *st)
 
 
 /* 4- and 5-bit tensors: each weight is the value dequant gives; without
-** keep_bits, Q4_0 and Q5_0 pack as int8 with the same values and the
+** keep_bits, the coded types pack as int8 with the same values and the
 ** others as their decoded f32 values would; a non-finite scale or minimum
 ** is refused with the row. */
 static void check_tensors4(const q8_kernels *k, exact_stats *st)
 {
     static const uint32_t types[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q4_K,
-                                      GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q5_K };
+                                      GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q5_K,
+                                      GGML_TYPE_IQ4_NL };
     enum { N = 21, K = 512 };
     float *row = malloc(K * sizeof *row), *got = malloc(K * sizeof *got);
     float *all = malloc((size_t)N * K * sizeof *all);
@@ -593,12 +604,13 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
             copse_error err;
             gguf_tensor t = { .name = "blk.0.ffn_up.weight", .type = types[i], .n_dims = 2,
                               .ne = { K, N, 1, 1 }, .data = w.blocks };
-            int rc = q8_weights_from_tensor(k, &t, 1, &W, &err), bits = dequant_nibble_bits(types[i]);
-            int zero_type = types[i] == GGML_TYPE_Q4_0 || types[i] == GGML_TYPE_Q5_0;
+            int rc = q8_weights_from_tensor(k, &t, 1, &W, &err), coded = dequant_code_bits(types[i]);
+            int bits = coded ? coded : dequant_nibble_bits(types[i]);
             /* 2 groups: per block 16 rows of nibbles (5 bits: and their fifth bits) and
-               fp16 factor pairs, per 8 blocks f32 pairs */
-            exact_check(st, "q8", rc == COPSE_OK && W->bits == bits && q8_weights_bytes(W)
-                        == 2 * (K / 32 * 16 * (16 + 4 * (bits == 5) + 4) + K / 256 * 16 * 8),
+               fp16 factor pairs, per 8 blocks f32 pairs; coded: fp16 scales */
+            exact_check(st, "q8", rc == COPSE_OK && W->bits == (bits | (coded ? Q8_CODED : 0))
+                        && q8_weights_bytes(W) == (size_t)2 * (K / 32 * 16 * (16 + 4 * (bits == 5) + 2 + 2 * !coded)
+                                                       + !coded * K / 256 * 16 * 8),
                         "%s: %d-bit tensor type %u: %s", k->name, bits, types[i], rc ? err.msg : "");
             int bad = 0;
             for (int n = 0; n < N && !rc; n++) {
@@ -611,7 +623,7 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
             exact_check(st, "q8", bad == 0, "%s: type %u, weights %s: %d values differ from dequant",
                         k->name, types[i], wpat_name[wp], bad);
             rc = q8_weights_from_tensor(k, &t, 0, &W8, &err);
-            if (!rc && !zero_type)
+            if (!rc && !coded)
                 rc = q8_weights_from_f32(k, all, N, K, "f", &want, &err);
             exact_check(st, "q8", rc == COPSE_OK && W8->bits == 8
                         && (want ? same_packing(W8, want) : same_values(W8, all)),
@@ -625,7 +637,8 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
                 int has_m = types[i] == GGML_TYPE_Q4_1 || types[i] == GGML_TYPE_Q5_1;
                 w.blocks[17 * row_bytes + has_m * 2 + 1] = 0x7c;   /* inf */
                 exact_check(st, "q8", q8_weights_from_tensor(k, &t, 1, &W, &err) == COPSE_E_FORMAT
-                            && !W && strstr(err.msg, "row 17 has a non-finite scale or minimum"),
+                            && !W && strstr(err.msg, coded ? "row 17, block 0 has a non-finite scale"
+                                                           : "row 17 has a non-finite scale or minimum"),
                             "%s: type %u with an infinite scale: %s", k->name, types[i], err.msg);
             }
             src_w_free(&w);
