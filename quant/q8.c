@@ -294,8 +294,12 @@ static void put_quants4(q8_weights *W, int n, int b, const uint8_t *u)
     for (int l = 0; l < 4; l++)
         for (int i = 0; i < 4; i++)
             dst[l * Q8_GROUP * 4 + i] = (uint8_t)((u[8 * l + i] & 0xF) | (u[8 * l + 4 + i] & 0xF) << 4);
-    for (int k = 0; (W->bits & ~Q8_CODED) == 5 && k < Q8_BLOCK; k++)
-        dst[Q4_GROUP_QBYTES + k % 4] |= (uint8_t)((u[k] >> 4) << (k / 4));
+    if ((W->bits & ~Q8_CODED) != 5)
+        return;
+    uint8_t fifth[4] = { 0 };   /* in locals: through dst, each bit was a load and a store */
+    for (int k = 0; k < Q8_BLOCK; k++)
+        fifth[k % 4] |= (uint8_t)((u[k] >> 4) << (k / 4));
+    memcpy(dst + Q4_GROUP_QBYTES, fifth, 4);
 }
 
 /* Store block b of row n of 4- or 5-bit weights: the factors of its scale
