@@ -253,7 +253,7 @@ static int weights_new(const q8_kernels *k, int bits, int n_rows, int K, const c
     if (!W->data) {
         free(W);
         return copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory for %d x %d %d-bit "
-                          "weights", name, n_rows, K, bits & ~Q8_CODED);
+                          "weights", name, n_rows, K, q8_quant_bits(bits));
     }
     for (int g = 0; g < W->n_groups; g++) {
         uint8_t *p = W->data + (size_t)g * W->group_bytes;
@@ -294,7 +294,7 @@ static void put_quants4(q8_weights *W, int n, int b, const uint8_t *u)
     for (int l = 0; l < 4; l++)
         for (int i = 0; i < 4; i++)
             dst[l * Q8_GROUP * 4 + i] = (uint8_t)((u[8 * l + i] & 0xF) | (u[8 * l + 4 + i] & 0xF) << 4);
-    if ((W->bits & ~Q8_CODED) != 5)
+    if (q8_quant_bits(W->bits) != 5)
         return;
     uint8_t fifth[4] = { 0 };   /* in locals: through dst, each bit was a load and a store */
     for (int k = 0; k < Q8_BLOCK; k++)

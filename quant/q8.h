@@ -107,9 +107,13 @@
 #define Q4_GROUP_SUPBYTES (2 * Q8_GROUP * 4)   /* 4-bit: f32 factor bytes per group and Q4_SUPER */
 #define Q4_SCALE_BYTES (2 * Q8_GROUP * 4)      /* 4-bit: a group's block's scales and minimums as f32 */
 #define Q8_CODED 16                            /* bits of coded weights: Q8_CODED | 4 or 5 */
+#define Q8_OFFSET 32                           /* kernels' kind: coded, computed as u - offset */
 
 /* Weights of bits that are scaled as 8-bit ones: an fp16 scale, no minimum. */
 static inline int q8_int8_scaled(int bits) { return bits == 8 || bits & Q8_CODED; }
+
+/* The bits a quant or code of weights of bits takes: 8, 4 or 5. */
+static inline int q8_quant_bits(int bits) { return bits & 15; }
 
 typedef struct q8_kernels q8_kernels;
 
@@ -167,7 +171,7 @@ static inline void q8_rect(const q8_weights *W, const q8_act *A, int t0, int t1,
 /* Quant bytes per group and block of weights of bits. */
 static inline size_t q8_qbytes(int bits)
 {
-    bits &= ~Q8_CODED;
+    bits = q8_quant_bits(bits);
     return bits == 8 ? Q8_GROUP_QBYTES : bits == 4 ? Q4_GROUP_QBYTES : Q5_GROUP_QBYTES;
 }
 
@@ -264,7 +268,17 @@ static inline int q4_weight(const q8_weights *W, int n, int k)
     int j = k % Q8_BLOCK, r = n % Q8_GROUP;
     uint8_t v = q[(j / 8 * Q8_GROUP + r) * 4 + j % 4];
     int u = j % 8 < 4 ? v & 0xF : v >> 4;
-    return (W->bits & ~Q8_CODED) == 5 ? u | (q[Q4_GROUP_QBYTES + r * 4 + j % 4] >> (j / 4) & 1) << 4 : u;
+    return q8_quant_bits(W->bits) == 5 ? u | (q[Q4_GROUP_QBYTES + r * 4 + j % 4] >> (j / 4) & 1) << 4 : u;
+}
+
+/* Coded weights whose levels are the codes less a constant (Q4_0's 8,
+** Q5_0's 16): that constant; 0 for a codebook (IQ4_NL). */
+static inline int q8_code_offset(const q8_weights *W)
+{
+    for (int i = 1; i < 16; i++)
+        if (W->levels[i] != W->levels[0] + i)
+            return 0;
+    return -W->levels[0];
 }
 
 /* Coded weights: weight (n, k) as a signed value (its scale is

@@ -74,7 +74,7 @@ INLINE __m512i quant_line(const uint8_t *q, int j, const int bits, q8_lut lut)
     __m512i w = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0x0F));
     if (bits & Q8_CODED)
         w = _mm512_shuffle_epi8(lut, w);
-    if ((bits & ~Q8_CODED) == 5)
+    if (q8_quant_bits(bits) == 5)
         w = _mm512_mask_add_epi8(w, _mm512_test_epi8_mask(_mm512_load_si512(q + Q4_GROUP_QBYTES),
                                                           _mm512_set1_epi8((char)(1 << j))),
                                  w, _mm512_set1_epi8(0x10));

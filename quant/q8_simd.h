@@ -13,6 +13,9 @@
 ** unrolled, its arrays become registers. */
 #define UNROLL _Pragma("GCC unroll 8")
 
+/* The offset of offset codes of bits (Q8_OFFSET): Q4_0's 8, Q5_0's 16. */
+#define OFFSET_OF(bits) (q8_quant_bits(bits) == 5 ? 16 : 8)
+
 /* Four activation bytes, for a broadcast. */
 INLINE int32_t load4(const int8_t *p)
 {

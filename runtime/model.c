@@ -829,8 +829,8 @@ int copse_model_load(const char *path, const copse_model_params *params,
     model_matrix *w;
     for (int i = 0; (w = nth_matrix(m, i)); i++) {
         m->info.n_matrices += w->n_out > 0;
-        m->info.n_matrices_4bit += w->q8 && (w->q8->bits & ~Q8_CODED) == 4;
-        m->info.n_matrices_5bit += w->q8 && (w->q8->bits & ~Q8_CODED) == 5;
+        m->info.n_matrices_4bit += w->q8 && q8_quant_bits(w->q8->bits) == 4;
+        m->info.n_matrices_5bit += w->q8 && q8_quant_bits(w->q8->bits) == 5;
     }
     m->info.attn_scale = m->attn_scale;
     m->info.attn_softcap = m->attn_softcap;
