@@ -56,23 +56,25 @@ typedef struct copse_model_params {
     ** Run the f32 reference path: every matrix expanded to f32 and
     ** multiplied with BLAS (4x the memory of Q8_0, several times slower).
     ** By default (0) matrices are packed as int8 in blocks of 32 with one
-    ** scale each: Q8_0 and IQ4_NL tensors with their own scales and values
-    ** (each weight the file's exactly), every other type decoded and
-    ** quantized at load (F32, F16, BF16 and llama.cpp's block formats Q2_K,
-    ** Q3_K, Q6_K, IQ4_XS; other types fail with COPSE_E_UNSUPPORTED naming
-    ** the tensor), except Q4_0, Q4_1, Q4_K, Q5_0, Q5_1 and Q5_K tensors,
-    ** which keep their 4- or 5-bit quants with a scale and a minimum per 32
-    ** (0.66 or 0.78 bytes a weight, each the file's value exactly);
-    ** activations are quantized to int8 blocks before each product.
+    ** scale each: Q8_0 tensors with their own scales and values (each
+    ** weight the file's exactly), every other type decoded and quantized at
+    ** load (F32, F16, BF16 and llama.cpp's block formats Q2_K, Q3_K, Q6_K,
+    ** IQ4_XS; other types fail with COPSE_E_UNSUPPORTED naming the tensor),
+    ** except Q4_0, IQ4_NL and Q5_0 tensors, which keep their 4- or 5-bit
+    ** codes for int8 levels under their fp16 scales (0.56 or 0.69 bytes a
+    ** weight), and Q4_1, Q4_K, Q5_1 and Q5_K ones, which keep their 4- or
+    ** 5-bit quants with a scale and a minimum per 32 (0.66 or 0.78), each
+    ** weight the file's value exactly; activations are quantized to int8
+    ** blocks before each product.
     ** The int8 kernels are the fastest this CPU supports, or the tier the
     ** COPSE_ISA environment variable names (scalar, avx2, avxvnni,
     ** avx512vnni, neon, neon-dotprod): loading fails with COPSE_E_ARG for an
     ** unknown name and COPSE_E_UNSUPPORTED for one this CPU lacks.
     */
     int weights_f32;
-    /* Pack the 4- and 5-bit tensors as int8 too (about 1.6 and 1.4 times
-    ** their memory; Q4_0 and Q5_0 exactly, the others rounded to int8
-    ** blocks): to compare. */
+    /* Pack the 4- and 5-bit tensors as int8 too (about 1.9, 1.6, 1.5 and
+    ** 1.4 times their memory; Q4_0, IQ4_NL and Q5_0 exactly, the others
+    ** rounded to int8 blocks): to compare. */
     int weights_8bit;
 } copse_model_params;
 
@@ -126,7 +128,7 @@ typedef struct copse_model_info {
     uint64_t weight_bytes;   /* the matrices in memory as loaded: int8, or f32 on the
                                 reference path (0 for a vocab-only model) */
     int n_matrices;          /* the products a token goes through (stacked ones count once) */
-    int n_matrices_4bit;     /* of which keep the file's 4-bit quants (int8 path) */
+    int n_matrices_4bit;     /* of which keep the file's 4-bit quants or codes (int8 path) */
     int n_matrices_5bit;     /* and the file's 5-bit ones */
     const char *tensor_types; /* the file's tensors counted by type, most first:
                                  "Q5_0 132, F32 121, Q8_0 13" */
