@@ -16,6 +16,14 @@
 /* The offset of offset codes of bits (Q8_OFFSET): Q4_0's 8, Q5_0's 16. */
 #define OFFSET_OF(bits) (q8_quant_bits(bits) == 5 ? 16 : 8)
 
+/* -offset * sum(x) of a block from its nsum = -128 * sum(x): a shift, exact
+** on a multiple of 128 (an arithmetic one, as GCC and Clang shift a
+** negative int). */
+INLINE int32_t offset_sum(int32_t nsum, const int bits)
+{
+    return nsum >> (OFFSET_OF(bits) == 16 ? 3 : 4);
+}
+
 /* Four activation bytes, for a broadcast. */
 INLINE int32_t load4(const int8_t *p)
 {
