@@ -256,17 +256,19 @@ static void decode_q6_k(const uint8_t *b, uint64_t n, float *y)
 
 /* IQ4_XS: f16 d, u16 of scales' high bits, 4 bytes of their low nibbles,
 ** 128 bytes of codebook indices; sub-block j of 32 has scale
-** d (ls - 32), ls 6 bits. */
+** d (ls - 32), ls 6 bits: iq4_xs_scale. */
+static float iq4_xs_scale(const uint8_t *b, int j)
+{
+    unsigned hi = (unsigned)(b[2] | b[3] << 8);
+    int ls = (b[4 + j / 2] >> (4 * (j % 2)) & 0xF) | (int)(hi >> (2 * j) & 3) << 4;
+    return f16_at(b) * (float)(ls - 32);
+}
+
 static void decode_iq4_xs(const uint8_t *b, uint64_t n, float *y)
 {
-    for (; n--; b += 136) {
-        float d = f16_at(b);
-        unsigned hi = (unsigned)(b[2] | b[3] << 8);
-        for (int j = 0; j < 8; j++, y += 32) {
-            int ls = (b[4 + j / 2] >> (4 * (j % 2)) & 0xF) | (int)(hi >> (2 * j) & 3) << 4;
-            decode_iq4(b + 8 + 16 * j, d * (float)(ls - 32), y);
-        }
-    }
+    for (; n--; b += 136)
+        for (int j = 0; j < 8; j++, y += 32)
+            decode_iq4(b + 8 + 16 * j, iq4_xs_scale(b, j), y);
 }
 
 /* ------------------------------------------------------------------ table */
@@ -307,21 +309,32 @@ int dequant_int8_supported(uint32_t type)
 
 int dequant_code_bits(uint32_t type)
 {
-    return type == GGML_TYPE_Q4_0 || type == GGML_TYPE_IQ4_NL ? 4 : type == GGML_TYPE_Q5_0 ? 5 : 0;
+    return type == GGML_TYPE_Q4_0 || type == GGML_TYPE_IQ4_NL || type == GGML_TYPE_IQ4_XS ? 4
+         : type == GGML_TYPE_Q5_0                                                     ? 5
+                                                                                      : 0;
 }
 
 void dequant_code_levels(uint32_t type, int8_t levels[16])
 {
     for (int i = 0; i < 16; i++)
-        levels[i] = type == GGML_TYPE_IQ4_NL ? iq4_levels[i]
-                                             : (int8_t)(i - (type == GGML_TYPE_Q5_0 ? 16 : 8));
+        levels[i] = type == GGML_TYPE_IQ4_NL || type == GGML_TYPE_IQ4_XS
+                        ? iq4_levels[i]
+                        : (int8_t)(i - (type == GGML_TYPE_Q5_0 ? 16 : 8));
 }
 
 void dequant_codes(uint32_t type, const void *data, uint64_t first, uint64_t n, uint16_t *d,
                    uint8_t *u)
 {
-    uint64_t size = ggml_type_nbytes(type, 32);
     const uint8_t *b = (const uint8_t *)data + ggml_type_nbytes(type, first);
+    if (type == GGML_TYPE_IQ4_XS) {   /* a super-block's sub-blocks as IQ4_NL blocks */
+        for (uint64_t i = 0; i < n / 32; i++, u += 32) {
+            const uint8_t *sb = b + i / 8 * 136;
+            d[i] = copse_f32_to_f16(iq4_xs_scale(sb, (int)(i % 8)));
+            nibbles_01(sb + 8 + 16 * (i % 8), 0, u);
+        }
+        return;
+    }
+    uint64_t size = ggml_type_nbytes(type, 32);
     int q5 = type == GGML_TYPE_Q5_0;
     for (uint64_t i = 0; i < n / 32; i++, b += size, u += 32) {   /* as decode_nibbles, decode_iq4 */
         d[i] = (uint16_t)(b[0] | b[1] << 8);

@@ -30,20 +30,26 @@ void dequant(uint32_t type, const void *data, uint64_t first, uint64_t n, float 
 
 /*
 ** The types whose every block of 32 values is an fp16 scale times 32
-** integers that fit int8 (Q8_0, Q4_0, Q5_0, IQ4_NL): 1 for those.
-** dequant_int8 gives blocks [first, first + n) (as above) as the scales'
-** fp16 bits d[i] and q[32 i + j], such that f16(d[i]) * q in f32 is the
-** value dequant gives (the product is exact: 11 + 8 significant bits).
+** integers that fit int8 (Q8_0, Q4_0, Q5_0, IQ4_NL), and IQ4_XS, whose
+** blocks are that but for the scale: 1 for those. dequant_int8 gives
+** blocks [first, first + n) (as above) as the scales' fp16 bits d[i] and
+** q[32 i + j], such that f16(d[i]) * q in f32 is the value dequant gives
+** (the product is exact: 11 + 8 significant bits). IQ4_XS's scale is its
+** super-block's fp16 d times a 6-bit integer, up to 17 significant bits:
+** d[i] is that rounded to fp16 (nearest even), so its values are within
+** 2^-11 of dequant's, relatively (2^-25 absolutely for a scale below
+** fp16's normal range), where requantizing them to int8 moved them up to
+** 1/254 of the block's largest; an fp16 overflow gives an infinite d[i].
 */
 int dequant_int8_supported(uint32_t type);
 void dequant_int8(uint32_t type, const void *data, uint64_t first, uint64_t n, uint16_t *d,
                   int8_t *q);
 
 /*
-** Of those, the ones whose integers are codes (Q4_0, IQ4_NL: 4 bits;
-** Q5_0: 5): dequant_code_bits gives 4 or 5 for those, 0 for others. A
-** code u stands for dequant_code_value(levels, u): the level of its low 4
-** bits (dequant_code_levels: Q4_0's u - 8, IQ4_NL's codebook, Q5_0's
+** Of those, the ones whose integers are codes (Q4_0, IQ4_NL, IQ4_XS: 4
+** bits; Q5_0: 5): dequant_code_bits gives 4 or 5 for those, 0 for others.
+** A code u stands for dequant_code_value(levels, u): the level of its low
+** 4 bits (dequant_code_levels: Q4_0's u - 8, the IQ4 codebook, Q5_0's
 ** u - 16) plus 16 for a fifth bit. dequant_codes gives blocks [first,
 ** first + n) (as above) as the scales' fp16 bits d[i] and codes u[32 i + j].
 */

@@ -528,7 +528,7 @@ static int from_int8_blocks(const q8_kernels *k, uint32_t type, const void *src,
         dequant_code_levels(type, (*out)->levels);
     if (rc || bad.row == n_rows)
         return rc;
-    return copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, block %d has a non-finite scale",
+    return copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, block %d has a scale that is not a finite fp16 value",
                       name, bad.row, bad.block);
 }
 

@@ -42,7 +42,8 @@
 ** the VNNI tiers, whose instruction wants the weights unsigned (w + 128;
 ** nsum removes the offset), else 0. Q8_0 blocks keep their fp16 scale and
 ** int8 values bit for bit, and so do Q5_0, IQ4_NL and Q4_0 blocks as the
-** int8 values they stand for (dequant_int8).
+** int8 values they stand for (dequant_int8; IQ4_XS's with their scales
+** rounded to fp16).
 **
 ** --- Results: out(t, n) = sum over b, in order, of
 **     acc = fma((float)isum(t,n,b), dw(n,b) * d[t][b], acc)   from acc = 0
@@ -78,8 +79,8 @@
 ** as for 4-bit weights; the q4_ accessors below read both widths.
 **
 ** --- Coded weights (bits = Q8_CODED | 4 or 5): the types whose quants
-** are codes for int8 levels under an fp16 scale (Q4_0, IQ4_NL: 4 bits;
-** Q5_0: 5; dequant.h) keep their codes, laid out as the 4- and 5-bit
+** are codes for int8 levels under an fp16 scale (Q4_0, IQ4_NL, IQ4_XS:
+** 4 bits; Q5_0: 5; dequant.h) keep their codes, laid out as the 4- and 5-bit
 ** quants above, under the 8-bit layout's fp16 scales d[nb][16]: 0.56 and
 ** 0.69 bytes a weight. levels[16] holds the level of each low nibble; a
 ** fifth bit adds 16 (dequant_code_value). The kernels look each line of
@@ -219,12 +220,13 @@ int q8_weights_from_f32(const q8_kernels *k, const float *src, int n_rows, int K
                         const char *name, q8_weights **out, copse_error *err);
 
 /* A 2-D GGUF tensor (ne[0] = K): the types dequant_int8() reads (Q8_0,
-** Q4_0, Q5_0, IQ4_NL) with their own scales and values, exactly; any other
-** type dequant.h decodes as its f32 values would be. With keep_bits, the
-** coded types (Q4_0, Q5_0, IQ4_NL) keep their codes, and the other types
-** dequant_nibbles() reads (Q4_1, Q4_K, Q5_1, Q5_K) become 4- or 5-bit
-** weights, each weight exactly the file's. A non-finite scale or minimum
-** is a format error. */
+** Q4_0, Q5_0, IQ4_NL, IQ4_XS) with their own scales and values, exactly
+** (IQ4_XS: its scales rounded to fp16); any other type dequant.h decodes
+** as its f32 values would be. With keep_bits, the coded types (Q4_0, Q5_0,
+** IQ4_NL, IQ4_XS) keep their codes, and the other types dequant_nibbles()
+** reads (Q4_1, Q4_K, Q5_1, Q5_K) become 4- or 5-bit weights, each weight
+** exactly the file's. A scale or minimum that is not finite (or, as fp16,
+** would not be) is a format error. */
 int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep_bits,
                            q8_weights **out, copse_error *err);
 
@@ -272,7 +274,7 @@ static inline int q4_weight(const q8_weights *W, int n, int k)
 }
 
 /* Coded weights whose levels are the codes less a constant (Q4_0's 8,
-** Q5_0's 16): that constant; 0 for a codebook (IQ4_NL). */
+** Q5_0's 16): that constant; 0 for a codebook (IQ4_NL, IQ4_XS). */
 static inline int q8_code_offset(const q8_weights *W)
 {
     for (int i = 1; i < 16; i++)

@@ -416,6 +416,14 @@ static int same_values(const q8_weights *W, const float *want)
 ** terms per block, each at most 2^-22 of its size (dx (|dw isum| + |mw
 ** xsum|)), summed over blocks: 2^-18 covers that with room.
 */
+/* How far a weight of value v may move when its block's scale is
+** rounded to fp16 (dequant.h): IQ4_XS's, by up to 2^-11 relatively, or
+** 2^-25 absolutely for a subnormal scale, times a level of at most 127. */
+static double scale_rounding(uint32_t type, double v)
+{
+    return type == GGML_TYPE_IQ4_XS ? fabs(v) * ldexp(1, -11) + 127 * ldexp(1, -25) : 0;
+}
+
 static void check_f32_bound4(const q8_kernels *k, uint32_t type, exact_stats *st)
 {
     const int M = 7, N = 37, K = 512;
@@ -443,7 +451,7 @@ static void check_f32_bound4(const q8_kernels *k, uint32_t type, exact_stats *st
                 double dx = amax / 127.0f, xi = x[(size_t)t * K + i];
                 size_t bi = (size_t)n * (K / Q8_BLOCK) + i / Q8_BLOCK;
                 exact += xi * row[i];
-                bound += fabs(row[i]) * dx / 2;
+                bound += fabs(row[i]) * dx / 2 + fabs(xi) * scale_rounding(type, row[i]);
                 mag += dx * 127 * (w.d ? fabs(copse_f16_to_f32(w.d[bi])) * 127
                                        : fabs(w.dw[bi]) * ((1 << dequant_nibble_bits(type)) - 1) + fabs(w.mw[bi]));
             }
@@ -521,6 +529,7 @@ void q8x_check_f32_bound(const q8_kernels *k, exact_stats *st)
     check_f32_bound4(k, GGML_TYPE_Q5_K, st);
     check_f32_bound4(k, GGML_TYPE_Q5_0, st);
     check_f32_bound4(k, GGML_TYPE_IQ4_NL, st);
+    check_f32_bound4(k, GGML_TYPE_IQ4_XS, st);
     q8_weights_free(W);
     free(w);
     free(x);
@@ -584,15 +593,17 @@ void q8x_check_errors(exact_stats *st)
 /* ---------------------------------------------------------------- tensors */
 
 
-/* 4- and 5-bit tensors: each weight is the value dequant gives; without
-** keep_bits, the coded types pack as int8 with the same values and the
-** others as their decoded f32 values would; a non-finite scale or minimum
-** is refused with the row. */
+/* 4- and 5-bit tensors: each weight is the value dequant gives (IQ4_XS:
+** within its scale's rounding, and the value of its fp16 scale times its
+** level exactly); without keep_bits, the coded types pack as int8 with the
+** same values and the others as their decoded f32 values would; a
+** non-finite scale or minimum is refused with the row, and so is an
+** IQ4_XS scale past fp16's range. */
 static void check_tensors4(const q8_kernels *k, exact_stats *st)
 {
     static const uint32_t types[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q4_K,
                                       GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q5_K,
-                                      GGML_TYPE_IQ4_NL };
+                                      GGML_TYPE_IQ4_NL, GGML_TYPE_IQ4_XS };
     enum { N = 21, K = 512 };
     float *row = malloc(K * sizeof *row), *got = malloc(K * sizeof *got);
     float *all = malloc((size_t)N * K * sizeof *all);
@@ -612,14 +623,21 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
                         && q8_weights_bytes(W) == (size_t)2 * (K / 32 * 16 * (16 + 4 * (bits == 5) + 2 + 2 * !coded)
                                                        + !coded * K / 256 * 16 * 8),
                         "%s: %d-bit tensor type %u: %s", k->name, bits, types[i], rc ? err.msg : "");
-            int bad = 0;
+            int bad = 0, rounded = 0;
             for (int n = 0; n < N && !rc; n++) {
                 dequant(types[i], w.blocks, (uint64_t)n * K, K, row);
-                memcpy(all + (size_t)n * K, row, K * sizeof *row);
                 q8_weights_row(W, n, got);
-                for (int j = 0; j < K; j++)   /* equal: Q4_0's d (8 - 8) is -0 where d < 0 */
-                    bad += !(row[j] == got[j]);
+                memcpy(all + (size_t)n * K, got, K * sizeof *got);
+                for (int j = 0; j < K; j++) {   /* equal: Q4_0's d (8 - 8) is -0 where d < 0 */
+                    bad += !(fabs(row[j] - got[j]) <= scale_rounding(types[i], row[j]));
+                    rounded += row[j] != got[j];
+                    if (coded)
+                        bad += got[j] != copse_f16_to_f32(w.d[n * K / 32 + j / 32]) * w.q[n * K + j];
+                }
             }
+            /* the bound is not so loose that it hides a scale left unrounded or rounded twice */
+            exact_check(st, "q8", (types[i] == GGML_TYPE_IQ4_XS) == (rounded > 0) || wp != W_RANDOM,
+                        "%s: type %u: %d values rounded", k->name, types[i], rounded);
             exact_check(st, "q8", bad == 0, "%s: type %u, weights %s: %d values differ from dequant",
                         k->name, types[i], wpat_name[wp], bad);
             rc = q8_weights_from_tensor(k, &t, 0, &W8, &err);
@@ -637,9 +655,15 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
                 int has_m = types[i] == GGML_TYPE_Q4_1 || types[i] == GGML_TYPE_Q5_1;
                 w.blocks[17 * row_bytes + has_m * 2 + 1] = 0x7c;   /* inf */
                 exact_check(st, "q8", q8_weights_from_tensor(k, &t, 1, &W, &err) == COPSE_E_FORMAT
-                            && !W && strstr(err.msg, coded ? "row 17, block 0 has a non-finite scale"
+                            && !W && strstr(err.msg, coded ? "row 17, block 0 has a scale that is not a finite fp16 value"
                                                            : "row 17 has a non-finite scale or minimum"),
                             "%s: type %u with an infinite scale: %s", k->name, types[i], err.msg);
+                if (types[i] == GGML_TYPE_IQ4_XS) {   /* 65504 * (0 - 32): finite, not in fp16 */
+                    memcpy(w.blocks + 17 * row_bytes, (const uint8_t[]){ 0xff, 0x7b, 0, 0, 0 }, 5);
+                    exact_check(st, "q8", q8_weights_from_tensor(k, &t, 1, &W, &err) == COPSE_E_FORMAT
+                                && !W && strstr(err.msg, "row 17, block 0 has a scale that is not"),
+                                "%s: IQ4_XS scale past fp16: %s", k->name, err.msg);
+                }
             }
             src_w_free(&w);
         }
@@ -675,7 +699,7 @@ static void check_tensors_int8(const q8_kernels *k, exact_stats *st)
         q8_weights_free(W);
         blocks[(5 * K / 32 + 2) * bsize + 1] = 0x7c;   /* row 5, block 2: inf */
         exact_check(st, "q8", q8_weights_from_tensor(k, &t, 0, &W, &err) == COPSE_E_FORMAT && !W
-                    && strstr(err.msg, "row 5, block 2 has a non-finite scale"),
+                    && strstr(err.msg, "row 5, block 2 has a scale that is not a finite fp16 value"),
                     "%s: type %u with an infinite scale: %s", k->name, types[i], err.msg);
         free(blocks);
     }
