@@ -69,6 +69,8 @@ typedef struct loader {
     int              swa_scaled;   /* the local layers' angles take the linear scaling too */
     uint8_t         *used;         /* [n_tensors] whether the model reads each tensor */
     int              weights_8bit; /* copse_model_params.weights_8bit */
+    uint8_t         *stack_buf;    /* stacked(): parts copied together, kept for the next */
+    size_t           stack_cap;
 } loader;
 
 static const char *path_of(const loader *L) { return L->m->gguf->path; }
@@ -501,7 +503,9 @@ static int matrix(loader *L, const char *name, int n_in, int n_out, model_matrix
 ** pieces runs of equal rows, and the stack holds every part's first run,
 ** then every part's second, and so on. With one piece, parts that follow
 ** each other in the file are packed from the mapping; otherwise they are
-** first copied together, and the copy lives only until it is packed. */
+** first copied together into a buffer that every layer reuses: a new one
+** per stack made the kernel fault in and zero its pages each time, which
+** on a virtual machine was a third of a 1B model's loading. */
 static int stacked(loader *L, const gguf_tensor *const *part, int count, int pieces, const char *name,
                    model_matrix *stack, model_matrix *const *each)
 {
@@ -519,10 +523,15 @@ static int stacked(loader *L, const gguf_tensor *const *part, int count, int pie
             rc = load_matrix(L, part[i], each[i]);
         return rc;
     }
-    uint8_t *buf = adjacent ? NULL : malloc(bytes);
-    if (!adjacent && !buf)
-        return copse_fail(L->err, COPSE_E_NOMEM, "%s: no memory to stack '%s' (%llu bytes)",
-                          path_of(L), name, (unsigned long long)bytes);
+    if (!adjacent && bytes > L->stack_cap) {
+        free(L->stack_buf);
+        L->stack_cap = 0;
+        if (!(L->stack_buf = malloc(bytes)))
+            return copse_fail(L->err, COPSE_E_NOMEM, "%s: no memory to stack '%s' (%llu bytes)",
+                              path_of(L), name, (unsigned long long)bytes);
+        L->stack_cap = bytes;
+    }
+    uint8_t *buf = adjacent ? NULL : L->stack_buf;
     gguf_tensor all = *part[0];
     all.name = (char *)name;
     all.ne[1] = rows;
@@ -536,9 +545,7 @@ static int stacked(loader *L, const gguf_tensor *const *part, int count, int pie
             memcpy(buf + off, (const uint8_t *)part[i]->data + k * run, run);
             off += run;
         }
-    rc = load_matrix(L, &all, stack);
-    free(buf);
-    return rc;
+    return load_matrix(L, &all, stack);
 }
 
 /* Rows [first, first + n) of a matrix: a view into the mapping, for the
@@ -818,6 +825,7 @@ int copse_model_load(const char *path, const copse_model_params *params,
     loader L = { .m = m, .err = err, .weights_8bit = params->weights_8bit };
     int rc = load(&L, path, params->vocab_only, params->weights_f32);
     free(L.used);
+    free(L.stack_buf);
     if (rc) {
         copse_model_free(m);
         return rc;
