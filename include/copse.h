@@ -63,10 +63,11 @@ typedef struct copse_model_params {
     ** Q4_0, IQ4_NL, IQ4_XS and Q5_0 tensors, which keep their 4- or 5-bit
     ** codes for int8 levels under their fp16 scales (0.56 or 0.69 bytes a
     ** weight; IQ4_XS's scales, a 6-bit integer times an fp16 factor in the
-    ** file, rounded to fp16: within 2^-11 of its values), and Q4_1, Q4_K, Q5_1 and Q5_K ones, which keep their 4- or
-    ** 5-bit quants with a scale and a minimum per 32 (0.66 or 0.78), each
-    ** weight the file's value exactly; activations are quantized to int8
-    ** blocks before each product.
+    ** file, rounded to fp16: within 2^-11 of its values), and Q4_1, Q4_K,
+    ** Q5_1 and Q5_K ones, which keep their 4- or 5-bit quants with a scale
+    ** and a minimum per 32 (0.66 or 0.78), each weight the file's value
+    ** exactly; activations are quantized to int8 blocks before each
+    ** product.
     ** The int8 kernels are the fastest this CPU supports, or the tier the
     ** COPSE_ISA environment variable names (scalar, avx2, avxvnni,
     ** avx512vnni, neon, neon-dotprod): loading fails with COPSE_E_ARG for an

@@ -528,8 +528,8 @@ static int from_int8_blocks(const q8_kernels *k, uint32_t type, const void *src,
         dequant_code_levels(type, (*out)->levels);
     if (rc || bad.row == n_rows)
         return rc;
-    return copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, block %d has a scale that is not a finite fp16 value",
-                      name, bad.row, bad.block);
+    return copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d, block %d has a scale that is not "
+                      "a finite fp16 value", name, bad.row, bad.block);
 }
 
 int q8_weights_from_q8_0(const q8_kernels *k, const void *blocks, int n_rows, int K,

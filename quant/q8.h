@@ -80,8 +80,8 @@
 **
 ** --- Coded weights (bits = Q8_CODED | 4 or 5): the types whose quants
 ** are codes for int8 levels under an fp16 scale (Q4_0, IQ4_NL, IQ4_XS:
-** 4 bits; Q5_0: 5; dequant.h) keep their codes, laid out as the 4- and 5-bit
-** quants above, under the 8-bit layout's fp16 scales d[nb][16]: 0.56 and
+** 4 bits; Q5_0: 5; dequant.h) keep their codes, laid out as the 4- and
+** 5-bit quants above, under the 8-bit layout's fp16 scales d[nb][16]: 0.56 and
 ** 0.69 bytes a weight. levels[16] holds the level of each low nibble; a
 ** fifth bit adds 16 (dequant_code_value). The kernels look each line of
 ** codes up as the bytes an 8-bit block would hold there (level ^ wbias)
