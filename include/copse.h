@@ -133,6 +133,7 @@ typedef struct copse_model_info {
     int n_matrices;          /* the products a token goes through (stacked ones count once) */
     int n_matrices_4bit;     /* of which keep the file's 4-bit quants or codes (int8 path) */
     int n_matrices_5bit;     /* and the file's 5-bit ones */
+    int n_matrices_6bit;     /* and the file's 6-bit ones (Q6_K) */
     const char *tensor_types; /* the file's tensors counted by type, most first:
                                  "Q5_0 132, F32 121, Q8_0 13" */
 } copse_model_info;

@@ -236,21 +236,29 @@ static void decode_q3_k(const uint8_t *b, uint64_t n, float *y)
 ** Q6_K: 128 bytes of low nibbles, 64 of high 2-bit pairs, 16 int8 scales,
 ** f16 d. Per 128 elements: element l + 32 i (l < 32, i < 4) has its low
 ** nibble in ql[l + 32 (i & 1)] (high nibble when i >= 2), its top bits at
-** bits 2i of qh[l], and scale (l / 16) + 2i; x = d sc (q - 32).
+** bits 2i of qh[l], and scale (l / 16) + 2i; x = d sc (q - 32). The
+** quants of a block of 256 at b into u[256]:
 */
+static void q6_k_quants(const uint8_t *b, uint8_t *u)
+{
+    const uint8_t *ql = b, *qh = b + 128;
+    for (int half = 0; half < 2; half++, ql += 64, qh += 32, u += 128)
+        for (int l = 0; l < 32; l++)
+            for (int i = 0; i < 4; i++)
+                u[l + 32 * i] = (uint8_t)((ql[l + 32 * (i & 1)] >> (4 * (i >> 1)) & 0xF)
+                                          | (qh[l] >> (2 * i) & 3) << 4);
+}
+
+/* element j has scale j / 16 */
 static void decode_q6_k(const uint8_t *b, uint64_t n, float *y)
 {
-    for (; n--; b += 210) {
-        const uint8_t *ql = b, *qh = b + 128;
+    for (; n--; b += 210, y += 256) {
         const int8_t *sc = (const int8_t *)(b + 192);
         float d = f16_at(b + 208);
-        for (int half = 0; half < 2; half++, ql += 64, qh += 32, sc += 8, y += 128)
-            for (int l = 0; l < 32; l++)
-                for (int i = 0; i < 4; i++) {
-                    int lo = ql[l + 32 * (i & 1)] >> (4 * (i >> 1)) & 0xF;
-                    int q = (lo | (qh[l] >> (2 * i) & 3) << 4) - 32;
-                    y[l + 32 * i] = d * (float)sc[l / 16 + 2 * i] * (float)q;
-                }
+        uint8_t u[256];
+        q6_k_quants(b, u);
+        for (int j = 0; j < 256; j++)
+            y[j] = d * (float)sc[j / 16] * (float)(u[j] - 32);
     }
 }
 
@@ -406,5 +414,18 @@ void dequant_nibbles(uint32_t type, const void *data, uint64_t first, uint64_t n
                 u[l] = (uint8_t)((j % 2 ? ql[32 * (j / 2) + l] >> 4 : ql[32 * (j / 2) + l] & 0xF)
                                  | (fifth ? (qh[l] >> j & 1) << 4 : 0));
         }
+    }
+}
+
+void dequant_sixes(const void *data, uint64_t first, uint64_t n, nibble_scale *sc, uint8_t *u)
+{
+    const uint8_t *b = (const uint8_t *)data + ggml_type_nbytes(GGML_TYPE_Q6_K, first);
+    for (uint64_t i = 0; i < n / 32; b += 210) {   /* as decode_q6_k */
+        float d = f16_at(b + 208);
+        const int8_t *f = (const int8_t *)(b + 192);
+        q6_k_quants(b, u);
+        for (int j = 0; j < 8; j++, i++, u += 32)
+            sc[i] = (nibble_scale){ d, d, copse_f32_to_f16((float)f[2 * j]),
+                                    copse_f32_to_f16((float)f[2 * j + 1]) };
     }
 }

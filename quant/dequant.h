@@ -92,4 +92,14 @@ int dequant_nibble_bits(uint32_t type);
 void dequant_nibbles(uint32_t type, const void *data, uint64_t first, uint64_t n,
                      nibble_scale *sc, uint8_t *u);
 
+/*
+** Q6_K, whose every 16 values are dw (u - 32) with u a 6-bit quant and dw
+** its block of 256's fp16 d times the 16's int8 factor: dequant_sixes
+** gives blocks [first, first + n) of 32 (whole blocks of 256, as above)
+** as sc[i] and u[32 i + j], the scale of the first 16 values nibble_dw(sc[i]),
+** that of the last 16 nibble_mw(sc[i]) (both exact: 11 + 8 significant
+** bits), so that scale * (float)(u - 32) in f32 is the value dequant gives.
+*/
+void dequant_sixes(const void *data, uint64_t first, uint64_t n, nibble_scale *sc, uint8_t *u);
+
 #endif

@@ -285,7 +285,7 @@ static void put_block(q8_weights *W, int n, int b, uint16_t d, const int8_t *q)
     }
 }
 
-/* Store the 32 quants (or codes) of block b of row n of 4- or 5-bit
+/* Store the 32 quants (or codes) of block b of row n of 4-, 5- or 6-bit
 ** weights. */
 static void put_quants4(q8_weights *W, int n, int b, const uint8_t *u)
 {
@@ -294,16 +294,17 @@ static void put_quants4(q8_weights *W, int n, int b, const uint8_t *u)
     for (int l = 0; l < 4; l++)
         for (int i = 0; i < 4; i++)
             dst[l * Q8_GROUP * 4 + i] = (uint8_t)((u[8 * l + i] & 0xF) | (u[8 * l + 4 + i] & 0xF) << 4);
-    if (q8_quant_bits(W->bits) != 5)
-        return;
-    uint8_t fifth[4] = { 0 };   /* in locals: through dst, each bit was a load and a store */
-    for (int k = 0; k < Q8_BLOCK; k++)
-        fifth[k % 4] |= (uint8_t)((u[k] >> 4) << (k / 4));
-    memcpy(dst + Q4_GROUP_QBYTES, fifth, 4);
+    for (int bit = 4; bit < q8_quant_bits(W->bits); bit++) {
+        uint8_t high[4] = { 0 };   /* in locals: through dst, each bit was a load and a store */
+        for (int k = 0; k < Q8_BLOCK; k++)
+            high[k % 4] |= (uint8_t)((u[k] >> bit & 1) << (k / 4));
+        memcpy(dst + Q4_GROUP_QBYTES + (bit - 4) * 64, high, 4);
+    }
 }
 
-/* Store block b of row n of 4- or 5-bit weights: the factors of its scale
-** and minimum (the f32 ones once per Q4_SUPER blocks) and its 32 quants. */
+/* Store block b of row n of 4-, 5- or 6-bit weights: the factors of its
+** scale and minimum, or of its halves' scales (the f32 ones once per
+** Q4_SUPER blocks), and its 32 quants. */
 static void put_block4(q8_weights *W, int n, int b, nibble_scale s, const uint8_t *u)
 {
     int g = n / Q8_GROUP, r = n % Q8_GROUP;
@@ -457,14 +458,17 @@ int q8_weights_from_f32(const q8_kernels *k, const float *src, int n_rows, int K
     return from_rows(k, GGML_TYPE_F32, src, n_rows, K, name, out, err);
 }
 
-/* The 4- and 5-bit types' blocks as they are (1 for a non-finite scale or
-** minimum); scratch: a row's scales, then its quants. */
+/* The 4-, 5- and 6-bit types' blocks as they are (1 for a non-finite
+** scale or minimum); scratch: a row's scales, then its quants. */
 static int nibble_row(q8_weights *W, uint32_t type, const void *src, int n, void *scratch,
                       int *block)
 {
     nibble_scale *sc = scratch;
     uint8_t *u = (uint8_t *)(sc + W->nb);
-    dequant_nibbles(type, src, (uint64_t)n * W->K, (uint64_t)W->K, sc, u);
+    if (W->bits == 6)
+        dequant_sixes(src, (uint64_t)n * W->K, (uint64_t)W->K, sc, u);
+    else
+        dequant_nibbles(type, src, (uint64_t)n * W->K, (uint64_t)W->K, sc, u);
     for (int b = 0; b < W->nb; b++) {
         if (!isfinite(nibble_dw(sc[b])) || !isfinite(nibble_mw(sc[b]))) {
             *block = b;
@@ -479,7 +483,8 @@ static int from_nibbles(const q8_kernels *k, uint32_t type, const void *src, int
                         const char *name, q8_weights **out, copse_error *err)
 {
     pack_bad bad;
-    int rc = pack_tensor(k, dequant_nibble_bits(type), type, src, n_rows, K, name, nibble_row,
+    int bits = type == GGML_TYPE_Q6_K ? 6 : dequant_nibble_bits(type);
+    int rc = pack_tensor(k, bits, type, src, n_rows, K, name, nibble_row,
                          (size_t)K / Q8_BLOCK * sizeof(nibble_scale) + (size_t)K, out, &bad, err);
     if (rc || bad.row == n_rows)
         return rc;
@@ -553,7 +558,7 @@ int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep_b
     if (dequant_int8_supported(t->type) && t->data)
         return from_int8_blocks(k, t->type, t->data, n_rows, K, keep_bits && dequant_code_bits(t->type),
                                 t->name, out, err);
-    if (keep_bits && dequant_nibble_bits(t->type) && t->data)
+    if (keep_bits && (dequant_nibble_bits(t->type) || t->type == GGML_TYPE_Q6_K) && t->data)
         return from_nibbles(k, t->type, t->data, n_rows, K, t->name, out, err);
     if (dequant_supported(t->type) && t->data)
         return from_rows(k, t->type, t->data, n_rows, K, t->name, out, err);
@@ -564,7 +569,10 @@ int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep_b
 
 void q8_weights_row(const q8_weights *W, int r, float *out)
 {
-    for (int b = 0; !q8_int8_scaled(W->bits) && b < W->nb; b++) {
+    for (int b = 0; W->bits == 6 && b < W->nb; b++)
+        for (int k = b * Q8_BLOCK; k < (b + 1) * Q8_BLOCK; k++)
+            out[k] = q6_weight_scale(W, r, b, k % Q8_BLOCK / 16) * (float)q6_weight(W, r, k);
+    for (int b = 0; (W->bits == 4 || W->bits == 5) && b < W->nb; b++) {
         float dw = q4_weight_scale(W, r, b), mw = q4_weight_min(W, r, b);
         for (int k = b * Q8_BLOCK; k < (b + 1) * Q8_BLOCK; k++)
             out[k] = dw * (float)q4_weight(W, r, k) - mw;
@@ -592,7 +600,7 @@ int q8_act_shape(q8_act *a, int M, int K, copse_error *err)
         return copse_fail(err, COPSE_E_ARG, "q8 activations: bad shape %d x %d", M, K);
     int nb = K / Q8_BLOCK;
     size_t qbytes = ((size_t)M * K + 63) & ~(size_t)63;
-    size_t need = qbytes + (size_t)M * nb * (2 * sizeof(float) + sizeof(int32_t));
+    size_t need = qbytes + (size_t)M * nb * (2 * sizeof(float) + 2 * sizeof(int32_t));
     if (need > a->cap) {
         void *mem = q8_alloc(need);
         if (!mem)
@@ -609,15 +617,22 @@ int q8_act_shape(q8_act *a, int M, int K, copse_error *err)
     a->d = (float *)((char *)a->mem + qbytes);
     a->nsum = (int32_t *)(a->d + (size_t)M * nb);
     a->sx = (float *)(a->nsum + (size_t)M * nb);
+    a->hsum = (int32_t *)(a->sx + (size_t)M * nb);
     return COPSE_OK;
 }
 
 void q8_act_quantize_part(const q8_kernels *k, q8_act *a, int t, int k0, int n, const float *x)
 {
     size_t b0 = (size_t)t * a->nb + (size_t)k0 / Q8_BLOCK;
-    k->quantize(x, n, a->q + (size_t)t * a->K + k0, a->d + b0, a->nsum + b0);
-    for (size_t b = b0; b < b0 + (size_t)n / Q8_BLOCK; b++)
+    int8_t *q = a->q + (size_t)t * a->K + k0;
+    k->quantize(x, n, q, a->d + b0, a->nsum + b0);
+    for (size_t b = b0; b < b0 + (size_t)n / Q8_BLOCK; b++, q += Q8_BLOCK) {
         a->sx[b] = a->d[b] * (float)(a->nsum[b] / -128);
+        int32_t h = 0;
+        for (int i = 0; i < Q8_BLOCK / 2; i++)
+            h += q[i];
+        a->hsum[b] = h;
+    }
 }
 
 void q8_act_quantize_row(const q8_kernels *k, q8_act *a, int t, const float *x)

@@ -87,6 +87,23 @@
 ** codes up as the bytes an 8-bit block would hold there (level ^ wbias)
 ** and go on exactly as for 8-bit weights: the same sums and rounding,
 ** with no minimum.
+**
+** --- 6-bit weights (bits = 6): Q6_K, whose every 16 weights are
+** dw (u - 32), u in [0, 63], keep their quants: 0.91 bytes a weight, not
+** 1.06, each weight exactly the file's. A block of 32 is two halves (k
+** 0-15 and 16-31) with a scale each, held as the 4-bit layout holds a
+** scale and a minimum: h[b][0] and s[b / 8][0] are the first half's
+** factors, h[b][1] and s[b / 8][1] the second's (Q6_K's d, f32, times
+** its int8 factor, fp16). Each block's four lines of low nibbles and one
+** of fifth bits (as 5-bit weights) are followed by one of sixth bits,
+**     uint8_t  h6[16][4]          bit j of h6[r][i] = u(16g+r, 32b+4j+i) >> 5
+** Lines 0-3 of a block are its first half, lines 4-7 its second. Each
+** half has its own exact sum, isum_h = sum over the half of (u - 32) x[k],
+** which the kernels form as sum u x[k] from -32 * (the half's sum of x),
+** from hsum and nsum (q8_act), and
+**     acc = fma((float)isum_0, dw_0 * d[t][b], acc)
+**     acc = fma((float)isum_1, dw_1 * d[t][b], acc)
+** The raw sums of a block are its two halves' (raw's nb is 2 nb).
 */
 #ifndef COPSE_Q8_H
 #define COPSE_Q8_H
@@ -103,6 +120,7 @@
 #define Q8_GROUP_QBYTES (Q8_GROUP * Q8_BLOCK)   /* quant bytes per group and block */
 #define Q4_GROUP_QBYTES (Q8_GROUP_QBYTES / 2)  /* the same for 4-bit weights */
 #define Q5_GROUP_QBYTES (Q4_GROUP_QBYTES + 64) /* and 5-bit ones: the nibbles, then the fifth bits */
+#define Q6_GROUP_QBYTES (Q5_GROUP_QBYTES + 64) /* and 6-bit ones: then the sixth bits */
 #define Q4_GROUP_HBYTES (2 * Q8_GROUP * 2)     /* 4-bit: fp16 factor bytes per group and block */
 #define Q4_SUPER 8                             /* 4-bit: blocks that share the f32 factors */
 #define Q4_GROUP_SUPBYTES (2 * Q8_GROUP * 4)   /* 4-bit: f32 factor bytes per group and Q4_SUPER */
@@ -123,7 +141,7 @@ typedef struct q8_weights {
     int      n_rows, K;      /* logical shape */
     int      nb;             /* blocks per row: K / 32 */
     int      n_groups;       /* ceil(n_rows / 16) */
-    int      bits;           /* 8, 4 or 5 for quants with a scale and minimum, or coded */
+    int      bits;           /* 8; 4 or 5 for quants with a scale and minimum; 6; or coded */
     uint8_t  wbias;          /* tier->wbias, copied (8 bits and coded only) */
     int8_t   levels[16];     /* coded: the level of each low nibble */
     size_t   scale_bytes;    /* bytes of a group's scale part */
@@ -137,6 +155,7 @@ typedef struct q8_act {
     float   *d;              /* [M][nb] */
     int32_t *nsum;           /* [M][nb] */
     float   *sx;             /* [M][nb] d * (float)(nsum / -128): for 4-bit weights */
+    int32_t *hsum;           /* [M][nb] sum_k q[t][32b+k] over k < 16: for 6-bit weights */
     size_t   cap;            /* bytes held in mem */
     void    *mem;
 } q8_act;
@@ -146,9 +165,9 @@ typedef struct q8_act {
 ** [g0, g1) of W: when raw is NULL it writes the results y[t][n] (row
 ** stride W->n_rows, rows past n_rows not written); otherwise it writes the
 ** exact int32 block sums raw[((t*n_groups + g)*nb + b)*16 + r] instead
-** (padding rows included), which the tests compare between tiers. rect4
-** and rect5 do the same for 4- and 5-bit weights, rect4c and rect5c for
-** coded ones.
+** (padding rows included), which the tests compare between tiers. rect4,
+** rect5 and rect6 do the same for 4-, 5- and 6-bit weights, rect4c and
+** rect5c for coded ones.
 */
 typedef void q8_rect_fn(const q8_weights *W, const q8_act *A, int t0, int t1,
                         int g0, int g1, float *y, int32_t *raw);
@@ -157,7 +176,7 @@ struct q8_kernels {
     const char *name;        /* as COPSE_ISA spells it */
     uint8_t     wbias;
     void (*quantize)(const float *x, int K, int8_t *q, float *d, int32_t *nsum);
-    q8_rect_fn *rect, *rect4, *rect5, *rect4c, *rect5c;
+    q8_rect_fn *rect, *rect4, *rect5, *rect6, *rect4c, *rect5c;
 };
 
 /* W's tier's entry for W's bits. */
@@ -165,7 +184,8 @@ static inline void q8_rect(const q8_weights *W, const q8_act *A, int t0, int t1,
                            float *y, int32_t *raw)
 {
     const q8_kernels *k = W->tier;
-    (W->bits == 4 ? k->rect4 : W->bits == 5 ? k->rect5 : W->bits == (Q8_CODED | 4) ? k->rect4c
+    (W->bits == 4 ? k->rect4 : W->bits == 5 ? k->rect5 : W->bits == 6 ? k->rect6
+     : W->bits == (Q8_CODED | 4) ? k->rect4c
      : W->bits == (Q8_CODED | 5) ? k->rect5c : k->rect)(W, A, t0, t1, g0, g1, y, raw);
 }
 
@@ -173,7 +193,8 @@ static inline void q8_rect(const q8_weights *W, const q8_act *A, int t0, int t1,
 static inline size_t q8_qbytes(int bits)
 {
     bits = q8_quant_bits(bits);
-    return bits == 8 ? Q8_GROUP_QBYTES : bits == 4 ? Q4_GROUP_QBYTES : Q5_GROUP_QBYTES;
+    return bits == 8 ? Q8_GROUP_QBYTES : bits == 4 ? Q4_GROUP_QBYTES : bits == 5 ? Q5_GROUP_QBYTES
+         : Q6_GROUP_QBYTES;
 }
 
 /* ------------------------------------------------------------------ tiers */
@@ -223,9 +244,9 @@ int q8_weights_from_f32(const q8_kernels *k, const float *src, int n_rows, int K
 ** Q4_0, Q5_0, IQ4_NL, IQ4_XS) with their own scales and values, exactly
 ** (IQ4_XS: its scales rounded to fp16); any other type dequant.h decodes
 ** as its f32 values would be. With keep_bits, the coded types (Q4_0, Q5_0,
-** IQ4_NL, IQ4_XS) keep their codes, and the other types dequant_nibbles()
-** reads (Q4_1, Q4_K, Q5_1, Q5_K) become 4- or 5-bit weights, each weight
-** exactly the file's. A scale or minimum that is not finite (or, as fp16,
+** IQ4_NL, IQ4_XS) keep their codes, the other types dequant_nibbles()
+** reads (Q4_1, Q4_K, Q5_1, Q5_K) become 4- or 5-bit weights and Q6_K 6-bit
+** ones, each weight exactly the file's. A scale or minimum that is not finite (or, as fp16,
 ** would not be) is a format error. */
 int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep_bits,
                            q8_weights **out, copse_error *err);
@@ -235,7 +256,8 @@ void q8_weights_free(q8_weights *W);
 /* Bytes the packed weights occupy (what a GEMV streams). */
 size_t q8_weights_bytes(const q8_weights *W);
 
-/* Dequantize row r (0 <= r < n_rows) into out[K] (4, 5 bits: dw u - mw), e.g.
+/* Dequantize row r (0 <= r < n_rows) into out[K] (4, 5 bits: dw u - mw;
+** 6: dw_h (u - 32)), e.g.
 ** for an embedding lookup from a tied output matrix. */
 void q8_weights_row(const q8_weights *W, int r, float *out);
 
@@ -262,15 +284,17 @@ static inline float q8_weight_scale(const q8_weights *W, int n, int b)
     return copse_f16_to_f32(q8_group_scales(W, n / Q8_GROUP)[b * Q8_GROUP + n % Q8_GROUP]);
 }
 
-/* 4- and 5-bit weights: quant u of (n, k) (coded ones: its code), and
+/* 4-, 5- and 6-bit weights: quant u of (n, k) (coded ones: its code), and
 ** the scale dw and minimum mw of row n, block b. */
 static inline int q4_weight(const q8_weights *W, int n, int k)
 {
     const uint8_t *q = q8_group_quants(W, n / Q8_GROUP) + (size_t)(k / Q8_BLOCK) * q8_qbytes(W->bits);
-    int j = k % Q8_BLOCK, r = n % Q8_GROUP;
+    int j = k % Q8_BLOCK, r = n % Q8_GROUP, bits = q8_quant_bits(W->bits);
     uint8_t v = q[(j / 8 * Q8_GROUP + r) * 4 + j % 4];
     int u = j % 8 < 4 ? v & 0xF : v >> 4;
-    return q8_quant_bits(W->bits) == 5 ? u | (q[Q4_GROUP_QBYTES + r * 4 + j % 4] >> (j / 4) & 1) << 4 : u;
+    for (int i = 4; i < bits; i++)   /* the fifth and sixth bits' lines */
+        u |= (q[Q4_GROUP_QBYTES + (i - 4) * 64 + r * 4 + j % 4] >> (j / 4) & 1) << i;
+    return u;
 }
 
 /* Coded weights whose levels are the codes less a constant (Q4_0's 8,
@@ -313,6 +337,18 @@ static inline float q4_weight_min(const q8_weights *W, int n, int b)
 {
     int g = n / Q8_GROUP, r = Q8_GROUP + n % Q8_GROUP;
     return q4_group_supers(W, g, b)[r] * copse_f16_to_f32(q4_group_halves(W, g, b)[r]);
+}
+
+/* 6-bit weights: the scale of half h of row n, block b, and weight (n, k)
+** as the signed value u - 32 it multiplies. */
+static inline float q6_weight_scale(const q8_weights *W, int n, int b, int h)
+{
+    return h ? q4_weight_min(W, n, b) : q4_weight_scale(W, n, b);
+}
+
+static inline int q6_weight(const q8_weights *W, int n, int k)
+{
+    return q4_weight(W, n, k) - 32;
 }
 
 /* ------------------------------------------------------------ activations */

@@ -11,6 +11,8 @@
 ** Q5_0) read in place for one token unsigned as they are, their sums
 ** starting from -offset * sum(x): no lookup (one token 1.15-1.25x), but a
 ** broadcast from a register per token and block (several tokens 0.97x).
+** 6-bit weights: unsigned as they are, each half's sum from -32 * the
+** half's sum(x).
 */
 #include <immintrin.h>
 #include "q8_simd.h"
@@ -39,7 +41,7 @@ INLINE void store_rows(const q8_weights *W, float *y, int g, __m512 v)
 typedef struct xblock {
     const int8_t *q;
     const float *d;
-    const int32_t *nsum;
+    const int32_t *nsum, *hsum;
     const float *sx;
     size_t K, nb;
 } xblock;
@@ -48,7 +50,7 @@ INLINE xblock xblock_at(const q8_act *A, int t0, int b)
 {
     size_t K = (size_t)A->K, nb = (size_t)A->nb, row = (size_t)t0 * nb + (size_t)b;
     return (xblock){ A->q + (size_t)t0 * K + (size_t)b * Q8_BLOCK, A->d + row, A->nsum + row,
-                     A->sx + row, K, nb };
+                     A->hsum + row, A->sx + row, K, nb };
 }
 
 INLINE void xblock_next(xblock *x)
@@ -56,6 +58,7 @@ INLINE void xblock_next(xblock *x)
     x->q += Q8_BLOCK;
     x->d++;
     x->nsum++;
+    x->hsum++;
     x->sx++;
 }
 
@@ -70,40 +73,44 @@ INLINE q8_lut lut_of(const q8_weights *W, const int bits)
     return _mm512_broadcast_i32x4(_mm_xor_si128(l, _mm_set1_epi8((char)W->wbias)));
 }
 
-/* Line j of a block of 4- or 5-bit quants at q (q8.h) as the bytes line j
-** of an 8-bit block holds: its nibbles (coded: their entries in lut),
-** and for 5 bits 16 more where bit j of the fifth-bit line's byte is set. */
+/* Line j of a block of 4-, 5- or 6-bit quants at q (q8.h) as the bytes
+** line j of an 8-bit block holds: its nibbles (coded: their entries in
+** lut), and for 5 and 6 bits 16 and 32 more where bit j of the fifth- and
+** sixth-bit lines' bytes is set. */
 INLINE __m512i quant_line(const uint8_t *q, int j, const int bits, q8_lut lut)
 {
     __m512i v = _mm512_load_si512(q + j / 2 * 64);
     __m512i w = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0x0F));
     if ((bits & Q8_CODED) && !(bits & Q8_OFFSET))
         w = _mm512_shuffle_epi8(lut, w);
-    if (q8_quant_bits(bits) == 5)
-        w = _mm512_mask_add_epi8(w, _mm512_test_epi8_mask(_mm512_load_si512(q + Q4_GROUP_QBYTES),
+    UNROLL
+    for (int i = 4; i < q8_quant_bits(bits); i++)
+        w = _mm512_mask_add_epi8(w, _mm512_test_epi8_mask(_mm512_load_si512(q + Q4_GROUP_QBYTES + (i - 4) * 64),
                                                           _mm512_set1_epi8((char)(1 << j))),
-                                 w, _mm512_set1_epi8(0x10));
+                                 w, _mm512_set1_epi8((char)(1 << i)));
     return w;
 }
 
-/* The exact int32 sums of a block of T tokens x G groups: s[t][g] holds
-** the 16 rows' sums. wq[g] points at the block's quants of group g0 + g,
-** a byte each (nibbles 0), or as W's bits lay them out (nibbles: those
-** bits). */
+/* The exact int32 sums of part h of a block (PARTS) of T tokens x G
+** groups: s[t][g] holds the 16 rows' sums. wq[g] points at the block's
+** quants of group g0 + g, a byte each (nibbles 0), or as W's bits lay
+** them out (nibbles: those bits). */
 INLINE void block_sums(const xblock *x, const int T, const uint8_t *const *wq, const int G,
-                       __m512i s[TM][GV], const int bits, const int nibbles, q8_lut lut)
+                       __m512i s[TM][GV], const int bits, const int nibbles, q8_lut lut, const int h)
 {
+    const int lines = Q8_BLOCK / 4 / PARTS(bits);
     UNROLL
     for (int t = 0; t < T; t++) {
         int32_t ns = x->nsum[t * x->nb];
         __m512i c = bits & Q8_OFFSET ? _mm512_set1_epi32(offset_sum(ns, bits))
+                  : bits == 6 ? _mm512_set1_epi32(half_init(ns, x->hsum[t * x->nb], h))
                   : q8_int8_scaled(bits) ? _mm512_set1_epi32(ns) : _mm512_setzero_si512();
         UNROLL
         for (int g = 0; g < G; g++)
             s[t][g] = c;
     }
     UNROLL
-    for (int j = 0; j < Q8_BLOCK / 4; j++) {
+    for (int j = h * lines; j < (h + 1) * lines; j++) {
         __m512i w[GV];
         UNROLL
         for (int g = 0; g < G; g++) {
@@ -119,15 +126,46 @@ INLINE void block_sums(const xblock *x, const int T, const uint8_t *const *wq, c
     }
 }
 
-INLINE void store_raw(const q8_weights *W, int t0, const int T, int g0, const int G, int b,
+/* The sums of part p of the blocks' parts (PARTS: raw's nb is nb parts). */
+INLINE void store_raw(const q8_weights *W, int t0, const int T, int g0, const int G, int p,
                       __m512i s[TM][GV], int32_t *raw)
 {
+    const size_t np = (size_t)W->nb * PARTS(W->bits);
     UNROLL
     for (int t = 0; t < T; t++)
         UNROLL
         for (int g = 0; g < G; g++)
-            _mm512_storeu_si512(raw + (((size_t)(t0 + t) * W->n_groups + g0 + g) * W->nb + b)
+            _mm512_storeu_si512(raw + (((size_t)(t0 + t) * W->n_groups + g0 + g) * np + p)
                                 * Q8_GROUP, s[t][g]);
+}
+
+/* Part p of a block (PARTS) of T tokens x G groups into the f32 sums f:
+** wq[g] and ws[g] at the block's quants and scales of group g0 + g, the
+** tokens' activations at x; or its int32 sums into raw as part np. */
+INLINE void span_part(const q8_weights *W, const xblock *x, int t0, const int T, int g0,
+                      const int G, const uint8_t *const *wq, const uint8_t *const *ws,
+                      __m512 f[TM][GV], int32_t *raw, int np, const int bits, const int nibbles,
+                      q8_lut lut, const int p)
+{
+    __m512i s[TM][GV];
+    block_sums(x, T, wq, G, s, bits, nibbles, lut, p);
+    if (raw) {
+        store_raw(W, t0, T, g0, G, np, s, raw);
+        return;
+    }
+    UNROLL
+    for (int g = 0; g < G; g++) {
+        __m512 dw = q8_int8_scaled(bits) ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)ws[g]))
+                                         : _mm512_load_ps(ws[g] + 64 * p);
+        UNROLL
+        for (int t = 0; t < T; t++) {
+            f[t][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t][g]),
+                                      _mm512_mul_ps(dw, _mm512_set1_ps(x->d[t * x->nb])), f[t][g]);
+            if (!q8_int8_scaled(bits) && bits != 6)
+                f[t][g] = _mm512_fnmadd_ps(_mm512_load_ps(ws[g] + 64), _mm512_set1_ps(x->sx[t * x->nb]),
+                                           f[t][g]);
+        }
+    }
 }
 
 /*
@@ -159,24 +197,14 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
         for (int g = 0; g < G; g++)
             f[t][g] = b0 ? _mm512_load_ps(acc + ((size_t)t * G + g) * Q8_GROUP)
                          : _mm512_setzero_ps();
+    const int nibbles = bits != 8 && !wbuf ? bits : 0;
     for (int b = b0; b < b1; b++) {
-        __m512i s[TM][GV];
         ahead_block(ahead, b1 - b, bits);
-        block_sums(&x, T, wq, G, s, bits, bits != 8 && !wbuf ? bits : 0, lut);
-        if (raw)
-            store_raw(W, t0, T, g0, G, b, s, raw);
+        span_part(W, &x, t0, T, g0, G, wq, ws, f, raw, b * PARTS(bits), bits, nibbles, lut, 0);
+        if (PARTS(bits) == 2)
+            span_part(W, &x, t0, T, g0, G, wq, ws, f, raw, b * 2 + 1, bits, nibbles, lut, 1);
         UNROLL
         for (int g = 0; g < G; g++) {
-            __m512 dw = q8_int8_scaled(bits) ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)ws[g]))
-                                             : _mm512_load_ps(ws[g]);
-            UNROLL
-            for (int t = 0; t < T; t++) {
-                f[t][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t][g]),
-                                          _mm512_mul_ps(dw, _mm512_set1_ps(x.d[t * x.nb])), f[t][g]);
-                if (!q8_int8_scaled(bits))
-                    f[t][g] = _mm512_fnmadd_ps(_mm512_load_ps(ws[g] + 64), _mm512_set1_ps(x.sx[t * x.nb]),
-                                               f[t][g]);
-            }
             wq[g] += qstep;
             ws[g] += sstep;
         }
@@ -259,5 +287,5 @@ static void quantize(const float *x, int K, int8_t *q, float *d, int32_t *nsum)
     }
 }
 
-const q8_kernels q8_tier_avx512vnni = { "avx512vnni", 0x80, quantize, rect, rect4, rect5,
+const q8_kernels q8_tier_avx512vnni = { "avx512vnni", 0x80, quantize, rect, rect4, rect5, rect6,
                                            rect4c, rect5c };

@@ -24,6 +24,19 @@ INLINE int32_t offset_sum(int32_t nsum, const int bits)
     return nsum >> (OFFSET_OF(bits) == 16 ? 3 : 4);
 }
 
+/* Sums per block of weights of bits: 6-bit weights' two halves (q8.h),
+** else one. */
+#define PARTS(bits) ((bits) == 6 ? 2 : 1)
+
+/* 6-bit weights: what the sum of half h of a block, of u x[k] with u
+** unsigned, starts from: -32 * the half's sum of x, from the block's
+** nsum = -128 * sum(x) and hsum, the first half's sum (an arithmetic
+** shift, exact on a multiple of 128). */
+INLINE int32_t half_init(int32_t nsum, int32_t hsum, int h)
+{
+    return h ? (nsum >> 2) + 32 * hsum : -32 * hsum;
+}
+
 /* Four activation bytes, for a broadcast. */
 INLINE int32_t load4(const int8_t *p)
 {

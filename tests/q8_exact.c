@@ -26,16 +26,17 @@ static float unit(void) { return (float)rnd() / 2147483648.0f - 1.0f; }   /* [-1
 enum { W_RANDOM, W_EXTREME, W_MIN, W_ZERO, W_NPAT };
 static const char *const wpat_name[] = { "random", "extremes", "all lowest", "zero" };
 
-/* Weights as GGUF blocks of type Q8_0 or one of dequant_nibbles's 4- and
-** 5-bit types, and the same values unpacked: q8 as int8 q with fp16
-** scales d, the others as quants q (0..15 or 0..31) with dw * q - mw,
-** from dequant_nibbles. */
+/* Weights as GGUF blocks of type Q8_0, one of dequant_nibbles's 4- and
+** 5-bit types or Q6_K, and the same values unpacked: q8 as int8 q with
+** fp16 scales d, Q6_K as q = u - 32 with the scales dw of each block's
+** first 16 values and mw of its last 16 (dequant_sixes), the others as
+** quants q (0..15 or 0..31) with dw * q - mw, from dequant_nibbles. */
 typedef struct src_w {
     int N, K;
     uint32_t type;
     int8_t *q;          /* [N][K] */
     uint16_t *d;        /* [N][K/32] fp16 (Q8_0) */
-    float *dw, *mw;     /* [N][K/32] (4-bit) */
+    float *dw, *mw;     /* [N][K/32] (4-bit; Q6_K: the halves' scales) */
     uint8_t *blocks;    /* as in a file */
 } src_w;
 
@@ -46,7 +47,7 @@ static void put_f16(uint8_t *p, float v)
     p[1] = (uint8_t)(h >> 8);
 }
 
-/* Random 4- or 5-bit blocks: quants by pattern (extremes 0 or the
+/* Random 4-, 5- or 6-bit blocks: quants by pattern (extremes 0 or the
 ** largest, lowest 0), scales and minimums of either sign. */
 static void src_w_make4(src_w *s, int pat)
 {
@@ -59,7 +60,7 @@ static void src_w_make4(src_w *s, int pat)
     for (size_t b = 0; b < n / per; b++) {
         uint8_t *blk = s->blocks + b * bsize;
         int k_type = s->type == GGML_TYPE_Q4_K || s->type == GGML_TYPE_Q5_K;
-        put_f16(blk, unit() * 0.05f);
+        put_f16(blk + (s->type == GGML_TYPE_Q6_K ? 208 : 0), unit() * 0.05f);
         if (k_type || s->type == GGML_TYPE_Q4_1 || s->type == GGML_TYPE_Q5_1)
             put_f16(blk + 2, unit() * 0.5f);
         for (int j = 4; k_type && j < 16; j++)
@@ -75,14 +76,18 @@ static void src_w_make4(src_w *s, int pat)
     s->dw = malloc((size_t)s->N * nb * sizeof *s->dw);
     s->mw = malloc((size_t)s->N * nb * sizeof *s->mw);
     nibble_scale *sc = malloc((size_t)s->N * nb * sizeof *sc);
-    dequant_nibbles(s->type, s->blocks, 0, n, sc, u);
+    int six = s->type == GGML_TYPE_Q6_K;
+    if (six)
+        dequant_sixes(s->blocks, 0, n, sc, u);
+    else
+        dequant_nibbles(s->type, s->blocks, 0, n, sc, u);
     for (size_t i = 0; i < (size_t)s->N * nb; i++) {
         s->dw[i] = nibble_dw(sc[i]);
         s->mw[i] = nibble_mw(sc[i]);
     }
     free(sc);
     for (size_t i = 0; i < n; i++)
-        s->q[i] = (int8_t)u[i];
+        s->q[i] = (int8_t)(u[i] - 32 * six);
     free(u);
 }
 
@@ -161,11 +166,21 @@ static void make_x(float *x, int M, int K, int pat)
 
 /* --------------------------------------------------------- the reference */
 
-static int32_t ref_sum(const src_w *w, int n, int b, const int8_t *xq)
+/* Sums per block: Q6_K's two halves, else one. */
+static int parts(const src_w *w) { return w->type == GGML_TYPE_Q6_K ? 2 : 1; }
+
+/* The sum of part p of block b of row n against xq (n >= N: padding, whose
+** quants are 0). */
+static int32_t ref_sum(const src_w *w, int n, int b, int p, const int8_t *xq)
 {
-    int32_t s = 0;
-    for (int k = b * Q8_BLOCK; k < (b + 1) * Q8_BLOCK; k++)
-        s += w->q[(size_t)n * w->K + k] * xq[k];
+    int32_t s = 0, len = Q8_BLOCK / parts(w), pad = 0;
+    if (n >= w->N && dequant_code_bits(w->type)) {   /* code 0, whose level may not be 0 */
+        int8_t levels[16];
+        dequant_code_levels(w->type, levels);
+        pad = levels[0];
+    }
+    for (int k = b * Q8_BLOCK + p * len; k < b * Q8_BLOCK + (p + 1) * len; k++)
+        s += (n < w->N ? w->q[(size_t)n * w->K + k] : w->type == GGML_TYPE_Q6_K ? -32 : pad) * xq[k];
     return s;
 }
 
@@ -176,7 +191,12 @@ static float ref_out(const src_w *w, int n, const q8_act *a, int t)
         size_t i = (size_t)n * a->nb + b;
         const int8_t *xq = a->q + (size_t)t * a->K;
         float dx = a->d[(size_t)t * a->nb + b];
-        int32_t s = ref_sum(w, n, b, xq);
+        if (parts(w) == 2) {
+            acc = fmaf((float)ref_sum(w, n, b, 0, xq), w->dw[i] * dx, acc);
+            acc = fmaf((float)ref_sum(w, n, b, 1, xq), w->mw[i] * dx, acc);
+            continue;
+        }
+        int32_t s = ref_sum(w, n, b, 0, xq);
         if (w->d) {
             acc = fmaf((float)s, copse_f16_to_f32(w->d[i]) * dx, acc);
             continue;
@@ -266,27 +286,23 @@ static void check_gemm(const q8_kernels *k, int M, int N, int K, int wp, int xp,
     exact_check(st, "q8", rc == COPSE_OK, "%s %s: setup failed: %s", k->name, tname, rc ? err.msg : "");
     if (rc)
         goto out;
-    int nb = K / Q8_BLOCK, ng = W->n_groups;
-    size_t nraw = (size_t)M * ng * nb * Q8_GROUP;
+    int np = K / Q8_BLOCK * parts(&w), ng = W->n_groups, bad = 0;   /* raw: every part of a block */
+    size_t nraw = (size_t)M * ng * np * Q8_GROUP;
     int32_t *raw = malloc(nraw * sizeof *raw);
     float *y[4];
     for (int i = 0; i < 4; i++)
         y[i] = malloc((size_t)M * N * sizeof *y[i]);
     q8_rect(W, &a, 0, M, 0, ng, NULL, raw);
-    int8_t levels[16];   /* padding rows: code 0, whose level may not be 0 */
-    dequant_code_levels(type, levels);
-    int pad = dequant_code_bits(type) ? levels[0] : 0, bad = 0;
     for (int t = 0; t < M; t++)
         for (int g = 0; g < ng; g++)
-            for (int b = 0; b < nb; b++)
+            for (int p = 0; p < np; p++)
                 for (int r = 0; r < Q8_GROUP; r++) {
                     int n = g * Q8_GROUP + r;
-                    int32_t want = n < N ? ref_sum(&w, n, b, a.q + (size_t)t * K)
-                                         : pad * a.nsum[(size_t)t * nb + b] / -128;
-                    int32_t got = raw[(((size_t)t * ng + g) * nb + b) * Q8_GROUP + r];
+                    int32_t want = ref_sum(&w, n, p / parts(&w), p % parts(&w), a.q + (size_t)t * K);
+                    int32_t got = raw[(((size_t)t * ng + g) * np + p) * Q8_GROUP + r];
                     if (got != want && bad++ == 0)
-                        exact_check(st, "q8", 0, "%s %s %dx%dx%d w %s x %s: int32 sum t%d row %d block %d: %d, "
-                              "want %d", k->name, tname, M, N, K, wpat_name[wp], xpat_name[xp], t, n, b,
+                        exact_check(st, "q8", 0, "%s %s %dx%dx%d w %s x %s: int32 sum t%d row %d part %d: %d, "
+                              "want %d", k->name, tname, M, N, K, wpat_name[wp], xpat_name[xp], t, n, p,
                               got, want);
                 }
     exact_check(st, "q8", bad == 0, "%s %s %dx%dx%d: %d wrong int32 block sums", k->name, tname, M, N, K, bad);
@@ -325,7 +341,7 @@ void q8x_check_tier(const q8_kernels *k, exact_stats *st)
 
     /* Each shape with 8-bit weights, 4-bit ones and 5-bit ones (in turn
     ** with a scale and minimum, _1, or coded, Q4_0, IQ4_NL and Q5_0; the K
-    ** types' rows are multiples of 256, below, Q4_K and Q5_K). */
+    ** types' rows are multiples of 256, below, Q4_K, Q5_K and Q6_K). */
     static const uint32_t four[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_IQ4_NL, GGML_TYPE_Q4_1 };
     static const uint32_t five[] = { GGML_TYPE_Q5_1, GGML_TYPE_Q5_0 };
     int turn = 0;
@@ -339,6 +355,7 @@ void q8x_check_tier(const q8_kernels *k, exact_stats *st)
     do {                                                                     \
         check_gemm(k, M, N, K, wp, xp, GGML_TYPE_Q4_K, st);                  \
         check_gemm(k, M, N, K, wp, xp, GGML_TYPE_Q5_K, st);                  \
+        check_gemm(k, M, N, K, wp, xp, GGML_TYPE_Q6_K, st);                  \
     } while (0)
 
     /* every tail of tokens (tiles of up to 4, the panel path's steps up
@@ -367,7 +384,7 @@ void q8x_check_tier(const q8_kernels *k, exact_stats *st)
         GEMM(Ml[m], 16 * 35 - 3, 2 * Q8_BLOCK, W_RANDOM, X_RANDOM);
     GEMM(16, 16 * 67 - 9, 128 * Q8_BLOCK, W_RANDOM, X_RANDOM);
     GEMM_K(16, 16 * 67 - 9, 128 * Q8_BLOCK, W_RANDOM, X_RANDOM);
-    /* 4- and 5-bit weights: one token's runs of 32 blocks' scales (40
+    /* 4-, 5- and 6-bit weights: one token's runs of 32 blocks' scales (40
     ** blocks here), and panels of up to 32 tokens at a time */
     static const int M4[] = { 1, 6, 67 };
     for (size_t m = 0; m < sizeof M4 / sizeof *M4; m++)
@@ -411,7 +428,7 @@ static int same_values(const q8_weights *W, const float *want)
 /* ------------------------------------------------------------ f32 bound */
 
 /*
-** 4- and 5-bit weights hold the file's values exactly, so only the activations
+** 4-, 5- and 6-bit weights hold the file's values exactly, so only the activations
 ** are rounded: |y' - y| <= sum_k |w| dx/2, plus f32 rounding of the two
 ** terms per block, each at most 2^-22 of its size (dx (|dw isum| + |mw
 ** xsum|)), summed over blocks: 2^-18 covers that with room.
@@ -453,7 +470,8 @@ static void check_f32_bound4(const q8_kernels *k, uint32_t type, exact_stats *st
                 exact += xi * row[i];
                 bound += fabs(row[i]) * dx / 2 + fabs(xi) * scale_rounding(type, row[i]);
                 mag += dx * 127 * (w.d ? fabs(copse_f16_to_f32(w.d[bi])) * 127
-                                       : fabs(w.dw[bi]) * ((1 << dequant_nibble_bits(type)) - 1) + fabs(w.mw[bi]));
+                                   : parts(&w) == 2 ? fabs(i % Q8_BLOCK < 16 ? w.dw[bi] : w.mw[bi]) * 32
+                                   : fabs(w.dw[bi]) * ((1 << dequant_nibble_bits(type)) - 1) + fabs(w.mw[bi]));
             }
             bound += mag * ldexp(1, -18);
             double e = fabs(y[(size_t)t * N + n] - exact);
@@ -530,6 +548,7 @@ void q8x_check_f32_bound(const q8_kernels *k, exact_stats *st)
     check_f32_bound4(k, GGML_TYPE_Q5_0, st);
     check_f32_bound4(k, GGML_TYPE_IQ4_NL, st);
     check_f32_bound4(k, GGML_TYPE_IQ4_XS, st);
+    check_f32_bound4(k, GGML_TYPE_Q6_K, st);
     q8_weights_free(W);
     free(w);
     free(x);
@@ -593,7 +612,7 @@ void q8x_check_errors(exact_stats *st)
 /* ---------------------------------------------------------------- tensors */
 
 
-/* 4- and 5-bit tensors: each weight is the value dequant gives (IQ4_XS:
+/* 4-, 5- and 6-bit tensors: each weight is the value dequant gives (IQ4_XS:
 ** within its scale's rounding, and the value of its fp16 scale times its
 ** level exactly); without keep_bits, the coded types pack as int8 with the
 ** same values and the others as their decoded f32 values would; a
@@ -603,7 +622,7 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
 {
     static const uint32_t types[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q4_K,
                                       GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q5_K,
-                                      GGML_TYPE_IQ4_NL, GGML_TYPE_IQ4_XS };
+                                      GGML_TYPE_IQ4_NL, GGML_TYPE_IQ4_XS, GGML_TYPE_Q6_K };
     enum { N = 21, K = 512 };
     float *row = malloc(K * sizeof *row), *got = malloc(K * sizeof *got);
     float *all = malloc((size_t)N * K * sizeof *all);
@@ -616,11 +635,11 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
             gguf_tensor t = { .name = "blk.0.ffn_up.weight", .type = types[i], .n_dims = 2,
                               .ne = { K, N, 1, 1 }, .data = w.blocks };
             int rc = q8_weights_from_tensor(k, &t, 1, &W, &err), coded = dequant_code_bits(types[i]);
-            int bits = coded ? coded : dequant_nibble_bits(types[i]);
-            /* 2 groups: per block 16 rows of nibbles (5 bits: and their fifth bits) and
+            int bits = coded ? coded : types[i] == GGML_TYPE_Q6_K ? 6 : dequant_nibble_bits(types[i]);
+            /* 2 groups: per block 16 rows of nibbles (5, 6 bits: and their fifth and sixth bits) and
                fp16 factor pairs, per 8 blocks f32 pairs; coded: fp16 scales */
             exact_check(st, "q8", rc == COPSE_OK && W->bits == (bits | (coded ? Q8_CODED : 0))
-                        && q8_weights_bytes(W) == (size_t)2 * (K / 32 * 16 * (16 + 4 * (bits == 5) + 2 + 2 * !coded)
+                        && q8_weights_bytes(W) == (size_t)2 * (K / 32 * 16 * (16 + 4 * (bits - 4) + 2 + 2 * !coded)
                                                        + !coded * K / 256 * 16 * 8),
                         "%s: %d-bit tensor type %u: %s", k->name, bits, types[i], rc ? err.msg : "");
             int bad = 0, rounded = 0;
@@ -653,7 +672,7 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
             if (wp == W_RANDOM) {
                 size_t row_bytes = (size_t)ggml_type_nbytes(types[i], K);
                 int has_m = types[i] == GGML_TYPE_Q4_1 || types[i] == GGML_TYPE_Q5_1;
-                w.blocks[17 * row_bytes + has_m * 2 + 1] = 0x7c;   /* inf */
+                w.blocks[17 * row_bytes + (types[i] == GGML_TYPE_Q6_K ? 208 : has_m * 2) + 1] = 0x7c;   /* inf */
                 exact_check(st, "q8", q8_weights_from_tensor(k, &t, 1, &W, &err) == COPSE_E_FORMAT
                             && !W && strstr(err.msg, coded ? "row 17, block 0 has a scale that is not a finite"
                                                            : "row 17 has a non-finite scale or minimum"),
