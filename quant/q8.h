@@ -314,7 +314,7 @@ static inline int q8_code_weight(const q8_weights *W, int n, int k)
     return dequant_code_value(W->levels, (uint8_t)q4_weight(W, n, k));
 }
 
-/* 4- and 5-bit weights, group g, block b: the fp16 factors h[b] and the f32 ones
+/* 4-, 5- and 6-bit weights, group g, block b: the fp16 factors h[b] and the f32 ones
 ** s[b / 8] (layout above). */
 static inline const uint16_t *q4_group_halves(const q8_weights *W, int g, int b)
 {
