@@ -294,12 +294,13 @@ static void put_quants4(q8_weights *W, int n, int b, const uint8_t *u)
     for (int l = 0; l < 4; l++)
         for (int i = 0; i < 4; i++)
             dst[l * Q8_GROUP * 4 + i] = (uint8_t)((u[8 * l + i] & 0xF) | (u[8 * l + 4 + i] & 0xF) << 4);
-    for (int bit = 4; bit < q8_quant_bits(W->bits); bit++) {
-        uint8_t high[4] = { 0 };   /* in locals: through dst, each bit was a load and a store */
-        for (int k = 0; k < Q8_BLOCK; k++)
-            high[k % 4] |= (uint8_t)((u[k] >> bit & 1) << (k / 4));
-        memcpy(dst + Q4_GROUP_QBYTES + (bit - 4) * 64, high, 4);
-    }
+    uint8_t high[2][4] = { { 0 } };   /* in locals: through dst, each bit was a load and a store */
+    for (int k = 0; k < Q8_BLOCK && q8_quant_bits(W->bits) == 5; k++)
+        high[0][k % 4] |= (uint8_t)((u[k] >> 4 & 1) << (k / 4));
+    for (int k = 0; k < Q8_BLOCK && q8_quant_bits(W->bits) == 6; k++)
+        high[k / 16][k % 4] |= (uint8_t)((u[k] >> 4 & 3) << (k / 4 % 4 * 2));
+    for (int L = 0; L < q8_quant_bits(W->bits) - 4; L++)
+        memcpy(dst + Q4_GROUP_QBYTES + L * 64, high[L], 4);
 }
 
 /* Store block b of row n of 4-, 5- or 6-bit weights: the factors of its

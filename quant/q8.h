@@ -94,10 +94,13 @@
 ** 0-15 and 16-31) with a scale each, held as the 4-bit layout holds a
 ** scale and a minimum: h[b][0] and s[b / 8][0] are the first half's
 ** factors, h[b][1] and s[b / 8][1] the second's (Q6_K's d, f32, times
-** its int8 factor, fp16). Each block's four lines of low nibbles and one
-** of fifth bits (as 5-bit weights) are followed by one of sixth bits,
-**     uint8_t  h6[16][4]          bit j of h6[r][i] = u(16g+r, 32b+4j+i) >> 5
-** Lines 0-3 of a block are its first half, lines 4-7 its second. Each
+** its int8 factor, fp16). Each block's four lines of low nibbles (as 4-bit
+** weights) are followed by two lines of their top two bits, four lines'
+** pairs a byte:
+**     uint8_t  h6[2][16][4]       bits 2m, 2m+1 of h6[L][r][i] = u(16g+r, 32b+16L+4m+i) >> 4
+** so the pair of line j sits at the same bits of each byte, one 16-bit
+** shift from bits 4 and 5 and an OR from its nibble (no mask registers,
+** one mask constant). Lines 0-3 of a block are its first half, 4-7 its second. Each
 ** half has its own exact sum, isum_h = sum over the half of (u - 32) x[k],
 ** which the kernels form as sum u x[k] from -32 * (the half's sum of x),
 ** from hsum and nsum (q8_act), and
@@ -120,7 +123,7 @@
 #define Q8_GROUP_QBYTES (Q8_GROUP * Q8_BLOCK)   /* quant bytes per group and block */
 #define Q4_GROUP_QBYTES (Q8_GROUP_QBYTES / 2)  /* the same for 4-bit weights */
 #define Q5_GROUP_QBYTES (Q4_GROUP_QBYTES + 64) /* and 5-bit ones: the nibbles, then the fifth bits */
-#define Q6_GROUP_QBYTES (Q5_GROUP_QBYTES + 64) /* and 6-bit ones: then the sixth bits */
+#define Q6_GROUP_QBYTES (Q4_GROUP_QBYTES + 128) /* and 6-bit ones: the nibbles, then the top bits */
 #define Q4_GROUP_HBYTES (2 * Q8_GROUP * 2)     /* 4-bit: fp16 factor bytes per group and block */
 #define Q4_SUPER 8                             /* 4-bit: blocks that share the f32 factors */
 #define Q4_GROUP_SUPBYTES (2 * Q8_GROUP * 4)   /* 4-bit: f32 factor bytes per group and Q4_SUPER */
@@ -292,8 +295,10 @@ static inline int q4_weight(const q8_weights *W, int n, int k)
     int j = k % Q8_BLOCK, r = n % Q8_GROUP, bits = q8_quant_bits(W->bits);
     uint8_t v = q[(j / 8 * Q8_GROUP + r) * 4 + j % 4];
     int u = j % 8 < 4 ? v & 0xF : v >> 4;
-    for (int i = 4; i < bits; i++)   /* the fifth and sixth bits' lines */
-        u |= (q[Q4_GROUP_QBYTES + (i - 4) * 64 + r * 4 + j % 4] >> (j / 4) & 1) << i;
+    if (bits == 5)
+        u |= (q[Q4_GROUP_QBYTES + r * 4 + j % 4] >> (j / 4) & 1) << 4;
+    if (bits == 6)
+        u |= (q[Q4_GROUP_QBYTES + j / 16 * 64 + r * 4 + j % 4] >> (j / 4 % 4 * 2) & 3) << 4;
     return u;
 }
 

@@ -75,42 +75,49 @@ INLINE q8_lut lut_of(const q8_weights *W, const int bits)
 
 /* Line j of a block of 4-, 5- or 6-bit quants at q (q8.h) as the bytes
 ** line j of an 8-bit block holds: its nibbles (coded: their entries in
-** lut), and for 5 and 6 bits 16 and 32 more where bit j of the fifth- and
-** sixth-bit lines' bytes is set. */
+** lut); for 5 bits 16 more where bit j of the fifth-bit line's byte is
+** set; for 6 bits its pair of top bits, shifted to bits 4 and 5 (a 16-bit
+** shift moves bits across bytes only outside them) and ORed in: a fifth
+** and sixth bit line as the fifth bits are took twice the time. */
 INLINE __m512i quant_line(const uint8_t *q, int j, const int bits, q8_lut lut)
 {
     __m512i v = _mm512_load_si512(q + j / 2 * 64);
     __m512i w = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0x0F));
     if ((bits & Q8_CODED) && !(bits & Q8_OFFSET))
         w = _mm512_shuffle_epi8(lut, w);
-    UNROLL
-    for (int i = 4; i < q8_quant_bits(bits); i++)
-        w = _mm512_mask_add_epi8(w, _mm512_test_epi8_mask(_mm512_load_si512(q + Q4_GROUP_QBYTES + (i - 4) * 64),
+    if (q8_quant_bits(bits) == 5)
+        w = _mm512_mask_add_epi8(w, _mm512_test_epi8_mask(_mm512_load_si512(q + Q4_GROUP_QBYTES),
                                                           _mm512_set1_epi8((char)(1 << j))),
-                                 w, _mm512_set1_epi8((char)(1 << i)));
+                                 w, _mm512_set1_epi8(0x10));
+    if (q8_quant_bits(bits) == 6) {
+        __m512i h = _mm512_load_si512(q + Q4_GROUP_QBYTES + j / 4 * 64);
+        int m = j % 4;
+        h = m < 2 ? _mm512_slli_epi16(h, 4 - 2 * m) : m == 3 ? _mm512_srli_epi16(h, 2) : h;
+        w = _mm512_ternarylogic_epi32(w, h, _mm512_set1_epi8(0x30), 0xF8);   /* w | (h & 0x30) */
+    }
     return w;
 }
 
-/* The exact int32 sums of part h of a block (PARTS) of T tokens x G
+/* The exact int32 sums of part p of a block (PARTS) of T tokens x G
 ** groups: s[t][g] holds the 16 rows' sums. wq[g] points at the block's
 ** quants of group g0 + g, a byte each (nibbles 0), or as W's bits lay
 ** them out (nibbles: those bits). */
 INLINE void block_sums(const xblock *x, const int T, const uint8_t *const *wq, const int G,
-                       __m512i s[TM][GV], const int bits, const int nibbles, q8_lut lut, const int h)
+                       __m512i s[TM][GV], const int bits, const int nibbles, q8_lut lut, const int p)
 {
     const int lines = Q8_BLOCK / 4 / PARTS(bits);
     UNROLL
     for (int t = 0; t < T; t++) {
         int32_t ns = x->nsum[t * x->nb];
         __m512i c = bits & Q8_OFFSET ? _mm512_set1_epi32(offset_sum(ns, bits))
-                  : bits == 6 ? _mm512_set1_epi32(half_init(ns, x->hsum[t * x->nb], h))
+                  : bits == 6 ? _mm512_set1_epi32(half_init(ns, x->hsum[t * x->nb], p))
                   : q8_int8_scaled(bits) ? _mm512_set1_epi32(ns) : _mm512_setzero_si512();
         UNROLL
         for (int g = 0; g < G; g++)
             s[t][g] = c;
     }
     UNROLL
-    for (int j = h * lines; j < (h + 1) * lines; j++) {
+    for (int j = p * lines; j < (p + 1) * lines; j++) {
         __m512i w[GV];
         UNROLL
         for (int g = 0; g < G; g++) {
