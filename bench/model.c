@@ -39,7 +39,7 @@ enum { PP, TG, LLAMA_PP, LLAMA_TG, VS_PP, VS_TG, N_SERIES };
 
 typedef struct result {
     const char *file;
-    char kernels[32];          /* the tier, "+4bit" where matrices keep 4 bits */
+    char kernels[40];          /* the tier, "+4bit" where matrices keep 4 bits */
     int threads;
     double best[N_SERIES], median[N_SERIES];   /* 0 when not run */
     double matrix_bytes;         /* streamed per generated token */
@@ -368,8 +368,9 @@ int main(int argc, char **argv)
         for (int t = 0; t < o.n_threads; t++) {
             result *r = &res[n++];
             r->file = argv[fi];
-            snprintf(r->kernels, sizeof r->kernels, "%s%s%s", info.isa ? info.isa : "f32",
-                     info.n_matrices_4bit ? "+4bit" : "", info.n_matrices_5bit ? "+5bit" : "");
+            snprintf(r->kernels, sizeof r->kernels, "%s%s%s%s", info.isa ? info.isa : "f32",
+                     info.n_matrices_4bit ? "+4bit" : "", info.n_matrices_5bit ? "+5bit" : "",
+                     info.n_matrices_6bit ? "+6bit" : "");
             r->threads = o.threads[t];
             r->matrix_bytes = (double)model_matrix_bytes(m[0]);
             r->read_gbps = gbps[t];

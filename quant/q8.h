@@ -329,7 +329,7 @@ static inline const uint16_t *q4_group_halves(const q8_weights *W, int g, int b)
 static inline const float *q4_group_supers(const q8_weights *W, int g, int b)
 {
     return (const float *)(W->data + (size_t)g * W->group_bytes
-                           + (size_t)W->nb * Q4_GROUP_HBYTES) + (size_t)(b / Q4_SUPER) * 2 * Q8_GROUP;
+                           + (size_t)W->nb * Q4_GROUP_HBYTES) + (size_t)b / Q4_SUPER * 2 * Q8_GROUP;
 }
 
 static inline float q4_weight_scale(const q8_weights *W, int n, int b)

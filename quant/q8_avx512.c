@@ -146,13 +146,25 @@ INLINE void store_raw(const q8_weights *W, int t0, const int T, int g0, const in
                                 * Q8_GROUP, s[t][g]);
 }
 
+/* Factor k of a block's scales (4, 5 bits: 0 its scales, 1 its
+** minimums; 6 bits: its halves'): from sc, as unpack_scales writes them,
+** when ss is NULL, else the product of the fp16 factors at h and the f32
+** ones at ss (q8.h). */
+INLINE __m512 block_factor(const uint8_t *h, const float *ss, int k)
+{
+    return ss ? _mm512_mul_ps(_mm512_load_ps(ss + 16 * k),
+                              _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)h + k)))
+              : _mm512_load_ps((const float *)h + 16 * k);
+}
+
 /* Part p of a block (PARTS) of T tokens x G groups into the f32 sums f:
-** wq[g] and ws[g] at the block's quants and scales of group g0 + g, the
-** tokens' activations at x; or its int32 sums into raw as part np. */
+** wq[g] and ws[g] at the block's quants and scales of group g0 + g (ss[g]
+** its f32 factors, or ss NULL: block_factor), the tokens' activations at
+** x; or its int32 sums into raw as part np. */
 INLINE void span_part(const q8_weights *W, const xblock *x, int t0, const int T, int g0,
                       const int G, const uint8_t *const *wq, const uint8_t *const *ws,
-                      __m512 f[TM][GV], int32_t *raw, int np, const int bits, const int nibbles,
-                      q8_lut lut, const int p)
+                      const float *const *ss, __m512 f[TM][GV], int32_t *raw, int np,
+                      const int bits, const int nibbles, q8_lut lut, const int p)
 {
     __m512i s[TM][GV];
     block_sums(x, T, wq, G, s, bits, nibbles, lut, p);
@@ -163,14 +175,14 @@ INLINE void span_part(const q8_weights *W, const xblock *x, int t0, const int T,
     UNROLL
     for (int g = 0; g < G; g++) {
         __m512 dw = q8_int8_scaled(bits) ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)ws[g]))
-                                         : _mm512_load_ps(ws[g] + 64 * p);
+                                         : block_factor(ws[g], ss ? ss[g] : NULL, p);
+        __m512 mw = bits == 4 || bits == 5 ? block_factor(ws[g], ss ? ss[g] : NULL, 1) : dw;
         UNROLL
         for (int t = 0; t < T; t++) {
             f[t][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t][g]),
                                       _mm512_mul_ps(dw, _mm512_set1_ps(x->d[t * x->nb])), f[t][g]);
-            if (!q8_int8_scaled(bits) && bits != 6)
-                f[t][g] = _mm512_fnmadd_ps(_mm512_load_ps(ws[g] + 64), _mm512_set1_ps(x->sx[t * x->nb]),
-                                           f[t][g]);
+            if (bits == 4 || bits == 5)
+                f[t][g] = _mm512_fnmadd_ps(mw, _mm512_set1_ps(x->sx[t * x->nb]), f[t][g]);
         }
     }
 }
@@ -186,17 +198,20 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
                  int32_t *raw, const int bits, const uint8_t *wbuf, const float *sc)
 {
     const size_t qstep = bits == 8 || wbuf ? Q8_GROUP_QBYTES : q8_qbytes(bits);
-    const size_t sstep = q8_int8_scaled(bits) ? Q8_GROUP * 2 : Q4_SCALE_BYTES;
+    const int factors = !q8_int8_scaled(bits) && !sc;   /* two factors, from W */
+    const size_t sstep = q8_int8_scaled(bits) ? Q8_GROUP * 2 : sc ? Q4_SCALE_BYTES : Q4_GROUP_HBYTES;
     const q8_lut lut = lut_of(W, bits);
     const uint8_t *wq[GV], *ws[GV];
+    const float *ss[GV];
     __m512 f[TM][GV];
     xblock x = xblock_at(A, t0, b0);
     UNROLL
     for (int g = 0; g < G; g++) {
         wq[g] = wbuf ? wbuf + (size_t)g * (b1 - b0) * qstep
                      : q8_group_quants(W, g0 + g) + (size_t)b0 * qstep;
-        ws[g] = !q8_int8_scaled(bits) ? (const uint8_t *)(sc + (size_t)g * (b1 - b0) * 2 * Q8_GROUP)
-                                      : W->data + (size_t)(g0 + g) * W->group_bytes + (size_t)b0 * sstep;
+        ws[g] = q8_int8_scaled(bits) ? W->data + (size_t)(g0 + g) * W->group_bytes + (size_t)b0 * sstep
+              : sc ? (const uint8_t *)(sc + (size_t)g * (b1 - b0) * 2 * Q8_GROUP)
+                   : (const uint8_t *)q4_group_halves(W, g0 + g, b0);
     }
     UNROLL
     for (int t = 0; t < T; t++)
@@ -207,9 +222,14 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
     const int nibbles = bits != 8 && !wbuf ? bits : 0;
     for (int b = b0; b < b1; b++) {
         ahead_block(ahead, b1 - b, bits);
-        span_part(W, &x, t0, T, g0, G, wq, ws, f, raw, b * PARTS(bits), bits, nibbles, lut, 0);
+        UNROLL
+        for (int g = 0; g < G && factors; g++)
+            ss[g] = q4_group_supers(W, g0 + g, b);
+        span_part(W, &x, t0, T, g0, G, wq, ws, factors ? ss : NULL, f, raw, b * PARTS(bits), bits,
+                  nibbles, lut, 0);
         if (PARTS(bits) == 2)
-            span_part(W, &x, t0, T, g0, G, wq, ws, f, raw, b * 2 + 1, bits, nibbles, lut, 1);
+            span_part(W, &x, t0, T, g0, G, wq, ws, factors ? ss : NULL, f, raw, b * 2 + 1, bits,
+                      nibbles, lut, 1);
         UNROLL
         for (int g = 0; g < G; g++) {
             wq[g] += qstep;

@@ -384,8 +384,8 @@ void q8x_check_tier(const q8_kernels *k, exact_stats *st)
         GEMM(Ml[m], 16 * 35 - 3, 2 * Q8_BLOCK, W_RANDOM, X_RANDOM);
     GEMM(16, 16 * 67 - 9, 128 * Q8_BLOCK, W_RANDOM, X_RANDOM);
     GEMM_K(16, 16 * 67 - 9, 128 * Q8_BLOCK, W_RANDOM, X_RANDOM);
-    /* 4-, 5- and 6-bit weights: one token's runs of 32 blocks' scales (40
-    ** blocks here), and panels of up to 32 tokens at a time */
+    /* 4-, 5- and 6-bit weights: one token over 40 blocks (their scales
+    ** read from the packing), and panels of up to 32 tokens at a time */
     static const int M4[] = { 1, 6, 67 };
     for (size_t m = 0; m < sizeof M4 / sizeof *M4; m++)
         GEMM_K(M4[m], 40, 40 * Q8_BLOCK, W_RANDOM, X_RANDOM);
