@@ -98,12 +98,13 @@
 ** weights) are followed by two lines of their top two bits, four lines'
 ** pairs a byte:
 **     uint8_t  h6[2][16][4]       bits 2m, 2m+1 of h6[L][r][i] = u(16g+r, 32b+16L+4m+i) >> 4
-** so the pair of line j sits at the same bits of each byte, one 16-bit
-** shift from bits 4 and 5 and an OR from its nibble (no mask registers,
-** one mask constant). Lines 0-3 of a block are its first half, 4-7 its second. Each
-** half has its own exact sum, isum_h = sum over the half of (u - 32) x[k],
-** which the kernels form as sum u x[k] from -32 * (the half's sum of x),
-** from hsum and nsum (q8_act), and
+** so the pair of line j sits at the same bits of each byte: one 16-bit
+** shift takes it to bits 4 and 5 and an OR joins it to its nibble (no
+** mask registers, one mask constant). Lines 0-3 of a block are its first
+** half, 4-7 its second. Each half has its own exact sum,
+** isum_h = sum over the half of (u - 32) x[k], which the kernels form as
+** sum u x[k] from -32 * (the half's sum of x), from hsum and nsum
+** (q8_act), and
 **     acc = fma((float)isum_0, dw_0 * d[t][b], acc)
 **     acc = fma((float)isum_1, dw_1 * d[t][b], acc)
 ** The raw sums of a block are its two halves' (raw's nb is 2 nb).
