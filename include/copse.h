@@ -58,25 +58,25 @@ typedef struct copse_model_params {
     ** By default (0) matrices are packed as int8 in blocks of 32 with one
     ** scale each: Q8_0 tensors with their own scales and values (each
     ** weight the file's exactly), every other type decoded and quantized at
-    ** load (F32, F16, BF16 and llama.cpp's block formats Q2_K and Q3_K;
+    ** load (F32, F16, BF16 and llama.cpp's block format Q2_K;
     ** other types fail with COPSE_E_UNSUPPORTED naming the tensor), except
     ** Q4_0, IQ4_NL, IQ4_XS and Q5_0 tensors, which keep their 4- or 5-bit
     ** codes for int8 levels under their fp16 scales (0.56 or 0.69 bytes a
     ** weight; IQ4_XS's scales, a 6-bit integer times an fp16 factor in the
     ** file, rounded to fp16: within 2^-11 of its values), and Q4_1, Q4_K,
     ** Q5_1 and Q5_K ones, which keep their 4- or 5-bit quants with a scale
-    ** and a minimum per 32 (0.66 or 0.78), and Q6_K ones, which keep their
-    ** 6-bit quants with a scale per 16 (0.91), each weight the file's value
-    ** exactly; activations are quantized to int8 blocks before each
-    ** product.
+    ** and a minimum per 32 (0.66 or 0.78), and Q6_K and Q3_K ones, which
+    ** keep their 6- or 3-bit quants with a scale per 16 (0.91 or 0.66), each
+    ** weight the file's value exactly; activations are quantized to int8
+    ** blocks before each product.
     ** The int8 kernels are the fastest this CPU supports, or the tier the
     ** COPSE_ISA environment variable names (scalar, avx2, avxvnni,
     ** avx512vnni, neon, neon-dotprod): loading fails with COPSE_E_ARG for an
     ** unknown name and COPSE_E_UNSUPPORTED for one this CPU lacks.
     */
     int weights_f32;
-    /* Pack the 4-, 5- and 6-bit tensors as int8 too (about 1.9, 1.6, 1.5,
-    ** 1.4 and 1.2 times their memory; Q4_0, IQ4_NL, IQ4_XS and Q5_0 with
+    /* Pack the 3- to 6-bit tensors as int8 too (about 1.9, 1.6, 1.5, 1.4,
+    ** 1.2 and 1.6 times their memory; Q4_0, IQ4_NL, IQ4_XS and Q5_0 with
     ** the values of their codes, the others rounded to int8 blocks): to
     ** compare. */
     int weights_8bit;
@@ -135,6 +135,7 @@ typedef struct copse_model_info {
     int n_matrices_4bit;     /* of which keep the file's 4-bit quants or codes (int8 path) */
     int n_matrices_5bit;     /* and the file's 5-bit ones */
     int n_matrices_6bit;     /* and the file's 6-bit ones (Q6_K) */
+    int n_matrices_3bit;     /* and the file's 3-bit ones (Q3_K) */
     const char *tensor_types; /* the file's tensors counted by type, most first:
                                  "Q5_0 132, F32 121, Q8_0 13" */
 } copse_model_info;

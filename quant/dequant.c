@@ -213,22 +213,25 @@ static int scale_k3(const uint8_t *s, int j)
     return (lo | hi << 4) - 32;
 }
 
+/* The quants u = q + 4 [bit set] of a Q3_K block of 256 at b into
+** u[256], element j's scale scale_k3(j / 16): x = d (sc - 32) (u - 4). */
+static void q3_k_quants(const uint8_t *b, uint8_t *u)
+{
+    const uint8_t *hmask = b, *q = b + 32;
+    for (int half = 0, bit = 0; half < 2; half++, q += 32)
+        for (int shift = 0; shift < 8; shift += 2, bit++)
+            for (int k = 0; k < 32; k++)
+                *u++ = (uint8_t)((q[k] >> shift & 3) | (hmask[k] >> bit & 1) << 2);
+}
+
 static void decode_q3_k(const uint8_t *b, uint64_t n, float *y)
 {
-    for (; n--; b += 110) {
-        const uint8_t *hmask = b, *q = b + 32, *scales = b + 96;
+    for (; n--; b += 110, y += 256) {
         float d = f16_at(b + 108);
-        int bit = 0;
-        for (int half = 0, is = 0; half < 2; half++, q += 32)
-            for (int shift = 0; shift < 8; shift += 2, bit++)
-                for (int part = 0; part < 2; part++, is++, y += 16) {
-                    float dl = d * (float)scale_k3(scales, is);
-                    for (int l = 0; l < 16; l++) {
-                        int k = 16 * part + l;
-                        int x = (q[k] >> shift & 3) - (hmask[k] >> bit & 1 ? 0 : 4);
-                        y[l] = dl * (float)x;
-                    }
-                }
+        uint8_t u[256];
+        q3_k_quants(b, u);
+        for (int j = 0; j < 256; j++)
+            y[j] = d * (float)scale_k3(b + 96, j / 16) * (float)(u[j] - 4);
     }
 }
 
@@ -417,15 +420,26 @@ void dequant_nibbles(uint32_t type, const void *data, uint64_t first, uint64_t n
     }
 }
 
-void dequant_sixes(const void *data, uint64_t first, uint64_t n, nibble_scale *sc, uint8_t *u)
+int dequant_half_bits(uint32_t type)
 {
-    const uint8_t *b = (const uint8_t *)data + ggml_type_nbytes(GGML_TYPE_Q6_K, first);
-    for (uint64_t i = 0; i < n / 32; b += 210) {   /* as decode_q6_k */
-        float d = f16_at(b + 208);
-        const int8_t *f = (const int8_t *)(b + 192);
-        q6_k_quants(b, u);
-        for (int j = 0; j < 8; j++, i++, u += 32)
-            sc[i] = (nibble_scale){ d, d, copse_f32_to_f16((float)f[2 * j]),
-                                    copse_f32_to_f16((float)f[2 * j + 1]) };
+    return type == GGML_TYPE_Q6_K ? 6 : type == GGML_TYPE_Q3_K ? 3 : 0;
+}
+
+void dequant_halves(uint32_t type, const void *data, uint64_t first, uint64_t n, nibble_scale *sc,
+                    uint8_t *u)
+{
+    int six = type == GGML_TYPE_Q6_K, size = six ? 210 : 110;
+    const uint8_t *b = (const uint8_t *)data + ggml_type_nbytes(type, first);
+    for (uint64_t i = 0; i < n / 32; b += size) {   /* as decode_q6_k, decode_q3_k */
+        float d = f16_at(b + (six ? 208 : 108));
+        if (six)
+            q6_k_quants(b, u);
+        else
+            q3_k_quants(b, u);
+        for (int j = 0; j < 16; j += 2, i++, u += 32) {
+            int f0 = six ? ((const int8_t *)b)[192 + j] : scale_k3(b + 96, j);
+            int f1 = six ? ((const int8_t *)b)[193 + j] : scale_k3(b + 96, j + 1);
+            sc[i] = (nibble_scale){ d, d, copse_f32_to_f16((float)f0), copse_f32_to_f16((float)f1) };
+        }
     }
 }

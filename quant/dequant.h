@@ -93,13 +93,18 @@ void dequant_nibbles(uint32_t type, const void *data, uint64_t first, uint64_t n
                      nibble_scale *sc, uint8_t *u);
 
 /*
-** Q6_K, whose every 16 values are dw (u - 32) with u a 6-bit quant and dw
-** its block of 256's fp16 d times the 16's int8 factor: dequant_sixes
+** The types whose every 16 values are dw (u - o): Q6_K (u a 6-bit quant,
+** o = 32, dw its block of 256's fp16 d times the 16's int8 factor) and
+** Q3_K (u a 3-bit one, o = 4, dw d times a 6-bit factor less 32):
+** dequant_half_bits gives 6 or 3 for those, 0 for others. dequant_halves
 ** gives blocks [first, first + n) of 32 (whole blocks of 256, as above)
-** as sc[i] and u[32 i + j], the scale of the first 16 values nibble_dw(sc[i]),
-** that of the last 16 nibble_mw(sc[i]) (both exact: 11 + 8 significant
-** bits), so that scale * (float)(u - 32) in f32 is the value dequant gives.
+** as sc[i] and u[32 i + j], the scale of the first 16 values
+** nibble_dw(sc[i]), that of the last 16 nibble_mw(sc[i]) (both exact: 11
+** + 8 significant bits at most), so that scale * (float)(u - o) in f32 is
+** the value dequant gives.
 */
-void dequant_sixes(const void *data, uint64_t first, uint64_t n, nibble_scale *sc, uint8_t *u);
+int dequant_half_bits(uint32_t type);
+void dequant_halves(uint32_t type, const void *data, uint64_t first, uint64_t n, nibble_scale *sc,
+                    uint8_t *u);
 
 #endif

@@ -285,7 +285,7 @@ static void put_block(q8_weights *W, int n, int b, uint16_t d, const int8_t *q)
     }
 }
 
-/* Store the 32 quants (or codes) of block b of row n of 4-, 5- or 6-bit
+/* Store the 32 quants (or codes) of block b of row n of 4-, 5-, 6- or 3-bit
 ** weights. */
 static void put_quants4(q8_weights *W, int n, int b, const uint8_t *u)
 {
@@ -303,7 +303,7 @@ static void put_quants4(q8_weights *W, int n, int b, const uint8_t *u)
         memcpy(dst + Q4_GROUP_QBYTES + L * 64, high[L], 4);
 }
 
-/* Store block b of row n of 4-, 5- or 6-bit weights: the factors of its
+/* Store block b of row n of 4-, 5-, 6- or 3-bit weights: the factors of its
 ** scale and minimum, or of its halves' scales (the f32 ones once per
 ** Q4_SUPER blocks), and its 32 quants. */
 static void put_block4(q8_weights *W, int n, int b, nibble_scale s, const uint8_t *u)
@@ -459,15 +459,15 @@ int q8_weights_from_f32(const q8_kernels *k, const float *src, int n_rows, int K
     return from_rows(k, GGML_TYPE_F32, src, n_rows, K, name, out, err);
 }
 
-/* The 4-, 5- and 6-bit types' blocks as they are (1 for a non-finite
+/* The 4-, 5-, 6- and 3-bit types' blocks as they are (1 for a non-finite
 ** scale or minimum); scratch: a row's scales, then its quants. */
 static int nibble_row(q8_weights *W, uint32_t type, const void *src, int n, void *scratch,
                       int *block)
 {
     nibble_scale *sc = scratch;
     uint8_t *u = (uint8_t *)(sc + W->nb);
-    if (W->bits == 6)
-        dequant_sixes(src, (uint64_t)n * W->K, (uint64_t)W->K, sc, u);
+    if (q8_halves(W->bits))
+        dequant_halves(type, src, (uint64_t)n * W->K, (uint64_t)W->K, sc, u);
     else
         dequant_nibbles(type, src, (uint64_t)n * W->K, (uint64_t)W->K, sc, u);
     for (int b = 0; b < W->nb; b++) {
@@ -484,7 +484,7 @@ static int from_nibbles(const q8_kernels *k, uint32_t type, const void *src, int
                         const char *name, q8_weights **out, copse_error *err)
 {
     pack_bad bad;
-    int bits = type == GGML_TYPE_Q6_K ? 6 : dequant_nibble_bits(type);
+    int bits = dequant_half_bits(type) ? dequant_half_bits(type) : dequant_nibble_bits(type);
     int rc = pack_tensor(k, bits, type, src, n_rows, K, name, nibble_row,
                          (size_t)K / Q8_BLOCK * sizeof(nibble_scale) + (size_t)K, out, &bad, err);
     if (rc || bad.row == n_rows)
@@ -559,7 +559,7 @@ int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep_b
     if (dequant_int8_supported(t->type) && t->data)
         return from_int8_blocks(k, t->type, t->data, n_rows, K, keep_bits && dequant_code_bits(t->type),
                                 t->name, out, err);
-    if (keep_bits && (dequant_nibble_bits(t->type) || t->type == GGML_TYPE_Q6_K) && t->data)
+    if (keep_bits && (dequant_nibble_bits(t->type) || dequant_half_bits(t->type)) && t->data)
         return from_nibbles(k, t->type, t->data, n_rows, K, t->name, out, err);
     if (dequant_supported(t->type) && t->data)
         return from_rows(k, t->type, t->data, n_rows, K, t->name, out, err);
@@ -570,9 +570,9 @@ int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep_b
 
 void q8_weights_row(const q8_weights *W, int r, float *out)
 {
-    for (int b = 0; W->bits == 6 && b < W->nb; b++)
+    for (int b = 0; q8_halves(W->bits) && b < W->nb; b++)
         for (int k = b * Q8_BLOCK; k < (b + 1) * Q8_BLOCK; k++)
-            out[k] = q6_weight_scale(W, r, b, k % Q8_BLOCK / 16) * (float)q6_weight(W, r, k);
+            out[k] = q8_half_scale(W, r, b, k % Q8_BLOCK / 16) * (float)q8_half_weight(W, r, k);
     for (int b = 0; (W->bits == 4 || W->bits == 5) && b < W->nb; b++) {
         float dw = q4_weight_scale(W, r, b), mw = q4_weight_min(W, r, b);
         for (int k = b * Q8_BLOCK; k < (b + 1) * Q8_BLOCK; k++)

@@ -108,6 +108,13 @@
 **     acc = fma((float)isum_0, dw_0 * d[t][b], acc)
 **     acc = fma((float)isum_1, dw_1 * d[t][b], acc)
 ** The raw sums of a block are its two halves' (raw's nb is 2 nb).
+**
+** --- 3-bit weights (bits = 3): Q3_K, whose every 16 weights are
+** dw (u - 4), u in [0, 7], laid out as 6-bit weights without the top-bit
+** lines (each u a nibble): 0.66 bytes a weight, not 1.06, each weight
+** exactly the file's (Q3_K's d times its 6-bit factor less 32). The same
+** arithmetic with -4 for -32:
+**     isum_h = sum over the half of (u - 4) x[k]
 */
 #ifndef COPSE_Q8_H
 #define COPSE_Q8_H
@@ -135,8 +142,13 @@
 /* Weights of bits that are scaled as 8-bit ones: an fp16 scale, no minimum. */
 static inline int q8_int8_scaled(int bits) { return bits == 8 || bits & Q8_CODED; }
 
-/* The bits a quant or code of weights of bits takes: 8, 4 or 5. */
+/* The bits a quant or code of weights of bits takes: 8, 6, 5, 4 or 3. */
 static inline int q8_quant_bits(int bits) { return bits & 15; }
+
+/* Weights whose blocks have two halves with a scale each (6 and 3 bits),
+** and the offset their quants are stored with (u - offset is the value). */
+static inline int q8_halves(int bits) { return bits == 6 || bits == 3; }
+static inline int q8_half_offset(int bits) { return bits == 6 ? 32 : 4; }
 
 typedef struct q8_kernels q8_kernels;
 
@@ -145,7 +157,7 @@ typedef struct q8_weights {
     int      n_rows, K;      /* logical shape */
     int      nb;             /* blocks per row: K / 32 */
     int      n_groups;       /* ceil(n_rows / 16) */
-    int      bits;           /* 8; 4 or 5 for quants with a scale and minimum; 6; or coded */
+    int      bits;           /* 8; 4 or 5 for quants with a scale and minimum; 6 or 3; or coded */
     uint8_t  wbias;          /* tier->wbias, copied (8 bits and coded only) */
     int8_t   levels[16];     /* coded: the level of each low nibble */
     size_t   scale_bytes;    /* bytes of a group's scale part */
@@ -170,8 +182,8 @@ typedef struct q8_act {
 ** stride W->n_rows, rows past n_rows not written); otherwise it writes the
 ** exact int32 block sums raw[((t*n_groups + g)*nb + b)*16 + r] instead
 ** (padding rows included), which the tests compare between tiers. rect4,
-** rect5 and rect6 do the same for 4-, 5- and 6-bit weights, rect4c and
-** rect5c for coded ones.
+** rect5, rect6 and rect3 do the same for 4-, 5-, 6- and 3-bit weights,
+** rect4c and rect5c for coded ones.
 */
 typedef void q8_rect_fn(const q8_weights *W, const q8_act *A, int t0, int t1,
                         int g0, int g1, float *y, int32_t *raw);
@@ -180,7 +192,7 @@ struct q8_kernels {
     const char *name;        /* as COPSE_ISA spells it */
     uint8_t     wbias;
     void (*quantize)(const float *x, int K, int8_t *q, float *d, int32_t *nsum);
-    q8_rect_fn *rect, *rect4, *rect5, *rect6, *rect4c, *rect5c;
+    q8_rect_fn *rect, *rect4, *rect5, *rect6, *rect3, *rect4c, *rect5c;
 };
 
 /* W's tier's entry for W's bits. */
@@ -189,7 +201,7 @@ static inline void q8_rect(const q8_weights *W, const q8_act *A, int t0, int t1,
 {
     const q8_kernels *k = W->tier;
     (W->bits == 4 ? k->rect4 : W->bits == 5 ? k->rect5 : W->bits == 6 ? k->rect6
-     : W->bits == (Q8_CODED | 4) ? k->rect4c
+     : W->bits == 3 ? k->rect3 : W->bits == (Q8_CODED | 4) ? k->rect4c
      : W->bits == (Q8_CODED | 5) ? k->rect5c : k->rect)(W, A, t0, t1, g0, g1, y, raw);
 }
 
@@ -197,7 +209,7 @@ static inline void q8_rect(const q8_weights *W, const q8_act *A, int t0, int t1,
 static inline size_t q8_qbytes(int bits)
 {
     bits = q8_quant_bits(bits);
-    return bits == 8 ? Q8_GROUP_QBYTES : bits == 4 ? Q4_GROUP_QBYTES : bits == 5 ? Q5_GROUP_QBYTES
+    return bits == 8 ? Q8_GROUP_QBYTES : bits <= 4 ? Q4_GROUP_QBYTES : bits == 5 ? Q5_GROUP_QBYTES
          : Q6_GROUP_QBYTES;
 }
 
@@ -249,8 +261,8 @@ int q8_weights_from_f32(const q8_kernels *k, const float *src, int n_rows, int K
 ** (IQ4_XS: its scales rounded to fp16); any other type dequant.h decodes
 ** as its f32 values would be. With keep_bits, the coded types (Q4_0, Q5_0,
 ** IQ4_NL, IQ4_XS) keep their codes, the other types dequant_nibbles()
-** reads (Q4_1, Q4_K, Q5_1, Q5_K) become 4- or 5-bit weights and Q6_K 6-bit
-** ones, each weight exactly the file's. A scale or minimum that is not finite (or, as fp16,
+** reads (Q4_1, Q4_K, Q5_1, Q5_K) become 4- or 5-bit weights and Q6_K and
+** Q3_K 6- and 3-bit ones, each weight exactly the file's. A scale or minimum that is not finite (or, as fp16,
 ** would not be) is a format error. */
 int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep_bits,
                            q8_weights **out, copse_error *err);
@@ -261,7 +273,7 @@ void q8_weights_free(q8_weights *W);
 size_t q8_weights_bytes(const q8_weights *W);
 
 /* Dequantize row r (0 <= r < n_rows) into out[K] (4, 5 bits: dw u - mw;
-** 6: dw_h (u - 32)), e.g.
+** 6, 3: dw_h (u - offset)), e.g.
 ** for an embedding lookup from a tied output matrix. */
 void q8_weights_row(const q8_weights *W, int r, float *out);
 
@@ -288,7 +300,7 @@ static inline float q8_weight_scale(const q8_weights *W, int n, int b)
     return copse_f16_to_f32(q8_group_scales(W, n / Q8_GROUP)[b * Q8_GROUP + n % Q8_GROUP]);
 }
 
-/* 4-, 5- and 6-bit weights: quant u of (n, k) (coded ones: its code), and
+/* 4-, 5-, 6- and 3-bit weights: quant u of (n, k) (coded ones: its code), and
 ** the scale dw and minimum mw of row n, block b. */
 static inline int q4_weight(const q8_weights *W, int n, int k)
 {
@@ -320,7 +332,7 @@ static inline int q8_code_weight(const q8_weights *W, int n, int k)
     return dequant_code_value(W->levels, (uint8_t)q4_weight(W, n, k));
 }
 
-/* 4-, 5- and 6-bit weights, group g, block b: the fp16 factors h[b] and the f32 ones
+/* 4-, 5-, 6- and 3-bit weights, group g, block b: the fp16 factors h[b] and the f32 ones
 ** s[b / 8] (layout above). */
 static inline const uint16_t *q4_group_halves(const q8_weights *W, int g, int b)
 {
@@ -345,16 +357,16 @@ static inline float q4_weight_min(const q8_weights *W, int n, int b)
     return q4_group_supers(W, g, b)[r] * copse_f16_to_f32(q4_group_halves(W, g, b)[r]);
 }
 
-/* 6-bit weights: the scale of half h of row n, block b, and weight (n, k)
-** as the signed value u - 32 it multiplies. */
-static inline float q6_weight_scale(const q8_weights *W, int n, int b, int h)
+/* 6- and 3-bit weights: the scale of half h of row n, block b, and
+** weight (n, k) as the signed value u - offset it multiplies. */
+static inline float q8_half_scale(const q8_weights *W, int n, int b, int h)
 {
     return h ? q4_weight_min(W, n, b) : q4_weight_scale(W, n, b);
 }
 
-static inline int q6_weight(const q8_weights *W, int n, int k)
+static inline int q8_half_weight(const q8_weights *W, int n, int k)
 {
-    return q4_weight(W, n, k) - 32;
+    return q4_weight(W, n, k) - q8_half_offset(W->bits);
 }
 
 /* ------------------------------------------------------------ activations */

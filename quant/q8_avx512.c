@@ -11,8 +11,8 @@
 ** Q5_0) read in place for one token unsigned as they are, their sums
 ** starting from -offset * sum(x): no lookup (one token 1.15-1.25x), but a
 ** broadcast from a register per token and block (several tokens 0.97x).
-** 6-bit weights: unsigned as they are, each half's sum from -32 * the
-** half's sum(x).
+** 6- and 3-bit weights: unsigned as they are, each half's sum from -32
+** (-4) * the half's sum(x).
 */
 #include <immintrin.h>
 #include "q8_simd.h"
@@ -110,7 +110,7 @@ INLINE void block_sums(const xblock *x, const int T, const uint8_t *const *wq, c
     for (int t = 0; t < T; t++) {
         int32_t ns = x->nsum[t * x->nb];
         __m512i c = bits & Q8_OFFSET ? _mm512_set1_epi32(offset_sum(ns, bits))
-                  : bits == 6 ? _mm512_set1_epi32(half_init(ns, x->hsum[t * x->nb], p))
+                  : PARTS(bits) == 2 ? _mm512_set1_epi32(half_init(ns, x->hsum[t * x->nb], p, bits))
                   : q8_int8_scaled(bits) ? _mm512_set1_epi32(ns) : _mm512_setzero_si512();
         UNROLL
         for (int g = 0; g < G; g++)
@@ -314,5 +314,5 @@ static void quantize(const float *x, int K, int8_t *q, float *d, int32_t *nsum)
     }
 }
 
-const q8_kernels q8_tier_avx512vnni = { "avx512vnni", 0x80, quantize, rect, rect4, rect5, rect6,
+const q8_kernels q8_tier_avx512vnni = { "avx512vnni", 0x80, quantize, rect, rect4, rect5, rect6, rect3,
                                            rect4c, rect5c };

@@ -42,16 +42,16 @@ static int32_t block_sum(const q8_weights *W, int n, int k0, int k1, const int8_
     int32_t s = 0;
     for (int k = k0; k < k1; k++)
         s += (W->bits == 8 ? q8_weight(W, n, k) : W->bits & Q8_CODED ? q8_code_weight(W, n, k)
-              : W->bits == 6 ? q6_weight(W, n, k) : q4_weight(W, n, k)) * x[k];
+              : q8_halves(W->bits) ? q8_half_weight(W, n, k) : q4_weight(W, n, k)) * x[k];
     return s;
 }
 
 /* Every entry: W->bits says which arithmetic (q8.h). A block's sums are
-** its parts': its two halves for 6-bit weights, else the whole. */
+** its parts': its two halves for 6- and 3-bit weights, else the whole. */
 static void rect_ref(const q8_weights *W, const q8_act *A, int t0, int t1, int g0, int g1,
                      float *y, int32_t *raw)
 {
-    int nb = W->nb, parts = W->bits == 6 ? 2 : 1, len = Q8_BLOCK / parts;
+    int nb = W->nb, parts = q8_halves(W->bits) ? 2 : 1, len = Q8_BLOCK / parts;
     for (int t = t0; t < t1; t++) {
         const int8_t *x = A->q + (size_t)t * A->K;
         for (int n = g0 * Q8_GROUP; n < g1 * Q8_GROUP; n++) {
@@ -65,8 +65,8 @@ static void rect_ref(const q8_weights *W, const q8_act *A, int t0, int t1, int g
                     if (raw)
                         raw[(((size_t)t * W->n_groups + n / Q8_GROUP) * parts * nb + parts * b + h)
                             * Q8_GROUP + n % Q8_GROUP] = s;
-                    else if (W->bits == 6)
-                        acc = fmaf((float)s, q6_weight_scale(W, n, b, h) * d, acc);
+                    else if (q8_halves(W->bits))
+                        acc = fmaf((float)s, q8_half_scale(W, n, b, h) * d, acc);
                     else if (q8_int8_scaled(W->bits))
                         acc = fmaf((float)s, q8_weight_scale(W, n, b) * d, acc);
                     else {
@@ -81,4 +81,4 @@ static void rect_ref(const q8_weights *W, const q8_act *A, int t0, int t1, int g
 }
 
 const q8_kernels q8_tier_scalar = { "scalar", 0, q8_quantize_ref, rect_ref, rect_ref, rect_ref,
-                                    rect_ref, rect_ref, rect_ref };
+                                    rect_ref, rect_ref, rect_ref, rect_ref };

@@ -24,17 +24,18 @@ INLINE int32_t offset_sum(int32_t nsum, const int bits)
     return nsum >> (OFFSET_OF(bits) == 16 ? 3 : 4);
 }
 
-/* Sums per block of weights of bits: 6-bit weights' two halves (q8.h),
-** else one. */
-#define PARTS(bits) ((bits) == 6 ? 2 : 1)
+/* Sums per block of weights of bits: 6- and 3-bit weights' two halves
+** (q8.h), else one. */
+#define PARTS(bits) (q8_halves(bits) ? 2 : 1)
 
-/* 6-bit weights: what the sum of half h of a block, of u x[k] with u
-** unsigned, starts from: -32 * the half's sum of x, from the block's
-** nsum = -128 * sum(x) and hsum, the first half's sum (an arithmetic
-** shift, exact on a multiple of 128). */
-INLINE int32_t half_init(int32_t nsum, int32_t hsum, int h)
+/* 6- and 3-bit weights: what the sum of half h of a block, of u x[k]
+** with u unsigned, starts from: -offset (32, 4) * the half's sum of x,
+** from the block's nsum = -128 * sum(x) and hsum, the first half's sum
+** (an arithmetic shift, exact on a multiple of 128). */
+INLINE int32_t half_init(int32_t nsum, int32_t hsum, int h, const int bits)
 {
-    return h ? (nsum >> 2) + 32 * hsum : -32 * hsum;
+    const int o = q8_half_offset(bits);
+    return h ? (nsum >> (o == 32 ? 2 : 5)) + o * hsum : -o * hsum;
 }
 
 /* Four activation bytes, for a broadcast. */

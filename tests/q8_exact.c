@@ -27,16 +27,17 @@ enum { W_RANDOM, W_EXTREME, W_MIN, W_ZERO, W_NPAT };
 static const char *const wpat_name[] = { "random", "extremes", "all lowest", "zero" };
 
 /* Weights as GGUF blocks of type Q8_0, one of dequant_nibbles's 4- and
-** 5-bit types or Q6_K, and the same values unpacked: q8 as int8 q with
-** fp16 scales d, Q6_K as q = u - 32 with the scales dw of each block's
-** first 16 values and mw of its last 16 (dequant_sixes), the others as
-** quants q (0..15 or 0..31) with dw * q - mw, from dequant_nibbles. */
+** 5-bit types, Q6_K or Q3_K, and the same values unpacked: q8 as int8 q
+** with fp16 scales d, Q6_K and Q3_K as q = u - 32 or u - 4 with the scales
+** dw of each block's first 16 values and mw of its last 16
+** (dequant_halves), the others as quants q (0..15 or 0..31) with
+** dw * q - mw, from dequant_nibbles. */
 typedef struct src_w {
     int N, K;
     uint32_t type;
     int8_t *q;          /* [N][K] */
     uint16_t *d;        /* [N][K/32] fp16 (Q8_0) */
-    float *dw, *mw;     /* [N][K/32] (4-bit; Q6_K: the halves' scales) */
+    float *dw, *mw;     /* [N][K/32] (4-bit; Q6_K, Q3_K: the halves' scales) */
     uint8_t *blocks;    /* as in a file */
 } src_w;
 
@@ -47,7 +48,13 @@ static void put_f16(uint8_t *p, float v)
     p[1] = (uint8_t)(h >> 8);
 }
 
-/* Random 4-, 5- or 6-bit blocks: quants by pattern (extremes 0 or the
+/* Sums per block: Q6_K's and Q3_K's two halves, else one. */
+static int type_parts(uint32_t type) { return dequant_half_bits(type) ? 2 : 1; }
+
+/* What Q6_K's and Q3_K's quants are stored above their values. */
+static int type_offset(uint32_t type) { return dequant_half_bits(type) == 6 ? 32 : 4; }
+
+/* Random 3- to 6-bit blocks: quants by pattern (extremes 0 or the
 ** largest, lowest 0), scales and minimums of either sign. */
 static void src_w_make4(src_w *s, int pat)
 {
@@ -60,7 +67,8 @@ static void src_w_make4(src_w *s, int pat)
     for (size_t b = 0; b < n / per; b++) {
         uint8_t *blk = s->blocks + b * bsize;
         int k_type = s->type == GGML_TYPE_Q4_K || s->type == GGML_TYPE_Q5_K;
-        put_f16(blk + (s->type == GGML_TYPE_Q6_K ? 208 : 0), unit() * 0.05f);
+        put_f16(blk + (s->type == GGML_TYPE_Q6_K ? 208 : s->type == GGML_TYPE_Q3_K ? 108 : 0),
+                unit() * 0.05f);
         if (k_type || s->type == GGML_TYPE_Q4_1 || s->type == GGML_TYPE_Q5_1)
             put_f16(blk + 2, unit() * 0.5f);
         for (int j = 4; k_type && j < 16; j++)
@@ -76,9 +84,9 @@ static void src_w_make4(src_w *s, int pat)
     s->dw = malloc((size_t)s->N * nb * sizeof *s->dw);
     s->mw = malloc((size_t)s->N * nb * sizeof *s->mw);
     nibble_scale *sc = malloc((size_t)s->N * nb * sizeof *sc);
-    int six = s->type == GGML_TYPE_Q6_K;
-    if (six)
-        dequant_sixes(s->blocks, 0, n, sc, u);
+    int halves = type_parts(s->type) == 2;
+    if (halves)
+        dequant_halves(s->type, s->blocks, 0, n, sc, u);
     else
         dequant_nibbles(s->type, s->blocks, 0, n, sc, u);
     for (size_t i = 0; i < (size_t)s->N * nb; i++) {
@@ -87,7 +95,7 @@ static void src_w_make4(src_w *s, int pat)
     }
     free(sc);
     for (size_t i = 0; i < n; i++)
-        s->q[i] = (int8_t)(u[i] - 32 * six);
+        s->q[i] = (int8_t)(u[i] - halves * type_offset(s->type));
     free(u);
 }
 
@@ -166,8 +174,7 @@ static void make_x(float *x, int M, int K, int pat)
 
 /* --------------------------------------------------------- the reference */
 
-/* Sums per block: Q6_K's two halves, else one. */
-static int parts(const src_w *w) { return w->type == GGML_TYPE_Q6_K ? 2 : 1; }
+static int parts(const src_w *w) { return type_parts(w->type); }
 
 /* The sum of part p of block b of row n against xq (n >= N: padding, whose
 ** quants are 0). */
@@ -180,7 +187,7 @@ static int32_t ref_sum(const src_w *w, int n, int b, int p, const int8_t *xq)
         pad = levels[0];
     }
     for (int k = b * Q8_BLOCK + p * len; k < b * Q8_BLOCK + (p + 1) * len; k++)
-        s += (n < w->N ? w->q[(size_t)n * w->K + k] : w->type == GGML_TYPE_Q6_K ? -32 : pad) * xq[k];
+        s += (n < w->N ? w->q[(size_t)n * w->K + k] : parts(w) == 2 ? -type_offset(w->type) : pad) * xq[k];
     return s;
 }
 
@@ -341,7 +348,7 @@ void q8x_check_tier(const q8_kernels *k, exact_stats *st)
 
     /* Each shape with 8-bit weights, 4-bit ones and 5-bit ones (in turn
     ** with a scale and minimum, _1, or coded, Q4_0, IQ4_NL and Q5_0; the K
-    ** types' rows are multiples of 256, below, Q4_K, Q5_K and Q6_K). */
+    ** types' rows are multiples of 256, below, Q4_K, Q5_K, Q6_K and Q3_K). */
     static const uint32_t four[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_IQ4_NL, GGML_TYPE_Q4_1 };
     static const uint32_t five[] = { GGML_TYPE_Q5_1, GGML_TYPE_Q5_0 };
     int turn = 0;
@@ -356,6 +363,7 @@ void q8x_check_tier(const q8_kernels *k, exact_stats *st)
         check_gemm(k, M, N, K, wp, xp, GGML_TYPE_Q4_K, st);                  \
         check_gemm(k, M, N, K, wp, xp, GGML_TYPE_Q5_K, st);                  \
         check_gemm(k, M, N, K, wp, xp, GGML_TYPE_Q6_K, st);                  \
+        check_gemm(k, M, N, K, wp, xp, GGML_TYPE_Q3_K, st);                  \
     } while (0)
 
     /* every tail of tokens (tiles of up to 4, the panel path's steps up
@@ -470,7 +478,8 @@ static void check_f32_bound4(const q8_kernels *k, uint32_t type, exact_stats *st
                 exact += xi * row[i];
                 bound += fabs(row[i]) * dx / 2 + fabs(xi) * scale_rounding(type, row[i]);
                 mag += dx * 127 * (w.d ? fabs(copse_f16_to_f32(w.d[bi])) * 127
-                                   : parts(&w) == 2 ? fabs(i % Q8_BLOCK < 16 ? w.dw[bi] : w.mw[bi]) * 32
+                                   : parts(&w) == 2 ? fabs(i % Q8_BLOCK < 16 ? w.dw[bi] : w.mw[bi])
+                                                      * type_offset(type)
                                    : fabs(w.dw[bi]) * ((1 << dequant_nibble_bits(type)) - 1) + fabs(w.mw[bi]));
             }
             bound += mag * ldexp(1, -18);
@@ -549,6 +558,7 @@ void q8x_check_f32_bound(const q8_kernels *k, exact_stats *st)
     check_f32_bound4(k, GGML_TYPE_IQ4_NL, st);
     check_f32_bound4(k, GGML_TYPE_IQ4_XS, st);
     check_f32_bound4(k, GGML_TYPE_Q6_K, st);
+    check_f32_bound4(k, GGML_TYPE_Q3_K, st);
     q8_weights_free(W);
     free(w);
     free(x);
@@ -612,7 +622,7 @@ void q8x_check_errors(exact_stats *st)
 /* ---------------------------------------------------------------- tensors */
 
 
-/* 4-, 5- and 6-bit tensors: each weight is the value dequant gives (IQ4_XS:
+/* 3- to 6-bit tensors: each weight is the value dequant gives (IQ4_XS:
 ** within its scale's rounding, and the value of its fp16 scale times its
 ** level exactly); without keep_bits, the coded types pack as int8 with the
 ** same values and the others as their decoded f32 values would; a
@@ -622,7 +632,8 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
 {
     static const uint32_t types[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q4_K,
                                       GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q5_K,
-                                      GGML_TYPE_IQ4_NL, GGML_TYPE_IQ4_XS, GGML_TYPE_Q6_K };
+                                      GGML_TYPE_IQ4_NL, GGML_TYPE_IQ4_XS, GGML_TYPE_Q6_K,
+                                      GGML_TYPE_Q3_K };
     enum { N = 21, K = 512 };
     float *row = malloc(K * sizeof *row), *got = malloc(K * sizeof *got);
     float *all = malloc((size_t)N * K * sizeof *all);
@@ -635,11 +646,13 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
             gguf_tensor t = { .name = "blk.0.ffn_up.weight", .type = types[i], .n_dims = 2,
                               .ne = { K, N, 1, 1 }, .data = w.blocks };
             int rc = q8_weights_from_tensor(k, &t, 1, &W, &err), coded = dequant_code_bits(types[i]);
-            int bits = coded ? coded : types[i] == GGML_TYPE_Q6_K ? 6 : dequant_nibble_bits(types[i]);
+            int bits = coded ? coded : dequant_half_bits(types[i]) ? dequant_half_bits(types[i])
+                     : dequant_nibble_bits(types[i]);
             /* 2 groups: per block 16 rows of nibbles (5, 6 bits: and their fifth and sixth bits) and
                fp16 factor pairs, per 8 blocks f32 pairs; coded: fp16 scales */
             exact_check(st, "q8", rc == COPSE_OK && W->bits == (bits | (coded ? Q8_CODED : 0))
-                        && q8_weights_bytes(W) == (size_t)2 * (K / 32 * 16 * (16 + 4 * (bits - 4) + 2 + 2 * !coded)
+                        && q8_weights_bytes(W) == (size_t)2 * (K / 32 * 16 * (16 + 4 * (bits > 4) * (bits - 4)
+                                                                              + 2 + 2 * !coded)
                                                        + !coded * K / 256 * 16 * 8),
                         "%s: %d-bit tensor type %u: %s", k->name, bits, types[i], rc ? err.msg : "");
             int bad = 0, rounded = 0;
@@ -672,7 +685,8 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
             if (wp == W_RANDOM) {
                 size_t row_bytes = (size_t)ggml_type_nbytes(types[i], K);
                 int has_m = types[i] == GGML_TYPE_Q4_1 || types[i] == GGML_TYPE_Q5_1;
-                w.blocks[17 * row_bytes + (types[i] == GGML_TYPE_Q6_K ? 208 : has_m * 2) + 1] = 0x7c;   /* inf */
+                int d_at = types[i] == GGML_TYPE_Q6_K ? 208 : types[i] == GGML_TYPE_Q3_K ? 108 : has_m * 2;
+                w.blocks[17 * row_bytes + d_at + 1] = 0x7c;   /* inf */
                 exact_check(st, "q8", q8_weights_from_tensor(k, &t, 1, &W, &err) == COPSE_E_FORMAT
                             && !W && strstr(err.msg, coded ? "row 17, block 0 has a scale that is not a finite"
                                                            : "row 17 has a non-finite scale or minimum"),
