@@ -226,7 +226,7 @@ static int check_shape(int n_rows, int K, const char *name, copse_error *err)
     return COPSE_OK;
 }
 
-/* Allocate W for tier k with every weight 0 (padding rows stay so). */
+/* Allocate W for tier k (pack_tensor clears each group as it packs it). */
 static int weights_new(const q8_kernels *k, int bits, int n_rows, int K, const char *name,
                        q8_weights **out, copse_error *err)
 {
@@ -255,13 +255,17 @@ static int weights_new(const q8_kernels *k, int bits, int n_rows, int K, const c
         return copse_fail(err, COPSE_E_NOMEM, "tensor '%s': out of memory for %d x %d %d-bit "
                           "weights", name, n_rows, K, q8_quant_bits(bits));
     }
-    for (int g = 0; g < W->n_groups; g++) {
-        uint8_t *p = W->data + (size_t)g * W->group_bytes;
-        memset(p, 0, W->scale_bytes);
-        memset(p + W->scale_bytes, bits == 8 ? W->wbias : 0, (size_t)W->nb * qbytes);
-    }
     *out = W;
     return COPSE_OK;
+}
+
+/* Group g as it is before any row is stored: scales 0, quants 0 (8 bits:
+** wbias), so padding rows and bytes hold those. */
+static void group_clear(q8_weights *W, int g)
+{
+    uint8_t *p = W->data + (size_t)g * W->group_bytes;
+    memset(p, 0, W->scale_bytes);
+    memset(p + W->scale_bytes, W->bits == 8 ? W->wbias : 0, (size_t)W->nb * q8_qbytes(W->bits));
 }
 
 /* Store the fp16 scale of block b of row n of 8-bit or coded weights. */
@@ -398,6 +402,8 @@ static int pack_tensor(const q8_kernels *k, int bits, uint32_t type, const void 
         #pragma omp for schedule(static, Q8_GROUP)
         for (int n = 0; n < n_rows; n++) {
             int block = 0, what;
+            if (n % Q8_GROUP == 0)   /* by the thread that packs it: the first touch of its pages */
+                group_clear(W, n / Q8_GROUP);
             if (!scratch) {
                 #pragma omp atomic write
                 nomem = 1;
