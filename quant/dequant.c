@@ -245,11 +245,11 @@ static void decode_q3_k(const uint8_t *b, uint64_t n, float *y)
 static void q6_k_quants(const uint8_t *b, uint8_t *u)
 {
     const uint8_t *ql = b, *qh = b + 128;
-    for (int half = 0; half < 2; half++, ql += 64, qh += 32, u += 128)
-        for (int l = 0; l < 32; l++)
-            for (int i = 0; i < 4; i++)
-                u[l + 32 * i] = (uint8_t)((ql[l + 32 * (i & 1)] >> (4 * (i >> 1)) & 0xF)
-                                          | (qh[l] >> (2 * i) & 3) << 4);
+    for (int half = 0; half < 2; half++, ql += 64, qh += 32)
+        for (int i = 0; i < 4; i++, u += 32)
+            for (int l = 0; l < 32; l++)
+                u[l] = (uint8_t)((ql[l + 32 * (i & 1)] >> (4 * (i >> 1)) & 0xF)
+                                 | (qh[l] >> (2 * i) & 3) << 4);
 }
 
 /* element j has scale j / 16 */
@@ -413,9 +413,10 @@ void dequant_nibbles(uint32_t type, const void *data, uint64_t first, uint64_t n
             int s, m;
             scale_min_k4(b + 4, j, &s, &m);
             sc[i] = (nibble_scale){ d, dmin, copse_f32_to_f16((float)s), copse_f32_to_f16((float)m) };
+            const uint8_t *q = ql + 32 * (j / 2);
+            int shift = 4 * (j % 2);
             for (int l = 0; l < 32; l++)
-                u[l] = (uint8_t)((j % 2 ? ql[32 * (j / 2) + l] >> 4 : ql[32 * (j / 2) + l] & 0xF)
-                                 | (fifth ? (qh[l] >> j & 1) << 4 : 0));
+                u[l] = (uint8_t)((q[l] >> shift & 0xF) | (qh[l] >> j & fifth) << 4);
         }
     }
 }

@@ -290,21 +290,24 @@ static void put_block(q8_weights *W, int n, int b, uint16_t d, const int8_t *q)
 }
 
 /* Store the 32 quants (or codes) of block b of row n of 4-, 5-, 6- or 3-bit
-** weights. */
+** weights, four at a time: quant 4j + i is byte i of word j. */
 static void put_quants4(q8_weights *W, int n, int b, const uint8_t *u)
 {
+    int bits = q8_quant_bits(W->bits);
     uint8_t *dst = (uint8_t *)q8_group_quants(W, n / Q8_GROUP) + (size_t)b * q8_qbytes(W->bits)
                    + n % Q8_GROUP * 4;
-    for (int l = 0; l < 4; l++)
-        for (int i = 0; i < 4; i++)
-            dst[l * Q8_GROUP * 4 + i] = (uint8_t)((u[8 * l + i] & 0xF) | (u[8 * l + 4 + i] & 0xF) << 4);
-    uint8_t high[2][4] = { { 0 } };   /* in locals: through dst, each bit was a load and a store */
-    for (int k = 0; k < Q8_BLOCK && q8_quant_bits(W->bits) == 5; k++)
-        high[0][k % 4] |= (uint8_t)((u[k] >> 4 & 1) << (k / 4));
-    for (int k = 0; k < Q8_BLOCK && q8_quant_bits(W->bits) == 6; k++)
-        high[k / 16][k % 4] |= (uint8_t)((u[k] >> 4 & 3) << (k / 4 % 4 * 2));
-    for (int L = 0; L < q8_quant_bits(W->bits) - 4; L++)
-        memcpy(dst + Q4_GROUP_QBYTES + L * 64, high[L], 4);
+    uint32_t w[Q8_BLOCK / 4], high[2] = { 0, 0 };
+    memcpy(w, u, sizeof w);
+    for (int l = 0; l < 4; l++) {
+        uint32_t v = (w[2 * l] & 0x0F0F0F0Fu) | (w[2 * l + 1] & 0x0F0F0F0Fu) << 4;
+        memcpy(dst + l * Q8_GROUP * 4, &v, 4);
+    }
+    for (int j = 0; j < Q8_BLOCK / 4 && bits == 5; j++)
+        high[0] |= (w[j] >> 4 & 0x01010101u) << j;
+    for (int j = 0; j < Q8_BLOCK / 4 && bits == 6; j++)
+        high[j / 4] |= (w[j] >> 4 & 0x03030303u) << (j % 4 * 2);
+    for (int L = 0; L < bits - 4; L++)
+        memcpy(dst + Q4_GROUP_QBYTES + L * 64, &high[L], 4);
 }
 
 /* Store block b of row n of 4-, 5-, 6- or 3-bit weights: the factors of its
