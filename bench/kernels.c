@@ -1,6 +1,7 @@
 /*
 ** bench-kernels: int8 kernel throughput per ISA tier on the matrix shapes
-** of the smol and qwen05 models, against the development machine's measured
+** of the smol and qwen05 models (olmo2-1b's for the K types, whose rows are
+** whole blocks of 256), against the development machine's measured
 ** peaks (../shared/PEERS.md) and against this one's, measured in the same
 ** run, as a markdown table or JSON.
 **
@@ -44,6 +45,7 @@ typedef struct model_shape {
 static const model_shape models[] = {
     { "smol",   576, 1536, 192, 49152,  30 },
     { "qwen05", 896, 4864, 128, 151936, 24 },
+    { "olmo2-1b", 2048, 8192, 2048, 100352, 16 },
 };
 
 enum { MAT_Q, MAT_K, MAT_V, MAT_O, MAT_GATE, MAT_UP, MAT_DOWN, N_LAYER_MATS };
@@ -70,18 +72,30 @@ static uint64_t rnd64(void)
     return rng;
 }
 
-/* The weight types --type takes, as files name them. */
-static const struct { const char *name; uint32_t type; } weight_types[] = {
-    { "q8_0", GGML_TYPE_Q8_0 }, { "q4_0", GGML_TYPE_Q4_0 }, { "q4_1", GGML_TYPE_Q4_1 },
-    { "q5_0", GGML_TYPE_Q5_0 }, { "q5_1", GGML_TYPE_Q5_1 }, { "iq4_nl", GGML_TYPE_IQ4_NL },
+/* The weight types --type takes, as files name them, with where a block
+** holds its fp16 scale (d) and minimum's scale (m, -1: none). */
+typedef struct weight_type { const char *name; uint32_t type; int d, m; } weight_type;
+static const weight_type weight_types[] = {
+    { "q8_0", GGML_TYPE_Q8_0, 0, -1 },     { "q4_0", GGML_TYPE_Q4_0, 0, -1 },
+    { "q4_1", GGML_TYPE_Q4_1, 0, 2 },      { "q5_0", GGML_TYPE_Q5_0, 0, -1 },
+    { "q5_1", GGML_TYPE_Q5_1, 0, 2 },      { "iq4_nl", GGML_TYPE_IQ4_NL, 0, -1 },
+    { "q4_k", GGML_TYPE_Q4_K, 0, 2 },      { "q5_k", GGML_TYPE_Q5_K, 0, 2 },
+    { "q6_k", GGML_TYPE_Q6_K, 208, -1 },   { "q3_k", GGML_TYPE_Q3_K, 108, -1 },
 };
 
-/* Random blocks of type packed for tier k as a file's are (4- and 5-bit
-** types keeping their bits). */
-static q8_weights *random_weights(const q8_kernels *k, int n, int K, uint32_t type)
+/* The models --models takes by default: those of the K types' blocks of
+** 256 for them, else the small ones. */
+static const char *default_models(const weight_type *w)
 {
-    int has_m = type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q5_1;
-    size_t size = ggml_type_nbytes(type, Q8_BLOCK), nblk = (size_t)n * K / Q8_BLOCK, bytes = nblk * size;
+    return ggml_type_block(w->type) == 256 ? "olmo2-1b" : "smol,qwen05";
+}
+
+/* Random blocks of type w packed for tier k as a file's are (3- to 6-bit
+** types keeping their bits). */
+static q8_weights *random_weights(const q8_kernels *k, int n, int K, const weight_type *w)
+{
+    uint64_t per = ggml_type_block(w->type);
+    size_t size = ggml_type_nbytes(w->type, per), nblk = (size_t)n * K / per, bytes = nblk * size;
     uint8_t *blocks = malloc(bytes + 8);
     q8_weights *W = NULL;
     copse_error err;
@@ -94,13 +108,13 @@ static q8_weights *random_weights(const q8_kernels *k, int n, int K, uint32_t ty
         memcpy(blocks + i, &v, 8);
     }
     for (size_t b = 0; b < nblk; b++)   /* scales (and minimums): small, finite */
-        for (int f = 0; f <= has_m; f++) {
-            uint8_t *p = blocks + b * size + 2 * f;
+        for (int f = 0; f <= (w->m >= 0); f++) {
+            uint8_t *p = blocks + b * size + (f ? w->m : w->d);
             uint16_t d = copse_f32_to_f16(1e-3f * (float)(1 + p[0] % 16));
             p[0] = (uint8_t)d;
             p[1] = (uint8_t)(d >> 8);
         }
-    gguf_tensor t = { .name = "bench", .type = type,
+    gguf_tensor t = { .name = "bench", .type = w->type,
                       .n_dims = 2, .ne = { K, n, 1, 1 }, .data = blocks };
     if (q8_weights_from_tensor(k, &t, 1, &W, &err)) {
         fprintf(stderr, "bench-kernels: %s\n", err.msg);
@@ -336,9 +350,9 @@ static void bench_model(const model_shape *m, const q8_kernels *k, const options
         for (int i = 0; i < N_LAYER_MATS; i++) {
             int n, K;
             mat_shape(m, i, &n, &K);
-            all[l * N_LAYER_MATS + i] = random_weights(k, n, K, weight_types[o->type].type);
+            all[l * N_LAYER_MATS + i] = random_weights(k, n, K, &weight_types[o->type]);
         }
-    all[n_all - 1] = random_weights(k, m->vocab, m->dim, weight_types[o->type].type);   /* output */
+    all[n_all - 1] = random_weights(k, m->vocab, m->dim, &weight_types[o->type]);   /* output */
     int gemm_tokens = strcmp(k->name, "scalar") == 0 ? 16 : 512;
 
     for (int ti = 0; ti < o->n_threads; ti++) {
@@ -536,14 +550,17 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: bench-kernels [--json] [--quick] [--type T] [--tiers LIST] [--models LIST] "
             "[--threads LIST]\n"
-            "int8 kernel throughput per ISA tier on the smol and qwen05 matrix shapes.\n"
+            "int8 kernel throughput per ISA tier on the smol and qwen05 matrix shapes\n"
+            "(olmo2-1b's for the K types).\n"
             "  --json          JSON instead of a markdown table\n"
             "  --quick         shorter runs (noisier)\n"
             "  --type T        weights: random blocks of q8_0 (default), q4_0, q4_1, q5_0,\n"
-            "                  q5_1 or iq4_nl, packed as a file's are (4 and 5 bits kept)\n"
+            "                  q5_1, iq4_nl, q4_k, q5_k, q6_k or q3_k, packed as a file's\n"
+            "                  are (3 to 6 bits kept)\n"
             "  --tiers LIST    comma-separated tiers (default: every supported one but scalar,\n"
             "                  whose gemm cases run 16 tokens instead of 512)\n"
-            "  --models LIST   smol,qwen05 (default both)\n"
+            "  --models LIST   smol, qwen05, olmo2-1b (default smol,qwen05; olmo2-1b for\n"
+            "                  the K types, whose rows must be whole blocks of 256)\n"
             "  --threads LIST  1,2 (default; 1 or 2 values)\n"
             "  --cases LIST    hot,decode,stephot,step,gemm,prefill (default all)\n"
             "  --batch LIST    token counts of the step cases, comma-separated, each\n"
@@ -621,9 +638,17 @@ int main(int argc, char **argv)
             read_now[o.threads[i] - 1] = bench_read_gbps(o.threads[i], o.quick ? 0.2 : 1.0);
     int n, any = 0;
     const q8_kernels *const *tiers = q8_tiers(&n);
+    const weight_type *wt = &weight_types[o.type];
+    const char *wanted_models = o.models ? o.models : default_models(wt);
     for (size_t mi = 0; mi < sizeof models / sizeof *models; mi++) {
-        if (!listed(o.models, models[mi].name))
+        if (!listed(wanted_models, models[mi].name))
             continue;
+        uint64_t per = ggml_type_block(wt->type);
+        if (models[mi].dim % per || models[mi].ffn % per) {
+            fprintf(stderr, "bench-kernels: %s's rows (%d, %d wide) are not whole blocks of %s (%d)\n",
+                    models[mi].name, models[mi].dim, models[mi].ffn, wt->name, (int)per);
+            return 2;
+        }
         for (int i = 0; i < n; i++) {
             const q8_kernels *k = tiers[i];
             int wanted = o.tiers ? listed(o.tiers, k->name) : strcmp(k->name, "scalar") != 0;
