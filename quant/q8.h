@@ -129,7 +129,7 @@
 #define Q8_BLOCK 32          /* values per block (QK8_0) */
 #define Q8_GROUP 16          /* rows per packed group */
 #define Q8_GROUP_QBYTES (Q8_GROUP * Q8_BLOCK)   /* quant bytes per group and block */
-#define Q4_GROUP_QBYTES (Q8_GROUP_QBYTES / 2)  /* the same for 4-bit weights */
+#define Q4_GROUP_QBYTES (Q8_GROUP_QBYTES / 2)  /* the same for 4- (and 3-) bit weights */
 #define Q5_GROUP_QBYTES (Q4_GROUP_QBYTES + 64) /* and 5-bit ones: the nibbles, then the fifth bits */
 #define Q6_GROUP_QBYTES (Q4_GROUP_QBYTES + 128) /* and 6-bit ones: the nibbles, then the top bits */
 #define Q4_GROUP_HBYTES (2 * Q8_GROUP * 2)     /* 4-bit: fp16 factor bytes per group and block */
