@@ -222,6 +222,8 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
     const int nibbles = bits != 8 && !wbuf ? bits : 0;
     for (int b = b0; b < b1; b++) {
         ahead_block(ahead, b1 - b, bits);
+        if (T == 1 && !wbuf)
+            ahead_one_token(wq, G, bits);
         UNROLL
         for (int g = 0; g < G && factors; g++)
             ss[g] = q4_group_supers(W, g0 + g, b);

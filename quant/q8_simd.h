@@ -108,6 +108,26 @@ INLINE void ahead_chunk(q8_ahead *a, const int bits)
     a->G = panel_groups((a->g < a->end ? a->end : W->n_groups) - a->g, a->pg);
 }
 
+/* How far ahead one token of the kinds with two factors requests its
+** quants: read in place with the factors beside them, they streamed at
+** 0.75-0.85x the bytes a second of int8 weights on the hardware
+** prefetchers alone (one token through olmo2-1b's matrices, 2 threads;
+** 1.1-1.3x with the requests). Coded weights ran slower with them. */
+#define ONE_TOKEN_AHEAD 2048
+
+/* One token's requests for block b of each of G groups (wq[g] at its
+** quants) of weights of bits: the quants ONE_TOKEN_AHEAD bytes on. */
+INLINE void ahead_one_token(const uint8_t *const *wq, const int G, const int bits)
+{
+    if (q8_int8_scaled(bits))
+        return;
+    UNROLL
+    for (int g = 0; g < G; g++)
+        UNROLL
+        for (size_t off = 0; off < q8_qbytes(bits); off += 64)
+            __builtin_prefetch(wq[g] + ONE_TOKEN_AHEAD + off, 0, 3);
+}
+
 /* Request the share of a block of the n left: spread out, the requests
 ** keep memory busy without a burst that overflows the miss queues. */
 INLINE void ahead_block(q8_ahead *a, int n, const int bits)
