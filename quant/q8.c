@@ -635,14 +635,9 @@ void q8_act_quantize_part(const q8_kernels *k, q8_act *a, int t, int k0, int n, 
 {
     size_t b0 = (size_t)t * a->nb + (size_t)k0 / Q8_BLOCK;
     int8_t *q = a->q + (size_t)t * a->K + k0;
-    k->quantize(x, n, q, a->d + b0, a->nsum + b0);
-    for (size_t b = b0; b < b0 + (size_t)n / Q8_BLOCK; b++, q += Q8_BLOCK) {
+    k->quantize(x, n, q, a->d + b0, a->nsum + b0, a->hsum + b0);
+    for (size_t b = b0; b < b0 + (size_t)n / Q8_BLOCK; b++)
         a->sx[b] = a->d[b] * (float)(a->nsum[b] / -128);
-        int32_t h = 0;
-        for (int i = 0; i < Q8_BLOCK / 2; i++)
-            h += q[i];
-        a->hsum[b] = h;
-    }
 }
 
 void q8_act_quantize_row(const q8_kernels *k, q8_act *a, int t, const float *x)

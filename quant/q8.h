@@ -171,7 +171,7 @@ typedef struct q8_act {
     float   *d;              /* [M][nb] */
     int32_t *nsum;           /* [M][nb] */
     float   *sx;             /* [M][nb] d * (float)(nsum / -128): for 4-bit weights */
-    int32_t *hsum;           /* [M][nb] sum_k q[t][32b+k] over k < 16: for 6-bit weights */
+    int32_t *hsum;           /* [M][nb] sum_k q[t][32b+k] over k < 16: for 6-, 3-bit weights */
     size_t   cap;            /* bytes held in mem */
     void    *mem;
 } q8_act;
@@ -191,7 +191,8 @@ typedef void q8_rect_fn(const q8_weights *W, const q8_act *A, int t0, int t1,
 struct q8_kernels {
     const char *name;        /* as COPSE_ISA spells it */
     uint8_t     wbias;
-    void (*quantize)(const float *x, int K, int8_t *q, float *d, int32_t *nsum);
+    /* a row of K as q8_act holds it: q, d, nsum and hsum per block */
+    void (*quantize)(const float *x, int K, int8_t *q, float *d, int32_t *nsum, int32_t *hsum);
     q8_rect_fn *rect, *rect4, *rect5, *rect6, *rect3, *rect4c, *rect5c;
 };
 
@@ -232,14 +233,14 @@ int q8_tier_supported(const q8_kernels *k);
 extern const q8_kernels q8_tier_scalar;
 #if defined(__x86_64__)
 extern const q8_kernels q8_tier_avx2, q8_tier_avxvnni, q8_tier_avx512vnni;
-void q8_quantize_avx2(const float *x, int K, int8_t *q, float *d, int32_t *nsum);
+void q8_quantize_avx2(const float *x, int K, int8_t *q, float *d, int32_t *nsum, int32_t *hsum);
 #elif defined(__aarch64__)
 extern const q8_kernels q8_tier_neon, q8_tier_neondot;
-void q8_quantize_neon(const float *x, int K, int8_t *q, float *d, int32_t *nsum);
+void q8_quantize_neon(const float *x, int K, int8_t *q, float *d, int32_t *nsum, int32_t *hsum);
 #endif
 
 /* The specification kernels (q8_scalar.c). */
-void q8_quantize_ref(const float *x, int K, int8_t *q, float *d, int32_t *nsum);
+void q8_quantize_ref(const float *x, int K, int8_t *q, float *d, int32_t *nsum, int32_t *hsum);
 
 /* ---------------------------------------------------------------- weights */
 

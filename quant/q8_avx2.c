@@ -53,9 +53,18 @@ static float block_amax(const float *x)
     return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
 }
 
+/* The sum of v's eight lanes. */
+static int32_t lanes_sum(__m256i v)
+{
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1)));
+}
+
 /* q = x * id to nearest even, clamped (a NaN to -127: max with the
-** constant second returns it); returns sum(q). */
-static int32_t block_quantize(const float *x, float id, int8_t *q)
+** constant second returns it); *half gets the first half's sum(q), *nsum
+** -128 * sum(q). */
+static void block_quantize(const float *x, float id, int8_t *q, int32_t *nsum, int32_t *half)
 {
     const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
     __m256 vid = _mm256_set1_ps(id);
@@ -68,15 +77,13 @@ static int32_t block_quantize(const float *x, float id, int8_t *q)
                                    _mm256_packs_epi32(iv[2], iv[3]));
     p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256((__m256i *)q, p);
-    __m256i s = _mm256_add_epi32(_mm256_add_epi32(iv[0], iv[1]), _mm256_add_epi32(iv[2], iv[3]));
-    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
-    return _mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1)));
+    *half = lanes_sum(_mm256_add_epi32(iv[0], iv[1]));
+    *nsum = -128 * (*half + lanes_sum(_mm256_add_epi32(iv[2], iv[3])));
 }
 
 /* Same arithmetic as q8_quantize_ref. The scales of 8 blocks are divided
 ** at once: two scalar divisions per block keep the divider busy. */
-void q8_quantize_avx2(const float *x, int K, int8_t *q, float *d, int32_t *nsum)
+void q8_quantize_avx2(const float *x, int K, int8_t *q, float *d, int32_t *nsum, int32_t *hsum)
 {
     const int nb = K / Q8_BLOCK;
     for (int b0 = 0; b0 < nb; b0 += 8) {
@@ -91,7 +98,7 @@ void q8_quantize_avx2(const float *x, int K, int8_t *q, float *d, int32_t *nsum)
         for (int i = 0; i < n; i++) {
             size_t b = (size_t)b0 + i;
             d[b] = amax[i];
-            nsum[b] = -128 * block_quantize(x + b * Q8_BLOCK, id[i], q + b * Q8_BLOCK);
+            block_quantize(x + b * Q8_BLOCK, id[i], q + b * Q8_BLOCK, nsum + b, hsum + b);
         }
     }
 }

@@ -276,8 +276,9 @@ INLINE void unpack_block(const uint8_t *restrict src, uint8_t *restrict dst, con
 #include "q8_rect.inc"
 
 /* q = x * id to nearest even, clamped (a NaN to -127: max with the
-** constant second returns it), a block in two vectors; returns sum(q). */
-static int32_t block_quantize(const float *x, float id, int8_t *q)
+** constant second returns it), a block in two vectors; *half gets the
+** first half's sum(q), *nsum -128 * sum(q). */
+static void block_quantize(const float *x, float id, int8_t *q, int32_t *nsum, int32_t *half)
 {
     const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f), vid = _mm512_set1_ps(id);
     __m512i v[2];
@@ -286,13 +287,14 @@ static int32_t block_quantize(const float *x, float id, int8_t *q)
                    _mm512_mul_ps(_mm512_loadu_ps(x + 16 * h), vid), lo), hi));
         _mm_storeu_si128((__m128i *)(q + 16 * h), _mm512_cvtepi32_epi8(v[h]));
     }
-    return _mm512_reduce_add_epi32(_mm512_add_epi32(v[0], v[1]));
+    *half = _mm512_reduce_add_epi32(v[0]);
+    *nsum = -128 * (*half + _mm512_reduce_add_epi32(v[1]));
 }
 
 /* Same arithmetic as q8_quantize_ref, 16 blocks' scales divided at once.
 ** Rows of a few thousand values (qwen2's 4864-wide SwiGLU output) made
 ** the AVX2 version a visible part of a decode step. */
-static void quantize(const float *x, int K, int8_t *q, float *d, int32_t *nsum)
+static void quantize(const float *x, int K, int8_t *q, float *d, int32_t *nsum, int32_t *hsum)
 {
     const int nb = K / Q8_BLOCK;
     for (int b0 = 0; b0 < nb; b0 += 16) {
@@ -311,7 +313,7 @@ static void quantize(const float *x, int K, int8_t *q, float *d, int32_t *nsum)
         for (int i = 0; i < n; i++) {
             size_t b = (size_t)b0 + i;
             d[b] = amax[i];
-            nsum[b] = -128 * block_quantize(x + b * Q8_BLOCK, id[i], q + b * Q8_BLOCK);
+            block_quantize(x + b * Q8_BLOCK, id[i], q + b * Q8_BLOCK, nsum + b, hsum + b);
         }
     }
 }

@@ -32,7 +32,7 @@ const q8_kernels q8_tier_neon = { "neon", 0, q8_quantize_neon, rect, rect4, rect
 
 /* Same arithmetic as q8_quantize_ref: the maxnm/minnm forms return the
 ** number for a NaN, and vcvtnq rounds to nearest even. */
-void q8_quantize_neon(const float *x, int K, int8_t *q, float *d, int32_t *nsum)
+void q8_quantize_neon(const float *x, int K, int8_t *q, float *d, int32_t *nsum, int32_t *hsum)
 {
     const float32x4_t lo = vdupq_n_f32(-127.0f), hi = vdupq_n_f32(127.0f);
     for (int b = 0; b < K / Q8_BLOCK; b++, x += Q8_BLOCK, q += Q8_BLOCK) {
@@ -43,10 +43,10 @@ void q8_quantize_neon(const float *x, int K, int8_t *q, float *d, int32_t *nsum)
         }
         float db = vmaxnmvq_f32(amax) / 127.0f;
         float id = db != 0.0f ? 1.0f / db : 0.0f;
-        int32x4_t iv[8], sum = vdupq_n_s32(0);
+        int32x4_t iv[8], sum[2] = { vdupq_n_s32(0), vdupq_n_s32(0) };
         for (int i = 0; i < 8; i++) {
             iv[i] = vcvtnq_s32_f32(vminnmq_f32(vmaxnmq_f32(vmulq_n_f32(v[i], id), lo), hi));
-            sum = vaddq_s32(sum, iv[i]);
+            sum[i / 4] = vaddq_s32(sum[i / 4], iv[i]);
         }
         for (int h = 0; h < 2; h++) {
             int16x8_t a = vcombine_s16(vmovn_s32(iv[4 * h]), vmovn_s32(iv[4 * h + 1]));
@@ -54,6 +54,7 @@ void q8_quantize_neon(const float *x, int K, int8_t *q, float *d, int32_t *nsum)
             vst1q_s8(q + 16 * h, vcombine_s8(vmovn_s16(a), vmovn_s16(c)));
         }
         d[b] = db;
-        nsum[b] = -128 * vaddvq_s32(sum);
+        hsum[b] = vaddvq_s32(sum[0]);
+        nsum[b] = -128 * (hsum[b] + vaddvq_s32(sum[1]));
     }
 }

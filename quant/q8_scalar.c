@@ -17,7 +17,7 @@ static int8_t round_clamp(float v)
     return (int8_t)nearbyintf(v);
 }
 
-void q8_quantize_ref(const float *x, int K, int8_t *q, float *d, int32_t *nsum)
+void q8_quantize_ref(const float *x, int K, int8_t *q, float *d, int32_t *nsum, int32_t *hsum)
 {
     for (int b = 0; b < K / Q8_BLOCK; b++, x += Q8_BLOCK, q += Q8_BLOCK) {
         float amax = 0.0f;
@@ -26,13 +26,16 @@ void q8_quantize_ref(const float *x, int K, int8_t *q, float *d, int32_t *nsum)
                 amax = fabsf(x[k]);
         float db = amax / 127.0f;
         float id = db != 0.0f ? 1.0f / db : 0.0f;
-        int32_t sum = 0;
+        int32_t sum = 0, half = 0;
         for (int k = 0; k < Q8_BLOCK; k++) {
             q[k] = round_clamp(x[k] * id);
             sum += q[k];
+            if (k == Q8_BLOCK / 2 - 1)
+                half = sum;
         }
         d[b] = db;
         nsum[b] = -128 * sum;
+        hsum[b] = half;
     }
 }
 

@@ -226,20 +226,22 @@ static void check_quantize(const q8_kernels *k, int K, int pat, exact_stats *st)
     int nb = K / Q8_BLOCK;
     float *x = malloc((size_t)K * sizeof *x), d[2][64];
     int8_t *q[2] = { malloc((size_t)K), malloc((size_t)K) };
-    int32_t ns[2][64];
+    int32_t ns[2][64], hs[2][64];
     make_x(x, 1, K, pat);
-    q8_quantize_ref(x, K, q[0], d[0], ns[0]);
-    k->quantize(x, K, q[1], d[1], ns[1]);
+    q8_quantize_ref(x, K, q[0], d[0], ns[0], hs[0]);
+    k->quantize(x, K, q[1], d[1], ns[1], hs[1]);
     for (int b = 0; b < nb; b++) {
-        int32_t sum = 0;
+        int32_t sum = 0, half = 0;
         for (int i = b * Q8_BLOCK; i < (b + 1) * Q8_BLOCK; i++) {
             exact_check(st, "q8", q[0][i] == q[1][i] && q[0][i] != -128, "%s quantize K=%d %s: q[%d] %d vs "
                   "scalar %d", k->name, K, xpat_name[pat], i, q[1][i], q[0][i]);
             sum += q[0][i];
+            half += i < b * Q8_BLOCK + Q8_BLOCK / 2 ? q[0][i] : 0;
         }
-        exact_check(st, "q8", same_bits(d[0][b], d[1][b]) && ns[0][b] == ns[1][b] && ns[0][b] == -128 * sum,
-              "%s quantize K=%d %s block %d: d %a nsum %d vs scalar %a %d (sum %d)", k->name, K,
-              xpat_name[pat], b, d[1][b], ns[1][b], d[0][b], ns[0][b], sum);
+        exact_check(st, "q8", same_bits(d[0][b], d[1][b]) && ns[0][b] == ns[1][b] && ns[0][b] == -128 * sum
+              && hs[0][b] == hs[1][b] && hs[0][b] == half,
+              "%s quantize K=%d %s block %d: d %a nsum %d hsum %d vs scalar %a %d %d (sums %d %d)", k->name,
+              K, xpat_name[pat], b, d[1][b], ns[1][b], hs[1][b], d[0][b], ns[0][b], hs[0][b], sum, half);
         if (pat == X_INTS) /* the exact case must really be exact */
             for (int i = b * Q8_BLOCK; i < (b + 1) * Q8_BLOCK; i++)
                 exact_check(st, "q8", d[0][b] == 1.0f && q[0][i] == (int8_t)x[i],
@@ -261,10 +263,11 @@ static void check_quantize_known(const q8_kernels *k, exact_stats *st)
     x[2 * Q8_BLOCK + 2] = 5;
     int8_t q[3 * Q8_BLOCK];
     float d[3];
-    int32_t ns[3];
-    k->quantize(x, 3 * Q8_BLOCK, q, d, ns);
+    int32_t ns[3], hs[3];
+    k->quantize(x, 3 * Q8_BLOCK, q, d, ns, hs);
     int ok = d[0] == 1.0f && ns[0] == -128 * 126 && d[1] == 0.0f && ns[1] == 0
-          && d[2] == 2.0f && q[64] == -127 && q[65] == 2 && q[66] == 2 && ns[2] == -128 * -123;
+          && d[2] == 2.0f && q[64] == -127 && q[65] == 2 && q[66] == 2 && ns[2] == -128 * -123
+          && hs[0] == 126 && hs[1] == 0 && hs[2] == -123;
     for (int i = 0; i < Q8_BLOCK; i++)
         ok &= q[i] == (i < 8 ? want[i] : 0) && q[Q8_BLOCK + i] == 0;
     exact_check(st, "q8", ok, "%s: quantize known answers: d %g %g %g, nsum %d %d %d, q %d %d %d %d %d %d %d "
