@@ -19,6 +19,13 @@ static void help(void)
            "  --min-p P          drop tokens below P x the best one's probability (default 0.05)\n"
            "  --seed S           random seed (default 0)\n"
            "  --no-bos           do not add the BOS token the model asks for\n"
+           "  --chat             put the prompt to the model as the user's message in its chat\n"
+           "                     format (from the file's chat template; copse-math's\n"
+           "                     \"Question: ... Answer:\" for copse's models and files without one)\n"
+           "                     and print the assistant's reply alone\n"
+           "  --template NAME    --chat in this format: copse-math, chatml, llama3, llama2, phi3,\n"
+           "                     gemma or granite\n"
+           "  --system TEXT      --chat with this system message\n"
            "  --json             print one JSON object (text, tokens, timings) instead of streaming\n"
            "  --lines            one prompt per line (of FILE or stdin), generated together: each\n"
            "                     step one batch over the prompts still going, each text the one\n"
@@ -32,7 +39,8 @@ typedef struct run_opts {
     const char *prompt, *file;
     long n_predict;
     copse_sampler_params sp;
-    int no_bos, json, lines;
+    int no_bos, json, lines, chat;
+    const char *template_name, *system;
     long parallel;
 } run_opts;
 
@@ -47,6 +55,7 @@ static int parse(int argc, char **argv, run_opts *o)
         if (!strcmp(a, "--no-bos")) { o->no_bos = 1; continue; }
         if (!strcmp(a, "--json")) { o->json = 1; continue; }
         if (!strcmp(a, "--lines")) { o->lines = 1; continue; }
+        if (!strcmp(a, "--chat")) { o->chat = 1; continue; }
         if (i + 1 >= argc)
             return cli_usage_error(CMD, "unknown option or missing value: %s", a);
         const char *v = argv[++i];
@@ -54,6 +63,8 @@ static int parse(int argc, char **argv, run_opts *o)
         long n;
         if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) o->prompt = v;
         else if (!strcmp(a, "-f") || !strcmp(a, "--file")) o->file = v;
+        else if (!strcmp(a, "--template")) { o->template_name = v; o->chat = 1; }
+        else if (!strcmp(a, "--system")) { o->system = v; o->chat = 1; }
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (cli_parse_int(CMD, a, v, 0, 1 << 24, &o->n_predict)) return 2;
         } else if (!strcmp(a, "--temp")) {
@@ -93,6 +104,41 @@ static char *read_prompt(const run_opts *o, size_t *len)
     if (!t)
         cli_error(CMD, "cannot read the prompt from %s", o->file ? o->file : "stdin");
     return t;
+}
+
+/* --chat: whether the model's chat format is known (the format, not the
+** prompt, can fail: checked once, before any prompt). */
+static int check_chat(const run_opts *o, const copse_model *m)
+{
+    copse_error err;
+    if (o->chat && copse_chat_prompt(m, o->template_name, o->system, "", NULL, 0, &err) < 0)
+        return cli_error(CMD, "%s", err.msg);
+    return 0;
+}
+
+/* The tokens of a prompt (len bytes of text): as it is, or with --chat as
+** the user's message in the model's chat format, whose markers become
+** their control tokens. -1 after printing the error. */
+static int prompt_tokens(const run_opts *o, const copse_model *m, const char *text, size_t len,
+                         int32_t **out)
+{
+    unsigned flags = o->no_bos ? 0 : COPSE_TOK_ADD_SPECIAL;
+    if (!o->chat)
+        return cli_tokenize(CMD, m, text, len, flags, out);
+    if (memchr(text, '\0', len)) {
+        cli_error(CMD, "--chat: the prompt holds a NUL byte");
+        return -1;
+    }
+    int n = copse_chat_prompt(m, o->template_name, o->system, text, NULL, 0, NULL);
+    char *chat = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!chat || copse_chat_prompt(m, o->template_name, o->system, text, chat, n + 1, NULL) != n) {
+        free(chat);
+        cli_error(CMD, "--chat: out of memory");
+        return -1;
+    }
+    n = cli_tokenize(CMD, m, chat, (size_t)n, flags | COPSE_TOK_PARSE_SPECIAL, out);
+    free(chat);
+    return n;
 }
 
 /* Decode the prompt in chunks so scratch memory stays bounded; returns the
@@ -177,7 +223,7 @@ static void job_print(const job *j, const run_opts *o, const copse_model *m)
             printf("}\n");
         }
     } else if (strcmp(j->stop, "error")) {
-        printf("%s%.*s\n\n", j->text, (int)len, out ? out : "");
+        printf("%s%.*s\n\n", o->chat ? "" : j->text, (int)len, out ? out : "");
     }
     free(out);
 }
@@ -278,6 +324,8 @@ static int run_lines(const run_opts *o)
     int *bjob = NULL;
     if (cli_open_model(CMD, &o->m, 0, &model, NULL))
         goto out;
+    if (check_chat(o, model))
+        goto done;
     /* the KV room: as many of the longest sequences as go at once, each
     ** with a block of slack (the context's length is the one
     ** copse_ctx_new will give) */
@@ -286,8 +334,7 @@ static int run_lines(const run_opts *o)
     long long n_ctx0 = o->m.n_ctx ? o->m.n_ctx : info.n_ctx_train, most = 0;
     for (int i = 0; i < n; i++) {
         job *j = &jobs[i];
-        j->n_prompt = cli_tokenize(CMD, model, j->text, strlen(j->text), o->no_bos ? 0 : COPSE_TOK_ADD_SPECIAL,
-                                   &j->prompt);
+        j->n_prompt = prompt_tokens(o, model, j->text, strlen(j->text), &j->prompt);
         j->stop = j->n_prompt < 0 ? "error" : NULL;
         snprintf(j->why, sizeof j->why, "%s", j->stop ? "the text cannot be tokenized" : "");
         j->n_prompt = j->n_prompt < 0 ? 0 : j->n_prompt;
@@ -406,8 +453,7 @@ int cmd_run(int argc, char **argv)
     char *out = NULL;
     size_t out_len = 0;
     rc = 1;
-    int n_prompt = text ? cli_tokenize(CMD, model, text, len,
-                                       o.no_bos ? 0 : COPSE_TOK_ADD_SPECIAL, &prompt) : -1;
+    int n_prompt = text && !check_chat(&o, model) ? prompt_tokens(&o, model, text, len, &prompt) : -1;
     if (n_prompt < 0)
         goto done;
     if (n_prompt == 0) {
@@ -434,7 +480,7 @@ int cmd_run(int argc, char **argv)
     double t_prompt = cli_now() - t1;
 
     cli_utf8_out so = { .f = stdout };
-    if (!o.json)
+    if (!o.json && !o.chat)
         cli_utf8_put(&so, text, (int)len);
     int n_gen = 0, hit_eog = 0;
     char piece[256];

@@ -189,6 +189,27 @@ int32_t copse_token_eos(const copse_model *model);   /* -1 if none */
 /* Nonzero when a token ends generation (EOS, EOT, <|im_end|>, ...). */
 int     copse_token_is_eog(const copse_model *model, int32_t token);
 
+/*
+** A message put to the model as its chat format asks: the system message
+** (NULL or "" for none), the user's, then the opening of the assistant's
+** turn, where generation goes on. The format is the one template_name
+** names (copse-math, chatml, llama3, llama2, phi3, gemma, granite, or an
+** alias: plain, qwen, llama-3, llama-2, phi-3, gemma3, granite3) or, when
+** it is NULL, the one the file's tokenizer.chat_template is written for;
+** copse's own models and files with neither key take copse-math's
+** "Question: ... Answer:" (copse solve chooses the same way). Writes at
+** most cap bytes to buf, NUL-terminated when it fits, and returns the
+** length, which may exceed cap, as copse_detokenize does; or a negative
+** copse_status with err filled: -COPSE_E_ARG for an unknown name or a
+** NULL argument, -COPSE_E_UNSUPPORTED for a chat_template of no family
+** copse knows (name one), -COPSE_E_FORMAT for a key that is not a
+** string. Tokenize the text with COPSE_TOK_PARSE_SPECIAL (and
+** COPSE_TOK_ADD_SPECIAL: it holds no BOS), so that its markers become
+** their control tokens; marker text inside a message becomes one too.
+*/
+int copse_chat_prompt(const copse_model *model, const char *template_name, const char *system,
+                      const char *user, char *buf, int cap, copse_error *err);
+
 /* ----------------------------------------------------- contexts, sequences */
 
 typedef struct copse_ctx copse_ctx;

@@ -2,9 +2,11 @@
 ** Chat templates: each family is a handful of strings placed around the
 ** messages, and is recognized in a Jinja template by the markers it emits.
 */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include "error.h"
+#include "model.h"
 #include "template.h"
 
 /* copse's tutor was trained on exactly this (train/problems.py prompt()). */
@@ -186,4 +188,26 @@ int chat_render(chat_format f, const char *system, const char *user,
     s[total] = '\0';
     *out = s;
     return COPSE_OK;
+}
+
+int copse_chat_prompt(const copse_model *model, const char *template_name, const char *system,
+                      const char *user, char *buf, int cap, copse_error *err)
+{
+    chat_format f;
+    char *s;
+    if (!model || !user || cap < 0 || (cap && !buf))
+        return -copse_fail(err, COPSE_E_ARG, "copse_chat_prompt: a model, a user message and "
+                           "a buffer of cap >= 0 bytes");
+    int rc = chat_format_for_gguf(model_gguf(model), template_name, &f, err);
+    if (rc || (rc = chat_render(f, system, user, NULL, &s, err)))
+        return -rc;
+    size_t n = strlen(s);
+    if (n > INT_MAX) {
+        free(s);
+        return -copse_fail(err, COPSE_E_ARG, "copse_chat_prompt: a prompt of %zu bytes", n);
+    }
+    if (cap)
+        memcpy(buf, s, n < (size_t)cap ? n + 1 : (size_t)cap);
+    free(s);
+    return (int)n;
 }

@@ -30,13 +30,14 @@ static copse_model *load(copse_ctx **ctx)
     return m;
 }
 
-/* Greedy generation through the library, as copse run does it. */
-static int greedy(const char *prompt, int n_predict, int32_t *gen)
+/* Greedy generation through the library, as copse run does it, from the
+** prompt tokenized with flags. */
+static int greedy(const char *prompt, unsigned flags, int n_predict, int32_t *gen)
 {
     copse_ctx *ctx;
     copse_model *m = load(&ctx);
     int32_t tok[64];
-    int n = copse_tokenize(m, prompt, strlen(prompt), COPSE_TOK_ADD_SPECIAL, tok, 64);
+    int n = copse_tokenize(m, prompt, strlen(prompt), flags, tok, 64);
     ck_assert(n > 0 && n < 64);
     copse_seq *s = copse_seq_new(ctx);
     copse_error e;
@@ -57,6 +58,19 @@ static int greedy(const char *prompt, int n_predict, int32_t *gen)
     copse_ctx_free(ctx);
     copse_model_free(m);
     return k;
+}
+
+/* The text of n greedy tokens, the end-of-generation one left out, as
+** copse run prints it; returns its length. */
+static int greedy_text(const int32_t *gen, int n, char *text, int cap)
+{
+    copse_model *m;
+    copse_error e;
+    ck_assert_int_eq(copse_model_load(MODEL, NULL, &m, &e), COPSE_OK);
+    int len = copse_detokenize(m, gen, n - copse_token_is_eog(m, gen[n - 1]), 0, text, cap);
+    ck_assert(len >= 0 && len < cap);
+    copse_model_free(m);
+    return len;
 }
 
 /* Decode the JSON string literal at p (as cli_json_str writes them) into
@@ -103,20 +117,60 @@ START_TEST(run_greedy_json)
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
 
     int32_t gen[12];
-    int n = greedy("hello world", 12, gen);
-    copse_model *m;
-    copse_error e;
-    ck_assert_int_eq(copse_model_load(MODEL, NULL, &m, &e), COPSE_OK);
+    int n = greedy("hello world", COPSE_TOK_ADD_SPECIAL, 12, gen);
     char text[1024];
-    int len = copse_detokenize(m, gen, n - copse_token_is_eog(m, gen[n - 1]), 0, text, sizeof text);
-    ck_assert(len >= 0 && len < (int)sizeof text);
-    copse_model_free(m);
+    int len = greedy_text(gen, n, text, sizeof text);
     /* the text field holds exactly the greedy continuation */
     char got[1200];
     int got_len = json_unescape(json_field(out, "text"), got, sizeof got);
     ck_assert_int_eq(got_len, len);
     ck_assert_msg(!memcmp(got, text, (size_t)len), "copse run gave '%s', the library '%s'", got, text);
     ck_assert_int_eq(atoi(json_field(out, "generated_tokens")), n);
+}
+END_TEST
+
+/* --chat: the prompt the command decodes is the library's chat prompt,
+** tokenized with its markers special; the reply is printed alone (the
+** tiny model has no chat template: copse-math's format, or the one named). */
+START_TEST(run_chat)
+{
+    const char *copse = tu_copse_bin("run_chat");
+    if (!copse)
+        return;
+    static const char *const names[2] = { NULL, "chatml" };
+    for (int k = 0; k < 2; k++) {
+        copse_model *m;
+        copse_error e;
+        char chat[256], cmd[2048], out[8192], text[1024];
+        ck_assert_int_eq(copse_model_load(MODEL, NULL, &m, &e), COPSE_OK);
+        int cn = copse_chat_prompt(m, names[k], "Be brief.", "hi there", chat, sizeof chat, &e);
+        copse_model_free(m);
+        ck_assert_msg(cn > 8 && cn < (int)sizeof chat, "%d: %s", cn, e.msg);
+        int32_t gen[12];
+        int n = greedy(chat, COPSE_TOK_ADD_SPECIAL | COPSE_TOK_PARSE_SPECIAL, 12, gen);
+        int len = greedy_text(gen, n, text, sizeof text);
+
+        PRINT(cmd, "'%s' run -m " MODEL " %s%s --system 'Be brief.' -p 'hi there' -n 12 --temp 0 -t 1 --json",
+              copse, k ? "--template " : "--chat", k ? names[k] : "");
+        ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+        char got[1200];
+        ck_assert_int_eq(json_unescape(json_field(out, "text"), got, sizeof got), len);
+        ck_assert_msg(!memcmp(got, text, (size_t)len), "copse run --chat gave '%s', the library '%s'", got, text);
+        ck_assert_int_eq(json_unescape(json_field(out, "prompt"), got, sizeof got), 8);
+        ck_assert_str_eq(got, "hi there");
+        ck_assert_int_eq(atoi(json_field(out, "generated_tokens")), n);
+
+        PRINT(cmd, "'%s' run -m " MODEL " %s%s --system 'Be brief.' -p 'hi there' -n 12 --temp 0 -t 1 "
+              "2>/dev/null", copse, k ? "--template " : "--chat", k ? names[k] : "");
+        ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+        ck_assert_int_eq((int)strlen(out), len + 1);
+        ck_assert_msg(!memcmp(out, text, (size_t)len) && out[len] == '\n', "streamed '%s', the library '%s'",
+                      out, text);
+    }
+    char cmd[2048], out[4096];
+    PRINT(cmd, "'%s' run -m " MODEL " --template mistral -p hi 2>&1", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "unknown chat template 'mistral'"), "%s", out);
 }
 END_TEST
 
@@ -608,6 +662,7 @@ Suite *copse_suite_cli(void)
     TCase *tc = tcase_create("run");
     tcase_add_test(tc, run_greedy_json);
     tcase_add_test(tc, run_errors);
+    tcase_add_test(tc, run_chat);
     tcase_add_test(tc, info_describes_model);
     tcase_add_test(tc, run_kv_options);
     tcase_add_test(tc, kv_options_every_command);

@@ -283,6 +283,41 @@ START_TEST(shared_vocab_phi3)
 }
 END_TEST
 
+/* copse_chat_prompt: the format chosen for the model's file (the tiny
+** model has no chat template: copse-math), or the one named, rendered as
+** chat_render renders it, into a buffer as copse_detokenize fills one. */
+START_TEST(public_prompt)
+{
+    copse_model *m;
+    copse_error e;
+    char buf[256], *want;
+    ck_assert_int_eq(copse_model_load("tests/data/models/tiny-llama.gguf", NULL, &m, &e), COPSE_OK);
+    static const char math[] = "Be brief.\n\nQuestion: What is 2+3?\nAnswer:\n";
+    int n = (int)strlen(math);
+    ck_assert_int_eq(copse_chat_prompt(m, NULL, "Be brief.", "What is 2+3?", buf, sizeof buf, &e), n);
+    ck_assert_str_eq(buf, math);
+    ck_assert_int_eq(chat_render(CHAT_CHATML, NULL, "What is 2+3?", NULL, &want, &e), COPSE_OK);
+    ck_assert_int_eq(copse_chat_prompt(m, "qwen", "", "What is 2+3?", buf, sizeof buf, &e), (int)strlen(want));
+    ck_assert_str_eq(buf, want);
+    free(want);
+    /* too small: the bytes that fit, no NUL; the length needed either way */
+    memset(buf, '#', sizeof buf);
+    ck_assert_int_eq(copse_chat_prompt(m, NULL, "Be brief.", "What is 2+3?", buf, 5, &e), n);
+    ck_assert(!memcmp(buf, "Be br#", 6));
+    memset(buf, '#', sizeof buf);
+    ck_assert_int_eq(copse_chat_prompt(m, NULL, "Be brief.", "What is 2+3?", buf, n, &e), n);
+    ck_assert(!memcmp(buf, math, (size_t)n) && buf[n] == '#');
+    ck_assert_int_eq(copse_chat_prompt(m, NULL, "Be brief.", "What is 2+3?", NULL, 0, &e), n);
+
+    ck_assert_int_eq(copse_chat_prompt(m, "mistral", NULL, "hi", buf, sizeof buf, &e), -COPSE_E_ARG);
+    ck_assert_ptr_nonnull(strstr(e.msg, "unknown chat template 'mistral'"));
+    ck_assert_int_eq(copse_chat_prompt(m, NULL, NULL, NULL, buf, sizeof buf, &e), -COPSE_E_ARG);
+    ck_assert_int_eq(copse_chat_prompt(m, NULL, NULL, "hi", NULL, 4, &e), -COPSE_E_ARG);
+    ck_assert_int_eq(copse_chat_prompt(NULL, NULL, NULL, "hi", buf, sizeof buf, &e), -COPSE_E_ARG);
+    copse_model_free(m);
+}
+END_TEST
+
 Suite *copse_suite_template(void)
 {
     Suite *s = suite_create("template");
@@ -293,6 +328,7 @@ Suite *copse_suite_template(void)
     tcase_add_test(tc, format_names);
     tcase_add_test(tc, detect);
     tcase_add_test(tc, for_gguf);
+    tcase_add_test(tc, public_prompt);
     tcase_add_test(tc, shared_vocab_qwen2);
     tcase_add_test(tc, shared_vocab_phi3);
     suite_add_tcase(s, tc);
