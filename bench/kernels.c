@@ -322,6 +322,43 @@ static void measure(const char *model, const q8_kernels *k, int threads, const c
     free(y);
 }
 
+/* Time the activation quantizer on rows of K values (one thread: each
+** row is a call of its own) and record it: bytes are the rows' floats. */
+#define QUANTIZE_ROWS 64
+
+static void measure_quantize(const char *model, const q8_kernels *k, int K, double min_seconds)
+{
+    float *x = random_floats((size_t)QUANTIZE_ROWS * K), *d = malloc((size_t)K / Q8_BLOCK * sizeof *d);
+    int8_t *q = malloc((size_t)QUANTIZE_ROWS * K);
+    int32_t *ns = malloc((size_t)K / Q8_BLOCK * sizeof *ns), *hs = malloc((size_t)K / Q8_BLOCK * sizeof *hs);
+    if (!d || !q || !ns || !hs) {
+        fprintf(stderr, "bench-kernels: out of memory\n");
+        exit(1);
+    }
+    int reps = 1 + (1 << 16) / K;   /* about 4 M values a timing */
+    double best = 1e30, start = bench_now();
+    for (int n = 0; n < 4 || bench_now() - start < min_seconds; n++) {
+        double t0 = bench_now();
+        for (int r = 0; r < reps; r++)
+            for (int i = 0; i < QUANTIZE_ROWS; i++)
+                k->quantize(x + (size_t)i * K, K, q + (size_t)i * K, d, ns, hs);
+        double t = (bench_now() - t0) / reps;
+        best = n && t < best ? t : best;   /* the first warms up */
+    }
+    char what[64];
+    snprintf(what, sizeof what, "quantize K=%d", K);
+    result *res = add_result(model, k, 1, what);
+    res->seconds = best;
+    res->M = QUANTIZE_ROWS;
+    res->K = K;
+    res->bytes = (double)QUANTIZE_ROWS * K * sizeof *x;
+    free(x);
+    free(d);
+    free(q);
+    free(ns);
+    free(hs);
+}
+
 #define MAX_BATCH 8
 
 typedef struct options {
@@ -380,6 +417,10 @@ static void bench_model(const model_shape *m, const q8_kernels *k, const options
         }
         if (listed(o->cases, "prefill"))
             measure(m->name, k, th, "prefill layer", all, N_LAYER_MATS, gemm_tokens, secs);
+        /* a whole row of each width, and one block: what the fused passes
+        ** quantize at a time (forward.c) */
+        for (int i = 0; i < 3 && th == o->threads[0] && listed(o->cases, "quantize"); i++)
+            measure_quantize(m->name, k, (int[]){ Q8_BLOCK, m->dim, m->ffn }[i], secs);
     }
     for (int i = 0; i < n_all; i++)
         q8_weights_free(all[i]);
@@ -397,11 +438,14 @@ static double peak_gops(const char *tier, int threads)
 }
 
 static int is_decode(const result *r) { return strncmp(r->what, "decode", 6) == 0; }
+static int is_quantize(const result *r) { return strncmp(r->what, "quantize", 8) == 0; }
 
 /* The fraction of the ceiling that bounds this case: DRAM bandwidth for
 ** decode, int8 compute otherwise; 0 when unknown. */
 static double fraction(const result *r)
 {
+    if (is_quantize(r))
+        return 0;
     if (is_decode(r))
         return r->threads <= 2 ? r->bytes / r->seconds / 1e9 / dram_gbps[r->threads - 1] : 0;
     double p = peak_gops(r->tier, r->threads);
@@ -422,7 +466,7 @@ static double peak_gops_now(const char *tier, int threads)
 ** decode, the tier's instruction otherwise; 0 when not measured. */
 static double fraction_now(const result *r)
 {
-    if (r->threads > 2)
+    if (r->threads > 2 || is_quantize(r))
         return 0;
     if (is_decode(r))
         return read_now[r->threads - 1] > 0 ? r->bytes / r->seconds / 1e9 / read_now[r->threads - 1] : 0;
@@ -479,10 +523,10 @@ static void print_markdown(const char *type)
         if (!seen && nt < 8)
             tiers[nt++] = results[i].tier;
     }
-    printf("int8 kernels, %s weights: GOPS (decode: GB/s of weights), in brackets the fraction of the "
-           "ceiling\nof PEERS.md's machine / of this one, measured in this run: the int8 peak "
+    printf("int8 kernels, %s weights: GOPS (decode: GB/s of weights; quantize: GB/s of the rows' "
+           "floats,\n%d rows), in brackets the fraction of the ceiling\nof PEERS.md's machine / of this one, measured in this run: the int8 peak "
            "of the tier\n(PEERS.md; here its multiply-add instruction alone, GOPS at 1/2 threads:",
-           type);
+           type, QUANTIZE_ROWS);
     int n_peaks = 0;
     for (size_t i = 0; i < sizeof peak_loops / sizeof *peak_loops; i++)
         if (peak_now[i][0] > 0 || peak_now[i][1] > 0) {
@@ -515,7 +559,9 @@ static void print_markdown(const char *type)
         if (!first)
             continue;
         char shape[48];
-        if (r->N)
+        if (is_quantize(r))
+            snprintf(shape, sizeof shape, "%d rows of %d", r->M, r->K);
+        else if (r->N)
             snprintf(shape, sizeof shape, "%d x %d x %d", r->M, r->N, r->K);
         else
             snprintf(shape, sizeof shape, "%d x (set)", r->M);
@@ -530,7 +576,7 @@ static void print_markdown(const char *type)
                 printf(" - |");
                 continue;
             }
-            double v = is_decode(c) ? c->bytes / c->seconds / 1e9 : c->ops / c->seconds / 1e9;
+            double v = is_decode(c) || is_quantize(c) ? c->bytes / c->seconds / 1e9 : c->ops / c->seconds / 1e9;
             double f = fraction(c);
             if (fraction_now(c) > 0)
                 printf(" %.1f (%.0f%% / %.0f%%) |", v, 100 * f, 100 * fraction_now(c));
@@ -562,7 +608,8 @@ static void usage(FILE *f)
             "  --models LIST   smol, qwen05, olmo2-1b (default smol,qwen05; olmo2-1b for\n"
             "                  the K types, whose rows must be whole blocks of 256)\n"
             "  --threads LIST  1,2 (default; 1 or 2 values)\n"
-            "  --cases LIST    hot,decode,stephot,step,gemm,prefill (default all)\n"
+            "  --cases LIST    hot,decode,stephot,step,gemm,prefill,quantize (default all;\n"
+            "                  quantize: the activation quantizer, one thread)\n"
             "  --batch LIST    token counts of the step cases, comma-separated, each\n"
             "                  2..256 (default 16; 0 for none)\n");
 }

@@ -42,15 +42,16 @@ INLINE __m256i ymm_dot4(__m256i s, __m256i u, __m256i x)
 const q8_kernels q8_tier_avx2 = { "avx2", 0, q8_quantize_avx2, rect, rect4, rect5, rect6, rect3,
                                      rect4c, rect5c };
 
-static float block_amax(const float *x)
+/* The block's largest |x|, in every lane. */
+static __m256 block_amax(const float *x)
 {
     const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     __m256 m = _mm256_setzero_ps();
     for (int v = 0; v < 4; v++)   /* max(|x|, m) returns m for a NaN */
         m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + 8 * v), abs_mask), m);
-    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-    return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+    m = _mm256_max_ps(m, _mm256_permute2f128_ps(m, m, 1));
+    m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm256_max_ps(m, _mm256_shuffle_ps(m, m, _MM_SHUFFLE(2, 3, 0, 1)));
 }
 
 /* The sum of v's eight lanes. */
@@ -82,16 +83,21 @@ static void block_quantize(const float *x, float id, int8_t *q, int32_t *nsum, i
 }
 
 /* Same arithmetic as q8_quantize_ref. The scales of 8 blocks are divided
-** at once: two scalar divisions per block keep the divider busy. */
+** at once: two scalar divisions per block keep the divider busy. The
+** maxima go into their lanes in registers (stored one by one and read
+** back as a vector, they stall the division). */
 void q8_quantize_avx2(const float *x, int K, int8_t *q, float *d, int32_t *nsum, int32_t *hsum)
 {
     const int nb = K / Q8_BLOCK;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for (int b0 = 0; b0 < nb; b0 += 8) {
         int n = nb - b0 < 8 ? nb - b0 : 8;
-        float amax[8] = {0}, id[8];
+        float amax[8], id[8];
+        __m256 mv = _mm256_setzero_ps();
         for (int i = 0; i < n; i++)
-            amax[i] = block_amax(x + (size_t)(b0 + i) * Q8_BLOCK);
-        __m256 dv = _mm256_div_ps(_mm256_loadu_ps(amax), _mm256_set1_ps(127.0f));
+            mv = _mm256_blendv_ps(mv, block_amax(x + (size_t)(b0 + i) * Q8_BLOCK),
+                                  _mm256_castsi256_ps(_mm256_cmpeq_epi32(lane, _mm256_set1_epi32(i))));
+        __m256 dv = _mm256_div_ps(mv, _mm256_set1_ps(127.0f));
         __m256 zero = _mm256_cmp_ps(dv, _mm256_setzero_ps(), _CMP_EQ_OQ);
         _mm256_storeu_ps(id, _mm256_andnot_ps(zero, _mm256_div_ps(_mm256_set1_ps(1.0f), dv)));
         _mm256_storeu_ps(amax, dv);

@@ -291,22 +291,36 @@ static void block_quantize(const float *x, float id, int8_t *q, int32_t *nsum, i
     *nsum = -128 * (*half + _mm512_reduce_add_epi32(v[1]));
 }
 
+/* The largest of v's lanes (none a NaN), in every lane. */
+INLINE __m512 lanes_max(__m512 v)
+{
+    v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    v = _mm512_max_ps(v, _mm512_shuffle_ps(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm512_max_ps(v, _mm512_shuffle_ps(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+}
+
 /* Same arithmetic as q8_quantize_ref, 16 blocks' scales divided at once.
 ** Rows of a few thousand values (qwen2's 4864-wide SwiGLU output) made
-** the AVX2 version a visible part of a decode step. */
+** the AVX2 version a visible part of a decode step. The maxima go into
+** their lanes in registers: stored one by one and read back as a vector,
+** they stalled the division (a sixth of the bundled policy's time in
+** copse eval was its quantizer, on rows of 6 and 16 blocks). */
 static void quantize(const float *x, int K, int8_t *q, float *d, int32_t *nsum, int32_t *hsum)
 {
     const int nb = K / Q8_BLOCK;
     for (int b0 = 0; b0 < nb; b0 += 16) {
         int n = nb - b0 < 16 ? nb - b0 : 16;
-        _Alignas(64) float amax[16] = {0}, id[16];
+        _Alignas(64) float amax[16], id[16];
+        __m512 mv = _mm512_setzero_ps();
         for (int i = 0; i < n; i++) {
             const float *xb = x + (size_t)(b0 + i) * Q8_BLOCK;
             /* max(|x|, m) returns m for a NaN */
             __m512 m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(xb)), _mm512_setzero_ps());
-            amax[i] = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(xb + 16)), m));
+            m = lanes_max(_mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(xb + 16)), m));
+            mv = _mm512_mask_mov_ps(mv, (__mmask16)(1u << i), m);
         }
-        __m512 dv = _mm512_div_ps(_mm512_load_ps(amax), _mm512_set1_ps(127.0f));
+        __m512 dv = _mm512_div_ps(mv, _mm512_set1_ps(127.0f));
         __mmask16 nz = _mm512_cmp_ps_mask(dv, _mm512_setzero_ps(), _CMP_NEQ_UQ);
         _mm512_store_ps(id, _mm512_maskz_div_ps(nz, _mm512_set1_ps(1.0f), dv));
         _mm512_store_ps(amax, dv);
