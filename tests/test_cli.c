@@ -107,6 +107,19 @@ static const char *json_field(const char *json, const char *key)
     return p + strlen(pat);
 }
 
+/* Split out (NUL-terminated in place) into at most max lines; the count. */
+static int split_lines(char *out, char **line, int max)
+{
+    int n = 0;
+    for (char *p = out, *nl; n < max && *p; p = nl + 1) {
+        line[n++] = p;
+        if (!(nl = strchr(p, '\n')))
+            break;
+        *nl = '\0';
+    }
+    return n;
+}
+
 START_TEST(run_greedy_json)
 {
     const char *copse = tu_copse_bin("run_greedy_json");
@@ -150,22 +163,36 @@ START_TEST(run_chat)
         int n = greedy(chat, COPSE_TOK_ADD_SPECIAL | COPSE_TOK_PARSE_SPECIAL, 12, gen);
         int len = greedy_text(gen, n, text, sizeof text);
 
-        PRINT(cmd, "'%s' run -m " MODEL " %s%s --system 'Be brief.' -p 'hi there' -n 12 --temp 0 -t 1 --json",
-              copse, k ? "--template " : "--chat", k ? names[k] : "");
+        const char *opts = k ? "--template chatml --system 'Be brief.' -n 12 --temp 0 -t 1"
+                             : "--chat --system 'Be brief.' -n 12 --temp 0 -t 1";
+        PRINT(cmd, "'%s' run -m " MODEL " %s -p 'hi there' --json", copse, opts);
         ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
-        char got[1200];
+        char got[1200], lines[8192];
         ck_assert_int_eq(json_unescape(json_field(out, "text"), got, sizeof got), len);
         ck_assert_msg(!memcmp(got, text, (size_t)len), "copse run --chat gave '%s', the library '%s'", got, text);
         ck_assert_int_eq(json_unescape(json_field(out, "prompt"), got, sizeof got), 8);
         ck_assert_str_eq(got, "hi there");
         ck_assert_int_eq(atoi(json_field(out, "generated_tokens")), n);
+        /* --lines: each line a user's message, its JSON the lone run's */
+        PRINT(cmd, "printf 'hi there\\nhi there\\n' | '%s' run -m " MODEL " %s --lines --json 2>/dev/null", copse,
+              opts);
+        ck_assert_int_eq(tu_run(cmd, lines, sizeof lines), 0);
+        char *t = strstr(out, ",\"load_s\""), *line[3];
+        ck_assert_ptr_nonnull(t);
+        strcpy(t, "}");
+        ck_assert_int_eq(split_lines(lines, line, 3), 2);
+        ck_assert_str_eq(line[0], out);
+        ck_assert_str_eq(line[1], out);
 
-        PRINT(cmd, "'%s' run -m " MODEL " %s%s --system 'Be brief.' -p 'hi there' -n 12 --temp 0 -t 1 "
-              "2>/dev/null", copse, k ? "--template " : "--chat", k ? names[k] : "");
+        PRINT(cmd, "'%s' run -m " MODEL " %s -p 'hi there' 2>/dev/null", copse, opts);
         ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
         ck_assert_int_eq((int)strlen(out), len + 1);
         ck_assert_msg(!memcmp(out, text, (size_t)len) && out[len] == '\n', "streamed '%s', the library '%s'",
                       out, text);
+        PRINT(cmd, "printf 'hi there\\n' | '%s' run -m " MODEL " %s --lines 2>/dev/null", copse, opts);
+        ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+        ck_assert_msg((int)strlen(out) == len + 2 && !memcmp(out, text, (size_t)len) && !strcmp(out + len, "\n\n"),
+                      "--lines printed '%s', the library '%s'", out, text);
     }
     char cmd[2048], out[4096];
     PRINT(cmd, "'%s' run -m " MODEL " --template mistral -p hi 2>&1", copse);
@@ -497,19 +524,6 @@ START_TEST(perplexity_matches_definition)
     unlink(path);
 }
 END_TEST
-
-/* Split out (NUL-terminated in place) into at most max lines; the count. */
-static int split_lines(char *out, char **line, int max)
-{
-    int n = 0;
-    for (char *p = out, *nl; n < max && *p; p = nl + 1) {
-        line[n++] = p;
-        if (!(nl = strchr(p, '\n')))
-            break;
-        *nl = '\0';
-    }
-    return n;
-}
 
 /* The JSON of a solve up to its wall time: everything that a seed fixes. */
 static void cut_wall(char *json)
