@@ -368,7 +368,8 @@ int main(int argc, char **argv)
         for (int t = 0; t < o.n_threads; t++) {
             result *r = &res[n++];
             r->file = argv[fi];
-            snprintf(r->kernels, sizeof r->kernels, "%s%s%s%s%s", info.isa ? info.isa : "f32",
+            snprintf(r->kernels, sizeof r->kernels, "%s%s%s%s%s%s", info.isa ? info.isa : "f32",
+                     info.n_matrices_2bit ? "+2bit" : "",
                      info.n_matrices_3bit ? "+3bit" : "", info.n_matrices_4bit ? "+4bit" : "",
                      info.n_matrices_5bit ? "+5bit" : "", info.n_matrices_6bit ? "+6bit" : "");
             r->threads = o.threads[t];

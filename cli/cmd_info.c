@@ -43,19 +43,19 @@ static void print_table(const char *path, const copse_model_info *in, double loa
     printf("output      %s\n", in->tied_output ? "tied to the token embedding" : "its own matrix");
     printf("tensors     %s\n", in->tensor_types);
     printf("weights     %s%s%s", in->isa ? "int8 (" : "f32", in->isa ? in->isa : "", in->isa ? ")" : "");
-    const int kept[] = { in->n_matrices_3bit, in->n_matrices_4bit, in->n_matrices_5bit,
-                         in->n_matrices_6bit };   /* of 3 + i bits */
+    const int kept[] = { in->n_matrices_2bit, in->n_matrices_3bit, in->n_matrices_4bit,
+                         in->n_matrices_5bit, in->n_matrices_6bit };   /* of 2 + i bits */
     int kinds = 0, last = 0;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (kept[i])
             kinds++, last = i;
     if (kinds == 1)
-        printf(", %d of the %d matrices %d-bit as in the file", kept[last], in->n_matrices, last + 3);
+        printf(", %d of the %d matrices %d-bit as in the file", kept[last], in->n_matrices, last + 2);
     if (kinds > 1)
         printf(", of the %d matrices", in->n_matrices);
-    for (int i = 0, n = 0; kinds > 1 && i < 4; i++)
+    for (int i = 0, n = 0; kinds > 1 && i < 5; i++)
         if (kept[i])
-            printf("%s%d %d-bit%s", n++ == 0 ? " " : i == last ? " and " : ", ", kept[i], i + 3,
+            printf("%s%d %d-bit%s", n++ == 0 ? " " : i == last ? " and " : ", ", kept[i], i + 2,
                    i == last ? " as in the file" : "");
     printf(": %.1f MiB in memory, loaded in %.2f s\n", mib(in->weight_bytes), load_s);
 }
@@ -100,9 +100,9 @@ static void print_json(const char *path, const copse_model_info *in, double load
         cli_json_str(stdout, in->isa, strlen(in->isa));
     else
         printf("null");
-    printf(", \"matrices\": %d, \"matrices_3bit\": %d, \"matrices_4bit\": %d, \"matrices_5bit\": %d, "
-           "\"matrices_6bit\": %d", in->n_matrices, in->n_matrices_3bit, in->n_matrices_4bit,
-           in->n_matrices_5bit, in->n_matrices_6bit);
+    printf(", \"matrices\": %d, \"matrices_2bit\": %d, \"matrices_3bit\": %d, \"matrices_4bit\": %d, "
+           "\"matrices_5bit\": %d, \"matrices_6bit\": %d", in->n_matrices, in->n_matrices_2bit,
+           in->n_matrices_3bit, in->n_matrices_4bit, in->n_matrices_5bit, in->n_matrices_6bit);
     printf(", \"weight_bytes\": %llu, \"load_s\": %.3f}\n", (unsigned long long)in->weight_bytes, load_s);
 }
 

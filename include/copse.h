@@ -58,16 +58,18 @@ typedef struct copse_model_params {
     ** By default (0) matrices are packed as int8 in blocks of 32 with one
     ** scale each: Q8_0 tensors with their own scales and values (each
     ** weight the file's exactly), every other type decoded and quantized at
-    ** load (F32, F16, BF16 and llama.cpp's block format Q2_K;
-    ** other types fail with COPSE_E_UNSUPPORTED naming the tensor), except
+    ** load (F32, F16 and BF16; other types fail with COPSE_E_UNSUPPORTED
+    ** naming the tensor), except
     ** Q4_0, IQ4_NL, IQ4_XS and Q5_0 tensors, which keep their 4- or 5-bit
     ** codes for int8 levels under their fp16 scales (0.56 or 0.69 bytes a
     ** weight; IQ4_XS's scales, a 6-bit integer times an fp16 factor in the
     ** file, rounded to fp16: within 2^-11 of its values), and Q4_1, Q4_K,
     ** Q5_1 and Q5_K ones, which keep their 4- or 5-bit quants with a scale
     ** and a minimum per 32 (0.66 or 0.78), and Q6_K and Q3_K ones, which
-    ** keep their 6- or 3-bit quants with a scale per 16 (0.91 or 0.66), each
-    ** weight the file's value exactly; activations are quantized to int8
+    ** keep their 6- or 3-bit quants with a scale per 16 (0.91 or 0.66), and
+    ** Q2_K ones, which keep their 2-bit quants with a scale and a minimum
+    ** per 16 (0.33), each weight the file's value exactly; activations are
+    ** quantized to int8
     ** blocks before each product.
     ** The int8 kernels are the fastest this CPU supports, or the tier the
     ** COPSE_ISA environment variable names (scalar, avx2, avxvnni,
@@ -135,6 +137,7 @@ typedef struct copse_model_info {
     int n_matrices_5bit;     /* and the file's 5-bit ones */
     int n_matrices_6bit;     /* and the file's 6-bit ones (Q6_K) */
     int n_matrices_3bit;     /* and the file's 3-bit ones (Q3_K) */
+    int n_matrices_2bit;     /* and the file's 2-bit ones (Q2_K) */
     const char *tensor_types; /* the file's tensors counted by type, most first:
                                  "Q5_0 132, F32 121, Q8_0 13" */
 } copse_model_info;

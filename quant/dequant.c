@@ -444,3 +444,17 @@ void dequant_halves(uint32_t type, const void *data, uint64_t first, uint64_t n,
         }
     }
 }
+
+void dequant_q2_k(const void *data, uint64_t first, uint64_t n, q2_scale *sc, uint8_t *u)
+{
+    const uint8_t *b = (const uint8_t *)data + ggml_type_nbytes(GGML_TYPE_Q2_K, first);
+    for (uint64_t i = 0; i < n / 32; b += 84) {   /* as decode_q2_k */
+        float d = f16_at(b + 80), dmin = f16_at(b + 82);
+        for (int j = 0; j < 8; j++, i++, u += 32) {
+            sc[i] = (q2_scale){ d, dmin, { b[2 * j], b[2 * j + 1] } };
+            const uint8_t *q = b + 16 + 32 * (j / 4);
+            for (int l = 0; l < 32; l++)
+                u[l] = q[l] >> (2 * (j % 4)) & 3;
+        }
+    }
+}

@@ -107,4 +107,23 @@ int dequant_half_bits(uint32_t type);
 void dequant_halves(uint32_t type, const void *data, uint64_t first, uint64_t n, nibble_scale *sc,
                     uint8_t *u);
 
+/*
+** Q2_K: every 16 values are dw u - mw, u a 2-bit quant, dw and mw its
+** block of 256's fp16 d and dmin times the 16's factor byte's low and
+** high nibble. dequant_q2_k gives blocks [first, first + n) of 32 (whole
+** blocks of 256, as above) as sc[i] and u[32 i + j], such that
+** q2_dw(sc[i], h) * u - q2_mw(sc[i], h) in f32, h the half of the block,
+** is the value dequant gives (both products exact: 11 + 4 significant
+** bits).
+*/
+typedef struct q2_scale {
+    float   d, dmin;
+    uint8_t f[2];        /* the halves' factor bytes */
+} q2_scale;
+
+static inline float q2_dw(q2_scale s, int h) { return s.d * (float)(s.f[h] & 15); }
+static inline float q2_mw(q2_scale s, int h) { return s.dmin * (float)(s.f[h] >> 4); }
+
+void dequant_q2_k(const void *data, uint64_t first, uint64_t n, q2_scale *sc, uint8_t *u);
+
 #endif

@@ -246,8 +246,9 @@ static int weights_new(const q8_kernels *k, int bits, int n_rows, int K, const c
     W->n_groups = (n_rows + Q8_GROUP - 1) / Q8_GROUP;
     size_t qbytes = q8_qbytes(bits);
     W->scale_bytes = q8_int8_scaled(bits) ? ((size_t)W->nb * Q8_GROUP * 2 + 63) & ~(size_t)63
-                               : (size_t)W->nb * Q4_GROUP_HBYTES
-                                 + (size_t)(W->nb + Q4_SUPER - 1) / Q4_SUPER * Q4_GROUP_SUPBYTES;
+                               : ((size_t)W->nb * q8_factor_bytes(bits)
+                                  + (size_t)(W->nb + Q4_SUPER - 1) / Q4_SUPER * Q4_GROUP_SUPBYTES + 63)
+                                 & ~(size_t)63;
     W->group_bytes = W->scale_bytes + (size_t)W->nb * qbytes;
     W->data = q8_alloc((size_t)W->n_groups * W->group_bytes);
     if (!W->data) {
@@ -289,8 +290,8 @@ static void put_block(q8_weights *W, int n, int b, uint16_t d, const int8_t *q)
     }
 }
 
-/* Store the 32 quants (or codes) of block b of row n of 4-, 5-, 6- or 3-bit
-** weights, four at a time: quant 4j + i is byte i of word j. */
+/* Store the 32 quants (or codes) of block b of row n of 4-, 5-, 6-, 3- or
+** 2-bit weights, four at a time: quant 4j + i is byte i of word j. */
 static void put_quants4(q8_weights *W, int n, int b, const uint8_t *u)
 {
     int bits = q8_quant_bits(W->bits);
@@ -298,6 +299,15 @@ static void put_quants4(q8_weights *W, int n, int b, const uint8_t *u)
                    + n % Q8_GROUP * 4;
     uint32_t w[Q8_BLOCK / 4], high[2] = { 0, 0 };
     memcpy(w, u, sizeof w);
+    if (bits == 2) {
+        for (int H = 0; H < 2; H++) {
+            uint32_t v = 0;
+            for (int m = 0; m < 4; m++)
+                v |= (w[4 * H + m] & 0x03030303u) << (2 * m);
+            memcpy(dst + H * Q8_GROUP * 4, &v, 4);
+        }
+        return;
+    }
     for (int l = 0; l < 4; l++) {
         uint32_t v = (w[2 * l] & 0x0F0F0F0Fu) | (w[2 * l + 1] & 0x0F0F0F0Fu) << 4;
         memcpy(dst + l * Q8_GROUP * 4, &v, 4);
@@ -322,6 +332,20 @@ static void put_block4(q8_weights *W, int n, int b, nibble_scale s, const uint8_
     float *f = (float *)q4_group_supers(W, g, b);
     f[r] = s.ds;
     f[Q8_GROUP + r] = s.ms;
+    put_quants4(W, n, b, u);
+}
+
+/* Store block b of row n of 2-bit weights: its halves' factor bytes, d and
+** dmin (once per Q4_SUPER blocks), and its 32 quants. */
+static void put_block2(q8_weights *W, int n, int b, q2_scale s, const uint8_t *u)
+{
+    int g = n / Q8_GROUP, r = n % Q8_GROUP;
+    uint8_t *f = (uint8_t *)q2_group_factors(W, g, b);
+    f[r] = s.f[0];
+    f[Q8_GROUP + r] = s.f[1];
+    float *sup = (float *)q4_group_supers(W, g, b);
+    sup[r] = s.d;
+    sup[Q8_GROUP + r] = s.dmin;
     put_quants4(W, n, b, u);
 }
 
@@ -489,13 +513,33 @@ static int nibble_row(q8_weights *W, uint32_t type, const void *src, int n, void
     return 0;
 }
 
+/* Q2_K's blocks as they are (1 for a non-finite d or dmin); scratch: a
+** row's scales, then its quants. */
+static int q2_row(q8_weights *W, uint32_t type, const void *src, int n, void *scratch, int *block)
+{
+    (void)type;
+    q2_scale *sc = scratch;
+    uint8_t *u = (uint8_t *)(sc + W->nb);
+    dequant_q2_k(src, (uint64_t)n * W->K, (uint64_t)W->K, sc, u);
+    for (int b = 0; b < W->nb; b++) {
+        if (!isfinite(sc[b].d) || !isfinite(sc[b].dmin)) {
+            *block = b;
+            return 1;
+        }
+        put_block2(W, n, b, sc[b], u + b * Q8_BLOCK);
+    }
+    return 0;
+}
+
 static int from_nibbles(const q8_kernels *k, uint32_t type, const void *src, int n_rows, int K,
                         const char *name, q8_weights **out, copse_error *err)
 {
     pack_bad bad;
-    int bits = dequant_half_bits(type) ? dequant_half_bits(type) : dequant_nibble_bits(type);
-    int rc = pack_tensor(k, bits, type, src, n_rows, K, name, nibble_row,
-                         (size_t)K / Q8_BLOCK * sizeof(nibble_scale) + (size_t)K, out, &bad, err);
+    int q2 = type == GGML_TYPE_Q2_K;
+    int bits = q2 ? 2 : dequant_half_bits(type) ? dequant_half_bits(type) : dequant_nibble_bits(type);
+    int rc = pack_tensor(k, bits, type, src, n_rows, K, name, q2 ? q2_row : nibble_row,
+                         (size_t)K / Q8_BLOCK * (q2 ? sizeof(q2_scale) : sizeof(nibble_scale)) + (size_t)K,
+                         out, &bad, err);
     if (rc || bad.row == n_rows)
         return rc;
     return copse_fail(err, COPSE_E_FORMAT, "tensor '%s': row %d has a non-finite scale or minimum",
@@ -568,7 +612,8 @@ int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep_b
     if (dequant_int8_supported(t->type) && t->data)
         return from_int8_blocks(k, t->type, t->data, n_rows, K, keep_bits && dequant_code_bits(t->type),
                                 t->name, out, err);
-    if (keep_bits && (dequant_nibble_bits(t->type) || dequant_half_bits(t->type)) && t->data)
+    if (keep_bits && (dequant_nibble_bits(t->type) || dequant_half_bits(t->type)
+                      || t->type == GGML_TYPE_Q2_K) && t->data)
         return from_nibbles(k, t->type, t->data, n_rows, K, t->name, out, err);
     if (dequant_supported(t->type) && t->data)
         return from_rows(k, t->type, t->data, n_rows, K, t->name, out, err);
@@ -579,7 +624,11 @@ int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep_b
 
 void q8_weights_row(const q8_weights *W, int r, float *out)
 {
-    for (int b = 0; q8_halves(W->bits) && b < W->nb; b++)
+    for (int b = 0; W->bits == 2 && b < W->nb; b++)
+        for (int k = b * Q8_BLOCK; k < (b + 1) * Q8_BLOCK; k++)
+            out[k] = q8_half_scale(W, r, b, k % Q8_BLOCK / 16) * (float)q4_weight(W, r, k)
+                   - q8_half_min(W, r, b, k % Q8_BLOCK / 16);
+    for (int b = 0; q8_halves(W->bits) && W->bits != 2 && b < W->nb; b++)
         for (int k = b * Q8_BLOCK; k < (b + 1) * Q8_BLOCK; k++)
             out[k] = q8_half_scale(W, r, b, k % Q8_BLOCK / 16) * (float)q8_half_weight(W, r, k);
     for (int b = 0; (W->bits == 4 || W->bits == 5) && b < W->nb; b++) {

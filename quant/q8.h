@@ -115,6 +115,26 @@
 ** exactly the file's (Q3_K's d times its 6-bit factor less 32). The same
 ** arithmetic with -4 for -32:
 **     isum_h = sum over the half of (u - 4) x[k]
+**
+** --- 2-bit weights (bits = 2): Q2_K, whose every 16 weights are
+** dw u - mw, u in [0, 3], dw and mw the 16's 4-bit factors of its block
+** of 256's d and dmin (dequant.h), keep their quants and factor bytes:
+** 0.33 bytes a weight, not 1.06, each weight exactly the file's. Group g
+** holds
+**     uint8_t  f[nb][2][16]       the factor byte of half h of row 16g+r, block b:
+**                                 dw's factor in its low nibble, mw's in its high one
+**     float    s[ns][2][16]       d, then dmin, of the rows, for blocks 8j..8j+7
+**     (zero padding up to scale_bytes, a multiple of 64)
+**     uint8_t  q[nb][2][16][4]    bits 2m, 2m+1 of q[b][H][r][i] = u(16g+r, 32b+16H+4m+i)
+** so one 64-byte line holds a half of all 16 rows: a shift by 2m and a
+** mask give line 4H+m of an 8-bit block. The halves have their own sums,
+** isum_h = sum over the half of u x[k] (raw: the halves'), and each is a
+** 4-bit block's arithmetic with its own factors,
+**     acc = fma((float)isum_h, dw_h * d[t][b], acc)
+**     acc = fma(-mw_h, d[t][b] * (float)xs_h, acc)       h = 0, then 1
+** with dw_h = s[b/8][0][r] * (f & 15), mw_h = s[b/8][1][r] * (f >> 4)
+** (both exact: 11 + 4 significant bits) and xs_h the half's sum of the
+** activation quants: hsum, then sum - hsum (q8_act).
 */
 #ifndef COPSE_Q8_H
 #define COPSE_Q8_H
@@ -130,12 +150,13 @@
 #define Q8_GROUP 16          /* rows per packed group */
 #define Q8_GROUP_QBYTES (Q8_GROUP * Q8_BLOCK)   /* quant bytes per group and block */
 #define Q4_GROUP_QBYTES (Q8_GROUP_QBYTES / 2)  /* the same for 4- (and 3-) bit weights */
+#define Q2_GROUP_QBYTES (Q8_GROUP_QBYTES / 4)  /* and 2-bit ones */
+#define Q2_GROUP_FBYTES (2 * Q8_GROUP)         /* 2-bit: factor bytes per group and block */
 #define Q5_GROUP_QBYTES (Q4_GROUP_QBYTES + 64) /* and 5-bit ones: the nibbles, then the fifth bits */
 #define Q6_GROUP_QBYTES (Q4_GROUP_QBYTES + 128) /* and 6-bit ones: the nibbles, then the top bits */
 #define Q4_GROUP_HBYTES (2 * Q8_GROUP * 2)     /* 4-bit: fp16 factor bytes per group and block */
 #define Q4_SUPER 8                             /* 4-bit: blocks that share the f32 factors */
 #define Q4_GROUP_SUPBYTES (2 * Q8_GROUP * 4)   /* 4-bit: f32 factor bytes per group and Q4_SUPER */
-#define Q4_SCALE_BYTES (2 * Q8_GROUP * 4)      /* 4-bit: a group's block's scales and minimums as f32 */
 #define Q8_CODED 16                            /* bits of coded weights: Q8_CODED | 4 or 5 */
 #define Q8_OFFSET 32                           /* kernels' kind: coded, computed as u - offset */
 
@@ -147,8 +168,26 @@ static inline int q8_quant_bits(int bits) { return bits & 15; }
 
 /* Weights whose blocks have two halves with a scale each (6 and 3 bits),
 ** and the offset their quants are stored with (u - offset is the value). */
-static inline int q8_halves(int bits) { return bits == 6 || bits == 3; }
-static inline int q8_half_offset(int bits) { return bits == 6 ? 32 : 4; }
+static inline int q8_halves(int bits) { return bits == 6 || bits == 3 || bits == 2; }
+static inline int q8_half_offset(int bits) { return bits == 6 ? 32 : bits == 3 ? 4 : 0; }
+
+/* Weights with a minimum (4, 5 bits: a block's; 2 bits: each half's). */
+static inline int q8_has_min(int bits) { return bits == 4 || bits == 5 || bits == 2; }
+
+/* Bytes of a group's block's fp16 factors (2 bits: factor bytes), and
+** floats of its scales as the panels unpack them: the scales, then the
+** minimums (4, 5 bits), the halves' scales (6, 3), or per half its scales
+** and minimums (2). */
+static inline size_t q8_factor_bytes(int bits) { return bits == 2 ? Q2_GROUP_FBYTES : Q4_GROUP_HBYTES; }
+static inline int q8_scale_floats(int bits) { return (bits == 2 ? 4 : 2) * Q8_GROUP; }
+
+/* The activation term a minimum multiplies, for part p of a block whose
+** d, sx, nsum and hsum (q8_act) are given: 4-, 5-bit weights' sx, 2-bit
+** ones' d * (float)(the half's sum of x). */
+static inline float q8_min_sx(float d, float sx, int32_t nsum, int32_t hsum, int p, int bits)
+{
+    return bits == 2 ? d * (float)(p ? nsum / -128 - hsum : hsum) : sx;
+}
 
 typedef struct q8_kernels q8_kernels;
 
@@ -182,7 +221,7 @@ typedef struct q8_act {
 ** stride W->n_rows, rows past n_rows not written); otherwise it writes the
 ** exact int32 block sums raw[((t*n_groups + g)*nb + b)*16 + r] instead
 ** (padding rows included), which the tests compare between tiers. rect4,
-** rect5, rect6 and rect3 do the same for 4-, 5-, 6- and 3-bit weights,
+** rect5, rect6, rect3 and rect2 do the same for 4-, 5-, 6-, 3- and 2-bit weights,
 ** rect4c and rect5c for coded ones.
 */
 typedef void q8_rect_fn(const q8_weights *W, const q8_act *A, int t0, int t1,
@@ -193,7 +232,7 @@ struct q8_kernels {
     uint8_t     wbias;
     /* a row of K as q8_act holds it: q, d, nsum and hsum per block */
     void (*quantize)(const float *x, int K, int8_t *q, float *d, int32_t *nsum, int32_t *hsum);
-    q8_rect_fn *rect, *rect4, *rect5, *rect6, *rect3, *rect4c, *rect5c;
+    q8_rect_fn *rect, *rect4, *rect5, *rect6, *rect3, *rect2, *rect4c, *rect5c;
 };
 
 /* W's tier's entry for W's bits. */
@@ -202,7 +241,7 @@ static inline void q8_rect(const q8_weights *W, const q8_act *A, int t0, int t1,
 {
     const q8_kernels *k = W->tier;
     (W->bits == 4 ? k->rect4 : W->bits == 5 ? k->rect5 : W->bits == 6 ? k->rect6
-     : W->bits == 3 ? k->rect3 : W->bits == (Q8_CODED | 4) ? k->rect4c
+     : W->bits == 3 ? k->rect3 : W->bits == 2 ? k->rect2 : W->bits == (Q8_CODED | 4) ? k->rect4c
      : W->bits == (Q8_CODED | 5) ? k->rect5c : k->rect)(W, A, t0, t1, g0, g1, y, raw);
 }
 
@@ -210,8 +249,8 @@ static inline void q8_rect(const q8_weights *W, const q8_act *A, int t0, int t1,
 static inline size_t q8_qbytes(int bits)
 {
     bits = q8_quant_bits(bits);
-    return bits == 8 ? Q8_GROUP_QBYTES : bits <= 4 ? Q4_GROUP_QBYTES : bits == 5 ? Q5_GROUP_QBYTES
-         : Q6_GROUP_QBYTES;
+    return bits == 8 ? Q8_GROUP_QBYTES : bits == 2 ? Q2_GROUP_QBYTES : bits <= 4 ? Q4_GROUP_QBYTES
+         : bits == 5 ? Q5_GROUP_QBYTES : Q6_GROUP_QBYTES;
 }
 
 /* ------------------------------------------------------------------ tiers */
@@ -263,7 +302,7 @@ int q8_weights_from_f32(const q8_kernels *k, const float *src, int n_rows, int K
 ** as its f32 values would be. With keep_bits, the coded types (Q4_0, Q5_0,
 ** IQ4_NL, IQ4_XS) keep their codes, the other types dequant_nibbles()
 ** reads (Q4_1, Q4_K, Q5_1, Q5_K) become 4- or 5-bit weights and Q6_K and
-** Q3_K 6- and 3-bit ones, each weight exactly the file's. A scale or minimum that is not finite (or, as fp16,
+** Q3_K 6- and 3-bit ones and Q2_K 2-bit ones, each weight exactly the file's. A scale or minimum that is not finite (or, as fp16,
 ** would not be) is a format error. */
 int q8_weights_from_tensor(const q8_kernels *k, const gguf_tensor *t, int keep_bits,
                            q8_weights **out, copse_error *err);
@@ -274,7 +313,7 @@ void q8_weights_free(q8_weights *W);
 size_t q8_weights_bytes(const q8_weights *W);
 
 /* Dequantize row r (0 <= r < n_rows) into out[K] (4, 5 bits: dw u - mw;
-** 6, 3: dw_h (u - offset)), e.g.
+** 6, 3: dw_h (u - offset); 2: dw_h u - mw_h), e.g.
 ** for an embedding lookup from a tied output matrix. */
 void q8_weights_row(const q8_weights *W, int r, float *out);
 
@@ -301,12 +340,14 @@ static inline float q8_weight_scale(const q8_weights *W, int n, int b)
     return copse_f16_to_f32(q8_group_scales(W, n / Q8_GROUP)[b * Q8_GROUP + n % Q8_GROUP]);
 }
 
-/* 4-, 5-, 6- and 3-bit weights: quant u of (n, k) (coded ones: its code), and
-** the scale dw and minimum mw of row n, block b. */
+/* 4-, 5-, 6-, 3- and 2-bit weights: quant u of (n, k) (coded ones: its code), and
+** the scale dw and minimum mw of row n, block b (4, 5 bits). */
 static inline int q4_weight(const q8_weights *W, int n, int k)
 {
     const uint8_t *q = q8_group_quants(W, n / Q8_GROUP) + (size_t)(k / Q8_BLOCK) * q8_qbytes(W->bits);
     int j = k % Q8_BLOCK, r = n % Q8_GROUP, bits = q8_quant_bits(W->bits);
+    if (bits == 2)
+        return q[(j / 16 * Q8_GROUP + r) * 4 + j % 4] >> (j % 16 / 4 * 2) & 3;
     uint8_t v = q[(j / 8 * Q8_GROUP + r) * 4 + j % 4];
     int u = j % 8 < 4 ? v & 0xF : v >> 4;
     if (bits == 5)
@@ -333,17 +374,23 @@ static inline int q8_code_weight(const q8_weights *W, int n, int k)
     return dequant_code_value(W->levels, (uint8_t)q4_weight(W, n, k));
 }
 
-/* 4-, 5-, 6- and 3-bit weights, group g, block b: the fp16 factors h[b] and the f32 ones
+/* 4-, 5-, 6- and 3-bit weights, group g, block b: the fp16 factors h[b]
+** (2 bits: the factor bytes f[b], q2_group_factors) and the f32 ones
 ** s[b / 8] (layout above). */
 static inline const uint16_t *q4_group_halves(const q8_weights *W, int g, int b)
 {
     return (const uint16_t *)(W->data + (size_t)g * W->group_bytes) + (size_t)b * 2 * Q8_GROUP;
 }
 
+static inline const uint8_t *q2_group_factors(const q8_weights *W, int g, int b)
+{
+    return W->data + (size_t)g * W->group_bytes + (size_t)b * Q2_GROUP_FBYTES;
+}
+
 static inline const float *q4_group_supers(const q8_weights *W, int g, int b)
 {
     return (const float *)(W->data + (size_t)g * W->group_bytes
-                           + (size_t)W->nb * Q4_GROUP_HBYTES) + (size_t)b / Q4_SUPER * 2 * Q8_GROUP;
+                           + (size_t)W->nb * q8_factor_bytes(W->bits)) + (size_t)b / Q4_SUPER * 2 * Q8_GROUP;
 }
 
 static inline float q4_weight_scale(const q8_weights *W, int n, int b)
@@ -358,11 +405,21 @@ static inline float q4_weight_min(const q8_weights *W, int n, int b)
     return q4_group_supers(W, g, b)[r] * copse_f16_to_f32(q4_group_halves(W, g, b)[r]);
 }
 
-/* 6- and 3-bit weights: the scale of half h of row n, block b, and
-** weight (n, k) as the signed value u - offset it multiplies. */
+/* 6-, 3- and 2-bit weights: the scale of half h of row n, block b (2 bits:
+** and its minimum), and weight (n, k) as the signed value u - offset it
+** multiplies. */
 static inline float q8_half_scale(const q8_weights *W, int n, int b, int h)
 {
+    int g = n / Q8_GROUP, r = n % Q8_GROUP;
+    if (W->bits == 2)
+        return q4_group_supers(W, g, b)[r] * (float)(q2_group_factors(W, g, b)[h * Q8_GROUP + r] & 15);
     return h ? q4_weight_min(W, n, b) : q4_weight_scale(W, n, b);
+}
+
+static inline float q8_half_min(const q8_weights *W, int n, int b, int h)
+{
+    int g = n / Q8_GROUP, r = n % Q8_GROUP;
+    return q4_group_supers(W, g, b)[Q8_GROUP + r] * (float)(q2_group_factors(W, g, b)[h * Q8_GROUP + r] >> 4);
 }
 
 static inline int q8_half_weight(const q8_weights *W, int n, int k)

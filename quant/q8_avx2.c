@@ -39,7 +39,7 @@ INLINE __m256i ymm_dot4(__m256i s, __m256i u, __m256i x)
 
 #include "q8_ymm.inc"
 
-const q8_kernels q8_tier_avx2 = { "avx2", 0, q8_quantize_avx2, rect, rect4, rect5, rect6, rect3,
+const q8_kernels q8_tier_avx2 = { "avx2", 0, q8_quantize_avx2, rect, rect4, rect5, rect6, rect3, rect2,
                                      rect4c, rect5c };
 
 /* The block's largest |x|, in every lane. */

@@ -12,7 +12,8 @@
 ** starting from -offset * sum(x): no lookup (one token 1.15-1.25x), but a
 ** broadcast from a register per token and block (several tokens 0.97x).
 ** 6- and 3-bit weights: unsigned as they are, each half's sum from -32
-** (-4) * the half's sum(x).
+** (-4) * the half's sum(x). 2-bit weights: each line of a half's quants
+** four lines of bytes, by shifts and a mask.
 */
 #include <immintrin.h>
 #include "q8_simd.h"
@@ -81,6 +82,9 @@ INLINE q8_lut lut_of(const q8_weights *W, const int bits)
 ** and sixth bit line as the fifth bits are took twice the time. */
 INLINE __m512i quant_line(const uint8_t *q, int j, const int bits, q8_lut lut)
 {
+    if (bits == 2)
+        return _mm512_and_si512(_mm512_srli_epi16(_mm512_load_si512(q + j / 4 * 64), 2 * (j % 4)),
+                                _mm512_set1_epi8(0x03));
     __m512i v = _mm512_load_si512(q + j / 2 * 64);
     __m512i w = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0x0F));
     if ((bits & Q8_CODED) && !(bits & Q8_OFFSET))
@@ -147,14 +151,21 @@ INLINE void store_raw(const q8_weights *W, int t0, const int T, int g0, const in
 }
 
 /* Factor k of a block's scales (4, 5 bits: 0 its scales, 1 its
-** minimums; 6 bits: its halves'): from sc, as unpack_scales writes them,
-** when ss is NULL, else the product of the fp16 factors at h and the f32
-** ones at ss (q8.h). */
-INLINE __m512 block_factor(const uint8_t *h, const float *ss, int k)
+** minimums; 6, 3 bits: its halves'; 2 bits: 2h its half h's scales, 2h + 1
+** its minimums): from sc, as unpack_scales writes them, when ss is NULL,
+** else the product of the factors at h (fp16; 2 bits: a nibble of the
+** half's factor bytes) and the f32 ones at ss (q8.h). */
+INLINE __m512 block_factor(const uint8_t *h, const float *ss, int k, const int bits)
 {
-    return ss ? _mm512_mul_ps(_mm512_load_ps(ss + 16 * k),
-                              _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)h + k)))
-              : _mm512_load_ps((const float *)h + 16 * k);
+    if (!ss)
+        return _mm512_load_ps((const float *)h + 16 * k);
+    if (bits == 2) {
+        __m512i f = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)h + k / 2));
+        f = k % 2 ? _mm512_srli_epi32(f, 4) : _mm512_and_si512(f, _mm512_set1_epi32(15));
+        return _mm512_mul_ps(_mm512_load_ps(ss + 16 * (k % 2)), _mm512_cvtepi32_ps(f));
+    }
+    return _mm512_mul_ps(_mm512_load_ps(ss + 16 * k),
+                         _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)h + k)));
 }
 
 /* Part p of a block (PARTS) of T tokens x G groups into the f32 sums f:
@@ -172,17 +183,20 @@ INLINE void span_part(const q8_weights *W, const xblock *x, int t0, const int T,
         store_raw(W, t0, T, g0, G, np, s, raw);
         return;
     }
+    const int k = bits == 2 ? 2 * p : p;   /* the scales' factor; the minimums' is next */
     UNROLL
     for (int g = 0; g < G; g++) {
         __m512 dw = q8_int8_scaled(bits) ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)ws[g]))
-                                         : block_factor(ws[g], ss ? ss[g] : NULL, p);
-        __m512 mw = bits == 4 || bits == 5 ? block_factor(ws[g], ss ? ss[g] : NULL, 1) : dw;
+                                         : block_factor(ws[g], ss ? ss[g] : NULL, k, bits);
+        __m512 mw = q8_has_min(bits) ? block_factor(ws[g], ss ? ss[g] : NULL, k + 1, bits) : dw;
         UNROLL
         for (int t = 0; t < T; t++) {
+            size_t i = (size_t)t * x->nb;
             f[t][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t][g]),
-                                      _mm512_mul_ps(dw, _mm512_set1_ps(x->d[t * x->nb])), f[t][g]);
-            if (bits == 4 || bits == 5)
-                f[t][g] = _mm512_fnmadd_ps(mw, _mm512_set1_ps(x->sx[t * x->nb]), f[t][g]);
+                                      _mm512_mul_ps(dw, _mm512_set1_ps(x->d[i])), f[t][g]);
+            if (q8_has_min(bits))
+                f[t][g] = _mm512_fnmadd_ps(mw, _mm512_set1_ps(q8_min_sx(x->d[i], x->sx[i], x->nsum[i],
+                                                                        x->hsum[i], p, bits)), f[t][g]);
         }
     }
 }
@@ -199,7 +213,8 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
 {
     const size_t qstep = bits == 8 || wbuf ? Q8_GROUP_QBYTES : q8_qbytes(bits);
     const int factors = !q8_int8_scaled(bits) && !sc;   /* two factors, from W */
-    const size_t sstep = q8_int8_scaled(bits) ? Q8_GROUP * 2 : sc ? Q4_SCALE_BYTES : Q4_GROUP_HBYTES;
+    const size_t sstep = q8_int8_scaled(bits) ? Q8_GROUP * 2
+                       : sc ? (size_t)q8_scale_floats(bits) * sizeof(float) : q8_factor_bytes(bits);
     const q8_lut lut = lut_of(W, bits);
     const uint8_t *wq[GV], *ws[GV];
     const float *ss[GV];
@@ -210,8 +225,9 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
         wq[g] = wbuf ? wbuf + (size_t)g * (b1 - b0) * qstep
                      : q8_group_quants(W, g0 + g) + (size_t)b0 * qstep;
         ws[g] = q8_int8_scaled(bits) ? W->data + (size_t)(g0 + g) * W->group_bytes + (size_t)b0 * sstep
-              : sc ? (const uint8_t *)(sc + (size_t)g * (b1 - b0) * 2 * Q8_GROUP)
-                   : (const uint8_t *)q4_group_halves(W, g0 + g, b0);
+              : sc ? (const uint8_t *)(sc + (size_t)g * (b1 - b0) * (size_t)q8_scale_floats(bits))
+              : bits == 2 ? q2_group_factors(W, g0 + g, b0)
+                          : (const uint8_t *)q4_group_halves(W, g0 + g, b0);
     }
     UNROLL
     for (int t = 0; t < T; t++)
@@ -253,18 +269,18 @@ INLINE void span(const q8_weights *W, const q8_act *A, int t0, const int T, int 
 }
 
 /* Block b of group g of 4-bit weights: its 16 scales, then its 16
-** minimums, each the product of its two factors. */
-INLINE void unpack_scales(const q8_weights *W, int g, int b, float *dst)
+** minimums (2 bits: so for each half), each the product of its two
+** factors. */
+INLINE void unpack_scales(const q8_weights *W, int g, int b, float *dst, const int bits)
 {
-    const __m256i *h = (const __m256i *)q4_group_halves(W, g, b);
+    const uint8_t *h = bits == 2 ? q2_group_factors(W, g, b) : (const uint8_t *)q4_group_halves(W, g, b);
     const float *s = q4_group_supers(W, g, b);
-    for (int i = 0; i < 2; i++)
-        _mm512_store_ps(dst + 16 * i, _mm512_mul_ps(_mm512_load_ps(s + 16 * i),
-                                                    _mm512_cvtph_ps(_mm256_load_si256(h + i))));
+    for (int k = 0; k < q8_scale_floats(bits) / Q8_GROUP; k++)
+        _mm512_store_ps(dst + 16 * k, block_factor(h, s, k, bits));
 }
 
-/* A block of 4- or 5-bit quants or codes at src as an 8-bit block's bytes
-** at dst. */
+/* A block of 3- to 6-bit or 2-bit quants or codes at src as an 8-bit
+** block's bytes at dst. */
 INLINE void unpack_block(const uint8_t *restrict src, uint8_t *restrict dst, const int bits,
                          q8_lut lut)
 {
@@ -333,4 +349,4 @@ static void quantize(const float *x, int K, int8_t *q, float *d, int32_t *nsum, 
 }
 
 const q8_kernels q8_tier_avx512vnni = { "avx512vnni", 0x80, quantize, rect, rect4, rect5, rect6, rect3,
-                                           rect4c, rect5c };
+                                           rect2, rect4c, rect5c };

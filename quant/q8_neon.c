@@ -27,7 +27,7 @@ INLINE void acc_rows(const blk_acc *a, int32x4_t out[4])
 
 #include "q8_neon.inc"
 
-const q8_kernels q8_tier_neon = { "neon", 0, q8_quantize_neon, rect, rect4, rect5, rect6, rect3,
+const q8_kernels q8_tier_neon = { "neon", 0, q8_quantize_neon, rect, rect4, rect5, rect6, rect3, rect2,
                                      rect4c, rect5c };
 
 /* Same arithmetic as q8_quantize_ref: the maxnm/minnm forms return the

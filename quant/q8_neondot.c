@@ -23,4 +23,4 @@ INLINE void acc_rows(const blk_acc *a, int32x4_t out[4])
 #include "q8_neon.inc"
 
 const q8_kernels q8_tier_neondot = { "neon-dotprod", 0, q8_quantize_neon, rect, rect4,
-                                        rect5, rect6, rect3, rect4c, rect5c };
+                                        rect5, rect6, rect3, rect2, rect4c, rect5c };

@@ -50,7 +50,7 @@ static int32_t block_sum(const q8_weights *W, int n, int k0, int k1, const int8_
 }
 
 /* Every entry: W->bits says which arithmetic (q8.h). A block's sums are
-** its parts': its two halves for 6- and 3-bit weights, else the whole. */
+** its parts': its two halves for 6-, 3- and 2-bit weights, else the whole. */
 static void rect_ref(const q8_weights *W, const q8_act *A, int t0, int t1, int g0, int g1,
                      float *y, int32_t *raw)
 {
@@ -64,17 +64,22 @@ static void rect_ref(const q8_weights *W, const q8_act *A, int t0, int t1, int g
             for (int b = 0; b < nb; b++)
                 for (int h = 0; h < parts; h++) {
                     int32_t s = block_sum(W, n, b * Q8_BLOCK + h * len, b * Q8_BLOCK + (h + 1) * len, x);
-                    float d = A->d[(size_t)t * nb + b];
+                    size_t i = (size_t)t * nb + b;
+                    float d = A->d[i];
                     if (raw)
                         raw[(((size_t)t * W->n_groups + n / Q8_GROUP) * parts * nb + parts * b + h)
                             * Q8_GROUP + n % Q8_GROUP] = s;
-                    else if (q8_halves(W->bits))
+                    else if (W->bits == 2) {
+                        acc = fmaf((float)s, q8_half_scale(W, n, b, h) * d, acc);
+                        acc = fmaf(-q8_half_min(W, n, b, h),
+                                   q8_min_sx(d, A->sx[i], A->nsum[i], A->hsum[i], h, W->bits), acc);
+                    } else if (q8_halves(W->bits))
                         acc = fmaf((float)s, q8_half_scale(W, n, b, h) * d, acc);
                     else if (q8_int8_scaled(W->bits))
                         acc = fmaf((float)s, q8_weight_scale(W, n, b) * d, acc);
                     else {
                         acc = fmaf((float)s, q4_weight_scale(W, n, b) * d, acc);
-                        acc = fmaf(-q4_weight_min(W, n, b), A->sx[(size_t)t * nb + b], acc);
+                        acc = fmaf(-q4_weight_min(W, n, b), A->sx[i], acc);
                     }
                 }
             if (!raw)
@@ -84,4 +89,4 @@ static void rect_ref(const q8_weights *W, const q8_act *A, int t0, int t1, int g
 }
 
 const q8_kernels q8_tier_scalar = { "scalar", 0, q8_quantize_ref, rect_ref, rect_ref, rect_ref,
-                                    rect_ref, rect_ref, rect_ref, rect_ref };
+                                    rect_ref, rect_ref, rect_ref, rect_ref, rect_ref };

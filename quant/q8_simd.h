@@ -24,17 +24,19 @@ INLINE int32_t offset_sum(int32_t nsum, const int bits)
     return nsum >> (OFFSET_OF(bits) == 16 ? 3 : 4);
 }
 
-/* Sums per block of weights of bits: 6- and 3-bit weights' two halves
+/* Sums per block of weights of bits: 6-, 3- and 2-bit weights' two halves
 ** (q8.h), else one. */
 #define PARTS(bits) (q8_halves(bits) ? 2 : 1)
 
-/* 6- and 3-bit weights: what the sum of half h of a block, of u x[k]
-** with u unsigned, starts from: -offset (32, 4) * the half's sum of x,
+/* 6-, 3- and 2-bit weights: what the sum of half h of a block, of u x[k]
+** with u unsigned, starts from: -offset (32, 4, 0) * the half's sum of x,
 ** from the block's nsum = -128 * sum(x) and hsum, the first half's sum
 ** (an arithmetic shift, exact on a multiple of 128). */
 INLINE int32_t half_init(int32_t nsum, int32_t hsum, int h, const int bits)
 {
     const int o = q8_half_offset(bits);
+    if (!o)
+        return 0;
     return h ? (nsum >> (o == 32 ? 2 : 5)) + o * hsum : -o * hsum;
 }
 

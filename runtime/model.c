@@ -841,6 +841,7 @@ int copse_model_load(const char *path, const copse_model_params *params,
         m->info.n_matrices_5bit += w->q8 && q8_quant_bits(w->q8->bits) == 5;
         m->info.n_matrices_6bit += w->q8 && q8_quant_bits(w->q8->bits) == 6;
         m->info.n_matrices_3bit += w->q8 && q8_quant_bits(w->q8->bits) == 3;
+        m->info.n_matrices_2bit += w->q8 && q8_quant_bits(w->q8->bits) == 2;
     }
     m->info.attn_scale = m->attn_scale;
     m->info.attn_softcap = m->attn_softcap;

@@ -27,17 +27,18 @@ enum { W_RANDOM, W_EXTREME, W_MIN, W_ZERO, W_NPAT };
 static const char *const wpat_name[] = { "random", "extremes", "all lowest", "zero" };
 
 /* Weights as GGUF blocks of type Q8_0, one of dequant_nibbles's 4- and
-** 5-bit types, Q6_K or Q3_K, and the same values unpacked: q8 as int8 q
-** with fp16 scales d, Q6_K and Q3_K as q = u - 32 or u - 4 with the scales
-** dw of each block's first 16 values and mw of its last 16
-** (dequant_halves), the others as quants q (0..15 or 0..31) with
+** 5-bit types, Q6_K, Q3_K or Q2_K, and the same values unpacked: q8 as
+** int8 q with fp16 scales d, Q6_K and Q3_K as q = u - 32 or u - 4 with the
+** scales dw of each block's first 16 values and mw of its last 16
+** (dequant_halves), Q2_K as quants q (0..3) with dw * q - mw for each
+** half (dequant_q2_k), the others as quants q (0..15 or 0..31) with
 ** dw * q - mw, from dequant_nibbles. */
 typedef struct src_w {
     int N, K;
     uint32_t type;
     int8_t *q;          /* [N][K] */
     uint16_t *d;        /* [N][K/32] fp16 (Q8_0) */
-    float *dw, *mw;     /* [N][K/32] (4-bit; Q6_K, Q3_K: the halves' scales) */
+    float *dw, *mw;     /* [N][K/32] (4-bit; Q6_K, Q3_K: the halves' scales; Q2_K: [N][K/32][2]) */
     uint8_t *blocks;    /* as in a file */
 } src_w;
 
@@ -48,11 +49,20 @@ static void put_f16(uint8_t *p, float v)
     p[1] = (uint8_t)(h >> 8);
 }
 
-/* Sums per block: Q6_K's and Q3_K's two halves, else one. */
-static int type_parts(uint32_t type) { return dequant_half_bits(type) ? 2 : 1; }
+/* Sums per block: Q6_K's, Q3_K's and Q2_K's two halves, else one. */
+static int type_parts(uint32_t type) { return dequant_half_bits(type) || type == GGML_TYPE_Q2_K ? 2 : 1; }
 
-/* What Q6_K's and Q3_K's quants are stored above their values. */
-static int type_offset(uint32_t type) { return dequant_half_bits(type) == 6 ? 32 : 4; }
+/* What Q6_K's, Q3_K's and Q2_K's quants are stored above their values. */
+static int type_offset(uint32_t type)
+{
+    return dequant_half_bits(type) == 6 ? 32 : type == GGML_TYPE_Q3_K ? 4 : 0;
+}
+
+/* Where a block of the type keeps its fp16 d (the first of d, dmin). */
+static int type_d_at(uint32_t type)
+{
+    return type == GGML_TYPE_Q6_K ? 208 : type == GGML_TYPE_Q3_K ? 108 : type == GGML_TYPE_Q2_K ? 80 : 0;
+}
 
 /* Random 3- to 6-bit blocks: quants by pattern (extremes 0 or the
 ** largest, lowest 0), scales and minimums of either sign. */
@@ -67,10 +77,11 @@ static void src_w_make4(src_w *s, int pat)
     for (size_t b = 0; b < n / per; b++) {
         uint8_t *blk = s->blocks + b * bsize;
         int k_type = s->type == GGML_TYPE_Q4_K || s->type == GGML_TYPE_Q5_K;
-        put_f16(blk + (s->type == GGML_TYPE_Q6_K ? 208 : s->type == GGML_TYPE_Q3_K ? 108 : 0),
-                unit() * 0.05f);
+        put_f16(blk + type_d_at(s->type), unit() * 0.05f);
         if (k_type || s->type == GGML_TYPE_Q4_1 || s->type == GGML_TYPE_Q5_1)
             put_f16(blk + 2, unit() * 0.5f);
+        if (s->type == GGML_TYPE_Q2_K)
+            put_f16(blk + 82, unit() * 0.05f);
         for (int j = 4; k_type && j < 16; j++)
             blk[j] = (uint8_t)rnd();
     }
@@ -81,8 +92,21 @@ static void src_w_make4(src_w *s, int pat)
         return;
     }
     uint8_t *u = malloc(n);
-    s->dw = malloc((size_t)s->N * nb * sizeof *s->dw);
-    s->mw = malloc((size_t)s->N * nb * sizeof *s->mw);
+    s->dw = malloc((size_t)s->N * nb * 2 * sizeof *s->dw);
+    s->mw = malloc((size_t)s->N * nb * 2 * sizeof *s->mw);
+    if (s->type == GGML_TYPE_Q2_K) {
+        q2_scale *q2 = malloc((size_t)s->N * nb * sizeof *q2);
+        dequant_q2_k(s->blocks, 0, n, q2, u);
+        for (size_t i = 0; i < (size_t)s->N * nb * 2; i++) {
+            s->dw[i] = q2_dw(q2[i / 2], (int)(i % 2));
+            s->mw[i] = q2_mw(q2[i / 2], (int)(i % 2));
+        }
+        for (size_t i = 0; i < n; i++)
+            s->q[i] = (int8_t)u[i];
+        free(q2);
+        free(u);
+        return;
+    }
     nibble_scale *sc = malloc((size_t)s->N * nb * sizeof *sc);
     int halves = type_parts(s->type) == 2;
     if (halves)
@@ -198,6 +222,16 @@ static float ref_out(const src_w *w, int n, const q8_act *a, int t)
         size_t i = (size_t)n * a->nb + b;
         const int8_t *xq = a->q + (size_t)t * a->K;
         float dx = a->d[(size_t)t * a->nb + b];
+        if (w->type == GGML_TYPE_Q2_K) {   /* each half as a 4-bit block */
+            for (int p = 0; p < 2; p++) {
+                int32_t xsum = 0;
+                for (int k = b * Q8_BLOCK + 16 * p; k < b * Q8_BLOCK + 16 * (p + 1); k++)
+                    xsum += xq[k];
+                acc = fmaf((float)ref_sum(w, n, b, p, xq), w->dw[2 * i + p] * dx, acc);
+                acc = fmaf(-w->mw[2 * i + p], dx * (float)xsum, acc);
+            }
+            continue;
+        }
         if (parts(w) == 2) {
             acc = fmaf((float)ref_sum(w, n, b, 0, xq), w->dw[i] * dx, acc);
             acc = fmaf((float)ref_sum(w, n, b, 1, xq), w->mw[i] * dx, acc);
@@ -367,6 +401,7 @@ void q8x_check_tier(const q8_kernels *k, exact_stats *st)
         check_gemm(k, M, N, K, wp, xp, GGML_TYPE_Q5_K, st);                  \
         check_gemm(k, M, N, K, wp, xp, GGML_TYPE_Q6_K, st);                  \
         check_gemm(k, M, N, K, wp, xp, GGML_TYPE_Q3_K, st);                  \
+        check_gemm(k, M, N, K, wp, xp, GGML_TYPE_Q2_K, st);                  \
     } while (0)
 
     /* every tail of tokens (tiles of up to 4, the panel path's steps up
@@ -480,7 +515,9 @@ static void check_f32_bound4(const q8_kernels *k, uint32_t type, exact_stats *st
                 size_t bi = (size_t)n * (K / Q8_BLOCK) + i / Q8_BLOCK;
                 exact += xi * row[i];
                 bound += fabs(row[i]) * dx / 2 + fabs(xi) * scale_rounding(type, row[i]);
+                size_t hi = 2 * bi + i % Q8_BLOCK / 16;   /* Q2_K's half */
                 mag += dx * 127 * (w.d ? fabs(copse_f16_to_f32(w.d[bi])) * 127
+                                   : type == GGML_TYPE_Q2_K ? fabs(w.dw[hi]) * 3 + fabs(w.mw[hi])
                                    : parts(&w) == 2 ? fabs(i % Q8_BLOCK < 16 ? w.dw[bi] : w.mw[bi])
                                                       * type_offset(type)
                                    : fabs(w.dw[bi]) * ((1 << dequant_nibble_bits(type)) - 1) + fabs(w.mw[bi]));
@@ -562,6 +599,7 @@ void q8x_check_f32_bound(const q8_kernels *k, exact_stats *st)
     check_f32_bound4(k, GGML_TYPE_IQ4_XS, st);
     check_f32_bound4(k, GGML_TYPE_Q6_K, st);
     check_f32_bound4(k, GGML_TYPE_Q3_K, st);
+    check_f32_bound4(k, GGML_TYPE_Q2_K, st);
     q8_weights_free(W);
     free(w);
     free(x);
@@ -636,7 +674,7 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
     static const uint32_t types[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q4_K,
                                       GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q5_K,
                                       GGML_TYPE_IQ4_NL, GGML_TYPE_IQ4_XS, GGML_TYPE_Q6_K,
-                                      GGML_TYPE_Q3_K };
+                                      GGML_TYPE_Q3_K, GGML_TYPE_Q2_K };
     enum { N = 21, K = 512 };
     float *row = malloc(K * sizeof *row), *got = malloc(K * sizeof *got);
     float *all = malloc((size_t)N * K * sizeof *all);
@@ -650,12 +688,13 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
                               .ne = { K, N, 1, 1 }, .data = w.blocks };
             int rc = q8_weights_from_tensor(k, &t, 1, &W, &err), coded = dequant_code_bits(types[i]);
             int bits = coded ? coded : dequant_half_bits(types[i]) ? dequant_half_bits(types[i])
-                     : dequant_nibble_bits(types[i]);
+                     : types[i] == GGML_TYPE_Q2_K ? 2 : dequant_nibble_bits(types[i]);
             /* 2 groups: per block 16 rows of nibbles (5, 6 bits: and their fifth and sixth bits) and
-               fp16 factor pairs, per 8 blocks f32 pairs; coded: fp16 scales */
+               fp16 factor pairs (2 bits: 2-bit quants and factor bytes), per 8 blocks f32 pairs;
+               coded: fp16 scales */
             exact_check(st, "q8", rc == COPSE_OK && W->bits == (bits | (coded ? Q8_CODED : 0))
-                        && q8_weights_bytes(W) == (size_t)2 * (K / 32 * 16 * (16 + 4 * (bits > 4) * (bits - 4)
-                                                                              + 2 + 2 * !coded)
+                        && q8_weights_bytes(W) == (size_t)2 * (K / 32 * 16 * (bits == 2 ? 8 + 2
+                                                                 : 16 + 4 * (bits > 4) * (bits - 4) + 2 + 2 * !coded)
                                                        + !coded * K / 256 * 16 * 8),
                         "%s: %d-bit tensor type %u: %s", k->name, bits, types[i], rc ? err.msg : "");
             int bad = 0, rounded = 0;
@@ -687,8 +726,8 @@ static void check_tensors4(const q8_kernels *k, exact_stats *st)
             q8_weights_free(want);
             if (wp == W_RANDOM) {
                 size_t row_bytes = (size_t)ggml_type_nbytes(types[i], K);
-                int has_m = types[i] == GGML_TYPE_Q4_1 || types[i] == GGML_TYPE_Q5_1;
-                int d_at = types[i] == GGML_TYPE_Q6_K ? 208 : types[i] == GGML_TYPE_Q3_K ? 108 : has_m * 2;
+                int d_at = types[i] == GGML_TYPE_Q4_1 || types[i] == GGML_TYPE_Q5_1 ? 2
+                         : types[i] == GGML_TYPE_Q2_K ? 82 : type_d_at(types[i]);   /* the minimum's, if any */
                 w.blocks[17 * row_bytes + d_at + 1] = 0x7c;   /* inf */
                 exact_check(st, "q8", q8_weights_from_tensor(k, &t, 1, &W, &err) == COPSE_E_FORMAT
                             && !W && strstr(err.msg, coded ? "row 17, block 0 has a scale that is not a finite"

@@ -214,7 +214,7 @@ START_TEST(info_describes_model)
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "tensors     F32 5, Q4_0 2, Q4_1 2, Q5_0 2, Q5_1 2, Q2_K 2, Q3_K 1, Q4_K 1, Q5_K 1, "
                               "Q6_K 1, IQ4_NL 1, IQ4_XS 1\n") && strstr(out, "llama \"copse-random-tiny-llama\"")
-                  && strstr(out, ", of the 15 matrices 1 3-bit, 6 4-bit, 5 5-bit and 1 6-bit as in the file: 0.6 MiB"), "%s", out);
+                  && strstr(out, ", of the 15 matrices 2 2-bit, 1 3-bit, 6 4-bit, 5 5-bit and 1 6-bit as in the file: 0.5 MiB"), "%s", out);
     snprintf(cmd, sizeof cmd, "'%s' info -m tests/data/models/tiny-llama-blocks.gguf --json 2>&1", copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
     /* q 256x256, k, v 128x256 each, o 256x256, gate, up, down 256x256, per layer; output 320x256;
@@ -224,16 +224,21 @@ START_TEST(info_describes_model)
     ** bytes more a block, of fifth bits; the coded v, k and q of layer 1 (Q4_0, IQ4_XS, IQ4_NL): 16
     ** bytes of codes and an fp16 scale a block; the coded q of layer 0 and gate of layer
     ** 1 (Q5_0): 4 bytes more a block; the 6-bit down of layer 0 (Q6_K): 24 bytes of
-    ** quants and 4 of fp16 factors a block, 8 of f32 factors per 8 blocks; and the 3-bit o
-    ** of layer 0 (Q3_K): 16 bytes of quants, laid out as 4-bit ones */
+    ** quants and 4 of fp16 factors a block, 8 of f32 factors per 8 blocks; the 3-bit o
+    ** of layer 0 (Q3_K): 16 bytes of quants, laid out as 4-bit ones; and the 2-bit v of
+    ** layer 0 and down of layer 1 (Q2_K): 8 bytes of quants and 2 factor bytes a block,
+    ** 8 of f32 factors per 8 blocks */
     long rows = 2 * (256 + 128 + 128 + 256 + 3 * 256) + 320, rows4 = 320 + 256 + 256 + 256;
     long rows5 = 128 + 256 + 256, rows4c = 128 + 128 + 256, rows5c = 256 + 256, rows6 = 256;
-    long bytes = (rows - rows4 - rows5 - rows4c - rows5c - rows6) * (256 / 32) * 34
+    long rows2 = 128 + 256;
+    long bytes = (rows - rows4 - rows5 - rows4c - rows5c - rows6 - rows2) * (256 / 32) * 34
                + rows4 * ((256 / 32) * 20 + 8) + rows5 * ((256 / 32) * 24 + 8)
-               + rows4c * (256 / 32) * 18 + rows5c * (256 / 32) * 22 + rows6 * ((256 / 32) * 28 + 8);
-    char want[160];
-    snprintf(want, sizeof want, "\"matrices\": 15, \"matrices_3bit\": 1, \"matrices_4bit\": 6, "
-             "\"matrices_5bit\": 5, \"matrices_6bit\": 1, \"weight_bytes\": %ld,", bytes);
+               + rows4c * (256 / 32) * 18 + rows5c * (256 / 32) * 22 + rows6 * ((256 / 32) * 28 + 8)
+               + rows2 * ((256 / 32) * 10 + 8);
+    char want[200];
+    snprintf(want, sizeof want, "\"matrices\": 15, \"matrices_2bit\": 2, \"matrices_3bit\": 1, "
+             "\"matrices_4bit\": 6, \"matrices_5bit\": 5, \"matrices_6bit\": 1, \"weight_bytes\": %ld,",
+             bytes);
     ck_assert_msg(strstr(out, "\"tensor_types\": {\"F32\": 5, \"Q4_0\": 2,") && strstr(out, want) &&
                   strstr(out, "\"n_head_kv\": 2,") && strstr(out, "\"weights\": \"int8\"") &&
                   strstr(out, "\"n_local_layers\": 0, \"sliding_window\": 0,"), "%s (want %s)", out, want);
@@ -241,8 +246,8 @@ START_TEST(info_describes_model)
     snprintf(cmd, sizeof cmd, "'%s' info -m tests/data/models/tiny-llama-blocks.gguf --weights int8 --json 2>&1",
              copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
-    snprintf(want, sizeof want, "\"matrices\": 15, \"matrices_3bit\": 0, \"matrices_4bit\": 0, "
-             "\"matrices_5bit\": 0, \"matrices_6bit\": 0, \"weight_bytes\": %ld,",
+    snprintf(want, sizeof want, "\"matrices\": 15, \"matrices_2bit\": 0, \"matrices_3bit\": 0, "
+             "\"matrices_4bit\": 0, \"matrices_5bit\": 0, \"matrices_6bit\": 0, \"weight_bytes\": %ld,",
              rows * (256 / 32) * 34);
     ck_assert_msg(strstr(out, want), "%s (want %s)", out, want);
     /* Gemma 3's local layers: 5 of 6 by the default pattern */

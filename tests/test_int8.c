@@ -169,9 +169,9 @@ static double compare_paths(const char *path, int weights)
         ck_assert_msg(x[top] - x[got] <= 2 * MAX_REL_ERR * scale, "%s, position %d: int8 picks %d "
                       "(f32 logit %.4g), f32 picks %d (%.4g)", path, i, got, x[got], top, x[top]);
     }
-    printf("int8 vs f32, %s (%s, of %d matrices %d 3-bit, %d 4-bit, %d 5-bit, %d 6-bit): largest "
-           "error %.4f of the logit scale, rms %.4f of rms, top-1 agrees on %d/%d\n", path, qi.isa,
-           qi.n_matrices, qi.n_matrices_3bit, qi.n_matrices_4bit, qi.n_matrices_5bit, qi.n_matrices_6bit,
+    printf("int8 vs f32, %s (%s, of %d matrices %d 2-bit, %d 3-bit, %d 4-bit, %d 5-bit, %d 6-bit): "
+           "largest error %.4f of the logit scale, rms %.4f of rms, top-1 agrees on %d/%d\n", path, qi.isa,
+           qi.n_matrices, qi.n_matrices_2bit, qi.n_matrices_3bit, qi.n_matrices_4bit, qi.n_matrices_5bit, qi.n_matrices_6bit,
            worst, sqrt(se / sx), agree, N_TOK);
     ck_assert_msg(agree >= MIN_TOP1 * N_TOK, "%s: top-1 agrees on only %d of %d positions", path,
                   agree, N_TOK);
@@ -197,19 +197,20 @@ START_TEST(wider_model_matches_f32)
 END_TEST
 
 /* Q4_K, Q4_0, IQ4_NL and IQ4_XS matrices keep their 4 bits, Q5_K and Q5_0 ones
-** their 5, Q6_K ones their 6 and Q3_K ones their 3 (q8.h): each weight is the
+** their 5, Q6_K ones their 6, Q3_K ones their 3 and Q2_K ones their 2 (q8.h): each weight is the
 ** file's, so only the activations are rounded, as for a Q8_0 file. Packed as
 ** int8 instead, the K types' weights are rounded a second time: on this model
 ** the rms error is 1.3x the 4-bit one (0.0100 of the rms logit against
 ** 0.0129), 1.25x the 5-bit one (0.0107 against 0.0134), 1.35x the 6-bit one
-** (0.0123 against 0.0166) and 1.5x the 3-bit one (0.0112 against 0.0168). The
+** (0.0123 against 0.0166), 1.5x the 3-bit one (0.0112 against 0.0168) and 1.35x
+** the 2-bit one (0.0125 against 0.0171). The
 ** coded types' are not (a level
 ** under the block's own scale is an int8 block; IQ4_XS's scale rounded to
 ** fp16 either way), and their codes are computed as int8 blocks are: the
 ** logits are the same bit for bit. */
-START_TEST(three_to_six_bit_weights_keep_the_file_values)
+START_TEST(two_to_six_bit_weights_keep_the_file_values)
 {
-    const char *types[] = { "q4_k", "q4_0", "q5_k", "q5_0", "iq4_nl", "iq4_xs", "q6_k", "q3_k" };
+    const char *types[] = { "q4_k", "q4_0", "q5_k", "q5_0", "iq4_nl", "iq4_xs", "q6_k", "q3_k", "q2_k" };
     char name[32], opts[256];
     snprintf(name, sizeof name, "int8-mid-%s", types[_i]);
     snprintf(opts, sizeof opts, "--preset tiny-qwen2 --n-embd 256 --n-head 8 --n-head-kv 2 --n-ff 768 "
@@ -218,7 +219,7 @@ START_TEST(three_to_six_bit_weights_keep_the_file_values)
     copse_model *m = load(path, INT8);
     copse_model_info in;
     copse_model_get_info(m, &in);
-    ck_assert_int_eq(_i == 7 ? in.n_matrices_3bit : _i == 6 ? in.n_matrices_6bit
+    ck_assert_int_eq(_i == 8 ? in.n_matrices_2bit : _i == 7 ? in.n_matrices_3bit : _i == 6 ? in.n_matrices_6bit
                      : _i < 2 || _i >= 4 ? in.n_matrices_4bit : in.n_matrices_5bit, in.n_matrices);
     copse_model_free(m);
     double four = compare_paths(path, INT8), eight = compare_paths(path, INT8_ONLY);
@@ -615,7 +616,7 @@ Suite *copse_suite_int8(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, tiny_models_match_f32, 0, N_TINY);
     tcase_add_test(tc, wider_model_matches_f32);
-    tcase_add_loop_test(tc, three_to_six_bit_weights_keep_the_file_values, 0, 8);
+    tcase_add_loop_test(tc, two_to_six_bit_weights_keep_the_file_values, 0, 9);
     tcase_add_test(tc, odd_width_mixes_f32_and_int8);
     tcase_add_test(tc, stacks_parts_apart_in_the_file);
     tcase_add_test(tc, int8_keeps_no_f32_matrices);
