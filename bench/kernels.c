@@ -81,6 +81,7 @@ static const weight_type weight_types[] = {
     { "q5_1", GGML_TYPE_Q5_1, 0, 2 },      { "iq4_nl", GGML_TYPE_IQ4_NL, 0, -1 },
     { "q4_k", GGML_TYPE_Q4_K, 0, 2 },      { "q5_k", GGML_TYPE_Q5_K, 0, 2 },
     { "q6_k", GGML_TYPE_Q6_K, 208, -1 },   { "q3_k", GGML_TYPE_Q3_K, 108, -1 },
+    { "q2_k", GGML_TYPE_Q2_K, 80, 82 },
 };
 
 /* The models --models takes by default: those of the K types' blocks of
@@ -90,7 +91,7 @@ static const char *default_models(const weight_type *w)
     return ggml_type_block(w->type) == 256 ? "olmo2-1b" : "smol,qwen05";
 }
 
-/* Random blocks of type w packed for tier k as a file's are (3- to 6-bit
+/* Random blocks of type w packed for tier k as a file's are (2- to 6-bit
 ** types keeping their bits). */
 static q8_weights *random_weights(const q8_kernels *k, int n, int K, const weight_type *w)
 {
@@ -601,8 +602,8 @@ static void usage(FILE *f)
             "  --json          JSON instead of a markdown table\n"
             "  --quick         shorter runs (noisier)\n"
             "  --type T        weights: random blocks of q8_0 (default), q4_0, q4_1, q5_0,\n"
-            "                  q5_1, iq4_nl, q4_k, q5_k, q6_k or q3_k, packed as a file's\n"
-            "                  are (3 to 6 bits kept)\n"
+            "                  q5_1, iq4_nl, q4_k, q5_k, q6_k, q3_k or q2_k, packed as a\n"
+            "                  file's are (2 to 6 bits kept)\n"
             "  --tiers LIST    comma-separated tiers (default: every supported one but scalar,\n"
             "                  whose gemm cases run 16 tokens instead of 512)\n"
             "  --models LIST   smol, qwen05, olmo2-1b (default smol,qwen05; olmo2-1b for\n"

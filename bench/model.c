@@ -266,7 +266,7 @@ static void usage(FILE *f)
             "  --pp N          prompt tokens (default 512; 0 skips)\n"
             "  --tg N          generated tokens (default 128; 0 skips)\n"
             "  --reps N        measured runs of each, the best reported (default 5)\n"
-            "  --weights W     auto (default: int8, 3- to 6-bit matrices as in the file), int8\n"
+            "  --weights W     auto (default: int8, 2- to 6-bit matrices as in the file), int8\n"
             "                  (those as int8 too) or f32\n"
             "  --vs-weights W  also run copse with weights W, taking turns, with the ratios\n"
             "  --json          JSON instead of a markdown table\n"

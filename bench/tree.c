@@ -397,7 +397,7 @@ static void usage(void)
             "  --prompt P      shared prompt tokens (default 256)\n"
             "  --gen G         tokens generated per branch (default 64)\n"
             "  --reps R        repetitions, taking turns; each figure is the best (default 2)\n"
-            "  --weights W     auto (default: int8, 3- to 6-bit matrices as in the file), int8 or f32\n"
+            "  --weights W     auto (default: int8, 2- to 6-bit matrices as in the file), int8 or f32\n"
             "  --json          JSON on stdout, the markdown tables on stderr\n"
             "  --shared-only   run only the shared configuration (to profile it): its step times, no table\n"
             "LLAMA_BATCHED_BENCH=path/to/llama-batched-bench adds llama.cpp on the same files.\n", MAX_B);

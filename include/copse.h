@@ -77,7 +77,7 @@ typedef struct copse_model_params {
     ** unknown name and COPSE_E_UNSUPPORTED for one this CPU lacks.
     */
     int weights_f32;
-    /* Pack the 3- to 6-bit tensors as int8 too (1.2 to 1.9 times their
+    /* Pack the 2- to 6-bit tensors as int8 too (1.2 to 3.2 times their
     ** memory; Q4_0, IQ4_NL, IQ4_XS and Q5_0 with the values of their
     ** codes, the others rounded to int8 blocks): to compare. */
     int weights_8bit;

@@ -279,7 +279,7 @@ INLINE void unpack_scales(const q8_weights *W, int g, int b, float *dst, const i
         _mm512_store_ps(dst + 16 * k, block_factor(h, s, k, bits));
 }
 
-/* A block of 3- to 6-bit or 2-bit quants or codes at src as an 8-bit
+/* A block of 2- to 6-bit quants or codes at src as an 8-bit
 ** block's bytes at dst. */
 INLINE void unpack_block(const uint8_t *restrict src, uint8_t *restrict dst, const int bits,
                          q8_lut lut)

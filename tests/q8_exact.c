@@ -64,7 +64,7 @@ static int type_d_at(uint32_t type)
     return type == GGML_TYPE_Q6_K ? 208 : type == GGML_TYPE_Q3_K ? 108 : type == GGML_TYPE_Q2_K ? 80 : 0;
 }
 
-/* Random 3- to 6-bit blocks: quants by pattern (extremes 0 or the
+/* Random 2- to 6-bit blocks: quants by pattern (extremes 0 or the
 ** largest, lowest 0), scales and minimums of either sign. */
 static void src_w_make4(src_w *s, int pat)
 {
@@ -663,7 +663,7 @@ void q8x_check_errors(exact_stats *st)
 /* ---------------------------------------------------------------- tensors */
 
 
-/* 3- to 6-bit tensors: each weight is the value dequant gives (IQ4_XS:
+/* 2- to 6-bit tensors: each weight is the value dequant gives (IQ4_XS:
 ** within its scale's rounding, and the value of its fp16 scale times its
 ** level exactly); without keep_bits, the coded types pack as int8 with the
 ** same values and the others as their decoded f32 values would; a
