@@ -60,7 +60,8 @@ void cli_search_close(cli_search_opts *o, copse_model *model, copse_verifier *v)
     "  --max-tokens N      tokens per solution (default 1024)\n" \
     "  --sep TEXT          step separator (default: the model's, else a blank line)\n" \
     "  --template NAME     policy chat format: copse-math, chatml, llama3, llama2, phi3,\n" \
-    "                      gemma, granite\n" \
+    "                      gemma, granite, mistral, mistral-v1, mistral-v3,\n" \
+    "                      mistral-v3-tekken, mistral-v7, mistral-v7-tekken\n" \
     "  --system TEXT       system message\n" \
     "  --prefix TEXT       text every solution starts with\n" \
     "  --revise-prompt T   written between revision attempts (default: a blank line and\n" \

@@ -196,8 +196,10 @@ int     copse_token_is_eog(const copse_model *model, int32_t token);
 ** A message put to the model as its chat format asks: the system message
 ** (NULL or "" for none), the user's, then the opening of the assistant's
 ** turn, where generation goes on. The format is the one template_name
-** names (copse-math, chatml, llama3, llama2, phi3, gemma, granite, or an
-** alias: plain, qwen, llama-3, llama-2, phi-3, gemma3, granite3) or, when
+** names (copse-math, chatml, llama3, llama2, phi3, gemma, granite,
+** mistral, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7,
+** mistral-v7-tekken, or an alias: plain, qwen, llama-3, llama-2, phi-3,
+** gemma3, granite3, mistral-v0) or, when
 ** it is NULL, the one the file's tokenizer.chat_template is written for;
 ** copse's own models and files with neither key take copse-math's
 ** "Question: ... Answer:" (copse solve chooses the same way). Writes at
@@ -401,7 +403,7 @@ typedef struct copse_verifier_params {
     const char *step_tag;      /* NULL: "" (value), "<extra_0>" (two-class), " ки" (labels) */
     const char *step_join;     /* NULL: "" (two-class), "\n" (labels), the separator (value) */
     const char *good, *bad;    /* label tokens, one token each; NULL: "+" and "-" */
-    const char *template_name; /* chat format: copse-math, chatml, llama3, llama2, phi3;
+    const char *template_name; /* chat format, as copse_chat_prompt names them;
                                   NULL: recognized from the file */
 } copse_verifier_params;
 

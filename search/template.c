@@ -3,6 +3,7 @@
 ** messages, and is recognized in a Jinja template by the markers it emits.
 */
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "error.h"
@@ -39,10 +40,24 @@ static const struct chat_style {
     [CHAT_GRANITE]    = { "granite", "granite3", "<|start_of_role|>system<|end_of_role|>", "<|end_of_text|>\n",
                           "<|start_of_role|>user<|end_of_role|>", "<|start_of_role|>user<|end_of_role|>",
                           "<|end_of_text|>\n", "<|start_of_role|>assistant<|end_of_role|>", "" },
+    /* Mistral's: the system message opens the first [INST] (v7: a turn of
+    ** its own); the reply follows a space where the tokenizer's templates
+    ** put one */
+    [CHAT_MISTRAL]    = { "mistral", "mistral-v0", "[INST] ", "\n", "[INST] ", "", " [/INST]", "", "" },
+    [CHAT_MISTRAL_V1] = { "mistral-v1", NULL, " [INST] ", "\n\n", " [INST] ", "", " [/INST]", "", " " },
+    [CHAT_MISTRAL_V3] = { "mistral-v3", NULL, "[INST] ", "\n\n", "[INST] ", "", "[/INST]", "", " " },
+    [CHAT_MISTRAL_V3_TEKKEN] = { "mistral-v3-tekken", NULL, "[INST]", "\n\n", "[INST]", "", "[/INST]", "", "" },
+    [CHAT_MISTRAL_V7] = { "mistral-v7", NULL, "[SYSTEM_PROMPT] ", "[/SYSTEM_PROMPT]", "[INST] ", "[INST] ",
+                          "[/INST]", "", " " },
+    [CHAT_MISTRAL_V7_TEKKEN] = { "mistral-v7-tekken", NULL, "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[INST]",
+                                 "[INST]", "[/INST]", "", "" },
 };
 
 /* What a template must contain to be of a family, and what rules it out
-** (Phi-4 writes ChatML's markers with <|im_sep|> after the role). */
+** (Phi-4 writes ChatML's markers with <|im_sep|> after the role); the
+** first that matches wins. Mistral's official templates come before
+** Llama 2's, as in llama.cpp; v1 spaces its [INST], v3-tekken quotes it
+** bare. */
 static const struct signature {
     chat_format format;
     const char *needs[3];
@@ -50,7 +65,13 @@ static const struct signature {
 } signatures[] = {
     { CHAT_LLAMA3, { "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>" }, NULL },
     { CHAT_CHATML, { "<|im_start|>", "<|im_end|>", NULL }, "<|im_sep|>" },
+    { CHAT_MISTRAL_V7, { "[SYSTEM_PROMPT]", "[INST]", NULL }, NULL },
+    { CHAT_MISTRAL_V1, { "' [INST] ' + system_message", NULL, NULL }, NULL },
+    { CHAT_MISTRAL_V1, { "[AVAILABLE_TOOLS]", " [INST]", NULL }, NULL },
+    { CHAT_MISTRAL_V3_TEKKEN, { "[AVAILABLE_TOOLS]", "\"[INST]\"", NULL }, NULL },
+    { CHAT_MISTRAL_V3, { "[AVAILABLE_TOOLS]", "[INST]", NULL }, NULL },
     { CHAT_LLAMA2, { "[INST]", "[/INST]", "<<SYS>>" }, NULL },
+    { CHAT_MISTRAL, { "[INST]", "[/INST]", NULL }, NULL },
     { CHAT_PHI3,   { "<|assistant|>", "<|end|>", NULL }, NULL },   /* as llama.cpp: Phi-4-mini
                                                                    builds <|user|> from the role */
     { CHAT_GEMMA,  { "<start_of_turn>", "<end_of_turn>", NULL }, NULL },
@@ -66,9 +87,18 @@ const char *chat_format_name(chat_format f)
 int chat_format_by_name(const char *name)
 {
     for (int f = 0; name && f < CHAT_N_FORMATS; f++)
-        if (!strcmp(name, styles[f].name) || !strcmp(name, styles[f].alias))
+        if (!strcmp(name, styles[f].name) || (styles[f].alias && !strcmp(name, styles[f].alias)))
             return f;
     return -1;
+}
+
+/* "copse-math, chatml, ...": every format's name, for messages, in buf. */
+static const char *format_names(char buf[256])
+{
+    buf[0] = '\0';
+    for (int f = 0; f < CHAT_N_FORMATS; f++)
+        snprintf(buf + strlen(buf), 256 - strlen(buf), "%s%s", f ? ", " : "", styles[f].name);
+    return buf;
 }
 
 static int contains(const char *s, size_t n, const char *needle)
@@ -126,13 +156,13 @@ int chat_format_for_gguf(const gguf_file *g, const char *name, chat_format *out,
                          copse_error *err)
 {
     gguf_str s;
-    char ex[96];
+    char ex[96], names[256];
     int rc, f;
     copse_error_clear(err);
     if (name) {
         if ((f = chat_format_by_name(name)) < 0)
-            return copse_fail(err, COPSE_E_ARG, "unknown chat template '%s' (known: copse-math, "
-                              "chatml, llama3, llama2, phi3, gemma, granite)", name);
+            return copse_fail(err, COPSE_E_ARG, "unknown chat template '%s' (known: %s)", name,
+                              format_names(names));
         *out = (chat_format)f;
         return COPSE_OK;
     }
@@ -142,8 +172,7 @@ int chat_format_for_gguf(const gguf_file *g, const char *name, chat_format *out,
         if ((f = chat_format_detect(s.ptr, (size_t)s.len)) < 0) {
             excerpt(&s, ex, sizeof ex);
             return copse_fail(err, COPSE_E_UNSUPPORTED, "%s: tokenizer.chat_template (\"%s...\") is "
-                              "of no family copse knows; name one (copse-math, chatml, llama3, "
-                              "llama2, phi3, gemma, granite)", g->path, ex);
+                              "of no family copse knows; name one (%s)", g->path, ex, format_names(names));
         }
         *out = (chat_format)f;
         return COPSE_OK;

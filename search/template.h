@@ -28,20 +28,33 @@ typedef enum chat_format {
                          "<start_of_turn>model\n" */
     CHAT_GRANITE,     /* "<|start_of_role|>user<|end_of_role|>" user "<|end_of_text|>\n"
                          "<|start_of_role|>assistant<|end_of_role|>" */
+    /* Mistral's: its first template (Mistral 7B Instruct v0.1, v0.2; any
+    ** [INST] template without <<SYS>>), then its tokenizers' (as llama.cpp
+    ** names them: v1, v3, v3-tekken, v7, v7-tekken) */
+    CHAT_MISTRAL,     /* "[INST] " [system "\n"] user " [/INST]" */
+    CHAT_MISTRAL_V1,  /* " [INST] " [system "\n\n"] user " [/INST]" */
+    CHAT_MISTRAL_V3,  /* "[INST] " [system "\n\n"] user "[/INST]" */
+    CHAT_MISTRAL_V3_TEKKEN,  /* "[INST]" [system "\n\n"] user "[/INST]" */
+    CHAT_MISTRAL_V7,  /* ["[SYSTEM_PROMPT] " system "[/SYSTEM_PROMPT]"] "[INST] " user "[/INST]" */
+    CHAT_MISTRAL_V7_TEKKEN,  /* ["[SYSTEM_PROMPT]" system "[/SYSTEM_PROMPT]"] "[INST]" user "[/INST]" */
     CHAT_N_FORMATS
 } chat_format;
 
 /* The format's name: "copse-math", "chatml", "llama3", "llama2", "phi3",
-** "gemma", "granite". */
+** "gemma", "granite", "mistral", "mistral-v1", "mistral-v3",
+** "mistral-v3-tekken", "mistral-v7", "mistral-v7-tekken". */
 const char *chat_format_name(chat_format f);
 
 /* The format with that name (or an alias: "plain", "qwen", "llama-3",
-** "llama-2", "phi-3", "gemma3", "granite3"), or -1. */
+** "llama-2", "phi-3", "gemma3", "granite3", "mistral-v0"), or -1. */
 int chat_format_by_name(const char *name);
 
 /* The format a tokenizer.chat_template (len bytes of Jinja source) is
-** written for, known by the markers it emits; -1 when it is none of them
-** (Mistral, DeepSeek, Phi-4 and others). */
+** written for, known by the markers it emits, as llama.cpp tells them
+** apart; -1 when it is none of them (DeepSeek, Phi-4 and others). A
+** Mistral template is of its tokenizer's family only when it says so
+** (v1's "' [INST] ' + system_message", v3's tools, v7's system prompt);
+** v7-tekken is told from v7 by name only, as in llama.cpp. */
 int chat_format_detect(const char *tmpl, size_t len);
 
 /*

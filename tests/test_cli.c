@@ -195,9 +195,9 @@ START_TEST(run_chat)
                       "--lines printed '%s', the library '%s'", out, text);
     }
     char cmd[2048], out[4096];
-    PRINT(cmd, "'%s' run -m " MODEL " --template mistral -p hi 2>&1", copse);
+    PRINT(cmd, "'%s' run -m " MODEL " --template vicuna -p hi 2>&1", copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
-    ck_assert_msg(strstr(out, "unknown chat template 'mistral'"), "%s", out);
+    ck_assert_msg(strstr(out, "unknown chat template 'vicuna'"), "%s", out);
 }
 END_TEST
 

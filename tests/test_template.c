@@ -65,6 +65,20 @@ static const struct render_case { chat_format f; const char *sys, *prefix, *want
     { CHAT_GRANITE, "Be brief.", "5",
       "<|start_of_role|>system<|end_of_role|>Be brief.<|end_of_text|>\n"
       "<|start_of_role|>user<|end_of_role|>What is 2+3?<|end_of_text|>\n<|start_of_role|>assistant<|end_of_role|>5" },
+    /* Mistral's, as llama.cpp renders them: the system message inside the
+    ** first [INST] (v7: before it), the reply after a space or not */
+    { CHAT_MISTRAL, NULL, NULL, "[INST] What is 2+3? [/INST]" },
+    { CHAT_MISTRAL, "Be brief.", "5", "[INST] Be brief.\nWhat is 2+3? [/INST]5" },
+    { CHAT_MISTRAL_V1, NULL, NULL, " [INST] What is 2+3? [/INST]" },
+    { CHAT_MISTRAL_V1, "Be brief.", "5", " [INST] Be brief.\n\nWhat is 2+3? [/INST] 5" },
+    { CHAT_MISTRAL_V3, NULL, NULL, "[INST] What is 2+3?[/INST]" },
+    { CHAT_MISTRAL_V3, "Be brief.", "5", "[INST] Be brief.\n\nWhat is 2+3?[/INST] 5" },
+    { CHAT_MISTRAL_V3_TEKKEN, NULL, NULL, "[INST]What is 2+3?[/INST]" },
+    { CHAT_MISTRAL_V3_TEKKEN, "Be brief.", "5", "[INST]Be brief.\n\nWhat is 2+3?[/INST]5" },
+    { CHAT_MISTRAL_V7, NULL, NULL, "[INST] What is 2+3?[/INST]" },
+    { CHAT_MISTRAL_V7, "Be brief.", "5", "[SYSTEM_PROMPT] Be brief.[/SYSTEM_PROMPT][INST] What is 2+3?[/INST] 5" },
+    { CHAT_MISTRAL_V7_TEKKEN, NULL, NULL, "[INST]What is 2+3?[/INST]" },
+    { CHAT_MISTRAL_V7_TEKKEN, "Be brief.", "5", "[SYSTEM_PROMPT]Be brief.[/SYSTEM_PROMPT][INST]What is 2+3?[/INST]5" },
 };
 
 START_TEST(render_families)
@@ -82,7 +96,7 @@ START_TEST(render_errors)
     ck_assert_ptr_null(out);
     ck_assert_str_eq(e.msg, "chat_render: no user message");
     ck_assert_int_eq(chat_render((chat_format)CHAT_N_FORMATS, NULL, "q", NULL, &out, &e), COPSE_E_ARG);
-    ck_assert_str_eq(e.msg, "chat_render: unknown format 7");
+    ck_assert_str_eq(e.msg, "chat_render: unknown format 13");
     ck_assert_int_eq(chat_render((chat_format)-1, NULL, "q", NULL, &out, NULL), COPSE_E_ARG);
     expect_render(CHAT_CHATML, NULL, "", NULL, "<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\n");
 }
@@ -93,14 +107,18 @@ START_TEST(format_names)
     static const char *const names[][2] = {
         { "copse-math", "plain" }, { "chatml", "qwen" }, { "llama3", "llama-3" },
         { "llama2", "llama-2" }, { "phi3", "phi-3" }, { "gemma", "gemma3" }, { "granite", "granite3" },
+        { "mistral", "mistral-v0" }, { "mistral-v1", NULL }, { "mistral-v3", NULL },
+        { "mistral-v3-tekken", NULL }, { "mistral-v7", NULL }, { "mistral-v7-tekken", NULL },
     };
     ck_assert_int_eq(N_OF(names), CHAT_N_FORMATS);
     for (int f = 0; f < CHAT_N_FORMATS; f++) {
         ck_assert_str_eq(chat_format_name((chat_format)f), names[f][0]);
         ck_assert_int_eq(chat_format_by_name(names[f][0]), f);
-        ck_assert_int_eq(chat_format_by_name(names[f][1]), f);
+        if (names[f][1])
+            ck_assert_int_eq(chat_format_by_name(names[f][1]), f);
     }
-    ck_assert_int_eq(chat_format_by_name("mistral"), -1);
+    ck_assert_int_eq(chat_format_by_name("vicuna"), -1);
+    ck_assert_int_eq(chat_format_by_name("mistral-v2"), -1);
     ck_assert_int_eq(chat_format_by_name("ChatML"), -1);
     ck_assert_int_eq(chat_format_by_name(""), -1);
     ck_assert_int_eq(chat_format_by_name(NULL), -1);
@@ -133,9 +151,19 @@ static const struct { const char *tmpl; int want; } excerpts[] = {
     { "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}", CHAT_GEMMA },
     { "{{- '<|start_of_role|>' + message['role'] + '<|end_of_role|>' + message['content'] + '<|end_of_text|>\\n' }}",
       CHAT_GRANITE },
+    /* Mistral's first template: [INST] without <<SYS>> */
+    { "{{ '[INST] ' + message['content'] + ' [/INST]' }}{{ message['content'] + eos_token }}", CHAT_MISTRAL },
+    /* its tokenizers' templates: v1 spaces its [INST] (with a system message, or with tools) */
+    { "{%- if loop.first and system_message is defined %}{{- ' [INST] ' + system_message + '\\n\\n' + "
+      "message['content'] + ' [/INST]' }}{%- endif %}", CHAT_MISTRAL_V1 },
+    { "{{- '[AVAILABLE_TOOLS] [' }}{{- ' [INST] ' + message['content'] + ' [/INST]' }}", CHAT_MISTRAL_V1 },
+    { "{{- \"[AVAILABLE_TOOLS] [\" }}{{- \"[INST] \" + message[\"content\"] + \"[/INST]\" }}", CHAT_MISTRAL_V3 },
+    { "{{- \"[AVAILABLE_TOOLS][\" }}{{- \"[INST]\" + message[\"content\"] + \"[/INST]\" }}",
+      CHAT_MISTRAL_V3_TEKKEN },
+    { "{{ '[SYSTEM_PROMPT] ' + message['content'] + '[/SYSTEM_PROMPT]' }}{{ '[INST] ' + message['content'] "
+      "+ '[/INST]' }}", CHAT_MISTRAL_V7 },
     /* families copse does not render */
     { "{{'<|im_start|>' + message['role'] + '<|im_sep|>' + message['content'] + '<|im_end|>'}}", -1 },
-    { "{{ '[INST] ' + message['content'] + ' [/INST]' }}{{ message['content'] + eos_token }}", -1 },
     { "{{'<\xef\xbd\x9cUser\xef\xbd\x9c>' + message['content']}}{{'<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>'}}", -1 },
     { "", -1 },
 };
@@ -199,22 +227,24 @@ static int choose(const char *chat_template, const char *prompt_template, const 
 START_TEST(for_gguf)
 {
     copse_error e;
-    const char *qwen = excerpts[0].tmpl, *mistral = excerpts[11].tmpl;
+    const char *qwen = excerpts[0].tmpl, *mistral = excerpts[10].tmpl, *deepseek = excerpts[17].tmpl;
     ck_assert_int_eq(choose(qwen, NULL, NULL, &e), CHAT_CHATML);
     ck_assert_int_eq(choose(excerpts[2].tmpl, NULL, NULL, &e), CHAT_LLAMA3);
     ck_assert_int_eq(choose(qwen, NULL, "llama2", &e), CHAT_LLAMA2);            /* the name wins */
     ck_assert_int_eq(choose(mistral, NULL, "chatml", &e), CHAT_CHATML);
+    ck_assert_int_eq(choose(mistral, NULL, NULL, &e), CHAT_MISTRAL);
     ck_assert_int_eq(choose(NULL, NULL, NULL, &e), CHAT_COPSE_MATH);            /* a plain model */
     ck_assert_int_eq(choose(NULL, "Question: {question}\nAnswer:\n", NULL, &e), CHAT_COPSE_MATH);
     ck_assert_int_eq(choose(qwen, "Question: {question}\nAnswer:\n", NULL, &e), CHAT_CHATML);
 
-    ck_assert_int_eq(choose(qwen, NULL, "mistral", &e), -COPSE_E_ARG);
-    ck_assert_str_eq(e.msg, "unknown chat template 'mistral' (known: copse-math, chatml, llama3, llama2, phi3, "
-                     "gemma, granite)");
-    ck_assert_int_eq(choose(mistral, NULL, NULL, &e), -COPSE_E_UNSUPPORTED);
-    ck_assert_str_eq(e.msg, "<memory>: tokenizer.chat_template (\"{{ '[INST] ' + message['content'] + ' [/...\") "
+    ck_assert_int_eq(choose(qwen, NULL, "vicuna", &e), -COPSE_E_ARG);
+    ck_assert_str_eq(e.msg, "unknown chat template 'vicuna' (known: copse-math, chatml, llama3, llama2, phi3, "
+                     "gemma, granite, mistral, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, "
+                     "mistral-v7-tekken)");
+    ck_assert_int_eq(choose(deepseek, NULL, NULL, &e), -COPSE_E_UNSUPPORTED);
+    ck_assert_str_eq(e.msg, "<memory>: tokenizer.chat_template (\"{{'<??\?User??\?>' + message['content']}}{...\") "
                      "is of no family copse knows; name one (copse-math, chatml, llama3, llama2, phi3, gemma, "
-                     "granite)");
+                     "granite, mistral, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, mistral-v7-tekken)");
     ck_assert_int_eq(choose(NULL, "Q: {question}\nA:", NULL, &e), -COPSE_E_UNSUPPORTED);
     ck_assert_str_eq(e.msg, "<memory>: copse.prompt_template \"Q: {question}\\nA:\" is not copse-math's; "
                      "name a chat template");
@@ -309,8 +339,8 @@ START_TEST(public_prompt)
     ck_assert(!memcmp(buf, math, (size_t)n) && buf[n] == '#');
     ck_assert_int_eq(copse_chat_prompt(m, NULL, "Be brief.", "What is 2+3?", NULL, 0, &e), n);
 
-    ck_assert_int_eq(copse_chat_prompt(m, "mistral", NULL, "hi", buf, sizeof buf, &e), -COPSE_E_ARG);
-    ck_assert_ptr_nonnull(strstr(e.msg, "unknown chat template 'mistral'"));
+    ck_assert_int_eq(copse_chat_prompt(m, "vicuna", NULL, "hi", buf, sizeof buf, &e), -COPSE_E_ARG);
+    ck_assert_ptr_nonnull(strstr(e.msg, "unknown chat template 'vicuna'"));
     ck_assert_int_eq(copse_chat_prompt(m, NULL, NULL, NULL, buf, sizeof buf, &e), -COPSE_E_ARG);
     ck_assert_int_eq(copse_chat_prompt(m, NULL, NULL, "hi", NULL, 4, &e), -COPSE_E_ARG);
     ck_assert_int_eq(copse_chat_prompt(NULL, NULL, NULL, "hi", buf, sizeof buf, &e), -COPSE_E_ARG);
