@@ -1,6 +1,7 @@
 /* copse run: generate text from a prompt, streaming it, then report timing. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli.h"
 
 static const char *CMD = "run";
@@ -32,6 +33,10 @@ static void help(void)
            "                     step one batch over the prompts still going, each text the one\n"
            "                     its prompt gives alone; printed in order, JSON Lines with --json\n"
            "  --parallel N       --lines: prompts going at once (default 16)\n"
+           "  -i, --interactive  a conversation: each line of stdin (after -p, if given) a\n"
+           "                     user's message, each reply streamed as --chat streams it; the\n"
+           "                     model reads only what the conversation adds; one JSON object a\n"
+           "                     turn with --json\n"
            "  -h, --help         this help\n");
 }
 
@@ -40,7 +45,7 @@ typedef struct run_opts {
     const char *prompt, *file;
     long n_predict;
     copse_sampler_params sp;
-    int no_bos, json, lines, chat;
+    int no_bos, json, lines, chat, interactive;
     const char *template_name, *system;
     long parallel;
 } run_opts;
@@ -57,6 +62,7 @@ static int parse(int argc, char **argv, run_opts *o)
         if (!strcmp(a, "--json")) { o->json = 1; continue; }
         if (!strcmp(a, "--lines")) { o->lines = 1; continue; }
         if (!strcmp(a, "--chat")) { o->chat = 1; continue; }
+        if (!strcmp(a, "-i") || !strcmp(a, "--interactive")) { o->interactive = o->chat = 1; continue; }
         if (i + 1 >= argc)
             return cli_usage_error(CMD, "unknown option or missing value: %s", a);
         const char *v = argv[++i];
@@ -92,6 +98,8 @@ static int parse(int argc, char **argv, run_opts *o)
         return cli_usage_error(CMD, "give the prompt with -p or -f, not both");
     if (o->prompt && o->lines)
         return cli_usage_error(CMD, "--lines reads its prompts from -f FILE or stdin, not -p");
+    if (o->interactive && (o->lines || o->file))
+        return cli_usage_error(CMD, "--interactive reads its messages from stdin, not --lines or -f");
     return 0;
 }
 
@@ -157,6 +165,51 @@ static const float *prefill(copse_ctx *ctx, copse_seq *seq, const int32_t *t, in
         }
     }
     return copse_get_logits(ctx, k - 1);
+}
+
+/*
+** Sample after logits until an end-of-generation token (not decoded;
+** *hit_eog set), n_predict tokens or a full context, into gen: every
+** token but the last goes through a forward pass into seq; each one's
+** text streams to so when it is set. Returns the count, or -1 after
+** printing the error.
+*/
+static int generate(copse_ctx *ctx, copse_seq *seq, copse_sampler *smp, const copse_model *m,
+                    const float *logits, int n_predict, int32_t *gen, int *hit_eog, cli_utf8_out *so)
+{
+    int n_gen = 0, n_ctx = copse_ctx_n_ctx(ctx);
+    char piece[256];
+    *hit_eog = 0;
+    while (n_gen < n_predict && copse_seq_len(seq) < n_ctx) {
+        int32_t tok = copse_sample(smp, logits, copse_n_vocab(m));
+        gen[n_gen++] = tok;
+        if (copse_token_is_eog(m, tok)) {
+            *hit_eog = 1;
+            break;
+        }
+        int pl = copse_token_piece(m, tok, piece, sizeof piece);
+        if (so && pl > 0)
+            cli_utf8_put(so, piece, pl < (int)sizeof piece ? pl : (int)sizeof piece - 1);
+        if (n_gen == n_predict)
+            break; /* the last token needs no forward pass */
+        copse_error err;
+        if (copse_decode_tokens(ctx, seq, &tok, 1, 0, &err))
+            return cli_error(CMD, "%s", err.msg), -1;
+        logits = copse_get_logits(ctx, 0);
+    }
+    return n_gen;
+}
+
+/* The text of gen[0..n) (malloc'd), its length in *len; NULL after
+** printing the error. */
+static char *gen_text(const copse_model *m, const int32_t *gen, int n, size_t *len)
+{
+    int need = copse_detokenize(m, gen, n, 0, NULL, 0);
+    char *out = need >= 0 ? malloc((size_t)need + 1) : NULL;
+    if (!out)
+        return cli_error(CMD, "out of memory"), NULL;
+    *len = (size_t)copse_detokenize(m, gen, n, 0, out, need + 1);
+    return out;
 }
 
 /* The kernels the model runs on, as the timing line names them. */
@@ -430,6 +483,169 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------- --interactive */
+
+/* The messages so far (the user's and the assistant's in turn) and the
+** tokens the sequence holds. */
+typedef struct convo {
+    char   **turns;
+    int      n_turns;
+    int32_t *held;
+    int      n_held;
+} convo;
+
+/* Put the conversation (ending with the user's message) to the model:
+** render it whole, keep the tokens the sequence already holds up to the
+** first that differs (a reply's text may tokenize otherwise than it was
+** sampled), decode the rest. Returns the last token's logits, with the
+** counts reused and new in *reused, *fresh; NULL after printing the error. */
+static const float *convo_feed(convo *c, const run_opts *o, const copse_model *m, copse_ctx *ctx,
+                               copse_seq *seq, int *reused, int *fresh)
+{
+    copse_error err;
+    const char *const *turns = (const char *const *)c->turns;
+    int n = copse_chat_conversation(m, o->template_name, o->system, turns, c->n_turns, NULL, 0, &err);
+    char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (n < 0 || !text) {
+        free(text);
+        return cli_error(CMD, "%s", n < 0 ? err.msg : "out of memory"), NULL;
+    }
+    copse_chat_conversation(m, o->template_name, o->system, turns, c->n_turns, text, n + 1, NULL);
+    int32_t *tok;
+    int nt = cli_tokenize(CMD, m, text, (size_t)n, (o->no_bos ? 0 : COPSE_TOK_ADD_SPECIAL)
+                          | COPSE_TOK_PARSE_SPECIAL, &tok);
+    free(text);
+    if (nt < 0)
+        return NULL;
+    int n_ctx = copse_ctx_n_ctx(ctx), p = 0;
+    const float *logits = NULL;
+    if (nt >= n_ctx) {
+        cli_error(CMD, "the conversation has %d tokens; the context holds %d (raise --ctx)", nt, n_ctx);
+        goto out;
+    }
+    while (p < c->n_held && p < nt - 1 && c->held[p] == tok[p])
+        p++;
+    if (copse_seq_truncate(seq, p)) {
+        cli_error(CMD, "cannot roll the conversation back to %d tokens", p);
+        goto out;
+    }
+    if ((logits = prefill(ctx, seq, tok + p, nt - p))) {
+        memcpy(c->held + p, tok + p, (size_t)(nt - p) * sizeof *tok);
+        c->n_held = nt;
+        *reused = p;
+        *fresh = nt - p;
+    }
+out:
+    free(tok);
+    return logits;
+}
+
+/* The next user's message: -p's first, then each nonempty line of stdin
+** (a "> " prompt on stderr when stdin is a terminal); NULL at the end. */
+static char *next_message(const run_opts *o, int turn)
+{
+    if (turn == 0 && o->prompt)
+        return strdup(o->prompt);
+    char *line = NULL;
+    size_t cap = 0;
+    for (;;) {
+        if (isatty(STDIN_FILENO))
+            fputs("> ", stderr);
+        ssize_t n = getline(&line, &cap, stdin);
+        if (n < 0) {
+            free(line);
+            return NULL;
+        }
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (n > 0 && !memchr(line, '\0', (size_t)n))
+            return line;
+        if (n > 0)
+            cli_error(CMD, "a message with a NUL byte: left out");
+    }
+}
+
+static int run_interactive(const run_opts *o)
+{
+    copse_model *model;
+    copse_ctx *ctx;
+    if (cli_open_model(CMD, &o->m, 0, &model, &ctx))
+        return 1;
+    int n_ctx = copse_ctx_n_ctx(ctx), rc = 1;
+    convo c = { 0 };
+    copse_seq *seq = copse_seq_new(ctx);
+    copse_sampler *smp = copse_sampler_new(&o->sp);
+    int32_t *gen = malloc(((size_t)o->n_predict + 1) * sizeof *gen);
+    c.held = malloc((size_t)n_ctx * sizeof *c.held);
+    if (!seq || !smp || !gen || !c.held) {
+        cli_error(CMD, "out of memory");
+        goto done;
+    }
+    if (check_chat(o, model))
+        goto done;
+    for (char *msg; (msg = next_message(o, c.n_turns / 2)) != NULL;) {
+        char **t = realloc(c.turns, ((size_t)c.n_turns + 2) * sizeof *t);
+        if (!t) {
+            free(msg);
+            cli_error(CMD, "out of memory");
+            goto done;
+        }
+        c.turns = t;
+        c.turns[c.n_turns++] = msg;
+        int reused, fresh, hit_eog;
+        double t0 = cli_now();
+        const float *logits = convo_feed(&c, o, model, ctx, seq, &reused, &fresh);
+        if (!logits)
+            goto done;
+        double t1 = cli_now();
+        cli_utf8_out so = { .f = stdout };
+        int before = copse_seq_len(seq);
+        int n_gen = generate(ctx, seq, smp, model, logits, (int)o->n_predict, gen, &hit_eog,
+                             o->json ? NULL : &so);
+        if (n_gen < 0)
+            goto done;
+        double t2 = cli_now();
+        /* the sequence holds the sampled tokens that went through a forward pass */
+        memcpy(c.held + c.n_held, gen, (size_t)(copse_seq_len(seq) - before) * sizeof *gen);
+        c.n_held = copse_seq_len(seq);
+        size_t len;
+        char *reply = gen_text(model, gen, n_gen - hit_eog, &len);
+        if (!reply)
+            goto done;
+        c.turns[c.n_turns++] = reply;
+        const char *stop = hit_eog ? "eog" : n_gen == o->n_predict ? "length" : "context";
+        if (o->json) {
+            printf("{\"user\":");
+            cli_json_str(stdout, msg, strlen(msg));
+            printf(",\"text\":");
+            cli_json_str(stdout, reply, len);
+            printf(",\"prompt_tokens\":%d,\"reused_tokens\":%d,\"generated_tokens\":%d,\"stop\":\"%s\","
+                   "\"context_tokens\":%d,\"prompt_s\":%.3f,\"gen_s\":%.3f}\n", fresh, reused, n_gen, stop,
+                   copse_seq_len(seq), t1 - t0, t2 - t1);
+        } else {
+            cli_utf8_flush(&so);
+            putchar('\n');
+            fprintf(stderr, "[%d new tokens (%d kept), %.1f tokens/s | %d generated, %.1f tokens/s%s]\n",
+                    fresh, reused, fresh / (t1 > t0 ? t1 - t0 : 1e-9), n_gen,
+                    (n_gen > 0 ? n_gen - 1 : 0) / (t2 > t1 ? t2 - t1 : 1e-9),
+                    hit_eog ? "" : n_gen == o->n_predict ? ", cut at -n" : ", the context is full");
+        }
+        fflush(stdout);
+    }
+    rc = 0;
+done:
+    for (int i = 0; i < c.n_turns; i++)
+        free(c.turns[i]);
+    free(c.turns);
+    free(c.held);
+    free(gen);
+    copse_sampler_free(smp);
+    copse_seq_free(seq);
+    copse_ctx_free(ctx);
+    copse_model_free(model);
+    return rc;
+}
+
 int cmd_run(int argc, char **argv)
 {
     run_opts o = { .n_predict = 128, .sp = copse_sampler_default_params() };
@@ -438,6 +654,8 @@ int cmd_run(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     if (o.lines)
         return run_lines(&o);
+    if (o.interactive)
+        return run_interactive(&o);
 
     double t0 = cli_now();
     copse_model *model;
@@ -483,41 +701,19 @@ int cmd_run(int argc, char **argv)
     cli_utf8_out so = { .f = stdout };
     if (!o.json && !o.chat)
         cli_utf8_put(&so, text, (int)len);
-    int n_gen = 0, hit_eog = 0;
-    char piece[256];
+    int hit_eog;
     t1 = cli_now();
-    while (n_gen < o.n_predict && copse_seq_len(seq) < n_ctx) {
-        int32_t tok = copse_sample(smp, logits, copse_n_vocab(model));
-        gen[n_gen++] = tok;
-        if (copse_token_is_eog(model, tok)) {
-            hit_eog = 1;
-            break;
-        }
-        int pl = copse_token_piece(model, tok, piece, sizeof piece);
-        if (!o.json && pl > 0)
-            cli_utf8_put(&so, piece, pl < (int)sizeof piece ? pl : (int)sizeof piece - 1);
-        if (n_gen == o.n_predict)
-            break; /* the last token needs no forward pass */
-        copse_error err;
-        if (copse_decode_tokens(ctx, seq, &tok, 1, 0, &err)) {
-            cli_error(CMD, "%s", err.msg);
-            goto done;
-        }
-        logits = copse_get_logits(ctx, 0);
-    }
+    int n_gen = generate(ctx, seq, smp, model, logits, (int)o.n_predict, gen, &hit_eog, o.json ? NULL : &so);
+    if (n_gen < 0)
+        goto done;
     double t_gen = cli_now() - t1;
     /* the forward passes made: every sampled token but the last */
     int n_eval = n_gen > 0 ? n_gen - 1 : 0;
     const char *kernels = kernels_name(model);
 
     if (o.json) {
-        int need = copse_detokenize(model, gen, n_gen - hit_eog, 0, NULL, 0);
-        out = malloc((size_t)need + 1);
-        if (!out) {
-            cli_error(CMD, "out of memory");
+        if (!(out = gen_text(model, gen, n_gen - hit_eog, &out_len)))
             goto done;
-        }
-        out_len = (size_t)copse_detokenize(model, gen, n_gen - hit_eog, 0, out, need + 1);
         printf("{\"prompt\":");
         cli_json_str(stdout, text, len);
         printf(",\"text\":");

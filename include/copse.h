@@ -215,6 +215,18 @@ int     copse_token_is_eog(const copse_model *model, int32_t token);
 int copse_chat_prompt(const copse_model *model, const char *template_name, const char *system,
                       const char *user, char *buf, int cap, copse_error *err);
 
+/*
+** The same for a conversation (copse run --interactive): turns[0..n_turns)
+** are the user's messages and the assistant's replies in turn, the first
+** and the last the user's (n_turns odd), each reply closed as the format
+** closes the assistant's turn (ChatML's <|im_end|>, Mistral's EOS, ...)
+** before the next message. copse_chat_prompt is this with one turn.
+** -COPSE_E_ARG also for an even or nonpositive count or a NULL message.
+*/
+int copse_chat_conversation(const copse_model *model, const char *template_name, const char *system,
+                            const char *const *turns, int n_turns, char *buf, int cap,
+                            copse_error *err);
+
 /* ----------------------------------------------------- contexts, sequences */
 
 typedef struct copse_ctx copse_ctx;

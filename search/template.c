@@ -18,39 +18,44 @@ static const struct chat_style {
     const char *system_open, *system_close;
     const char *user_open, *user_open_after_system, *user_close;
     const char *reply;           /* opens the assistant's turn */
-    const char *prefix_sep;      /* goes before a non-empty assistant prefix */
+    const char *prefix_sep;      /* goes before a non-empty reply or assistant prefix */
+    const char *reply_close;     /* ends a reply, before the next user turn */
 } styles[CHAT_N_FORMATS] = {
     [CHAT_COPSE_MATH] = { "copse-math", "plain", "", "\n\n",
-                          "Question: ", "Question: ", "\nAnswer:\n", "", "" },
+                          "Question: ", "Question: ", "\nAnswer:\n", "", "", "\n\n" },
     [CHAT_CHATML]     = { "chatml", "qwen", "<|im_start|>system\n", "<|im_end|>\n",
                           "<|im_start|>user\n", "<|im_start|>user\n", "<|im_end|>\n",
-                          "<|im_start|>assistant\n", "" },
+                          "<|im_start|>assistant\n", "", "<|im_end|>\n" },
     [CHAT_LLAMA3]     = { "llama3", "llama-3", "<|start_header_id|>system<|end_header_id|>\n\n", "<|eot_id|>",
                           "<|start_header_id|>user<|end_header_id|>\n\n",
                           "<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>",
-                          "<|start_header_id|>assistant<|end_header_id|>\n\n", "" },
-    /* the system message sits inside the first [INST]; the reply follows a space */
+                          "<|start_header_id|>assistant<|end_header_id|>\n\n", "", "<|eot_id|>" },
+    /* the system message sits inside the first [INST]; the reply follows a
+    ** space, and ends with a space, EOS and BOS, as Meta's format has it */
     [CHAT_LLAMA2]     = { "llama2", "llama-2", "[INST] <<SYS>>\n", "\n<</SYS>>\n\n",
-                          "[INST] ", "", " [/INST]", "", " " },
+                          "[INST] ", "", " [/INST]", "", " ", " </s><s>" },
     [CHAT_PHI3]       = { "phi3", "phi-3", "<|system|>\n", "<|end|>\n",
-                          "<|user|>\n", "<|user|>\n", "<|end|>\n", "<|assistant|>\n", "" },
+                          "<|user|>\n", "<|user|>\n", "<|end|>\n", "<|assistant|>\n", "", "<|end|>\n" },
     /* the system message opens the first user turn */
     [CHAT_GEMMA]      = { "gemma", "gemma3", "<start_of_turn>user\n", "\n\n",
-                          "<start_of_turn>user\n", "", "<end_of_turn>\n", "<start_of_turn>model\n", "" },
+                          "<start_of_turn>user\n", "", "<end_of_turn>\n", "<start_of_turn>model\n", "",
+                          "<end_of_turn>\n" },
     [CHAT_GRANITE]    = { "granite", "granite3", "<|start_of_role|>system<|end_of_role|>", "<|end_of_text|>\n",
                           "<|start_of_role|>user<|end_of_role|>", "<|start_of_role|>user<|end_of_role|>",
-                          "<|end_of_text|>\n", "<|start_of_role|>assistant<|end_of_role|>", "" },
+                          "<|end_of_text|>\n", "<|start_of_role|>assistant<|end_of_role|>", "",
+                          "<|end_of_text|>\n" },
     /* Mistral's: the system message opens the first [INST] (v7: a turn of
     ** its own); the reply follows a space where the tokenizer's templates
-    ** put one */
-    [CHAT_MISTRAL]    = { "mistral", "mistral-v0", "[INST] ", "\n", "[INST] ", "", " [/INST]", "", "" },
-    [CHAT_MISTRAL_V1] = { "mistral-v1", NULL, " [INST] ", "\n\n", " [INST] ", "", " [/INST]", "", " " },
-    [CHAT_MISTRAL_V3] = { "mistral-v3", NULL, "[INST] ", "\n\n", "[INST] ", "", "[/INST]", "", " " },
-    [CHAT_MISTRAL_V3_TEKKEN] = { "mistral-v3-tekken", NULL, "[INST]", "\n\n", "[INST]", "", "[/INST]", "", "" },
+    ** put one, and ends with EOS */
+    [CHAT_MISTRAL]    = { "mistral", "mistral-v0", "[INST] ", "\n", "[INST] ", "", " [/INST]", "", "", "</s>" },
+    [CHAT_MISTRAL_V1] = { "mistral-v1", NULL, " [INST] ", "\n\n", " [INST] ", "", " [/INST]", "", " ", "</s>" },
+    [CHAT_MISTRAL_V3] = { "mistral-v3", NULL, "[INST] ", "\n\n", "[INST] ", "", "[/INST]", "", " ", "</s>" },
+    [CHAT_MISTRAL_V3_TEKKEN] = { "mistral-v3-tekken", NULL, "[INST]", "\n\n", "[INST]", "", "[/INST]", "", "",
+                                 "</s>" },
     [CHAT_MISTRAL_V7] = { "mistral-v7", NULL, "[SYSTEM_PROMPT] ", "[/SYSTEM_PROMPT]", "[INST] ", "[INST] ",
-                          "[/INST]", "", " " },
+                          "[/INST]", "", " ", "</s>" },
     [CHAT_MISTRAL_V7_TEKKEN] = { "mistral-v7-tekken", NULL, "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[INST]",
-                                 "[INST]", "[/INST]", "", "" },
+                                 "[INST]", "[/INST]", "", "", "</s>" },
 };
 
 /* What a template must contain to be of a family, and what rules it out
@@ -188,47 +193,87 @@ int chat_format_for_gguf(const gguf_file *g, const char *name, chat_format *out,
     return COPSE_OK;
 }
 
-int chat_render(chat_format f, const char *system, const char *user,
-                const char *prefix, char **out, copse_error *err)
+/* The strings of turn i of n (the user's when i is even), in order, into
+** part[]: their count. */
+static int turn_parts(const struct chat_style *st, const char *system, const char *const *turns, int i,
+                      int n, const char *prefix, const char *part[9])
+{
+    int k = 0, has_system = system && *system;
+    if (i % 2) {
+        part[k++] = st->reply;
+        part[k++] = *turns[i] ? st->prefix_sep : "";
+        part[k++] = turns[i];
+        part[k++] = st->reply_close;
+        return k;
+    }
+    if (i == 0 && has_system) {
+        part[k++] = st->system_open;
+        part[k++] = system;
+        part[k++] = st->system_close;
+    }
+    part[k++] = i == 0 && has_system ? st->user_open_after_system : st->user_open;
+    part[k++] = turns[i];
+    part[k++] = st->user_close;
+    if (i == n - 1) {
+        part[k++] = st->reply;
+        part[k++] = prefix && *prefix ? st->prefix_sep : "";
+        part[k++] = prefix ? prefix : "";
+    }
+    return k;
+}
+
+int chat_render_turns(chat_format f, const char *system, const char *const *turns, int n_turns,
+                      const char *prefix, char **out, copse_error *err)
 {
     *out = NULL;
     copse_error_clear(err);
     if ((unsigned)f >= CHAT_N_FORMATS)
         return copse_fail(err, COPSE_E_ARG, "chat_render: unknown format %d", (int)f);
-    if (!user)
-        return copse_fail(err, COPSE_E_ARG, "chat_render: no user message");
+    if (!turns || n_turns < 1 || n_turns % 2 == 0)
+        return copse_fail(err, COPSE_E_ARG, "chat_render: %d messages, not the user's and the "
+                          "assistant's in turn ending with the user's", n_turns);
+    for (int i = 0; i < n_turns; i++)
+        if (!turns[i])
+            return copse_fail(err, COPSE_E_ARG, "chat_render: no %s message at turn %d",
+                              i % 2 ? "assistant" : "user", i);
     const struct chat_style *st = &styles[f];
-    int has_system = system && *system, has_prefix = prefix && *prefix;
-    const char *parts[] = {
-        has_system ? st->system_open : "", has_system ? system : "", has_system ? st->system_close : "",
-        has_system ? st->user_open_after_system : st->user_open, user, st->user_close,
-        st->reply, has_prefix ? st->prefix_sep : "", has_prefix ? prefix : "",
-    };
-    enum { N_PARTS = sizeof parts / sizeof parts[0] };
-    size_t len[N_PARTS], total = 0;
-    for (int i = 0; i < N_PARTS; i++)
-        total += len[i] = strlen(parts[i]);
+    const char *part[9];
+    size_t total = 0;
+    for (int i = 0; i < n_turns; i++)
+        for (int k = 0, n = turn_parts(st, system, turns, i, n_turns, prefix, part); k < n; k++)
+            total += strlen(part[k]);
     char *s = malloc(total + 1);
     if (!s)
         return copse_fail(err, COPSE_E_NOMEM, "chat_render: out of memory for %zu bytes", total + 1);
     size_t o = 0;
-    for (int i = 0; i < N_PARTS; o += len[i++])
-        memcpy(s + o, parts[i], len[i]);
+    for (int i = 0; i < n_turns; i++)
+        for (int k = 0, n = turn_parts(st, system, turns, i, n_turns, prefix, part); k < n; k++) {
+            size_t len = strlen(part[k]);
+            memcpy(s + o, part[k], len);
+            o += len;
+        }
     s[total] = '\0';
     *out = s;
     return COPSE_OK;
 }
 
-int copse_chat_prompt(const copse_model *model, const char *template_name, const char *system,
-                      const char *user, char *buf, int cap, copse_error *err)
+int chat_render(chat_format f, const char *system, const char *user,
+                const char *prefix, char **out, copse_error *err)
+{
+    return chat_render_turns(f, system, &user, 1, prefix, out, err);
+}
+
+int copse_chat_conversation(const copse_model *model, const char *template_name, const char *system,
+                            const char *const *turns, int n_turns, char *buf, int cap,
+                            copse_error *err)
 {
     chat_format f;
     char *s;
-    if (!model || !user || cap < 0 || (cap && !buf))
-        return -copse_fail(err, COPSE_E_ARG, "copse_chat_prompt: a model, a user message and "
+    if (!model || !turns || cap < 0 || (cap && !buf))
+        return -copse_fail(err, COPSE_E_ARG, "copse_chat_conversation: a model, messages and "
                            "a buffer of cap >= 0 bytes");
     int rc = chat_format_for_gguf(model_gguf(model), template_name, &f, err);
-    if (rc || (rc = chat_render(f, system, user, NULL, &s, err)))
+    if (rc || (rc = chat_render_turns(f, system, turns, n_turns, NULL, &s, err)))
         return -rc;
     size_t n = strlen(s);
     if (n > INT_MAX) {
@@ -239,4 +284,13 @@ int copse_chat_prompt(const copse_model *model, const char *template_name, const
         memcpy(buf, s, n < (size_t)cap ? n + 1 : (size_t)cap);
     free(s);
     return (int)n;
+}
+
+int copse_chat_prompt(const copse_model *model, const char *template_name, const char *system,
+                      const char *user, char *buf, int cap, copse_error *err)
+{
+    if (!user)
+        return -copse_fail(err, COPSE_E_ARG, "copse_chat_prompt: a model, a user message and "
+                           "a buffer of cap >= 0 bytes");
+    return copse_chat_conversation(model, template_name, system, &user, 1, buf, cap, err);
 }

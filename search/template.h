@@ -79,4 +79,15 @@ int chat_format_for_gguf(const gguf_file *g, const char *name, chat_format *out,
 int chat_render(chat_format f, const char *system, const char *user,
                 const char *prefix, char **out, copse_error *err);
 
+/*
+** The same for a conversation: turns[0..n_turns) are the user's messages
+** and the assistant's replies in turn, the first and the last the user's
+** (n_turns odd); each reply is closed as the format closes a turn of the
+** assistant (ChatML's <|im_end|>, Mistral's EOS, ...) before the next
+** user's message. With one turn it is chat_render. COPSE_E_ARG for an
+** even or nonpositive count or a NULL message.
+*/
+int chat_render_turns(chat_format f, const char *system, const char *const *turns, int n_turns,
+                      const char *prefix, char **out, copse_error *err);
+
 #endif

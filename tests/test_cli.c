@@ -12,6 +12,7 @@
 #include "testutil.h"
 #include "copse.h"
 #include "../cli/jsonl.h"
+#include "../cli/cli.h"
 
 #define MODEL "tests/data/models/tiny-llama.gguf"
 
@@ -36,9 +37,9 @@ static int greedy(const char *prompt, unsigned flags, int n_predict, int32_t *ge
 {
     copse_ctx *ctx;
     copse_model *m = load(&ctx);
-    int32_t tok[64];
-    int n = copse_tokenize(m, prompt, strlen(prompt), flags, tok, 64);
-    ck_assert(n > 0 && n < 64);
+    int32_t tok[256];
+    int n = copse_tokenize(m, prompt, strlen(prompt), flags, tok, 256);
+    ck_assert(n > 0 && n < 256);
     copse_seq *s = copse_seq_new(ctx);
     copse_error e;
     ck_assert_int_eq(copse_decode_tokens(ctx, s, tok, n, 0, &e), COPSE_OK);
@@ -119,6 +120,84 @@ static int split_lines(char *out, char **line, int max)
     }
     return n;
 }
+
+/* --interactive: each reply is the library's greedy one for the whole
+** conversation so far, rendered by copse_chat_conversation (the earlier
+** replies as the command gave them), though the command reads only what
+** each turn adds; as JSON Lines and as streamed text. */
+START_TEST(run_interactive)
+{
+    const char *copse = tu_copse_bin("run_interactive");
+    if (!copse)
+        return;
+    /* Llama 2's reply follows a space the model did not write: the reply's tokens are read again */
+    static const char *const opts[3] = { "-i", "--template chatml -i", "--template llama2 -i" };
+    static const char *const names[3] = { NULL, "chatml", "llama2" };
+    for (int k = 0; k < 3; k++) {
+        char cmd[2048], out[8192], *line[4], want[2][1024], text[4096];
+        PRINT(cmd, "printf 'hi\\n\\nok\\n' | '%s' run -m " MODEL " %s -n 4 --temp 0 -t 1 --json",
+              copse, opts[k]);
+        ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+        ck_assert_int_eq(split_lines(out, line, 4), 2);   /* the blank line is no message */
+        const char *turns[3] = { "hi", want[0], "ok" };
+        int32_t held[2][256];   /* the tokens each turn leaves in the sequence */
+        int n_held[2];
+        for (int t = 0; t < 2; t++) {
+            copse_model *m;
+            copse_error e;
+            char chat[1024];
+            ck_assert_int_eq(copse_model_load(MODEL, NULL, &m, &e), COPSE_OK);
+            int cn = copse_chat_conversation(m, names[k], NULL, turns, 2 * t + 1, chat, sizeof chat, &e);
+            ck_assert_msg(cn > 8 && cn < (int)sizeof chat, "%d: %s", cn, e.msg);
+            int nt = copse_tokenize(m, chat, (size_t)cn, COPSE_TOK_ADD_SPECIAL | COPSE_TOK_PARSE_SPECIAL,
+                                    held[t], 256);
+            copse_model_free(m);
+            int32_t gen[4];
+            int n = greedy(chat, COPSE_TOK_ADD_SPECIAL | COPSE_TOK_PARSE_SPECIAL, 4, gen);
+            /* what the turn reads: all but the tokens the sequence holds up to the first
+               that differs (the last always read, for its logits) */
+            int p = 0;
+            while (t && p < n_held[0] && p < nt - 1 && held[0][p] == held[1][p])
+                p++;
+            ck_assert_int_eq(atoi(json_field(line[t], "reused_tokens")), p);
+            ck_assert_int_eq(atoi(json_field(line[t], "prompt_tokens")), nt - p);
+            /* and holds after it: with every sampled token but the last */
+            memcpy(held[t] + nt, gen, (size_t)(n - 1) * sizeof *gen);
+            n_held[t] = nt + n - 1;
+            ck_assert_int_eq(atoi(json_field(line[t], "context_tokens")), n_held[t]);
+            int len = greedy_text(gen, n, want[t], sizeof want[t]);
+            /* as JSON writes it (the random model's bytes need not be UTF-8) */
+            FILE *f = fmemopen(text, sizeof text, "w");
+            cli_json_str(f, want[t], (size_t)len);
+            fclose(f);
+            const char *got = json_field(line[t], "text");
+            ck_assert_msg(!strncmp(got, text, strlen(text)) && got[strlen(text)] == ',',
+                          "turn %d: %s, the library %s", t, got, text);
+            ck_assert_int_eq(atoi(json_field(line[t], "generated_tokens")), n);
+        }
+        /* the second turn reads on from the first: its prompt at least is kept */
+        ck_assert_int_ge(atoi(json_field(line[1], "reused_tokens")), atoi(json_field(line[0], "prompt_tokens")));
+        char shown[2][1024];   /* the replies as the JSON shows them: stray bytes as U+FFFD, as streamed */
+        for (int t = 0; t < 2; t++)
+            json_unescape(json_field(line[t], "text"), shown[t], sizeof shown[t]);
+        PRINT(cmd, "printf 'hi\\nok\\n' | '%s' run -m " MODEL " %s -n 4 --temp 0 -t 1 2>/dev/null",
+              copse, opts[k]);
+        ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+        char both[2100];
+        PRINT(both, "%s\n%s\n", shown[0], shown[1]);
+        ck_assert_str_eq(out, both);
+    }
+    char cmd[2048], out[4096];
+    PRINT(cmd, "'%s' run -m " MODEL " -i --lines 2>&1", copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "--interactive reads its messages from stdin"), "%s", out);
+    /* a conversation the context cannot hold: said, exit 1 */
+    PRINT(cmd, "printf 'hi\\nok\\n' | '%s' run -m " MODEL " -i -n 6 --temp 0 -t 1 --ctx 24 2>&1 >/dev/null",
+          copse);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "the context holds 24 (raise --ctx)"), "%s", out);
+}
+END_TEST
 
 START_TEST(run_greedy_json)
 {
@@ -682,6 +761,7 @@ Suite *copse_suite_cli(void)
     tcase_add_test(tc, run_greedy_json);
     tcase_add_test(tc, run_errors);
     tcase_add_test(tc, run_chat);
+    tcase_add_test(tc, run_interactive);
     tcase_add_test(tc, info_describes_model);
     tcase_add_test(tc, run_kv_options);
     tcase_add_test(tc, kv_options_every_command);

@@ -88,13 +88,82 @@ START_TEST(render_families)
 }
 END_TEST
 
+/* A conversation: each reply closed as the format closes the assistant's
+** turn (the formats llama.cpp also renders: as it renders them, but for
+** Llama 2's spaces, EOS and BOS, which are Meta's) */
+static const char *const conversation[] = { "Hello", "Hi there", "Who are you?" };
+static const char *const rendered_turns[CHAT_N_FORMATS] = {
+    [CHAT_COPSE_MATH] = "Be brief.\n\nQuestion: Hello\nAnswer:\nHi there\n\nQuestion: Who are you?\nAnswer:\n",
+    [CHAT_CHATML] = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello<|im_end|>\n"
+                    "<|im_start|>assistant\nHi there<|im_end|>\n<|im_start|>user\nWho are you?<|im_end|>\n"
+                    "<|im_start|>assistant\n",
+    [CHAT_LLAMA3] = "<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+                    "<|start_header_id|>user<|end_header_id|>\n\nHello<|eot_id|>"
+                    "<|start_header_id|>assistant<|end_header_id|>\n\nHi there<|eot_id|>"
+                    "<|start_header_id|>user<|end_header_id|>\n\nWho are you?<|eot_id|>"
+                    "<|start_header_id|>assistant<|end_header_id|>\n\n",
+    [CHAT_LLAMA2] = "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHello [/INST] Hi there </s><s>[INST] Who are you? [/INST]",
+    [CHAT_PHI3] = "<|system|>\nBe brief.<|end|>\n<|user|>\nHello<|end|>\n<|assistant|>\nHi there<|end|>\n"
+                  "<|user|>\nWho are you?<|end|>\n<|assistant|>\n",
+    [CHAT_GEMMA] = "<start_of_turn>user\nBe brief.\n\nHello<end_of_turn>\n<start_of_turn>model\nHi there<end_of_turn>\n"
+                   "<start_of_turn>user\nWho are you?<end_of_turn>\n<start_of_turn>model\n",
+    [CHAT_GRANITE] = "<|start_of_role|>system<|end_of_role|>Be brief.<|end_of_text|>\n"
+                     "<|start_of_role|>user<|end_of_role|>Hello<|end_of_text|>\n"
+                     "<|start_of_role|>assistant<|end_of_role|>Hi there<|end_of_text|>\n"
+                     "<|start_of_role|>user<|end_of_role|>Who are you?<|end_of_text|>\n"
+                     "<|start_of_role|>assistant<|end_of_role|>",
+    [CHAT_MISTRAL] = "[INST] Be brief.\nHello [/INST]Hi there</s>[INST] Who are you? [/INST]",
+    [CHAT_MISTRAL_V1] = " [INST] Be brief.\n\nHello [/INST] Hi there</s> [INST] Who are you? [/INST]",
+    [CHAT_MISTRAL_V3] = "[INST] Be brief.\n\nHello[/INST] Hi there</s>[INST] Who are you?[/INST]",
+    [CHAT_MISTRAL_V3_TEKKEN] = "[INST]Be brief.\n\nHello[/INST]Hi there</s>[INST]Who are you?[/INST]",
+    [CHAT_MISTRAL_V7] = "[SYSTEM_PROMPT] Be brief.[/SYSTEM_PROMPT][INST] Hello[/INST] Hi there</s>[INST] Who are you?[/INST]",
+    [CHAT_MISTRAL_V7_TEKKEN] = "[SYSTEM_PROMPT]Be brief.[/SYSTEM_PROMPT][INST]Hello[/INST]Hi there</s>[INST]Who are you?[/INST]",
+};
+
+START_TEST(render_conversation)
+{
+    char *out;
+    copse_error e;
+    ck_assert_int_eq(chat_render_turns((chat_format)_i, "Be brief.", conversation, 3, NULL, &out, &e), COPSE_OK);
+    ck_assert_str_eq(out, rendered_turns[_i]);
+    free(out);
+    /* one turn is chat_render's prompt; an assistant prefix goes after the last opening */
+    char *one;
+    ck_assert_int_eq(chat_render_turns((chat_format)_i, NULL, conversation, 1, "So", &out, &e), COPSE_OK);
+    ck_assert_int_eq(chat_render((chat_format)_i, NULL, "Hello", "So", &one, &e), COPSE_OK);
+    ck_assert_str_eq(out, one);
+    free(out);
+    free(one);
+}
+END_TEST
+
+START_TEST(render_conversation_errors)
+{
+    char *out = (char *)"unset";
+    copse_error e;
+    const char *const bad[] = { "Hello", NULL, "again" };
+    ck_assert_int_eq(chat_render_turns(CHAT_CHATML, NULL, conversation, 2, NULL, &out, &e), COPSE_E_ARG);
+    ck_assert_ptr_null(out);
+    ck_assert_str_eq(e.msg, "chat_render: 2 messages, not the user's and the assistant's in turn ending with the user's");
+    ck_assert_int_eq(chat_render_turns(CHAT_CHATML, NULL, conversation, 0, NULL, &out, &e), COPSE_E_ARG);
+    ck_assert_int_eq(chat_render_turns(CHAT_CHATML, NULL, NULL, 1, NULL, &out, &e), COPSE_E_ARG);
+    ck_assert_int_eq(chat_render_turns(CHAT_CHATML, NULL, bad, 3, NULL, &out, &e), COPSE_E_ARG);
+    ck_assert_str_eq(e.msg, "chat_render: no assistant message at turn 1");
+    /* an empty reply: no space before it */
+    const char *const empty[] = { "Hello", "", "again" };
+    ck_assert_int_eq(chat_render_turns(CHAT_MISTRAL_V3, NULL, empty, 3, NULL, &out, &e), COPSE_OK);
+    ck_assert_str_eq(out, "[INST] Hello[/INST]</s>[INST] again[/INST]");
+    free(out);
+}
+END_TEST
+
 START_TEST(render_errors)
 {
     char *out = (char *)"unset";
     copse_error e;
     ck_assert_int_eq(chat_render(CHAT_CHATML, "sys", NULL, NULL, &out, &e), COPSE_E_ARG);
     ck_assert_ptr_null(out);
-    ck_assert_str_eq(e.msg, "chat_render: no user message");
+    ck_assert_str_eq(e.msg, "chat_render: no user message at turn 0");
     ck_assert_int_eq(chat_render((chat_format)CHAT_N_FORMATS, NULL, "q", NULL, &out, &e), COPSE_E_ARG);
     ck_assert_str_eq(e.msg, "chat_render: unknown format 13");
     ck_assert_int_eq(chat_render((chat_format)-1, NULL, "q", NULL, &out, NULL), COPSE_E_ARG);
@@ -354,6 +423,8 @@ Suite *copse_suite_template(void)
     TCase *tc = tcase_create("template");
     tcase_add_test(tc, render_copse_math);
     tcase_add_loop_test(tc, render_families, 0, N_OF(renders));
+    tcase_add_loop_test(tc, render_conversation, 0, CHAT_N_FORMATS);
+    tcase_add_test(tc, render_conversation_errors);
     tcase_add_test(tc, render_errors);
     tcase_add_test(tc, format_names);
     tcase_add_test(tc, detect);
