@@ -413,6 +413,14 @@ START_TEST(public_prompt)
     ck_assert_int_eq(copse_chat_prompt(m, NULL, NULL, NULL, buf, sizeof buf, &e), -COPSE_E_ARG);
     ck_assert_int_eq(copse_chat_prompt(m, NULL, NULL, "hi", NULL, 4, &e), -COPSE_E_ARG);
     ck_assert_int_eq(copse_chat_prompt(NULL, NULL, NULL, "hi", buf, sizeof buf, &e), -COPSE_E_ARG);
+    /* a conversation: as chat_render_turns renders it; an even count or no messages refused */
+    ck_assert_int_eq(chat_render_turns(CHAT_MISTRAL_V3, "Be brief.", conversation, 3, NULL, &want, &e), COPSE_OK);
+    ck_assert_int_eq(copse_chat_conversation(m, "mistral-v3", "Be brief.", conversation, 3, buf, sizeof buf, &e),
+                     (int)strlen(want));
+    ck_assert_str_eq(buf, want);
+    free(want);
+    ck_assert_int_eq(copse_chat_conversation(m, NULL, NULL, conversation, 2, buf, sizeof buf, &e), -COPSE_E_ARG);
+    ck_assert_int_eq(copse_chat_conversation(m, NULL, NULL, NULL, 1, buf, sizeof buf, &e), -COPSE_E_ARG);
     copse_model_free(m);
 }
 END_TEST
