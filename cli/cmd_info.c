@@ -1,7 +1,8 @@
 /*
 ** copse info: what a GGUF file holds and what loading it costs, before a
-** user runs it: architecture, shape, the tensors' types, and the memory
-** and time the weights take as copse loads them.
+** user runs it: architecture, shape, the tensors' types, the chat format
+** copse puts messages in, and the memory and time the weights take as
+** copse loads them.
 */
 #include <math.h>
 #include <stdlib.h>
@@ -14,7 +15,8 @@ static void help(void)
 {
     printf("usage: copse info -m MODEL.gguf [options]\n\n"
            "Load a model and describe it: architecture, shape, the file's tensor types,\n"
-           "and the memory and time its weights take as loaded.\n\n"
+           "the chat format copse recognizes, and the memory and time its weights take\n"
+           "as loaded.\n\n"
            "  -m, --model FILE   GGUF model file (required)\n"
            "  --weights W        auto (default), int8 or f32 (reference): the path to measure\n"
            "  --json             one JSON object instead of the table\n"
@@ -23,7 +25,7 @@ static void help(void)
 
 static double mib(uint64_t bytes) { return (double)bytes / (1 << 20); }
 
-static void print_table(const char *path, const copse_model_info *in, double load_s)
+static void print_table(const char *path, const copse_model_info *in, const char *chat, double load_s)
 {
     printf("file        %s (%.1f MiB)\n", path, mib(in->file_bytes));
     printf("model       %s \"%s\", %.1f M parameters\n", in->arch, in->name, (double)in->n_params / 1e6);
@@ -42,6 +44,7 @@ static void print_table(const char *path, const copse_model_info *in, double loa
         printf("soft caps   scores %g, logits %g (0: none)\n", (double)in->attn_softcap, (double)in->final_softcap);
     printf("output      %s\n", in->tied_output ? "tied to the token embedding" : "its own matrix");
     printf("tensors     %s\n", in->tensor_types);
+    printf("chat        %s\n", chat);
     printf("weights     %s%s%s", in->isa ? "int8 (" : "f32", in->isa ? in->isa : "", in->isa ? ")" : "");
     const int kept[] = { in->n_matrices_2bit, in->n_matrices_3bit, in->n_matrices_4bit,
                          in->n_matrices_5bit, in->n_matrices_6bit };   /* of 2 + i bits */
@@ -76,7 +79,7 @@ static void print_types_json(const char *s)
     putchar('}');
 }
 
-static void print_json(const char *path, const copse_model_info *in, double load_s)
+static void print_json(const char *path, const copse_model_info *in, const char *chat, double load_s)
 {
     printf("{\"file\": ");
     cli_json_str(stdout, path, strlen(path));
@@ -95,6 +98,11 @@ static void print_json(const char *path, const copse_model_info *in, double load
            (double)in->embd_scale, (double)in->residual_scale, (double)in->logit_scale,
            in->tied_output ? "true" : "false");
     print_types_json(in->tensor_types);
+    printf(", \"chat_format\": ");
+    if (chat)
+        cli_json_str(stdout, chat, strlen(chat));
+    else
+        printf("null");
     printf(", \"weights\": \"%s\", \"isa\": ", in->isa ? "int8" : "f32");
     if (in->isa)
         cli_json_str(stdout, in->isa, strlen(in->isa));
@@ -137,10 +145,12 @@ int cmd_info(int argc, char **argv)
     double load_s = cli_now() - t0;
     copse_model_info in;
     copse_model_get_info(model, &in);
+    copse_error err;
+    const char *chat = copse_chat_format(model, &err);   /* NULL: the table says why */
     if (json)
-        print_json(mo.model, &in, load_s);
+        print_json(mo.model, &in, chat, load_s);
     else
-        print_table(mo.model, &in, load_s);
+        print_table(mo.model, &in, chat ? chat : err.msg, load_s);
     copse_model_free(model);
     return 0;
 }

@@ -227,6 +227,16 @@ int copse_chat_conversation(const copse_model *model, const char *template_name,
                             const char *const *turns, int n_turns, char *buf, int cap,
                             copse_error *err);
 
+/*
+** The name of the format copse_chat_prompt puts model's messages in when
+** no template is named, as template_name spells it ("chatml",
+** "mistral-v3", ...; "copse-math" for copse's own models and files with
+** no chat template). NULL, with err filled as copse_chat_prompt fills it,
+** when the file's tokenizer.chat_template is of no family copse knows or
+** its keys are not strings.
+*/
+const char *copse_chat_format(const copse_model *model, copse_error *err);
+
 /* ----------------------------------------------------- contexts, sequences */
 
 typedef struct copse_ctx copse_ctx;

@@ -286,6 +286,16 @@ int copse_chat_conversation(const copse_model *model, const char *template_name,
     return (int)n;
 }
 
+const char *copse_chat_format(const copse_model *model, copse_error *err)
+{
+    chat_format f;
+    if (!model) {
+        copse_fail(err, COPSE_E_ARG, "copse_chat_format: no model");
+        return NULL;
+    }
+    return chat_format_for_gguf(model_gguf(model), NULL, &f, err) ? NULL : chat_format_name(f);
+}
+
 int copse_chat_prompt(const copse_model *model, const char *template_name, const char *system,
                       const char *user, char *buf, int cap, copse_error *err)
 {

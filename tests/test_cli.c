@@ -125,6 +125,36 @@ static int split_lines(char *out, char **line, int max)
 ** conversation so far, rendered by copse_chat_conversation (the earlier
 ** replies as the command gave them), though the command reads only what
 ** each turn adds; as JSON Lines and as streamed text. */
+/* copse info names the chat format the file's template is written for
+** (here a Mistral v7 template, written for the test), or says that it is
+** of no family copse knows (JSON: null); either way the model is described. */
+START_TEST(info_chat_format)
+{
+    const char *copse = tu_copse_bin("info_chat_format");
+    if (!copse)
+        return;
+    static const char *const tmpl[2] = {
+        "{{ '[SYSTEM_PROMPT] ' + message['content'] + '[/SYSTEM_PROMPT]' }}{{ '[INST] ' + message['content'] + '[/INST]' }}",
+        "{{ '<|User|>' + message['content'] }}",
+    };
+    for (int k = 0; k < 2; k++) {
+        char path[512], cmd[2048], out[8192];
+        PRINT(path, "%s/cli-chat-%d.gguf", tu_build_dir(), k);
+        PRINT(cmd, "'%s/bin/mkmodel' --preset tiny-llama --type f32 --chat-template \"%s\" -o '%s' 2>&1",
+              tu_build_dir(), tmpl[k], path);
+        ck_assert_msg(tu_run(cmd, out, sizeof out) == 0, "mkmodel: %s", out);
+        PRINT(cmd, "'%s' info -m '%s' 2>&1", copse, path);
+        ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+        ck_assert_msg(strstr(out, k ? "tokenizer.chat_template (\"{{ '<|User|>' + message['content'] }}...\") is of "
+                                      "no family copse knows; name one (copse-math, chatml,"
+                                    : "\nchat        mistral-v7\n"), "%s", out);
+        PRINT(cmd, "'%s' info -m '%s' --json 2>&1", copse, path);
+        ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+        ck_assert_msg(strstr(out, k ? "\"chat_format\": null," : "\"chat_format\": \"mistral-v7\","), "%s", out);
+    }
+}
+END_TEST
+
 START_TEST(run_interactive)
 {
     const char *copse = tu_copse_bin("run_interactive");
@@ -292,7 +322,8 @@ START_TEST(info_describes_model)
     snprintf(cmd, sizeof cmd, "'%s' info -m tests/data/models/tiny-llama-blocks.gguf 2>&1", copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "tensors     F32 5, Q4_0 2, Q4_1 2, Q5_0 2, Q5_1 2, Q2_K 2, Q3_K 1, Q4_K 1, Q5_K 1, "
-                              "Q6_K 1, IQ4_NL 1, IQ4_XS 1\n") && strstr(out, "llama \"copse-random-tiny-llama\"")
+                              "Q6_K 1, IQ4_NL 1, IQ4_XS 1\nchat        copse-math\n")
+                  && strstr(out, "llama \"copse-random-tiny-llama\"")
                   && strstr(out, ", of the 15 matrices 2 2-bit, 1 3-bit, 6 4-bit, 5 5-bit and 1 6-bit as in the file: 0.5 MiB"), "%s", out);
     snprintf(cmd, sizeof cmd, "'%s' info -m tests/data/models/tiny-llama-blocks.gguf --json 2>&1", copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
@@ -319,6 +350,7 @@ START_TEST(info_describes_model)
              "\"matrices_4bit\": 6, \"matrices_5bit\": 5, \"matrices_6bit\": 1, \"weight_bytes\": %ld,",
              bytes);
     ck_assert_msg(strstr(out, "\"tensor_types\": {\"F32\": 5, \"Q4_0\": 2,") && strstr(out, want) &&
+                  strstr(out, "}, \"chat_format\": \"copse-math\", \"weights\"") &&
                   strstr(out, "\"n_head_kv\": 2,") && strstr(out, "\"weights\": \"int8\"") &&
                   strstr(out, "\"n_local_layers\": 0, \"sliding_window\": 0,"), "%s (want %s)", out, want);
     /* --weights int8: every matrix in blocks of 34 */
@@ -762,6 +794,7 @@ Suite *copse_suite_cli(void)
     tcase_add_test(tc, run_errors);
     tcase_add_test(tc, run_chat);
     tcase_add_test(tc, run_interactive);
+    tcase_add_test(tc, info_chat_format);
     tcase_add_test(tc, info_describes_model);
     tcase_add_test(tc, run_kv_options);
     tcase_add_test(tc, kv_options_every_command);

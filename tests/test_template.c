@@ -421,6 +421,10 @@ START_TEST(public_prompt)
     free(want);
     ck_assert_int_eq(copse_chat_conversation(m, NULL, NULL, conversation, 2, buf, sizeof buf, &e), -COPSE_E_ARG);
     ck_assert_int_eq(copse_chat_conversation(m, NULL, NULL, NULL, 1, buf, sizeof buf, &e), -COPSE_E_ARG);
+    /* the format's name: copse-math's for a file without a template */
+    ck_assert_str_eq(copse_chat_format(m, &e), "copse-math");
+    ck_assert_ptr_null(copse_chat_format(NULL, &e));
+    ck_assert_str_eq(e.msg, "copse_chat_format: no model");
     copse_model_free(m);
 }
 END_TEST

@@ -580,15 +580,17 @@ static int vocab_file_tokens(const char *path)
     return n;
 }
 
-/* Every tokenizer.* key of a file vocab_file_tokens accepted. */
-static int add_file_tokenizer(gguf_writer *w, const char *path, int n_vocab)
+/* Every tokenizer.* key of a file vocab_file_tokens accepted (but its chat
+** template when the model is given another). */
+static int add_file_tokenizer(gguf_writer *w, const char *path, int n_vocab, int own_template)
 {
     gguf_file *g;
     if (gguf_open(path, &g, NULL))
         return -1;
     int rc = 0;
     for (uint64_t i = 0; i < g->n_kv && !rc; i++)
-        if (!strncmp(g->kv[i].key, "tokenizer.", 10))
+        if (!strncmp(g->kv[i].key, "tokenizer.", 10)
+            && !(own_template && !strcmp(g->kv[i].key, "tokenizer.chat_template")))
             rc = copy_value(w, g->kv[i].key, &g->kv[i].val, (uint64_t)n_vocab);
     gguf_close(g);
     return rc;
@@ -690,6 +692,7 @@ static void usage(FILE *f)
         "  --vocab FILE       copy the tokenizer of a (vocab-only) GGUF, padded to n_vocab\n"
         "  --pre NAME         the synthetic vocabulary's pre-tokenizer (default gpt-2, or\n"
         "                     qwen2 for the qwen architectures)\n"
+        "  --chat-template T  write T as tokenizer.chat_template (instead of --vocab's)\n"
         "  --head H           none, value or two-class: add a random verifier (PRM) head\n"
         "  -o FILE            output path\n\npresets:");
     for (int i = 0; i < N_PRESETS; i++)
@@ -737,7 +740,7 @@ typedef struct options {
     uint32_t    types[MAX_TYPES], file_type;
     int         n_types;
     uint64_t    seed;
-    const char *vocab, *out, *pre;
+    const char *vocab, *out, *pre, *chat_template;
     int         vocab_given, head;
 } options;
 
@@ -882,6 +885,8 @@ static int parse_args(int argc, char **argv, options *o)
             o->vocab = v;
         } else if (!strcmp(a, "--pre")) {
             o->pre = v;
+        } else if (!strcmp(a, "--chat-template")) {
+            o->chat_template = v;
         } else if (!strcmp(a, "--head")) {
             static const char *const heads[] = { "none", "value", "two-class" };
             o->head = -1;
@@ -982,7 +987,9 @@ int main(int argc, char **argv)
     maker mk = { .w = w, .types = o.types, .n_types = o.n_types, .seed = o.seed };
     copse_error err;
     int rc = !w || add_hparams(w, &o.sh, o.file_type)
-          || (o.vocab ? add_file_tokenizer(w, o.vocab, o.sh.n_vocab) : add_synthetic_tokenizer(w, &o.sh, o.seed, o.pre))
+          || (o.vocab ? add_file_tokenizer(w, o.vocab, o.sh.n_vocab, o.chat_template != NULL)
+                      : add_synthetic_tokenizer(w, &o.sh, o.seed, o.pre))
+          || (o.chat_template && gguf_writer_add_str(w, "tokenizer.chat_template", o.chat_template))
           || add_weights(&mk, &o.sh) || add_head(&mk, &o.sh, o.head);
     if (rc)
         fprintf(stderr, "mkmodel: out of memory building %s\n", o.out);
