@@ -81,7 +81,7 @@ int cli_new_ctx(const char *cmd, const cli_model_opts *o, int kv_tokens, copse_m
     "  --ctx N            context length (default: the model's)\n" \
     "  --weights W        auto (default: int8, and Q4_0/Q4_1/Q4_K/IQ4_NL/IQ4_XS\n" \
     "                     matrices keep their 4 bits, Q5_0/Q5_1/Q5_K ones their 5,\n" \
-    "                     Q6_K ones their 6, Q3_K ones their 3;\n" \
+    "                     Q6_K ones their 6, Q3_K ones their 3, Q2_K ones their 2;\n" \
     "                     kernels from COPSE_ISA or the CPU),\n" \
     "                     int8 (those too as int8: more memory, faster products where\n" \
     "                     arithmetic bounds them) or f32 (reference)\n" \

@@ -61,7 +61,9 @@ void cli_search_close(cli_search_opts *o, copse_model *model, copse_verifier *v)
     "  --sep TEXT          step separator (default: the model's, else a blank line)\n" \
     "  --template NAME     policy chat format: copse-math, chatml, llama3, llama2, phi3,\n" \
     "                      gemma, granite, mistral, mistral-v1, mistral-v3,\n" \
-    "                      mistral-v3-tekken, mistral-v7, mistral-v7-tekken\n" \
+    "                      mistral-v3-tekken, mistral-v7, mistral-v7-tekken, deepseek3,\n" \
+    "                      deepseek2, deepseek, zephyr, falcon3, vicuna, vicuna-orca,\n" \
+    "                      openchat\n" \
     "  --system TEXT       system message\n" \
     "  --prefix TEXT       text every solution starts with\n" \
     "  --revise-prompt T   written between revision attempts (default: a blank line and\n" \

@@ -13,6 +13,10 @@
 /* copse's tutor was trained on exactly this (train/problems.py prompt()). */
 #define COPSE_MATH_TEMPLATE "Question: {question}\nAnswer:\n"
 
+#define USER_V3      "<\xef\xbd\x9cUser\xef\xbd\x9c>"
+#define ASSISTANT_V3 "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>"
+#define EOS_V3       "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"
+
 static const struct chat_style {
     const char *name, *alias;
     const char *system_open, *system_close;
@@ -56,6 +60,21 @@ static const struct chat_style {
                           "[/INST]", "", " ", "</s>" },
     [CHAT_MISTRAL_V7_TEKKEN] = { "mistral-v7-tekken", NULL, "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[INST]",
                                  "[INST]", "[/INST]", "", "", "</s>" },
+    /* DeepSeek's: the system message stands before the first turn; V3's
+    ** markers are written with fullwidth bars and U+2581 for spaces */
+    [CHAT_DEEPSEEK3]  = { "deepseek3", NULL, "", "\n\n", USER_V3, USER_V3, "", ASSISTANT_V3, "", EOS_V3 },
+    [CHAT_DEEPSEEK2]  = { "deepseek2", NULL, "", "\n\n", "User: ", "User: ", "\n\n", "Assistant:", " ", EOS_V3 },
+    [CHAT_DEEPSEEK]   = { "deepseek", NULL, "", "", "### Instruction:\n", "### Instruction:\n", "\n",
+                          "### Response:\n", "", "\n<|EOT|>\n" },
+    [CHAT_ZEPHYR]     = { "zephyr", NULL, "<|system|>\n", "<|endoftext|>\n", "<|user|>\n", "<|user|>\n",
+                          "<|endoftext|>\n", "<|assistant|>\n", "", "<|endoftext|>\n" },
+    [CHAT_FALCON3]    = { "falcon3", NULL, "<|system|>\n", "\n", "<|user|>\n", "<|user|>\n", "\n",
+                          "<|assistant|>\n", "", "\n" },
+    [CHAT_VICUNA]     = { "vicuna", NULL, "", "\n\n", "USER: ", "USER: ", "\n", "ASSISTANT:", " ", "</s>\n" },
+    [CHAT_VICUNA_ORCA] = { "vicuna-orca", NULL, "SYSTEM: ", "\n", "USER: ", "USER: ", "\n", "ASSISTANT:", " ",
+                           "</s>\n" },
+    [CHAT_OPENCHAT]   = { "openchat", NULL, "", "<|end_of_turn|>", "GPT4 Correct User: ", "GPT4 Correct User: ",
+                          "<|end_of_turn|>", "GPT4 Correct Assistant:", " ", "<|end_of_turn|>" },
 };
 
 /* What a template must contain to be of a family, and what rules it out
@@ -79,8 +98,18 @@ static const struct signature {
     { CHAT_MISTRAL, { "[INST]", "[/INST]", NULL }, NULL },
     { CHAT_PHI3,   { "<|assistant|>", "<|end|>", NULL }, NULL },   /* as llama.cpp: Phi-4-mini
                                                                    builds <|user|> from the role */
+    /* as llama.cpp: <|assistant|> and <|user|> without </s> are GLM-Edge's
+    ** (none of copse's), so Zephyr's must build <|assistant|> from the role */
+    { CHAT_FALCON3, { "<|assistant|>", "<|user|>", "</s>" }, NULL },
+    { CHAT_ZEPHYR, { "<|user|>", "<|endoftext|>", NULL }, "<|assistant|>" },
     { CHAT_GEMMA,  { "<start_of_turn>", "<end_of_turn>", NULL }, NULL },
+    { CHAT_OPENCHAT, { "GPT4 Correct ", NULL, NULL }, NULL },
+    { CHAT_VICUNA_ORCA, { "USER: ", "ASSISTANT: ", "SYSTEM: " }, NULL },
+    { CHAT_VICUNA, { "USER: ", "ASSISTANT: ", NULL }, NULL },
+    { CHAT_DEEPSEEK, { "### Instruction:", "<|EOT|>", NULL }, NULL },
     { CHAT_GRANITE, { "<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>" }, NULL },
+    { CHAT_DEEPSEEK2, { "'Assistant: ' + message['content'] + eos_token", NULL, NULL }, NULL },
+    { CHAT_DEEPSEEK3, { USER_V3, ASSISTANT_V3, EOS_V3 }, NULL },
     { CHAT_COPSE_MATH, { "Question: ", "Answer:", NULL }, NULL },
 };
 
@@ -98,11 +127,11 @@ int chat_format_by_name(const char *name)
 }
 
 /* "copse-math, chatml, ...": every format's name, for messages, in buf. */
-static const char *format_names(char buf[256])
+static const char *format_names(char buf[512])
 {
     buf[0] = '\0';
     for (int f = 0; f < CHAT_N_FORMATS; f++)
-        snprintf(buf + strlen(buf), 256 - strlen(buf), "%s%s", f ? ", " : "", styles[f].name);
+        snprintf(buf + strlen(buf), 512 - strlen(buf), "%s%s", f ? ", " : "", styles[f].name);
     return buf;
 }
 
@@ -161,7 +190,7 @@ int chat_format_for_gguf(const gguf_file *g, const char *name, chat_format *out,
                          copse_error *err)
 {
     gguf_str s;
-    char ex[96], names[256];
+    char ex[96], names[512];
     int rc, f;
     copse_error_clear(err);
     if (name) {

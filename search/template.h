@@ -37,12 +37,26 @@ typedef enum chat_format {
     CHAT_MISTRAL_V3_TEKKEN,  /* "[INST]" [system "\n\n"] user "[/INST]" */
     CHAT_MISTRAL_V7,  /* ["[SYSTEM_PROMPT] " system "[/SYSTEM_PROMPT]"] "[INST] " user "[/INST]" */
     CHAT_MISTRAL_V7_TEKKEN,  /* ["[SYSTEM_PROMPT]" system "[/SYSTEM_PROMPT]"] "[INST]" user "[/INST]" */
+    /* DeepSeek's: V3 and R1 (and the R1-distilled Qwen and Llama models),
+    ** V2 and DeepSeek LLM chat, DeepSeek Coder instruct */
+    CHAT_DEEPSEEK3,   /* [system "\n\n"] "<｜User｜>" user "<｜Assistant｜>" */
+    CHAT_DEEPSEEK2,   /* [system "\n\n"] "User: " user "\n\nAssistant:" */
+    CHAT_DEEPSEEK,    /* [system] "### Instruction:\n" user "\n### Response:\n" */
+    CHAT_ZEPHYR,      /* ["<|system|>\n" system "<|endoftext|>\n"] "<|user|>\n" user
+                         "<|endoftext|>\n<|assistant|>\n" */
+    CHAT_FALCON3,     /* ["<|system|>\n" system "\n"] "<|user|>\n" user "\n<|assistant|>\n" */
+    CHAT_VICUNA,      /* [system "\n\n"] "USER: " user "\nASSISTANT:" */
+    CHAT_VICUNA_ORCA, /* ["SYSTEM: " system "\n"] "USER: " user "\nASSISTANT:" */
+    CHAT_OPENCHAT,    /* [system "<|end_of_turn|>"] "GPT4 Correct User: " user
+                         "<|end_of_turn|>GPT4 Correct Assistant:" */
     CHAT_N_FORMATS
 } chat_format;
 
 /* The format's name: "copse-math", "chatml", "llama3", "llama2", "phi3",
 ** "gemma", "granite", "mistral", "mistral-v1", "mistral-v3",
-** "mistral-v3-tekken", "mistral-v7", "mistral-v7-tekken". */
+** "mistral-v3-tekken", "mistral-v7", "mistral-v7-tekken", "deepseek3",
+** "deepseek2", "deepseek", "zephyr", "falcon3", "vicuna", "vicuna-orca",
+** "openchat" (llama.cpp's names). */
 const char *chat_format_name(chat_format f);
 
 /* The format with that name (or an alias: "plain", "qwen", "llama-3",
@@ -51,7 +65,7 @@ int chat_format_by_name(const char *name);
 
 /* The format a tokenizer.chat_template (len bytes of Jinja source) is
 ** written for, known by the markers it emits, as llama.cpp tells them
-** apart; -1 when it is none of them (DeepSeek, Phi-4 and others). A
+** apart; -1 when it is none of them (Phi-4, Command R and others). A
 ** Mistral template is of its tokenizer's family only when it says so
 ** (v1's "' [INST] ' + system_message", v3's tools, v7's system prompt);
 ** v7-tekken is told from v7 by name only, as in llama.cpp. */

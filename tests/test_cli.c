@@ -304,9 +304,9 @@ START_TEST(run_chat)
                       "--lines printed '%s', the library '%s'", out, text);
     }
     char cmd[2048], out[4096];
-    PRINT(cmd, "'%s' run -m " MODEL " --template vicuna -p hi 2>&1", copse);
+    PRINT(cmd, "'%s' run -m " MODEL " --template alpaca -p hi 2>&1", copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
-    ck_assert_msg(strstr(out, "unknown chat template 'vicuna'"), "%s", out);
+    ck_assert_msg(strstr(out, "unknown chat template 'alpaca'"), "%s", out);
 }
 END_TEST
 

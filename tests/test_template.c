@@ -35,6 +35,11 @@ START_TEST(render_copse_math)
 }
 END_TEST
 
+/* DeepSeek V3's markers: fullwidth bars, U+2581 for the spaces */
+#define DS_USER      "<\xef\xbd\x9cUser\xef\xbd\x9c>"
+#define DS_ASSISTANT "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>"
+#define DS_END       "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"
+
 /* Each family's prompt: without a system message, and with one and an
 ** assistant prefix. */
 static const struct render_case { chat_format f; const char *sys, *prefix, *want; } renders[] = {
@@ -79,6 +84,25 @@ static const struct render_case { chat_format f; const char *sys, *prefix, *want
     { CHAT_MISTRAL_V7, "Be brief.", "5", "[SYSTEM_PROMPT] Be brief.[/SYSTEM_PROMPT][INST] What is 2+3?[/INST] 5" },
     { CHAT_MISTRAL_V7_TEKKEN, NULL, NULL, "[INST]What is 2+3?[/INST]" },
     { CHAT_MISTRAL_V7_TEKKEN, "Be brief.", "5", "[SYSTEM_PROMPT]Be brief.[/SYSTEM_PROMPT][INST]What is 2+3?[/INST]5" },
+    /* DeepSeek's, Zephyr's, Falcon 3's, Vicuna's and OpenChat's, as llama.cpp renders them */
+    { CHAT_DEEPSEEK3, NULL, NULL, DS_USER "What is 2+3?" DS_ASSISTANT },
+    { CHAT_DEEPSEEK3, "Be brief.", "<think>", "Be brief.\n\n" DS_USER "What is 2+3?" DS_ASSISTANT "<think>" },
+    { CHAT_DEEPSEEK2, NULL, NULL, "User: What is 2+3?\n\nAssistant:" },
+    { CHAT_DEEPSEEK2, "Be brief.", "5", "Be brief.\n\nUser: What is 2+3?\n\nAssistant: 5" },
+    { CHAT_DEEPSEEK, NULL, NULL, "### Instruction:\nWhat is 2+3?\n### Response:\n" },
+    { CHAT_DEEPSEEK, "Be brief.", "5", "Be brief.### Instruction:\nWhat is 2+3?\n### Response:\n5" },
+    { CHAT_ZEPHYR, NULL, NULL, "<|user|>\nWhat is 2+3?<|endoftext|>\n<|assistant|>\n" },
+    { CHAT_ZEPHYR, "Be brief.", "5",
+      "<|system|>\nBe brief.<|endoftext|>\n<|user|>\nWhat is 2+3?<|endoftext|>\n<|assistant|>\n5" },
+    { CHAT_FALCON3, NULL, NULL, "<|user|>\nWhat is 2+3?\n<|assistant|>\n" },
+    { CHAT_FALCON3, "Be brief.", "5", "<|system|>\nBe brief.\n<|user|>\nWhat is 2+3?\n<|assistant|>\n5" },
+    { CHAT_VICUNA, NULL, NULL, "USER: What is 2+3?\nASSISTANT:" },
+    { CHAT_VICUNA, "Be brief.", "5", "Be brief.\n\nUSER: What is 2+3?\nASSISTANT: 5" },
+    { CHAT_VICUNA_ORCA, NULL, NULL, "USER: What is 2+3?\nASSISTANT:" },
+    { CHAT_VICUNA_ORCA, "Be brief.", "5", "SYSTEM: Be brief.\nUSER: What is 2+3?\nASSISTANT: 5" },
+    { CHAT_OPENCHAT, NULL, NULL, "GPT4 Correct User: What is 2+3?<|end_of_turn|>GPT4 Correct Assistant:" },
+    { CHAT_OPENCHAT, "Be brief.", "5",
+      "Be brief.<|end_of_turn|>GPT4 Correct User: What is 2+3?<|end_of_turn|>GPT4 Correct Assistant: 5" },
 };
 
 START_TEST(render_families)
@@ -118,6 +142,18 @@ static const char *const rendered_turns[CHAT_N_FORMATS] = {
     [CHAT_MISTRAL_V3_TEKKEN] = "[INST]Be brief.\n\nHello[/INST]Hi there</s>[INST]Who are you?[/INST]",
     [CHAT_MISTRAL_V7] = "[SYSTEM_PROMPT] Be brief.[/SYSTEM_PROMPT][INST] Hello[/INST] Hi there</s>[INST] Who are you?[/INST]",
     [CHAT_MISTRAL_V7_TEKKEN] = "[SYSTEM_PROMPT]Be brief.[/SYSTEM_PROMPT][INST]Hello[/INST]Hi there</s>[INST]Who are you?[/INST]",
+    [CHAT_DEEPSEEK3] = "Be brief.\n\n" DS_USER "Hello" DS_ASSISTANT "Hi there" DS_END DS_USER "Who are you?" DS_ASSISTANT,
+    [CHAT_DEEPSEEK2] = "Be brief.\n\nUser: Hello\n\nAssistant: Hi there" DS_END "User: Who are you?\n\nAssistant:",
+    [CHAT_DEEPSEEK] = "Be brief.### Instruction:\nHello\n### Response:\nHi there\n<|EOT|>\n"
+                      "### Instruction:\nWho are you?\n### Response:\n",
+    [CHAT_ZEPHYR] = "<|system|>\nBe brief.<|endoftext|>\n<|user|>\nHello<|endoftext|>\n<|assistant|>\nHi there"
+                    "<|endoftext|>\n<|user|>\nWho are you?<|endoftext|>\n<|assistant|>\n",
+    [CHAT_FALCON3] = "<|system|>\nBe brief.\n<|user|>\nHello\n<|assistant|>\nHi there\n<|user|>\nWho are you?\n"
+                     "<|assistant|>\n",
+    [CHAT_VICUNA] = "Be brief.\n\nUSER: Hello\nASSISTANT: Hi there</s>\nUSER: Who are you?\nASSISTANT:",
+    [CHAT_VICUNA_ORCA] = "SYSTEM: Be brief.\nUSER: Hello\nASSISTANT: Hi there</s>\nUSER: Who are you?\nASSISTANT:",
+    [CHAT_OPENCHAT] = "Be brief.<|end_of_turn|>GPT4 Correct User: Hello<|end_of_turn|>GPT4 Correct Assistant: Hi there"
+                      "<|end_of_turn|>GPT4 Correct User: Who are you?<|end_of_turn|>GPT4 Correct Assistant:",
 };
 
 START_TEST(render_conversation)
@@ -165,7 +201,7 @@ START_TEST(render_errors)
     ck_assert_ptr_null(out);
     ck_assert_str_eq(e.msg, "chat_render: no user message at turn 0");
     ck_assert_int_eq(chat_render((chat_format)CHAT_N_FORMATS, NULL, "q", NULL, &out, &e), COPSE_E_ARG);
-    ck_assert_str_eq(e.msg, "chat_render: unknown format 13");
+    ck_assert_str_eq(e.msg, "chat_render: unknown format 21");
     ck_assert_int_eq(chat_render((chat_format)-1, NULL, "q", NULL, &out, NULL), COPSE_E_ARG);
     expect_render(CHAT_CHATML, NULL, "", NULL, "<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\n");
 }
@@ -178,6 +214,8 @@ START_TEST(format_names)
         { "llama2", "llama-2" }, { "phi3", "phi-3" }, { "gemma", "gemma3" }, { "granite", "granite3" },
         { "mistral", "mistral-v0" }, { "mistral-v1", NULL }, { "mistral-v3", NULL },
         { "mistral-v3-tekken", NULL }, { "mistral-v7", NULL }, { "mistral-v7-tekken", NULL },
+        { "deepseek3", NULL }, { "deepseek2", NULL }, { "deepseek", NULL }, { "zephyr", NULL },
+        { "falcon3", NULL }, { "vicuna", NULL }, { "vicuna-orca", NULL }, { "openchat", NULL },
     };
     ck_assert_int_eq(N_OF(names), CHAT_N_FORMATS);
     for (int f = 0; f < CHAT_N_FORMATS; f++) {
@@ -186,7 +224,7 @@ START_TEST(format_names)
         if (names[f][1])
             ck_assert_int_eq(chat_format_by_name(names[f][1]), f);
     }
-    ck_assert_int_eq(chat_format_by_name("vicuna"), -1);
+    ck_assert_int_eq(chat_format_by_name("vicuna-v2"), -1);
     ck_assert_int_eq(chat_format_by_name("mistral-v2"), -1);
     ck_assert_int_eq(chat_format_by_name("ChatML"), -1);
     ck_assert_int_eq(chat_format_by_name(""), -1);
@@ -235,6 +273,27 @@ static const struct { const char *tmpl; int want; } excerpts[] = {
     { "{{'<|im_start|>' + message['role'] + '<|im_sep|>' + message['content'] + '<|im_end|>'}}", -1 },
     { "{{'<\xef\xbd\x9cUser\xef\xbd\x9c>' + message['content']}}{{'<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>'}}", -1 },
     { "", -1 },
+    /* DeepSeek V3 and R1 (their distilled Qwen and Llama models too): all three markers */
+    { "{{bos_token}}{{ns.system_prompt}}{%- for message in messages %}{%- if message['role'] == 'user' %}"
+      "{{'" DS_USER "' + message['content']}}{%- endif %}{%- if message['role'] == 'assistant' %}{{'"
+      DS_ASSISTANT "' + content + '" DS_END "'}}{%- endif %}{%- endfor %}", CHAT_DEEPSEEK3 },
+    { "{% if message['role'] == 'user' %}{{ 'User: ' + message['content'] + '\\n\\n' }}{% elif message['role'] "
+      "== 'assistant' %}{{ 'Assistant: ' + message['content'] + eos_token }}{% endif %}", CHAT_DEEPSEEK2 },
+    { "{{'### Instruction:\\n' + message['content'] + '\\n'}}{{'### Response:\\n' + message['content'] + "
+      "'\\n<|EOT|>\\n'}}", CHAT_DEEPSEEK },
+    /* Zephyr's spells <|assistant|> from the role; with it literal and </s>, Falcon 3's */
+    { "{% if message['role'] == 'user' %}{{ '<|user|>\\n' + message['content'] + '<|endoftext|>\\n' }}"
+      "{% else %}{{ '<|' + message['role'] + '|>\\n' + message['content'] + '<|endoftext|>\\n' }}{% endif %}",
+      CHAT_ZEPHYR },
+    { "{{ '<|user|>\\n' + message['content'] + '<|endoftext|>' }}{{ '<|assistant|>\\n' }}", -1 },
+    { "{{- '<|user|>\\n' + message['content'] + '\\n' }}{{- '<|assistant|>\\n' + message['content'] + '</s>' }}",
+      CHAT_FALCON3 },
+    { "{{ 'USER: ' + message['content'] + '\\n' }}{{ 'ASSISTANT: ' + message['content'] + '</s>\\n' }}",
+      CHAT_VICUNA },
+    { "{{ 'SYSTEM: ' + message['content'] + '\\n' }}{{ 'USER: ' + message['content'] + '\\n' }}"
+      "{{ 'ASSISTANT: ' + message['content'] + '</s>\\n' }}", CHAT_VICUNA_ORCA },
+    { "{{ 'GPT4 Correct ' + message['role'].title() + ': ' + message['content'] + '<|end_of_turn|>'}}",
+      CHAT_OPENCHAT },
 };
 
 START_TEST(detect)
@@ -306,14 +365,17 @@ START_TEST(for_gguf)
     ck_assert_int_eq(choose(NULL, "Question: {question}\nAnswer:\n", NULL, &e), CHAT_COPSE_MATH);
     ck_assert_int_eq(choose(qwen, "Question: {question}\nAnswer:\n", NULL, &e), CHAT_CHATML);
 
-    ck_assert_int_eq(choose(qwen, NULL, "vicuna", &e), -COPSE_E_ARG);
-    ck_assert_str_eq(e.msg, "unknown chat template 'vicuna' (known: copse-math, chatml, llama3, llama2, phi3, "
+    ck_assert_int_eq(choose(qwen, NULL, "alpaca", &e), -COPSE_E_ARG);
+    ck_assert_str_eq(e.msg, "unknown chat template 'alpaca' (known: copse-math, chatml, llama3, llama2, phi3, "
                      "gemma, granite, mistral, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, "
-                     "mistral-v7-tekken)");
+                     "mistral-v7-tekken, deepseek3, deepseek2, deepseek, zephyr, falcon3, vicuna, vicuna-orca, "
+                     "openchat)");
     ck_assert_int_eq(choose(deepseek, NULL, NULL, &e), -COPSE_E_UNSUPPORTED);
     ck_assert_str_eq(e.msg, "<memory>: tokenizer.chat_template (\"{{'<??\?User??\?>' + message['content']}}{...\") "
-                     "is of no family copse knows; name one (copse-math, chatml, llama3, llama2, phi3, gemma, "
-                     "granite, mistral, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, mistral-v7-tekken)");
+                     "is of no family copse knows; name one (copse-math, chatml, llama3, llama2, phi3, "
+                     "gemma, granite, mistral, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, "
+                     "mistral-v7-tekken, deepseek3, deepseek2, deepseek, zephyr, falcon3, vicuna, vicuna-orca, "
+                     "openchat)");
     ck_assert_int_eq(choose(NULL, "Q: {question}\nA:", NULL, &e), -COPSE_E_UNSUPPORTED);
     ck_assert_str_eq(e.msg, "<memory>: copse.prompt_template \"Q: {question}\\nA:\" is not copse-math's; "
                      "name a chat template");
@@ -322,9 +384,11 @@ START_TEST(for_gguf)
 }
 END_TEST
 
-/* The real templates of ../shared/vocab are recognized, and a rendered
-** prompt tokenizes to the family's control tokens and back to itself. */
-static void check_vocab(const char *file, chat_format want, const char *const markers[3], const int count[3])
+/* The real templates of ../shared/vocab are recognized (or the format is
+** named, for a file without one), and a rendered conversation tokenizes to
+** the family's control tokens and back to itself. */
+static void check_vocab(const char *file, const char *name, chat_format want, const char *const markers[3],
+                        const int count[3], int plain_count)
 {
     const char *dir = tu_shared_dir();
     gguf_file *g;
@@ -335,14 +399,14 @@ static void check_vocab(const char *file, chat_format want, const char *const ma
         return;
     }
     chat_format f;
-    ck_assert_int_eq(chat_format_for_gguf(g, NULL, &f, &e), COPSE_OK);
+    ck_assert_int_eq(chat_format_for_gguf(g, name, &f, &e), COPSE_OK);
     ck_assert_int_eq(f, want);
     ck_assert_int_eq(tokenizer_load(g, &t, &e), COPSE_OK);
 
     char *prompt, back[512];
     int32_t ids[256];
     unsigned flags = COPSE_TOK_ADD_SPECIAL | COPSE_TOK_PARSE_SPECIAL;
-    ck_assert_int_eq(chat_render(f, "Be brief.", "What is 2+3?", NULL, &prompt, &e), COPSE_OK);
+    ck_assert_int_eq(chat_render_turns(f, "Be brief.", conversation, 3, NULL, &prompt, &e), COPSE_OK);
     int n = tokenizer_encode(t, prompt, strlen(prompt), flags, ids, N_OF(ids));
     ck_assert_int_gt(n, 0);
     ck_assert_int_le(n, N_OF(ids));
@@ -356,11 +420,15 @@ static void check_vocab(const char *file, chat_format want, const char *const ma
     }
     ck_assert_int_eq(tokenizer_decode(t, ids, n, flags, back, sizeof back), (int)strlen(prompt));
     ck_assert_str_eq(back, prompt);
-    /* without PARSE_SPECIAL the markers are plain text */
+    /* without PARSE_SPECIAL a control marker is plain text; a user-defined
+    ** one is its token either way, as in llama.cpp */
     int32_t first = tokenizer_find(t, markers[0], strlen(markers[0]));
+    int seen = 0;
     n = tokenizer_encode(t, prompt, strlen(prompt), COPSE_TOK_ADD_SPECIAL, ids, N_OF(ids));
-    for (int i = 0; i < n && i < N_OF(ids); i++)
-        ck_assert_int_ne(ids[i], first);
+    ck_assert_int_le(n, N_OF(ids));
+    for (int i = 0; i < n; i++)
+        seen += ids[i] == first;
+    ck_assert_int_eq(seen, plain_count);
     free(prompt);
     tokenizer_free(t);
     gguf_close(g);
@@ -369,16 +437,26 @@ static void check_vocab(const char *file, chat_format want, const char *const ma
 START_TEST(shared_vocab_qwen2)
 {
     static const char *const markers[3] = { "<|im_start|>", "<|im_end|>", "<|endoftext|>" };
-    static const int count[3] = { 3, 2, 0 };
-    check_vocab("vocab/ggml-vocab-qwen2.gguf", CHAT_CHATML, markers, count);
+    static const int count[3] = { 5, 4, 0 };
+    check_vocab("vocab/ggml-vocab-qwen2.gguf", NULL, CHAT_CHATML, markers, count, 0);
+}
+END_TEST
+
+/* DeepSeek Coder's vocabulary has no template: named, its reply closes
+** with <|EOT|>, a user-defined token there */
+START_TEST(shared_vocab_deepseek_coder)
+{
+    static const char *const markers[3] = { "<|EOT|>", DS_END, "<\xef\xbd\x9c" "begin\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>" };
+    static const int count[3] = { 1, 0, 1 };
+    check_vocab("vocab/ggml-vocab-deepseek-coder.gguf", "deepseek", CHAT_DEEPSEEK, markers, count, 1);
 }
 END_TEST
 
 START_TEST(shared_vocab_phi3)
 {
     static const char *const markers[3] = { "<|user|>", "<|end|>", "<|assistant|>" };
-    static const int count[3] = { 1, 2, 1 };
-    check_vocab("vocab/ggml-vocab-phi-3.gguf", CHAT_PHI3, markers, count);
+    static const int count[3] = { 2, 4, 2 };
+    check_vocab("vocab/ggml-vocab-phi-3.gguf", NULL, CHAT_PHI3, markers, count, 0);
 }
 END_TEST
 
@@ -408,8 +486,8 @@ START_TEST(public_prompt)
     ck_assert(!memcmp(buf, math, (size_t)n) && buf[n] == '#');
     ck_assert_int_eq(copse_chat_prompt(m, NULL, "Be brief.", "What is 2+3?", NULL, 0, &e), n);
 
-    ck_assert_int_eq(copse_chat_prompt(m, "vicuna", NULL, "hi", buf, sizeof buf, &e), -COPSE_E_ARG);
-    ck_assert_ptr_nonnull(strstr(e.msg, "unknown chat template 'vicuna'"));
+    ck_assert_int_eq(copse_chat_prompt(m, "alpaca", NULL, "hi", buf, sizeof buf, &e), -COPSE_E_ARG);
+    ck_assert_ptr_nonnull(strstr(e.msg, "unknown chat template 'alpaca'"));
     ck_assert_int_eq(copse_chat_prompt(m, NULL, NULL, NULL, buf, sizeof buf, &e), -COPSE_E_ARG);
     ck_assert_int_eq(copse_chat_prompt(m, NULL, NULL, "hi", NULL, 4, &e), -COPSE_E_ARG);
     ck_assert_int_eq(copse_chat_prompt(NULL, NULL, NULL, "hi", buf, sizeof buf, &e), -COPSE_E_ARG);
@@ -444,6 +522,7 @@ Suite *copse_suite_template(void)
     tcase_add_test(tc, public_prompt);
     tcase_add_test(tc, shared_vocab_qwen2);
     tcase_add_test(tc, shared_vocab_phi3);
+    tcase_add_test(tc, shared_vocab_deepseek_coder);
     suite_add_tcase(s, tc);
     return s;
 }
