@@ -34,7 +34,7 @@ static void help(void)
            "  --run-budgets LIST  the budgets the searches run at, among --budgets (default\n"
            "                      4,16,64: powers of the beam width, as in the paper)\n"
            "  --runs LIST         searches run per budget, STRATEGY:M for beam, lookahead, dvts,\n"
-           "                      revise, or auto (needs a table); 'none' for none\n"
+           "                      revise, adaptive, or auto (needs a table); 'none' for none\n"
            "                      (default beam:4,dvts:4,revise:4)\n"
            "  --revise-model FILE the revision model revise runs with (default the policy)\n"
            "  --large FILE        a larger policy, run greedily for comparison\n"

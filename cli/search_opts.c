@@ -96,7 +96,7 @@ static int parse_value(const char *cmd, cli_search_opts *o, const char *a, const
         return *sp = v, 0;
     if (!strcmp(a, "--strategy"))
         return parse_name(cmd, a, v, copse_strategy_by_name, "best-of-n, majority, weighted, beam, lookahead, "
-                          "dvts, revise, auto", &o->sp.strategy);
+                          "dvts, revise, auto, adaptive", &o->sp.strategy);
     if (!strcmp(a, "--agg"))
         return parse_name(cmd, a, v, copse_agg_by_name, "last, min, prod, mean", &o->sp.agg);
     if (!strcmp(a, "--pick"))
@@ -107,6 +107,8 @@ static int parse_value(const char *cmd, cli_search_opts *o, const char *a, const
         return parse_budget(cmd, v, o);
     if (!strcmp(a, "--seed"))
         return cli_parse_int(cmd, a, v, 0, 0x7fffffffL, &n) ? 2 : (o->sp.sampler.seed = (uint64_t)n, 0);
+    if (!strcmp(a, "--confidence"))
+        return cli_parse_float(cmd, a, v, 0.5, 1, &d) ? 2 : (o->sp.confidence = d, 0);
     float *fp = !strcmp(a, "--temp") ? &o->sp.sampler.temp : !strcmp(a, "--top-p") ? &o->sp.sampler.top_p
               : !strcmp(a, "--min-p") ? &o->sp.sampler.min_p : NULL;
     if (!fp)
@@ -122,7 +124,7 @@ int cli_search_opt(const char *cmd, int argc, char **argv, int *i, cli_search_op
     if (r)
         return r;
     static const char *const others[] = { "--strategy", "--agg", "--pick", "--prm-kind", "--budget", "--seed",
-                                          "--temp", "--top-p", "--min-p" };
+                                          "--temp", "--top-p", "--min-p", "--confidence" };
     int known = int_opt(o, a, &lo, &hi) || str_opt(o, a);
     for (size_t k = 0; k < sizeof others / sizeof *others && !known; k++)
         known = !strcmp(a, others[k]);

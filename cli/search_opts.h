@@ -43,11 +43,15 @@ void cli_search_close(cli_search_opts *o, copse_model *model, copse_verifier *v)
 #define CLI_SEARCH_OPTS_HELP \
     CLI_MODEL_OPTS_HELP \
     "  --prm FILE          verifier: a PRM GGUF (may be the policy file itself)\n" \
-    "  --strategy S        best-of-n, majority, weighted, beam, lookahead, dvts, revise\n" \
-    "                      or auto (default majority)\n" \
+    "  --strategy S        best-of-n, majority, weighted, beam, lookahead, dvts, revise,\n" \
+    "                      auto or adaptive (default majority)\n" \
     "  --n N               solutions, beams or attempts in all (default 4)\n" \
     "  --m M               beam width, DVTS candidates per step, attempts per revision\n" \
-    "                      chain (default 4; n must be a multiple)\n" \
+    "                      chain, adaptive's solutions per wave (default 4; n must be a\n" \
+    "                      multiple)\n" \
+    "  --confidence C      adaptive: stop once the leading answer is the likelier of the\n" \
+    "                      two leading ones with posterior probability C (0.5 to 1;\n" \
+    "                      default 0.95; 1: once nothing left can overtake it)\n" \
     "  --k K               lookahead: greedy steps rolled out (default 1)\n" \
     "  --budget B          N generations (sets --n), Nt tokens the policy may sample,\n" \
     "                      or Ns seconds; may be given once of each kind\n" \

@@ -451,7 +451,7 @@ void copse_verifier_free(copse_verifier *v);
 
 typedef enum copse_strategy {
     COPSE_BEST_OF_N = 0, COPSE_MAJORITY, COPSE_WEIGHTED, COPSE_BEAM,
-    COPSE_LOOKAHEAD, COPSE_DVTS, COPSE_REVISE, COPSE_AUTO,
+    COPSE_LOOKAHEAD, COPSE_DVTS, COPSE_REVISE, COPSE_AUTO, COPSE_ADAPTIVE,
     COPSE_N_STRATEGIES
 } copse_strategy;
 
@@ -464,7 +464,8 @@ typedef enum copse_agg { COPSE_AGG_LAST = 0, COPSE_AGG_MIN, COPSE_AGG_PROD, COPS
 typedef enum copse_pick { COPSE_PICK_BEST = 0, COPSE_PICK_MAJORITY, COPSE_PICK_WEIGHTED } copse_pick;
 
 /* Names as the command line spells them ("best-of-n", "majority",
-** "weighted", "beam", "lookahead", "dvts", "revise", "auto"; "last", "min",
+** "weighted", "beam", "lookahead", "dvts", "revise", "auto", "adaptive";
+** "last", "min",
 ** "prod", "mean"; "best", "majority", "weighted"), and back (-1 if
 ** unknown). */
 const char *copse_strategy_name(int strategy);
@@ -498,11 +499,14 @@ typedef struct copse_solve_params {
     int   n_ctx;           /* positions per sequence; 0 = the policy's context length */
     uint64_t kv_bytes;     /* KV pool of each context; 0 = room for n full-length solutions */
     int   kv_f32;          /* keys and values in f32 (default f16) */
+    double confidence;     /* adaptive: stop sampling once the leading answer is the more
+                              likely of the two leading ones with this posterior probability
+                              (from 0.5 to 1; 1: only once no solution left could overtake it) */
 } copse_solve_params;
 
 /* Defaults: majority, n = 4, m = 4, k = 1, agg last, pick weighted,
 ** max_steps 32, max_step_tokens 256, max_tokens 1024, the sampler's
-** defaults, no budget limits. */
+** defaults, no budget limits, confidence 0.95. */
 copse_solve_params copse_solve_default_params(void);
 
 /* What a run spent. */

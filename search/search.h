@@ -215,6 +215,12 @@ int strat_best_of_n(s_engine *e, int n, int *leaves, int *n_leaves);
 int strat_beam(s_engine *e, int n, int m, int k, int *leaves, int *n_leaves);
 int strat_dvts(s_engine *e, int n, int m, int *leaves, int *n_leaves);
 int strat_revise(s_engine *e, int n, int m, int *leaves, int *n_leaves);
+/* Waves of m whole solutions until n, or until the vote is settled
+** (strategy_adaptive.c). */
+int strat_adaptive(s_engine *e, int n, int m, double confidence, int *leaves, int *n_leaves);
+/* The posterior probability that the answer with lead votes is more likely
+** than the one with second (uniform prior on their shares). */
+double vote_settled_prob(int lead, int second);
 
 /* Roll each of the n branches out k greedy steps, set its node's
 ** select_score to the rollout's path score, and roll it back. */

@@ -10,7 +10,7 @@
 #include "error.h"
 
 static const char *const strategy_names[] = {
-    "best-of-n", "majority", "weighted", "beam", "lookahead", "dvts", "revise", "auto"
+    "best-of-n", "majority", "weighted", "beam", "lookahead", "dvts", "revise", "auto", "adaptive"
 };
 static const char *const agg_names[] = { "last", "min", "prod", "mean" };
 static const char *const pick_names[] = { "best", "majority", "weighted" };
@@ -37,7 +37,7 @@ copse_solve_params copse_solve_default_params(void)
         .strategy = COPSE_MAJORITY, .n = 4, .m = 4, .k = 1,
         .agg = COPSE_AGG_LAST, .pick = COPSE_PICK_WEIGHTED,
         .max_steps = 32, .max_step_tokens = 256, .max_tokens = 1024,
-        .sampler = copse_sampler_default_params(),
+        .sampler = copse_sampler_default_params(), .confidence = 0.95,
     };
     return p;
 }
@@ -50,7 +50,8 @@ int strategy_needs_verifier(int s)
 
 int strategy_uses_m(int s)
 {
-    return s == COPSE_BEAM || s == COPSE_LOOKAHEAD || s == COPSE_DVTS || s == COPSE_REVISE;
+    return s == COPSE_BEAM || s == COPSE_LOOKAHEAD || s == COPSE_DVTS || s == COPSE_REVISE ||
+           s == COPSE_ADAPTIVE;
 }
 
 int strategy_cap(int strategy, int n)
@@ -63,7 +64,8 @@ int strategy_pick(int strategy, int pick, int have_verifier)
 {
     switch (strategy) {
     case COPSE_BEST_OF_N: return COPSE_PICK_BEST;
-    case COPSE_MAJORITY:  return COPSE_PICK_MAJORITY;
+    case COPSE_MAJORITY:
+    case COPSE_ADAPTIVE:  return COPSE_PICK_MAJORITY;
     case COPSE_WEIGHTED:  return COPSE_PICK_WEIGHTED;
     default:              return have_verifier ? pick : COPSE_PICK_MAJORITY;
     }
@@ -113,6 +115,8 @@ static int check_params(const copse_solve_params *p, const copse_verifier *v, co
         : !(p->sampler.temp >= 0) || !isfinite(p->sampler.temp) ? "the temperature must be a number >= 0"
         : p->budget_tokens < 0 || !(p->deadline >= 0) || !isfinite(p->deadline) ? "budget_tokens and deadline must not be negative"
         : p->n_threads < 0 || p->n_ctx < 0 ? "n_threads and n_ctx must not be negative"
+        : p->strategy == COPSE_ADAPTIVE && !(p->confidence >= 0.5 && p->confidence <= 1)
+            ? "adaptive needs a confidence from 0.5 to 1"
         : NULL;
     return bad ? copse_fail(err, COPSE_E_ARG, "copse_solve: %s", bad) : COPSE_OK;
 }
@@ -120,6 +124,7 @@ static int check_params(const copse_solve_params *p, const copse_verifier *v, co
 static int run(s_engine *e, int strategy, int n, int m, int k, int *leaves, int *nl)
 {
     switch (strategy) {
+    case COPSE_ADAPTIVE:  return strat_adaptive(e, n, m, e->p.confidence, leaves, nl);
     case COPSE_BEAM:      return strat_beam(e, n, m, 0, leaves, nl);
     case COPSE_LOOKAHEAD: return strat_beam(e, n, m, k, leaves, nl);
     case COPSE_DVTS:      return strat_dvts(e, n, m, leaves, nl);

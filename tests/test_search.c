@@ -522,6 +522,110 @@ START_TEST(pick_rules)
 }
 END_TEST
 
+/* ------------------------------------------------------------- adaptive */
+
+/* Whether the vote of candidates [0, k) is settled for adaptive with budget
+** n: the two largest counts of one answer (by answer_equal; none for no
+** answer), then its rule, written from the definition. */
+static int settled(const copse_result *r, int k, int n, double confidence)
+{
+    int lead = 0, second = 0;
+    for (int i = 0; i < k; i++) {
+        copse_candidate a = candidate(r, i);
+        int count = 0, first = 1;
+        for (int j = 0; j < k && a.answer[0]; j++) {
+            int same = answer_equal(a.answer, candidate(r, j).answer);
+            count += same;
+            first &= !(same && j < i);
+        }
+        if (!first || !count)
+            continue;
+        second = count > lead ? lead : count > second ? count : second;
+        lead = count > lead ? count : lead;
+    }
+    /* P(Beta(lead + 1, second + 1) > 1/2), by the binomial sum */
+    double p = 0;
+    for (int j = 0; j <= lead; j++) {
+        double c = 1;
+        for (int t = 0; t < j; t++)
+            c = c * (lead + second + 1 - t) / (t + 1);
+        p += c / pow(2, lead + second + 1);
+    }
+    return lead - second > n - k || (lead > 0 && p >= confidence);
+}
+
+START_TEST(adaptive_stops_when_the_vote_is_settled)
+{
+    /* lead 4 of 4: 1 - 2^-5; 3 to 1: 26/32; a tie: one half */
+    ck_assert(fabs(vote_settled_prob(4, 0) - 31.0 / 32) < 1e-12);
+    ck_assert(fabs(vote_settled_prob(3, 1) - 26.0 / 32) < 1e-12);
+    ck_assert(fabs(vote_settled_prob(1, 0) - 0.75) < 1e-12);
+    ck_assert(fabs(vote_settled_prob(10, 10) - 0.5) < 1e-12);
+    ck_assert(fabs(vote_settled_prob(0, 0) - 0.5) < 1e-12);
+    ck_assert(vote_settled_prob(2000, 0) == 1);
+
+    fx f = fx_open();
+    /* 0.93 and 0.8 just below 15/16 (3 to 0, 5 to 1) and 13/16 (3 to 1) */
+    const double conf[] = { 0.95, 0.93, 0.8, 1 };
+    int early = 0, late = 0;
+    for (int c = 0; c < 4; c++)
+        for (int seed = 1; seed <= 4; seed++) {
+            copse_solve_params p = params(COPSE_ADAPTIVE, 24, 3);
+            p.prefix = "The answer is ";
+            p.max_steps = 1;
+            p.max_step_tokens = 1;
+            p.sampler.top_k = 3;
+            p.sampler.seed = (uint64_t)seed;
+            p.confidence = conf[c];
+            copse_result_info in;
+            copse_result *r = solve(f.pm, f.v, &p, &in);
+            int k = in.n_candidates;
+            /* whole waves; it stops at the first settled one, or at n */
+            ck_assert_int_eq(k % 3, 0);
+            ck_assert(k == 24 || settled(r, k, 24, conf[c]));
+            for (int w = 3; w < k; w += 3)
+                ck_assert_msg(!settled(r, w, 24, conf[c]), "seed %d: settled after %d, went on to %d", seed, w, k);
+            early += k < 24;
+            late += k > 3;
+            /* the majority of what it drew */
+            copse_candidate w = candidate(r, in.chosen);
+            for (int i = 0; i < k; i++)
+                ck_assert(candidate(r, i).vote <= w.vote);
+            ck_assert_int_eq(in.pick, COPSE_PICK_MAJORITY);
+            check_budget(f.pm, r, &in, 1);
+            copse_result_free(r);
+        }
+    ck_assert_msg(early && late, "stopped early %d times, after a wave %d times: the test shows nothing",
+                  early, late);
+
+    /* one wave of n is majority's search: the same candidates */
+    copse_solve_params pa = params(COPSE_ADAPTIVE, 6, 6), pm = params(COPSE_MAJORITY, 6, 1);
+    copse_result_info ia, im;
+    copse_result *ra = solve(f.pm, f.v, &pa, &ia), *rm = solve(f.pm, f.v, &pm, &im);
+    ck_assert_int_eq(ia.n_candidates, 6);
+    ck_assert_int_eq(im.n_candidates, 6);
+    for (int i = 0; i < 6; i++)
+        ck_assert_str_eq(candidate(ra, i).text, candidate(rm, i).text);
+    ck_assert_int_eq(ia.chosen, im.chosen);
+    copse_result_free(ra);
+    copse_result_free(rm);
+
+    /* a confidence outside [0.5, 1] is refused */
+    const double bad[] = { 0.49, 1.01, NAN, 0 };
+    for (int i = 0; i < 4; i++) {
+        copse_result *r = NULL;
+        copse_error err;
+        pa.confidence = bad[i];
+        ck_assert_int_eq(copse_solve(f.pm, f.v, QUESTION, &pa, &r, &err), COPSE_E_ARG);
+        ck_assert_str_eq(err.msg, "copse_solve: adaptive needs a confidence from 0.5 to 1");
+        ck_assert_ptr_null(r);
+    }
+    ck_assert_int_eq(copse_strategy_by_name("adaptive"), COPSE_ADAPTIVE);
+    ck_assert_str_eq(copse_strategy_name(COPSE_ADAPTIVE), "adaptive");
+    fx_close(&f);
+}
+END_TEST
+
 /* ------------------------------------------------------------- beam */
 
 START_TEST(beam_keeps_top_n_over_m)
@@ -762,15 +866,17 @@ START_TEST(token_budget_stops_exactly)
     fx f = fx_open();
     copse_model *pm = f.pm;
     copse_verifier *v = f.v;
-    int strategies[] = { COPSE_BEAM, COPSE_DVTS, COPSE_REVISE, COPSE_WEIGHTED };
-    for (int i = 0; i < 4; i++) {
-        copse_solve_params p = params(strategies[i], 4, 2);
+    int strategies[] = { COPSE_BEAM, COPSE_DVTS, COPSE_REVISE, COPSE_WEIGHTED, COPSE_ADAPTIVE };
+    for (int i = 0; i < 5; i++) {   /* adaptive: waves left when the budget runs out */
+        copse_solve_params p = params(strategies[i], strategies[i] == COPSE_ADAPTIVE ? 8 : 4, 2);
         p.budget_tokens = 23;
         copse_result_info in;
         copse_result *r = solve(pm, v, &p, &in);
         ck_assert(in.budget.stopped);
         ck_assert_int_eq(in.budget.policy_tokens, 23);
         ck_assert_int_gt(in.n_candidates, 0);
+        for (int c = 0; strategies[i] == COPSE_ADAPTIVE && c < in.n_candidates; c++)
+            ck_assert_int_gt(step(r, candidate(r, c).last_step).n_tokens, 0);   /* no wave after the end */
         check_budget(pm, r, &in, 1);
         copse_result_free(r);
     }
@@ -1227,6 +1333,17 @@ START_TEST(solve_command)
              policy_file());
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
     ck_assert_ptr_nonnull(strstr(out, "dvts needs n to be a multiple of m"));
+    snprintf(cmd, sizeof cmd, "%s/bin/copse solve -m %s --strategy adaptive --confidence 0.3 'q' 2>&1",
+             tu_build_dir(), policy_file());
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--confidence"));
+    /* adaptive in JSON: its name, the generations it drew */
+    snprintf(cmd, sizeof cmd, "%s/bin/copse solve -m %s --strategy adaptive --n 8 --m 2 --max-steps 1 "
+             "--max-step-tokens 1 --top-k 3 --prefix 'The answer is ' --ctx 256 -t 1 --json '" QUESTION "'",
+             tu_build_dir(), policy_file());
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "\"strategy\":\"adaptive\""));
+    ck_assert_ptr_nonnull(strstr(out, "\"pick\":\"majority\""));
 }
 END_TEST
 
@@ -1239,6 +1356,7 @@ Suite *copse_suite_search(void)
     tcase_add_test(tc, best_of_n_structure_and_budget);
     tcase_add_test(tc, weighted_and_majority_votes);
     tcase_add_test(tc, pick_rules);
+    tcase_add_test(tc, adaptive_stops_when_the_vote_is_settled);
     tcase_add_test(tc, beam_keeps_top_n_over_m);
     tcase_add_test(tc, dvts_subtrees_never_share);
     tcase_add_test(tc, lookahead_rolls_back);
