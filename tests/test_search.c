@@ -957,6 +957,7 @@ static const struct crowd_case {
     { QUESTION, COPSE_BEAM, 8, 4, 1, 6 * 8192, 0 },   /* 6 blocks of tiny-llama */
     { "What is 7 + 1?", COPSE_MAJORITY, 1, 1, 1, 0, 0 },
     { "What is 8 - 5?", COPSE_BEST_OF_N, 6, 1, 2, 0, 0 },
+    { "What is 6 + 3?", COPSE_ADAPTIVE, 8, 2, 1, 0, 0 },
 };
 #define N_CROWD (int)(sizeof crowd_cases / sizeof crowd_cases[0])
 
