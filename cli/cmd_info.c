@@ -61,6 +61,10 @@ static void print_table(const char *path, const copse_model_info *in, const char
             printf("%s%d %d-bit%s", n++ == 0 ? " " : i == last ? " and " : ", ", kept[i], i + 2,
                    i == last ? " as in the file" : "");
     printf(": %.1f MiB in memory, loaded in %.2f s\n", mib(in->weight_bytes), load_s);
+    /* what sizing --kv-mem for branches and contexts needs */
+    printf("kv cache    %.1f KiB a position in f16, %.1f in f32; %.1f MiB for the trained context of %d\n",
+           in->kv_bytes_per_token / 1024.0, 2 * in->kv_bytes_per_token / 1024.0,
+           mib(in->kv_bytes_per_token * (uint64_t)in->n_ctx_train), in->n_ctx_train);
 }
 
 /* "Q5_0 132, F32 121" as {"Q5_0": 132, "F32": 121}. */
@@ -111,7 +115,8 @@ static void print_json(const char *path, const copse_model_info *in, const char 
     printf(", \"matrices\": %d, \"matrices_2bit\": %d, \"matrices_3bit\": %d, \"matrices_4bit\": %d, "
            "\"matrices_5bit\": %d, \"matrices_6bit\": %d", in->n_matrices, in->n_matrices_2bit,
            in->n_matrices_3bit, in->n_matrices_4bit, in->n_matrices_5bit, in->n_matrices_6bit);
-    printf(", \"weight_bytes\": %llu, \"load_s\": %.3f}\n", (unsigned long long)in->weight_bytes, load_s);
+    printf(", \"weight_bytes\": %llu, \"kv_bytes_per_token\": %llu, \"load_s\": %.3f}\n",
+           (unsigned long long)in->weight_bytes, (unsigned long long)in->kv_bytes_per_token, load_s);
 }
 
 int cmd_info(int argc, char **argv)

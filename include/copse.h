@@ -132,6 +132,9 @@ typedef struct copse_model_info {
     uint64_t file_bytes;
     uint64_t weight_bytes;   /* the matrices in memory as loaded: int8, or f32 on the
                                 reference path (0 for a vocab-only model) */
+    uint64_t kv_bytes_per_token; /* keys and values of one position, every layer, in f16
+                                (twice that in f32): what each token of a branch holds in
+                                the KV cache, unless another branch shares it */
     int n_matrices;          /* the products a token goes through (stacked ones count once) */
     int n_matrices_4bit;     /* of which keep the file's 4-bit quants or codes (int8 path) */
     int n_matrices_5bit;     /* and the file's 5-bit ones */

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include "dequant.h"
+#include "kv.h"
 #include "model.h"
 #include "error.h"
 
@@ -834,6 +835,7 @@ int copse_model_load(const char *path, const copse_model_params *params,
     m->info.name = m->name;
     m->info.isa = m->tier ? m->tier->name : NULL;
     m->info.weight_bytes = model_matrix_bytes(m);
+    m->info.kv_bytes_per_token = kv_block_bytes(&m->info, 1) / KV_BLOCK;
     model_matrix *w;
     for (int i = 0; (w = nth_matrix(m, i)); i++) {
         m->info.n_matrices += w->n_out > 0;

@@ -324,7 +324,10 @@ START_TEST(info_describes_model)
     ck_assert_msg(strstr(out, "tensors     F32 5, Q4_0 2, Q4_1 2, Q5_0 2, Q5_1 2, Q2_K 2, Q3_K 1, Q4_K 1, Q5_K 1, "
                               "Q6_K 1, IQ4_NL 1, IQ4_XS 1\nchat        copse-math\n")
                   && strstr(out, "llama \"copse-random-tiny-llama\"")
-                  && strstr(out, ", of the 15 matrices 2 2-bit, 1 3-bit, 6 4-bit, 5 5-bit and 1 6-bit as in the file: 0.5 MiB"), "%s", out);
+                  && strstr(out, ", of the 15 matrices 2 2-bit, 1 3-bit, 6 4-bit, 5 5-bit and 1 6-bit as in the file: 0.5 MiB")
+                  /* K and V, 2 layers, 128 wide (2 heads of 64), 2 bytes: 1 KiB a position, 64 KiB for 64 */
+                  && strstr(out, "\nkv cache    1.0 KiB a position in f16, 2.0 in f32; 0.1 MiB for the trained "
+                                 "context of 64\n"), "%s", out);
     snprintf(cmd, sizeof cmd, "'%s' info -m tests/data/models/tiny-llama-blocks.gguf --json 2>&1", copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
     /* q 256x256, k, v 128x256 each, o 256x256, gate, up, down 256x256, per layer; output 320x256;
@@ -352,7 +355,8 @@ START_TEST(info_describes_model)
     ck_assert_msg(strstr(out, "\"tensor_types\": {\"F32\": 5, \"Q4_0\": 2,") && strstr(out, want) &&
                   strstr(out, "}, \"chat_format\": \"copse-math\", \"weights\"") &&
                   strstr(out, "\"n_head_kv\": 2,") && strstr(out, "\"weights\": \"int8\"") &&
-                  strstr(out, "\"n_local_layers\": 0, \"sliding_window\": 0,"), "%s (want %s)", out, want);
+                  strstr(out, "\"n_local_layers\": 0, \"sliding_window\": 0,") &&
+                  strstr(out, "\"kv_bytes_per_token\": 1024,"), "%s (want %s)", out, want);
     /* --weights int8: every matrix in blocks of 34 */
     snprintf(cmd, sizeof cmd, "'%s' info -m tests/data/models/tiny-llama-blocks.gguf --weights int8 --json 2>&1",
              copse);

@@ -710,6 +710,11 @@ START_TEST(pool_sizes_and_errors)
     ck_assert_uint_eq(st.bytes_total, 10 * block);
     ck_assert_int_eq(st.blocks_used, 0);
     copse_ctx_free(c);
+    /* what copse info reports a position holds: K and V of every layer in f16 (twice in f32) */
+    copse_model_info in;
+    copse_model_get_info(m, &in);
+    ck_assert_uint_eq(in.kv_bytes_per_token, 2 * (uint64_t)in.n_layer * in.n_head_kv * in.head_dim * 2);
+    ck_assert_uint_eq(st.bytes_total, 10 * KV_BLOCK * in.kv_bytes_per_token);
 
     p.kv_bytes = 0;
     p.kv_f32 = 1;
@@ -717,6 +722,7 @@ START_TEST(pool_sizes_and_errors)
     copse_kv_stats_get(c, &st);
     ck_assert_int_eq(st.blocks_total, (1000 + KV_BLOCK - 1) / KV_BLOCK);
     ck_assert_uint_eq(st.bytes_total, (uint64_t)st.blocks_total * kv_block_bytes(&m->info, 0));
+    ck_assert_uint_eq(st.bytes_total, (uint64_t)st.blocks_total * KV_BLOCK * 2 * in.kv_bytes_per_token);
     copse_ctx_free(c);
 
     p.kv_bytes = block - 1;
