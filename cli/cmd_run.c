@@ -38,7 +38,9 @@ static void help(void)
            "  -i, --interactive  a conversation: each line of stdin (after -p, if given) a\n"
            "                     user's message, each reply streamed as --chat streams it; the\n"
            "                     model reads only what the conversation adds; one JSON object a\n"
-           "                     turn with --json\n"
+           "                     turn with --json. Where the conversation would leave the reply\n"
+           "                     less than -n tokens (or half the context, if less), its oldest\n"
+           "                     exchanges are dropped until it does; --system stays\n"
            "  -h, --help         this help\n");
 }
 
@@ -496,13 +498,9 @@ typedef struct convo {
     int      n_held;
 } convo;
 
-/* Put the conversation (ending with the user's message) to the model:
-** render it whole, keep the tokens the sequence already holds up to the
-** first that differs (a reply's text may tokenize otherwise than it was
-** sampled), decode the rest. Returns the last token's logits, with the
-** counts reused and new in *reused, *fresh; NULL after printing the error. */
-static const float *convo_feed(convo *c, const run_opts *o, const copse_model *m, copse_ctx *ctx,
-                               copse_seq *seq, int *reused, int *fresh)
+/* The conversation rendered whole and tokenized into *tok (malloc'd); the
+** count, or -1 after printing the error. */
+static int convo_tokens(const convo *c, const run_opts *o, const copse_model *m, int32_t **tok)
 {
     copse_error err;
     const char *const *turns = (const char *const *)c->turns;
@@ -510,16 +508,53 @@ static const float *convo_feed(convo *c, const run_opts *o, const copse_model *m
     char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
     if (n < 0 || !text) {
         free(text);
-        return cli_error(CMD, "%s", n < 0 ? err.msg : "out of memory"), NULL;
+        return cli_error(CMD, "%s", n < 0 ? err.msg : "out of memory"), -1;
     }
     copse_chat_conversation(m, o->template_name, o->system, turns, c->n_turns, text, n + 1, NULL);
-    int32_t *tok;
     int nt = cli_tokenize(CMD, m, text, (size_t)n, (o->no_bos ? 0 : COPSE_TOK_ADD_SPECIAL)
-                          | COPSE_TOK_PARSE_SPECIAL, &tok);
+                          | COPSE_TOK_PARSE_SPECIAL, tok);
     free(text);
+    return nt;
+}
+
+/* Forget the oldest exchange (the user's message and the reply): the
+** system message is no turn, so it stays. */
+static void convo_drop(convo *c)
+{
+    free(c->turns[0]);
+    free(c->turns[1]);
+    c->n_turns -= 2;
+    memmove(c->turns, c->turns + 2, (size_t)c->n_turns * sizeof *c->turns);
+}
+
+/*
+** Put the conversation (ending with the user's message) to the model.
+** While the rendered conversation leaves less than the reply's room (-n
+** tokens, at most half the context: a large -n must not cost the whole
+** history) and an older exchange is left, the oldest goes, so that a long
+** conversation goes on in a small context; *dropped counts the messages
+** gone. Then keep the tokens the sequence already holds up to the first
+** that differs (a reply's text may tokenize otherwise than it was
+** sampled; after a drop, little more than the system message is kept)
+** and decode the rest. Returns the last token's logits, with the counts
+** reused and new in *reused, *fresh; NULL after printing the error.
+*/
+static const float *convo_feed(convo *c, const run_opts *o, const copse_model *m, copse_ctx *ctx,
+                               copse_seq *seq, int *reused, int *fresh, int *dropped)
+{
+    int n_ctx = copse_ctx_n_ctx(ctx), p = 0;
+    int room = o->n_predict < n_ctx / 2 ? (int)o->n_predict : n_ctx / 2;
+    room = room > 1 ? room : 1;   /* -n 0 too: a conversation is shortened before it is refused */
+    int32_t *tok;
+    int nt;
+    *dropped = 0;
+    while ((nt = convo_tokens(c, o, m, &tok)) >= 0 && nt + room > n_ctx && c->n_turns > 1) {
+        free(tok);
+        convo_drop(c);
+        *dropped += 2;
+    }
     if (nt < 0)
         return NULL;
-    int n_ctx = copse_ctx_n_ctx(ctx), p = 0;
     const float *logits = NULL;
     if (nt >= n_ctx) {
         cli_error(CMD, "the conversation has %d tokens; the context holds %d (raise --ctx)", nt, n_ctx);
@@ -594,12 +629,14 @@ static int run_interactive(const run_opts *o)
         }
         c.turns = t;
         c.turns[c.n_turns++] = msg;
-        int reused, fresh, hit_eog;
+        int reused, fresh, dropped, hit_eog;
         double t0 = cli_now();
-        const float *logits = convo_feed(&c, o, model, ctx, seq, &reused, &fresh);
+        const float *logits = convo_feed(&c, o, model, ctx, seq, &reused, &fresh, &dropped);
         if (!logits)
             goto done;
         double t1 = cli_now();
+        if (dropped && !o->json)
+            fprintf(stderr, "[dropped the %d oldest messages to fit the context of %d tokens]\n", dropped, n_ctx);
         cli_utf8_out so = { .f = stdout };
         int before = copse_seq_len(seq);
         int n_gen = generate(ctx, seq, smp, model, logits, (int)o->n_predict, gen, &hit_eog,
@@ -622,8 +659,8 @@ static int run_interactive(const run_opts *o)
             printf(",\"text\":");
             cli_json_str(stdout, reply, len);
             printf(",\"prompt_tokens\":%d,\"reused_tokens\":%d,\"generated_tokens\":%d,\"stop\":\"%s\","
-                   "\"context_tokens\":%d,\"prompt_s\":%.3f,\"gen_s\":%.3f}\n", fresh, reused, n_gen, stop,
-                   copse_seq_len(seq), t1 - t0, t2 - t1);
+                   "\"context_tokens\":%d,\"dropped_turns\":%d,\"prompt_s\":%.3f,\"gen_s\":%.3f}\n", fresh, reused,
+                   n_gen, stop, copse_seq_len(seq), dropped, t1 - t0, t2 - t1);
         } else {
             cli_utf8_flush(&so);
             putchar('\n');

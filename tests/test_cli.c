@@ -121,10 +121,6 @@ static int split_lines(char *out, char **line, int max)
     return n;
 }
 
-/* --interactive: each reply is the library's greedy one for the whole
-** conversation so far, rendered by copse_chat_conversation (the earlier
-** replies as the command gave them), though the command reads only what
-** each turn adds; as JSON Lines and as streamed text. */
 /* copse info names the chat format the file's template is written for
 ** (here a Mistral v7 template, written for the test), or says that it is
 ** of no family copse knows (JSON: null); either way the model is described. */
@@ -155,6 +151,64 @@ START_TEST(info_chat_format)
 }
 END_TEST
 
+/* The conversation turns[0..n) rendered by copse_chat_conversation in the
+** format name, with the system message system, into chat (cap bytes), and
+** its tokens into tok (256); the count of tokens. */
+static int conversation_tokens(const char *name, const char *system, const char *const *turns, int n,
+                               char *chat, int cap, int32_t *tok)
+{
+    copse_model *m;
+    copse_error e;
+    ck_assert_int_eq(copse_model_load(MODEL, NULL, &m, &e), COPSE_OK);
+    int cn = copse_chat_conversation(m, name, system, turns, n, chat, cap, &e);
+    ck_assert_msg(cn > 8 && cn < cap, "%d: %s", cn, e.msg);
+    int nt = copse_tokenize(m, chat, (size_t)cn, COPSE_TOK_ADD_SPECIAL | COPSE_TOK_PARSE_SPECIAL, tok, 256);
+    ck_assert(nt > 0 && nt < 256);
+    copse_model_free(m);
+    return nt;
+}
+
+/*
+** One --interactive turn, as its JSON line gives it, against the library:
+** the reply is the greedy one (n_predict tokens at most) for the
+** conversation turns[0..n), decoded from scratch, its text into reply; the
+** turn reads all but the tokens the sequence held (held[0..*n_held)) up to
+** the first that differs (the last always read, for its logits), and
+** leaves it holding the conversation and every sampled token but the last,
+** which held and *n_held become.
+*/
+static void check_turn(const char *line, const char *name, const char *system, const char *const *turns, int n,
+                       int n_predict, int32_t *held, int *n_held, char *reply, int cap)
+{
+    char chat[2048], text[4096];
+    int32_t tok[256], gen[16];
+    int nt = conversation_tokens(name, system, turns, n, chat, sizeof chat, tok);
+    ck_assert(n_predict <= 16);
+    int g = greedy(chat, COPSE_TOK_ADD_SPECIAL | COPSE_TOK_PARSE_SPECIAL, n_predict, gen);
+    int p = 0;
+    while (p < *n_held && p < nt - 1 && held[p] == tok[p])
+        p++;
+    ck_assert_int_eq(atoi(json_field(line, "reused_tokens")), p);
+    ck_assert_int_eq(atoi(json_field(line, "prompt_tokens")), nt - p);
+    memcpy(held, tok, (size_t)nt * sizeof *tok);
+    memcpy(held + nt, gen, (size_t)(g - 1) * sizeof *gen);
+    *n_held = nt + g - 1;
+    ck_assert_int_eq(atoi(json_field(line, "context_tokens")), *n_held);
+    int len = greedy_text(gen, g, reply, cap);
+    /* as JSON writes it (the random model's bytes need not be UTF-8) */
+    FILE *f = fmemopen(text, sizeof text, "w");
+    cli_json_str(f, reply, (size_t)len);
+    fclose(f);
+    const char *got = json_field(line, "text");
+    ck_assert_msg(!strncmp(got, text, strlen(text)) && got[strlen(text)] == ',',
+                  "%s: %s, the library %s", turns[n - 1], got, text);
+    ck_assert_int_eq(atoi(json_field(line, "generated_tokens")), g);
+}
+
+/* --interactive: each reply is the library's greedy one for the whole
+** conversation so far, rendered by copse_chat_conversation (the earlier
+** replies as the command gave them), though the command reads only what
+** each turn adds; as JSON Lines and as streamed text. */
 START_TEST(run_interactive)
 {
     const char *copse = tu_copse_bin("run_interactive");
@@ -164,46 +218,17 @@ START_TEST(run_interactive)
     static const char *const opts[3] = { "-i", "--template chatml -i", "--template llama2 -i" };
     static const char *const names[3] = { NULL, "chatml", "llama2" };
     for (int k = 0; k < 3; k++) {
-        char cmd[2048], out[8192], *line[4], want[2][1024], text[4096];
+        char cmd[2048], out[8192], *line[4], want[2][1024];
         PRINT(cmd, "printf 'hi\\n\\nok\\n' | '%s' run -m " MODEL " %s -n 4 --temp 0 -t 1 --json",
               copse, opts[k]);
         ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
         ck_assert_int_eq(split_lines(out, line, 4), 2);   /* the blank line is no message */
         const char *turns[3] = { "hi", want[0], "ok" };
-        int32_t held[2][256];   /* the tokens each turn leaves in the sequence */
-        int n_held[2];
+        int32_t held[256];   /* the tokens the sequence holds */
+        int n_held = 0;
         for (int t = 0; t < 2; t++) {
-            copse_model *m;
-            copse_error e;
-            char chat[1024];
-            ck_assert_int_eq(copse_model_load(MODEL, NULL, &m, &e), COPSE_OK);
-            int cn = copse_chat_conversation(m, names[k], NULL, turns, 2 * t + 1, chat, sizeof chat, &e);
-            ck_assert_msg(cn > 8 && cn < (int)sizeof chat, "%d: %s", cn, e.msg);
-            int nt = copse_tokenize(m, chat, (size_t)cn, COPSE_TOK_ADD_SPECIAL | COPSE_TOK_PARSE_SPECIAL,
-                                    held[t], 256);
-            copse_model_free(m);
-            int32_t gen[4];
-            int n = greedy(chat, COPSE_TOK_ADD_SPECIAL | COPSE_TOK_PARSE_SPECIAL, 4, gen);
-            /* what the turn reads: all but the tokens the sequence holds up to the first
-               that differs (the last always read, for its logits) */
-            int p = 0;
-            while (t && p < n_held[0] && p < nt - 1 && held[0][p] == held[1][p])
-                p++;
-            ck_assert_int_eq(atoi(json_field(line[t], "reused_tokens")), p);
-            ck_assert_int_eq(atoi(json_field(line[t], "prompt_tokens")), nt - p);
-            /* and holds after it: with every sampled token but the last */
-            memcpy(held[t] + nt, gen, (size_t)(n - 1) * sizeof *gen);
-            n_held[t] = nt + n - 1;
-            ck_assert_int_eq(atoi(json_field(line[t], "context_tokens")), n_held[t]);
-            int len = greedy_text(gen, n, want[t], sizeof want[t]);
-            /* as JSON writes it (the random model's bytes need not be UTF-8) */
-            FILE *f = fmemopen(text, sizeof text, "w");
-            cli_json_str(f, want[t], (size_t)len);
-            fclose(f);
-            const char *got = json_field(line[t], "text");
-            ck_assert_msg(!strncmp(got, text, strlen(text)) && got[strlen(text)] == ',',
-                          "turn %d: %s, the library %s", t, got, text);
-            ck_assert_int_eq(atoi(json_field(line[t], "generated_tokens")), n);
+            check_turn(line[t], names[k], NULL, turns, 2 * t + 1, 4, held, &n_held, want[t], sizeof want[t]);
+            ck_assert_int_eq(atoi(json_field(line[t], "dropped_turns")), 0);
         }
         /* the second turn reads on from the first: its prompt at least is kept */
         ck_assert_int_ge(atoi(json_field(line[1], "reused_tokens")), atoi(json_field(line[0], "prompt_tokens")));
@@ -221,11 +246,66 @@ START_TEST(run_interactive)
     PRINT(cmd, "'%s' run -m " MODEL " -i --lines 2>&1", copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 2);
     ck_assert_msg(strstr(out, "--interactive reads its messages from stdin"), "%s", out);
-    /* a conversation the context cannot hold: said, exit 1 */
-    PRINT(cmd, "printf 'hi\\nok\\n' | '%s' run -m " MODEL " -i -n 6 --temp 0 -t 1 --ctx 24 2>&1 >/dev/null",
-          copse);
+    /* a message the context cannot hold: said, exit 1 */
+    PRINT(cmd, "printf 'tell me all about the numbers\\n' | '%s' run -m " MODEL " -i -n 6 --temp 0 -t 1 --ctx 24 "
+          "2>&1 >/dev/null", copse);
     ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
     ck_assert_msg(strstr(out, "the context holds 24 (raise --ctx)"), "%s", out);
+}
+END_TEST
+
+/*
+** --interactive past the context: a turn whose conversation would leave
+** the reply less than -n tokens (or half the context) first drops the
+** oldest exchanges, as few as make the room, the system message kept; the
+** reply is then the library's greedy one for what is kept, and the turn
+** reads all but the tokens the sequence holds up to the first that
+** differs. A message too long even alone still ends the run.
+*/
+START_TEST(run_interactive_drops_turns)
+{
+    const char *copse = tu_copse_bin("run_interactive_drops_turns");
+    if (!copse)
+        return;
+    enum { CTX = 64, N = 4, ROOM = N < CTX / 2 ? N : CTX / 2, TURNS = 5 };
+    static const char *const user[TURNS] = { "hi", "ok", "so", "why", "yes" };
+    char opts[256], cmd[2048], out[8192], *line[TURNS + 1], want[TURNS][1024], chat[2048];
+    PRINT(opts, "-m " MODEL " --system 'be kind' -i -n %d --temp 0 -t 1 --ctx %d", N, CTX);
+    /* -p gives the first message, stdin the rest */
+    PRINT(cmd, "printf 'ok\\nso\\nwhy\\nyes\\n' | '%s' run %s -p hi --json", copse, opts);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(split_lines(out, line, TURNS + 1), TURNS);
+    const char *turns[2 * TURNS];
+    int32_t held[256], tok[256];
+    int n_held = 0, first = 0, first_drop = 0;   /* the first turn's drop */
+    for (int t = 0; t < TURNS; t++) {
+        turns[2 * t] = user[t];
+        int d = atoi(json_field(line[t], "dropped_turns"));
+        ck_assert_msg(d >= 0 && d % 2 == 0 && first + d < 2 * t + 1, "turn %d dropped %d", t, d);
+        first += d;
+        first_drop = first_drop ? first_drop : d;
+        /* what is kept leaves the room; with the exchange dropped last it would not */
+        int n = 2 * t + 1 - first;
+        ck_assert_int_le(conversation_tokens(NULL, "be kind", turns + first, n, chat, sizeof chat, tok) + ROOM, CTX);
+        if (d)
+            ck_assert_int_gt(conversation_tokens(NULL, "be kind", turns + first - 2, n + 2, chat, sizeof chat, tok)
+                             + ROOM, CTX);
+        check_turn(line[t], NULL, "be kind", turns + first, n, N, held, &n_held, want[t], sizeof want[t]);
+        turns[2 * t + 1] = want[t];
+    }
+    ck_assert_msg(first_drop > 0, "nothing dropped: %s", out);
+    /* as text: a line on stderr among the turns' */
+    PRINT(cmd, "printf 'ok\\nso\\nwhy\\nyes\\n' | '%s' run %s -p hi 2>&1 >/dev/null", copse, opts);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+    char said[128];
+    PRINT(said, "]\n[dropped the %d oldest messages to fit the context of %d tokens]\n[", first_drop, CTX);
+    ck_assert_msg(strstr(out, said), "%s", out);
+    /* a later message too long even alone: the first turn's reply, then the lengths */
+    PRINT(cmd, "printf 'hi\\ntell me all about the numbers, the primes and the squares\\n' | '%s' run %s 2>&1",
+          copse, opts);
+    ck_assert_int_eq(tu_run(cmd, out, sizeof out), 1);
+    PRINT(said, "; the context holds %d (raise --ctx)", CTX);
+    ck_assert_msg(strstr(out, "new tokens (0 kept)") && strstr(out, said), "%s", out);
 }
 END_TEST
 
@@ -798,6 +878,7 @@ Suite *copse_suite_cli(void)
     tcase_add_test(tc, run_errors);
     tcase_add_test(tc, run_chat);
     tcase_add_test(tc, run_interactive);
+    tcase_add_test(tc, run_interactive_drops_turns);
     tcase_add_test(tc, info_chat_format);
     tcase_add_test(tc, info_describes_model);
     tcase_add_test(tc, run_kv_options);
