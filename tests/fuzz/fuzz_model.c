@@ -3,7 +3,8 @@
 ** past the GGUF reader that fuzz_gguf.c covers: the metadata a model
 ** needs, its tensors' names, shapes and types, the tokenizer, and a
 ** verifier head. A rejected file must come with a message. A loaded one
-** is used the way a caller would: tokenize and detokenize, decode a few
+** is used the way a caller would: tokenize and detokenize, render a chat
+** in the format its template names, decode a few
 ** tokens in a small context, read every logit and sample from them, make
 ** a verifier. ASan and UBSan catch what goes wrong. Build and run:
 ** make fuzz-model.
@@ -81,6 +82,22 @@ static void decode(copse_model *m, const copse_model_info *info)
     copse_ctx_free(c);
 }
 
+/* The chat format the file's template names, and a conversation in it:
+** the length the same whatever the buffer, and NUL-terminated. */
+static void chat(const copse_model *m)
+{
+    static const char *const turns[3] = { "What is 2+3?", "5", "And 4+4?" };
+    char buf[512];
+    copse_error e;
+    if (!copse_chat_format(m, &e)) {
+        CHECK(e.msg[0]);
+        return;
+    }
+    int n = copse_chat_conversation(m, NULL, "Be brief.", turns, 3, buf, sizeof buf, &e);
+    CHECK(n > 0 && n < (int)sizeof buf && buf[n] == '\0');
+    CHECK(copse_chat_conversation(m, NULL, "Be brief.", turns, 3, NULL, 0, &e) == n);
+}
+
 static void verifier(copse_model *m)
 {
     copse_verifier_params vp = copse_verifier_default_params();
@@ -117,6 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         copse_model_info info;
         copse_model_get_info(m, &info);
         tokens(m);
+        chat(m);
         if (info.n_layer > 0)
             decode(m, &info);
         verifier(m);
