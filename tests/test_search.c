@@ -1253,7 +1253,7 @@ START_TEST(tune_writes_a_table_auto_reads)
     ck_assert_ptr_nonnull(crowd);
     ck_assert_str_eq(crowd, alone);
     ck_assert_int_eq(calls[0], calls[1]);
-    ck_assert_int_eq(calls[1], 4 * (1 + 9 * 2));   /* the probes, then 9 settings at 2 budgets */
+    ck_assert_int_eq(calls[1], 4 * (1 + 10 * 2));   /* the probes, then 10 settings at 2 budgets */
     free(alone);
     free(crowd);
     tune_table t;
