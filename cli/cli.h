@@ -104,4 +104,38 @@ typedef struct cli_utf8_out {
 void cli_utf8_put(cli_utf8_out *o, const char *s, int len);
 void cli_utf8_flush(cli_utf8_out *o);
 
+/* Speculative decoding (copse run --draft, cli/speculate.c): a draft
+** model of the target's vocabulary, its own context and sequence, which
+** follows the target's; what it proposed and the target kept. */
+#define CLI_DRAFT_MAX 32
+typedef struct cli_draft {
+    copse_model   *model;
+    copse_ctx     *ctx;
+    copse_seq     *seq;
+    copse_sampler *smp;        /* greedy */
+    int            k;          /* tokens proposed a round, 1 to CLI_DRAFT_MAX */
+    long long      drafted, accepted, passes;   /* passes: the target's forward passes */
+} cli_draft;
+
+/* Load the draft model at path with o's settings (its context n_ctx
+** long, as the target's) into d, whose k is set; refuse one whose
+** vocabulary is not target's. Prints the error and returns nonzero on
+** failure; cli_draft_close frees what was made either way. */
+int  cli_draft_open(const char *cmd, const cli_model_opts *o, const char *path, const copse_model *target,
+                    int n_ctx, cli_draft *d);
+void cli_draft_close(cli_draft *d);
+
+/*
+** Sample after logits until an end-of-generation token (not decoded;
+** *hit_eog set), n_predict tokens or a full context, into gen: every
+** token but the last goes through a forward pass into seq; each one's
+** text streams to so when it is set. With a draft d (whose sequence holds
+** the prompt seq holds), the target checks d->k proposals a forward pass;
+** greedy, the tokens are those without one. Returns the count, or -1
+** after printing the error.
+*/
+int cli_generate(const char *cmd, copse_ctx *ctx, copse_seq *seq, copse_sampler *smp, const copse_model *m,
+                 const float *logits, int n_predict, cli_draft *d, int32_t *gen, int *hit_eog,
+                 cli_utf8_out *so);
+
 #endif

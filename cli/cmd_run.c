@@ -41,6 +41,10 @@ static void help(void)
            "                     turn with --json. Where the conversation would leave the reply\n"
            "                     less than -n tokens (or half the context, if less), its oldest\n"
            "                     exchanges are dropped until it does; --system stays\n"
+           "  --draft FILE       speculative decoding: FILE, a model of the same vocabulary,\n"
+           "                     proposes tokens the model checks several at a forward pass\n"
+           "                     (greedy only: --temp 0); the same text as without it\n"
+           "  --draft-n K        tokens the draft proposes at a time, 1 to 32 (default 4)\n"
            "  -h, --help         this help\n");
 }
 
@@ -52,6 +56,8 @@ typedef struct run_opts {
     int no_bos, json, lines, chat, interactive;
     const char *template_name, *system;
     long parallel;
+    const char *draft;
+    long draft_n;
 } run_opts;
 
 static int parse(int argc, char **argv, run_opts *o)
@@ -76,6 +82,10 @@ static int parse(int argc, char **argv, run_opts *o)
         else if (!strcmp(a, "-f") || !strcmp(a, "--file")) o->file = v;
         else if (!strcmp(a, "--template")) { o->template_name = v; o->chat = 1; }
         else if (!strcmp(a, "--system")) { o->system = v; o->chat = 1; }
+        else if (!strcmp(a, "--draft")) o->draft = v;
+        else if (!strcmp(a, "--draft-n")) {
+            if (cli_parse_int(CMD, a, v, 1, CLI_DRAFT_MAX, &o->draft_n)) return 2;
+        }
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (cli_parse_int(CMD, a, v, 0, 1 << 24, &o->n_predict)) return 2;
         } else if (!strcmp(a, "--temp")) {
@@ -104,6 +114,12 @@ static int parse(int argc, char **argv, run_opts *o)
         return cli_usage_error(CMD, "--lines reads its prompts from -f FILE or stdin, not -p");
     if (o->interactive && (o->lines || o->file))
         return cli_usage_error(CMD, "--interactive reads its messages from stdin, not --lines or -f");
+    if (o->draft_n && !o->draft)
+        return cli_usage_error(CMD, "--draft-n goes with --draft");
+    if (o->draft && (o->lines || o->interactive))
+        return cli_usage_error(CMD, "--draft goes with one prompt, not --lines or --interactive");
+    if (o->draft && o->sp.temp > 0)
+        return cli_usage_error(CMD, "--draft needs --temp 0 for now");
     return 0;
 }
 
@@ -171,37 +187,11 @@ static const float *prefill(copse_ctx *ctx, copse_seq *seq, const int32_t *t, in
     return copse_get_logits(ctx, k - 1);
 }
 
-/*
-** Sample after logits until an end-of-generation token (not decoded;
-** *hit_eog set), n_predict tokens or a full context, into gen: every
-** token but the last goes through a forward pass into seq; each one's
-** text streams to so when it is set. Returns the count, or -1 after
-** printing the error.
-*/
+/* Plain generation (cli_generate without a draft). */
 static int generate(copse_ctx *ctx, copse_seq *seq, copse_sampler *smp, const copse_model *m,
                     const float *logits, int n_predict, int32_t *gen, int *hit_eog, cli_utf8_out *so)
 {
-    int n_gen = 0, n_ctx = copse_ctx_n_ctx(ctx);
-    char piece[256];
-    *hit_eog = 0;
-    while (n_gen < n_predict && copse_seq_len(seq) < n_ctx) {
-        int32_t tok = copse_sample(smp, logits, copse_n_vocab(m));
-        gen[n_gen++] = tok;
-        if (copse_token_is_eog(m, tok)) {
-            *hit_eog = 1;
-            break;
-        }
-        int pl = copse_token_piece(m, tok, piece, sizeof piece);
-        if (so && pl > 0)
-            cli_utf8_put(so, piece, pl < (int)sizeof piece ? pl : (int)sizeof piece - 1);
-        if (n_gen == n_predict)
-            break; /* the last token needs no forward pass */
-        copse_error err;
-        if (copse_decode_tokens(ctx, seq, &tok, 1, 0, &err))
-            return cli_error(CMD, "%s", err.msg), -1;
-        logits = copse_get_logits(ctx, 0);
-    }
-    return n_gen;
+    return cli_generate(CMD, ctx, seq, smp, m, logits, n_predict, NULL, gen, hit_eog, so);
 }
 
 /* The text of gen[0..n) (malloc'd), its length in *len; NULL after
@@ -701,6 +691,8 @@ int cmd_run(int argc, char **argv)
     copse_ctx *ctx;
     if (cli_open_model(CMD, &o.m, 0, &model, &ctx))
         return 1;
+    cli_draft draft = { .k = o.draft_n ? (int)o.draft_n : 4 };
+    int no_draft = o.draft && cli_draft_open(CMD, &o.m, o.draft, model, copse_ctx_n_ctx(ctx), &draft);
     double t_load = cli_now() - t0;
 
     size_t len;
@@ -711,7 +703,7 @@ int cmd_run(int argc, char **argv)
     char *out = NULL;
     size_t out_len = 0;
     rc = 1;
-    int n_prompt = text && !check_chat(&o, model) ? prompt_tokens(&o, model, text, len, &prompt) : -1;
+    int n_prompt = text && !no_draft && !check_chat(&o, model) ? prompt_tokens(&o, model, text, len, &prompt) : -1;
     if (n_prompt < 0)
         goto done;
     if (n_prompt == 0) {
@@ -733,7 +725,7 @@ int cmd_run(int argc, char **argv)
 
     double t1 = cli_now();
     const float *logits = prefill(ctx, seq, prompt, n_prompt);
-    if (!logits)
+    if (!logits || (o.draft && !prefill(draft.ctx, draft.seq, prompt, n_prompt)))
         goto done;
     double t_prompt = cli_now() - t1;
 
@@ -742,7 +734,8 @@ int cmd_run(int argc, char **argv)
         cli_utf8_put(&so, text, (int)len);
     int hit_eog;
     t1 = cli_now();
-    int n_gen = generate(ctx, seq, smp, model, logits, (int)o.n_predict, gen, &hit_eog, o.json ? NULL : &so);
+    int n_gen = cli_generate(CMD, ctx, seq, smp, model, logits, (int)o.n_predict, o.draft ? &draft : NULL, gen,
+                             &hit_eog, o.json ? NULL : &so);
     if (n_gen < 0)
         goto done;
     double t_gen = cli_now() - t1;
@@ -759,17 +752,26 @@ int cmd_run(int argc, char **argv)
         cli_json_str(stdout, out, out_len);
         printf(",\"prompt_tokens\":%d,\"generated_tokens\":%d,\"stop\":\"%s\","
                "\"load_s\":%.3f,\"prompt_s\":%.3f,\"gen_s\":%.3f,"
-               "\"prompt_tok_per_s\":%.2f,\"gen_tok_per_s\":%.2f,\"kernels\":\"%s\"}\n",
+               "\"prompt_tok_per_s\":%.2f,\"gen_tok_per_s\":%.2f,\"kernels\":\"%s\"",
                n_prompt, n_gen, hit_eog ? "eog" : n_gen == o.n_predict ? "length" : "context",
                t_load, t_prompt, t_gen, n_prompt / (t_prompt > 0 ? t_prompt : 1e-9),
                n_eval / (t_gen > 0 ? t_gen : 1e-9), kernels);
+        if (o.draft)
+            printf(",\"draft_tokens\":%lld,\"draft_accepted\":%lld,\"target_passes\":%lld",
+                   draft.drafted, draft.accepted, draft.passes);
+        printf("}\n");
     } else {
         cli_utf8_flush(&so);
         putchar('\n');
         fprintf(stderr, "\nload: %.2f s | prompt: %d tokens, %.1f tokens/s | generation: %d tokens, "
-                "%.1f tokens/s | kernels: %s\n", t_load, n_prompt,
+                "%.1f tokens/s | kernels: %s", t_load, n_prompt,
                 n_prompt / (t_prompt > 0 ? t_prompt : 1e-9), n_gen,
                 n_eval / (t_gen > 0 ? t_gen : 1e-9), kernels);
+        if (o.draft)
+            fprintf(stderr, " | draft: %lld proposed, %lld accepted (%.1f%%), %lld target passes",
+                    draft.drafted, draft.accepted, 100.0 * (double)draft.accepted
+                    / (double)(draft.drafted ? draft.drafted : 1), draft.passes);
+        fputc('\n', stderr);
     }
     rc = 0;
 done:
@@ -779,6 +781,7 @@ done:
     free(text);
     copse_sampler_free(smp);
     copse_seq_free(seq);
+    cli_draft_close(&draft);
     copse_ctx_free(ctx);
     copse_model_free(model);
     return rc;
