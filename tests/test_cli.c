@@ -725,10 +725,11 @@ START_TEST(perplexity_matches_definition)
 }
 END_TEST
 
-/* The JSON of a solve up to its wall time: everything that a seed fixes. */
-static void cut_wall(char *json)
+/* Cut a JSON object where key begins: a solve's at its wall time (all
+** that a seed fixes), a run's at its timings. */
+static void cut_at(char *json, const char *key)
 {
-    char *w = strstr(json, "\"wall_s\"");
+    char *w = strstr(json, key);
     ck_assert_ptr_nonnull(w);
     *w = '\0';
 }
@@ -767,7 +768,7 @@ START_TEST(solve_lines)
             continue;
         PRINT(cmd, "'%s' solve %s --json '%s'", copse, opts, qs[q]);
         ck_assert_int_eq(tu_run(cmd, alone[q], sizeof alone[q]), 0);
-        cut_wall(alone[q]);
+        cut_at(alone[q], "\"wall_s\"");
     }
     for (int par = 0; par < 2; par++) {
         PRINT(cmd, "'%s' solve %s --json --lines %s -f '%s' 2>/dev/null", copse, opts, par ? "--parallel 2" : "",
@@ -782,7 +783,7 @@ START_TEST(solve_lines)
                 ck_assert_msg(strstr(line[l], "{\"question\":\"word word") == line[l] && strstr(line[l], "\"error\":\"")
                               && strstr(line[l], "context"), "%s", line[l]);
             } else {
-                cut_wall(line[l]);
+                cut_at(line[l], "\"wall_s\"");
                 ck_assert_str_eq(line[l], alone[q]);
             }
             l++;
@@ -870,6 +871,107 @@ START_TEST(run_lines)
 }
 END_TEST
 
+/* run --draft: speculative greedy decoding gives exactly the plain run's
+** text and counts (its JSON up to the timings, and its stream), K of 1, 3
+** and 8: the target drafting for itself keeps every proposal; the smaller
+** math policy drafting for the larger one has some refused. Each target
+** pass is followed by the proposals kept and one token of its own (one
+** fewer at an end of text kept, or after the pass that fills the
+** context): runs that stop at the end of text, at -n and at a full
+** context. */
+START_TEST(run_draft)
+{
+    const char *copse = tu_copse_bin("run_draft");
+    if (!copse)
+        return;
+    static const char q[] = "A potter makes 2 cups every week for 8 weeks. The shop opens at 9 in the morning. 6 cups "
+                            "are sold. Then 7 of them are given away. Last year there were 5 workers. Then 1 of them "
+                            "is given away. The potter keeps 1 cup and sells the rest. A helper adds 477 more cups. "
+                            "Each tray weighs 2 pounds. 216 more cups are bought from a neighbour. How many cups are "
+                            "there now?";
+    static const struct { const char *target, *draft, *opts, *stop; int same; const char *prompt; } cases[] = {
+        { "models/math-policy-large-f16.gguf", "models/math-policy-large-f16.gguf", "--chat -n 200", "eog", 1, q },
+        { "models/math-policy-large-f16.gguf", "models/math-policy-f16.gguf", "--chat -n 200", "eog", 0, q },
+        { "models/math-policy-large-f16.gguf", "models/math-policy-large-f16.gguf", "--chat -n 200 --ctx 150",
+          "context", 1, q },
+        { MODEL, MODEL, "-n 40", "length", 1, "the quick brown fox jumps" },
+    };
+    static const int ks[] = { 1, 3, 8 };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        char cmd[4096], plain[8192], out[8192], text[8192], stop[32];
+        const char *base = "-t 1 --temp 0", *p = cases[c].prompt;
+        PRINT(cmd, "'%s' run -m %s %s %s -p '%s' --json", copse, cases[c].target, cases[c].opts, base, p);
+        ck_assert_int_eq(tu_run(cmd, plain, sizeof plain), 0);
+        cut_at(plain, ",\"load_s\"");
+        PRINT(stop, "\"stop\":\"%s\"", cases[c].stop);
+        ck_assert_msg(strstr(plain, stop), "%s", plain);
+        int n_gen = atoi(json_field(plain, "generated_tokens"));
+        long long refused = 0;
+        for (int i = 0; i < 3; i++) {
+            PRINT(cmd, "'%s' run -m %s %s %s -p '%s' --json --draft %s --draft-n %d", copse, cases[c].target,
+                  cases[c].opts, base, p, cases[c].draft, ks[i]);
+            ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+            long long drafted = atoll(json_field(out, "draft_tokens")), kept = atoll(json_field(out, "draft_accepted"));
+            long long passes = atoll(json_field(out, "target_passes"));
+            ck_assert_msg(!cases[c].same || kept == drafted, "case %zu, K %d: %lld of %lld kept", c, ks[i], kept,
+                          drafted);
+            refused += drafted - kept;
+            ck_assert_msg(kept > 0 && drafted <= ks[i] * passes, "case %zu, K %d: %lld of %lld kept in %lld passes",
+                          c, ks[i], kept, drafted, passes);
+            ck_assert_msg(passes + kept == n_gen - 1 || passes + kept == n_gen, "case %zu, K %d: %lld passes, "
+                          "%lld kept, %d tokens", c, ks[i], passes, kept, n_gen);
+            cut_at(out, ",\"load_s\"");
+            ck_assert_str_eq(out, plain);
+        }
+        ck_assert_msg(cases[c].same ? refused == 0 : refused > 0, "case %zu: %lld refused", c, refused);
+        /* streamed: the same text, the counts on stderr */
+        PRINT(cmd, "'%s' run -m %s %s %s -p '%s' 2>/dev/null", copse, cases[c].target, cases[c].opts, base, p);
+        ck_assert_int_eq(tu_run(cmd, text, sizeof text), 0);
+        PRINT(cmd, "'%s' run -m %s %s %s -p '%s' --draft %s 2>&1 >/dev/null", copse, cases[c].target,
+              cases[c].opts, base, p, cases[c].draft);
+        ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+        ck_assert_msg(strstr(out, " proposed, ") && strstr(out, " target passes\n"), "%s", out);
+        PRINT(cmd, "'%s' run -m %s %s %s -p '%s' --draft %s 2>/dev/null", copse, cases[c].target,
+              cases[c].opts, base, p, cases[c].draft);
+        ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+        ck_assert_str_eq(out, text);
+    }
+}
+END_TEST
+
+/* run --draft's refusals: a draft of another vocabulary (its size, its
+** special tokens), a file that is no model, --draft-n out of range or
+** alone, --draft with --lines or -i, and (for now) sampling; a KV pool
+** too small fails as plain runs fail. */
+START_TEST(run_draft_errors)
+{
+    const char *copse = tu_copse_bin("run_draft_errors");
+    if (!copse)
+        return;
+    static const struct { const char *opts, *msg; int rc; } cases[] = {
+        { "--draft models/math-policy-f16.gguf", "the draft model models/math-policy-f16.gguf has a vocabulary of "
+          "1024 tokens, the target 320: a draft needs the target's vocabulary", 1 },
+        { "--draft tests/data/models/tiny-qwen2.gguf", "the draft model tests/data/models/tiny-qwen2.gguf has other "
+          "BOS or EOS tokens than the target", 1 },
+        { "--draft tests/data/nothing.gguf", "tests/data/nothing.gguf", 1 },
+        { "--draft " MODEL " --draft-n 0", "--draft-n takes a whole number from 1 to 32, not '0'", 2 },
+        { "--draft " MODEL " --draft-n 33", "--draft-n takes a whole number from 1 to 32, not '33'", 2 },
+        { "--draft-n 2", "--draft-n goes with --draft", 2 },
+        { "--draft " MODEL " --lines -f /dev/null", "--draft goes with one prompt, not --lines or --interactive", 2 },
+        { "--draft " MODEL " -i", "--draft goes with one prompt, not --lines or --interactive", 2 },
+        { "--draft " MODEL " --temp 0.8", "--draft needs --temp 0 for now", 2 },
+        { "--draft " MODEL " --kv-mem 16K -n 40 --draft-n 8", "the KV pool is full", 1 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char cmd[2048], out[4096];
+        PRINT(cmd, "'%s' run -m " MODEL " -t 1 --temp 0 %s %s 2>&1 >/dev/null", copse,
+              strstr(cases[i].opts, "--lines") ? "" : "-p 'word word word word'", cases[i].opts);
+        ck_assert_int_eq(tu_run(cmd, out, sizeof out), cases[i].rc);
+        ck_assert_msg(strstr(out, cases[i].msg), "%s: %s", cases[i].opts, out);
+    }
+}
+END_TEST
+
 Suite *copse_suite_cli(void)
 {
     Suite *s = suite_create("cli");
@@ -887,6 +989,8 @@ Suite *copse_suite_cli(void)
     tcase_add_test(tc, question_set_reader);
     tcase_add_test(tc, solve_lines);
     tcase_add_test(tc, run_lines);
+    tcase_add_test(tc, run_draft);
+    tcase_add_test(tc, run_draft_errors);
     suite_add_tcase(s, tc);
     return s;
 }
