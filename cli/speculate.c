@@ -123,13 +123,12 @@ int cli_generate(const char *cmd, copse_ctx *ctx, copse_seq *seq, copse_sampler 
     if (n_predict <= 0 || base >= n_ctx || !take(&g, logits))
         return g.n;
     for (;;) {
-        /* the sequence holds every token but the last; a round adds the
-        ** last, k proposals and the token after them, each sampled at a
-        ** position inside the context */
+        /* the sequence holds every token but the last (len < n_ctx); a
+        ** round decodes the last and k proposals, no more than the context
+        ** holds, and samples up to k + 1 tokens, no more than are asked for */
         int len = copse_seq_len(seq), k = d ? d->k : 0;
         k = k < n_predict - g.n - 1 ? k : n_predict - g.n - 1;
-        k = k < n_ctx - len - 2 ? k : n_ctx - len - 2;
-        k = k > 0 ? k : 0;
+        k = k < n_ctx - len - 1 ? k : n_ctx - len - 1;
         int32_t batch[CLI_DRAFT_MAX + 1] = { gen[g.n - 1] };
         if (k && (k = propose(cmd, d, &g, base, batch, k)) < 0)
             return -1;
