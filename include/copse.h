@@ -371,6 +371,24 @@ void           copse_sampler_free(copse_sampler *s);
 ** -infinity); a +infinity one is chosen, the first of them. */
 int32_t copse_sample(copse_sampler *s, const float *logits, int n);
 
+/*
+** The distribution copse_sample draws from for these logits, after its
+** truncations and temperature: probs[i] (n floats) is token i's
+** probability, zero for a token it never returns, the rest summing to 1
+** (within rounding). Greedy settings (and a logit of +-infinity, as
+** copse_sample treats them) give probability 1 to the token copse_sample
+** returns. Draws nothing: the random state does not move. What
+** speculative sampling compares (copse run --draft). COPSE_E_ARG for a
+** NULL argument or n <= 0.
+*/
+int copse_sample_probs(copse_sampler *s, const float *logits, int n, float *probs);
+
+/* Draw a token from n weights, token i with probability weights[i] over
+** their sum (a negative or NaN weight counts as zero), with the sampler's
+** random state (one number drawn). -1 when no weight is positive, the sum
+** is infinite or n <= 0. */
+int32_t copse_sample_from(copse_sampler *s, const float *weights, int n);
+
 /* ------------------------------------------------------------------ search */
 /*
 ** Test-time compute: answer a question by sampling many solutions and

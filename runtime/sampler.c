@@ -364,19 +364,41 @@ static int wide(copse_sampler *s, const float *logits, int n, float top, double 
     }
 }
 
-int32_t copse_sample(copse_sampler *s, const float *logits, int n)
+/* Candidate i's softmax term at the temperature, relative to the first's. */
+static double cand_term(const copse_sampler *s, int i)
 {
-    if (n <= 0)
-        return -1;
+    return exp(((double)s->c[i].logit - s->c[0].logit) * (1.0 / s->p.temp));
+}
+
+static double cand_sum(const copse_sampler *s, int m)
+{
+    double sum = 0;
+    for (int i = 0; i < m; i++)
+        sum += cand_term(s, i);
+    return sum;
+}
+
+/* What copse_sample draws from: a token chosen outright (tok >= 0:
+** greedy, or an infinite logit), or every token by its softmax term at
+** the temperature (m = 0; top is the largest logit), or the m allowed
+** candidates s->c[0..m), sorted, by theirs. */
+typedef struct allowed {
+    int32_t tok;
+    int     m;
+    float   top;
+} allowed;
+
+static allowed filter(copse_sampler *s, const float *logits, int n)
+{
     if (!(s->p.temp > 0 && 1.0f / s->p.temp < INFINITY) || s->p.top_k == 1)
-        return argmax(logits, n);   /* temperature 0, or too small to divide by */
+        return (allowed){ argmax(logits, n), 0, 0 };   /* temperature 0, or too small to divide by */
     if (s->cap < n) {
         cand *nc = realloc(s->c, (size_t)n * sizeof *nc);
         if (nc)
             s->c = nc;
         float *ne = nc ? realloc(s->e, (size_t)n * sizeof *ne) : NULL;
         if (!ne)
-            return argmax(logits, n); /* no scratch: degrade to greedy, never fail */
+            return (allowed){ argmax(logits, n), 0, 0 }; /* no scratch: degrade to greedy, never fail */
         s->e = ne;
         s->cap = n;
     }
@@ -389,7 +411,7 @@ int32_t copse_sample(copse_sampler *s, const float *logits, int n)
         m = s->p.top_k;
         top_k(c, logits, n, m);
         if (c[0].logit == INFINITY || c[0].logit == -INFINITY)   /* no softmax: the first of them */
-            return c[0].id;
+            return (allowed){ c[0].id, 0, 0 };
         if (s->p.min_p > 0)
             floor = c[0].logit + log((double)s->p.min_p);
         if (s->p.top_p < 1.0f) {
@@ -402,9 +424,9 @@ int32_t copse_sample(copse_sampler *s, const float *logits, int n)
     } else {
         float top = max_rank(logits, n);
         if (top == INFINITY || top == -INFINITY)   /* no softmax: the first of them */
-            return argmax(logits, n);
+            return (allowed){ argmax(logits, n), 0, 0 };
         if (s->p.top_p >= 1.0f && s->p.min_p <= 0)
-            return draw_any(s, logits, n, top);
+            return (allowed){ -1, 0, top };
         if (s->p.min_p > 0)
             floor = top + log((double)s->p.min_p);
         m = wide(s, logits, n, top, floor);
@@ -412,16 +434,65 @@ int32_t copse_sample(copse_sampler *s, const float *logits, int n)
     int keep = 1;
     while (keep < m && c[keep].logit >= floor)
         keep++;
-    m = keep;
+    return (allowed){ -1, keep, 0 };
+}
 
-    double inv_t = 1.0 / s->p.temp, sum = 0;
-    for (int i = 0; i < m; i++)
-        sum += exp(((double)c[i].logit - c[0].logit) * inv_t);
-    double r = next_unit(s->rng) * sum;
-    for (int i = 0; i < m; i++) {
-        r -= exp(((double)c[i].logit - c[0].logit) * inv_t);
+int32_t copse_sample(copse_sampler *s, const float *logits, int n)
+{
+    if (n <= 0)
+        return -1;
+    allowed a = filter(s, logits, n);
+    if (a.tok >= 0)
+        return a.tok;
+    if (!a.m)
+        return draw_any(s, logits, n, a.top);
+    double r = next_unit(s->rng) * cand_sum(s, a.m);
+    for (int i = 0; i < a.m; i++) {
+        r -= cand_term(s, i);
         if (r < 0)
-            return c[i].id;
+            return s->c[i].id;
     }
-    return c[m - 1].id;
+    return s->c[a.m - 1].id;
+}
+
+int copse_sample_probs(copse_sampler *s, const float *logits, int n, float *probs)
+{
+    if (!s || !logits || !probs || n <= 0)
+        return COPSE_E_ARG;
+    allowed a = filter(s, logits, n);
+    memset(probs, 0, (size_t)n * sizeof *probs);
+    if (a.tok >= 0) {
+        probs[a.tok] = 1;
+    } else if (!a.m) {
+        double sum = terms(s, logits, n, a.top, 1.0f / s->p.temp);
+        for (int i = 0; i < n; i++)
+            probs[i] = (float)(s->e[i] / sum);
+    } else {
+        double sum = cand_sum(s, a.m);
+        for (int i = 0; i < a.m; i++)
+            probs[s->c[i].id] = (float)(cand_term(s, i) / sum);
+    }
+    return COPSE_OK;
+}
+
+int32_t copse_sample_from(copse_sampler *s, const float *weights, int n)
+{
+    if (!s || !weights || n <= 0)
+        return -1;
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += weights[i] > 0 ? weights[i] : 0;   /* a NaN is no weight */
+    if (!(sum > 0 && sum < INFINITY))
+        return -1;
+    double r = next_unit(s->rng) * sum;
+    int last = 0;
+    for (int i = 0; i < n; i++) {
+        if (!(weights[i] > 0))
+            continue;
+        last = i;
+        r -= weights[i];
+        if (r < 0)
+            return i;
+    }
+    return last;   /* the sum rounded above the walk */
 }

@@ -1,5 +1,6 @@
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "testutil.h"
 #include "copse.h"
 
@@ -48,11 +49,16 @@ START_TEST(same_seed_same_choices)
 END_TEST
 
 /* Frequencies over many draws follow softmax(logits / T); each within five
-** standard deviations of its expectation. */
+** standard deviations of its expectation; and copse_sample_probs gives
+** the expectation. */
 static void check_distribution(copse_sampler *s, const float *l, int n, const double *expect)
 {
     enum { DRAWS = 200000 };
     int count[16] = { 0 };
+    float probs[16];
+    ck_assert_int_eq(copse_sample_probs(s, l, n, probs), COPSE_OK);
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(fabs(probs[i] - expect[i]) <= 1e-6, "token %d: %g, expected %g", i, probs[i], expect[i]);
     for (int t = 0; t < DRAWS; t++) {
         int32_t id = copse_sample(s, l, n);
         ck_assert(id >= 0 && id < n);
@@ -320,6 +326,103 @@ START_TEST(nan_logits)
 }
 END_TEST
 
+/* copse_sample_probs against copse_sample on a vocabulary of 1009 random
+** logits, every setting copse_sample knows: the probabilities sum to 1,
+** every draw has a positive one and the draws' frequencies follow them
+** (their total variation from them within 0.01 of the bound on its
+** expectation that 10,000 fair draws give, half the sum of each token's
+** standard deviation over the draws); greedy settings and an
+** infinite logit give copse_sample's token probability 1. Drawing them
+** with copse_sample_from follows them too. */
+START_TEST(probs_are_what_sample_draws)
+{
+    enum { N = 1009, DRAWS = 10000 };
+    float *l = malloc(N * sizeof *l), *p = malloc(N * sizeof *p);
+    int *count = malloc(N * sizeof *count), *from = malloc(N * sizeof *from);
+    uint64_t x = 7;
+    for (int i = 0; i < N; i++) {
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        l[i] = i % 97 == 5 ? NAN : -8.0f * (float)(x >> 40) / (float)(1 << 24);
+    }
+    for (int i = 0; i < 30; i++)
+        l[11 + 31 * i] = 1.0f + 0.1f * (float)i;
+    static const struct { float temp, top_p, min_p; int top_k; } ps[] = {
+        { 0.8f, 0.95f, 0.05f, 40 }, { 1.0f, 1, 0, 0 }, { 0.7f, 0.9f, 0, 0 }, { 1.2f, 1, 0.02f, 0 },
+        { 1.0f, 1, 0, 25 }, { 0.5f, 0.5f, 0, 100 }, { 0, 1, 0, 0 }, { 1.0f, 1, 0, 1 },
+    };
+    for (size_t k = 0; k <= sizeof ps / sizeof *ps; k++) {
+        int inf = k == sizeof ps / sizeof *ps;   /* last: the first setting with an infinite logit */
+        size_t q = inf ? 0 : k;
+        if (inf)
+            l[800] = INFINITY;
+        copse_sampler *s = make(ps[q].temp, ps[q].top_k, ps[q].top_p, ps[q].min_p, 11);
+        ck_assert_int_eq(copse_sample_probs(s, l, N, p), COPSE_OK);
+        double sum = 0;
+        for (int i = 0; i < N; i++) {
+            ck_assert(p[i] >= 0);
+            sum += p[i];
+        }
+        ck_assert_msg(fabs(sum - 1) < 1e-5, "setting %zu: sum %g", k, sum);
+        memset(count, 0, N * sizeof *count);
+        memset(from, 0, N * sizeof *from);
+        for (int t = 0; t < DRAWS; t++) {
+            int32_t id = copse_sample(s, l, N), f = copse_sample_from(s, p, N);
+            ck_assert_msg(id >= 0 && id < N && p[id] > 0, "setting %zu drew %d", k, id);
+            ck_assert(f >= 0 && f < N && p[f] > 0);
+            count[id]++;
+            from[f]++;
+        }
+        double tv = 0, tv_from = 0, bound = 0.01;
+        for (int i = 0; i < N; i++) {
+            tv += fabs(count[i] / (double)DRAWS - p[i]) / 2;
+            tv_from += fabs(from[i] / (double)DRAWS - p[i]) / 2;
+            bound += sqrt(p[i] * (1 - p[i]) / DRAWS) / 2;
+        }
+        ck_assert_msg(tv < bound && tv_from < bound, "setting %zu: total variation %g, drawn from them %g, bound %g",
+                      k, tv, tv_from, bound);
+        if (ps[q].temp == 0 || ps[q].top_k == 1 || inf) {
+            int32_t id = copse_sample(s, l, N);
+            ck_assert_msg(p[id] == 1.0f, "setting %zu: %d has %g", k, id, p[id]);
+        }
+        copse_sampler_free(s);
+    }
+    copse_sampler *s = make(1.0f, 0, 1, 0, 3);
+    ck_assert_int_eq(copse_sample_probs(s, l, 0, p), COPSE_E_ARG);
+    ck_assert_int_eq(copse_sample_probs(s, NULL, N, p), COPSE_E_ARG);
+    copse_sampler_free(s);
+    free(l);
+    free(p);
+    free(count);
+    free(from);
+}
+END_TEST
+
+/* copse_sample_from: frequencies follow the weights, which need not sum
+** to 1; negative and NaN weights are none; no positive weight gives -1. */
+START_TEST(sample_from_weights)
+{
+    float w[6] = { 0, 1, 3, -2, NAN, 4 };
+    double e[6] = { 0, 1 / 8.0, 3 / 8.0, 0, 0, 4 / 8.0 };
+    int count[6] = { 0 };
+    enum { DRAWS = 80000 };
+    copse_sampler *s = make(1.0f, 0, 1, 0, 5);
+    for (int t = 0; t < DRAWS; t++) {
+        int32_t id = copse_sample_from(s, w, 6);
+        ck_assert(id >= 0 && id < 6);
+        count[id]++;
+    }
+    for (int i = 0; i < 6; i++) {
+        double mean = e[i] * DRAWS, sd = sqrt(DRAWS * e[i] * (1 - e[i]));
+        ck_assert_msg(fabs(count[i] - mean) <= 5 * sd, "token %d: %d draws, expected %.0f", i, count[i], mean);
+    }
+    float none[3] = { 0, -1, NAN }, huge[2] = { INFINITY, 1 };
+    ck_assert_int_eq(copse_sample_from(s, none, 3), -1);
+    ck_assert_int_eq(copse_sample_from(s, huge, 2), -1);
+    ck_assert_int_eq(copse_sample_from(s, w, 0), -1);
+    copse_sampler_free(s);
+}
+END_TEST
+
 Suite *copse_suite_sampler(void)
 {
     Suite *s = suite_create("sampler");
@@ -332,6 +435,8 @@ Suite *copse_suite_sampler(void)
     tcase_add_test(tc, top_k_large_vocabulary);
     tcase_add_test(tc, no_top_k_large_vocabulary);
     tcase_add_test(tc, nan_logits);
+    tcase_add_test(tc, probs_are_what_sample_draws);
+    tcase_add_test(tc, sample_from_weights);
     suite_add_tcase(s, tc);
     return s;
 }
