@@ -114,8 +114,9 @@ $(BUILD)/suites.inc: FORCE
 $(BUILD)/obj/tests/main.o: $(BUILD)/suites.inc
 $(BUILD)/obj/tests/%.o: ALL_CFLAGS += -I$(BUILD) -DCOPSE_SHARED_DEFAULT='"$(SHARED)"' -DCOPSE_BUILD_DIR='"$(BUILD)"'
 
-# The question-set reader is the command's, tested in the suite itself.
-$(TESTBIN): $(call obj,$(TEST_SRC) cli/jsonl.c cli/common.c cli/json.c) $(LIB)
+# The question-set reader and the speculative loop are the command's,
+# tested in the suite itself.
+$(TESTBIN): $(call obj,$(TEST_SRC) cli/jsonl.c cli/common.c cli/json.c cli/speculate.c) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $^ $(CHECK_LIBS) $(LDLIBS_ALL) -o $@
 

@@ -112,17 +112,20 @@ typedef struct cli_draft {
     copse_model   *model;
     copse_ctx     *ctx;
     copse_seq     *seq;
-    copse_sampler *smp;        /* greedy */
+    copse_sampler *smp;        /* the target's settings, a seed of its own */
     int            k;          /* tokens proposed a round, 1 to CLI_DRAFT_MAX */
+    float         *q;          /* k rows of n_vocab: the proposals' distributions */
+    float         *p, *rest;   /* n_vocab each: the target's, and what it has beyond q */
     long long      drafted, accepted, passes;   /* passes: the target's forward passes */
 } cli_draft;
 
 /* Load the draft model at path with o's settings (its context n_ctx
-** long, as the target's) into d, whose k is set; refuse one whose
-** vocabulary is not target's. Prints the error and returns nonzero on
-** failure; cli_draft_close frees what was made either way. */
+** long, as the target's) into d, whose k is set, to sample with sp's
+** settings; refuse one whose vocabulary is not target's. Prints the error
+** and returns nonzero on failure; cli_draft_close frees what was made
+** either way. */
 int  cli_draft_open(const char *cmd, const cli_model_opts *o, const char *path, const copse_model *target,
-                    int n_ctx, cli_draft *d);
+                    int n_ctx, const copse_sampler_params *sp, cli_draft *d);
 void cli_draft_close(cli_draft *d);
 
 /*
@@ -131,8 +134,8 @@ void cli_draft_close(cli_draft *d);
 ** token but the last goes through a forward pass into seq; each one's
 ** text streams to so when it is set. With a draft d (whose sequence holds
 ** the prompt seq holds), the target checks d->k proposals a forward pass;
-** greedy, the tokens are those without one. Returns the count, or -1
-** after printing the error.
+** each token is distributed as without one, and greedy, it is the one
+** chosen without one. Returns the count, or -1 after printing the error.
 */
 int cli_generate(const char *cmd, copse_ctx *ctx, copse_seq *seq, copse_sampler *smp, const copse_model *m,
                  const float *logits, int n_predict, cli_draft *d, int32_t *gen, int *hit_eog,

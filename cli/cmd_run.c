@@ -42,8 +42,8 @@ static void help(void)
            "                     less than -n tokens (or half the context, if less), its oldest\n"
            "                     exchanges are dropped until it does; --system stays\n"
            "  --draft FILE       speculative decoding: FILE, a model of the same vocabulary,\n"
-           "                     proposes tokens the model checks several at a forward pass\n"
-           "                     (greedy only: --temp 0); the same text as without it\n"
+           "                     proposes tokens the model checks several at a forward pass;\n"
+           "                     each token distributed as without it (greedy: the same text)\n"
            "  --draft-n K        tokens the draft proposes at a time, 1 to 32 (default 4)\n"
            "  -h, --help         this help\n");
 }
@@ -118,8 +118,6 @@ static int parse(int argc, char **argv, run_opts *o)
         return cli_usage_error(CMD, "--draft-n goes with --draft");
     if (o->draft && (o->lines || o->interactive))
         return cli_usage_error(CMD, "--draft goes with one prompt, not --lines or --interactive");
-    if (o->draft && o->sp.temp > 0)
-        return cli_usage_error(CMD, "--draft needs --temp 0 for now");
     return 0;
 }
 
@@ -692,7 +690,7 @@ int cmd_run(int argc, char **argv)
     if (cli_open_model(CMD, &o.m, 0, &model, &ctx))
         return 1;
     cli_draft draft = { .k = o.draft_n ? (int)o.draft_n : 4 };
-    int no_draft = o.draft && cli_draft_open(CMD, &o.m, o.draft, model, copse_ctx_n_ctx(ctx), &draft);
+    int no_draft = o.draft && cli_draft_open(CMD, &o.m, o.draft, model, copse_ctx_n_ctx(ctx), &o.sp, &draft);
     double t_load = cli_now() - t0;
 
     size_t len;

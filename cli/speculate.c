@@ -2,16 +2,22 @@
 ** Generation after a prompt: plain, or speculative (copse run --draft).
 **
 ** Speculative decoding: a draft model of the same vocabulary proposes k
-** tokens greedily, one at a time; the target decodes its last chosen token
-** and the k proposals as one batch, so its weights are read once for the
-** k + 1 rows where a token at a time would read them k + 1 times (a
-** single sequence's step is bound by memory bandwidth). It keeps the
-** proposals up to the first it would not have chosen itself and adds its
-** own token after them; both sequences are rolled back to what was kept.
-** A batch row's logits are those of the same row decoded alone (int8
-** kernels: q8.h, attention.h), so greedy decoding chooses exactly the
-** tokens plain greedy decoding does. Plain generation is the same loop
-** with no proposals.
+** tokens, one at a time, each drawn from its distribution q (the sampler's
+** truncations and temperature applied, as copse_sample_probs gives them);
+** the target decodes its last chosen token and the k proposals as one
+** batch, so its weights are read once for the k + 1 rows where a token at
+** a time would read them k + 1 times (a single sequence's step is bound
+** by memory bandwidth). Row by row, with its own distribution p, it keeps
+** a proposal x with probability min(1, p(x) / q(x)); at the first it
+** refuses, it draws from max(0, p - q) instead, and after k kept ones it
+** draws from p: each token is then distributed as p, as without a draft
+** (Leviathan et al. 2023, Chen et al. 2023). Both sequences are rolled
+** back to what was kept. Greedy, p and q give one token probability 1:
+** a proposal is kept when the target would choose it, and a batch row's
+** logits are those of the same row decoded alone (int8 kernels: q8.h,
+** attention.h), so greedy decoding chooses exactly the tokens plain
+** greedy decoding does. Plain generation is the same loop with no
+** proposals.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -40,24 +46,32 @@ static int same_vocab(const char *cmd, const copse_model *t, const copse_model *
 }
 
 int cli_draft_open(const char *cmd, const cli_model_opts *o, const char *path, const copse_model *target,
-                   int n_ctx, cli_draft *d)
+                   int n_ctx, const copse_sampler_params *sp, cli_draft *d)
 {
     cli_model_opts dop = *o;
     dop.model = path;
     dop.n_ctx = n_ctx;   /* as long as the target's: it follows the target's sequence */
     if (cli_open_model(cmd, &dop, 0, &d->model, &d->ctx) || same_vocab(cmd, target, d->model, path))
         return 1;
-    copse_sampler_params sp = copse_sampler_default_params();
-    sp.temp = 0;
+    /* the draft's draws must not repeat the target's: a stream of its own */
+    copse_sampler_params dsp = *sp;
+    dsp.seed = ~sp->seed;
+    size_t n = (size_t)copse_n_vocab(target);
     d->seq = copse_seq_new(d->ctx);
-    d->smp = copse_sampler_new(&sp);
-    if (!d->seq || !d->smp)
+    d->smp = copse_sampler_new(&dsp);
+    d->q = malloc((size_t)d->k * n * sizeof *d->q);
+    d->p = malloc(n * sizeof *d->p);
+    d->rest = malloc(n * sizeof *d->rest);
+    if (!d->seq || !d->smp || !d->q || !d->p || !d->rest)
         return cli_error(cmd, "out of memory");
     return 0;
 }
 
 void cli_draft_close(cli_draft *d)
 {
+    free(d->q);
+    free(d->p);
+    free(d->rest);
     copse_sampler_free(d->smp);
     copse_seq_free(d->seq);
     copse_ctx_free(d->ctx);
@@ -74,12 +88,10 @@ typedef struct gen_out {
     cli_utf8_out *so;
 } gen_out;
 
-/* Sample the next token from logits and stream its text; whether
-** generation goes on after it (not after an end-of-generation token or
-** the last one asked for). */
-static int take(gen_out *g, const float *logits)
+/* Add token t and stream its text; whether generation goes on after it
+** (not after an end-of-generation token or the last one asked for). */
+static int take(gen_out *g, int32_t t)
 {
-    int32_t t = copse_sample(g->smp, logits, copse_n_vocab(g->m));
     g->tok[g->n++] = t;
     if (copse_token_is_eog(g->m, t))
         return !(*g->hit_eog = 1);
@@ -93,9 +105,9 @@ static int take(gen_out *g, const float *logits)
 /*
 ** Up to k proposals after the tokens so far (the draft's sequence holds
 ** the prompt, of base tokens, and some of g's tokens: it reads the rest),
-** into prop[1..]; stops early after an end-of-generation token, since
-** the target would stop there. Returns the count, or -1 after printing
-** the error.
+** into prop[1..], each drawn from its distribution, kept in d->q; stops
+** early after an end-of-generation token, since the target would stop
+** there. Returns the count, or -1 after printing the error.
 */
 static int propose(const char *cmd, cli_draft *d, const gen_out *g, int base, int32_t *prop, int k)
 {
@@ -104,8 +116,11 @@ static int propose(const char *cmd, cli_draft *d, const gen_out *g, int base, in
     if (copse_decode_tokens(d->ctx, d->seq, g->tok + have, g->n - have, 0, &err))
         return cli_error(cmd, "the draft model: %s", err.msg), -1;
     const float *logits = copse_get_logits(d->ctx, g->n - have - 1);
+    int n = copse_n_vocab(d->model);
     for (int i = 1;; i++) {
-        prop[i] = copse_sample(d->smp, logits, copse_n_vocab(d->model));
+        float *q = d->q + (size_t)(i - 1) * (size_t)n;
+        copse_sample_probs(d->smp, logits, n, q);
+        prop[i] = copse_sample_from(d->smp, q, n);
         if (i == k || copse_token_is_eog(d->model, prop[i]))
             return i;
         if (copse_decode_tokens(d->ctx, d->seq, &prop[i], 1, 0, &err))
@@ -114,13 +129,31 @@ static int propose(const char *cmd, cli_draft *d, const gen_out *g, int base, in
     }
 }
 
+/* The target's token where its logits are these and the draft proposed x
+** from q: x with probability min(1, p(x) / q(x)), else a draw from
+** max(0, p - q) (or from p, should rounding leave nothing there). */
+static int32_t verify(cli_draft *d, copse_sampler *smp, const float *logits, int n, int32_t x, const float *q)
+{
+    float *p = d->p;
+    copse_sample_probs(smp, logits, n, p);
+    float keep[2] = { p[x] < q[x] ? p[x] / q[x] : 1 };
+    keep[1] = 1 - keep[0];
+    if (copse_sample_from(smp, keep, 2) == 0)
+        return x;
+    for (int i = 0; i < n; i++)
+        d->rest[i] = p[i] > q[i] ? p[i] - q[i] : 0;
+    int32_t t = copse_sample_from(smp, d->rest, n);
+    return t >= 0 ? t : copse_sample_from(smp, p, n);
+}
+
 int cli_generate(const char *cmd, copse_ctx *ctx, copse_seq *seq, copse_sampler *smp, const copse_model *m,
                  const float *logits, int n_predict, cli_draft *d, int32_t *gen, int *hit_eog, cli_utf8_out *so)
 {
     gen_out g = { .m = m, .smp = smp, .tok = gen, .max = n_predict, .hit_eog = hit_eog, .so = so };
     int n_ctx = copse_ctx_n_ctx(ctx), base = copse_seq_len(seq);
     *hit_eog = 0;
-    if (n_predict <= 0 || base >= n_ctx || !take(&g, logits))
+    int n = copse_n_vocab(m);
+    if (n_predict <= 0 || base >= n_ctx || !take(&g, copse_sample(smp, logits, n)))
         return g.n;
     for (;;) {
         /* the sequence holds every token but the last (len < n_ctx); a
@@ -138,8 +171,11 @@ int cli_generate(const char *cmd, copse_ctx *ctx, copse_seq *seq, copse_sampler 
         /* row a: the target's token after the last one and a proposals */
         int a = 0, go = 1;
         while (go && len + 1 + a < n_ctx) {
-            go = take(&g, copse_get_logits(ctx, a));
-            if (a == k || gen[g.n - 1] != batch[a + 1])
+            const float *row = copse_get_logits(ctx, a);
+            int32_t t = a < k ? verify(d, smp, row, n, batch[a + 1], d->q + (size_t)a * (size_t)n)
+                              : copse_sample(smp, row, n);
+            go = take(&g, t);
+            if (a == k || t != batch[a + 1])
                 break;
             a++;
         }
