@@ -941,8 +941,8 @@ END_TEST
 
 /* run --draft's refusals: a draft of another vocabulary (its size, its
 ** special tokens), a file that is no model, --draft-n out of range or
-** alone, --draft with --lines or -i, and (for now) sampling; a KV pool
-** too small fails as plain runs fail. */
+** alone, --draft with --lines or -i; a KV pool too small fails as plain
+** runs fail. */
 START_TEST(run_draft_errors)
 {
     const char *copse = tu_copse_bin("run_draft_errors");
@@ -959,7 +959,6 @@ START_TEST(run_draft_errors)
         { "--draft-n 2", "--draft-n goes with --draft", 2 },
         { "--draft " MODEL " --lines -f /dev/null", "--draft goes with one prompt, not --lines or --interactive", 2 },
         { "--draft " MODEL " -i", "--draft goes with one prompt, not --lines or --interactive", 2 },
-        { "--draft " MODEL " --temp 0.8", "--draft needs --temp 0 for now", 2 },
         { "--draft " MODEL " --kv-mem 16K -n 40 --draft-n 8", "the KV pool is full", 1 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -968,6 +967,128 @@ START_TEST(run_draft_errors)
               strstr(cases[i].opts, "--lines") ? "" : "-p 'word word word word'", cases[i].opts);
         ck_assert_int_eq(tu_run(cmd, out, sizeof out), cases[i].rc);
         ck_assert_msg(strstr(out, cases[i].msg), "%s: %s", cases[i].opts, out);
+    }
+}
+END_TEST
+
+
+/* Every token's distribution under p (a sampler's), after the first tokens
+** of path (n of them, the prompt's sequence seq followed by them): the
+** distributions of the next depth tokens, each weighted by its path's
+** probability w, are added to want[0..depth); paths through an end of
+** text go no further. */
+static void next_tokens(copse_ctx *ctx, const copse_model *m, copse_sampler *p, copse_seq *seq, const float *logits,
+                        double w, int depth, double *want)
+{
+    int n = copse_n_vocab(m);
+    float *probs = malloc((size_t)n * sizeof *probs);
+    ck_assert_int_eq(copse_sample_probs(p, logits, n, probs), COPSE_OK);
+    for (int32_t t = 0; t < n; t++) {
+        if (!(probs[t] > 0))
+            continue;
+        want[t] += w * probs[t];
+        if (depth == 1 || copse_token_is_eog(m, t))
+            continue;
+        copse_seq *s = copse_seq_fork(seq);
+        copse_error e;
+        ck_assert_int_eq(copse_decode_tokens(ctx, s, &t, 1, 0, &e), COPSE_OK);
+        next_tokens(ctx, m, p, s, copse_get_logits(ctx, 0), w * probs[t], depth - 1, want + n);
+        copse_seq_free(s);
+    }
+    free(probs);
+}
+
+/* Speculative sampling keeps the target's distribution: over many seeds,
+** the second and third tokens of a generation (the first two a round's
+** proposals decide; the first token comes from the prompt's logits) are
+** drawn as the target alone draws them, computed exactly from
+** copse_sample_probs along every path, within the sampling noise (total
+** variation below half the sum of each token's standard deviation, plus
+** 0.02). The draft is the target sampling at a lower temperature: its
+** proposals, often kept but not always, follow another distribution, as a
+** smaller model's would, and one the test tells from the target's. */
+START_TEST(draft_sampling_keeps_distribution)
+{
+    enum { TRIALS = 3000 };
+    copse_ctx *ctx;
+    copse_model *m = load(&ctx);
+    int n = copse_n_vocab(m);
+    int32_t prompt[16], gen[3];
+    int np = copse_tokenize(m, "hello", 5, COPSE_TOK_ADD_SPECIAL, prompt, 16);
+    copse_seq *seq = copse_seq_new(ctx);
+    copse_error e;
+    ck_assert_int_eq(copse_decode_tokens(ctx, seq, prompt, np, 0, &e), COPSE_OK);
+    float *first = malloc((size_t)n * sizeof *first);
+    memcpy(first, copse_get_logits(ctx, np - 1), (size_t)n * sizeof *first);
+    copse_sampler_params sp = { .temp = 1.5f, .top_k = 8, .top_p = 1, .min_p = 0 };
+    copse_sampler *p = copse_sampler_new(&sp);
+    double *want = calloc(3 * (size_t)n, sizeof *want), *got = calloc(3 * (size_t)n, sizeof *got);
+    next_tokens(ctx, m, p, seq, first, 1, 3, want);
+    copse_sampler_free(p);
+
+    cli_model_opts o = { .threads = 1 };
+    cli_draft d = { .k = 3 };
+    ck_assert_int_eq(cli_draft_open("test", &o, MODEL, m, copse_ctx_n_ctx(ctx), &sp, &d), 0);
+    ck_assert_int_eq(copse_decode_tokens(d.ctx, d.seq, prompt, np, 0, &e), COPSE_OK);
+    for (int i = 0; i < TRIALS; i++) {
+        copse_sampler_params tsp = sp, dsp = sp;   /* seeds as copse run --seed i gives them */
+        tsp.seed = (uint64_t)i;
+        dsp.seed = ~tsp.seed;
+        dsp.temp = 0.6f;
+        copse_sampler *smp = copse_sampler_new(&tsp);
+        copse_sampler_free(d.smp);
+        d.smp = copse_sampler_new(&dsp);
+        int eog, k = cli_generate("test", ctx, seq, smp, m, first, 3, &d, gen, &eog, NULL);
+        for (int j = 0; j < k; j++)
+            got[(size_t)j * (size_t)n + (size_t)gen[j]]++;
+        copse_sampler_free(smp);
+        ck_assert_int_eq(copse_seq_truncate(seq, np), COPSE_OK);
+        ck_assert_int_eq(copse_seq_truncate(d.seq, np), COPSE_OK);
+    }
+    ck_assert_msg(d.accepted > 0 && d.accepted < d.drafted, "%lld of %lld kept", d.accepted, d.drafted);
+    for (int j = 1; j < 3; j++) {
+        double tw = 0, tg = 0, tv = 0, bound = 0.02;
+        for (int t = 0; t < n; t++) {
+            tw += want[j * n + t];
+            tg += got[j * n + t];
+        }
+        for (int t = 0; t < n; t++) {
+            double w = want[j * n + t] / tw;
+            tv += fabs(got[j * n + t] / tg - w) / 2;
+            bound += sqrt(w * (1 - w) / tg) / 2;
+        }
+        ck_assert_msg(tv < bound, "token %d: total variation %g from the target's, bound %g", j + 1, tv, bound);
+    }
+    cli_draft_close(&d);
+    free(first);
+    free(want);
+    free(got);
+    copse_ctx_free(ctx);
+    copse_model_free(m);
+}
+END_TEST
+
+/* run --draft, sampling (the default settings): the target drafting for
+** itself keeps every proposal; another model of the vocabulary has some
+** refused; a seed gives the same run again. */
+START_TEST(run_draft_sampled)
+{
+    const char *copse = tu_copse_bin("run_draft_sampled");
+    if (!copse)
+        return;
+    static const char *const drafts[2] = { MODEL, "tests/data/models/tiny-llama-gqa-untied.gguf" };
+    for (int i = 0; i < 2; i++) {
+        char cmd[2048], out[8192], again[8192];
+        PRINT(cmd, "'%s' run -m " MODEL " -t 1 -p 'the quick brown fox' -n 30 --seed 3 --json --draft %s --draft-n 3",
+              copse, drafts[i]);
+        ck_assert_int_eq(tu_run(cmd, out, sizeof out), 0);
+        ck_assert_int_eq(tu_run(cmd, again, sizeof again), 0);
+        long long drafted = atoll(json_field(out, "draft_tokens")), kept = atoll(json_field(out, "draft_accepted"));
+        ck_assert_msg(drafted > 0 && (i ? kept < drafted : kept == drafted), "%s: %lld of %lld kept", drafts[i], kept,
+                      drafted);
+        cut_at(out, ",\"load_s\"");
+        cut_at(again, ",\"load_s\"");
+        ck_assert_str_eq(out, again);
     }
 }
 END_TEST
@@ -991,6 +1112,8 @@ Suite *copse_suite_cli(void)
     tcase_add_test(tc, run_lines);
     tcase_add_test(tc, run_draft);
     tcase_add_test(tc, run_draft_errors);
+    tcase_add_test(tc, run_draft_sampled);
+    tcase_add_test(tc, draft_sampling_keeps_distribution);
     suite_add_tcase(s, tc);
     return s;
 }
