@@ -81,7 +81,6 @@ void cli_draft_close(cli_draft *d)
 /* What a generation writes to and stops on. */
 typedef struct gen_out {
     const copse_model *m;
-    copse_sampler *smp;
     int32_t *tok;
     int      n, max;
     int     *hit_eog;
@@ -149,7 +148,7 @@ static int32_t verify(cli_draft *d, copse_sampler *smp, const float *logits, int
 int cli_generate(const char *cmd, copse_ctx *ctx, copse_seq *seq, copse_sampler *smp, const copse_model *m,
                  const float *logits, int n_predict, cli_draft *d, int32_t *gen, int *hit_eog, cli_utf8_out *so)
 {
-    gen_out g = { .m = m, .smp = smp, .tok = gen, .max = n_predict, .hit_eog = hit_eog, .so = so };
+    gen_out g = { .m = m, .tok = gen, .max = n_predict, .hit_eog = hit_eog, .so = so };
     int n_ctx = copse_ctx_n_ctx(ctx), base = copse_seq_len(seq);
     *hit_eog = 0;
     int n = copse_n_vocab(m);
