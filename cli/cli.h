@@ -77,7 +77,7 @@ int cli_new_ctx(const char *cmd, const cli_model_opts *o, int kv_tokens, copse_m
 /* The help lines for the shared model options. */
 #define CLI_MODEL_OPTS_HELP \
     "  -m, --model FILE   GGUF model file (required)\n" \
-    "  -t, --threads N    threads (default: all cores)\n" \
+    "  -t, --threads N    threads (default: all cores; one for weights under 16 MiB)\n" \
     "  --ctx N            context length (default: the model's)\n" \
     "  --weights W        auto (default: int8, and Q4_0/Q4_1/Q4_K/IQ4_NL/IQ4_XS\n" \
     "                     matrices keep their 4 bits, Q5_0/Q5_1/Q5_K ones their 5,\n" \

@@ -248,7 +248,8 @@ typedef struct copse_seq copse_seq;
 typedef struct copse_ctx_params {
     int n_ctx;           /* positions one sequence may hold; 0 = the model's
                          ** trained length (a larger value is allowed) */
-    int n_threads;       /* 0 = all cores */
+    int n_threads;       /* 0 = all cores, or one for a model whose weights take
+                         ** under 16 MiB (see copse_ctx_n_threads) */
     /* KV memory, one pool of blocks of 16 positions shared by every
     ** sequence of the context: kv_bytes if nonzero, else room for
     ** kv_tokens positions, else for n_ctx positions (at least 4096).
@@ -268,6 +269,13 @@ void copse_ctx_free(copse_ctx *ctx);
 
 /* The context length actually in force. */
 int  copse_ctx_n_ctx(const copse_ctx *ctx);
+
+/* The threads its forward passes run on: n_threads, or by default every
+** core, but one for a model whose weights take under 16 MiB in memory.
+** Such a model's passes are tens of microseconds, which handing work
+** between threads costs more than it saves: the bundled 2.6M-parameter
+** policy generates about twice as fast on one thread as on two. */
+int  copse_ctx_n_threads(const copse_ctx *ctx);
 
 /* A new empty sequence, or NULL when out of memory. */
 copse_seq *copse_seq_new(copse_ctx *ctx);

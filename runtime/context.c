@@ -21,10 +21,12 @@
 /* The least a default pool holds: a few branches of a short context fit
 ** (unused blocks cost address space only). */
 #define KV_DEFAULT_TOKENS 4096
+/* Weights under this run on one thread by default (copse_ctx_n_threads). */
+#define SMALL_MODEL_BYTES ((uint64_t)16 << 20)
 
 struct copse_ctx {
     copse_model *model;
-    int          n_ctx;
+    int          n_ctx, n_threads;
     fwd_state   *fwd;
     kv_pool      pool;
     attn_plan    plan;
@@ -159,7 +161,7 @@ int copse_ctx_new(copse_model *model, const copse_ctx_params *params,
         return copse_fail(err, COPSE_E_ARG, "copse_ctx_new: n_ctx %d, n_threads %d and kv_tokens %d must not "
                           "be negative", p.n_ctx, p.n_threads, p.kv_tokens);
     int n_ctx = p.n_ctx ? p.n_ctx : model->info.n_ctx_train;
-    int n_threads = p.n_threads ? p.n_threads : omp_get_num_procs();
+    int n_threads = p.n_threads ? p.n_threads : ctx_default_threads(model->info.weight_bytes, omp_get_num_procs());
     int n_blocks = 0, rc = pool_blocks(&model->info, &p, n_ctx, &n_blocks, err);
     if (rc)
         return rc;
@@ -168,6 +170,7 @@ int copse_ctx_new(copse_model *model, const copse_ctx_params *params,
         return copse_fail(err, COPSE_E_NOMEM, "copse_ctx_new: out of memory");
     c->model = model;
     c->n_ctx = n_ctx;
+    c->n_threads = n_threads;
     int window = model->swa_window;
     if (!(c->fwd = fwd_new(model, n_threads, n_ctx)) || kv_pool_init(&c->pool, &model->info, n_blocks, !p.kv_f32)
         || attn_init(&c->plan, &model->info, &c->pool, n_threads, 0)
@@ -206,6 +209,16 @@ void copse_ctx_free(copse_ctx *c)
 int copse_ctx_n_ctx(const copse_ctx *c)
 {
     return c ? c->n_ctx : 0;
+}
+
+int ctx_default_threads(uint64_t weight_bytes, int n_procs)
+{
+    return weight_bytes < SMALL_MODEL_BYTES || n_procs < 1 ? 1 : n_procs;
+}
+
+int copse_ctx_n_threads(const copse_ctx *c)
+{
+    return c ? c->n_threads : 0;
 }
 
 /* ------------------------------------------------------------------ decode */

@@ -10,6 +10,10 @@
 
 /* The blocks of the pool copse_ctx_new would make for model and params
 ** (an account's limit). COPSE_E_ARG as copse_ctx_new fails. */
+/* The threads a context of a model with weight_bytes runs on by default,
+** on a machine of n_procs cores. */
+int ctx_default_threads(uint64_t weight_bytes, int n_procs);
+
 int ctx_pool_blocks(const copse_model *model, const copse_ctx_params *params, int *n_blocks, copse_error *err);
 
 /* copse_seq_new, with the sequence (and its forks) under account a. */

@@ -715,6 +715,22 @@ START_TEST(pool_sizes_and_errors)
     copse_model_get_info(m, &in);
     ck_assert_uint_eq(in.kv_bytes_per_token, 2 * (uint64_t)in.n_layer * in.n_head_kv * in.head_dim * 2);
     ck_assert_uint_eq(st.bytes_total, 10 * KV_BLOCK * in.kv_bytes_per_token);
+    /* threads: one by default for weights under 16 MiB (tiny-llama's), else every core */
+    ck_assert_int_eq(ctx_default_threads(((uint64_t)16 << 20) - 1, 8), 1);
+    ck_assert_int_eq(ctx_default_threads((uint64_t)16 << 20, 8), 8);
+    ck_assert_int_eq(ctx_default_threads((uint64_t)1 << 33, 2), 2);
+    ck_assert_int_eq(ctx_default_threads((uint64_t)1 << 33, 0), 1);
+    ck_assert_uint_lt(in.weight_bytes, (uint64_t)16 << 20);
+    p.kv_bytes = 0;
+    ck_assert_int_eq(copse_ctx_new(m, &p, &c, &e), COPSE_OK);
+    ck_assert_int_eq(copse_ctx_n_threads(c), 1);
+    copse_ctx_free(c);
+    p.n_threads = 3;
+    ck_assert_int_eq(copse_ctx_new(m, &p, &c, &e), COPSE_OK);
+    ck_assert_int_eq(copse_ctx_n_threads(c), 3);
+    copse_ctx_free(c);
+    ck_assert_int_eq(copse_ctx_n_threads(NULL), 0);
+    p.n_threads = 0;
 
     p.kv_bytes = 0;
     p.kv_f32 = 1;
